@@ -1,0 +1,1 @@
+console.log('client', process.argv.slice(2));

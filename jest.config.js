@@ -1,0 +1,13 @@
+/** Unit tests: every *.spec.ts under apps/ and libs/, with services wired by Nest's testing module. */
+module.exports = {
+  rootDir: '.',
+  roots: ['<rootDir>/apps', '<rootDir>/libs'],
+  testRegex: '.*\\.spec\\.ts$',
+  moduleFileExtensions: ['js', 'json', 'ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.spec.json' }] },
+  testEnvironment: 'node',
+  moduleNameMapper: {
+    '^@app/protocol(|/.*)$': '<rootDir>/libs/protocol/src$1',
+    '^@app/chunking(|/.*)$': '<rootDir>/libs/chunking/src$1',
+  },
+};

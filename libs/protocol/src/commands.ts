@@ -1,0 +1,90 @@
+import { ErrorCode, ProtocolError } from './errors';
+import { joinArgs, tokenize } from './tokenize';
+
+/** Command names exactly as they appear on the wire. */
+export const Cmd = {
+  CreateUser: 'create_user',
+  Login: 'login',
+  Logout: 'logout',
+  CreateGroup: 'create_group',
+  JoinGroup: 'join_group',
+  LeaveGroup: 'leave_group',
+  ListGroups: 'list_groups',
+  ListRequests: 'list_requests',
+  AcceptRequest: 'accept_request',
+} as const;
+export type CommandName = (typeof Cmd)[keyof typeof Cmd];
+
+/** Prefix of a line that one tracker sends another to replicate a change. */
+export const SYNC_MARKER = '123456789';
+
+interface CommandSpec {
+  readonly args: readonly string[];
+  readonly summary: string;
+}
+
+/** Argument names (snake_case, as in usage lines) and a one-line summary per command. */
+export const COMMAND_SPECS = {
+  create_user: { args: ['user_id', 'password'], summary: 'register a new user' },
+  login: { args: ['user_id', 'password'], summary: 'log in on this connection' },
+  logout: { args: [], summary: 'log out' },
+  create_group: { args: ['group_id'], summary: 'create a group you own' },
+  join_group: { args: ['group_id'], summary: 'ask the owner to let you in' },
+  leave_group: { args: ['group_id'], summary: 'leave a group (or withdraw your request)' },
+  list_groups: { args: [], summary: 'list every group' },
+  list_requests: { args: ['group_id'], summary: 'list pending join requests (owner only)' },
+  accept_request: { args: ['group_id', 'user_id'], summary: 'let a user into your group (owner only)' },
+} as const satisfies Record<CommandName, CommandSpec>;
+
+type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+type ArgsObject<A extends readonly string[]> = { [K in A[number] as Camel<K>]: string };
+
+export type CommandOf<N extends CommandName> = { kind: N } & ArgsObject<(typeof COMMAND_SPECS)[N]['args']>;
+export type Command = { [N in CommandName]: CommandOf<N> }[CommandName];
+
+export type CreateUserCmd = CommandOf<'create_user'>;
+export type LoginCmd = CommandOf<'login'>;
+export type LogoutCmd = CommandOf<'logout'>;
+export type CreateGroupCmd = CommandOf<'create_group'>;
+export type JoinGroupCmd = CommandOf<'join_group'>;
+export type LeaveGroupCmd = CommandOf<'leave_group'>;
+export type ListGroupsCmd = CommandOf<'list_groups'>;
+export type ListRequestsCmd = CommandOf<'list_requests'>;
+export type AcceptRequestCmd = CommandOf<'accept_request'>;
+
+const camel = (s: string): string => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+export function isCommandName(name: string): name is CommandName {
+  return Object.prototype.hasOwnProperty.call(COMMAND_SPECS, name);
+}
+
+export function usage(name: CommandName): string {
+  return [name, ...COMMAND_SPECS[name].args.map((a) => `<${a}>`)].join(' ');
+}
+
+/** Builds a typed command from a name and its already tokenised arguments. */
+export function commandFromTokens(name: string, args: readonly string[]): Command {
+  if (!isCommandName(name)) {
+    throw new ProtocolError(ErrorCode.UnknownCommand, `unknown command '${name}'`);
+  }
+  const spec: readonly string[] = COMMAND_SPECS[name].args;
+  if (args.length !== spec.length) {
+    throw new ProtocolError(ErrorCode.BadArguments, `usage: ${usage(name)}`);
+  }
+  const cmd: Record<string, string> = { kind: name };
+  spec.forEach((arg, i) => (cmd[camel(arg)] = args[i]));
+  return cmd as unknown as Command;
+}
+
+/** `parseCommand('join_group g1')` gives `{ kind: 'join_group', groupId: 'g1' }`. */
+export function parseCommand(line: string): Command {
+  const [name, ...args] = tokenize(line);
+  if (name === undefined) throw new ProtocolError(ErrorCode.BadSyntax, 'empty command');
+  return commandFromTokens(name, args);
+}
+
+/** Inverse of `parseCommand`. */
+export function formatCommand(cmd: Command): string {
+  const values = cmd as unknown as Record<string, string>;
+  return joinArgs([cmd.kind, ...COMMAND_SPECS[cmd.kind].args.map((a) => values[camel(a)])]);
+}

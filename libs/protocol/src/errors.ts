@@ -1,0 +1,38 @@
+/**
+ * Stable error codes that travel on the wire as `ERR <CODE> <message>`.
+ * Codes never change meaning; messages are for people.
+ */
+export const ErrorCode = {
+  UnknownCommand: 'UNKNOWN_COMMAND',
+  BadArguments: 'BAD_ARGUMENTS',
+  BadSyntax: 'BAD_SYNTAX',
+  LineTooLong: 'LINE_TOO_LONG',
+  Internal: 'INTERNAL',
+  NotLoggedIn: 'NOT_LOGGED_IN',
+  AlreadyLoggedIn: 'ALREADY_LOGGED_IN',
+  UserExists: 'USER_EXISTS',
+  UnknownUser: 'UNKNOWN_USER',
+  WrongPassword: 'WRONG_PASSWORD',
+  InvalidId: 'INVALID_ID',
+  InvalidPassword: 'INVALID_PASSWORD',
+  GroupExists: 'GROUP_EXISTS',
+  UnknownGroup: 'UNKNOWN_GROUP',
+  NotMember: 'NOT_MEMBER',
+  AlreadyMember: 'ALREADY_MEMBER',
+  RequestPending: 'REQUEST_PENDING',
+  NoSuchRequest: 'NO_SUCH_REQUEST',
+  NotOwner: 'NOT_OWNER',
+  Forbidden: 'FORBIDDEN',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Anything that could not be turned into a well-formed protocol value. */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,5 @@
+export * from './errors';
+export * from './tokenize';
+export * from './commands';
+export * from './reply';
+export * from './framing';
