@@ -1,2 +1,40 @@
-import { add } from '@app/protocol';
-console.log('tracker', add(1, 2), process.argv.slice(2));
+import { formatHostPort, TrackerInfoError } from '@app/protocol';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { MicroserviceOptions } from '@nestjs/microservices';
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseTrackerArgs, TrackerConfig } from './config/tracker.config';
+import { TrackerModule } from './tracker.module';
+import { TextLineServer } from './transport/text-line.server';
+
+function readConfig(): TrackerConfig {
+  try {
+    return parseTrackerArgs(process.argv.slice(2), (path) => readFileSync(path, 'utf8'));
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof TrackerInfoError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function bootstrap(): Promise<void> {
+  const config = readConfig();
+  const logger = new Logger('Tracker');
+  const app = await NestFactory.createMicroservice<MicroserviceOptions>(TrackerModule.forRoot(config), {
+    strategy: new TextLineServer({ host: config.self.host, port: config.self.port }),
+    logger: process.env.TRACKER_LOG === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],
+  });
+  app.enableShutdownHooks();
+  try {
+    await app.listen();
+  } catch (err) {
+    process.stderr.write(`error: tracker ${config.trackerNumber} cannot listen on ${formatHostPort(config.self)}: ${(err as Error).message}\n`);
+    await app.close().catch(() => undefined);
+    process.exit(1);
+  }
+  logger.log(`tracker ${config.trackerNumber} listening on ${formatHostPort(config.self)}, data in ${config.dataDir}`);
+}
+
+void bootstrap();

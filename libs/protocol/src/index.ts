@@ -3,3 +3,5 @@ export * from './tokenize';
 export * from './commands';
 export * from './reply';
 export * from './framing';
+export * from './address';
+export * from './tracker-info';

@@ -1,0 +1,35 @@
+import { Cmd, CreateUserCmd, LoginCmd, okReply, OkReply } from '@app/protocol';
+import { Controller } from '@nestjs/common';
+import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { PeerContext } from '../transport/peer.context';
+import { TransportEvent } from '../transport/transport.events';
+import { AuthService } from './auth.service';
+
+@Controller()
+export class AuthController {
+  constructor(private readonly auth: AuthService) {}
+
+  @MessagePattern(Cmd.CreateUser)
+  async createUser(@Payload() cmd: CreateUserCmd): Promise<OkReply> {
+    await this.auth.createUser(cmd.userId, cmd.password);
+    return okReply(`user ${cmd.userId} created`);
+  }
+
+  @MessagePattern(Cmd.Login)
+  async login(@Payload() cmd: LoginCmd, @Ctx() ctx: PeerContext): Promise<OkReply> {
+    await this.auth.login(ctx, cmd.userId, cmd.password);
+    return okReply(`logged in as ${cmd.userId}`);
+  }
+
+  @MessagePattern(Cmd.Logout)
+  logout(@Ctx() ctx: PeerContext): OkReply {
+    const userId = ctx.requireUser();
+    this.auth.logout(ctx);
+    return okReply(`${userId} logged out`);
+  }
+
+  @EventPattern(TransportEvent.PeerClosed)
+  closed(@Ctx() ctx: PeerContext): void {
+    this.auth.endSession(ctx);
+  }
+}

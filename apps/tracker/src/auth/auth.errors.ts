@@ -1,0 +1,28 @@
+import { ErrorCode } from '@app/protocol';
+import { DomainError } from '../common/domain.error';
+
+export class UserExistsError extends DomainError {
+  constructor(userId: string) {
+    super(ErrorCode.UserExists, `user ${userId} already exists`);
+  }
+}
+export class UnknownUserError extends DomainError {
+  constructor(userId: string) {
+    super(ErrorCode.UnknownUser, `no user named ${userId}`);
+  }
+}
+export class WrongPasswordError extends DomainError {
+  constructor(userId: string) {
+    super(ErrorCode.WrongPassword, `wrong password for ${userId}`);
+  }
+}
+export class InvalidPasswordError extends DomainError {
+  constructor() {
+    super(ErrorCode.InvalidPassword, 'a password must be 1-128 characters');
+  }
+}
+export class AlreadyLoggedInError extends DomainError {
+  constructor(message: string) {
+    super(ErrorCode.AlreadyLoggedIn, message);
+  }
+}

@@ -1,0 +1,70 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Session } from '../common/session';
+import { assertValidId } from '../common/ids';
+import { AlreadyLoggedInError, InvalidPasswordError, UnknownUserError, UserExistsError, WrongPasswordError } from './auth.errors';
+import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
+import { PasswordHasher } from './password.hasher';
+import { UserStore } from './user.store';
+
+const MAX_PASSWORD = 128;
+
+/** Accounts and who is logged in where. A user has at most one live session. */
+@Injectable()
+export class AuthService {
+  /** userId -> connection id of its live session. */
+  private readonly sessions = new Map<string, number>();
+
+  constructor(
+    @Inject(USER_STORE) private readonly users: UserStore,
+    @Inject(PASSWORD_HASHER) private readonly hasher: PasswordHasher,
+  ) {}
+
+  async createUser(userId: string, password: string): Promise<void> {
+    assertValidId('user', userId);
+    if (password.length < 1 || password.length > MAX_PASSWORD) throw new InvalidPasswordError();
+    if (this.users.get(userId)) throw new UserExistsError(userId);
+    const passwordHash = await this.hasher.hash(password);
+    if (!this.users.add({ userId, passwordHash, createdAt: Date.now() })) throw new UserExistsError(userId);
+  }
+
+  async login(session: Session, userId: string, password: string): Promise<void> {
+    this.assertCanLogin(session, userId);
+    const user = this.users.get(userId);
+    if (!user) throw new UnknownUserError(userId);
+    if (!(await this.hasher.verify(password, user.passwordHash))) throw new WrongPasswordError(userId);
+    this.assertCanLogin(session, userId); // another login may have won while the hash was computed
+    this.sessions.set(userId, session.connectionId);
+    session.setUser(userId);
+  }
+
+  logout(session: Session): string | undefined {
+    const userId = session.user;
+    this.endSession(session);
+    return userId;
+  }
+
+  /** The connection is gone (or logged out): its user may log in elsewhere. */
+  endSession(session: Session): void {
+    const userId = session.user;
+    if (userId === undefined) return;
+    if (this.sessions.get(userId) === session.connectionId) this.sessions.delete(userId);
+    session.clearUser();
+  }
+
+  isOnline(userId: string): boolean {
+    return this.sessions.has(userId);
+  }
+
+  exists(userId: string): boolean {
+    return this.users.get(userId) !== undefined;
+  }
+
+  private assertCanLogin(session: Session, userId: string): void {
+    if (session.user !== undefined) {
+      throw new AlreadyLoggedInError(`already logged in as ${session.user} on this connection; log out first`);
+    }
+    if (this.sessions.has(userId)) {
+      throw new AlreadyLoggedInError(`${userId} is already logged in on another connection; log out there first`);
+    }
+  }
+}

@@ -1,0 +1,59 @@
+import { HostPort, parseTrackerInfo } from '@app/protocol';
+import { resolve } from 'node:path';
+
+export const TRACKER_CONFIG = Symbol('TRACKER_CONFIG');
+
+export interface TrackerConfig {
+  /** 1-based position of this tracker in the tracker_info file. */
+  readonly trackerNumber: number;
+  readonly trackers: readonly HostPort[];
+  readonly self: HostPort;
+  readonly dataDir: string;
+}
+
+export const TRACKER_USAGE = 'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR]';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Turns argv (without node and script) into a config; throws ConfigError with a one-line reason. */
+export function parseTrackerArgs(argv: readonly string[], readFile: (path: string) => string): TrackerConfig {
+  const positional: string[] = [];
+  let dataDir: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--data-dir') {
+      dataDir = argv[++i];
+      if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
+    } else if (arg.startsWith('--data-dir=')) {
+      dataDir = arg.slice('--data-dir='.length);
+    } else if (arg.startsWith('-') && arg !== '-') {
+      throw new ConfigError(`unknown option ${arg}; ${TRACKER_USAGE}`);
+    } else {
+      positional.push(arg);
+    }
+  }
+  if (positional.length !== 2) throw new ConfigError(TRACKER_USAGE);
+  const [infoFile, numberText] = positional;
+  let text: string;
+  try {
+    text = readFile(infoFile);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new ConfigError(`${infoFile}: cannot read tracker info file (${reason})`);
+  }
+  const trackers = parseTrackerInfo(text, infoFile);
+  const trackerNumber = /^\d{1,4}$/.test(numberText) ? Number(numberText) : NaN;
+  if (!(trackerNumber >= 1 && trackerNumber <= trackers.length)) {
+    throw new ConfigError(
+      `${infoFile}: tracker number '${numberText}' is out of range (the file lists ${trackers.length} tracker${trackers.length === 1 ? '' : 's'}: use 1-${trackers.length})`,
+    );
+  }
+  return {
+    trackerNumber,
+    trackers,
+    self: trackers[trackerNumber - 1],
+    dataDir: resolve(dataDir ?? `data/tracker-${trackerNumber}`),
+  };
+}

@@ -1,0 +1,120 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { assertValidId } from '../common/ids';
+import {
+  AlreadyMemberError,
+  GroupExistsError,
+  NoSuchRequestError,
+  NotGroupOwnerError,
+  NotMemberError,
+  RequestPendingError,
+  UnknownGroupError,
+} from './groups.errors';
+import { GroupRecord, GroupStore } from './group.store';
+import { GROUP_STORE } from './groups.tokens';
+
+export type Standing = 'owner' | 'member' | 'requested' | 'none';
+
+export interface GroupView {
+  readonly groupId: string;
+  readonly owner: string;
+  readonly memberCount: number;
+  readonly you: Standing;
+}
+
+export type LeaveOutcome =
+  | { readonly kind: 'left' }
+  | { readonly kind: 'left-owner'; readonly newOwner: string }
+  | { readonly kind: 'deleted' }
+  | { readonly kind: 'withdrew' };
+
+/** Group membership and join requests. The owner is always a member. */
+@Injectable()
+export class GroupsService {
+  constructor(@Inject(GROUP_STORE) private readonly groups: GroupStore) {}
+
+  create(userId: string, groupId: string): void {
+    assertValidId('group', groupId);
+    if (!this.groups.create({ groupId, owner: userId, createdAt: Date.now() })) throw new GroupExistsError(groupId);
+  }
+
+  join(userId: string, groupId: string): void {
+    this.require(groupId);
+    this.groups.transaction(() => {
+      if (this.groups.isMember(groupId, userId)) throw new AlreadyMemberError(groupId);
+      if (this.groups.hasRequest(groupId, userId)) throw new RequestPendingError(groupId);
+      this.groups.addRequest(groupId, userId);
+    });
+  }
+
+  /** Leaves a group, or withdraws a pending request to join it. An owner who leaves hands the group on. */
+  leave(userId: string, groupId: string): LeaveOutcome {
+    const group = this.require(groupId);
+    return this.groups.transaction((): LeaveOutcome => {
+      if (!this.groups.isMember(groupId, userId)) {
+        if (!this.groups.hasRequest(groupId, userId)) throw new NotMemberError(groupId);
+        this.groups.removeRequest(groupId, userId);
+        return { kind: 'withdrew' };
+      }
+      this.groups.removeMember(groupId, userId);
+      if (group.owner !== userId) return { kind: 'left' };
+      const [successor] = this.groups.members(groupId);
+      if (successor === undefined) {
+        this.groups.delete(groupId);
+        return { kind: 'deleted' };
+      }
+      this.groups.setOwner(groupId, successor);
+      return { kind: 'left-owner', newOwner: successor };
+    });
+  }
+
+  listRequests(userId: string, groupId: string): string[] {
+    this.requireOwner(userId, groupId);
+    return this.groups.requests(groupId);
+  }
+
+  accept(userId: string, groupId: string, candidate: string): void {
+    assertValidId('user', candidate);
+    this.requireOwner(userId, groupId);
+    this.groups.transaction(() => {
+      if (this.groups.isMember(groupId, candidate)) throw new AlreadyMemberError(groupId, candidate);
+      if (!this.groups.hasRequest(groupId, candidate)) throw new NoSuchRequestError(groupId, candidate);
+      this.groups.removeRequest(groupId, candidate);
+      this.groups.addMember(groupId, candidate);
+    });
+  }
+
+  list(userId: string): GroupView[] {
+    const memberOf = new Set(this.groups.groupsOf(userId));
+    const requested = new Set(this.groups.requestsOf(userId));
+    return this.groups.list().map((g) => ({
+      groupId: g.groupId,
+      owner: g.owner,
+      memberCount: g.memberCount,
+      you: g.owner === userId ? 'owner' : memberOf.has(g.groupId) ? 'member' : requested.has(g.groupId) ? 'requested' : 'none',
+    }));
+  }
+
+  /** Throws unless the group exists and the user is in it. */
+  assertMember(userId: string, groupId: string): void {
+    this.require(groupId);
+    if (!this.groups.isMember(groupId, userId)) throw new NotMemberError(groupId);
+  }
+
+  members(groupId: string): string[] {
+    this.require(groupId);
+    return this.groups.members(groupId);
+  }
+
+  private require(groupId: string): GroupRecord {
+    assertValidId('group', groupId);
+    const group = this.groups.get(groupId);
+    if (!group) throw new UnknownGroupError(groupId);
+    return group;
+  }
+
+  private requireOwner(userId: string, groupId: string): GroupRecord {
+    const group = this.require(groupId);
+    if (group.owner !== userId) throw new NotGroupOwnerError(groupId);
+    return group;
+  }
+}

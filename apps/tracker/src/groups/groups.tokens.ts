@@ -1,0 +1,1 @@
+export const GROUP_STORE = Symbol('GROUP_STORE');

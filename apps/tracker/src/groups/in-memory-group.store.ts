@@ -1,0 +1,90 @@
+import { Injectable } from '@nestjs/common';
+import { GroupRecord, GroupStore, GroupSummary } from './group.store';
+
+interface GroupState {
+  record: GroupRecord;
+  /** Insertion order is join order. */
+  members: Set<string>;
+  requests: Set<string>;
+}
+
+@Injectable()
+export class InMemoryGroupStore implements GroupStore {
+  private readonly groups = new Map<string, GroupState>();
+
+  transaction<T>(work: () => T): T {
+    const snapshot = new Map([...this.groups].map(([id, g]) => [id, { record: g.record, members: new Set(g.members), requests: new Set(g.requests) }]));
+    try {
+      return work();
+    } catch (err) {
+      this.groups.clear();
+      for (const [id, g] of snapshot) this.groups.set(id, g);
+      throw err;
+    }
+  }
+
+  create(group: GroupRecord): boolean {
+    if (this.groups.has(group.groupId)) return false;
+    this.groups.set(group.groupId, { record: { ...group }, members: new Set([group.owner]), requests: new Set() });
+    return true;
+  }
+
+  get(groupId: string): GroupRecord | undefined {
+    return this.groups.get(groupId)?.record;
+  }
+
+  list(): GroupSummary[] {
+    return [...this.groups.values()]
+      .map((g) => ({ ...g.record, memberCount: g.members.size }))
+      .sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
+  }
+
+  members(groupId: string): string[] {
+    return [...(this.groups.get(groupId)?.members ?? [])];
+  }
+
+  isMember(groupId: string, userId: string): boolean {
+    return this.groups.get(groupId)?.members.has(userId) ?? false;
+  }
+
+  groupsOf(userId: string): string[] {
+    return [...this.groups.values()].filter((g) => g.members.has(userId)).map((g) => g.record.groupId).sort();
+  }
+
+  addMember(groupId: string, userId: string): void {
+    this.groups.get(groupId)?.members.add(userId);
+  }
+
+  removeMember(groupId: string, userId: string): void {
+    this.groups.get(groupId)?.members.delete(userId);
+  }
+
+  setOwner(groupId: string, userId: string): void {
+    const g = this.groups.get(groupId);
+    if (g) g.record = { ...g.record, owner: userId };
+  }
+
+  delete(groupId: string): void {
+    this.groups.delete(groupId);
+  }
+
+  addRequest(groupId: string, userId: string): void {
+    this.groups.get(groupId)?.requests.add(userId);
+  }
+
+  hasRequest(groupId: string, userId: string): boolean {
+    return this.groups.get(groupId)?.requests.has(userId) ?? false;
+  }
+
+  removeRequest(groupId: string, userId: string): void {
+    this.groups.get(groupId)?.requests.delete(userId);
+  }
+
+  requests(groupId: string): string[] {
+    return [...(this.groups.get(groupId)?.requests ?? [])];
+  }
+
+  requestsOf(userId: string): string[] {
+    return [...this.groups.values()].filter((g) => g.requests.has(userId)).map((g) => g.record.groupId).sort();
+  }
+}

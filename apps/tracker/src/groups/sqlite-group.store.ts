@@ -1,0 +1,137 @@
+import { Inject, Injectable } from '@nestjs/common';
+import Database from 'better-sqlite3';
+import { SQLITE_DB } from '../storage/storage.tokens';
+import { GroupRecord, GroupStore, GroupSummary } from './group.store';
+
+interface GroupRow {
+  group_id: string;
+  owner: string;
+  created_at: number;
+}
+
+@Injectable()
+export class SqliteGroupStore implements GroupStore {
+  private readonly sql: ReturnType<typeof prepare>;
+
+  constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS groups (
+        group_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS group_members (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id TEXT NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        UNIQUE (group_id, user_id)
+      );
+      CREATE INDEX IF NOT EXISTS group_members_user ON group_members(user_id);
+      CREATE TABLE IF NOT EXISTS join_requests (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id TEXT NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        UNIQUE (group_id, user_id)
+      );
+      CREATE INDEX IF NOT EXISTS join_requests_user ON join_requests(user_id);
+    `);
+    this.sql = prepare(db);
+  }
+
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+
+  create(group: GroupRecord): boolean {
+    return this.transaction(() => {
+      if (this.sql.insertGroup.run(group.groupId, group.owner, group.createdAt).changes !== 1) return false;
+      this.sql.insertMember.run(group.groupId, group.owner);
+      return true;
+    });
+  }
+
+  get(groupId: string): GroupRecord | undefined {
+    const row = this.sql.selectGroup.get(groupId);
+    return row && { groupId: row.group_id, owner: row.owner, createdAt: row.created_at };
+  }
+
+  list(): GroupSummary[] {
+    return this.sql.listGroups.all().map((r) => ({
+      groupId: r.group_id,
+      owner: r.owner,
+      createdAt: r.created_at,
+      memberCount: r.member_count,
+    }));
+  }
+
+  members(groupId: string): string[] {
+    return this.sql.members.pluck().all(groupId);
+  }
+
+  isMember(groupId: string, userId: string): boolean {
+    return this.sql.isMember.get(groupId, userId) !== undefined;
+  }
+
+  groupsOf(userId: string): string[] {
+    return this.sql.groupsOf.pluck().all(userId);
+  }
+
+  addMember(groupId: string, userId: string): void {
+    this.sql.insertMember.run(groupId, userId);
+  }
+
+  removeMember(groupId: string, userId: string): void {
+    this.sql.deleteMember.run(groupId, userId);
+  }
+
+  setOwner(groupId: string, userId: string): void {
+    this.sql.setOwner.run(userId, groupId);
+  }
+
+  delete(groupId: string): void {
+    this.sql.deleteGroup.run(groupId);
+  }
+
+  addRequest(groupId: string, userId: string): void {
+    this.sql.insertRequest.run(groupId, userId);
+  }
+
+  hasRequest(groupId: string, userId: string): boolean {
+    return this.sql.hasRequest.get(groupId, userId) !== undefined;
+  }
+
+  removeRequest(groupId: string, userId: string): void {
+    this.sql.deleteRequest.run(groupId, userId);
+  }
+
+  requests(groupId: string): string[] {
+    return this.sql.requests.pluck().all(groupId);
+  }
+
+  requestsOf(userId: string): string[] {
+    return this.sql.requestsOf.pluck().all(userId);
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    insertGroup: db.prepare<[string, string, number]>('INSERT OR IGNORE INTO groups (group_id, owner, created_at) VALUES (?, ?, ?)'),
+    selectGroup: db.prepare<[string], GroupRow>('SELECT group_id, owner, created_at FROM groups WHERE group_id = ?'),
+    listGroups: db.prepare<[], GroupRow & { member_count: number }>(
+      `SELECT g.group_id, g.owner, g.created_at, (SELECT count(*) FROM group_members m WHERE m.group_id = g.group_id) AS member_count
+       FROM groups g ORDER BY g.group_id`,
+    ),
+    members: db.prepare<[string], string>('SELECT user_id FROM group_members WHERE group_id = ? ORDER BY seq'),
+    isMember: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM group_members WHERE group_id = ? AND user_id = ?'),
+    groupsOf: db.prepare<[string], string>('SELECT group_id FROM group_members WHERE user_id = ? ORDER BY group_id'),
+    insertMember: db.prepare<[string, string]>('INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?, ?)'),
+    deleteMember: db.prepare<[string, string]>('DELETE FROM group_members WHERE group_id = ? AND user_id = ?'),
+    setOwner: db.prepare<[string, string]>('UPDATE groups SET owner = ? WHERE group_id = ?'),
+    deleteGroup: db.prepare<[string]>('DELETE FROM groups WHERE group_id = ?'),
+    insertRequest: db.prepare<[string, string]>('INSERT OR IGNORE INTO join_requests (group_id, user_id) VALUES (?, ?)'),
+    hasRequest: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM join_requests WHERE group_id = ? AND user_id = ?'),
+    deleteRequest: db.prepare<[string, string]>('DELETE FROM join_requests WHERE group_id = ? AND user_id = ?'),
+    requests: db.prepare<[string], string>('SELECT user_id FROM join_requests WHERE group_id = ? ORDER BY seq'),
+    requestsOf: db.prepare<[string], string>('SELECT group_id FROM join_requests WHERE user_id = ? ORDER BY group_id'),
+  };
+}

@@ -1,0 +1,20 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { AuthModule } from './auth/auth.module';
+import { TRACKER_CONFIG, TrackerConfig } from './config/tracker.config';
+import { GroupsModule } from './groups/groups.module';
+import { StorageModule } from './storage/storage.module';
+import { PassThroughExceptionFilter } from './transport/pass-through.filter';
+
+@Module({})
+export class TrackerModule {
+  static forRoot(config: TrackerConfig): DynamicModule {
+    return {
+      module: TrackerModule,
+      global: true,
+      imports: [StorageModule.forRoot(config.dataDir), AuthModule, GroupsModule],
+      providers: [{ provide: TRACKER_CONFIG, useValue: config }, { provide: APP_FILTER, useClass: PassThroughExceptionFilter }],
+      exports: [TRACKER_CONFIG],
+    };
+  }
+}
