@@ -47,7 +47,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   }
 
   listen(callback: (...optionalParams: unknown[]) => unknown): void {
-    const server = createServer((socket) => this.accept(socket));
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server = server;
     server.once('error', (err) => callback(err));
     server.listen(this.options.port, this.options.host, () => {
@@ -84,6 +84,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     const ctx = new PeerContext(this.nextConnectionId++, `${socket.remoteAddress}:${socket.remotePort}`);
     const decoder = new FrameDecoder(this.options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
     let pumping = false;
+    let ended = false;
     this.sockets.add(socket);
     socket.setNoDelay(true);
     if (this.options.idleTimeoutMs) socket.setTimeout(this.options.idleTimeoutMs, () => socket.destroy());
@@ -104,7 +105,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         }
       } finally {
         pumping = false;
-        if (!socket.destroyed && socket.isPaused() && decoder.bufferedBytes < BACKPRESSURE_BYTES) socket.resume();
+        if (ended) socket.end(); // the peer half-closed: every request it sent has been answered
+        else if (!socket.destroyed && socket.isPaused() && decoder.bufferedBytes < BACKPRESSURE_BYTES) socket.resume();
       }
     };
 
@@ -113,7 +115,10 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       if (decoder.bufferedBytes >= BACKPRESSURE_BYTES) socket.pause();
       void pump();
     });
-    socket.on('end', () => socket.end());
+    socket.on('end', () => {
+      ended = true;
+      void pump();
+    });
     socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
     socket.on('close', () => {
       this.sockets.delete(socket);
