@@ -72,7 +72,8 @@ describe(FrameDecoder.name, () => {
         const dec = new FrameDecoder(64);
         for (const b of bufs) {
           dec.push(Buffer.from(b));
-          for (const f of drain(dec)) if (f.type === 'line') expect(Buffer.byteLength(f.line)).toBeLessThanOrEqual(64 * 3);
+          for (const f of drain(dec))
+            if (f.type === 'line') expect(Buffer.byteLength(f.line)).toBeLessThanOrEqual(64 * 3);
           expect(dec.bufferedBytes).toBeLessThanOrEqual(64 + 300);
         }
       }),

@@ -13,9 +13,12 @@ describe('tokenize', () => {
     expect(tokenize(line)).toEqual(tokens);
   });
 
-  it.each(['x "open', 'x a"b', 'x "a"b', 'x "\\n"', 'x \u0001', 'x a\\b'])('rejects %j with a ProtocolError', (line) => {
-    expect(() => tokenize(line)).toThrow(ProtocolError);
-  });
+  it.each(['x "open', 'x a"b', 'x "a"b', 'x "\\n"', 'x \u0001', 'x a\\b'])(
+    'rejects %j with a ProtocolError',
+    (line) => {
+      expect(() => tokenize(line)).toThrow(ProtocolError);
+    },
+  );
 
   it('round-trips any list of arguments without control characters', () => {
     const arg = fc.string({ unit: 'grapheme', maxLength: 20 }).filter((s) => !/[\x00-\x08\x0a-\x1f\x7f]/.test(s));
