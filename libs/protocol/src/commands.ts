@@ -12,6 +12,11 @@ export const Cmd = {
   ListGroups: 'list_groups',
   ListRequests: 'list_requests',
   AcceptRequest: 'accept_request',
+  UploadFile: 'upload_file',
+  ListFiles: 'list_files',
+  DownloadFile: 'download_file',
+  NewSeeder: 'new_seeder',
+  StopShare: 'stop_share',
 } as const;
 export type CommandName = (typeof Cmd)[keyof typeof Cmd];
 
@@ -20,6 +25,8 @@ export const SYNC_MARKER = '123456789';
 
 interface CommandSpec {
   readonly args: readonly string[];
+  /** Trailing arguments that may be left out (they read as ''). */
+  readonly optional?: readonly string[];
   readonly summary: string;
 }
 
@@ -34,12 +41,26 @@ export const COMMAND_SPECS = {
   list_groups: { args: [], summary: 'list every group' },
   list_requests: { args: ['group_id'], summary: 'list pending join requests (owner only)' },
   accept_request: { args: ['group_id', 'user_id'], summary: 'let a user into your group (owner only)' },
+  upload_file: {
+    args: ['group_id', 'file_path', 'file_size', 'file_hash', 'chunk_hashes', 'my_port'],
+    summary: 'register a file you seed: its size, SHA-1 and chunk SHA-1s (comma list, or @N for N lines that follow)',
+  },
+  list_files: { args: ['group_id'], summary: 'list the files shared in a group' },
+  download_file: {
+    args: ['group_id', 'file_name'],
+    optional: ['destination_path'],
+    summary: 'get the metadata and online seeders of a file',
+  },
+  new_seeder: { args: ['group_id', 'file_name', 'file_path', 'my_port'], summary: 'announce that you seed a file' },
+  stop_share: { args: ['group_id', 'file_name'], summary: 'stop seeding a file' },
 } as const satisfies Record<CommandName, CommandSpec>;
 
 type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
 type ArgsObject<A extends readonly string[]> = { [K in A[number] as Camel<K>]: string };
+type OptionalOf<S> = S extends { optional: infer O extends readonly string[] } ? O : [];
 
-export type CommandOf<N extends CommandName> = { kind: N } & ArgsObject<(typeof COMMAND_SPECS)[N]['args']>;
+export type CommandOf<N extends CommandName> = { kind: N } & ArgsObject<(typeof COMMAND_SPECS)[N]['args']> &
+  Partial<ArgsObject<OptionalOf<(typeof COMMAND_SPECS)[N]>>>;
 export type Command = { [N in CommandName]: CommandOf<N> }[CommandName];
 
 export type CreateUserCmd = CommandOf<'create_user'>;
@@ -51,6 +72,11 @@ export type LeaveGroupCmd = CommandOf<'leave_group'>;
 export type ListGroupsCmd = CommandOf<'list_groups'>;
 export type ListRequestsCmd = CommandOf<'list_requests'>;
 export type AcceptRequestCmd = CommandOf<'accept_request'>;
+export type UploadFileCmd = CommandOf<'upload_file'>;
+export type ListFilesCmd = CommandOf<'list_files'>;
+export type DownloadFileCmd = CommandOf<'download_file'>;
+export type NewSeederCmd = CommandOf<'new_seeder'>;
+export type StopShareCmd = CommandOf<'stop_share'>;
 
 const camel = (s: string): string => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
@@ -58,8 +84,11 @@ export function isCommandName(name: string): name is CommandName {
   return Object.prototype.hasOwnProperty.call(COMMAND_SPECS, name);
 }
 
+const specOf = (name: CommandName): CommandSpec => COMMAND_SPECS[name];
+
 export function usage(name: CommandName): string {
-  return [name, ...COMMAND_SPECS[name].args.map((a) => `<${a}>`)].join(' ');
+  const spec = specOf(name);
+  return [name, ...spec.args.map((a) => `<${a}>`), ...(spec.optional ?? []).map((a) => `[<${a}>]`)].join(' ');
 }
 
 /** Builds a typed command from a name and its already tokenised arguments. */
@@ -67,12 +96,13 @@ export function commandFromTokens(name: string, args: readonly string[]): Comman
   if (!isCommandName(name)) {
     throw new ProtocolError(ErrorCode.UnknownCommand, `unknown command '${name}'`);
   }
-  const spec: readonly string[] = COMMAND_SPECS[name].args;
-  if (args.length !== spec.length) {
+  const spec = specOf(name);
+  const names = [...spec.args, ...(spec.optional ?? [])];
+  if (args.length < spec.args.length || args.length > names.length) {
     throw new ProtocolError(ErrorCode.BadArguments, `usage: ${usage(name)}`);
   }
   const cmd: Record<string, string> = { kind: name };
-  spec.forEach((arg, i) => (cmd[camel(arg)] = args[i]));
+  args.forEach((arg, i) => (cmd[camel(names[i])] = arg));
   return cmd as unknown as Command;
 }
 
@@ -85,6 +115,8 @@ export function parseCommand(line: string): Command {
 
 /** Inverse of `parseCommand`. */
 export function formatCommand(cmd: Command): string {
-  const values = cmd as unknown as Record<string, string>;
-  return joinArgs([cmd.kind, ...COMMAND_SPECS[cmd.kind].args.map((a) => values[camel(a)])]);
+  const values = cmd as unknown as Record<string, string | undefined>;
+  const spec = specOf(cmd.kind);
+  const optional = (spec.optional ?? []).map((a) => values[camel(a)]).filter((v): v is string => v !== undefined);
+  return joinArgs([cmd.kind, ...spec.args.map((a) => values[camel(a)] ?? ''), ...optional]);
 }

@@ -23,6 +23,14 @@ export const ErrorCode = {
   NoSuchRequest: 'NO_SUCH_REQUEST',
   NotOwner: 'NOT_OWNER',
   Forbidden: 'FORBIDDEN',
+  UnknownFile: 'UNKNOWN_FILE',
+  FileConflict: 'FILE_CONFLICT',
+  NotSeeding: 'NOT_SEEDING',
+  BadFileMetadata: 'BAD_FILE_METADATA',
+  NotShared: 'NOT_SHARED',
+  NoSuchChunk: 'NO_SUCH_CHUNK',
+  FileChanged: 'FILE_CHANGED',
+  Busy: 'BUSY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

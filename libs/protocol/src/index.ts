@@ -5,3 +5,5 @@ export * from './reply';
 export * from './framing';
 export * from './address';
 export * from './tracker-info';
+export * from './metadata';
+export * from './peer';

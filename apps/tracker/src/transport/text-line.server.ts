@@ -1,5 +1,8 @@
 import {
+  Command,
   commandFromTokens,
+  continuationLines,
+  Frame,
   DEFAULT_MAX_LINE_BYTES,
   errReply,
   ErrorCode,
@@ -11,6 +14,7 @@ import {
   Reply,
   SYNC_MARKER,
   tokenize,
+  withContinuation,
 } from '@app/protocol';
 import { Logger } from '@nestjs/common';
 import { CustomTransportStrategy, Server } from '@nestjs/microservices';
@@ -89,15 +93,34 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     socket.setNoDelay(true);
     if (this.options.idleTimeoutMs) socket.setTimeout(this.options.idleTimeoutMs, () => socket.destroy());
 
+    /** A command whose continuation lines (`upload_file ... @N`) are still arriving. */
+    let pending: { command: Command; need: number; lines: string[]; overflows: number } | undefined;
+    const tooLong = () => errReply(ErrorCode.LineTooLong, `line longer than ${decoder.maxLineBytes} bytes ignored`);
+
+    const step = async (frame: Frame): Promise<Reply | undefined> => {
+      if (pending) {
+        if (frame.type === 'line') pending.lines.push(frame.line);
+        else pending.overflows++;
+        if (pending.lines.length + pending.overflows < pending.need) return undefined;
+        const done = pending;
+        pending = undefined;
+        return done.overflows > 0 ? tooLong() : this.dispatch(withContinuation(done.command, done.lines), ctx);
+      }
+      if (frame.type !== 'line') return tooLong();
+      const parsed = this.parseLine(frame.line);
+      if (parsed === undefined || 'ok' in parsed) return parsed;
+      const need = continuationLines(parsed);
+      if (need === 0) return this.dispatch(parsed, ctx);
+      pending = { command: parsed, need, lines: [], overflows: 0 };
+      return undefined;
+    };
+
     const pump = async (): Promise<void> => {
       if (pumping) return;
       pumping = true;
       try {
         for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
-          const reply =
-            frame.type === 'line'
-              ? await this.handleLine(frame.line, ctx)
-              : errReply(ErrorCode.LineTooLong, `line longer than ${decoder.maxLineBytes} bytes ignored`);
+          const reply = await step(frame).catch((err: unknown) => this.toErrorReply(err));
           if (reply && !socket.destroyed && socket.writable) {
             const flushed = socket.write(formatReply(reply));
             if (!flushed) await new Promise<void>((resolve) => socket.once('drain', resolve).once('close', resolve));
@@ -105,7 +128,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         }
       } finally {
         pumping = false;
-        if (ended) socket.end(); // the peer half-closed: every request it sent has been answered
+        if (ended)
+          socket.end(); // the peer half-closed: every request it sent has been answered
         else if (!socket.destroyed && socket.isPaused() && decoder.bufferedBytes < BACKPRESSURE_BYTES) socket.resume();
       }
     };
@@ -122,14 +146,22 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
     socket.on('close', () => {
       this.sockets.delete(socket);
-      void this.handleEvent(TransportEvent.PeerClosed, { pattern: TransportEvent.PeerClosed, data: undefined }, ctx).catch(
-        (err: unknown) => this.logger.error(`close handler failed: ${String(err)}`),
-      );
+      void this.handleEvent(
+        TransportEvent.PeerClosed,
+        { pattern: TransportEvent.PeerClosed, data: undefined },
+        ctx,
+      ).catch((err: unknown) => this.logger.error(`close handler failed: ${String(err)}`));
     });
   }
 
-  /** Turns one request line into its reply; undefined for a blank line. */
+  /** Turns one complete request line into its reply; undefined for a blank line. */
   async handleLine(line: string, ctx: PeerContext): Promise<Reply | undefined> {
+    const parsed = this.parseLine(line);
+    return parsed === undefined || 'ok' in parsed ? parsed : this.dispatch(parsed, ctx);
+  }
+
+  /** A command, an error reply for a line that is not one, or undefined for a blank line. */
+  private parseLine(line: string): Command | ErrReply | undefined {
     try {
       const tokens = tokenize(line);
       if (tokens.length === 0) return undefined;
@@ -137,7 +169,15 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       if (name === SYNC_MARKER) {
         return errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
       }
-      const command = commandFromTokens(name, args);
+      return commandFromTokens(name, args);
+    } catch (err) {
+      return this.toErrorReply(err);
+    }
+  }
+
+  /** Runs the `@MessagePattern` named by the command and turns its outcome into a reply. */
+  private async dispatch(command: Command, ctx: PeerContext): Promise<Reply> {
+    try {
       const handler = this.getHandlerByPattern(command.kind);
       if (!handler || handler.isEventHandler) {
         return errReply(ErrorCode.UnknownCommand, `this tracker does not serve '${command.kind}'`);

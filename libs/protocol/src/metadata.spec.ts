@@ -1,0 +1,93 @@
+import { parseCommand } from './commands';
+import { ProtocolError } from './errors';
+import {
+  continuationLines,
+  encodeChunkHashes,
+  FileMetadata,
+  formatFileMetadata,
+  MAX_INLINE_HASHES,
+  parseChunkHashes,
+  parseFileMetadata,
+  withContinuation,
+} from './metadata';
+
+const hash = (i: number) => i.toString(16).padStart(40, '0');
+
+describe('file metadata', () => {
+  const meta: FileMetadata = {
+    fileName: 'report, final.pdf',
+    fileSize: 1_048_577,
+    fileHash: hash(99),
+    chunkHashes: [hash(1), hash(2), hash(3)],
+    seeders: [
+      { userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, filePath: '/home/a/report, final.pdf' },
+      { userId: 'bob', address: { host: '::1', port: 7002 }, filePath: '/srv/100%/r.pdf' },
+    ],
+  };
+
+  it('writes the seed key:value lines in the seed order, then seeder_hosts', () => {
+    const lines = formatFileMetadata(meta);
+    expect(lines.map((l) => l.slice(0, l.indexOf(':')))).toEqual([
+      'file_name',
+      'file_size',
+      'file_hash',
+      'chunk_hashes',
+      'seeders',
+      'seeder_ports',
+      'seeder_file_paths',
+      'seeder_hosts',
+    ]);
+    expect(lines[4]).toBe('seeders:alice,bob');
+    expect(lines[5]).toBe('seeder_ports:7001,7002');
+    expect(lines[6]).toBe('seeder_file_paths:/home/a/report%2C final.pdf,/srv/100%25/r.pdf');
+  });
+
+  it('round-trips', () => {
+    expect(parseFileMetadata(formatFileMetadata(meta))).toEqual(meta);
+  });
+
+  it('refuses metadata with missing or inconsistent fields', () => {
+    const lines = formatFileMetadata(meta);
+    expect(() => parseFileMetadata(lines.slice(1))).toThrow(ProtocolError);
+    expect(() =>
+      parseFileMetadata(lines.map((l) => (l.startsWith('seeder_ports:') ? 'seeder_ports:7001' : l))),
+    ).toThrow(/differ in length/);
+    expect(() => parseFileMetadata(lines.map((l) => (l.startsWith('file_hash:') ? 'file_hash:xyz' : l)))).toThrow(
+      ProtocolError,
+    );
+  });
+});
+
+describe('chunk hash lists', () => {
+  it('travel inline when short', () => {
+    const hashes = [hash(1), hash(2)];
+    expect(encodeChunkHashes(hashes)).toEqual({ arg: `${hash(1)},${hash(2)}`, lines: [] });
+  });
+
+  it('travel as @N continuation lines when long, and read back whole', () => {
+    const hashes = Array.from({ length: 2500 }, (_, i) => hash(i));
+    const { arg, lines } = encodeChunkHashes(hashes);
+    expect(arg).toBe('@3');
+    expect(lines).toHaveLength(3);
+    const cmd = parseCommand(`upload_file g1 /f 1 ${hash(0)} ${arg} 7001`);
+    expect(continuationLines(cmd)).toBe(3);
+    const whole = withContinuation(cmd, lines);
+    expect(whole.kind === 'upload_file' && parseChunkHashes(whole.chunkHashes)).toEqual(hashes);
+  });
+
+  it('an inline list needs no continuation', () => {
+    const cmd = parseCommand(`upload_file g1 /f 1 ${hash(0)} ${hash(1)} 7001`);
+    expect(continuationLines(cmd)).toBe(0);
+    expect(encodeChunkHashes(Array(MAX_INLINE_HASHES).fill(hash(1))).lines).toEqual([]);
+  });
+
+  it.each(['@0', '@x', '@99999999'])('refuses %s', (arg) => {
+    expect(() => continuationLines(parseCommand(`upload_file g1 /f 1 ${hash(0)} ${arg} 7001`))).toThrow(ProtocolError);
+  });
+
+  it('refuses hashes that are not hex SHA-1', () => {
+    expect(() => parseChunkHashes('abc')).toThrow(ProtocolError);
+    expect(parseChunkHashes('')).toEqual([]);
+    expect(parseChunkHashes(hash(5).toUpperCase())).toEqual([hash(5)]);
+  });
+});

@@ -1,0 +1,136 @@
+import { HostPort, parseHostPort, formatHostPort } from './address';
+import { Command } from './commands';
+import { ErrorCode, ProtocolError } from './errors';
+
+const SHA1_HEX = /^[0-9a-f]{40}$/;
+export const isSha1Hex = (s: string): boolean => SHA1_HEX.test(s);
+
+/** Chunk hashes per continuation line when an upload's list is too long for one line. */
+export const HASHES_PER_LINE = 1000;
+/** At most this many continuation lines follow one command (4,096,000 chunks: about 2 TB). */
+export const MAX_CONTINUATION_LINES = 4096;
+/** Lists of up to this many chunks travel inline in the command line itself. */
+export const MAX_INLINE_HASHES = 500;
+
+/**
+ * `upload_file`'s `<chunk_hashes>` is either the seed's inline comma-separated
+ * list or `@N`: the N lines after the command hold the list, continued, each
+ * with up to 1000 comma-separated hashes. This tells how many lines to read.
+ */
+export function continuationLines(cmd: Command): number {
+  if (cmd.kind !== 'upload_file' || !cmd.chunkHashes.startsWith('@')) return 0;
+  const n = /^@(\d{1,7})$/.exec(cmd.chunkHashes) ? Number(cmd.chunkHashes.slice(1)) : NaN;
+  if (!(n >= 1 && n <= MAX_CONTINUATION_LINES)) {
+    throw new ProtocolError(ErrorCode.BadArguments, `chunk_hashes '@N' needs N from 1 to ${MAX_CONTINUATION_LINES}`);
+  }
+  return n;
+}
+
+/** Puts continuation lines back into the command as its inline form. */
+export function withContinuation(cmd: Command, lines: readonly string[]): Command {
+  if (cmd.kind !== 'upload_file') return cmd;
+  return { ...cmd, chunkHashes: lines.map((l) => l.trim()).join(',') };
+}
+
+/** How a client writes its chunk list: inline when short, else `@N` plus N lines. */
+export function encodeChunkHashes(hashes: readonly string[]): { arg: string; lines: string[] } {
+  if (hashes.length <= MAX_INLINE_HASHES) return { arg: hashes.join(','), lines: [] };
+  const lines: string[] = [];
+  for (let i = 0; i < hashes.length; i += HASHES_PER_LINE) lines.push(hashes.slice(i, i + HASHES_PER_LINE).join(','));
+  return { arg: `@${lines.length}`, lines };
+}
+
+/** Reads a comma-separated list of lowercase hex SHA-1s; the empty string is the empty list. */
+export function parseChunkHashes(text: string): string[] {
+  if (text === '' || text === '-') return [];
+  const hashes = text.split(',').map((h) => h.toLowerCase());
+  const bad = hashes.findIndex((h) => !SHA1_HEX.test(h));
+  if (bad >= 0) {
+    throw new ProtocolError(ErrorCode.BadFileMetadata, `chunk hash ${bad} is not a 40-digit hex SHA-1`);
+  }
+  return hashes;
+}
+
+export interface SeederInfo {
+  readonly userId: string;
+  readonly address: HostPort;
+  readonly filePath: string;
+}
+
+export interface FileMetadata {
+  readonly fileName: string;
+  readonly fileSize: number;
+  readonly fileHash: string;
+  readonly chunkHashes: readonly string[];
+  readonly seeders: readonly SeederInfo[];
+}
+
+/**
+ * The `download_file` reply body: the seed's seven `key:value` lines in the
+ * seed's order, then `seeder_hosts` (the IP of each seeder). List values are
+ * comma-separated; in paths, `%` and `,` are written `%25` and `%2C`.
+ */
+export const METADATA_KEYS = [
+  'file_name',
+  'file_size',
+  'file_hash',
+  'chunk_hashes',
+  'seeders',
+  'seeder_ports',
+  'seeder_file_paths',
+  'seeder_hosts',
+] as const;
+
+const escapeItem = (s: string) => s.replace(/%/g, '%25').replace(/,/g, '%2C');
+const unescapeItem = (s: string) => s.replace(/%2C/gi, ',').replace(/%25/g, '%');
+const list = (text: string) => (text === '' ? [] : text.split(','));
+
+export function formatFileMetadata(meta: FileMetadata): string[] {
+  const values: Record<(typeof METADATA_KEYS)[number], string> = {
+    file_name: meta.fileName,
+    file_size: String(meta.fileSize),
+    file_hash: meta.fileHash,
+    chunk_hashes: meta.chunkHashes.join(','),
+    seeders: meta.seeders.map((s) => s.userId).join(','),
+    seeder_ports: meta.seeders.map((s) => s.address.port).join(','),
+    seeder_file_paths: meta.seeders.map((s) => escapeItem(s.filePath)).join(','),
+    seeder_hosts: meta.seeders.map((s) => escapeItem(s.address.host)).join(','),
+  };
+  return METADATA_KEYS.map((k) => `${k}:${values[k]}`);
+}
+
+export function parseFileMetadata(lines: readonly string[]): FileMetadata {
+  const fields = new Map<string, string>();
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
+  }
+  const get = (key: string): string => {
+    const v = fields.get(key);
+    if (v === undefined) throw new ProtocolError(ErrorCode.BadFileMetadata, `metadata has no ${key} line`);
+    return v;
+  };
+  const fileSize = /^\d{1,16}$/.test(get('file_size')) ? Number(get('file_size')) : NaN;
+  if (!Number.isSafeInteger(fileSize)) throw new ProtocolError(ErrorCode.BadFileMetadata, 'bad file_size');
+  const fileHash = get('file_hash').toLowerCase();
+  if (!SHA1_HEX.test(fileHash)) throw new ProtocolError(ErrorCode.BadFileMetadata, 'bad file_hash');
+  const users = list(get('seeders'));
+  const ports = list(get('seeder_ports'));
+  const paths = list(get('seeder_file_paths')).map(unescapeItem);
+  const hosts = fields.has('seeder_hosts') ? list(get('seeder_hosts')).map(unescapeItem) : users.map(() => '127.0.0.1');
+  if (ports.length !== users.length || paths.length !== users.length || hosts.length !== users.length) {
+    throw new ProtocolError(ErrorCode.BadFileMetadata, 'seeder lists differ in length');
+  }
+  const seeders = users.map((userId, i) => {
+    const address = parseHostPort(formatHostPort({ host: hosts[i], port: Number(ports[i]) }));
+    if (!address) throw new ProtocolError(ErrorCode.BadFileMetadata, `bad address for seeder ${userId}`);
+    return { userId, address, filePath: paths[i] };
+  });
+  return {
+    fileName: get('file_name'),
+    fileSize,
+    fileHash,
+    chunkHashes: parseChunkHashes(get('chunk_hashes')),
+    seeders,
+  };
+}

@@ -1,0 +1,44 @@
+import { ErrorCode, ProtocolError } from './errors';
+import { joinArgs, tokenize } from './tokenize';
+
+/**
+ * Client-to-client protocol. A downloader sends one line per chunk:
+ *
+ *     GET_CHUNK <chunk_index> <file_path>
+ *
+ * and the seeder answers, in request order, either
+ *
+ *     CHUNK <chunk_index> <length>\n<length raw bytes>
+ *
+ * or one line `ERR <CODE> <message>`. A connection may carry many requests.
+ */
+export const GET_CHUNK = 'GET_CHUNK';
+export const CHUNK = 'CHUNK';
+
+export interface GetChunkRequest {
+  readonly index: number;
+  readonly filePath: string;
+}
+
+export function formatGetChunk(req: GetChunkRequest): string {
+  return joinArgs([GET_CHUNK, String(req.index), req.filePath]);
+}
+
+export function parseGetChunk(line: string): GetChunkRequest {
+  const [name, index, filePath, ...rest] = tokenize(line);
+  if (name !== GET_CHUNK) throw new ProtocolError(ErrorCode.UnknownCommand, `unknown peer command '${name ?? ''}'`);
+  if (filePath === undefined || rest.length > 0 || !/^\d{1,9}$/.test(index)) {
+    throw new ProtocolError(ErrorCode.BadArguments, 'usage: GET_CHUNK <chunk_index> <file_path>');
+  }
+  return { index: Number(index), filePath };
+}
+
+export function formatChunkHeader(index: number, length: number): string {
+  return `${CHUNK} ${index} ${length}`;
+}
+
+export function parseChunkHeader(line: string): { index: number; length: number } {
+  const m = /^CHUNK (\d{1,9}) (\d{1,9})$/.exec(line);
+  if (!m) throw new ProtocolError(ErrorCode.BadSyntax, `not a chunk header: ${line.slice(0, 80)}`);
+  return { index: Number(m[1]), length: Number(m[2]) };
+}
