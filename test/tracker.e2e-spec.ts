@@ -151,7 +151,8 @@ describe('tracker process', () => {
   });
 
   describe('argv handling', () => {
-    const run = (...args: string[]) => spawnSync(process.execPath, [TRACKER_MAIN, ...args], { encoding: 'utf8', timeout: 15_000 });
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [TRACKER_MAIN, ...args], { encoding: 'utf8', timeout: 15_000 });
 
     it('refuses a missing tracker_info file with one line and status 2', () => {
       const r = run(join(net.dir, 'missing.txt'), '1');

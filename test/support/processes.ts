@@ -62,8 +62,10 @@ export class Proc {
     for (;;) {
       const seen = this.stdout.slice(this.mark);
       if (pattern.test(seen)) return seen;
-      if (!this.running) throw new Error(`process exited before ${pattern} appeared; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; output since mark:\n${seen}\nstderr:\n${this.stderr}`);
+      if (!this.running)
+        throw new Error(`process exited before ${pattern} appeared; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${pattern}; output since mark:\n${seen}\nstderr:\n${this.stderr}`);
       await sleep(20);
     }
   }
@@ -92,7 +94,11 @@ export class Proc {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function startTracker(infoFile: string, n: number, dataDir: string, extra: string[] = []): Proc {
-  return new Proc(spawn(process.execPath, [TRACKER_MAIN, infoFile, String(n), '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  return new Proc(
+    spawn(process.execPath, [TRACKER_MAIN, infoFile, String(n), '--data-dir', dataDir, ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
 }
 
 /** Starts tracker N and waits until it listens. */
@@ -103,7 +109,9 @@ export async function startTrackerReady(infoFile: string, n: number, dataDir: st
 }
 
 export function startClient(address: string, infoFile: string, extra: string[] = [], cwd?: string): Proc {
-  return new Proc(spawn(process.execPath, [CLIENT_MAIN, address, infoFile, ...extra], { stdio: ['pipe', 'pipe', 'pipe'], cwd }));
+  return new Proc(
+    spawn(process.execPath, [CLIENT_MAIN, address, infoFile, ...extra], { stdio: ['pipe', 'pipe', 'pipe'], cwd }),
+  );
 }
 
 /** Runs a client over a whole script on stdin and waits for it to exit. */

@@ -30,7 +30,9 @@ async function bootstrap(): Promise<void> {
   try {
     await app.listen();
   } catch (err) {
-    process.stderr.write(`error: tracker ${config.trackerNumber} cannot listen on ${formatHostPort(config.self)}: ${(err as Error).message}\n`);
+    process.stderr.write(
+      `error: tracker ${config.trackerNumber} cannot listen on ${formatHostPort(config.self)}: ${(err as Error).message}\n`,
+    );
     await app.close().catch(() => undefined);
     process.exit(1);
   }

@@ -13,7 +13,10 @@ export class TrackerModule {
       module: TrackerModule,
       global: true,
       imports: [StorageModule.forRoot(config.dataDir), AuthModule, GroupsModule],
-      providers: [{ provide: TRACKER_CONFIG, useValue: config }, { provide: APP_FILTER, useClass: PassThroughExceptionFilter }],
+      providers: [
+        { provide: TRACKER_CONFIG, useValue: config },
+        { provide: APP_FILTER, useClass: PassThroughExceptionFilter },
+      ],
       exports: [TRACKER_CONFIG],
     };
   }

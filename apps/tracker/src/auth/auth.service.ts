@@ -1,7 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Session } from '../common/session';
 import { assertValidId } from '../common/ids';
-import { AlreadyLoggedInError, InvalidPasswordError, UnknownUserError, UserExistsError, WrongPasswordError } from './auth.errors';
+import {
+  AlreadyLoggedInError,
+  InvalidPasswordError,
+  UnknownUserError,
+  UserExistsError,
+  WrongPasswordError,
+} from './auth.errors';
 import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
 import { PasswordHasher } from './password.hasher';
 import { UserStore } from './user.store';

@@ -47,7 +47,9 @@ export class GroupsController {
   listRequests(@Payload() cmd: ListRequestsCmd, @Ctx() ctx: PeerContext): OkReply {
     const requests = this.groups.listRequests(ctx.requireUser(), cmd.groupId);
     return okReply(
-      requests.length === 0 ? `no pending requests for group ${cmd.groupId}` : `${plural(requests.length, 'pending request')} for group ${cmd.groupId}`,
+      requests.length === 0
+        ? `no pending requests for group ${cmd.groupId}`
+        : `${plural(requests.length, 'pending request')} for group ${cmd.groupId}`,
       requests,
     );
   }

@@ -18,7 +18,10 @@ export class NotMemberError extends DomainError {
 }
 export class AlreadyMemberError extends DomainError {
   constructor(groupId: string, userId?: string) {
-    super(ErrorCode.AlreadyMember, userId ? `${userId} is already a member of group ${groupId}` : `you are already a member of group ${groupId}`);
+    super(
+      ErrorCode.AlreadyMember,
+      userId ? `${userId} is already a member of group ${groupId}` : `you are already a member of group ${groupId}`,
+    );
   }
 }
 export class RequestPendingError extends DomainError {

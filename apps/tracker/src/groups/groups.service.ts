@@ -90,7 +90,14 @@ export class GroupsService {
       groupId: g.groupId,
       owner: g.owner,
       memberCount: g.memberCount,
-      you: g.owner === userId ? 'owner' : memberOf.has(g.groupId) ? 'member' : requested.has(g.groupId) ? 'requested' : 'none',
+      you:
+        g.owner === userId
+          ? 'owner'
+          : memberOf.has(g.groupId)
+            ? 'member'
+            : requested.has(g.groupId)
+              ? 'requested'
+              : 'none',
     }));
   }
 

@@ -13,7 +13,12 @@ export class InMemoryGroupStore implements GroupStore {
   private readonly groups = new Map<string, GroupState>();
 
   transaction<T>(work: () => T): T {
-    const snapshot = new Map([...this.groups].map(([id, g]) => [id, { record: g.record, members: new Set(g.members), requests: new Set(g.requests) }]));
+    const snapshot = new Map(
+      [...this.groups].map(([id, g]) => [
+        id,
+        { record: g.record, members: new Set(g.members), requests: new Set(g.requests) },
+      ]),
+    );
     try {
       return work();
     } catch (err) {
@@ -48,7 +53,10 @@ export class InMemoryGroupStore implements GroupStore {
   }
 
   groupsOf(userId: string): string[] {
-    return [...this.groups.values()].filter((g) => g.members.has(userId)).map((g) => g.record.groupId).sort();
+    return [...this.groups.values()]
+      .filter((g) => g.members.has(userId))
+      .map((g) => g.record.groupId)
+      .sort();
   }
 
   addMember(groupId: string, userId: string): void {
@@ -85,6 +93,9 @@ export class InMemoryGroupStore implements GroupStore {
   }
 
   requestsOf(userId: string): string[] {
-    return [...this.groups.values()].filter((g) => g.requests.has(userId)).map((g) => g.record.groupId).sort();
+    return [...this.groups.values()]
+      .filter((g) => g.requests.has(userId))
+      .map((g) => g.record.groupId)
+      .sort();
   }
 }

@@ -115,21 +115,29 @@ export class SqliteGroupStore implements GroupStore {
 
 function prepare(db: Database.Database) {
   return {
-    insertGroup: db.prepare<[string, string, number]>('INSERT OR IGNORE INTO groups (group_id, owner, created_at) VALUES (?, ?, ?)'),
+    insertGroup: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO groups (group_id, owner, created_at) VALUES (?, ?, ?)',
+    ),
     selectGroup: db.prepare<[string], GroupRow>('SELECT group_id, owner, created_at FROM groups WHERE group_id = ?'),
     listGroups: db.prepare<[], GroupRow & { member_count: number }>(
       `SELECT g.group_id, g.owner, g.created_at, (SELECT count(*) FROM group_members m WHERE m.group_id = g.group_id) AS member_count
        FROM groups g ORDER BY g.group_id`,
     ),
     members: db.prepare<[string], string>('SELECT user_id FROM group_members WHERE group_id = ? ORDER BY seq'),
-    isMember: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM group_members WHERE group_id = ? AND user_id = ?'),
+    isMember: db.prepare<[string, string], { one: number }>(
+      'SELECT 1 AS one FROM group_members WHERE group_id = ? AND user_id = ?',
+    ),
     groupsOf: db.prepare<[string], string>('SELECT group_id FROM group_members WHERE user_id = ? ORDER BY group_id'),
     insertMember: db.prepare<[string, string]>('INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?, ?)'),
     deleteMember: db.prepare<[string, string]>('DELETE FROM group_members WHERE group_id = ? AND user_id = ?'),
     setOwner: db.prepare<[string, string]>('UPDATE groups SET owner = ? WHERE group_id = ?'),
     deleteGroup: db.prepare<[string]>('DELETE FROM groups WHERE group_id = ?'),
-    insertRequest: db.prepare<[string, string]>('INSERT OR IGNORE INTO join_requests (group_id, user_id) VALUES (?, ?)'),
-    hasRequest: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM join_requests WHERE group_id = ? AND user_id = ?'),
+    insertRequest: db.prepare<[string, string]>(
+      'INSERT OR IGNORE INTO join_requests (group_id, user_id) VALUES (?, ?)',
+    ),
+    hasRequest: db.prepare<[string, string], { one: number }>(
+      'SELECT 1 AS one FROM join_requests WHERE group_id = ? AND user_id = ?',
+    ),
     deleteRequest: db.prepare<[string, string]>('DELETE FROM join_requests WHERE group_id = ? AND user_id = ?'),
     requests: db.prepare<[string], string>('SELECT user_id FROM join_requests WHERE group_id = ? ORDER BY seq'),
     requestsOf: db.prepare<[string], string>('SELECT group_id FROM join_requests WHERE user_id = ? ORDER BY group_id'),
