@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Session } from '../common/session';
 import { assertValidId } from '../common/ids';
 import {
@@ -14,11 +14,16 @@ import { UserStore } from './user.store';
 
 const MAX_PASSWORD = 128;
 
+/** Called after the session of `userId` on connection `connectionId` has ended (logout or connection closed). */
+export type SessionEndedListener = (userId: string, connectionId: number) => void;
+
 /** Accounts and who is logged in where. A user has at most one live session. */
 @Injectable()
 export class AuthService {
+  private readonly logger = new Logger(AuthService.name);
   /** userId -> connection id of its live session. */
   private readonly sessions = new Map<string, number>();
+  private readonly sessionEndedListeners: SessionEndedListener[] = [];
 
   constructor(
     @Inject(USER_STORE) private readonly users: UserStore,
@@ -34,11 +39,16 @@ export class AuthService {
   }
 
   async login(session: Session, userId: string, password: string): Promise<void> {
-    this.assertCanLogin(session, userId);
+    this.assertSessionFree(session);
     const user = this.users.get(userId);
     if (!user) throw new UnknownUserError(userId);
     if (!(await this.hasher.verify(password, user.passwordHash))) throw new WrongPasswordError(userId);
-    this.assertCanLogin(session, userId); // another login may have won while the hash was computed
+    // checked after the password, so that nobody learns who is online; and again because
+    // another login may have won while the hash was computed
+    this.assertSessionFree(session);
+    if (this.sessions.has(userId)) {
+      throw new AlreadyLoggedInError(`${userId} is already logged in on another connection; log out there first`);
+    }
     this.sessions.set(userId, session.connectionId);
     session.setUser(userId);
   }
@@ -55,6 +65,26 @@ export class AuthService {
     if (userId === undefined) return;
     if (this.sessions.get(userId) === session.connectionId) this.sessions.delete(userId);
     session.clearUser();
+    for (const listener of [...this.sessionEndedListeners]) {
+      try {
+        listener(userId, session.connectionId);
+      } catch (err) {
+        this.logger.error(`session-ended listener failed for ${userId}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  /**
+   * Runs `listener` after a logged-in session ends, by logout or because its
+   * connection closed. A listener that throws is logged and does not stop the
+   * others. Returns a function that removes the listener.
+   */
+  onSessionEnded(listener: SessionEndedListener): () => void {
+    this.sessionEndedListeners.push(listener);
+    return () => {
+      const i = this.sessionEndedListeners.indexOf(listener);
+      if (i >= 0) this.sessionEndedListeners.splice(i, 1);
+    };
   }
 
   isOnline(userId: string): boolean {
@@ -65,12 +95,9 @@ export class AuthService {
     return this.users.get(userId) !== undefined;
   }
 
-  private assertCanLogin(session: Session, userId: string): void {
+  private assertSessionFree(session: Session): void {
     if (session.user !== undefined) {
       throw new AlreadyLoggedInError(`already logged in as ${session.user} on this connection; log out first`);
-    }
-    if (this.sessions.has(userId)) {
-      throw new AlreadyLoggedInError(`${userId} is already logged in on another connection; log out there first`);
     }
   }
 }

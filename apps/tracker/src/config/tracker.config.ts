@@ -28,7 +28,8 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
     } else if (arg.startsWith('--data-dir=')) {
       dataDir = arg.slice('--data-dir='.length);
-    } else if (arg.startsWith('-') && arg !== '-') {
+      if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
+    } else if (arg.startsWith('-') && arg !== '-' && !/^-\d+$/.test(arg)) {
       throw new ConfigError(`unknown option ${arg}; ${TRACKER_USAGE}`);
     } else {
       positional.push(arg);

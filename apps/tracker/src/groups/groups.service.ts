@@ -27,9 +27,14 @@ export type LeaveOutcome =
   | { readonly kind: 'deleted' }
   | { readonly kind: 'withdrew' };
 
+/** Called when `userId` has left `groupId`; `groupDeleted` when they were its last member and the group is gone. */
+export type MemberLeftListener = (userId: string, groupId: string, groupDeleted: boolean) => void;
+
 /** Group membership and join requests. The owner is always a member. */
 @Injectable()
 export class GroupsService {
+  private readonly memberLeftListeners: MemberLeftListener[] = [];
+
   constructor(@Inject(GROUP_STORE) private readonly groups: GroupStore) {}
 
   create(userId: string, groupId: string): void {
@@ -56,15 +61,24 @@ export class GroupsService {
         return { kind: 'withdrew' };
       }
       this.groups.removeMember(groupId, userId);
-      if (group.owner !== userId) return { kind: 'left' };
-      const [successor] = this.groups.members(groupId);
-      if (successor === undefined) {
-        this.groups.delete(groupId);
-        return { kind: 'deleted' };
-      }
-      this.groups.setOwner(groupId, successor);
-      return { kind: 'left-owner', newOwner: successor };
+      const outcome = this.handOn(group, userId);
+      for (const listener of this.memberLeftListeners) listener(userId, groupId, outcome.kind === 'deleted');
+      return outcome;
     });
+  }
+
+  /**
+   * Runs `listener` whenever a member leaves a group (not when a request is
+   * withdrawn), inside the leave transaction and after the group has been
+   * handed on or deleted; if it throws, the leave is undone. Returns a
+   * function that removes the listener.
+   */
+  onMemberLeft(listener: MemberLeftListener): () => void {
+    this.memberLeftListeners.push(listener);
+    return () => {
+      const i = this.memberLeftListeners.indexOf(listener);
+      if (i >= 0) this.memberLeftListeners.splice(i, 1);
+    };
   }
 
   listRequests(userId: string, groupId: string): string[] {
@@ -110,6 +124,18 @@ export class GroupsService {
   members(groupId: string): string[] {
     this.require(groupId);
     return this.groups.members(groupId);
+  }
+
+  /** After `leaver` left: an owner hands the group to the longest-standing member, or deletes it when none is left. */
+  private handOn(group: GroupRecord, leaver: string): LeaveOutcome {
+    if (group.owner !== leaver) return { kind: 'left' };
+    const [successor] = this.groups.members(group.groupId);
+    if (successor === undefined) {
+      this.groups.delete(group.groupId);
+      return { kind: 'deleted' };
+    }
+    this.groups.setOwner(group.groupId, successor);
+    return { kind: 'left-owner', newOwner: successor };
   }
 
   private require(groupId: string): GroupRecord {

@@ -141,6 +141,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     });
     socket.on('end', () => {
       ended = true;
+      if (decoder.bufferedBytes > 0) decoder.push(Buffer.from('\n')); // a last line without its newline still counts
       void pump();
     });
     socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));

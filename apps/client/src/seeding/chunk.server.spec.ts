@@ -1,0 +1,358 @@
+import { CHUNK_SIZE } from '@app/chunking';
+import { formatGetChunk } from '@app/protocol';
+import { Test } from '@nestjs/testing';
+import { randomBytes } from 'node:crypto';
+import {
+  appendFileSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { ChunkServer } from './chunk.server';
+import { ChunkServerListenError } from './seeding.errors';
+import { ChunkServerOptions, SEEDING_OPTIONS } from './seeding.tokens';
+import { ShareRegistry } from './share.registry';
+import { SharedFile } from './shared-file';
+import { ChunkSocket, PeerAnswer } from './testing/chunk-socket';
+import { eventually, shareOf, TempDirs } from './testing/seeding.fixtures';
+
+const get = (index: number, filePath: string) => formatGetChunk({ index, filePath });
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+function expectChunk(answer: PeerAnswer, index: number, bytes: Buffer): void {
+  expect(answer.kind === 'chunk' ? { index: answer.index, length: answer.data.length } : answer).toEqual({
+    index,
+    length: bytes.length,
+  });
+  if (answer.kind === 'chunk') expect(answer.data.equals(bytes)).toBe(true);
+}
+
+const expectErr = (answer: PeerAnswer, code: string) => expect(answer).toMatchObject({ kind: 'err', code });
+
+describe(ChunkServer.name, () => {
+  const temp = new TempDirs();
+  const sockets: ChunkSocket[] = [];
+  let dir: string;
+  let registry: ShareRegistry;
+  let server: ChunkServer;
+  let port: number;
+  let changed: SharedFile[];
+  /** 2 full chunks and a short third one. */
+  let big: Buffer;
+  let bigPath: string;
+
+  const connect = async () => {
+    const s = await ChunkSocket.open(port);
+    sockets.push(s);
+    return s;
+  };
+  const chunkOf = (data: Buffer, i: number) => data.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE);
+
+  const startServer = async (options: Partial<ChunkServerOptions> = {}) => {
+    await server?.stop();
+    server = new ChunkServer({ host: '127.0.0.1', port: 0, ...options }, registry);
+    server.onShareChanged((share) => changed.push(share));
+    port = (await server.start()).port;
+  };
+
+  const share = async (name: string, data: Buffer | string, groupId = 'g1') => {
+    const path = join(dir, name);
+    writeFileSync(path, data);
+    return registry.add(await shareOf(path, { groupId }));
+  };
+
+  beforeEach(async () => {
+    dir = temp.make();
+    mkdirSync(join(dir, 'shared'));
+    registry = new ShareRegistry({ dataDir: join(temp.make(), 'data') });
+    await registry.load();
+    changed = [];
+    big = randomBytes(2 * CHUNK_SIZE + 12_345);
+    bigPath = (await share('shared/big.bin', big)).path;
+    await startServer();
+  });
+
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await server.stop();
+    temp.cleanup();
+  });
+
+  describe('serving', () => {
+    it('serves every chunk byte-exact, the short last one included', async () => {
+      const s = await connect();
+      for (const i of [0, 1, 2]) {
+        s.send(get(i, bigPath));
+        expectChunk(await s.readOne(), i, chunkOf(big, i));
+      }
+      expect(chunkOf(big, 2)).toHaveLength(12_345);
+    });
+
+    it('answers pipelined requests in order, errors included', async () => {
+      const s = await connect();
+      s.send(get(2, bigPath), get(0, bigPath), 'NOPE', get(9, bigPath), get(1, bigPath), get(2, bigPath));
+      const answers = await s.read(6);
+      expectChunk(answers[0], 2, chunkOf(big, 2));
+      expectChunk(answers[1], 0, chunkOf(big, 0));
+      expectErr(answers[2], 'UNKNOWN_COMMAND');
+      expectErr(answers[3], 'NO_SUCH_CHUNK');
+      expectChunk(answers[4], 1, chunkOf(big, 1));
+      expectChunk(answers[5], 2, chunkOf(big, 2));
+    });
+
+    it('serves many connections in parallel', async () => {
+      const clients = await Promise.all(Array.from({ length: 40 }, () => connect()));
+      const results = await Promise.all(
+        clients.map(async (s, n) => {
+          const order = [n % 3, (n + 1) % 3, (n + 2) % 3];
+          s.send(...order.map((i) => get(i, bigPath)));
+          const answers = await s.read(3, 15_000);
+          return answers.map(
+            (a, k) => a.kind === 'chunk' && a.index === order[k] && a.data.equals(chunkOf(big, a.index)),
+          );
+        }),
+      );
+      expect(results.flat().every(Boolean)).toBe(true);
+    });
+
+    it('serves a file whose path needs quoting, and one shared in two groups', async () => {
+      const spaced = await share('shared/my file.bin', 'hello world');
+      await share('shared/big.bin', big, 'g2');
+      const s = await connect();
+      s.send(get(0, spaced.path), get(1, bigPath));
+      const [a, b] = await s.read(2);
+      expectChunk(a, 0, Buffer.from('hello world'));
+      expectChunk(b, 1, chunkOf(big, 1));
+    });
+
+    it('gives the half-closing peer all its answers, then closes', async () => {
+      const s = await connect();
+      s.send(get(0, bigPath), get(1, bigPath), get(2, bigPath));
+      s.socket.end();
+      const answers = await s.read(3);
+      expect(answers.map((a) => a.kind === 'chunk' && a.index)).toEqual([0, 1, 2]);
+      await s.waitClosed();
+    });
+
+    it('stops serving a share as soon as it is removed', async () => {
+      await registry.remove('g1', 'big.bin', 'alice');
+      const s = await connect();
+      s.send(get(0, bigPath));
+      expectErr(await s.readOne(), 'NOT_SHARED');
+    });
+  });
+
+  describe('refusing', () => {
+    it.each<[string, (d: string) => string]>([
+      ['/etc/passwd', () => '/etc/passwd'],
+      ['a relative path', () => 'shared/big.bin'],
+      ['a bare file name', () => 'big.bin'],
+      ['a relative path with ../', () => '../../etc/passwd'],
+      ['an unshared file next to a shared one', (d) => join(d, 'shared', 'secret.txt')],
+      ['<shared dir>/../<file> naming an unshared file', (d) => `${d}/shared/../big.bin`],
+      ['a ../ climb out of the shared folder', (d) => `${d}/shared/../../../../etc/passwd`],
+      ['a symlink to a shared file', (d) => join(d, 'link-to-big.bin')],
+      ['the shared folder itself', (d) => join(d, 'shared')],
+      ['a different case', (d) => join(d, 'shared', 'BIG.bin')],
+    ])('refuses %s with NOT_SHARED', async (_, pathOf) => {
+      writeFileSync(join(dir, 'shared', 'secret.txt'), 'secret');
+      writeFileSync(join(dir, 'big.bin'), 'not the shared one');
+      symlinkSync(bigPath, join(dir, 'link-to-big.bin'));
+      const s = await connect();
+      s.send(get(0, pathOf(dir)));
+      expectErr(await s.readOne(), 'NOT_SHARED');
+    });
+
+    it('serves a lexically equivalent spelling of a registered path (it names the same registered file)', async () => {
+      const s = await connect();
+      s.send(get(0, `${dir}/shared/./sub/../big.bin`));
+      expectChunk(await s.readOne(), 0, chunkOf(big, 0));
+    });
+
+    it('refuses chunk indexes outside the file', async () => {
+      const empty = await share('shared/empty.bin', '');
+      const s = await connect();
+      s.send(get(3, bigPath), get(999_999_999, bigPath), get(0, empty.path), 'GET_CHUNK -1 ' + bigPath);
+      const answers = await s.read(4);
+      expect(answers.map((a) => a.kind === 'err' && a.code)).toEqual([
+        'NO_SUCH_CHUNK',
+        'NO_SUCH_CHUNK',
+        'NO_SUCH_CHUNK',
+        'BAD_ARGUMENTS',
+      ]);
+      expect(answers[0]).toMatchObject({ message: 'no chunk 3 in big.bin: chunks are 0..2' });
+    });
+
+    it('refuses a shared path swapped for a symlink to /etc/passwd, and reports the share', async () => {
+      const entry = registry.findByPath(bigPath)[0];
+      unlinkSync(bigPath);
+      symlinkSync('/etc/passwd', bigPath);
+      const s = await connect();
+      s.send(get(0, bigPath), get(1, bigPath));
+      const answers = await s.read(2);
+      expectErr(answers[0], 'FILE_CHANGED');
+      expectErr(answers[1], 'FILE_CHANGED');
+      expect(changed).toEqual([entry]);
+    });
+
+    it('refuses a shared file whose folder was swapped for a symlink to /etc', async () => {
+      const passwd = await share('shared/passwd', 'my own passwd notes');
+      renameSync(join(dir, 'shared'), join(dir, 'moved'));
+      symlinkSync('/etc', join(dir, 'shared'));
+      const s = await connect();
+      s.send(get(0, passwd.path));
+      expectErr(await s.readOne(), 'FILE_CHANGED');
+      expect(changed).toEqual([passwd]);
+    });
+
+    it('refuses a shared file that was deleted, replaced, grown or touched', async () => {
+      const names = ['deleted', 'replaced', 'grown', 'touched'];
+      const entries = await Promise.all(names.map((n) => share(`shared/${n}.bin`, randomBytes(1000))));
+      unlinkSync(join(dir, 'shared/deleted.bin'));
+      writeFileSync(join(dir, 'new.bin'), randomBytes(1000));
+      renameSync(join(dir, 'new.bin'), join(dir, 'shared/replaced.bin'));
+      appendFileSync(join(dir, 'shared/grown.bin'), 'x');
+      utimesSync(join(dir, 'shared/touched.bin'), new Date(), new Date(Date.now() + 60_000));
+
+      const s = await connect();
+      s.send(...entries.map((e) => get(0, e.path)));
+      expect((await s.read(4)).map((a) => a.kind === 'err' && a.code)).toEqual(Array(4).fill('FILE_CHANGED'));
+      expect(changed).toEqual(entries);
+    });
+
+    it('reports each changed share once however often it is asked for', async () => {
+      writeFileSync(bigPath, 'shorter now');
+      const s = await connect();
+      s.send(...Array.from({ length: 5 }, () => get(0, bigPath)));
+      await s.read(5);
+      expect(changed).toHaveLength(1);
+    });
+
+    it('serves the current share of a file and reports the stale one', async () => {
+      const old = registry.findByPath(bigPath)[0];
+      appendFileSync(bigPath, 'more');
+      const fresh = await registry.add(await shareOf(bigPath, { groupId: 'g2', sharedAt: old.sharedAt + 1 }));
+      const s = await connect();
+      s.send(get(2, bigPath));
+      expectChunk(await s.readOne(), 2, Buffer.concat([chunkOf(big, 2), Buffer.from('more')]));
+      expect(changed).toEqual([old]);
+      expect(registry.findByPath(bigPath)[0]).toBe(fresh);
+    });
+  });
+
+  describe('bad input', () => {
+    it('answers garbage with ERR and goes on', async () => {
+      const s = await connect();
+      s.write(Buffer.concat([randomBytes(300).map((b) => (b === 0x0a ? 0x20 : b)), Buffer.from('\n')]));
+      s.write('\u0000\u0001\u0002\r\n');
+      s.send('get_chunk 0 /x', 'GET_CHUNK', 'GET_CHUNK 0 /a /b', 'GET_CHUNK x /a', 'GET_CHUNK 0 "unterminated');
+      s.send('', '   ', get(0, bigPath));
+      const answers = await s.read(8);
+      expect(answers.slice(0, 7).every((a) => a.kind === 'err')).toBe(true);
+      expect(answers.slice(1, 7).map((a) => a.kind === 'err' && a.code)).toEqual([
+        'BAD_SYNTAX',
+        'UNKNOWN_COMMAND',
+        'BAD_ARGUMENTS',
+        'BAD_ARGUMENTS',
+        'BAD_ARGUMENTS',
+        'BAD_SYNTAX',
+      ]);
+      expectChunk(answers[7], 0, chunkOf(big, 0));
+    });
+
+    it('answers a 100 KB line with LINE_TOO_LONG once and goes on', async () => {
+      const s = await connect();
+      s.write(`GET_CHUNK 0 /${'a'.repeat(100 * 1024)}\n`);
+      s.write(Buffer.alloc(100 * 1024, 'b'));
+      s.write('\n' + get(1, bigPath) + '\n');
+      const [tooLong, again, chunk] = await s.read(3);
+      expect(tooLong).toMatchObject({ kind: 'err', code: 'LINE_TOO_LONG' });
+      expect(again).toMatchObject({ kind: 'err', code: 'LINE_TOO_LONG' });
+      expectChunk(chunk, 1, chunkOf(big, 1));
+    });
+
+    it('stays healthy and leaks no file when a peer vanishes mid-transfer', async () => {
+      const fdsBefore = openFds();
+      for (let round = 0; round < 5; round++) {
+        const s = await connect();
+        s.send(...Array.from({ length: 30 }, (_, i) => get(i % 3, bigPath)));
+        await eventually(() => s.bytesReceived > 0, 'the first bytes arrive');
+        s.destroy();
+      }
+      await eventually(() => server.connectionCount === 0, 'the server drops the vanished peers');
+      await eventually(() => openFds() <= fdsBefore, 'every file and socket is closed');
+
+      const s = await connect();
+      s.send(get(2, bigPath));
+      expectChunk(await s.readOne(), 2, chunkOf(big, 2));
+    });
+  });
+
+  describe('connections', () => {
+    it('turns away connections beyond the limit with BUSY', async () => {
+      await startServer({ maxConnections: 2 });
+      const [a, b] = [await connect(), await connect()];
+      a.send(get(2, bigPath));
+      b.send(get(2, bigPath));
+      await Promise.all([a.readOne(), b.readOne()]);
+
+      const c = await connect();
+      expectErr(await c.readOne(), 'BUSY');
+      await c.waitClosed();
+
+      a.destroy();
+      await eventually(() => server.connectionCount === 1, 'a slot frees up');
+      const d = await connect();
+      d.send(get(2, bigPath));
+      expectChunk(await d.readOne(), 2, chunkOf(big, 2));
+    });
+
+    it('closes idle connections', async () => {
+      await startServer({ idleTimeoutMs: 50 });
+      const s = await connect();
+      s.send(get(2, bigPath));
+      await s.readOne();
+      await s.waitClosed();
+    });
+
+    it('says why it cannot listen', async () => {
+      const other = new ChunkServer({ host: '127.0.0.1', port }, registry);
+      const failure = other.start();
+      await expect(failure).rejects.toThrow(ChunkServerListenError);
+      await expect(failure).rejects.toThrow(`cannot listen on 127.0.0.1:${port}: address in use`);
+    });
+
+    it('closes every connection on stop', async () => {
+      const s = await connect();
+      s.send(get(0, bigPath));
+      await s.readOne();
+      await server.stop();
+      await s.waitClosed();
+      expect(server.address()).toBeUndefined();
+      await expect(ChunkSocket.open(port)).rejects.toThrow(/ECONNREFUSED/);
+    });
+
+    it('is wired by Nest from SEEDING_OPTIONS and the registry, and stops on shutdown', async () => {
+      const moduleRef = await Test.createTestingModule({
+        providers: [
+          { provide: SEEDING_OPTIONS, useValue: { host: '127.0.0.1', port: 0, dataDir: join(dir, 'nest-data') } },
+          ShareRegistry,
+          ChunkServer,
+        ],
+      }).compile();
+      const app = await moduleRef.init();
+      const nestServer = app.get(ChunkServer);
+      const { port: nestPort } = await nestServer.start();
+      const s = await ChunkSocket.open(nestPort);
+      sockets.push(s);
+      await app.close();
+      expect(nestServer.address()).toBeUndefined();
+      await s.waitClosed();
+    });
+  });
+});

@@ -1,0 +1,341 @@
+/*
+ * The seeding side of the client-to-client protocol (see `@app/protocol` peer.ts):
+ *
+ *     GET_CHUNK <chunk_index> <file_path>   ->   CHUNK <chunk_index> <length>\n<length bytes>
+ *                                           or   ERR <CODE> <message>\n
+ *
+ * Only files in the ShareRegistry are served, looked up by exact string match
+ * of the normalised requested path against the stored realpaths; a requested
+ * path is never looked up on the filesystem.
+ *
+ * Authorisation (planned, not implemented): a connection will first send
+ * `AUTH <ticket>`, a ticket signed by the tracker naming the requesting user,
+ * the group and an expiry; GET_CHUNK will then be answered only for files
+ * shared in that group, and refused with an ERR before it. Until then anyone
+ * who can reach this address and knows a shared path can fetch its chunks.
+ */
+import { chunkRange, planChunks } from '@app/chunking';
+import {
+  errReply,
+  ErrorCode,
+  ErrReply,
+  formatChunkHeader,
+  formatHostPort,
+  formatReply,
+  Frame,
+  FrameDecoder,
+  GetChunkRequest,
+  parseGetChunk,
+  ProtocolError,
+} from '@app/protocol';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { FileHandle, open } from 'node:fs/promises';
+import { AddressInfo, createServer, Server, Socket } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { Observable, Subject } from 'rxjs';
+import { ChunkServerListenError } from './seeding.errors';
+import {
+  ChunkServerOptions,
+  DEFAULT_MAX_PEER_CONNECTIONS,
+  DEFAULT_PEER_IDLE_TIMEOUT_MS,
+  DEFAULT_PEER_MAX_LINE_BYTES,
+  SEEDING_OPTIONS,
+} from './seeding.tokens';
+import { ShareRegistry } from './share.registry';
+import { identityFromStats, OPEN_SHARED_FLAGS, sameIdentity, SharedFile } from './shared-file';
+
+/** A chunk read and ready to send, or the error line to send instead. */
+export type ChunkAnswer = { readonly ok: true; readonly index: number; readonly data: Buffer } | ErrReply;
+
+/** Stop reading requests from a connection while this many bytes of them wait. */
+const PAUSE_BYTES = 64 * 1024;
+/** Longest piece of a requested path quoted back in an error message. */
+const MAX_QUOTED_PATH = 200;
+
+/** Open errors that mean the shared file is no longer what was shared. */
+const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'ENXIO', 'EISDIR']);
+
+const quote = (path: string): string =>
+  JSON.stringify(path.length > MAX_QUOTED_PATH ? `${path.slice(0, MAX_QUOTED_PATH)}...` : path);
+
+function listenFailure(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address in use';
+    case 'EACCES':
+      return 'permission denied';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this machine';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'unknown host';
+    default:
+      return err.message;
+  }
+}
+
+/** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
+function drained(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+/**
+ * Serves chunks of shared files on the client's `IP:PORT`. Requests on one
+ * connection are answered strictly in order; at most one chunk per
+ * connection is in memory (the next is read once the previous has drained).
+ */
+@Injectable()
+export class ChunkServer implements OnApplicationShutdown {
+  private readonly logger = new Logger(ChunkServer.name);
+  private readonly maxLineBytes: number;
+  private readonly idleTimeoutMs: number;
+  private readonly maxConnections: number;
+  private server: Server | undefined;
+  /** Every open socket, served or being turned away. */
+  private readonly sockets = new Set<Socket>();
+  private served = 0;
+  /** Request loops still running (each may hold an open file until its read ends). */
+  private readonly pumps = new Set<Promise<void>>();
+  private readonly changed = new Subject<SharedFile>();
+  private readonly reported = new WeakSet<SharedFile>();
+
+  /** Shares found changed or gone while serving them, each entry once; the app should stop sharing them. */
+  readonly shareChanged$: Observable<SharedFile> = this.changed.asObservable();
+
+  constructor(
+    @Inject(SEEDING_OPTIONS) private readonly options: ChunkServerOptions,
+    @Inject(ShareRegistry) private readonly registry: ShareRegistry,
+  ) {
+    this.maxLineBytes = options.maxLineBytes ?? DEFAULT_PEER_MAX_LINE_BYTES;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_PEER_IDLE_TIMEOUT_MS;
+    this.maxConnections = options.maxConnections ?? DEFAULT_MAX_PEER_CONNECTIONS;
+  }
+
+  /** Calls `listener` for each share found changed; returns the function that unsubscribes it. */
+  onShareChanged(listener: (share: SharedFile) => void): () => void {
+    const sub = this.changed.subscribe((share) => {
+      try {
+        listener(share);
+      } catch (err) {
+        this.logger.error(`share-changed listener failed: ${String(err)}`);
+      }
+    });
+    return () => sub.unsubscribe();
+  }
+
+  /** Starts listening; resolves with the bound address, rejects with a ChunkServerListenError. */
+  async start(): Promise<AddressInfo> {
+    if (this.server) throw new Error('the chunk server is already listening');
+    const { host, port } = this.options;
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw new ChunkServerListenError(
+        `cannot listen on ${formatHostPort({ host, port })}: ${listenFailure(err)}`,
+        err.code,
+      );
+    });
+    server.on('error', (err) => this.logger.error(`listener error: ${err.message}`));
+    this.server = server;
+    return server.address() as AddressInfo;
+  }
+
+  /** Closes the listener, destroys every connection and waits until no file is left open. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.allSettled([...this.pumps]);
+  }
+
+  onApplicationShutdown(): Promise<void> {
+    return this.stop();
+  }
+
+  /** Where the server listens, once started. */
+  address(): AddressInfo | undefined {
+    return (this.server?.address() as AddressInfo | null) ?? undefined;
+  }
+
+  /** Connections being served now. */
+  get connectionCount(): number {
+    return this.served;
+  }
+
+  /**
+   * Answers one request: reads the chunk of a registered file through a fresh
+   * O_NOFOLLOW fd whose identity must match the registry, or explains why not.
+   */
+  async readChunk({ index, filePath }: GetChunkRequest): Promise<ChunkAnswer> {
+    if (!isAbsolute(filePath)) return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)} is not absolute`);
+    const path = resolve(filePath);
+    const shares = this.registry.findByPath(path);
+    if (shares.length === 0) return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)}`);
+    if (index >= Math.max(...shares.map((s) => s.chunkCount))) return noSuchChunk(shares[0], index);
+
+    let handle: FileHandle;
+    try {
+      handle = await open(path, OPEN_SHARED_FLAGS);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (GONE_CODES.has(code)) return this.fileChanged(shares, `cannot open it (${code})`);
+      if (code === 'EMFILE' || code === 'ENFILE') return errReply(ErrorCode.Busy, 'too many open files; try later');
+      throw err;
+    }
+    try {
+      const st = await handle.stat();
+      const now = st.isFile() ? identityFromStats(path, st) : undefined;
+      const share = now && shares.find((s) => sameIdentity(s, now));
+      if (!share) return this.fileChanged(shares, 'it was modified or replaced since it was shared');
+      this.report(shares.filter((s) => !sameIdentity(s, share)));
+      if (index >= share.chunkCount) return noSuchChunk(share, index);
+
+      const { offset, length } = chunkRange(planChunks(share.size), index);
+      const data = Buffer.allocUnsafe(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(data, filled, length - filled, offset + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      const after = await handle.stat();
+      if (filled < length || !sameIdentity(identityFromStats(path, after), share)) {
+        return this.fileChanged([share], 'it was modified while being read');
+      }
+      if (!this.registry.findByPath(path).includes(share)) {
+        return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)}`); // stopped while being read
+      }
+      return { ok: true, index, data };
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  private fileChanged(shares: readonly SharedFile[], why: string): ErrReply {
+    this.report(shares);
+    return errReply(ErrorCode.FileChanged, `${shares[0].fileName} is no longer shared as it was: ${why}`);
+  }
+
+  private report(shares: readonly SharedFile[]): void {
+    for (const share of shares) {
+      if (this.reported.has(share)) continue;
+      this.reported.add(share);
+      this.changed.next(share);
+    }
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('error', (err) => this.logger.debug(`peer connection error: ${err.message}`));
+    socket.on('close', () => this.sockets.delete(socket));
+    if (this.served >= this.maxConnections) {
+      const busy = errReply(ErrorCode.Busy, `serving ${this.maxConnections} connections already; try later`);
+      socket.end(formatReply(busy), () => socket.destroy());
+      return;
+    }
+    this.served++;
+    socket.once('close', () => this.served--);
+    this.serve(socket);
+  }
+
+  private serve(socket: Socket): void {
+    const decoder = new FrameDecoder(this.maxLineBytes);
+    let pumping = false;
+    let ended = false;
+    socket.setNoDelay(true);
+    if (this.idleTimeoutMs > 0) socket.setTimeout(this.idleTimeoutMs, () => socket.destroy());
+
+    const loop = async (): Promise<void> => {
+      for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
+        const answer = await this.answer(frame);
+        if (answer === undefined) continue;
+        if (socket.destroyed || !socket.writable) return;
+        let flushed: boolean;
+        if (answer.ok) {
+          socket.cork();
+          socket.write(`${formatChunkHeader(answer.index, answer.data.length)}\n`);
+          flushed = socket.write(answer.data);
+          socket.uncork();
+        } else {
+          flushed = socket.write(formatReply(answer));
+        }
+        if (!flushed) await drained(socket);
+      }
+    };
+
+    const pump = (): void => {
+      if (pumping) return;
+      pumping = true;
+      const run = (async () => {
+        try {
+          await loop();
+        } catch (err) {
+          this.logger.error(
+            `chunk connection failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+          );
+          socket.destroy();
+        } finally {
+          pumping = false;
+          if (!socket.destroyed) {
+            if (ended)
+              socket.end(); // the peer half-closed: all it asked has been answered
+            else if (socket.isPaused()) socket.resume();
+          }
+        }
+      })();
+      this.pumps.add(run);
+      void run.finally(() => this.pumps.delete(run));
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      decoder.push(chunk);
+      if (decoder.bufferedBytes >= PAUSE_BYTES) socket.pause();
+      pump();
+    });
+    socket.on('end', () => {
+      ended = true;
+      pump();
+    });
+  }
+
+  /** The answer to one frame; undefined for a blank line, which is no request. */
+  private async answer(frame: Frame): Promise<ChunkAnswer | undefined> {
+    if (frame.type !== 'line') {
+      return errReply(ErrorCode.LineTooLong, `request line longer than ${this.maxLineBytes} bytes ignored`);
+    }
+    if (frame.line.trim() === '') return undefined;
+    let request: GetChunkRequest;
+    try {
+      request = parseGetChunk(frame.line);
+    } catch (err) {
+      if (err instanceof ProtocolError) return errReply(err.code, err.message.slice(0, MAX_QUOTED_PATH));
+      throw err;
+    }
+    try {
+      return await this.readChunk(request);
+    } catch (err) {
+      this.logger.error(`reading chunk ${request.index} of ${request.filePath} failed: ${String(err)}`);
+      return errReply(ErrorCode.Internal, 'could not read the chunk');
+    }
+  }
+}
+
+function noSuchChunk(share: SharedFile, index: number): ErrReply {
+  const range = share.chunkCount === 0 ? 'it has no chunks' : `chunks are 0..${share.chunkCount - 1}`;
+  return errReply(ErrorCode.NoSuchChunk, `no chunk ${index} in ${share.fileName}: ${range}`);
+}

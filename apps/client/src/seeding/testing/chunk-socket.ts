@@ -1,0 +1,130 @@
+import { FrameDecoder, parseChunkHeader, parseReplyHeader } from '@app/protocol';
+import { connect, Socket } from 'node:net';
+
+/** One answer of a seeder, as a downloader reads it. */
+export type PeerAnswer =
+  | { readonly kind: 'chunk'; readonly index: number; readonly data: Buffer }
+  | { readonly kind: 'err'; readonly code: string; readonly message: string };
+
+/**
+ * A raw TCP client of the chunk server: write request lines, read answers
+ * (`CHUNK` header + body, or `ERR` line) in order. No sleeps: every wait is
+ * for bytes, a close, or a timeout that fails the test.
+ */
+export class ChunkSocket {
+  private readonly decoder = new FrameDecoder(1024 * 1024);
+  private readonly answers: PeerAnswer[] = [];
+  private header: { index: number; length: number } | undefined;
+  private closed = false;
+  private failure: Error | undefined;
+  private waiter: (() => void) | undefined;
+  /** Raw bytes received so far. */
+  bytesReceived = 0;
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.bytesReceived += chunk.length;
+      this.decoder.push(chunk);
+      try {
+        this.parse();
+      } catch (err) {
+        this.failure = err as Error;
+      }
+      this.waiter?.();
+    });
+    // The socket half-closes on our side only when a test says so; the server's FIN is what counts.
+    const closed = () => {
+      this.closed = true;
+      this.waiter?.();
+    };
+    socket.on('end', closed);
+    socket.on('close', closed);
+    socket.on('error', () => undefined);
+  }
+
+  static open(port: number, host = '127.0.0.1'): Promise<ChunkSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port, host, allowHalfOpen: true });
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new ChunkSocket(socket));
+      });
+    });
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Sends `GET_CHUNK <index> <path>` lines (paths quoted as needed by the caller). */
+  send(...lines: string[]): void {
+    this.write(lines.map((l) => `${l}\n`).join(''));
+  }
+
+  /** Reads exactly `n` answers; rejects on timeout, on garbage, or when the server closes first. */
+  async read(n: number, timeoutMs = 5000): Promise<PeerAnswer[]> {
+    await this.until(() => this.answers.length >= n, `${n} answers`, timeoutMs);
+    return this.answers.splice(0, n);
+  }
+
+  async readOne(timeoutMs?: number): Promise<PeerAnswer> {
+    return (await this.read(1, timeoutMs))[0];
+  }
+
+  /** Resolves once the server has closed (or half-closed) the connection. */
+  waitClosed(timeoutMs = 5000): Promise<void> {
+    return this.until(() => this.closed, 'the server closes the connection', timeoutMs, true);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private parse(): void {
+    for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) {
+      if (frame.type === 'overflow') throw new Error('server sent an over-long line');
+      if (frame.type === 'data') {
+        this.answers.push({ kind: 'chunk', index: this.header!.index, data: frame.data });
+        this.header = undefined;
+        continue;
+      }
+      if (frame.line.startsWith('CHUNK ')) {
+        const header = parseChunkHeader(frame.line);
+        if (header.length === 0) this.answers.push({ kind: 'chunk', index: header.index, data: Buffer.alloc(0) });
+        else {
+          this.header = header;
+          this.decoder.expectData(header.length);
+        }
+        continue;
+      }
+      const reply = parseReplyHeader(frame.line);
+      if (reply.ok) throw new Error(`unexpected line from the seeder: ${frame.line}`);
+      this.answers.push({ kind: 'err', code: reply.code, message: reply.message });
+    }
+  }
+
+  private async until(done: () => boolean, what: string, timeoutMs: number, closeOk = false): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.failure) throw this.failure;
+      if (done()) return;
+      if (this.closed && !closeOk) throw new Error(`connection closed before ${what}; have ${this.answers.length}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; have ${this.answers.length}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(finish, left);
+        function finish() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.waiter = finish;
+      });
+      this.waiter = undefined;
+    }
+  }
+}

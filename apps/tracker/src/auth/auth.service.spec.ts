@@ -1,0 +1,346 @@
+import { ErrorCode } from '@app/protocol';
+import { Logger } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { InvalidIdError } from '../common/domain.error';
+import { Session } from '../common/session';
+import { fakeSession } from '../testing/fake-session';
+import {
+  AlreadyLoggedInError,
+  InvalidPasswordError,
+  UnknownUserError,
+  UserExistsError,
+  WrongPasswordError,
+} from './auth.errors';
+import { AuthService } from './auth.service';
+import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
+import { InMemoryUserStore } from './in-memory-user.store';
+import { PasswordHasher, ScryptPasswordHasher } from './password.hasher';
+import { UserStore } from './user.store';
+
+const hasher = new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 });
+
+async function setup(passwordHasher: PasswordHasher = hasher) {
+  const moduleRef = await Test.createTestingModule({
+    providers: [
+      AuthService,
+      { provide: USER_STORE, useClass: InMemoryUserStore },
+      { provide: PASSWORD_HASHER, useValue: passwordHasher },
+    ],
+  }).compile();
+  return { service: moduleRef.get(AuthService), store: moduleRef.get<UserStore>(USER_STORE) };
+}
+
+/** Awaits `promise` and returns what it rejected with; fails if it resolved. */
+async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}
+
+describe(AuthService.name, () => {
+  let service: AuthService;
+  let store: UserStore;
+
+  beforeEach(async () => {
+    ({ service, store } = await setup());
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  describe('createUser', () => {
+    it('stores a new user', async () => {
+      await service.createUser('alice', 'pw');
+      expect(service.exists('alice')).toBe(true);
+      expect(store.count()).toBe(1);
+      expect(store.get('alice')?.createdAt).toEqual(expect.any(Number));
+    });
+
+    it.each(['a', 'Alice_2', 'x.y-z', '9lives', 'a'.repeat(32)])('accepts the id %j', async (id) => {
+      await service.createUser(id, 'pw');
+      expect(service.exists(id)).toBe(true);
+    });
+
+    it.each([
+      ['empty', ''],
+      ['33 characters', 'a'.repeat(33)],
+      ['with a space', 'al ice'],
+      ['with a tab', 'al\tice'],
+      ['starting with -', '-alice'],
+      ['starting with .', '.alice'],
+      ['starting with _', '_alice'],
+      ['non-ASCII', 'alicé'],
+      ['emoji', 'bob😀'],
+      ['with a slash', 'a/b'],
+      ['with a colon', 'a:b'],
+    ])('refuses an id that is %s', async (_what, id) => {
+      const err = await rejection(service.createUser(id, 'pw'));
+      expect(err).toBeInstanceOf(InvalidIdError);
+      expect(err.code).toBe(ErrorCode.InvalidId);
+      expect(store.count()).toBe(0);
+    });
+
+    it.each([
+      ['empty', ''],
+      ['129 characters', 'p'.repeat(129)],
+    ])('refuses a password that is %s', async (_what, password) => {
+      const err = await rejection(service.createUser('alice', password));
+      expect(err).toBeInstanceOf(InvalidPasswordError);
+      expect(err.code).toBe(ErrorCode.InvalidPassword);
+      expect(service.exists('alice')).toBe(false);
+    });
+
+    it('accepts a 128-character password with spaces', async () => {
+      const password = 'a b '.repeat(32);
+      await service.createUser('alice', password);
+      await service.login(fakeSession(), 'alice', password);
+    });
+
+    it('refuses a user id that is taken, keeping the first password', async () => {
+      await service.createUser('alice', 'first');
+      const err = await rejection(service.createUser('alice', 'second'));
+      expect(err).toBeInstanceOf(UserExistsError);
+      expect(err.code).toBe(ErrorCode.UserExists);
+      await expect(service.login(fakeSession(), 'alice', 'first')).resolves.toBeUndefined();
+    });
+
+    it('lets exactly one of two concurrent creations of the same id win', async () => {
+      const results = await Promise.allSettled([
+        service.createUser('alice', 'one'),
+        service.createUser('alice', 'two'),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
+      expect(failed.reason).toBeInstanceOf(UserExistsError);
+      expect(store.count()).toBe(1);
+    });
+
+    it('stores a salted scrypt hash, never the password', async () => {
+      await service.createUser('alice', 'secret-pw');
+      const stored = store.get('alice')!.passwordHash;
+      expect(stored).not.toContain('secret-pw');
+      expect(stored).toMatch(/^scrypt\$1024\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
+      await expect(hasher.verify('secret-pw', stored)).resolves.toBe(true);
+      await expect(hasher.verify('secret-pX', stored)).resolves.toBe(false);
+    });
+
+    it('gives two users with the same password different hashes', async () => {
+      await service.createUser('alice', 'same');
+      await service.createUser('bob', 'same');
+      const a = store.get('alice')!.passwordHash;
+      const b = store.get('bob')!.passwordHash;
+      expect(a).not.toBe(b);
+      expect(a.split('$')[4]).not.toBe(b.split('$')[4]);
+      await expect(hasher.verify('same', a)).resolves.toBe(true);
+      await expect(hasher.verify('same', b)).resolves.toBe(true);
+    });
+
+    it('hashes through the injected hasher and checks input before hashing', async () => {
+      const fake = { hash: jest.fn((p: string) => Promise.resolve(`fake:${p}`)), verify: jest.fn() };
+      const { service: svc, store: users } = await setup(fake);
+      await svc.createUser('alice', 'pw');
+      expect(fake.hash).toHaveBeenCalledWith('pw');
+      expect(users.get('alice')?.passwordHash).toBe('fake:pw');
+      await expect(svc.createUser('bad id', 'pw')).rejects.toBeInstanceOf(InvalidIdError);
+      await expect(svc.createUser('alice', 'pw')).rejects.toBeInstanceOf(UserExistsError);
+      expect(fake.hash).toHaveBeenCalledTimes(1);
+    });
+  });
+
+  describe('login', () => {
+    let s1: Session;
+    let s2: Session;
+
+    beforeEach(async () => {
+      await service.createUser('alice', 'pw-a');
+      await service.createUser('bob', 'pw-b');
+      s1 = fakeSession(1);
+      s2 = fakeSession(2);
+    });
+
+    it('sets the user on the session and marks them online', async () => {
+      expect(service.isOnline('alice')).toBe(false);
+      await service.login(s1, 'alice', 'pw-a');
+      expect(s1.user).toBe('alice');
+      expect(service.isOnline('alice')).toBe(true);
+      expect(service.isOnline('bob')).toBe(false);
+    });
+
+    it('refuses an unknown user', async () => {
+      const err = await rejection(service.login(s1, 'nobody', 'pw'));
+      expect(err).toBeInstanceOf(UnknownUserError);
+      expect(err.code).toBe(ErrorCode.UnknownUser);
+      expect(s1.user).toBeUndefined();
+    });
+
+    it('refuses a wrong password', async () => {
+      const err = await rejection(service.login(s1, 'alice', 'pw-b'));
+      expect(err).toBeInstanceOf(WrongPasswordError);
+      expect(err.code).toBe(ErrorCode.WrongPassword);
+      expect(s1.user).toBeUndefined();
+      expect(service.isOnline('alice')).toBe(false);
+    });
+
+    it('refuses a password that differs only in case or trailing space', async () => {
+      await expect(service.login(s1, 'alice', 'PW-A')).rejects.toBeInstanceOf(WrongPasswordError);
+      await expect(service.login(s1, 'alice', 'pw-a ')).rejects.toBeInstanceOf(WrongPasswordError);
+    });
+
+    it('refuses a second login on the same session, as the same or another user', async () => {
+      await service.login(s1, 'alice', 'pw-a');
+      for (const [user, pw] of [
+        ['alice', 'pw-a'],
+        ['bob', 'pw-b'],
+      ]) {
+        const err = await rejection(service.login(s1, user, pw));
+        expect(err).toBeInstanceOf(AlreadyLoggedInError);
+        expect(err.code).toBe(ErrorCode.AlreadyLoggedIn);
+      }
+      expect(s1.user).toBe('alice');
+      expect(service.isOnline('bob')).toBe(false);
+    });
+
+    it('refuses the same user on a second session until the first logs out', async () => {
+      await service.login(s1, 'alice', 'pw-a');
+      const err = await rejection(service.login(s2, 'alice', 'pw-a'));
+      expect(err).toBeInstanceOf(AlreadyLoggedInError);
+      expect(err.code).toBe(ErrorCode.AlreadyLoggedIn);
+      expect(s2.user).toBeUndefined();
+      expect(s1.user).toBe('alice');
+
+      expect(service.logout(s1)).toBe('alice');
+      await service.login(s2, 'alice', 'pw-a');
+      expect(s2.user).toBe('alice');
+    });
+
+    it('frees the user when the first session ends (connection dropped)', async () => {
+      await service.login(s1, 'alice', 'pw-a');
+      service.endSession(s1);
+      expect(s1.user).toBeUndefined();
+      expect(service.isOnline('alice')).toBe(false);
+      await service.login(s2, 'alice', 'pw-a');
+      expect(service.isOnline('alice')).toBe(true);
+    });
+
+    it('lets two users be online on two sessions at once', async () => {
+      await service.login(s1, 'alice', 'pw-a');
+      await service.login(s2, 'bob', 'pw-b');
+      expect([s1.user, s2.user]).toEqual(['alice', 'bob']);
+    });
+
+    it('lets only one of two concurrent logins of the same user on two sessions win', async () => {
+      const results = await Promise.allSettled([
+        service.login(s1, 'alice', 'pw-a'),
+        service.login(s2, 'alice', 'pw-a'),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(
+        AlreadyLoggedInError,
+      );
+      expect([s1.user, s2.user].filter(Boolean)).toEqual(['alice']);
+    });
+
+    it('lets only one of two concurrent logins on the same session win', async () => {
+      const results = await Promise.allSettled([service.login(s1, 'alice', 'pw-a'), service.login(s1, 'bob', 'pw-b')]);
+      expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const winner = results[0].status === 'fulfilled' ? 'alice' : 'bob';
+      const loser = winner === 'alice' ? 'bob' : 'alice';
+      expect(s1.user).toBe(winner);
+      expect(service.isOnline(winner)).toBe(true);
+      expect(service.isOnline(loser)).toBe(false);
+    });
+  });
+
+  describe('logout and endSession', () => {
+    let s1: Session;
+
+    beforeEach(async () => {
+      await service.createUser('alice', 'pw');
+      s1 = fakeSession(1);
+    });
+
+    it('logout clears the session, returns who it was, and allows a new login', async () => {
+      await service.login(s1, 'alice', 'pw');
+      expect(service.logout(s1)).toBe('alice');
+      expect(s1.user).toBeUndefined();
+      expect(service.isOnline('alice')).toBe(false);
+      await service.login(s1, 'alice', 'pw');
+      expect(s1.user).toBe('alice');
+    });
+
+    it('logout of a session with nobody logged in returns undefined and changes nothing', async () => {
+      const s2 = fakeSession(2);
+      await service.login(s2, 'alice', 'pw');
+      expect(service.logout(s1)).toBeUndefined();
+      expect(service.isOnline('alice')).toBe(true);
+    });
+
+    it('ending a stale session does not log out the user from a newer session', async () => {
+      // Session 1 logged in as alice, then the user state of session 1 is stale (e.g. a duplicate close).
+      await service.login(s1, 'alice', 'pw');
+      service.endSession(s1);
+      const s2 = fakeSession(2);
+      await service.login(s2, 'alice', 'pw');
+      const stale = fakeSession(1);
+      stale.setUser('alice');
+      service.endSession(stale);
+      expect(service.isOnline('alice')).toBe(true);
+      await expect(service.login(fakeSession(3), 'alice', 'pw')).rejects.toBeInstanceOf(AlreadyLoggedInError);
+    });
+  });
+
+  describe('onSessionEnded', () => {
+    beforeEach(async () => {
+      await service.createUser('alice', 'pw');
+    });
+
+    it('tells listeners who logged out and on which connection', async () => {
+      const listener = jest.fn();
+      service.onSessionEnded(listener);
+      const s = fakeSession(7);
+      await service.login(s, 'alice', 'pw');
+      expect(listener).not.toHaveBeenCalled();
+      service.logout(s);
+      expect(listener).toHaveBeenCalledTimes(1);
+      expect(listener).toHaveBeenCalledWith('alice', 7);
+    });
+
+    it('tells listeners when a logged-in connection closes, and says nothing for an anonymous one', async () => {
+      const listener = jest.fn();
+      service.onSessionEnded(listener);
+      service.endSession(fakeSession(8));
+      expect(listener).not.toHaveBeenCalled();
+      const s = fakeSession(9);
+      await service.login(s, 'alice', 'pw');
+      service.endSession(s);
+      service.endSession(s);
+      expect(listener.mock.calls).toEqual([['alice', 9]]);
+    });
+
+    it('logs a listener that throws, keeps calling the others, and still ends the session', async () => {
+      const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      const after = jest.fn();
+      service.onSessionEnded(() => {
+        throw new Error('listener broke');
+      });
+      service.onSessionEnded(after);
+      const s = fakeSession(10);
+      await service.login(s, 'alice', 'pw');
+      expect(() => service.logout(s)).not.toThrow();
+      expect(after).toHaveBeenCalledWith('alice', 10);
+      expect(service.isOnline('alice')).toBe(false);
+      expect(logged).toHaveBeenCalledWith(expect.stringContaining('listener broke'));
+    });
+
+    it('stops calling a listener once it is removed', async () => {
+      const listener = jest.fn();
+      const remove = service.onSessionEnded(listener);
+      remove();
+      const s = fakeSession(11);
+      await service.login(s, 'alice', 'pw');
+      service.logout(s);
+      expect(listener).not.toHaveBeenCalled();
+    });
+  });
+});

@@ -1,0 +1,172 @@
+import { TrackerInfoError } from '@app/protocol';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigError, parseTrackerArgs, TRACKER_USAGE } from './tracker.config';
+
+const INFO = '127.0.0.1:7001\n127.0.0.1:7002\n# spare\n10.0.0.5 7003\n';
+
+/** A readFile that knows one file, `info.txt`. */
+function files(text = INFO): (path: string) => string {
+  return (path) => {
+    if (path === 'info.txt') return text;
+    throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
+  };
+}
+
+/** The error `parseTrackerArgs` throws for `argv`; fails if it does not throw. */
+function failure(argv: string[], readFile = files()): Error {
+  try {
+    parseTrackerArgs(argv, readFile);
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error(`expected ${JSON.stringify(argv)} to be refused`);
+}
+
+describe(parseTrackerArgs.name, () => {
+  it('reads the tracker list and picks this tracker by its 1-based number', () => {
+    const config = parseTrackerArgs(['info.txt', '2'], files());
+    expect(config).toEqual({
+      trackerNumber: 2,
+      trackers: [
+        { host: '127.0.0.1', port: 7001 },
+        { host: '127.0.0.1', port: 7002 },
+        { host: '10.0.0.5', port: 7003 },
+      ],
+      self: { host: '127.0.0.1', port: 7002 },
+      dataDir: resolve('data/tracker-2'),
+    });
+  });
+
+  it('accepts the first and the last tracker', () => {
+    expect(parseTrackerArgs(['info.txt', '1'], files()).self).toEqual({ host: '127.0.0.1', port: 7001 });
+    expect(parseTrackerArgs(['info.txt', '3'], files()).self).toEqual({ host: '10.0.0.5', port: 7003 });
+  });
+
+  it.each([
+    [['--data-dir', '/var/lib/t1', 'info.txt', '1']],
+    [['info.txt', '--data-dir', '/var/lib/t1', '1']],
+    [['info.txt', '1', '--data-dir', '/var/lib/t1']],
+    [['info.txt', '1', '--data-dir=/var/lib/t1']],
+    [['--data-dir=/var/lib/t1', 'info.txt', '1']],
+  ])('takes --data-dir in either form and anywhere: %j', (argv) => {
+    const config = parseTrackerArgs(argv, files());
+    expect(config.dataDir).toBe('/var/lib/t1');
+    expect(config.trackerNumber).toBe(1);
+  });
+
+  it('resolves a relative --data-dir to an absolute path', () => {
+    expect(parseTrackerArgs(['info.txt', '1', '--data-dir', 'rel/dir'], files()).dataDir).toBe(resolve('rel/dir'));
+  });
+
+  it('reads the file it is given from disk', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tracker-config-'));
+    try {
+      const file = join(dir, 'tracker_info.txt');
+      writeFileSync(file, '127.0.0.1:9000\n');
+      const config = parseTrackerArgs([file, '1'], (p) => readFileSync(p, 'utf8'));
+      expect(config.self).toEqual({ host: '127.0.0.1', port: 9000 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([[[]], [['info.txt']], [['info.txt', '1', '2']], [['--data-dir', '/d']]])(
+    'refuses %j (wrong number of arguments) with the usage',
+    (argv) => {
+      const err = failure(argv);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err.message).toBe(TRACKER_USAGE);
+    },
+  );
+
+  it.each(['--verbose', '-v', '--data', '--data-dir-x=/d'])('refuses the unknown option %s, naming it', (option) => {
+    const err = failure(['info.txt', '1', option]);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toBe(`unknown option ${option}; ${TRACKER_USAGE}`);
+  });
+
+  it('refuses --data-dir without a value', () => {
+    const err = failure(['info.txt', '1', '--data-dir']);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/^--data-dir needs a directory; usage: /);
+  });
+
+  it('refuses an empty --data-dir value', () => {
+    const err = failure(['info.txt', '1', '--data-dir', '']);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/^--data-dir needs a directory; usage: /);
+  });
+
+  it('refuses an empty --data-dir= like the two-word form, rather than using the current directory', () => {
+    const parse = () => parseTrackerArgs(['info.txt', '1', '--data-dir='], files());
+    expect(parse).toThrow(ConfigError);
+    expect(parse).toThrow(/^--data-dir needs a directory; usage: /);
+  });
+
+  it('names a missing file and says it does not exist', () => {
+    const err = failure(['missing.txt', '1']);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toBe('missing.txt: cannot read tracker info file (no such file)');
+  });
+
+  it('names a missing file on disk', () => {
+    const path = join(tmpdir(), 'no-such-dir-for-tracker-spec', 'tracker_info.txt');
+    const err = failure([path, '1'], (p) => readFileSync(p, 'utf8'));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toBe(`${path}: cannot read tracker info file (no such file)`);
+  });
+
+  it('gives the reason when a file cannot be read for another reason', () => {
+    const err = failure(['info.txt', '1'], () => {
+      throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+    });
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toBe('info.txt: cannot read tracker info file (EACCES: permission denied)');
+  });
+
+  it.each([
+    ['0', 'zero'],
+    ['4', 'one past the last tracker'],
+    ['99999', 'far too big'],
+    ['abc', 'not a number'],
+    ['1.5', 'not a whole number'],
+    ['', 'empty'],
+    [' 1', 'padded'],
+    ['0x1', 'hexadecimal'],
+  ])('refuses tracker number %j (%s), saying which numbers are valid', (n) => {
+    const err = failure(['info.txt', n]);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toBe(`info.txt: tracker number '${n}' is out of range (the file lists 3 trackers: use 1-3)`);
+  });
+
+  it('uses the singular for a file listing one tracker', () => {
+    expect(failure(['info.txt', '2'], files('127.0.0.1:7001\n')).message).toBe(
+      "info.txt: tracker number '2' is out of range (the file lists 1 tracker: use 1-1)",
+    );
+  });
+
+  it.each([
+    ['127.0.0.1:7001\nnot-an-address\n', /^info\.txt:2: /],
+    ['127.0.0.1:70000\n', /^info\.txt:1: /],
+    ['127.0.0.1:7001\n127.0.0.1:7001\n', /^info\.txt:2: .*listed twice/],
+    ['# only comments\n\n', /^info\.txt: lists no tracker$/],
+  ])('refuses a bad tracker info file %j with a TrackerInfoError naming the line', (text, message) => {
+    const err = failure(['info.txt', '1'], files(text));
+    expect(err).toBeInstanceOf(TrackerInfoError);
+    expect(err.message).toMatch(message);
+  });
+
+  it('puts every refusal on one line', () => {
+    const cases: [string[], ((p: string) => string)?][] = [
+      [[]],
+      [['info.txt', '1', '--nope']],
+      [['info.txt', '1', '--data-dir']],
+      [['missing.txt', '1']],
+      [['info.txt', '9']],
+      [['info.txt', '1'], files('garbage\n')],
+    ];
+    for (const [argv, readFile] of cases) expect(failure(argv, readFile).message).not.toMatch(/\n/);
+  });
+});

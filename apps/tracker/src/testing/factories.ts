@@ -1,0 +1,10 @@
+import { GroupRecord } from '../groups/group.store';
+import { UserRecord } from '../auth/user.store';
+
+export function userRecord(overrides: Partial<UserRecord> = {}): UserRecord {
+  return { userId: 'alice', passwordHash: 'scrypt$1024$8$1$c2FsdA==$a2V5', createdAt: 1_700_000_000_000, ...overrides };
+}
+
+export function groupRecord(overrides: Partial<GroupRecord> = {}): GroupRecord {
+  return { groupId: 'g1', owner: 'alice', createdAt: 1_700_000_000_000, ...overrides };
+}

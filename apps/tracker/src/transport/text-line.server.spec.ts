@@ -1,0 +1,394 @@
+import { Cmd, JoinGroupCmd, okReply, OkReply } from '@app/protocol';
+import { Controller, INestMicroservice, ModuleMetadata } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
+import { Test } from '@nestjs/testing';
+import { of } from 'rxjs';
+import { AuthController } from '../auth/auth.controller';
+import { AuthService } from '../auth/auth.service';
+import { PASSWORD_HASHER, USER_STORE } from '../auth/auth.tokens';
+import { InMemoryUserStore } from '../auth/in-memory-user.store';
+import { ScryptPasswordHasher } from '../auth/password.hasher';
+import { GroupsController } from '../groups/groups.controller';
+import { NotGroupOwnerError } from '../groups/groups.errors';
+import { GroupsService } from '../groups/groups.service';
+import { GROUP_STORE } from '../groups/groups.tokens';
+import { InMemoryGroupStore } from '../groups/in-memory-group.store';
+import { LineSocket } from '../testing/line-socket';
+import { PassThroughExceptionFilter } from './pass-through.filter';
+import { PeerContext } from './peer.context';
+import { TextLineServer } from './text-line.server';
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Stands in for real controllers: each command exercises one transport path. */
+@Controller()
+class ProbeController {
+  @MessagePattern(Cmd.ListGroups)
+  list(): OkReply {
+    return okReply('2 groups', ['g1 owner=alice', 'g2 owner=bob']);
+  }
+
+  @MessagePattern(Cmd.JoinGroup)
+  async join(@Payload() cmd: JoinGroupCmd): Promise<OkReply> {
+    switch (cmd.groupId) {
+      case 'boom':
+        throw new Error('kaboom');
+      case 'denied':
+        throw new NotGroupOwnerError('denied');
+      case 'slow':
+        await delay(40);
+        return okReply('slow done');
+      default:
+        return okReply(`joined ${cmd.groupId}`);
+    }
+  }
+
+  @MessagePattern(Cmd.AcceptRequest)
+  echo(@Payload() cmd: { groupId: string; userId: string }): OkReply {
+    return okReply('args', [cmd.groupId, cmd.userId]);
+  }
+
+  @MessagePattern(Cmd.CreateGroup)
+  plainString(@Payload() cmd: { groupId: string }): string {
+    return `made ${cmd.groupId}`;
+  }
+
+  @MessagePattern(Cmd.LeaveGroup)
+  observable(@Payload() cmd: { groupId: string }) {
+    return of(okReply(`left ${cmd.groupId}`));
+  }
+
+  @MessagePattern(Cmd.UploadFile)
+  upload(@Payload() cmd: { groupId: string; chunkHashes: string }): OkReply {
+    return okReply(`upload to ${cmd.groupId}`, [cmd.chunkHashes]);
+  }
+
+  @MessagePattern(Cmd.Logout)
+  whoAmI(@Ctx() ctx: PeerContext): OkReply {
+    return okReply(`connection ${ctx.connectionId}`);
+  }
+}
+
+interface Harness {
+  app: INestMicroservice;
+  server: TextLineServer;
+  port: number;
+}
+
+async function startTracker(metadata: ModuleMetadata): Promise<Harness> {
+  const moduleRef = await Test.createTestingModule({
+    ...metadata,
+    providers: [...(metadata.providers ?? []), { provide: APP_FILTER, useClass: PassThroughExceptionFilter }],
+  }).compile();
+  const server = new TextLineServer({ host: '127.0.0.1', port: 0 });
+  const app = moduleRef.createNestMicroservice({ strategy: server, logger: false });
+  await app.listen();
+  return { app, server, port: server.address().port };
+}
+
+describe(TextLineServer.name, () => {
+  let harness: Harness;
+  const sockets: LineSocket[] = [];
+  const open = async () => {
+    const s = await LineSocket.open(harness.port);
+    sockets.push(s);
+    return s;
+  };
+
+  let running = false;
+  const stop = async () => {
+    if (running) await harness.app.close();
+    running = false;
+  };
+
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await stop();
+  });
+
+  describe('with a probe controller', () => {
+    let conn: LineSocket;
+
+    beforeEach(async () => {
+      harness = await startTracker({ controllers: [ProbeController] });
+      running = true;
+      conn = await open();
+    });
+
+    it('listens on the port it was given (0: any free one) and reports it', () => {
+      expect(harness.port).toBeGreaterThan(0);
+      expect(harness.server.address().address).toBe('127.0.0.1');
+    });
+
+    it('answers OK with the count and the body lines', async () => {
+      expect(await conn.request('list_groups', 3)).toEqual(['OK 2 2 groups', 'g1 owner=alice', 'g2 owner=bob']);
+    });
+
+    it('turns a string, an observable and an async result into OK replies', async () => {
+      expect(await conn.request('create_group g9')).toEqual(['OK 0 made g9']);
+      expect(await conn.request('leave_group g9')).toEqual(['OK 0 left g9']);
+      expect(await conn.request('join_group g9')).toEqual(['OK 0 joined g9']);
+    });
+
+    it('accepts CRLF line endings', async () => {
+      conn.write('join_group crlf\r\n');
+      expect(await conn.readLines(1)).toEqual(['OK 0 joined crlf']);
+    });
+
+    it('refuses an unknown command', async () => {
+      expect(await conn.request('frobnicate now')).toEqual(["ERR UNKNOWN_COMMAND unknown command 'frobnicate'"]);
+    });
+
+    it('refuses a protocol command that no controller serves', async () => {
+      expect(await conn.request('login alice pw')).toEqual(["ERR UNKNOWN_COMMAND this tracker does not serve 'login'"]);
+    });
+
+    it.each(['join_group', 'join_group a b'])('refuses %j with the usage', async (line) => {
+      expect(await conn.request(line)).toEqual(['ERR BAD_ARGUMENTS usage: join_group <group_id>']);
+    });
+
+    it('refuses a malformed quote with BAD_SYNTAX', async () => {
+      expect(await conn.request('join_group "open')).toEqual(['ERR BAD_SYNTAX unterminated quote']);
+    });
+
+    it('passes a domain error’s code and message through', async () => {
+      expect(await conn.request('join_group denied')).toEqual([
+        'ERR NOT_OWNER only the owner of group denied can do that',
+      ]);
+    });
+
+    it('answers any other exception with ERR INTERNAL, without details, and keeps the connection usable', async () => {
+      const [reply] = await conn.request('join_group boom');
+      expect(reply).toBe('ERR INTERNAL internal error; the request was not completed');
+      expect(reply).not.toContain('kaboom');
+      expect(await conn.request('join_group after')).toEqual(['OK 0 joined after']);
+    });
+
+    it('refuses a 1 MB line with LINE_TOO_LONG and then serves the next command on the same connection', async () => {
+      conn.write(`join_group ${'x'.repeat(1024 * 1024)}\n`);
+      conn.write('join_group next\n');
+      const [tooLong, next] = await conn.readLines(2, 5000);
+      expect(tooLong).toMatch(/^ERR LINE_TOO_LONG /);
+      expect(next).toBe('OK 0 joined next');
+    });
+
+    it('refuses a 1 MB line sent in pieces, and the command glued after its newline still works', async () => {
+      const piece = 'y'.repeat(64 * 1024);
+      for (let i = 0; i < 16; i++) conn.write(piece);
+      conn.write('\njoin_group glued\n');
+      expect(await conn.readLines(2, 5000)).toEqual([
+        expect.stringMatching(/^ERR LINE_TOO_LONG /),
+        'OK 0 joined glued',
+      ]);
+    });
+
+    it('refuses binary garbage with one-line errors and keeps serving', async () => {
+      conn.write(Buffer.from([0x00, 0xff, 0xfe, 0x01, 0x80, 0x1b, 0x0a]));
+      conn.write(Buffer.from([0xff, 0xfe, 0xc3, 0x0a]));
+      conn.write('join_group ok\n');
+      const [controlChars, invalidUtf8, ok] = await conn.readLines(3);
+      expect(controlChars).toMatch(/^ERR BAD_SYNTAX /);
+      expect(invalidUtf8).toMatch(/^ERR UNKNOWN_COMMAND /);
+      expect(ok).toBe('OK 0 joined ok');
+    });
+
+    it.each(['123456789 create_user a b', '123456789 join_group g1', '"123456789" join_group g1', '123456789'])(
+      'refuses the sync-marker line %j from a client with FORBIDDEN',
+      async (line) => {
+        expect(await conn.request(line)).toEqual([expect.stringMatching(/^ERR FORBIDDEN /)]);
+      },
+    );
+
+    it('answers pipelined requests in order, even when an earlier one is slower', async () => {
+      conn.write('join_group slow\njoin_group fast\nlist_groups\njoin_group denied\nnope\n');
+      expect(await conn.readLines(7)).toEqual([
+        'OK 0 slow done',
+        'OK 0 joined fast',
+        'OK 2 2 groups',
+        'g1 owner=alice',
+        'g2 owner=bob',
+        'ERR NOT_OWNER only the owner of group denied can do that',
+        "ERR UNKNOWN_COMMAND unknown command 'nope'",
+      ]);
+    });
+
+    it('reassembles a request split across many small writes', async () => {
+      // 'é' is two bytes in UTF-8, so one write ends in the middle of a character.
+      const request = Buffer.from('accept_request "my group" bé\n');
+      for (const byte of request) {
+        await new Promise<void>((resolve) => conn.socket.write(Buffer.from([byte]), () => resolve()));
+      }
+      expect(await conn.readLines(3)).toEqual(['OK 2 args', 'my group', 'bé']);
+    });
+
+    it('gives blank and whitespace-only lines no reply', async () => {
+      conn.write('\n\r\n   \n\t\n');
+      conn.write('join_group first\n\n\njoin_group second\n');
+      expect(await conn.readLines(2)).toEqual(['OK 0 joined first', 'OK 0 joined second']);
+      expect(conn.pending).toBe('');
+    });
+
+    it('passes quoted arguments with spaces and escapes to the handler', async () => {
+      expect(await conn.request('accept_request "my group" "say \\"hi\\" \\\\ bye"', 3)).toEqual([
+        'OK 2 args',
+        'my group',
+        'say "hi" \\ bye',
+      ]);
+      expect(await conn.request('accept_request "" x', 3)).toEqual(['OK 2 args', '', 'x']);
+    });
+
+    it('still answers a client that half-closes right after its request', async () => {
+      conn.write('join_group slow\n');
+      conn.socket.end();
+      expect(await conn.readLines(1)).toEqual(['OK 0 slow done']);
+    });
+
+    it('still answers every pipelined request of a client that half-closes', async () => {
+      conn.write('join_group a\njoin_group slow\njoin_group b\n');
+      conn.socket.end();
+      expect(await conn.readLines(3)).toEqual(['OK 0 joined a', 'OK 0 slow done', 'OK 0 joined b']);
+    });
+
+    describe('continuation lines (upload_file ... @N)', () => {
+      const upload = (hashes: string) => `upload_file g1 /tmp/f 10 ${'a'.repeat(40)} ${hashes} 7001`;
+
+      it('reads the N lines after the command into its argument, without running them as commands', async () => {
+        conn.write(`${upload('@3')}\nh1,h2\nlist_groups\n\n`);
+        conn.write('join_group after\n');
+        expect(await conn.readLines(3)).toEqual(['OK 1 upload to g1', 'h1,h2,list_groups,', 'OK 0 joined after']);
+      });
+
+      it('passes an inline list through unchanged', async () => {
+        expect(await conn.request(upload('h1,h2'), 2)).toEqual(['OK 1 upload to g1', 'h1,h2']);
+      });
+
+      it('waits for continuation lines that arrive in later writes', async () => {
+        conn.write(`${upload('@2')}\nh1`);
+        conn.write(',h2\n');
+        conn.write('h3\n');
+        expect(await conn.readLines(2)).toEqual(['OK 1 upload to g1', 'h1,h2,h3']);
+      });
+
+      it.each(['@0', '@x', '@4097'])(
+        'refuses %s with BAD_ARGUMENTS and reads the next line as a command',
+        async (n) => {
+          conn.write(`${upload(n)}\njoin_group next\n`);
+          expect(await conn.readLines(2)).toEqual([expect.stringMatching(/^ERR BAD_ARGUMENTS /), 'OK 0 joined next']);
+        },
+      );
+
+      it('answers LINE_TOO_LONG once for an over-long continuation line, after all N lines, then resumes', async () => {
+        conn.write(`${upload('@3')}\nh1\n${'z'.repeat(100 * 1024)}\nh3\njoin_group next\n`);
+        expect(await conn.readLines(2)).toEqual([expect.stringMatching(/^ERR LINE_TOO_LONG /), 'OK 0 joined next']);
+      });
+    });
+
+    it('gives each connection its own context', async () => {
+      const other = await open();
+      const [a] = await conn.request('logout');
+      const [b] = await other.request('logout');
+      expect(a).toMatch(/^OK 0 connection \d+$/);
+      expect(b).toMatch(/^OK 0 connection \d+$/);
+      expect(a).not.toBe(b);
+      expect(await conn.request('logout')).toEqual([a]);
+    });
+
+    it('serves many connections at once', async () => {
+      const conns = [conn, ...(await Promise.all([1, 2, 3, 4].map(() => open())))];
+      const replies = await Promise.all(conns.map((c, i) => c.request(`join_group c${i}`)));
+      expect(replies).toEqual(conns.map((_, i) => [`OK 0 joined c${i}`]));
+    });
+
+    it('closes open connections when the app closes', async () => {
+      await stop();
+      await conn.waitClosed();
+    });
+  });
+
+  describe('with the real auth and groups controllers', () => {
+    let auth: AuthService;
+
+    beforeEach(async () => {
+      harness = await startTracker({
+        controllers: [AuthController, GroupsController],
+        providers: [
+          AuthService,
+          GroupsService,
+          { provide: USER_STORE, useClass: InMemoryUserStore },
+          { provide: GROUP_STORE, useClass: InMemoryGroupStore },
+          { provide: PASSWORD_HASHER, useValue: new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 }) },
+        ],
+      });
+      running = true;
+      auth = harness.app.get(AuthService);
+    });
+
+    /** Resolves when the tracker has ended the session of a closed connection. */
+    function nextEndSession(): Promise<void> {
+      const original = auth.endSession.bind(auth);
+      return new Promise((resolve) => {
+        jest.spyOn(auth, 'endSession').mockImplementationOnce((session) => {
+          original(session);
+          resolve();
+        });
+      });
+    }
+
+    it('serves a whole session over the wire', async () => {
+      const alice = await open();
+      expect(await alice.request('create_group g1')).toEqual(['ERR NOT_LOGGED_IN you must log in first']);
+      expect(await alice.request('create_user alice "pass word"')).toEqual(['OK 0 user alice created']);
+      expect(await alice.request('login alice wrong')).toEqual(['ERR WRONG_PASSWORD wrong password for alice']);
+      expect(await alice.request('login alice "pass word"')).toEqual(['OK 0 logged in as alice']);
+      expect(await alice.request('create_group g1')).toEqual(['OK 0 group g1 created; you own it']);
+      expect(await alice.request('list_groups', 2)).toEqual(['OK 1 1 group', 'g1 owner=alice members=1 you=owner']);
+      expect(await alice.request('logout')).toEqual(['OK 0 alice logged out']);
+      expect(await alice.request('list_groups')).toEqual(['ERR NOT_LOGGED_IN you must log in first']);
+    });
+
+    it('lets a user log in on a new connection once the first one is dropped', async () => {
+      const first = await open();
+      await first.request('create_user alice pw');
+      expect(await first.request('login alice pw')).toEqual(['OK 0 logged in as alice']);
+
+      const second = await open();
+      expect(await second.request('login alice pw')).toEqual([expect.stringMatching(/^ERR ALREADY_LOGGED_IN /)]);
+
+      const ended = nextEndSession();
+      first.destroy();
+      await ended;
+      expect(auth.isOnline('alice')).toBe(false);
+      expect(await second.request('login alice pw')).toEqual(['OK 0 logged in as alice']);
+    });
+
+    it('lets a user log in on a new connection once the first logs out', async () => {
+      const first = await open();
+      await first.request('create_user alice pw');
+      await first.request('login alice pw');
+      const second = await open();
+      expect(await second.request('logout')).toEqual(['ERR NOT_LOGGED_IN you must log in first']);
+      expect(await first.request('logout')).toEqual(['OK 0 alice logged out']);
+      expect(await second.request('login alice pw')).toEqual(['OK 0 logged in as alice']);
+    });
+
+    it('keeps a user logged in on its connection when another connection closes', async () => {
+      const first = await open();
+      await first.request('create_user alice pw');
+      await first.request('login alice pw');
+      const bystander = await open();
+      const ended = nextEndSession();
+      bystander.destroy();
+      await ended;
+      expect(auth.isOnline('alice')).toBe(true);
+      expect(await first.request('create_group g1')).toEqual(['OK 0 group g1 created; you own it']);
+    });
+
+    it('answers a create_user sent by a client that half-closes at once', async () => {
+      const conn = await open();
+      conn.write('create_user alice pw\n');
+      conn.socket.end();
+      expect(await conn.readLines(1)).toEqual(['OK 0 user alice created']);
+    });
+  });
+});
