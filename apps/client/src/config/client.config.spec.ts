@@ -1,0 +1,49 @@
+import { TrackerInfoError } from '@app/protocol';
+import { resolve } from 'node:path';
+import { CLIENT_USAGE, ConfigError, parseClientArgs } from './client.config';
+
+const files: Record<string, string> = { 'ti.txt': '127.0.0.1:7000\n127.0.0.1 7001\n', 'bad.txt': 'nonsense\n' };
+const readFile = (path: string): string => {
+  if (path in files) return files[path];
+  throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
+};
+
+describe('parseClientArgs', () => {
+  it('reads the address, the trackers and a default data directory', () => {
+    expect(parseClientArgs(['127.0.0.1:7001', 'ti.txt'], {}, readFile)).toEqual({
+      self: { host: '127.0.0.1', port: 7001 },
+      trackerInfoFile: 'ti.txt',
+      trackers: [
+        { host: '127.0.0.1', port: 7000 },
+        { host: '127.0.0.1', port: 7001 },
+      ],
+      dataDir: resolve('data/client-127.0.0.1-7001'),
+      connectTimeoutMs: 2000,
+    });
+  });
+
+  it('takes --data-dir', () => {
+    expect(parseClientArgs(['[::1]:7001', 'ti.txt'], { dataDir: '/srv/c1' }, readFile).dataDir).toBe('/srv/c1');
+    expect(parseClientArgs(['[::1]:7001', 'ti.txt'], {}, readFile).dataDir).toBe(resolve('data/client-__1-7001'));
+  });
+
+  it.each([
+    [[], CLIENT_USAGE],
+    [['127.0.0.1:7001'], CLIENT_USAGE],
+    [['127.0.0.1:7001', 'ti.txt', 'extra'], CLIENT_USAGE],
+    [['7001', 'ti.txt'], `'7001' is not an IP:PORT address; ${CLIENT_USAGE}`],
+    [['127.0.0.1:70000', 'ti.txt'], `'127.0.0.1:70000' is not an IP:PORT address; ${CLIENT_USAGE}`],
+    [['127.0.0.1:7001', 'missing.txt'], 'missing.txt: cannot read tracker info file (no such file)'],
+  ])('rejects %j', (args, message) => {
+    expect(() => parseClientArgs(args, {}, readFile)).toThrow(new ConfigError(message));
+  });
+
+  it('rejects an empty --data-dir', () => {
+    expect(() => parseClientArgs(['127.0.0.1:7001', 'ti.txt'], { dataDir: ' ' }, readFile)).toThrow(ConfigError);
+  });
+
+  it('passes on a bad tracker info line, naming file and line', () => {
+    expect(() => parseClientArgs(['127.0.0.1:7001', 'bad.txt'], {}, readFile)).toThrow(TrackerInfoError);
+    expect(() => parseClientArgs(['127.0.0.1:7001', 'bad.txt'], {}, readFile)).toThrow(/^bad\.txt:1: /);
+  });
+});

@@ -1,0 +1,58 @@
+import { HostPort, parseHostPort, parseTrackerInfo } from '@app/protocol';
+import { resolve } from 'node:path';
+
+export interface ClientConfig {
+  /** Address this client serves file chunks on. */
+  readonly self: HostPort;
+  readonly trackerInfoFile: string;
+  /** Trackers in file order; the client talks to the first one that answers. */
+  readonly trackers: readonly HostPort[];
+  /** Where downloads and seeding state will live (not created yet). */
+  readonly dataDir: string;
+  readonly connectTimeoutMs: number;
+}
+
+export interface ClientOptions {
+  readonly dataDir?: string;
+}
+
+export const CLIENT_USAGE = 'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR]';
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Turns the positional arguments and options (already split by commander)
+ * into a config; throws ConfigError (or TrackerInfoError) with a one-line reason.
+ */
+export function parseClientArgs(
+  positional: readonly string[],
+  options: ClientOptions,
+  readFile: (path: string) => string,
+): ClientConfig {
+  if (positional.length !== 2) throw new ConfigError(CLIENT_USAGE);
+  const [addressText, trackerInfoFile] = positional;
+  const self = parseHostPort(addressText);
+  if (!self) throw new ConfigError(`'${addressText}' is not an IP:PORT address; ${CLIENT_USAGE}`);
+  if (options.dataDir !== undefined && options.dataDir.trim() === '') {
+    throw new ConfigError(`--data-dir needs a directory; ${CLIENT_USAGE}`);
+  }
+  let text: string;
+  try {
+    text = readFile(trackerInfoFile);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new ConfigError(`${trackerInfoFile}: cannot read tracker info file (${reason})`);
+  }
+  const trackers = parseTrackerInfo(text, trackerInfoFile);
+  const dirHost = self.host.replace(/[^A-Za-z0-9.-]/g, '_');
+  return {
+    self,
+    trackerInfoFile,
+    trackers,
+    dataDir: resolve(options.dataDir ?? `data/client-${dirHost}-${self.port}`),
+    connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,278 @@
+import { COMMAND_SPECS, CommandName, errReply, okReply, Reply, usage } from '@app/protocol';
+import { Test } from '@nestjs/testing';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { ClientModule } from '../client.module';
+import { StartupError } from '../client.errors';
+import { OUTPUT } from '../output/output.port';
+import { CollectingOutput } from '../testing/collecting.output';
+import { TrackerClient } from '../tracker/tracker.client';
+import { TrackerConnectionLostError, TrackerUnreachableError } from '../tracker/tracker.errors';
+import { LOCAL_COMMANDS, LocalCommand } from './local-command';
+import { SHELL_IO } from './shell-io';
+import { PROMPT, ShellCommand } from './shell.command';
+
+const TRACKER = { host: '127.0.0.1', port: 7000 };
+
+/** Stands in for TrackerClient: answers from `replies` (or `OK 0 ok <line>`), one request at a time. */
+function fakeTracker(replies: Record<string, Reply | Error> = {}) {
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const request = jest.fn(async (line: string): Promise<Reply> => {
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    await new Promise((resolve) => setImmediate(resolve));
+    inFlight--;
+    const reply = replies[line] ?? okReply(`ok ${line}`);
+    if (reply instanceof Error) throw reply;
+    return reply;
+  });
+  return {
+    connect: jest.fn(() => Promise.resolve(TRACKER)),
+    request,
+    close: jest.fn(),
+    get maxInFlight() {
+      return maxInFlight;
+    },
+  };
+}
+
+describe(ShellCommand.name, () => {
+  let dir: string;
+  let infoFile: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'client-shell-'));
+    infoFile = join(dir, 'tracker_info.txt');
+    writeFileSync(infoFile, '127.0.0.1:7000\n');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  interface RunOptions {
+    tracker?: ReturnType<typeof fakeTracker>;
+    local?: LocalCommand[];
+    interactive?: boolean;
+    args?: string[];
+  }
+
+  /** Runs the shell over `input` until it returns; resolves with what it printed. */
+  async function runShell(input: string | NodeJS.ReadableStream, options: RunOptions = {}) {
+    const tracker = options.tracker ?? fakeTracker();
+    const out = new CollectingOutput();
+    const echo = new PassThrough();
+    let echoed = '';
+    echo.on('data', (chunk: Buffer) => (echoed += chunk.toString()));
+    let builder = Test.createTestingModule({ imports: [ClientModule] })
+      .overrideProvider(TrackerClient)
+      .useValue(tracker)
+      .overrideProvider(OUTPUT)
+      .useValue(out)
+      .overrideProvider(SHELL_IO)
+      .useValue({
+        input: typeof input === 'string' ? Readable.from([input]) : input,
+        output: echo,
+        interactive: options.interactive ?? false,
+      });
+    if (options.local) builder = builder.overrideProvider(LOCAL_COMMANDS).useValue(options.local);
+    const moduleRef = await builder.compile();
+    await moduleRef.get(ShellCommand).run(options.args ?? ['127.0.0.1:7001', infoFile], {});
+    await moduleRef.close();
+    return { lines: out.lines, tracker, echoed: () => echoed };
+  }
+
+  it('forwards tracker commands in input order, one at a time, re-encoded', async () => {
+    const input = new PassThrough();
+    input.end('create_user alice "s p"\n  login\talice   pw\r\nlist_groups\njoin_group g1\n');
+    const tracker = fakeTracker({ list_groups: okReply('2 groups', ['g1', 'g2']) });
+
+    const { lines } = await runShell(input, { tracker });
+
+    expect(tracker.request.mock.calls.map(([line]) => line)).toEqual([
+      'create_user alice "s p"',
+      'login alice pw',
+      'list_groups',
+      'join_group g1',
+    ]);
+    expect(tracker.maxInFlight).toBe(1);
+    expect(lines).toEqual([
+      'ok create_user alice "s p"',
+      'ok login alice pw',
+      '2 groups',
+      'g1',
+      'g2',
+      'ok join_group g1',
+    ]);
+  });
+
+  it('reads lines that arrive while a command is still running', async () => {
+    const input = new PassThrough();
+    const tracker = fakeTracker();
+    tracker.request.mockImplementationOnce((line) => {
+      input.end('logout\n');
+      return Promise.resolve(okReply(`slow ${line}`));
+    });
+    input.write('list_groups\n');
+
+    const { lines } = await runShell(input, { tracker });
+
+    expect(lines).toEqual(['slow list_groups', 'ok logout']);
+  });
+
+  it('prints an OK reply with an empty message as its body lines only', async () => {
+    const tracker = fakeTracker({ list_groups: okReply('', ['g1']), logout: okReply('') });
+    const { lines } = await runShell('list_groups\nlogout\n', { tracker });
+    expect(lines).toEqual(['g1']);
+  });
+
+  it('checks argument counts locally', async () => {
+    const { lines, tracker } = await runShell('login alice\ncreate_group\nlist_groups extra\nhelp me\n');
+
+    expect(lines).toEqual([
+      'error: usage: login <user_id> <password>',
+      'error: usage: create_group <group_id>',
+      'error: usage: list_groups',
+      'error: usage: help',
+    ]);
+    expect(tracker.request).not.toHaveBeenCalled();
+  });
+
+  it('accepts optional arguments where the command has them', async () => {
+    const echoRun = jest.fn(() => Promise.resolve());
+    const echo: LocalCommand = {
+      name: 'echo_local',
+      args: ['text'],
+      optional: ['times'],
+      summary: 'say it',
+      run: echoRun,
+    };
+
+    const { lines } = await runShell('echo_local hi\necho_local hi 3\necho_local hi 3 4\nhelp\n', { local: [echo] });
+
+    expect(echoRun.mock.calls).toEqual([[['hi']], [['hi', '3']]]);
+    expect(lines[0]).toBe('error: usage: echo_local <text> [<times>]');
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}echo_local <text> \[<times>\] +say it$/));
+  });
+
+  it('rejects unknown commands and bad quoting locally', async () => {
+    const { lines, tracker } = await runShell('frobnicate\nlogin "alice pw\nlogin a"b c\n');
+
+    expect(lines).toEqual([
+      "error: unknown command 'frobnicate' (type help)",
+      'error: unterminated quote',
+      'error: quotes and backslashes belong inside a quoted argument',
+    ]);
+    expect(tracker.request).not.toHaveBeenCalled();
+  });
+
+  it('lists every command with its usage and summary in help', async () => {
+    const { lines } = await runShell('help\n');
+
+    const names = Object.keys(COMMAND_SPECS) as CommandName[];
+    expect(lines).toHaveLength(names.length + 3);
+    expect(lines[0]).toBe('commands:');
+    names.forEach((name, i) => {
+      const [shownUsage, summary] = lines[i + 1].trim().split(/ {2,}/);
+      expect([shownUsage, summary]).toEqual([usage(name), COMMAND_SPECS[name].summary]);
+    });
+    expect(lines.slice(-2).map((l) => l.trim().split(/\s+/)[0])).toEqual(['help', 'exit']);
+  });
+
+  it('ignores empty lines', async () => {
+    const { lines, tracker } = await runShell('\n   \n\t\nlogout\n\n');
+    expect(tracker.request).toHaveBeenCalledTimes(1);
+    expect(lines).toEqual(['ok logout']);
+  });
+
+  it('stops at exit without waiting for the end of input, and closes the tracker connection', async () => {
+    const input = new PassThrough();
+    input.write('logout\nexit\nlist_groups\n');
+
+    const { lines, tracker } = await runShell(input);
+
+    expect(lines).toEqual(['ok logout']);
+    expect(tracker.request).toHaveBeenCalledTimes(1);
+    expect(tracker.close).toHaveBeenCalled();
+    input.destroy();
+  });
+
+  it('stops at the end of input after answering the last line, even without a newline', async () => {
+    const { lines, tracker } = await runShell('logout\nlist_groups');
+    expect(lines).toEqual(['ok logout', 'ok list_groups']);
+    expect(tracker.close).toHaveBeenCalled();
+  });
+
+  it('stops at once on empty input', async () => {
+    const { lines } = await runShell('');
+    expect(lines).toEqual([]);
+  });
+
+  it('prints an ERR reply as an error line', async () => {
+    const tracker = fakeTracker({ 'login alice x': errReply('WRONG_PASSWORD', 'wrong password for alice') });
+    const { lines } = await runShell('login alice x\n', { tracker });
+    expect(lines).toEqual(['error: wrong password for alice']);
+  });
+
+  it('prints a failed request as an error line and goes on', async () => {
+    const tracker = fakeTracker({ logout: new TrackerConnectionLostError(TRACKER) });
+    const { lines } = await runShell('logout\nlist_groups\n', { tracker });
+    expect(lines).toEqual(['error: lost connection to tracker 127.0.0.1:7000', 'ok list_groups']);
+  });
+
+  it('runs local commands, which may replace forwarding, and survives their failures', async () => {
+    const echoRun = jest.fn(() => Promise.resolve());
+    const echo: LocalCommand = { name: 'echo_local', args: ['text'], summary: 'say it', run: echoRun };
+    const groups: LocalCommand = {
+      name: 'list_groups',
+      args: [],
+      summary: 'local groups',
+      run: () => Promise.reject(new Error('disk on fire')),
+    };
+
+    const { lines, tracker } = await runShell('echo_local hi\nlist_groups\necho_local\nhelp\n', {
+      local: [echo, groups],
+    });
+
+    expect(echoRun).toHaveBeenCalledWith(['hi']);
+    expect(tracker.request).not.toHaveBeenCalled();
+    expect(lines.slice(0, 2)).toEqual(['error: disk on fire', 'error: usage: echo_local <text>']);
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}list_groups +local groups$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^ {2}echo_local <text> +say it$/));
+  });
+
+  it('prompts on interactive input', async () => {
+    const input = new PassThrough();
+    input.end('logout\n');
+
+    const { lines, echoed } = await runShell(input, { interactive: true });
+
+    expect(lines).toEqual(['ok logout']);
+    expect(echoed()).toContain(PROMPT);
+  });
+
+  it('does not prompt on piped input', async () => {
+    const { echoed } = await runShell('logout\n');
+    expect(echoed()).toBe('');
+  });
+
+  describe('start-up', () => {
+    it.each([[['127.0.0.1:7001']], [['nonsense', 'x']], [['127.0.0.1:7001', '/nonexistent/tracker_info.txt']]])(
+      'fails with exit status 2 on %j',
+      async (args) => {
+        const tracker = fakeTracker();
+        const run = runShell('logout\n', { tracker, args });
+        await expect(run).rejects.toThrow(StartupError);
+        await expect(run).rejects.toMatchObject({ exitCode: 2 });
+        expect(tracker.connect).not.toHaveBeenCalled();
+      },
+    );
+
+    it('fails with exit status 1 when no tracker answers', async () => {
+      const tracker = fakeTracker();
+      tracker.connect.mockRejectedValue(new TrackerUnreachableError([TRACKER]));
+      const run = runShell('logout\n', { tracker });
+      await expect(run).rejects.toMatchObject({ exitCode: 1, message: 'no tracker reachable (tried 127.0.0.1:7000)' });
+      expect(tracker.request).not.toHaveBeenCalled();
+    });
+  });
+});

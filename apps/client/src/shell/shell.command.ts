@@ -1,0 +1,85 @@
+import { Inject } from '@nestjs/common';
+import { CommandRunner, Option, RootCommand } from 'nest-commander';
+import * as readline from 'node:readline';
+import { EXIT_FAILURE, StartupError } from '../client.errors';
+import { ClientOptions } from '../config/client.config';
+import { ClientConfigService } from '../config/client-config.service';
+import { TrackerClient } from '../tracker/tracker.client';
+import { TrackerUnreachableError } from '../tracker/tracker.errors';
+import { LineSource } from './line-source';
+import { SHELL_IO, ShellIo } from './shell-io';
+import { ShellService } from './shell.service';
+
+export const PROMPT = '$> ';
+
+/**
+ * `client <IP:PORT> <tracker_info_file> [--data-dir DIR]`: loads the config,
+ * connects to a tracker, then runs the `$>` loop until `exit` or end of input.
+ * Start-up failures are thrown as StartupError for main.ts to report.
+ */
+@RootCommand({
+  name: 'client',
+  arguments: '<address> <tracker_info_file>',
+  argsDescription: {
+    address: 'IP:PORT this client serves file chunks on',
+    tracker_info_file: 'file listing the trackers, one IP:PORT per line',
+  },
+  description: 'p2p-share client shell',
+})
+export class ShellCommand extends CommandRunner {
+  constructor(
+    private readonly config: ClientConfigService,
+    private readonly tracker: TrackerClient,
+    private readonly shell: ShellService,
+    @Inject(SHELL_IO) private readonly io: ShellIo,
+  ) {
+    super();
+  }
+
+  @Option({ flags: '--data-dir <dir>', description: 'directory for downloads and seeding state' })
+  parseDataDir(value: string): string {
+    return value;
+  }
+
+  async run(params: string[], options: ClientOptions = {}): Promise<void> {
+    this.config.load(params, options);
+    try {
+      await this.tracker.connect();
+    } catch (err) {
+      if (err instanceof TrackerUnreachableError) throw new StartupError(err.message, EXIT_FAILURE);
+      throw err;
+    }
+    try {
+      await this.loop();
+    } finally {
+      this.tracker.close();
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const { input, output, interactive } = this.io;
+    const rl = readline.createInterface({
+      input,
+      output: interactive ? output : undefined,
+      terminal: interactive,
+      prompt: PROMPT,
+      historySize: 1000,
+    });
+    const lines = new LineSource(rl);
+    // Ctrl-C at the prompt leaves like Ctrl-D does.
+    rl.on('SIGINT', () => rl.close());
+    try {
+      for (;;) {
+        if (interactive) rl.prompt();
+        const line = await lines.next();
+        if (line === undefined) {
+          if (interactive) output.write('\n');
+          return;
+        }
+        if ((await this.shell.execute(line)) === 'exit') return;
+      }
+    } finally {
+      rl.close();
+    }
+  }
+}

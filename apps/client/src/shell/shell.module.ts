@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { ClientConfigModule } from '../config/client-config.module';
+import { OutputModule } from '../output/output.module';
+import { TrackerModule } from '../tracker/tracker.module';
+import { LOCAL_COMMANDS, LocalCommand } from './local-command';
+import { processShellIo, SHELL_IO } from './shell-io';
+import { ShellCommand } from './shell.command';
+import { ShellService } from './shell.service';
+
+@Module({
+  imports: [ClientConfigModule, TrackerModule, OutputModule],
+  providers: [
+    ShellCommand,
+    ShellService,
+    { provide: SHELL_IO, useFactory: processShellIo },
+    // Local commands: add the class to providers and to `inject` here.
+    { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: [] },
+  ],
+})
+export class ShellModule {}
