@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
 import { TRACKER_CONFIG, TrackerConfig } from './config/tracker.config';
+import { FilesModule } from './files/files.module';
 import { GroupsModule } from './groups/groups.module';
 import { StorageModule } from './storage/storage.module';
 import { PassThroughExceptionFilter } from './transport/pass-through.filter';
@@ -12,7 +13,7 @@ export class TrackerModule {
     return {
       module: TrackerModule,
       global: true,
-      imports: [StorageModule.forRoot(config.dataDir), AuthModule, GroupsModule],
+      imports: [StorageModule.forRoot(config.dataDir), AuthModule, GroupsModule, FilesModule],
       providers: [
         { provide: TRACKER_CONFIG, useValue: config },
         { provide: APP_FILTER, useClass: PassThroughExceptionFilter },

@@ -132,12 +132,15 @@ describe(ShareRegistry.name, () => {
       expect(listDir(join(dataDir, 'deeper'))).toEqual([]);
     });
 
-    it('loads once, on module init, when bound through SEEDING_OPTIONS', async () => {
+    it('reads the data directory only when loaded, so it may be bound before the command line is read', async () => {
       await (await open()).add(aShare());
+      const options: { dataDir?: string } = {};
       const moduleRef = await Test.createTestingModule({
-        providers: [{ provide: SEEDING_OPTIONS, useValue: { dataDir, host: '127.0.0.1', port: 0 } }, ShareRegistry],
+        providers: [{ provide: SEEDING_OPTIONS, useValue: options }, ShareRegistry],
       }).compile();
       await moduleRef.init();
+      options.dataDir = dataDir;
+      await moduleRef.get(ShareRegistry).load();
       expect(moduleRef.get(ShareRegistry).list()).toHaveLength(1);
       await moduleRef.close();
     });

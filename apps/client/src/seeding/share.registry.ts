@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { lstat } from 'node:fs/promises';
 import { SEEDING_OPTIONS, ShareRegistryOptions } from './seeding.tokens';
 import { ShareStateFile } from './share-state.file';
@@ -29,10 +29,10 @@ const byName = (a: SharedFile, b: SharedFile): number =>
  * memory and its promise rejects.
  */
 @Injectable()
-export class ShareRegistry implements OnModuleInit {
+export class ShareRegistry {
   private readonly shares = new Map<string, SharedFile>();
   private readonly keysByPath = new Map<string, Set<string>>();
-  private readonly state: ShareStateFile;
+  private stateFileCache: ShareStateFile | undefined;
   private loading: Promise<void> | undefined;
   private warning: string | undefined;
   /** The save being written, if any. */
@@ -40,8 +40,12 @@ export class ShareRegistry implements OnModuleInit {
   /** The save that will start after `saving`; changes made now join it. */
   private queued: Promise<void> | undefined;
 
-  constructor(@Inject(SEEDING_OPTIONS) options: ShareRegistryOptions) {
-    this.state = new ShareStateFile(options.dataDir);
+  constructor(@Inject(SEEDING_OPTIONS) private readonly options: ShareRegistryOptions) {}
+
+  /** Created on first use: the data directory is known only once the command line has been read. */
+  private get state(): ShareStateFile {
+    this.stateFileCache ??= new ShareStateFile(this.options.dataDir);
+    return this.stateFileCache;
   }
 
   /** Path of the state file. */
@@ -52,10 +56,6 @@ export class ShareRegistry implements OnModuleInit {
   /** Why the state file could not be used at load (it was moved aside and the registry started empty). */
   get loadWarning(): string | undefined {
     return this.warning;
-  }
-
-  onModuleInit(): Promise<void> {
-    return this.load();
   }
 
   /** Reads the state file once; later calls return the same promise. Changes wait for it. */

@@ -43,10 +43,16 @@ export class TrackerClient implements OnModuleDestroy {
     return (await this.ensureConnected()).tracker;
   }
 
-  /** Sends one request line (without its newline) and resolves with the reply. */
-  request(line: string): Promise<Reply> {
-    if (/[\r\n]/.test(line)) return Promise.reject(new TrackerProtocolError('a request must be a single line'));
-    const result = this.queue.then(() => this.send(line));
+  /**
+   * Sends one request line (without its newline), plus any continuation lines
+   * the command announced (`upload_file ... @N`), and resolves with the reply.
+   */
+  request(line: string, continuation: readonly string[] = []): Promise<Reply> {
+    if ([line, ...continuation].some((l) => /[\r\n]/.test(l))) {
+      return Promise.reject(new TrackerProtocolError('a request line must not contain a newline'));
+    }
+    const text = [line, ...continuation].join('\n');
+    const result = this.queue.then(() => this.send(text));
     this.queue = result.catch(() => undefined);
     return result;
   }

@@ -69,7 +69,8 @@ export class AuthService {
       try {
         listener(userId, session.connectionId);
       } catch (err) {
-        this.logger.error(`session-ended listener failed for ${userId}: ${err instanceof Error ? err.message : String(err)}`);
+        const reason = err instanceof Error ? err.message : String(err);
+        this.logger.error(`session-ended listener failed for ${userId}: ${reason}`);
       }
     }
   }

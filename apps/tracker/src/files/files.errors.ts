@@ -1,0 +1,36 @@
+import { ErrorCode, quoteArg } from '@app/protocol';
+import { DomainError } from '../common/domain.error';
+
+/** A file name as the user would type it back (quoted when it has spaces), cut short if absurdly long. */
+export function shownName(name: string): string {
+  const short = name.length > 300 ? `${name.slice(0, 300)}...` : name;
+  try {
+    return quoteArg(short);
+  } catch {
+    return JSON.stringify(short);
+  }
+}
+
+export class UnknownFileError extends DomainError {
+  constructor(groupId: string, fileName: string) {
+    super(ErrorCode.UnknownFile, `no file named ${shownName(fileName)} in group ${groupId}`);
+  }
+}
+export class FileConflictError extends DomainError {
+  constructor(groupId: string, fileName: string) {
+    super(
+      ErrorCode.FileConflict,
+      `a different file named ${shownName(fileName)} is already shared in group ${groupId}`,
+    );
+  }
+}
+export class NotSeedingError extends DomainError {
+  constructor(groupId: string, fileName: string) {
+    super(ErrorCode.NotSeeding, `you are not seeding ${shownName(fileName)} in group ${groupId}`);
+  }
+}
+export class BadFileMetadataError extends DomainError {
+  constructor(message: string) {
+    super(ErrorCode.BadFileMetadata, message);
+  }
+}

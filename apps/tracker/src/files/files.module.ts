@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
+import { GroupsModule } from '../groups/groups.module';
+import { FilesController } from './files.controller';
+import { FilesService } from './files.service';
+import { FILE_STORE } from './files.tokens';
+import { SqliteFileStore } from './sqlite-file.store';
+
+@Module({
+  imports: [AuthModule, GroupsModule],
+  controllers: [FilesController],
+  providers: [FilesService, { provide: FILE_STORE, useClass: SqliteFileStore }],
+  exports: [FilesService],
+})
+export class FilesModule {}

@@ -1,0 +1,635 @@
+import { CHUNK_SIZE } from '@app/chunking';
+import { ErrorCode, formatFileMetadata, HostPort } from '@app/protocol';
+import { Test } from '@nestjs/testing';
+import { createHash } from 'node:crypto';
+import { AuthService } from '../auth/auth.service';
+import { PASSWORD_HASHER, USER_STORE } from '../auth/auth.tokens';
+import { InMemoryUserStore } from '../auth/in-memory-user.store';
+import { PasswordHasher } from '../auth/password.hasher';
+import { DomainError } from '../common/domain.error';
+import { Session } from '../common/session';
+import { GroupsService } from '../groups/groups.service';
+import { GROUP_STORE } from '../groups/groups.tokens';
+import { InMemoryGroupStore } from '../groups/in-memory-group.store';
+import { fakeSession } from '../testing/fake-session';
+import { TempDatabases } from '../testing/temp-db';
+import { FileStore } from './file.store';
+import { Announcer, FilesService, ShareRequest } from './files.service';
+import { FILE_STORE } from './files.tokens';
+import { InMemoryFileStore } from './in-memory-file.store';
+import { SqliteFileStore } from './sqlite-file.store';
+
+const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
+const chunkList = (n: number, seed = 'chunk') => Array.from({ length: n }, (_, i) => sha1(`${seed}${i}`));
+
+/** Stores `plain$<password>`: fast, and enough for tests that are not about passwords. */
+const plainHasher: PasswordHasher = {
+  hash: (password) => Promise.resolve(`plain$${password}`),
+  verify: (password, stored) => Promise.resolve(stored === `plain$${password}`),
+};
+
+/** A 3-chunk file (1 MiB + 1 byte) at `path`, with metadata derived from `content`. */
+function upload(groupId: string, path: string, content = 'report', size = 2 * CHUNK_SIZE + 1): ShareRequest {
+  const chunks = Math.ceil(size / CHUNK_SIZE);
+  return { groupId, filePath: path, fileSize: size, fileHash: sha1(content), chunkHashes: chunkList(chunks, content) };
+}
+
+/** Runs `work`, expecting a domain error with `code`; returns it. */
+function refusal(work: () => unknown, code: ErrorCode): DomainError {
+  let thrown: unknown;
+  try {
+    work();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown).toBeInstanceOf(DomainError);
+  expect((thrown as DomainError).code).toBe(code);
+  return thrown as DomainError;
+}
+
+interface Peer {
+  readonly userId: string;
+  session: Session;
+  /** Announces from the current session, serving chunks at 10.0.0.x:port. */
+  as(port?: number): Announcer;
+}
+
+describe(FilesService.name, () => {
+  let files: FilesService;
+  let groups: GroupsService;
+  let auth: AuthService;
+  let store: FileStore;
+  let alice: Peer;
+  let bob: Peer;
+  let carol: Peer;
+
+  const address = (userId: string, port: number): HostPort => ({ host: `10.0.0.${userId.length}`, port });
+
+  async function peer(userId: string): Promise<Peer> {
+    await auth.createUser(userId, 'pw');
+    const p: Peer = {
+      userId,
+      session: fakeSession(),
+      as: (port = 7000) => ({ userId, connectionId: p.session.connectionId, address: address(userId, port) }),
+    };
+    await auth.login(p.session, userId, 'pw');
+    return p;
+  }
+
+  /** Logs the user in again on a new connection. */
+  async function reconnect(p: Peer): Promise<void> {
+    p.session = fakeSession();
+    await auth.login(p.session, p.userId, 'pw');
+  }
+
+  const names = (groupId = 'g1', as = alice) => files.list(as.userId, groupId).map((f) => f.fileName);
+  const online = (fileName: string, groupId = 'g1', as = alice) =>
+    files.download(as.userId, groupId, fileName).seeders.map((s) => s.userId);
+
+  beforeEach(async () => {
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        FilesService,
+        GroupsService,
+        AuthService,
+        { provide: FILE_STORE, useClass: InMemoryFileStore },
+        { provide: GROUP_STORE, useClass: InMemoryGroupStore },
+        { provide: USER_STORE, useClass: InMemoryUserStore },
+        { provide: PASSWORD_HASHER, useValue: plainHasher },
+      ],
+    }).compile();
+    files = moduleRef.get(FilesService);
+    groups = moduleRef.get(GroupsService);
+    auth = moduleRef.get(AuthService);
+    store = moduleRef.get<FileStore>(FILE_STORE);
+    [alice, bob, carol] = [await peer('alice'), await peer('bob'), await peer('carol')];
+    // alice owns g1, bob is a member; carol has only asked to join.
+    groups.create('alice', 'g1');
+    groups.join('bob', 'g1');
+    groups.accept('alice', 'g1', 'bob');
+    groups.join('carol', 'g1');
+  });
+
+  describe('share (upload_file)', () => {
+    it('creates the file, named by the basename of the path, with the uploader as online seeder', () => {
+      const req = upload('g1', '/home/alice/docs/report.pdf');
+      expect(files.share(alice.as(7001), req)).toEqual({ fileName: 'report.pdf', chunkCount: 3, created: true });
+      expect(store.getFile('g1', 'report.pdf')).toEqual({
+        groupId: 'g1',
+        fileName: 'report.pdf',
+        fileSize: req.fileSize,
+        fileHash: req.fileHash,
+        uploader: 'alice',
+        createdAt: expect.any(Number) as number,
+      });
+      expect(files.list('bob', 'g1')).toEqual([
+        { fileName: 'report.pdf', fileSize: 2 * CHUNK_SIZE + 1, onlineSeeders: 1 },
+      ]);
+      expect(files.download('bob', 'g1', 'report.pdf')).toEqual({
+        fileName: 'report.pdf',
+        fileSize: req.fileSize,
+        fileHash: req.fileHash,
+        chunkHashes: req.chunkHashes,
+        seeders: [{ userId: 'alice', address: address('alice', 7001), filePath: '/home/alice/docs/report.pdf' }],
+      });
+    });
+
+    it('stores hashes in lowercase', () => {
+      const req = upload('g1', '/a/x');
+      files.share(alice.as(), {
+        ...req,
+        fileHash: req.fileHash.toUpperCase(),
+        chunkHashes: req.chunkHashes.map((h) => h.toUpperCase()),
+      });
+      const meta = files.download('alice', 'g1', 'x');
+      expect(meta.fileHash).toBe(req.fileHash);
+      expect(meta.chunkHashes).toEqual(req.chunkHashes);
+    });
+
+    it.each([
+      [0, 0],
+      [1, 1],
+      [CHUNK_SIZE, 1],
+      [CHUNK_SIZE + 1, 2],
+      [10 * CHUNK_SIZE, 10],
+    ])('accepts a %d-byte file with %d chunk hashes', (size, chunks) => {
+      expect(files.share(alice.as(), upload('g1', '/a/f', 'f', size)).chunkCount).toBe(chunks);
+      expect(files.download('alice', 'g1', 'f').chunkHashes).toHaveLength(chunks);
+    });
+
+    it.each([
+      [0, 1],
+      [1, 0],
+      [CHUNK_SIZE, 2],
+      [CHUNK_SIZE + 1, 1],
+      [3 * CHUNK_SIZE, 4],
+    ])('refuses a %d-byte file with %d chunk hashes', (size, chunks) => {
+      const req = { ...upload('g1', '/a/f', 'f', size), chunkHashes: chunkList(chunks) };
+      const err = refusal(() => files.share(alice.as(), req), ErrorCode.BadFileMetadata);
+      expect(err.message).toContain(`${size} bytes`);
+      expect(err.message).toContain(`but ${chunks} chunk hash`);
+      expect(store.getFile('g1', 'f')).toBeUndefined();
+    });
+
+    it.each([-1, 1.5, NaN, Infinity, 2 ** 53])('refuses the size %p', (size) => {
+      refusal(() => files.share(alice.as(), { ...upload('g1', '/a/f'), fileSize: size }), ErrorCode.BadFileMetadata);
+    });
+
+    it.each(['', 'abc', sha1('x').slice(1), `${sha1('x')}0`, `${sha1('x').slice(1)}g`])(
+      'refuses the file hash %j',
+      (hash) => {
+        refusal(() => files.share(alice.as(), { ...upload('g1', '/a/f'), fileHash: hash }), ErrorCode.BadFileMetadata);
+        expect(store.getFile('g1', 'f')).toBeUndefined();
+      },
+    );
+
+    it('refuses a chunk list with a malformed hash, naming its position', () => {
+      const req = upload('g1', '/a/f');
+      const chunkHashes = [req.chunkHashes[0], 'nothex', req.chunkHashes[2]];
+      expect(
+        refusal(() => files.share(alice.as(), { ...req, chunkHashes }), ErrorCode.BadFileMetadata).message,
+      ).toContain('chunk hash 1');
+    });
+
+    it.each([
+      ['a directory path', '/home/alice/'],
+      ['the root', '/'],
+      ['an empty path', ''],
+      ['a path ending in ..', '/home/..'],
+      ['a path ending in .', '/home/.'],
+      ['a 256-character name', `/a/${'n'.repeat(256)}`],
+      ['a control character', '/a/bad\u0007name'],
+      ['a tab', '/a/tab\tname'],
+    ])('refuses %s', (_, path) => {
+      refusal(() => files.share(alice.as(), upload('g1', path)), ErrorCode.BadFileMetadata);
+      expect(files.list('alice', 'g1')).toEqual([]);
+    });
+
+    it('accepts names of 255 characters, with spaces, quotes and non-ASCII letters', () => {
+      for (const name of ['n'.repeat(255), 'é'.repeat(255), 'my "best" report.pdf', '..hidden', 'no-slash']) {
+        expect(files.share(alice.as(), upload('g1', `/x/${name}`, name)).fileName).toBe(name);
+      }
+      expect(names()).toHaveLength(5);
+    });
+
+    it('takes a path without any slash as the name itself', () => {
+      expect(files.share(alice.as(), upload('g1', 'relative.txt')).fileName).toBe('relative.txt');
+    });
+
+    it('adds a second seeder of the same file, each with its own path and address', () => {
+      files.share(alice.as(7001), upload('g1', '/home/alice/report.pdf'));
+      expect(files.share(bob.as(7002), upload('g1', '/srv/bob/report.pdf'))).toEqual({
+        fileName: 'report.pdf',
+        chunkCount: 3,
+        created: false,
+      });
+      expect(files.download('alice', 'g1', 'report.pdf').seeders).toEqual([
+        { userId: 'alice', address: address('alice', 7001), filePath: '/home/alice/report.pdf' },
+        { userId: 'bob', address: address('bob', 7002), filePath: '/srv/bob/report.pdf' },
+      ]);
+      expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(2);
+      expect(store.getFile('g1', 'report.pdf')?.uploader).toBe('alice');
+    });
+
+    it('updates the path when the same user uploads the same file again', () => {
+      files.share(alice.as(), upload('g1', '/old/report.pdf'));
+      files.share(alice.as(), upload('g1', '/new/report.pdf'));
+      expect(files.download('bob', 'g1', 'report.pdf').seeders.map((s) => s.filePath)).toEqual(['/new/report.pdf']);
+      expect(files.list('bob', 'g1')[0].onlineSeeders).toBe(1);
+    });
+
+    it('refuses a different file under a taken name with FILE_CONFLICT and keeps the first', () => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf', 'one'));
+      const err = refusal(() => files.share(bob.as(), upload('g1', '/b/report.pdf', 'two')), ErrorCode.FileConflict);
+      expect(err.message).toBe('a different file named report.pdf is already shared in group g1');
+      expect(files.download('bob', 'g1', 'report.pdf').fileHash).toBe(sha1('one'));
+      expect(online('report.pdf')).toEqual(['alice']);
+    });
+
+    it('refuses the same hash with a different size as a conflict', () => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf', 'one'));
+      refusal(() => files.share(bob.as(), upload('g1', '/b/report.pdf', 'one', 5)), ErrorCode.FileConflict);
+    });
+
+    it('refuses the same file hash with different chunk hashes', () => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf', 'one'));
+      const req = { ...upload('g1', '/b/report.pdf', 'one'), chunkHashes: chunkList(3, 'other') };
+      refusal(() => files.share(bob.as(), req), ErrorCode.BadFileMetadata);
+      expect(online('report.pdf')).toEqual(['alice']);
+    });
+
+    it('lets the same name hold different files in different groups', () => {
+      groups.create('bob', 'g2');
+      files.share(alice.as(), upload('g1', '/a/report.pdf', 'one'));
+      files.share(bob.as(), upload('g2', '/b/report.pdf', 'two'));
+      expect(files.download('bob', 'g2', 'report.pdf').fileHash).toBe(sha1('two'));
+      expect(files.download('bob', 'g1', 'report.pdf').fileHash).toBe(sha1('one'));
+    });
+  });
+
+  describe('who may do what', () => {
+    beforeEach(() => files.share(alice.as(), upload('g1', '/a/report.pdf')));
+
+    const commands: [string, (p: Peer, groupId: string) => unknown][] = [
+      ['upload_file', (p, g) => files.share(p.as(), upload(g, '/c/mine.txt'))],
+      ['list_files', (p, g) => files.list(p.userId, g)],
+      ['download_file', (p, g) => files.download(p.userId, g, 'report.pdf')],
+      ['new_seeder', (p, g) => files.addSeeder(p.as(), g, 'report.pdf', '/c/report.pdf')],
+      ['stop_share', (p, g) => files.stopShare(p.userId, g, 'report.pdf')],
+    ];
+
+    it.each(commands)('refuses %s to a user with only a pending request (NOT_MEMBER)', (_, run) => {
+      refusal(() => run(carol, 'g1'), ErrorCode.NotMember);
+    });
+
+    it.each(commands)('refuses %s to a stranger (NOT_MEMBER)', async (_, run) => {
+      const dave = await peer('dave');
+      refusal(() => run(dave, 'g1'), ErrorCode.NotMember);
+    });
+
+    it.each(commands)('refuses %s in an unknown group (UNKNOWN_GROUP)', (_, run) => {
+      refusal(() => run(alice, 'nope'), ErrorCode.UnknownGroup);
+    });
+
+    it.each(commands)('refuses %s with an invalid group id (INVALID_ID)', (_, run) => {
+      refusal(() => run(alice, 'bad id'), ErrorCode.InvalidId);
+    });
+
+    it('checks membership before the metadata', () => {
+      refusal(() => files.share(carol.as(), { ...upload('g1', '/c/x'), fileHash: 'bad' }), ErrorCode.NotMember);
+    });
+
+    it('changed nothing for the refused users', () => {
+      for (const [, run] of commands) expect(() => run(carol, 'g1')).toThrow();
+      expect(files.list('alice', 'g1')).toEqual([
+        { fileName: 'report.pdf', fileSize: 2 * CHUNK_SIZE + 1, onlineSeeders: 1 },
+      ]);
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['alice']);
+    });
+  });
+
+  describe('list (list_files)', () => {
+    it('lists nothing in a group without files', () => {
+      expect(files.list('alice', 'g1')).toEqual([]);
+    });
+
+    it('lists files by name with their size and online seeder count', () => {
+      files.share(alice.as(), upload('g1', '/a/b.txt', 'b', 10));
+      files.share(alice.as(), upload('g1', '/a/a file.txt', 'a', 20));
+      files.share(bob.as(), upload('g1', '/b/a file.txt', 'a', 20));
+      files.share(bob.as(), upload('g1', '/b/C.txt', 'c', 30));
+      expect(files.list('bob', 'g1')).toEqual([
+        { fileName: 'C.txt', fileSize: 30, onlineSeeders: 1 },
+        { fileName: 'a file.txt', fileSize: 20, onlineSeeders: 2 },
+        { fileName: 'b.txt', fileSize: 10, onlineSeeders: 1 },
+      ]);
+    });
+
+    it('shows only the files of the asked group', () => {
+      groups.create('alice', 'g2');
+      files.share(alice.as(), upload('g2', '/a/elsewhere'));
+      expect(files.list('alice', 'g1')).toEqual([]);
+      expect(names('g2')).toEqual(['elsewhere']);
+    });
+  });
+
+  describe('download (download_file)', () => {
+    it('refuses an unknown name with UNKNOWN_FILE', () => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf'));
+      const err = refusal(() => files.download('bob', 'g1', 'Report.pdf'), ErrorCode.UnknownFile);
+      expect(err.message).toBe('no file named Report.pdf in group g1');
+      expect(refusal(() => files.download('bob', 'g1', 'my file'), ErrorCode.UnknownFile).message).toContain(
+        '"my file"',
+      );
+    });
+
+    it('lists the downloader itself when it seeds', () => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf'));
+      expect(online('report.pdf', 'g1', alice)).toEqual(['alice']);
+    });
+
+    it('gives metadata that formats to the seed’s key:value lines', () => {
+      files.share(alice.as(7001), upload('g1', '/a/with, comma.txt', 'x', 5));
+      const lines = formatFileMetadata(files.download('bob', 'g1', 'with, comma.txt'));
+      expect(lines).toEqual([
+        'file_name:with, comma.txt',
+        'file_size:5',
+        `file_hash:${sha1('x')}`,
+        `chunk_hashes:${chunkList(1, 'x')[0]}`,
+        'seeders:alice',
+        'seeder_ports:7001',
+        'seeder_file_paths:/a/with%2C comma.txt',
+        `seeder_hosts:${address('alice', 7001).host}`,
+      ]);
+    });
+  });
+
+  describe('online seeders', () => {
+    beforeEach(() => {
+      files.share(alice.as(7001), upload('g1', '/a/report.pdf'));
+      files.addSeeder(bob.as(7002), 'g1', 'report.pdf', '/b/report.pdf');
+    });
+
+    it('forgets a seeder’s announcements when it logs out, but keeps its seeder row', () => {
+      auth.logout(bob.session);
+      expect(online('report.pdf')).toEqual(['alice']);
+      expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(1);
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['alice', 'bob']);
+    });
+
+    it('forgets them when the connection closes', () => {
+      auth.endSession(alice.session);
+      expect(online('report.pdf', 'g1', bob)).toEqual(['bob']);
+    });
+
+    it('still lists and answers for a file with no online seeder, with no seeders', () => {
+      auth.logout(alice.session);
+      auth.endSession(bob.session);
+      expect(files.list('alice', 'g1')).toEqual([
+        { fileName: 'report.pdf', fileSize: 2 * CHUNK_SIZE + 1, onlineSeeders: 0 },
+      ]);
+      const meta = files.download('bob', 'g1', 'report.pdf');
+      expect(meta.seeders).toEqual([]);
+      expect(meta.chunkHashes).toHaveLength(3);
+      expect(formatFileMetadata(meta).slice(4)).toEqual([
+        'seeders:',
+        'seeder_ports:',
+        'seeder_file_paths:',
+        'seeder_hosts:',
+      ]);
+    });
+
+    it('does not count a seeder again after it logs in anew, until it announces again', async () => {
+      auth.logout(alice.session);
+      auth.logout(bob.session);
+      await reconnect(alice);
+      await reconnect(bob);
+      expect(files.list('alice', 'g1')).toEqual([
+        { fileName: 'report.pdf', fileSize: 2 * CHUNK_SIZE + 1, onlineSeeders: 0 },
+      ]);
+      const meta = files.download('bob', 'g1', 'report.pdf');
+      expect(meta.seeders).toEqual([]);
+      expect(meta.chunkHashes).toHaveLength(3);
+
+      files.addSeeder(bob.as(8002), 'g1', 'report.pdf', '/b/moved.pdf');
+      expect(files.download('alice', 'g1', 'report.pdf').seeders).toEqual([
+        { userId: 'bob', address: address('bob', 8002), filePath: '/b/moved.pdf' },
+      ]);
+      expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(1);
+    });
+
+    it('is not affected by another user’s session ending, nor by a session that announced nothing', async () => {
+      auth.logout(carol.session);
+      const dave = await peer('dave');
+      auth.endSession(dave.session);
+      expect(online('report.pdf')).toEqual(['alice', 'bob']);
+    });
+
+    it('uses the address a user announced last on its session', () => {
+      files.share(alice.as(9001), upload('g1', '/a/other.txt', 'other', 1));
+      expect(files.download('bob', 'g1', 'report.pdf').seeders[0].address).toEqual(address('alice', 9001));
+    });
+
+    it('forgets the announcements of every file of the session at once', () => {
+      files.share(bob.as(7002), upload('g1', '/b/second.txt', 'second', 1));
+      auth.logout(bob.session);
+      expect(files.list('alice', 'g1').map((f) => [f.fileName, f.onlineSeeders])).toEqual([
+        ['report.pdf', 1],
+        ['second.txt', 0],
+      ]);
+      expect(online('second.txt')).toEqual([]);
+    });
+  });
+
+  describe('addSeeder (new_seeder)', () => {
+    beforeEach(() => files.share(alice.as(), upload('g1', '/a/report.pdf')));
+
+    it('refuses an unknown file with UNKNOWN_FILE', () => {
+      refusal(() => files.addSeeder(bob.as(), 'g1', 'nope.pdf', '/b/nope.pdf'), ErrorCode.UnknownFile);
+      expect(store.seeders('g1', 'nope.pdf')).toEqual([]);
+    });
+
+    it('adds the seeder row and marks it online', () => {
+      files.addSeeder(bob.as(7002), 'g1', 'report.pdf', '/downloads/copy of report.pdf');
+      expect(store.getSeeder('g1', 'report.pdf', 'bob')?.filePath).toBe('/downloads/copy of report.pdf');
+      expect(online('report.pdf')).toEqual(['alice', 'bob']);
+    });
+
+    it('updates the path of an existing seeder, and puts an offline seeder back online', async () => {
+      auth.logout(alice.session);
+      await reconnect(alice);
+      files.addSeeder(alice.as(7003), 'g1', 'report.pdf', '/a/moved.pdf');
+      expect(files.download('bob', 'g1', 'report.pdf').seeders).toEqual([
+        { userId: 'alice', address: address('alice', 7003), filePath: '/a/moved.pdf' },
+      ]);
+      expect(store.seederCount('g1', 'report.pdf')).toBe(1);
+    });
+
+    it.each(['', `/${'p'.repeat(4096)}`, '/a/b\u0000'])('refuses the path %j', (path) => {
+      refusal(() => files.addSeeder(bob.as(), 'g1', 'report.pdf', path), ErrorCode.BadFileMetadata);
+    });
+  });
+
+  describe('stopShare (stop_share)', () => {
+    beforeEach(() => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf'));
+      files.share(bob.as(), upload('g1', '/b/report.pdf'));
+    });
+
+    it('refuses a user who does not seed the file with NOT_SEEDING', () => {
+      files.stopShare('bob', 'g1', 'report.pdf');
+      expect(refusal(() => files.stopShare('bob', 'g1', 'report.pdf'), ErrorCode.NotSeeding).message).toBe(
+        'you are not seeding report.pdf in group g1',
+      );
+      refusal(() => files.stopShare('alice', 'g1', 'unknown.pdf'), ErrorCode.NotSeeding);
+    });
+
+    it('removes the seeder and its online mark; the file stays while someone seeds it', () => {
+      expect(files.stopShare('bob', 'g1', 'report.pdf')).toEqual({ fileDeleted: false });
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['alice']);
+      expect(online('report.pdf')).toEqual(['alice']);
+      expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(1);
+    });
+
+    it('deletes the file when its last seeder stops, even an offline one being the last', () => {
+      files.stopShare('alice', 'g1', 'report.pdf');
+      auth.logout(bob.session);
+      expect(files.stopShare('bob', 'g1', 'report.pdf')).toEqual({ fileDeleted: true });
+      expect(names()).toEqual([]);
+      refusal(() => files.download('alice', 'g1', 'report.pdf'), ErrorCode.UnknownFile);
+      expect(store.getFile('g1', 'report.pdf')).toBeUndefined();
+    });
+
+    it('frees the name for a different file once deleted', () => {
+      files.stopShare('alice', 'g1', 'report.pdf');
+      files.stopShare('bob', 'g1', 'report.pdf');
+      expect(files.share(alice.as(), upload('g1', '/a/report.pdf', 'v2')).created).toBe(true);
+      expect(online('report.pdf')).toEqual(['alice']);
+    });
+  });
+
+  describe('leaving a group', () => {
+    beforeEach(() => {
+      groups.create('alice', 'g2');
+      groups.join('bob', 'g2');
+      groups.accept('alice', 'g2', 'bob');
+      files.share(alice.as(), upload('g1', '/a/shared.txt', 'shared', 1));
+      files.share(bob.as(), upload('g1', '/b/shared.txt', 'shared', 1));
+      files.share(bob.as(), upload('g1', '/b/bobs.txt', 'bobs', 1));
+      files.share(bob.as(), upload('g2', '/b/bobs.txt', 'bobs', 1));
+    });
+
+    it('drops the leaver’s shares in that group and the files nobody else seeds', () => {
+      expect(groups.leave('bob', 'g1')).toEqual({ kind: 'left' });
+      expect(files.list('alice', 'g1')).toEqual([{ fileName: 'shared.txt', fileSize: 1, onlineSeeders: 1 }]);
+      expect(store.seeders('g1', 'shared.txt').map((s) => s.userId)).toEqual(['alice']);
+      expect(store.getFile('g1', 'bobs.txt')).toBeUndefined();
+      expect(online('shared.txt')).toEqual(['alice']);
+      // Other groups keep the leaver's shares.
+      expect(files.list('bob', 'g2')).toEqual([{ fileName: 'bobs.txt', fileSize: 1, onlineSeeders: 1 }]);
+    });
+
+    it('does the same for an owner who hands the group on', () => {
+      expect(groups.leave('alice', 'g1')).toEqual({ kind: 'left-owner', newOwner: 'bob' });
+      expect(files.list('bob', 'g1').map((f) => [f.fileName, f.onlineSeeders])).toEqual([
+        ['bobs.txt', 1],
+        ['shared.txt', 1],
+      ]);
+      expect(online('shared.txt', 'g1', bob)).toEqual(['bob']);
+    });
+
+    it('drops nothing when a pending request is withdrawn', () => {
+      expect(groups.leave('carol', 'g1')).toEqual({ kind: 'withdrew' });
+      expect(names()).toEqual(['bobs.txt', 'shared.txt']);
+    });
+
+    it('drops every file of a group that is deleted with its last member, even offline seeders’ rows', () => {
+      groups.leave('bob', 'g1');
+      auth.logout(alice.session);
+      expect(groups.leave('alice', 'g1')).toEqual({ kind: 'deleted' });
+      expect(store.listFiles('g1')).toEqual([]);
+      expect(store.getFile('g1', 'shared.txt')).toBeUndefined();
+      groups.create('bob', 'g1');
+      expect(files.list('bob', 'g1')).toEqual([]);
+    });
+
+    it('deletes rows left by a seeder who is no longer a member when the group goes', () => {
+      // A row the hook never saw: e.g. written before this tracker had the hook.
+      store.putSeeder({ groupId: 'g2', fileName: 'bobs.txt', userId: 'ghost', filePath: '/g' });
+      groups.leave('bob', 'g2');
+      expect(store.seeders('g2', 'bobs.txt').map((s) => s.userId)).toEqual(['ghost']);
+      groups.leave('alice', 'g2');
+      expect(store.getFile('g2', 'bobs.txt')).toBeUndefined();
+    });
+
+    it('lets a member who comes back share again, starting from nothing', () => {
+      groups.leave('bob', 'g1');
+      groups.join('bob', 'g1');
+      groups.accept('alice', 'g1', 'bob');
+      expect(names('g1', bob)).toEqual(['shared.txt']);
+      refusal(() => files.stopShare('bob', 'g1', 'shared.txt'), ErrorCode.NotSeeding);
+      files.addSeeder(bob.as(), 'g1', 'shared.txt', '/b/again.txt');
+      expect(online('shared.txt')).toEqual(['alice', 'bob']);
+    });
+  });
+});
+
+describe(`${FilesService.name} at scale, on the SQLite store`, () => {
+  const dbs = new TempDatabases();
+  let files: FilesService;
+  let groups: GroupsService;
+  let auth: AuthService;
+  const session = fakeSession();
+  const by = (): Announcer => ({
+    userId: 'alice',
+    connectionId: session.connectionId,
+    address: { host: '10.0.0.1', port: 7001 },
+  });
+
+  beforeAll(async () => {
+    const db = dbs.open();
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        FilesService,
+        GroupsService,
+        AuthService,
+        { provide: FILE_STORE, useValue: new SqliteFileStore(db) },
+        { provide: GROUP_STORE, useClass: InMemoryGroupStore },
+        { provide: USER_STORE, useClass: InMemoryUserStore },
+        { provide: PASSWORD_HASHER, useValue: plainHasher },
+      ],
+    }).compile();
+    files = moduleRef.get(FilesService);
+    groups = moduleRef.get(GroupsService);
+    auth = moduleRef.get(AuthService);
+    await auth.createUser('alice', 'pw');
+    await auth.login(session, 'alice', 'pw');
+    groups.create('alice', 'g1');
+  });
+  afterAll(() => dbs.cleanup());
+
+  it('uploads and downloads a 200,000-chunk file', () => {
+    const chunkHashes = chunkList(200_000, 'big');
+    const fileSize = 200_000 * CHUNK_SIZE - 7;
+    files.share(by(), { groupId: 'g1', filePath: '/a/huge.iso', fileSize, fileHash: sha1('big'), chunkHashes });
+    const meta = files.download('alice', 'g1', 'huge.iso');
+    expect(meta.chunkHashes).toEqual(chunkHashes);
+    expect(meta.fileSize).toBe(fileSize);
+    expect(formatFileMetadata(meta)[3]).toBe(`chunk_hashes:${chunkHashes.join(',')}`);
+  });
+
+  it('lists 10,000 files', () => {
+    for (let i = 0; i < 10_000; i++) {
+      files.share(by(), {
+        groupId: 'g1',
+        filePath: `/a/f${i}.txt`,
+        fileSize: 1,
+        fileHash: sha1(`f${i}`),
+        chunkHashes: [sha1(`c${i}`)],
+      });
+    }
+    const listed = files.list('alice', 'g1');
+    expect(listed).toHaveLength(10_001);
+    expect(listed.every((f) => f.onlineSeeders === 1)).toBe(true);
+  });
+});

@@ -1,0 +1,272 @@
+import { planChunks } from '@app/chunking';
+import { FileMetadata, HostPort, isSha1Hex, SeederInfo } from '@app/protocol';
+import { Inject, Injectable } from '@nestjs/common';
+import { AuthService } from '../auth/auth.service';
+import { GroupsService } from '../groups/groups.service';
+import { FileStore, packChunkHashes, unpackChunkHashes } from './file.store';
+import { BadFileMetadataError, FileConflictError, NotSeedingError, shownName, UnknownFileError } from './files.errors';
+import { FILE_STORE } from './files.tokens';
+
+/** Who announces a share: the user, the connection (session) it came on, and where its client serves chunks. */
+export interface Announcer {
+  readonly userId: string;
+  readonly connectionId: number;
+  readonly address: HostPort;
+}
+
+export interface ShareRequest {
+  readonly groupId: string;
+  /** Absolute path of the file on the announcer's machine; its basename names the file in the group. */
+  readonly filePath: string;
+  readonly fileSize: number;
+  readonly fileHash: string;
+  /** Hex SHA-1 of each 512 KiB chunk, in order. */
+  readonly chunkHashes: readonly string[];
+}
+
+export interface ShareOutcome {
+  readonly fileName: string;
+  readonly chunkCount: number;
+  /** True when this upload created the file; false when it joined the seeders of the same file. */
+  readonly created: boolean;
+}
+
+export interface FileListing {
+  readonly fileName: string;
+  readonly fileSize: number;
+  readonly onlineSeeders: number;
+}
+
+export interface StopOutcome {
+  /** True when the file had no seeder left and is gone from the group. */
+  readonly fileDeleted: boolean;
+}
+
+const MAX_NAME_CHARS = 255;
+const MAX_PATH_CHARS = 4096;
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** Why `name` cannot name a file in a group, or undefined when it can. */
+export function fileNameProblem(name: string): string | undefined {
+  const chars = [...name].length;
+  if (chars < 1 || chars > MAX_NAME_CHARS) return `a file name must be 1-${MAX_NAME_CHARS} characters`;
+  if (name.includes('/')) return "a file name cannot contain '/'";
+  if (CONTROL.test(name)) return 'a file name cannot contain control characters';
+  if (name === '.' || name === '..') return `a file cannot be named '${name}'`;
+  return undefined;
+}
+
+/** The part of a path after its last '/'. */
+const baseName = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
+
+const fileKey = (groupId: string, fileName: string): string => `${groupId}/${fileName}`;
+
+/** The soft state of one live session that announced shares. */
+interface AnnouncingSession {
+  readonly userId: string;
+  /** Where the user's client serves chunks, as last announced on this session. */
+  address: HostPort;
+  /** Keys (`fileKey`) of the files this session announced. */
+  readonly files: Set<string>;
+}
+
+/**
+ * Shared files and their seeders. Who shares what is stored; who is online is
+ * soft state: a seeder counts for a file only while the session that announced
+ * it (by upload_file or new_seeder) lives. A file with no seeder left is deleted.
+ */
+@Injectable()
+export class FilesService {
+  /** fileKey -> userId -> connection id of the session that announced the share. */
+  private readonly online = new Map<string, Map<string, number>>();
+  /** connection id -> its announcements. */
+  private readonly sessions = new Map<number, AnnouncingSession>();
+
+  constructor(
+    @Inject(FILE_STORE) private readonly files: FileStore,
+    private readonly groups: GroupsService,
+    auth: AuthService,
+  ) {
+    auth.onSessionEnded((_userId, connectionId) => this.forgetSession(connectionId));
+    groups.onMemberLeft((userId, groupId, groupDeleted) => this.dropMember(userId, groupId, groupDeleted));
+  }
+
+  /** `upload_file`: registers a new file with its first seeder, or adds a seeder to the same file. */
+  share(by: Announcer, req: ShareRequest): ShareOutcome {
+    this.groups.assertMember(by.userId, req.groupId);
+    assertValidPath(req.filePath);
+    const fileName = baseName(req.filePath);
+    const problem = fileNameProblem(fileName);
+    if (problem) throw new BadFileMetadataError(`file_path must end in a valid file name: ${problem}`);
+    if (!Number.isSafeInteger(req.fileSize) || req.fileSize < 0) {
+      throw new BadFileMetadataError(`file_size must be a non-negative integer, not ${String(req.fileSize)}`);
+    }
+    const fileHash = req.fileHash.toLowerCase();
+    if (!isSha1Hex(fileHash)) throw new BadFileMetadataError('file_hash must be a 40-digit hex SHA-1');
+    const expected = planChunks(req.fileSize).count;
+    if (req.chunkHashes.length !== expected) {
+      throw new BadFileMetadataError(
+        `a file of ${req.fileSize} bytes has ${expected} chunk${expected === 1 ? '' : 's'} of 512 KiB, but ${req.chunkHashes.length} chunk hash${req.chunkHashes.length === 1 ? ' was' : 'es were'} given`,
+      );
+    }
+    const bad = req.chunkHashes.findIndex((h) => !isSha1Hex(h.toLowerCase()));
+    if (bad >= 0) throw new BadFileMetadataError(`chunk hash ${bad} is not a 40-digit hex SHA-1`);
+    const chunkHashes = packChunkHashes(req.chunkHashes);
+
+    const { groupId } = req;
+    const created = this.files.transaction(() => {
+      const existing = this.files.getFile(groupId, fileName);
+      if (existing) {
+        if (existing.fileHash !== fileHash || existing.fileSize !== req.fileSize) {
+          throw new FileConflictError(groupId, fileName);
+        }
+        if (!this.files.chunkHashes(groupId, fileName)?.equals(chunkHashes)) {
+          throw new BadFileMetadataError(
+            `the chunk hashes differ from those registered for ${shownName(fileName)}, which has the same file hash`,
+          );
+        }
+      } else {
+        this.files.addFile({
+          groupId,
+          fileName,
+          fileSize: req.fileSize,
+          fileHash,
+          chunkHashes,
+          uploader: by.userId,
+          createdAt: Date.now(),
+        });
+      }
+      this.files.putSeeder({ groupId, fileName, userId: by.userId, filePath: req.filePath });
+      return !existing;
+    });
+    this.markOnline(by, groupId, fileName);
+    return { fileName, chunkCount: expected, created };
+  }
+
+  /** `list_files`: files with at least one seeder, by name, with how many seeders are online now. */
+  list(userId: string, groupId: string): FileListing[] {
+    this.groups.assertMember(userId, groupId);
+    return this.files.listFiles(groupId).map((f) => ({
+      fileName: f.fileName,
+      fileSize: f.fileSize,
+      onlineSeeders: this.online.get(fileKey(groupId, f.fileName))?.size ?? 0,
+    }));
+  }
+
+  /** `download_file`: the file's metadata with its online seeders only (possibly none). */
+  download(userId: string, groupId: string, fileName: string): FileMetadata {
+    this.groups.assertMember(userId, groupId);
+    const file = this.files.getFile(groupId, fileName);
+    const packed = file && this.files.chunkHashes(groupId, fileName);
+    if (!file || !packed) throw new UnknownFileError(groupId, fileName);
+    const announced = this.online.get(fileKey(groupId, fileName));
+    const seeders: SeederInfo[] = [];
+    if (announced?.size) {
+      for (const s of this.files.seeders(groupId, fileName)) {
+        const connectionId = announced.get(s.userId);
+        const session = connectionId === undefined ? undefined : this.sessions.get(connectionId);
+        if (session) seeders.push({ userId: s.userId, address: session.address, filePath: s.filePath });
+      }
+    }
+    return {
+      fileName: file.fileName,
+      fileSize: file.fileSize,
+      fileHash: file.fileHash,
+      chunkHashes: unpackChunkHashes(packed),
+      seeders,
+    };
+  }
+
+  /** `new_seeder`: the announcer now has the whole file at `filePath` and serves it. */
+  addSeeder(by: Announcer, groupId: string, fileName: string, filePath: string): void {
+    this.groups.assertMember(by.userId, groupId);
+    assertValidPath(filePath);
+    if (!this.files.putSeeder({ groupId, fileName, userId: by.userId, filePath })) {
+      throw new UnknownFileError(groupId, fileName);
+    }
+    this.markOnline(by, groupId, fileName);
+  }
+
+  /** `stop_share`: the user no longer seeds the file; the file goes when nobody seeds it. */
+  stopShare(userId: string, groupId: string, fileName: string): StopOutcome {
+    this.groups.assertMember(userId, groupId);
+    const fileDeleted = this.files.transaction(() => {
+      if (!this.files.removeSeeder(groupId, fileName, userId)) throw new NotSeedingError(groupId, fileName);
+      return this.deleteIfUnseeded(groupId, fileName);
+    });
+    this.markOffline(groupId, fileName, userId);
+    return { fileDeleted };
+  }
+
+  /** A member left: their shares in the group go, then every file nobody seeds; with the group, all of its files. */
+  private dropMember(userId: string, groupId: string, groupDeleted: boolean): void {
+    this.files.transaction(() => {
+      for (const fileName of this.files.removeSeedersOf(groupId, userId)) {
+        this.markOffline(groupId, fileName, userId);
+        this.deleteIfUnseeded(groupId, fileName);
+      }
+      if (groupDeleted) {
+        for (const fileName of this.files.deleteGroupFiles(groupId)) this.forgetFile(groupId, fileName);
+      }
+    });
+  }
+
+  private deleteIfUnseeded(groupId: string, fileName: string): boolean {
+    if (this.files.seederCount(groupId, fileName) > 0) return false;
+    this.files.deleteFile(groupId, fileName);
+    this.forgetFile(groupId, fileName);
+    return true;
+  }
+
+  private markOnline(by: Announcer, groupId: string, fileName: string): void {
+    const key = fileKey(groupId, fileName);
+    let session = this.sessions.get(by.connectionId);
+    if (!session || session.userId !== by.userId) {
+      if (session) this.forgetSession(by.connectionId);
+      session = { userId: by.userId, address: by.address, files: new Set() };
+      this.sessions.set(by.connectionId, session);
+    }
+    session.address = by.address;
+    session.files.add(key);
+    let users = this.online.get(key);
+    if (!users) this.online.set(key, (users = new Map<string, number>()));
+    const previous = users.get(by.userId);
+    if (previous !== undefined && previous !== by.connectionId) this.sessions.get(previous)?.files.delete(key);
+    users.set(by.userId, by.connectionId);
+  }
+
+  private markOffline(groupId: string, fileName: string, userId: string): void {
+    const key = fileKey(groupId, fileName);
+    const users = this.online.get(key);
+    const connectionId = users?.get(userId);
+    if (connectionId === undefined) return;
+    users!.delete(userId);
+    if (users!.size === 0) this.online.delete(key);
+    this.sessions.get(connectionId)?.files.delete(key);
+  }
+
+  private forgetFile(groupId: string, fileName: string): void {
+    const key = fileKey(groupId, fileName);
+    for (const connectionId of this.online.get(key)?.values() ?? []) this.sessions.get(connectionId)?.files.delete(key);
+    this.online.delete(key);
+  }
+
+  private forgetSession(connectionId: number): void {
+    const session = this.sessions.get(connectionId);
+    if (!session) return;
+    this.sessions.delete(connectionId);
+    for (const key of session.files) {
+      const users = this.online.get(key);
+      if (users?.get(session.userId) !== connectionId) continue;
+      users.delete(session.userId);
+      if (users.size === 0) this.online.delete(key);
+    }
+  }
+}
+
+function assertValidPath(path: string): void {
+  if (path.length < 1 || path.length > MAX_PATH_CHARS) {
+    throw new BadFileMetadataError(`file_path must be 1-${MAX_PATH_CHARS} characters`);
+  }
+  if (CONTROL.test(path)) throw new BadFileMetadataError('file_path cannot contain control characters');
+}

@@ -1,0 +1,1 @@
+export const FILE_STORE = Symbol('FILE_STORE');

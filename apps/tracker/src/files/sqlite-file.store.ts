@@ -1,0 +1,196 @@
+import { Inject, Injectable } from '@nestjs/common';
+import Database from 'better-sqlite3';
+import { SQLITE_DB } from '../storage/storage.tokens';
+import { FileInfo, FileRecord, FileStore, FileSummary, SeederRecord } from './file.store';
+
+interface FileRow {
+  group_id: string;
+  file_name: string;
+  file_size: number;
+  file_hash: string;
+  uploader: string;
+  created_at: number;
+}
+
+interface SeederRow {
+  group_id: string;
+  file_name: string;
+  user_id: string;
+  file_path: string;
+}
+
+const toInfo = (r: FileRow): FileInfo => ({
+  groupId: r.group_id,
+  fileName: r.file_name,
+  fileSize: r.file_size,
+  fileHash: r.file_hash,
+  uploader: r.uploader,
+  createdAt: r.created_at,
+});
+
+const toSeeder = (r: SeederRow): SeederRecord => ({
+  groupId: r.group_id,
+  fileName: r.file_name,
+  userId: r.user_id,
+  filePath: r.file_path,
+});
+
+/**
+ * Files and seeders in the tracker database. Chunk digests are one BLOB of raw
+ * 20-byte digests, kept as the last column so that reading the other columns
+ * never walks its overflow pages.
+ */
+@Injectable()
+export class SqliteFileStore implements FileStore {
+  private readonly sql: ReturnType<typeof prepare>;
+
+  constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS files (
+        group_id TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        file_size INTEGER NOT NULL,
+        file_hash TEXT NOT NULL,
+        uploader TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        chunk_hashes BLOB NOT NULL,
+        PRIMARY KEY (group_id, file_name)
+      );
+      CREATE TABLE IF NOT EXISTS file_seeders (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        file_path TEXT NOT NULL,
+        UNIQUE (group_id, file_name, user_id),
+        FOREIGN KEY (group_id, file_name) REFERENCES files(group_id, file_name) ON DELETE CASCADE
+      );
+      CREATE INDEX IF NOT EXISTS file_seeders_user ON file_seeders(group_id, user_id);
+    `);
+    this.sql = prepare(db);
+  }
+
+  transaction<T>(work: () => T): T {
+    return this.db.transaction(work)();
+  }
+
+  addFile(file: FileRecord): boolean {
+    return (
+      this.sql.insertFile.run(
+        file.groupId,
+        file.fileName,
+        file.fileSize,
+        file.fileHash,
+        file.uploader,
+        file.createdAt,
+        file.chunkHashes,
+      ).changes === 1
+    );
+  }
+
+  getFile(groupId: string, fileName: string): FileInfo | undefined {
+    const row = this.sql.selectFile.get(groupId, fileName);
+    return row && toInfo(row);
+  }
+
+  chunkHashes(groupId: string, fileName: string): Buffer | undefined {
+    return this.sql.selectChunks.pluck().get(groupId, fileName);
+  }
+
+  listFiles(groupId: string): FileSummary[] {
+    return this.sql.listFiles.all(groupId).map((r) => ({ fileName: r.file_name, fileSize: r.file_size }));
+  }
+
+  deleteFile(groupId: string, fileName: string): boolean {
+    return this.sql.deleteFile.run(groupId, fileName).changes === 1;
+  }
+
+  deleteGroupFiles(groupId: string): string[] {
+    return this.transaction(() => {
+      const names = this.sql.groupFileNames.pluck().all(groupId);
+      this.sql.deleteGroupFiles.run(groupId);
+      return names;
+    });
+  }
+
+  putSeeder(seeder: SeederRecord): boolean {
+    if (!this.sql.fileExists.get(seeder.groupId, seeder.fileName)) return false;
+    this.sql.upsertSeeder.run(seeder.groupId, seeder.fileName, seeder.userId, seeder.filePath);
+    return true;
+  }
+
+  getSeeder(groupId: string, fileName: string, userId: string): SeederRecord | undefined {
+    const row = this.sql.selectSeeder.get(groupId, fileName, userId);
+    return row && toSeeder(row);
+  }
+
+  seeders(groupId: string, fileName: string): SeederRecord[] {
+    return this.sql.seeders.all(groupId, fileName).map(toSeeder);
+  }
+
+  seederCount(groupId: string, fileName: string): number {
+    return this.sql.seederCount.pluck().get(groupId, fileName) ?? 0;
+  }
+
+  removeSeeder(groupId: string, fileName: string, userId: string): boolean {
+    return this.sql.deleteSeeder.run(groupId, fileName, userId).changes === 1;
+  }
+
+  removeSeedersOf(groupId: string, userId: string): string[] {
+    return this.transaction(() => {
+      const names = this.sql.seededBy.pluck().all(groupId, userId);
+      this.sql.deleteSeedersOf.run(groupId, userId);
+      return names;
+    });
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    insertFile: db.prepare<[string, string, number, string, string, number, Buffer]>(
+      `INSERT OR IGNORE INTO files (group_id, file_name, file_size, file_hash, uploader, created_at, chunk_hashes)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    selectFile: db.prepare<[string, string], FileRow>(
+      `SELECT group_id, file_name, file_size, file_hash, uploader, created_at
+       FROM files WHERE group_id = ? AND file_name = ?`,
+    ),
+    fileExists: db.prepare<[string, string], { one: number }>(
+      'SELECT 1 AS one FROM files WHERE group_id = ? AND file_name = ?',
+    ),
+    selectChunks: db.prepare<[string, string], Buffer>(
+      'SELECT chunk_hashes FROM files WHERE group_id = ? AND file_name = ?',
+    ),
+    listFiles: db.prepare<[string], { file_name: string; file_size: number }>(
+      `SELECT f.file_name, f.file_size FROM files f
+       WHERE f.group_id = ?
+         AND EXISTS (SELECT 1 FROM file_seeders s WHERE s.group_id = f.group_id AND s.file_name = f.file_name)
+       ORDER BY f.file_name`,
+    ),
+    deleteFile: db.prepare<[string, string]>('DELETE FROM files WHERE group_id = ? AND file_name = ?'),
+    groupFileNames: db.prepare<[string], string>('SELECT file_name FROM files WHERE group_id = ? ORDER BY file_name'),
+    deleteGroupFiles: db.prepare<[string]>('DELETE FROM files WHERE group_id = ?'),
+    upsertSeeder: db.prepare<[string, string, string, string]>(
+      `INSERT INTO file_seeders (group_id, file_name, user_id, file_path) VALUES (?, ?, ?, ?)
+       ON CONFLICT (group_id, file_name, user_id) DO UPDATE SET file_path = excluded.file_path`,
+    ),
+    selectSeeder: db.prepare<[string, string, string], SeederRow>(
+      `SELECT group_id, file_name, user_id, file_path FROM file_seeders
+       WHERE group_id = ? AND file_name = ? AND user_id = ?`,
+    ),
+    seeders: db.prepare<[string, string], SeederRow>(
+      `SELECT group_id, file_name, user_id, file_path FROM file_seeders
+       WHERE group_id = ? AND file_name = ? ORDER BY seq`,
+    ),
+    seederCount: db.prepare<[string, string], number>(
+      'SELECT count(*) FROM file_seeders WHERE group_id = ? AND file_name = ?',
+    ),
+    deleteSeeder: db.prepare<[string, string, string]>(
+      'DELETE FROM file_seeders WHERE group_id = ? AND file_name = ? AND user_id = ?',
+    ),
+    seededBy: db.prepare<[string, string], string>(
+      'SELECT file_name FROM file_seeders WHERE group_id = ? AND user_id = ? ORDER BY file_name',
+    ),
+    deleteSeedersOf: db.prepare<[string, string]>('DELETE FROM file_seeders WHERE group_id = ? AND user_id = ?'),
+  };
+}
