@@ -4,6 +4,10 @@ import * as readline from 'node:readline';
 import { EXIT_FAILURE, StartupError } from '../client.errors';
 import { ClientOptions } from '../config/client.config';
 import { ClientConfigService } from '../config/client-config.service';
+import { DownloadManager } from '../files/download.manager';
+import { SharingService } from '../files/sharing.service';
+import { OUTPUT, OutputPort } from '../output/output.port';
+import { ChunkServerListenError } from '../seeding/seeding.errors';
 import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerUnreachableError } from '../tracker/tracker.errors';
 import { LineSource } from './line-source';
@@ -31,7 +35,10 @@ export class ShellCommand extends CommandRunner {
     private readonly config: ClientConfigService,
     private readonly tracker: TrackerClient,
     private readonly shell: ShellService,
+    private readonly sharing: SharingService,
+    private readonly downloads: DownloadManager,
     @Inject(SHELL_IO) private readonly io: ShellIo,
+    @Inject(OUTPUT) private readonly out: OutputPort,
   ) {
     super();
   }
@@ -44,15 +51,39 @@ export class ShellCommand extends CommandRunner {
   async run(params: string[], options: ClientOptions = {}): Promise<void> {
     this.config.load(params, options);
     try {
-      await this.tracker.connect();
+      await this.sharing.start();
     } catch (err) {
-      if (err instanceof TrackerUnreachableError) throw new StartupError(err.message, EXIT_FAILURE);
+      if (err instanceof ChunkServerListenError) throw new StartupError(err.message, EXIT_FAILURE);
       throw err;
     }
     try {
+      try {
+        await this.tracker.connect();
+      } catch (err) {
+        if (err instanceof TrackerUnreachableError) throw new StartupError(err.message, EXIT_FAILURE);
+        throw err;
+      }
       await this.loop();
+      await this.finishDownloads();
     } finally {
       this.tracker.close();
+      await this.sharing.stop();
+    }
+  }
+
+  /** Input is over: running downloads finish (or fail) first; Ctrl-C cancels them. */
+  private async finishDownloads(): Promise<void> {
+    const running = this.downloads.downloads.filter((d) => d.job.progress.state === 'downloading').length;
+    if (running === 0) return;
+    if (this.io.interactive) {
+      this.out.line(`waiting for ${running} download${running === 1 ? '' : 's'} to finish (Ctrl-C cancels)`);
+    }
+    const cancel = () => this.downloads.cancelAll();
+    process.once('SIGINT', cancel);
+    try {
+      await this.downloads.idle();
+    } finally {
+      process.off('SIGINT', cancel);
     }
   }
 

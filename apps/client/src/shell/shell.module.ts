@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ClientConfigModule } from '../config/client-config.module';
+import { FILE_COMMANDS } from '../files/file.commands';
+import { FilesModule } from '../files/files.module';
 import { OutputModule } from '../output/output.module';
 import { TrackerModule } from '../tracker/tracker.module';
 import { LOCAL_COMMANDS, LocalCommand } from './local-command';
@@ -8,13 +10,13 @@ import { ShellCommand } from './shell.command';
 import { ShellService } from './shell.service';
 
 @Module({
-  imports: [ClientConfigModule, TrackerModule, OutputModule],
+  imports: [ClientConfigModule, TrackerModule, OutputModule, FilesModule],
   providers: [
     ShellCommand,
     ShellService,
     { provide: SHELL_IO, useFactory: processShellIo },
     // Local commands: add the class to providers and to `inject` here.
-    { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: [] },
+    { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: FILE_COMMANDS },
   ],
 })
 export class ShellModule {}

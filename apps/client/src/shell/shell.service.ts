@@ -6,6 +6,9 @@ import { LOCAL_COMMANDS, LocalCommand } from './local-command';
 
 export type ShellOutcome = 'continue' | 'exit';
 
+/** Tracker commands the client sends by itself and a user never types. */
+const INTERNAL_COMMANDS = new Set<CommandName>(['new_seeder']);
+
 interface ShellEntry {
   readonly name: string;
   readonly usage: string;
@@ -31,6 +34,7 @@ export class ShellService {
   ) {
     const localByName = new Map(local.map((cmd) => [cmd.name, cmd]));
     for (const name of Object.keys(COMMAND_SPECS) as CommandName[]) {
+      if (INTERNAL_COMMANDS.has(name)) continue;
       const override = localByName.get(name);
       this.add(override ? localEntry(override) : this.forwarded(name));
       localByName.delete(name);

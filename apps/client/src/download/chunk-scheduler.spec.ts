@@ -1,0 +1,240 @@
+import fc from 'fast-check';
+import { ChunkScheduler } from './chunk-scheduler';
+
+/** Small deterministic PRNG (mulberry32) for repeatable "random" choices. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Takes chunks for `seeder` until the scheduler has nothing more for it. */
+function drain(s: ChunkScheduler, seeder: string): number[] {
+  const got: number[] = [];
+  for (let i = s.next(seeder); i !== undefined; i = s.next(seeder)) got.push(i);
+  return got;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * Runs seeders with `slots` requests each until done: every step completes
+ * one random outstanding request and lets that seeder ask again.
+ */
+function simulate(s: ChunkScheduler, seeders: string[], slots: number, random: () => number) {
+  const outstanding: { seeder: string; index: number; remainingAtRequest: number }[] = [];
+  const requests: typeof outstanding = [];
+  const refill = (seeder: string) => {
+    while (outstanding.filter((o) => o.seeder === seeder).length < slots) {
+      const index = s.next(seeder);
+      if (index === undefined) return;
+      const req = { seeder, index, remainingAtRequest: s.remainingCount };
+      outstanding.push(req);
+      requests.push(req);
+    }
+  };
+  seeders.forEach(refill);
+  let firstCompletions = 0;
+  while (outstanding.length > 0) {
+    const [req] = outstanding.splice(Math.floor(random() * outstanding.length), 1);
+    if (s.complete(req.index, req.seeder)) firstCompletions++;
+    seeders.forEach(refill);
+  }
+  return { requests, firstCompletions };
+}
+
+describe(ChunkScheduler.name, () => {
+  it('hands each seeder the rarest chunk it has first', () => {
+    const s = new ChunkScheduler(6, { random: seeded(1), endGame: false });
+    s.addSeeder('a');
+    s.addSeeder('b', [0, 1, 2]);
+    s.addSeeder('c', [0, 1]);
+    const order = drain(s, 'a');
+    expect(order.slice(0, 3).sort()).toEqual([3, 4, 5]); // only a has them
+    expect(order[3]).toBe(2); // a and b
+    expect(order.slice(4).sort()).toEqual([0, 1]); // everyone
+    expect(drain(s, 'c')).toEqual([]);
+  });
+
+  it('orders equally rare chunks by the random source, so downloaders spread out', () => {
+    const keys = [0.9, 0.1, 0.5, 0.3];
+    const s = new ChunkScheduler(4, { random: () => keys.shift()!, endGame: false });
+    s.addSeeder('a');
+    expect(drain(s, 'a')).toEqual([1, 3, 2, 0]);
+
+    const firstPicks = new Set(
+      range(20).map((seed) => {
+        const t = new ChunkScheduler(100, { random: seeded(seed) });
+        t.addSeeder('a');
+        return t.next('a');
+      }),
+    );
+    expect(firstPicks.size).toBeGreaterThan(10);
+  });
+
+  it('requests every chunk exactly once when seeders work to completion without end-game', () => {
+    const random = seeded(7);
+    const s = new ChunkScheduler(300, { random, endGame: false });
+    ['a', 'b', 'c'].forEach((id) => s.addSeeder(id));
+    const { requests, firstCompletions } = simulate(s, ['a', 'b', 'c'], 4, random);
+    expect(requests).toHaveLength(300);
+    expect(new Set(requests.map((r) => r.index)).size).toBe(300);
+    expect(firstCompletions).toBe(300);
+    expect(s.isDone).toBe(true);
+    expect(new Set(requests.map((r) => r.seeder))).toEqual(new Set(['a', 'b', 'c']));
+  });
+
+  it('with end-game on, duplicates a chunk only in the last few and counts each chunk done once', () => {
+    const random = seeded(11);
+    const s = new ChunkScheduler(300, { random, endGameThreshold: 5 });
+    ['a', 'b', 'c'].forEach((id) => s.addSeeder(id));
+    const { requests, firstCompletions } = simulate(s, ['a', 'b', 'c'], 4, random);
+    const seen = new Set<number>();
+    const duplicates = requests.filter((r) => (seen.has(r.index) ? true : (seen.add(r.index), false)));
+    expect(seen.size).toBe(300);
+    expect(firstCompletions).toBe(300);
+    expect(s.doneCount).toBe(300);
+    // a duplicate is only ever issued once every chunk left is in flight (3 seeders x 4) or under the threshold
+    for (const d of duplicates) expect(d.remainingAtRequest).toBeLessThanOrEqual(12);
+    expect(duplicates.length).toBeGreaterThan(0);
+    expect(duplicates.length).toBeLessThanOrEqual(12 * 2);
+  });
+
+  it('gives a failed chunk to another seeder, not back to the one that failed it', () => {
+    const s = new ChunkScheduler(3, { random: seeded(3), endGame: false });
+    s.addSeeder('a');
+    s.addSeeder('b');
+    const c = s.next('a')!;
+    s.fail(c, 'a');
+    expect(drain(s, 'a')).not.toContain(c);
+    expect(s.next('b')).toBe(c);
+  });
+
+  it('lets the seeder that failed a chunk retry it once every holder has failed it', () => {
+    const s = new ChunkScheduler(1, { random: seeded(3) });
+    s.addSeeder('a');
+    s.addSeeder('b');
+    expect(s.next('a')).toBe(0);
+    s.fail(0, 'a');
+    expect(s.next('a')).toBeUndefined();
+    expect(s.next('b')).toBe(0);
+    s.fail(0, 'b');
+    expect(s.next('a')).toBe(0);
+    // and after b leaves, a is the only holder: it may retry
+    s.fail(0, 'a');
+    s.removeSeeder('b');
+    expect(s.next('a')).toBe(0);
+  });
+
+  it('lets a seeder with nothing else duplicate an in-flight chunk only near the end; the first completion wins', () => {
+    const s = new ChunkScheduler(20, { random: seeded(5), endGameThreshold: 3 });
+    s.addSeeder('a');
+    s.addSeeder('slow', [0]);
+    const a = drain(s, 'a'); // everything is now in flight with a
+    expect(a).toHaveLength(20);
+    // 20 chunks left, all in flight: end-game, slow may duplicate its only chunk
+    expect(s.next('slow')).toBe(0);
+    expect(s.complete(0, 'slow')).toBe(true);
+    expect(s.complete(0, 'a')).toBe(false);
+    expect(s.doneCount).toBe(1);
+
+    // chunk 0 sorts first while a is the only seeder, so a takes it at once
+    const keys = range(20).map((i) => (i === 0 ? 0 : 0.5));
+    const t = new ChunkScheduler(20, { random: () => keys.shift()!, endGameThreshold: 3 });
+    t.addSeeder('a');
+    expect(t.next('a')).toBe(0);
+    t.addSeeder('slow', [0]);
+    // chunk 0 is in flight with a, 19 are still open: no duplicate yet
+    expect(t.next('slow')).toBeUndefined();
+    // a finishes everything but chunk 0: 1 left, under the threshold
+    for (let i = t.next('a'); i !== undefined; i = t.next('a')) t.complete(i, 'a');
+    expect(t.remainingCount).toBe(1);
+    expect(t.next('slow')).toBe(0);
+    expect(t.next('slow')).toBeUndefined(); // never twice to the same seeder
+    expect(t.complete(0, 'a')).toBe(true);
+    expect(t.complete(0, 'slow')).toBe(false);
+    expect(t.isDone).toBe(true);
+  });
+
+  it('returns the chunks of a removed seeder to the pool, except those still in flight elsewhere', () => {
+    const s = new ChunkScheduler(4, { random: seeded(9), endGameThreshold: 4 });
+    s.addSeeder('a');
+    s.addSeeder('b');
+    const a = [s.next('a')!, s.next('a')!];
+    const b = [s.next('b')!, s.next('b')!];
+    const dup = s.next('b')!; // end-game: 4 left, all in flight
+    expect(a).toContain(dup);
+    const returned = s.removeSeeder('a');
+    expect(returned).toEqual(a.filter((i) => i !== dup));
+    expect(s.next('b')).toBe(returned[0]);
+    expect(s.inFlightOf('b').sort()).toEqual([...b, dup, returned[0]].sort());
+  });
+
+  it('knows when no live seeder can supply a missing chunk', () => {
+    const s = new ChunkScheduler(3);
+    s.addSeeder('a', [0, 1]);
+    s.addSeeder('b', [2]);
+    expect(s.canFinish).toBe(true);
+    s.removeSeeder('b');
+    expect(s.canFinish).toBe(false);
+    expect(s.unavailableChunk()).toBe(2);
+    expect(drain(s, 'a').sort()).toEqual([0, 1]);
+
+    const t = new ChunkScheduler(3);
+    t.addSeeder('a', [0, 1]);
+    t.addSeeder('b', [2]);
+    t.complete(t.next('b')!, 'b');
+    t.removeSeeder('b');
+    expect(t.canFinish).toBe(true);
+  });
+
+  it('counts done and remaining chunks and refuses indexes outside the file', () => {
+    const s = new ChunkScheduler(2);
+    expect(s.isDone).toBe(false);
+    s.addSeeder('a');
+    s.complete(s.next('a')!, 'a');
+    expect([s.doneCount, s.remainingCount]).toEqual([1, 1]);
+    expect(() => s.complete(2, 'a')).toThrow(RangeError);
+    expect(new ChunkScheduler(0).isDone).toBe(true);
+  });
+
+  it('never hands out a done chunk, a chunk the seeder lacks, or one it already has in flight', () => {
+    const op = fc.oneof(
+      fc.record({ t: fc.constant('next' as const), s: fc.nat(2) }),
+      fc.record({ t: fc.constant('complete' as const), s: fc.nat(2), k: fc.nat(20) }),
+      fc.record({ t: fc.constant('fail' as const), s: fc.nat(2), k: fc.nat(20) }),
+      fc.record({ t: fc.constant('remove' as const), s: fc.nat(2) }),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.subarray(range(12)), { minLength: 3, maxLength: 3 }), fc.array(op), (holds, ops) => {
+        const s = new ChunkScheduler(12, { random: seeded(1), endGameThreshold: 4 });
+        const ids = ['a', 'b', 'c'];
+        holds.forEach((h, i) => s.addSeeder(ids[i], h));
+        const done = new Set<number>();
+        for (const o of ops) {
+          const id = ids[o.s];
+          if (o.t === 'next') {
+            const before = s.inFlightOf(id);
+            const k = s.next(id);
+            if (k === undefined) continue;
+            expect(done.has(k)).toBe(false);
+            expect(before).not.toContain(k);
+            expect(s.hasSeeder(id) && holds[o.s].includes(k)).toBe(true);
+          } else if (o.t === 'complete' && o.k < 12) {
+            if (s.complete(o.k, id)) done.add(o.k);
+          } else if (o.t === 'fail' && o.k < 12) {
+            s.fail(o.k, id);
+          } else if (o.t === 'remove') {
+            s.removeSeeder(id);
+          }
+          expect(s.doneCount).toBe(done.size);
+        }
+      }),
+    );
+  });
+});

@@ -1,0 +1,26 @@
+/**
+ * Why a request to a seeder failed:
+ * - `connect`: no TCP connection could be made (refused, unreachable, timed out);
+ * - `timeout`: requests were outstanding and no byte arrived for the inactivity timeout;
+ * - `closed`: the connection ended (either side) before the answer;
+ * - `protocol`: the seeder sent something that is not the answer asked for;
+ * - `refused`: the seeder answered `ERR <code> <message>` for this one request.
+ */
+export type PeerErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol' | 'refused';
+
+export class PeerError extends Error {
+  override readonly name = 'PeerError';
+  constructor(
+    readonly kind: PeerErrorKind,
+    message: string,
+    /** The remote error code, for `refused`. */
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A download that did not complete; `message` is the reason shown to the user. */
+export class DownloadError extends Error {
+  override readonly name = 'DownloadError';
+}

@@ -1,0 +1,280 @@
+import { ChunkHasher, CHUNK_SIZE, Sha1ChunkHasher } from '@app/chunking';
+import { ErrorCode, FileMetadata, SeederInfo } from '@app/protocol';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DownloadError } from './download.errors';
+import { DownloadJob, DownloadJobOptions } from './download.job';
+import { Decide, FakeSeeder, unusedPort } from './testing/fake-seeder.server';
+
+const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
+
+function metadataFor(data: Buffer, seeders: SeederInfo[], chunkSize = CHUNK_SIZE): FileMetadata {
+  const chunkHashes: string[] = [];
+  for (let at = 0; at < data.length; at += chunkSize) chunkHashes.push(sha1(data.subarray(at, at + chunkSize)));
+  return { fileName: 'report.pdf', fileSize: data.length, fileHash: sha1(data), chunkHashes, seeders };
+}
+
+const seederInfo = (userId: string, s: FakeSeeder): SeederInfo => ({
+  userId,
+  address: { host: '127.0.0.1', port: s.port },
+  filePath: s.filePath,
+});
+
+/** 5 MB: nine full 512 KiB chunks and a short tenth. */
+const FILE_SIZE = 5_000_000;
+const CHUNKS = Math.ceil(FILE_SIZE / CHUNK_SIZE);
+
+describe(DownloadJob.name, () => {
+  const hasher: ChunkHasher = new Sha1ChunkHasher();
+  let data: Buffer;
+  let dir: string;
+  let dest: string;
+  const started: FakeSeeder[] = [];
+
+  beforeAll(() => {
+    data = randomBytes(FILE_SIZE);
+  });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'download-'));
+    dest = join(dir, 'report.pdf');
+  });
+
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((s) => s.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const seeder = async (decide?: Decide, content = data, chunkSize?: number) => {
+    const s = await new FakeSeeder(content, { decide, chunkSize }).start();
+    started.push(s);
+    return s;
+  };
+
+  const job = (meta: FileMetadata, options: DownloadJobOptions = {}) =>
+    new DownloadJob(meta, dest, hasher, { inactivityTimeoutMs: 5_000, ...options });
+
+  /** Nothing named like the download is left in the directory. */
+  const expectNoFileLeft = () => expect(readdirSync(dir)).toEqual([]);
+
+  it('downloads a multi-chunk file byte for byte from two seeders, using both', async () => {
+    const [alice, bob] = [await seeder(), await seeder()];
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
+    expect(j.progress).toMatchObject({ state: 'downloading', bytesDone: 0, totalBytes: FILE_SIZE, percent: 0 });
+    await j.run();
+
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['report.pdf']);
+    expect(alice.requests.length).toBeGreaterThan(0);
+    expect(bob.requests.length).toBeGreaterThan(0);
+    expect(alice.connections + bob.connections).toBe(2);
+    const p = j.progress;
+    expect(p).toMatchObject({
+      state: 'complete',
+      bytesDone: FILE_SIZE,
+      percent: 100,
+      chunksDone: CHUNKS,
+      chunkCount: CHUNKS,
+      speed: 0,
+      verifying: false,
+    });
+    expect(p.averageSpeed).toBeGreaterThan(0);
+    expect(p.seeders.map((s) => s.userId)).toEqual(['alice', 'bob']);
+    expect(p.seeders[0].chunks + p.seeders[1].chunks).toBe(CHUNKS);
+    expect(p.seeders.every((s) => s.chunks > 0 && s.state === 'finished')).toBe(true);
+    await Promise.all([alice.allClosed(), bob.allClosed()]);
+  });
+
+  it('spreads the chunks of a many-chunk file over every seeder, fetching each chunk once', async () => {
+    const small = 16 * 1024;
+    const content = randomBytes(100 * small - 123);
+    const seeders = [await seeder(undefined, content, small), await seeder(undefined, content, small)];
+    seeders.push(await seeder(undefined, content, small));
+    const meta = metadataFor(
+      content,
+      seeders.map((s, i) => seederInfo(`u${i}`, s)),
+      small,
+    );
+    await new DownloadJob(meta, dest, new Sha1ChunkHasher(small), { chunkSize: small, endGame: false }).run();
+    expect(readFileSync(dest).equals(content)).toBe(true);
+    const all = seeders.flatMap((s) => s.indexes).sort((a, b) => a - b);
+    expect(all).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    for (const s of seeders) expect(s.requests.length).toBeGreaterThan(5);
+  });
+
+  it('fetches a chunk that one seeder corrupted from the other', async () => {
+    // alice corrupts the first chunk she is asked for
+    const alice = await seeder((r) => (r.n === 1 ? { kind: 'corrupt' } : undefined));
+    const bob = await seeder();
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    const bad = alice.requests[0].index;
+    expect(bob.indexes).toContain(bad);
+    expect(alice.indexes.filter((i) => i === bad)).toHaveLength(1);
+    expect(j.progress.seeders[0]).toMatchObject({ corrupt: 1, state: 'finished' });
+  });
+
+  it('finishes from the other seeder when one vanishes mid-transfer', async () => {
+    const alice = await seeder((r) => (r.n > 3 ? { kind: 'vanish' } : undefined));
+    const bob = await seeder();
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(j.progress.seeders[0]).toMatchObject({ state: 'dropped', reason: 'closed the connection' });
+    expect(j.progress.seeders[1].chunks).toBeGreaterThanOrEqual(CHUNKS - 3);
+  });
+
+  it('drops a seeder that stalls once it times out, and finishes from the other', async () => {
+    const alice = await seeder(() => ({ kind: 'stall' }));
+    const bob = await seeder();
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]), {
+      inactivityTimeoutMs: 200,
+      endGame: false,
+    });
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(j.progress.seeders[0]).toMatchObject({ state: 'dropped', reason: 'timed out', chunks: 0 });
+    expect(alice.requests.length).toBeGreaterThan(0);
+    expect(bob.indexes).toEqual(expect.arrayContaining(alice.indexes));
+  });
+
+  it('does not wait for a stalled seeder at the end: end-game asks the other for its chunks', async () => {
+    const alice = await seeder(() => ({ kind: 'stall' }));
+    const bob = await seeder();
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]), {
+      inactivityTimeoutMs: 60_000,
+    });
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(j.progress.seeders[1].chunks).toBe(CHUNKS);
+    expect(j.progress.elapsedMs).toBeLessThan(30_000);
+  });
+
+  it('skips a seeder it cannot reach', async () => {
+    const bob = await seeder();
+    const meta = metadataFor(data, [
+      { userId: 'alice', address: { host: '127.0.0.1', port: await unusedPort() }, filePath: '/x' },
+      seederInfo('bob', bob),
+    ]);
+    const j = job(meta);
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(j.progress.seeders[0]).toMatchObject({
+      state: 'dropped',
+      reason: expect.stringMatching(/^is unreachable/) as string,
+    });
+  });
+
+  it('retries chunks a seeder refuses elsewhere, and drops it after too many refusals', async () => {
+    const alice = await seeder(() => ({ kind: 'err', code: ErrorCode.Busy, message: 'too many downloads' }));
+    const bob = await seeder();
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(j.progress.seeders[0]).toMatchObject({
+      state: 'dropped',
+      refused: 3,
+      reason: 'refused 3 chunks (last: BUSY)',
+    });
+  });
+
+  it('fails with the reasons when every seeder is gone, leaving no file', async () => {
+    const alice = await seeder((r) => (r.n > 2 ? { kind: 'vanish' } : undefined));
+    const bob = await seeder(() => ({ kind: 'corrupt' }));
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
+    const failure = j.run();
+    await expect(failure).rejects.toBeInstanceOf(DownloadError);
+    await expect(failure).rejects.toThrow(/^no seeders left: /);
+    const reason = j.progress.reason!;
+    expect(reason).toMatch(/alice closed the connection/);
+    expect(reason).toMatch(/bob served 3 corrupt chunks/);
+    expect(j.progress.state).toBe('failed');
+    expectNoFileLeft();
+  });
+
+  it('fails at once when no seeder is online', async () => {
+    const j = job(metadataFor(data, []));
+    await expect(j.run()).rejects.toThrow('no seeder is online for report.pdf');
+    expect(j.progress).toMatchObject({ state: 'failed', reason: 'no seeder is online for report.pdf' });
+    expectNoFileLeft();
+  });
+
+  it('refuses to overwrite an existing destination, or a .part file it did not create', async () => {
+    const alice = await seeder();
+    writeFileSync(dest, 'precious');
+    await expect(job(metadataFor(data, [seederInfo('alice', alice)])).run()).rejects.toThrow(
+      `${dest} already exists; not overwriting it`,
+    );
+    expect(readFileSync(dest, 'utf8')).toBe('precious');
+    expect(readdirSync(dir)).toEqual(['report.pdf']);
+    rmSync(dest);
+
+    writeFileSync(`${dest}.part`, 'someone else');
+    await expect(job(metadataFor(data, [seederInfo('alice', alice)])).run()).rejects.toThrow(/\.part already exists/);
+    expect(readFileSync(`${dest}.part`, 'utf8')).toBe('someone else');
+    expect(alice.connections).toBe(0);
+  });
+
+  it('fails rather than overwrite a destination that appears during the download', async () => {
+    const alice = await seeder((r) => {
+      if (r.n === 1) writeFileSync(dest, 'arrived meanwhile');
+    });
+    const j = job(metadataFor(data, [seederInfo('alice', alice)]));
+    await expect(j.run()).rejects.toThrow(/appeared during the download; not overwriting it/);
+    expect(readFileSync(dest, 'utf8')).toBe('arrived meanwhile');
+    expect(readdirSync(dir)).toEqual(['report.pdf']);
+  });
+
+  it('creates a zero-byte file after checking its hash', async () => {
+    const empty = Buffer.alloc(0);
+    const alice = await seeder(undefined, empty);
+    const j = job(metadataFor(empty, [seederInfo('alice', alice)]));
+    await j.run();
+    expect(readFileSync(dest)).toHaveLength(0);
+    expect(j.progress).toMatchObject({ state: 'complete', percent: 100, chunkCount: 0 });
+    expect(alice.connections).toBe(0);
+
+    rmSync(dest);
+    const wrong = job({ ...metadataFor(empty, []), fileHash: sha1(Buffer.from('x')) });
+    await expect(wrong.run()).rejects.toThrow(/failed its whole-file check/);
+    expectNoFileLeft();
+  });
+
+  it('fails and leaves no file when the whole-file hash does not match', async () => {
+    const alice = await seeder();
+    const meta = { ...metadataFor(data, [seederInfo('alice', alice)]), fileHash: sha1(Buffer.from('other')) };
+    const j = job(meta);
+    await expect(j.run()).rejects.toThrow(
+      `report.pdf failed its whole-file check: SHA-1 ${sha1(data)}, expected ${sha1(Buffer.from('other'))}`,
+    );
+    expect(j.progress.state).toBe('failed');
+    expect(j.progress.chunksDone).toBe(CHUNKS);
+    expectNoFileLeft();
+  });
+
+  it('cancels cleanly, deleting the .part file', async () => {
+    const alice = await seeder(() => ({ kind: 'stall' }));
+    const j = job(metadataFor(data, [seederInfo('alice', alice)]));
+    const run = j.run();
+    await alice.receivedRequests(1);
+    expect(existsSync(`${dest}.part`)).toBe(true);
+    j.cancel();
+    await expect(run).rejects.toThrow('cancelled');
+    expect(j.progress).toMatchObject({ state: 'failed', reason: 'cancelled' });
+    expectNoFileLeft();
+    await alice.allClosed();
+  });
+
+  it('refuses metadata whose chunk hashes do not fit the size', async () => {
+    const alice = await seeder();
+    const meta = metadataFor(data, [seederInfo('alice', alice)]);
+    const j = job({ ...meta, chunkHashes: meta.chunkHashes.slice(1) });
+    await expect(j.run()).rejects.toThrow(
+      `bad metadata for report.pdf: ${CHUNKS - 1} chunk hashes for ${CHUNKS} chunks`,
+    );
+    expectNoFileLeft();
+  });
+});

@@ -1,0 +1,442 @@
+import { ChunkHasher, CHUNK_SIZE, ChunkPlan, planChunks } from '@app/chunking';
+import { ErrorCode, FileMetadata, formatHostPort, isSha1Hex, SeederInfo } from '@app/protocol';
+import { ChunkScheduler } from './chunk-scheduler';
+import { DownloadError, PeerError } from './download.errors';
+import { PartFile } from './part-file';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_INACTIVITY_TIMEOUT_MS, PeerConnection } from './peer.connection';
+
+export interface DownloadJobOptions {
+  /** Requests kept outstanding on each seeder's connection (a chunk counts until it is written). Default 4. */
+  readonly inFlightPerSeeder?: number;
+  /** Default 5 s. */
+  readonly connectTimeoutMs?: number;
+  /** A seeder that sends nothing this long while requests are outstanding is dropped. Default 15 s. */
+  readonly inactivityTimeoutMs?: number;
+  /** Chunks failing their SHA-1 a seeder may serve before it is dropped. Default 3. */
+  readonly maxCorruptPerSeeder?: number;
+  /** `ERR` answers a seeder may give before it is dropped. Default 3. */
+  readonly maxRefusedPerSeeder?: number;
+  /** Must match the chunk size the file's chunk hashes were computed with. Default `CHUNK_SIZE`. */
+  readonly chunkSize?: number;
+  /** See `ChunkSchedulerOptions`. */
+  readonly endGameThreshold?: number;
+  readonly endGame?: boolean;
+  readonly random?: () => number;
+  /** Milliseconds clock for speeds. Default `Date.now`. */
+  readonly now?: () => number;
+  /** Current speed is measured over this window. Default 3 s. */
+  readonly speedWindowMs?: number;
+}
+
+export type DownloadState = 'downloading' | 'complete' | 'failed';
+export type SeederState = 'connecting' | 'active' | 'dropped' | 'finished';
+
+export interface SeederProgress {
+  readonly userId: string;
+  readonly address: string;
+  readonly state: SeederState;
+  /** Verified chunks taken from this seeder. */
+  readonly chunks: number;
+  readonly corrupt: number;
+  readonly refused: number;
+  /** Why it was dropped. */
+  readonly reason?: string;
+}
+
+export interface DownloadProgress {
+  readonly fileName: string;
+  readonly destPath: string;
+  readonly state: DownloadState;
+  /** All chunks are in; the whole file is being re-read to check its SHA-1. */
+  readonly verifying: boolean;
+  readonly bytesDone: number;
+  readonly totalBytes: number;
+  /** 0 to 100. */
+  readonly percent: number;
+  readonly chunksDone: number;
+  readonly chunkCount: number;
+  /** Bytes per second over the last few seconds (0 once finished). */
+  readonly speed: number;
+  /** Bytes per second since the start. */
+  readonly averageSpeed: number;
+  readonly elapsedMs: number;
+  readonly reason?: string;
+  readonly seeders: readonly SeederProgress[];
+}
+
+/** `ERR` codes that mean a seeder no longer serves the file at all. */
+const WHOLE_FILE_REFUSALS = new Set<string>([ErrorCode.NotShared, ErrorCode.FileChanged, ErrorCode.UnknownFile]);
+
+interface Seeder {
+  readonly id: string;
+  readonly info: SeederInfo;
+  readonly conn: PeerConnection;
+  state: SeederState;
+  /** Requests outstanding, or received and not yet written. */
+  slots: number;
+  chunks: number;
+  corrupt: number;
+  refused: number;
+  reason?: string;
+}
+
+interface Sample {
+  readonly at: number;
+  readonly bytes: number;
+}
+
+/**
+ * Downloads one file from its seeders into `destPath`.
+ *
+ * Every seeder gets one connection with up to `inFlightPerSeeder` requests
+ * outstanding; a `ChunkScheduler` decides which chunk each fetches (rarest
+ * first, end-game duplicates near the end). Each chunk is checked against its
+ * SHA-1 and written at its offset into `<dest>.part`, so only chunks in
+ * flight are ever in memory. Seeders that fail to connect, time out, hang
+ * up, break the protocol or serve too many bad chunks are dropped and their
+ * chunks go to the others. Once every chunk is in, the file is re-read to
+ * check the whole-file SHA-1, synced, and only then given its name. Any
+ * failure, or `cancel()`, deletes the `.part` file.
+ */
+export class DownloadJob {
+  private readonly plan: ChunkPlan;
+  private readonly scheduler: ChunkScheduler;
+  private readonly seeders: Seeder[];
+  private readonly inFlightPerSeeder: number;
+  private readonly maxCorrupt: number;
+  private readonly maxRefused: number;
+  private readonly now: () => number;
+  private readonly speedWindowMs: number;
+
+  private started = false;
+  private state: DownloadState = 'downloading';
+  private verifying = false;
+  private committing = false;
+  private reason: string | undefined;
+  private startedAt = 0;
+  private finishedAt: number | undefined;
+  private bytesDone = 0;
+  private samples: Sample[] = [];
+
+  private part: PartFile | undefined;
+  private readonly writes = new Set<Promise<void>>();
+  /** No more chunks are requested or accepted. */
+  private transferOver = false;
+  private transferDone: (() => void) | undefined;
+  private abortWith: ((err: DownloadError) => void) | undefined;
+  private abortError: DownloadError | undefined;
+  private readonly aborted: Promise<never>;
+
+  constructor(
+    readonly metadata: FileMetadata,
+    readonly destPath: string,
+    private readonly hasher: ChunkHasher,
+    private readonly options: DownloadJobOptions = {},
+  ) {
+    this.plan = planChunks(metadata.fileSize, options.chunkSize ?? CHUNK_SIZE);
+    this.inFlightPerSeeder = Math.max(1, options.inFlightPerSeeder ?? 4);
+    this.maxCorrupt = Math.max(1, options.maxCorruptPerSeeder ?? 3);
+    this.maxRefused = Math.max(1, options.maxRefusedPerSeeder ?? 3);
+    this.now = options.now ?? Date.now;
+    this.speedWindowMs = options.speedWindowMs ?? 3_000;
+    this.scheduler = new ChunkScheduler(this.plan.count, {
+      random: options.random,
+      endGameThreshold: options.endGameThreshold,
+      endGame: options.endGame,
+    });
+    const ids = new Set<string>();
+    this.seeders = metadata.seeders.map((info, i) => {
+      const id = ids.has(info.userId) ? `${info.userId}#${i + 1}` : info.userId;
+      ids.add(id);
+      return { id, info, conn: new PeerConnection(), state: 'connecting', slots: 0, chunks: 0, corrupt: 0, refused: 0 };
+    });
+    this.aborted = new Promise<never>((_, reject) => (this.abortWith = reject));
+    this.aborted.catch(() => undefined);
+  }
+
+  get fileName(): string {
+    return this.metadata.fileName;
+  }
+
+  /** Runs the download to the end; rejects with a `DownloadError` whose message is the reason. */
+  async run(): Promise<void> {
+    if (this.started) throw new Error('a DownloadJob runs once');
+    this.started = true;
+    this.startedAt = this.now();
+    this.samples = [{ at: this.startedAt, bytes: 0 }];
+    try {
+      if (this.abortError) throw this.abortError;
+      await this.download();
+      this.state = 'complete';
+    } catch (err) {
+      const failure = err instanceof DownloadError ? err : new DownloadError(errorText(err));
+      this.state = 'failed';
+      this.reason ??= failure.message;
+      this.stopTransfer();
+      await this.cleanUp();
+      throw failure;
+    } finally {
+      this.verifying = false;
+      this.finishedAt = this.now();
+    }
+  }
+
+  /** Stops the download; `run()` then rejects with reason `cancelled` and the `.part` file is removed. */
+  cancel(): void {
+    this.abort(new DownloadError('cancelled'));
+  }
+
+  get progress(): DownloadProgress {
+    const now = this.finishedAt ?? this.now();
+    const elapsedMs = this.started ? now - this.startedAt : 0;
+    const total = this.plan.fileSize;
+    return {
+      fileName: this.metadata.fileName,
+      destPath: this.destPath,
+      state: this.state,
+      verifying: this.verifying,
+      bytesDone: this.bytesDone,
+      totalBytes: total,
+      percent: total === 0 ? (this.state === 'complete' ? 100 : 0) : (100 * this.bytesDone) / total,
+      chunksDone: this.scheduler.doneCount,
+      chunkCount: this.plan.count,
+      speed: this.started && this.state === 'downloading' ? this.currentSpeed(now) : 0,
+      averageSpeed: elapsedMs > 0 ? (1000 * this.bytesDone) / elapsedMs : 0,
+      elapsedMs,
+      reason: this.reason,
+      seeders: this.seeders.map((s) => ({
+        userId: s.info.userId,
+        address: formatHostPort(s.info.address),
+        state: s.state,
+        chunks: s.chunks,
+        corrupt: s.corrupt,
+        refused: s.refused,
+        reason: s.reason,
+      })),
+    };
+  }
+
+  private async download(): Promise<void> {
+    const { metadata, plan } = this;
+    if (metadata.chunkHashes.length !== plan.count) {
+      throw new DownloadError(
+        `bad metadata for ${metadata.fileName}: ${metadata.chunkHashes.length} chunk hashes for ${plan.count} chunks`,
+      );
+    }
+    if (!isSha1Hex(metadata.fileHash.toLowerCase())) {
+      throw new DownloadError(`bad metadata for ${metadata.fileName}: file hash is not a SHA-1`);
+    }
+    if (this.seeders.length === 0 && plan.count > 0) {
+      throw new DownloadError(`no seeder is online for ${metadata.fileName}`);
+    }
+    this.part = await PartFile.create(this.destPath, plan.fileSize);
+    if (this.abortError) throw this.abortError;
+    if (plan.count > 0) await this.race(this.transfer());
+    this.verifying = true;
+    const digest = await this.race(this.hasher.hashFile(this.part.path));
+    if (digest.fileHash !== metadata.fileHash.toLowerCase() || digest.size !== plan.fileSize) {
+      throw new DownloadError(
+        `${metadata.fileName} failed its whole-file check: SHA-1 ${digest.fileHash}, expected ${metadata.fileHash}`,
+      );
+    }
+    // past this point the file gets its name: too late to cancel
+    this.committing = true;
+    await this.part.commit();
+  }
+
+  /** Settles with `work`, or rejects as soon as the job is aborted. */
+  private race<T>(work: Promise<T>): Promise<T> {
+    return Promise.race([work, this.aborted]);
+  }
+
+  private abort(err: DownloadError): void {
+    if (this.abortError || this.committing || this.state !== 'downloading') return;
+    this.abortError = err;
+    this.reason = err.message;
+    this.stopTransfer();
+    this.abortWith?.(err);
+  }
+
+  /** Resolves once every chunk is verified and written. */
+  private transfer(): Promise<void> {
+    const done = new Promise<void>((resolve) => (this.transferDone = resolve));
+    for (const seeder of this.seeders) this.scheduler.addSeeder(seeder.id);
+    for (const seeder of this.seeders) this.connect(seeder);
+    return done;
+  }
+
+  private connect(seeder: Seeder): void {
+    const { host, port } = seeder.info.address;
+    seeder.conn
+      .connect(host, port, {
+        connectTimeoutMs: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        inactivityTimeoutMs: this.options.inactivityTimeoutMs ?? DEFAULT_INACTIVITY_TIMEOUT_MS,
+      })
+      .then(
+        () => {
+          if (seeder.state !== 'connecting') return;
+          seeder.state = 'active';
+          this.pump(seeder);
+        },
+        (err: unknown) => this.drop(seeder, `is unreachable (${peerDetail(err)})`),
+      );
+  }
+
+  /** Fills the seeder's free request slots with chunks from the scheduler. */
+  private pump(seeder: Seeder): void {
+    while (!this.transferOver && seeder.state === 'active' && seeder.slots < this.inFlightPerSeeder) {
+      const index = this.scheduler.next(seeder.id);
+      if (index === undefined) return;
+      seeder.slots++;
+      seeder.conn.fetch(index, seeder.info.filePath, this.chunkLength(index)).then(
+        (data) => this.onChunk(seeder, index, data),
+        (err: unknown) => this.onFetchError(seeder, index, err),
+      );
+    }
+  }
+
+  private pumpAll(): void {
+    for (const seeder of this.seeders) this.pump(seeder);
+  }
+
+  private onChunk(seeder: Seeder, index: number, data: Buffer): void {
+    if (this.transferOver) return void seeder.slots--;
+    if (this.scheduler.isChunkDone(index)) {
+      // an end-game duplicate: the first verified copy is already in
+      this.scheduler.complete(index, seeder.id);
+      seeder.slots--;
+      return this.pump(seeder);
+    }
+    if (!this.hasher.verifyChunk(data, this.metadata.chunkHashes[index])) {
+      seeder.corrupt++;
+      seeder.slots--;
+      this.scheduler.fail(index, seeder.id);
+      if (seeder.corrupt >= this.maxCorrupt) this.drop(seeder, `served ${seeder.corrupt} corrupt chunks`);
+      return this.pumpAll();
+    }
+    this.scheduler.complete(index, seeder.id);
+    seeder.chunks++;
+    const write = this.part!.write(data, index * this.plan.chunkSize).then(
+      () => {
+        this.writes.delete(write);
+        seeder.slots--;
+        if (this.transferOver) return;
+        this.bytesDone += data.length;
+        this.sample();
+        if (this.scheduler.isDone && this.writes.size === 0) return this.finishTransfer();
+        this.pump(seeder);
+      },
+      (err: unknown) => {
+        this.writes.delete(write);
+        seeder.slots--;
+        this.abort(new DownloadError(`cannot write ${this.part!.path}: ${errorText(err)}`));
+      },
+    );
+    this.writes.add(write);
+    // others may now enter the end-game
+    this.pumpAll();
+  }
+
+  private onFetchError(seeder: Seeder, index: number, err: unknown): void {
+    seeder.slots--;
+    if (this.transferOver || seeder.state === 'dropped') return;
+    if (err instanceof PeerError && err.kind === 'refused') {
+      seeder.refused++;
+      this.scheduler.fail(index, seeder.id);
+      const code = err.code ?? '';
+      if (WHOLE_FILE_REFUSALS.has(code)) this.drop(seeder, `no longer shares the file (${code})`);
+      else if (seeder.refused >= this.maxRefused) this.drop(seeder, `refused ${seeder.refused} chunks (last: ${code})`);
+      return this.pumpAll();
+    }
+    this.drop(seeder, describeLoss(err));
+  }
+
+  /** Stops using a seeder; its chunks in flight go back to the pool. */
+  private drop(seeder: Seeder, what: string): void {
+    if (this.transferOver || seeder.state === 'dropped') return;
+    seeder.state = 'dropped';
+    seeder.reason = what;
+    seeder.conn.close();
+    this.scheduler.removeSeeder(seeder.id);
+    if (this.scheduler.isDone) return;
+    const live = this.seeders.filter((s) => s.state !== 'dropped');
+    const why = this.seeders
+      .filter((s) => s.state === 'dropped')
+      .map((s) => `${s.info.userId} ${s.reason}`)
+      .join(', ');
+    if (live.length === 0) return this.abort(new DownloadError(`no seeders left: ${why}`));
+    const missing = this.scheduler.unavailableChunk();
+    if (missing !== undefined) {
+      return this.abort(new DownloadError(`no seeder left has chunk ${missing} of ${this.fileName}: ${why}`));
+    }
+    this.pumpAll();
+  }
+
+  private finishTransfer(): void {
+    this.stopTransfer();
+    this.transferDone?.();
+  }
+
+  private stopTransfer(): void {
+    if (this.transferOver) return;
+    this.transferOver = true;
+    for (const seeder of this.seeders) {
+      if (seeder.state !== 'dropped') seeder.state = 'finished';
+      seeder.conn.close();
+    }
+  }
+
+  /** Waits for writes still running, then deletes the `.part` file. */
+  private async cleanUp(): Promise<void> {
+    await Promise.allSettled([...this.writes]);
+    await this.part?.discard();
+  }
+
+  private chunkLength(index: number): number {
+    return index === this.plan.count - 1 ? this.plan.lastChunkSize : this.plan.chunkSize;
+  }
+
+  private sample(): void {
+    const at = this.now();
+    const last = this.samples[this.samples.length - 1];
+    if (at - last.at < 100) return;
+    this.samples.push({ at, bytes: this.bytesDone });
+    // keep one sample older than the window as its base
+    const from = at - this.speedWindowMs;
+    let drop = 0;
+    while (drop + 1 < this.samples.length && this.samples[drop + 1].at <= from) drop++;
+    if (drop > 0) this.samples.splice(0, drop);
+  }
+
+  private currentSpeed(now: number): number {
+    const from = now - this.speedWindowMs;
+    let base = this.samples[0];
+    for (const s of this.samples) if (s.at <= from) base = s;
+    const span = now - base.at;
+    return span > 0 ? (1000 * (this.bytesDone - base.bytes)) / span : 0;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function peerDetail(err: unknown): string {
+  return errorText(err).replace(/^cannot connect to \S+: /, '');
+}
+
+function describeLoss(err: unknown): string {
+  if (!(err instanceof PeerError)) return `failed (${errorText(err)})`;
+  switch (err.kind) {
+    case 'timeout':
+      return 'timed out';
+    case 'closed':
+      return 'closed the connection';
+    case 'protocol':
+      return `broke the protocol (${err.message})`;
+    case 'connect':
+      return `is unreachable (${peerDetail(err)})`;
+    case 'refused':
+      return `refused (${err.message})`;
+  }
+}

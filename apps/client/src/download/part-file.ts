@@ -1,0 +1,118 @@
+import { constants } from 'node:fs';
+import { FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { DownloadError } from './download.errors';
+
+const errorCode = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return false;
+    throw new DownloadError(`cannot check ${path}: ${errorText(err)}`);
+  }
+}
+
+/** Link errors that mean "this file system has no hard links", not "the name is taken". */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
+
+/**
+ * The `<dest>.part` file a download writes into. Created exclusively and
+ * sized up front; chunks land with positional writes; `commit` gives it the
+ * destination name without ever replacing an existing file, and `discard`
+ * removes it. Never touches a file it did not create.
+ */
+export class PartFile {
+  private handle: FileHandle | undefined;
+
+  private constructor(
+    readonly destPath: string,
+    readonly path: string,
+    handle: FileHandle,
+  ) {
+    this.handle = handle;
+  }
+
+  /** Refuses when `destPath` or `destPath.part` already exists. */
+  static async create(destPath: string, size: number): Promise<PartFile> {
+    const path = `${destPath}.part`;
+    if (await exists(destPath)) throw new DownloadError(`${destPath} already exists; not overwriting it`);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    } catch (err) {
+      if (errorCode(err) === 'EEXIST') {
+        throw new DownloadError(`${path} already exists (a download of it is running, or was interrupted: remove it)`);
+      }
+      throw new DownloadError(`cannot create ${path}: ${errorText(err)}`);
+    }
+    const part = new PartFile(destPath, path, handle);
+    try {
+      await handle.truncate(size);
+    } catch (err) {
+      await part.discard();
+      throw new DownloadError(`cannot make ${path} ${size} bytes long: ${errorText(err)}`);
+    }
+    return part;
+  }
+
+  /** Writes all of `data` at byte `offset`. */
+  async write(data: Buffer, offset: number): Promise<void> {
+    const handle = this.handle;
+    if (!handle) throw new DownloadError(`${this.path} is closed`);
+    for (let done = 0; done < data.length;) {
+      const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  /**
+   * Flushes the data to disk, closes the file and links it under the
+   * destination name, failing if that name appeared meanwhile; then removes
+   * the `.part` name.
+   */
+  async commit(): Promise<void> {
+    const handle = this.handle;
+    if (!handle) throw new DownloadError(`${this.path} is closed`);
+    await handle.sync();
+    this.handle = undefined;
+    await handle.close();
+    const taken = () => new DownloadError(`${this.destPath} appeared during the download; not overwriting it`);
+    try {
+      await link(this.path, this.destPath);
+    } catch (err) {
+      if (errorCode(err) === 'EEXIST') throw taken();
+      if (!NO_HARD_LINKS.has(errorCode(err) ?? '')) {
+        throw new DownloadError(`cannot create ${this.destPath}: ${errorText(err)}`);
+      }
+      // No hard links here: check, then rename (a small window, but never a silent overwrite we could see).
+      if (await exists(this.destPath)) throw taken();
+      await rename(this.path, this.destPath);
+      await syncDir(dirname(this.destPath));
+      return;
+    }
+    await unlink(this.path).catch(() => undefined);
+    await syncDir(dirname(this.destPath));
+  }
+
+  /** Closes and deletes the `.part` file; never throws. */
+  async discard(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    await handle?.close().catch(() => undefined);
+    await unlink(this.path).catch(() => undefined);
+  }
+}
+
+/** Makes the new directory entry durable; best effort (not every platform can open a directory). */
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, constants.O_RDONLY);
+    await handle.sync().finally(() => handle.close());
+  } catch {
+    // the data itself is already synced
+  }
+}

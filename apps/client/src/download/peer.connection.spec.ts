@@ -1,0 +1,203 @@
+import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
+import { PeerError } from './download.errors';
+import { PeerConnection } from './peer.connection';
+import { unusedPort } from './testing/fake-seeder.server';
+
+/** A server whose one accepted socket the test drives by hand. */
+class ScriptedPeer {
+  readonly lines: string[] = [];
+  socket: net.Socket | undefined;
+  private readonly server = net.createServer((s) => this.accept(s));
+  private waiters: { count: number; resolve: () => void }[] = [];
+  private onClosed: () => void = () => undefined;
+  private readonly closed = new Promise<void>((resolve) => (this.onClosed = resolve));
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return this;
+  }
+
+  received(count: number): Promise<void> {
+    if (this.lines.length >= count) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ count, resolve }));
+  }
+
+  /** Resolves when the client side closed the connection. */
+  clientClosed(): Promise<void> {
+    return this.closed;
+  }
+
+  write(data: Buffer | string): Promise<void> {
+    return new Promise((resolve) => this.socket!.write(data, () => resolve()));
+  }
+
+  async stop(): Promise<void> {
+    this.socket?.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    this.socket = socket;
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.onClosed());
+    let text = '';
+    socket.on('data', (b: Buffer) => {
+      text += b.toString('latin1');
+      for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n')) {
+        this.lines.push(text.slice(0, at));
+        text = text.slice(at + 1);
+      }
+      this.waiters = this.waiters.filter((w) => (this.lines.length >= w.count ? (w.resolve(), false) : true));
+    });
+  }
+}
+
+const chunk = (index: number, body: Buffer) => Buffer.concat([Buffer.from(`CHUNK ${index} ${body.length}\n`), body]);
+
+describe(PeerConnection.name, () => {
+  let peer: ScriptedPeer;
+  let conn: PeerConnection;
+
+  beforeEach(async () => {
+    peer = await new ScriptedPeer().start();
+    conn = new PeerConnection();
+  });
+
+  afterEach(async () => {
+    conn.close();
+    await peer.stop();
+  });
+
+  const connect = (inactivityTimeoutMs = 5_000) =>
+    conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000, inactivityTimeoutMs });
+
+  it('pipelines requests on one socket and matches the answers in order', async () => {
+    await connect();
+    const bodies = [randomBytes(70_000), randomBytes(5), randomBytes(300_000)];
+    const results = bodies.map((b, i) => conn.fetch(i + 10, '/share/my file.bin', b.length));
+    expect(conn.outstanding).toBe(3);
+    // all three requests are on the wire before any answer
+    await peer.received(3);
+    expect(peer.lines).toEqual([
+      'GET_CHUNK 10 "/share/my file.bin"',
+      'GET_CHUNK 11 "/share/my file.bin"',
+      'GET_CHUNK 12 "/share/my file.bin"',
+    ]);
+    // answers arrive in one stream, split at awkward places
+    const stream = Buffer.concat(bodies.map((b, i) => chunk(i + 10, b)));
+    const cuts = [0, 3, 40, 70_020, 70_030, 70_040, stream.length];
+    for (let i = 1; i < cuts.length; i++) await peer.write(stream.subarray(cuts[i - 1], cuts[i]));
+    const got = await Promise.all(results);
+    got.forEach((g, i) => expect(g.equals(bodies[i])).toBe(true));
+    expect(conn.outstanding).toBe(0);
+    expect(conn.isOpen).toBe(true);
+  });
+
+  it('fails only the request answered with ERR', async () => {
+    await connect();
+    const a = conn.fetch(0, '/f', 4);
+    const b = conn.fetch(1, '/f', 4);
+    const c = conn.fetch(2, '/f', 4);
+    await peer.received(3);
+    await peer.write(Buffer.concat([chunk(0, Buffer.from('aaaa')), Buffer.from('ERR NO_SUCH_CHUNK no chunk 1\n')]));
+    await peer.write(chunk(2, Buffer.from('cccc')));
+    await expect(a).resolves.toEqual(Buffer.from('aaaa'));
+    await expect(b).rejects.toMatchObject({ kind: 'refused', code: 'NO_SUCH_CHUNK', message: /no chunk 1/ });
+    await expect(c).resolves.toEqual(Buffer.from('cccc'));
+    expect(conn.isOpen).toBe(true);
+  });
+
+  it.each([
+    ['another index', chunk(8, Buffer.from('xxxx')), /answered chunk 8 of 4 bytes, expected chunk 7 of 4/],
+    ['another length', chunk(7, Buffer.from('xxx')), /answered chunk 7 of 3 bytes, expected chunk 7 of 4/],
+    ['a line that is no answer', 'OK 0 fine\n', /bad line: OK 0 fine/],
+    ['garbage', 'HELLO\n', /bad line: HELLO/],
+    ['an endless line', Buffer.alloc(20_000, 'x'), /longer than/],
+  ])('closes on a header with %s, failing every outstanding request', async (_, answer, message) => {
+    await connect();
+    const first = conn.fetch(7, '/f', 4);
+    const second = conn.fetch(9, '/f', 4);
+    await peer.received(2);
+    await peer.write(answer);
+    await expect(first).rejects.toMatchObject({ kind: 'protocol', message });
+    await expect(second).rejects.toMatchObject({ kind: 'protocol' });
+    expect(conn.isOpen).toBe(false);
+    await peer.clientClosed();
+    await expect(conn.fetch(1, '/f', 4)).rejects.toMatchObject({ kind: 'protocol' });
+  });
+
+  it('times out when no byte arrives while requests are outstanding, and closes the socket', async () => {
+    await connect(150);
+    const a = conn.fetch(0, '/f', 10);
+    const b = conn.fetch(1, '/f', 10);
+    const started = Date.now();
+    await expect(a).rejects.toBeInstanceOf(PeerError);
+    await expect(a).rejects.toMatchObject({ kind: 'timeout', message: /sent nothing for 150 ms/ });
+    await expect(b).rejects.toMatchObject({ kind: 'timeout' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    await peer.clientClosed();
+  });
+
+  it('keeps waiting while bytes trickle in, however long the whole answer takes', async () => {
+    await connect(300);
+    const body = randomBytes(4000);
+    const result = conn.fetch(0, '/f', body.length);
+    await peer.received(1);
+    const stream = chunk(0, body);
+    const parts = 8;
+    const started = Date.now();
+    for (let i = 0; i < parts; i++) {
+      await peer.write(stream.subarray((i * stream.length) / parts, ((i + 1) * stream.length) / parts));
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+    expect(Date.now() - started).toBeGreaterThan(300);
+    expect((await result).equals(body)).toBe(true);
+  });
+
+  it('does not time out while idle', async () => {
+    await connect(50);
+    const got = conn.fetch(0, '/f', 1);
+    await peer.received(1);
+    await peer.write(chunk(0, Buffer.from('z')));
+    await got;
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(conn.isOpen).toBe(true);
+  });
+
+  it('fails outstanding requests when the seeder closes mid-body', async () => {
+    await connect();
+    const a = conn.fetch(0, '/f', 1000);
+    const b = conn.fetch(1, '/f', 1000);
+    await peer.received(2);
+    await peer.write(chunk(0, randomBytes(1000)).subarray(0, 500));
+    peer.socket!.destroy();
+    await expect(a).rejects.toMatchObject({ kind: 'closed', message: /closed the connection/ });
+    await expect(b).rejects.toMatchObject({ kind: 'closed' });
+    await expect(conn.fetch(2, '/f', 1)).rejects.toMatchObject({ kind: 'closed' });
+  });
+
+  it('fails outstanding requests when closed locally', async () => {
+    await connect();
+    const a = conn.fetch(0, '/f', 10);
+    conn.close();
+    await expect(a).rejects.toMatchObject({ kind: 'closed' });
+    await peer.clientClosed();
+  });
+
+  it('reports a refused connection as a connect error', async () => {
+    const port = await unusedPort();
+    await expect(new PeerConnection().connect('127.0.0.1', port, { connectTimeoutMs: 2_000 })).rejects.toMatchObject({
+      kind: 'connect',
+      message: new RegExp(`cannot connect to 127.0.0.1:${port}: .*ECONNREFUSED`),
+    });
+  });
+
+  it('rejects a fetch before connecting', async () => {
+    await expect(new PeerConnection().fetch(0, '/f', 1)).rejects.toMatchObject({ kind: 'closed' });
+  });
+});

@@ -1,0 +1,43 @@
+import { ChunkingModule } from '@app/chunking';
+import { Module } from '@nestjs/common';
+import { ClientConfigModule } from '../config/client-config.module';
+import { ClientConfigService } from '../config/client-config.service';
+import { OutputModule } from '../output/output.module';
+import { ChunkServer } from '../seeding/chunk.server';
+import { SEEDING_OPTIONS, SeedingOptions } from '../seeding/seeding.tokens';
+import { ShareRegistry } from '../seeding/share.registry';
+import { TrackerModule } from '../tracker/tracker.module';
+import { ClientSession } from './client-session';
+import { DownloadManager } from './download.manager';
+import { FILE_COMMANDS } from './file.commands';
+import { SharingService } from './sharing.service';
+
+/** The seeding options are read when used: the command line is parsed only when the shell runs. */
+function seedingOptions(config: ClientConfigService): SeedingOptions {
+  return {
+    get host() {
+      return config.get().self.host;
+    },
+    get port() {
+      return config.get().self.port;
+    },
+    get dataDir() {
+      return config.get().dataDir;
+    },
+  };
+}
+
+@Module({
+  imports: [ClientConfigModule, TrackerModule, OutputModule, ChunkingModule],
+  providers: [
+    { provide: SEEDING_OPTIONS, useFactory: seedingOptions, inject: [ClientConfigService] },
+    ShareRegistry,
+    ChunkServer,
+    ClientSession,
+    SharingService,
+    DownloadManager,
+    ...FILE_COMMANDS,
+  ],
+  exports: [SharingService, DownloadManager, ClientSession, ...FILE_COMMANDS],
+})
+export class FilesModule {}

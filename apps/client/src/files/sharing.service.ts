@@ -1,0 +1,171 @@
+import { CHUNK_HASHER, ChunkHasher } from '@app/chunking';
+import { encodeChunkHashes, formatCommand, formatHostPort, joinArgs, Reply } from '@app/protocol';
+import { Inject, Injectable } from '@nestjs/common';
+import { basename } from 'node:path';
+import { ClientConfigService } from '../config/client-config.service';
+import { OUTPUT, OutputPort } from '../output/output.port';
+import { ChunkServer } from '../seeding/chunk.server';
+import { ShareRegistry } from '../seeding/share.registry';
+import { fileIdentity, SharedFile, sameIdentity } from '../seeding/shared-file';
+import { NotShareableError } from '../seeding/seeding.errors';
+import { TrackerClient } from '../tracker/tracker.client';
+import { ClientSession } from './client-session';
+import { describeFsError } from './file-errors';
+
+/**
+ * What this client seeds: registers uploads and finished downloads with the
+ * tracker and the local share registry, re-offers shares after login, and
+ * withdraws shares whose file changed or vanished.
+ */
+@Injectable()
+export class SharingService {
+  constructor(
+    private readonly tracker: TrackerClient,
+    private readonly registry: ShareRegistry,
+    private readonly server: ChunkServer,
+    private readonly config: ClientConfigService,
+    private readonly session: ClientSession,
+    @Inject(CHUNK_HASHER) private readonly hasher: ChunkHasher,
+    @Inject(OUTPUT) private readonly out: OutputPort,
+  ) {}
+
+  /** Loads the remembered shares and starts serving chunks on this client's address. */
+  async start(): Promise<void> {
+    await this.registry.load();
+    if (this.registry.loadWarning) this.out.error(this.registry.loadWarning);
+    this.server.onShareChanged((share) => void this.withdraw(share, 'it changed on disk'));
+    await this.server.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.server.stop();
+  }
+
+  private get myAddress(): string {
+    return formatHostPort(this.config.get().self);
+  }
+
+  /** Hashes the file, registers it with the tracker, and seeds it. */
+  async upload(groupId: string, filePath: string): Promise<Reply> {
+    const userId = this.session.requireUser();
+    const before = await this.identify(filePath);
+    const digest = await this.hasher.hashFile(before.path).catch((err: unknown) => {
+      throw new Error(describeFsError(err, filePath));
+    });
+    const after = await this.identify(filePath);
+    if (!sameIdentity(before, after) || digest.size !== before.size) {
+      throw new Error(`${filePath} changed while it was being hashed; try again`);
+    }
+    const hashes = encodeChunkHashes(digest.chunkHashes);
+    const line = formatCommand({
+      kind: 'upload_file',
+      groupId,
+      filePath: before.path,
+      fileSize: String(digest.size),
+      fileHash: digest.fileHash,
+      chunkHashes: hashes.arg,
+      myPort: this.myAddress,
+    });
+    const reply = await this.tracker.request(line, hashes.lines);
+    if (reply.ok) {
+      await this.registry.add({
+        ...before,
+        groupId,
+        fileName: basename(before.path),
+        userId,
+        fileHash: digest.fileHash,
+        chunkCount: digest.chunkHashes.length,
+      });
+    }
+    return reply;
+  }
+
+  /** A download finished and verified: seed it. */
+  async seedDownloaded(share: {
+    groupId: string;
+    userId: string;
+    fileName: string;
+    path: string;
+    fileHash: string;
+    chunkCount: number;
+  }): Promise<void> {
+    const identity = await fileIdentity(share.path);
+    await this.registry.add({
+      ...identity,
+      groupId: share.groupId,
+      fileName: share.fileName,
+      userId: share.userId,
+      fileHash: share.fileHash,
+      chunkCount: share.chunkCount,
+    });
+    if (this.session.user !== share.userId) return; // offered again at the next login
+    const reply = await this.tracker.request(
+      joinArgs(['new_seeder', share.groupId, share.fileName, identity.path, this.myAddress]),
+    );
+    if (!reply.ok) throw new Error(`could not announce ${share.fileName} as seeded: ${reply.message}`);
+  }
+
+  /**
+   * After a login: offers again every file this user shared from this client,
+   * and forgets those that changed, vanished, or the tracker no longer knows.
+   */
+  async reoffer(userId: string): Promise<{ offered: number; dropped: string[] }> {
+    let offered = 0;
+    const dropped: string[] = [];
+    for (const share of this.registry.list(userId)) {
+      const state = await this.registry.check(share);
+      if (state !== 'ok') {
+        dropped.push(`${share.fileName} (${state === 'missing' ? 'gone' : 'changed on disk'})`);
+        await this.forget(share, true);
+        continue;
+      }
+      const reply = await this.tracker.request(
+        joinArgs(['new_seeder', share.groupId, share.fileName, share.path, this.myAddress]),
+      );
+      if (reply.ok) offered++;
+      else {
+        dropped.push(`${share.fileName} (${reply.message})`);
+        await this.forget(share, false);
+      }
+    }
+    return { offered, dropped };
+  }
+
+  /** stop_share went through at the tracker (or it did not know us as a seeder). */
+  async stopped(groupId: string, fileName: string): Promise<void> {
+    const userId = this.session.user;
+    if (userId !== undefined) await this.registry.remove(groupId, fileName, userId);
+  }
+
+  /** leave_group went through: the tracker dropped our shares there. */
+  async leftGroup(groupId: string): Promise<number> {
+    const userId = this.session.user;
+    return userId === undefined ? 0 : this.registry.removeGroup(groupId, userId);
+  }
+
+  private async identify(filePath: string) {
+    try {
+      return await fileIdentity(filePath);
+    } catch (err) {
+      if (err instanceof NotShareableError) throw new Error(`${filePath} is not a regular file`);
+      throw new Error(describeFsError(err, filePath));
+    }
+  }
+
+  private async withdraw(share: SharedFile, why: string): Promise<void> {
+    try {
+      await this.forget(share, true);
+      this.out.line(`stopped sharing ${share.fileName} in group ${share.groupId}: ${why}`);
+    } catch (err) {
+      this.out.error(`could not stop sharing ${share.fileName}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Drops a share here and, when logged in as its user and asked to, at the tracker too. */
+  private async forget(share: SharedFile, tellTracker: boolean): Promise<void> {
+    await this.registry.remove(share.groupId, share.fileName, share.userId);
+    if (tellTracker && this.session.user === share.userId) {
+      await this.tracker.request(joinArgs(['stop_share', share.groupId, share.fileName])).catch(() => undefined);
+    }
+  }
+}
