@@ -10,13 +10,25 @@ export interface ClientConfig {
   /** Where downloads and seeding state will live (not created yet). */
   readonly dataDir: string;
   readonly connectTimeoutMs: number;
+  /** Cap on the bytes per second this client uploads to other peers (undefined: none). */
+  readonly uploadLimit?: number;
 }
 
 export interface ClientOptions {
   readonly dataDir?: string;
+  readonly uploadLimit?: string;
 }
 
-export const CLIENT_USAGE = 'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR]';
+export const CLIENT_USAGE = 'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE]';
+
+/** `500K`, `5M`, `1G` (per second, powers of 1024) or a plain number of bytes per second. */
+export function parseRate(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const rate = Math.round(Number(m[1]) * scale);
+  return rate > 0 ? rate : undefined;
+}
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 
 export class ConfigError extends Error {
@@ -39,6 +51,10 @@ export function parseClientArgs(
   if (options.dataDir !== undefined && options.dataDir.trim() === '') {
     throw new ConfigError(`--data-dir needs a directory; ${CLIENT_USAGE}`);
   }
+  const uploadLimit = options.uploadLimit === undefined ? undefined : parseRate(options.uploadLimit);
+  if (options.uploadLimit !== undefined && uploadLimit === undefined) {
+    throw new ConfigError(`--upload-limit '${options.uploadLimit}' is not a rate such as 500K or 5M; ${CLIENT_USAGE}`);
+  }
   let text: string;
   try {
     text = readFile(trackerInfoFile);
@@ -54,5 +70,6 @@ export function parseClientArgs(
     trackers,
     dataDir: resolve(options.dataDir ?? `data/client-${dirHost}-${self.port}`),
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+    uploadLimit,
   };
 }

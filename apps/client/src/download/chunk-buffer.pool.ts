@@ -26,7 +26,7 @@ export class ChunkBufferPool {
     if (backing) {
       this.isFree.delete(backing);
     } else {
-      backing = Buffer.allocUnsafeSlow(this.bufferSize).buffer as ArrayBuffer;
+      backing = Buffer.allocUnsafeSlow(this.bufferSize).buffer;
       this.owned.add(backing);
     }
     return Buffer.from(backing, 0, length);

@@ -1,5 +1,6 @@
 import { ChunkHasher, CHUNK_SIZE, ChunkPlan, planChunks } from '@app/chunking';
 import { ErrorCode, FileMetadata, formatHostPort, isSha1Hex, SeederInfo } from '@app/protocol';
+import { ChunkBufferPool } from './chunk-buffer.pool';
 import { ChunkScheduler } from './chunk-scheduler';
 import { DownloadError, PeerError } from './download.errors';
 import { PartFile } from './part-file';
@@ -49,6 +50,8 @@ export interface DownloadProgress {
   readonly state: DownloadState;
   /** All chunks are in; the whole file is being re-read to check its SHA-1. */
   readonly verifying: boolean;
+  /** Bytes re-read so far by that check. */
+  readonly verifiedBytes: number;
   readonly bytesDone: number;
   readonly totalBytes: number;
   /** 0 to 100. */
@@ -101,6 +104,7 @@ interface Sample {
 export class DownloadJob {
   private readonly plan: ChunkPlan;
   private readonly scheduler: ChunkScheduler;
+  private readonly pool: ChunkBufferPool;
   private readonly seeders: Seeder[];
   private readonly inFlightPerSeeder: number;
   private readonly maxCorrupt: number;
@@ -111,6 +115,7 @@ export class DownloadJob {
   private started = false;
   private state: DownloadState = 'downloading';
   private verifying = false;
+  private verifiedBytes = 0;
   private committing = false;
   private reason: string | undefined;
   private startedAt = 0;
@@ -144,11 +149,21 @@ export class DownloadJob {
       endGameThreshold: options.endGameThreshold,
       endGame: options.endGame,
     });
+    this.pool = new ChunkBufferPool(this.plan.chunkSize, metadata.seeders.length * this.inFlightPerSeeder + 4);
     const ids = new Set<string>();
     this.seeders = metadata.seeders.map((info, i) => {
       const id = ids.has(info.userId) ? `${info.userId}#${i + 1}` : info.userId;
       ids.add(id);
-      return { id, info, conn: new PeerConnection(), state: 'connecting', slots: 0, chunks: 0, corrupt: 0, refused: 0 };
+      return {
+        id,
+        info,
+        conn: new PeerConnection({ pool: this.pool }),
+        state: 'connecting',
+        slots: 0,
+        chunks: 0,
+        corrupt: 0,
+        refused: 0,
+      };
     });
     this.aborted = new Promise<never>((_, reject) => (this.abortWith = reject));
     this.aborted.catch(() => undefined);
@@ -195,6 +210,7 @@ export class DownloadJob {
       destPath: this.destPath,
       state: this.state,
       verifying: this.verifying,
+      verifiedBytes: this.verifiedBytes,
       bytesDone: this.bytesDone,
       totalBytes: total,
       percent: total === 0 ? (this.state === 'complete' ? 100 : 0) : (100 * this.bytesDone) / total,
@@ -233,7 +249,7 @@ export class DownloadJob {
     if (this.abortError) throw this.abortError;
     if (plan.count > 0) await this.race(this.transfer());
     this.verifying = true;
-    const digest = await this.race(this.hasher.hashFile(this.part.path));
+    const digest = await this.race(this.part.sha1((bytes) => (this.verifiedBytes = bytes)));
     if (digest.fileHash !== metadata.fileHash.toLowerCase() || digest.size !== plan.fileSize) {
       throw new DownloadError(
         `${metadata.fileName} failed its whole-file check: SHA-1 ${digest.fileHash}, expected ${metadata.fileHash}`,
@@ -300,16 +316,21 @@ export class DownloadJob {
   }
 
   private onChunk(seeder: Seeder, index: number, data: Buffer): void {
-    if (this.transferOver) return void seeder.slots--;
+    if (this.transferOver) {
+      seeder.slots--;
+      return this.pool.release(data);
+    }
     if (this.scheduler.isChunkDone(index)) {
       // an end-game duplicate: the first verified copy is already in
       this.scheduler.complete(index, seeder.id);
       seeder.slots--;
+      this.pool.release(data);
       return this.pump(seeder);
     }
     if (!this.hasher.verifyChunk(data, this.metadata.chunkHashes[index])) {
       seeder.corrupt++;
       seeder.slots--;
+      this.pool.release(data);
       this.scheduler.fail(index, seeder.id);
       if (seeder.corrupt >= this.maxCorrupt) this.drop(seeder, `served ${seeder.corrupt} corrupt chunks`);
       return this.pumpAll();
@@ -319,6 +340,7 @@ export class DownloadJob {
     const write = this.part!.write(data, index * this.plan.chunkSize).then(
       () => {
         this.writes.delete(write);
+        this.pool.release(data);
         seeder.slots--;
         if (this.transferOver) return;
         this.bytesDone += data.length;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
+import { ChunkBufferPool } from './chunk-buffer.pool';
 import { PeerError } from './download.errors';
 import { PeerConnection } from './peer.connection';
 import { unusedPort } from './testing/fake-seeder.server';
@@ -96,6 +97,25 @@ describe(PeerConnection.name, () => {
     got.forEach((g, i) => expect(g.equals(bodies[i])).toBe(true));
     expect(conn.outstanding).toBe(0);
     expect(conn.isOpen).toBe(true);
+  });
+
+  it('receives bodies into buffers from its pool', async () => {
+    const pool = new ChunkBufferPool(100);
+    const pooled = new PeerConnection({ pool });
+    await pooled.connect('127.0.0.1', peer.port);
+    const first = pooled.fetch(0, '/f', 100);
+    await peer.received(1);
+    await peer.write(chunk(0, Buffer.alloc(100, 1)));
+    const a = await first;
+    expect(a.equals(Buffer.alloc(100, 1))).toBe(true);
+    pool.release(a);
+    const second = pooled.fetch(1, '/f', 60);
+    await peer.received(2);
+    await peer.write(chunk(1, Buffer.alloc(60, 2)));
+    const b = await second;
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.equals(Buffer.alloc(60, 2))).toBe(true);
+    pooled.close();
   });
 
   it('fails only the request answered with ERR', async () => {

@@ -89,7 +89,7 @@ export class PeerConnection {
         onread: {
           buffer: readBuffer,
           callback: (n: number) => {
-            this.onBytes(readBuffer.subarray(0, n));
+            this.onBytes(readBuffer, n);
             return true;
           },
         },
@@ -142,10 +142,9 @@ export class PeerConnection {
     this.abort(new PeerError('closed', `connection to ${this.peer} closed`));
   }
 
-  /** Bytes just read; `bytes` is reused for the next read, so nothing may keep it. */
-  private onBytes(bytes: Buffer): void {
+  /** `n` bytes just read into `bytes`, which is reused for the next read: nothing may keep it. */
+  private onBytes(bytes: Buffer, n: number): void {
     this.lastActivity = Date.now();
-    const n = bytes.length;
     let at = 0;
     while (at < n && !this.closedBy) {
       const body = this.body;
@@ -161,7 +160,7 @@ export class PeerConnection {
         continue;
       }
       // a line: feed the decoder up to its newline only, so a body that follows is copied directly
-      const newline = bytes.indexOf(NEWLINE, at);
+      const newline = bytes.subarray(0, n).indexOf(NEWLINE, at);
       const end = newline < 0 ? n : newline + 1;
       this.decoder.push(Buffer.from(bytes.subarray(at, end)));
       at = end;

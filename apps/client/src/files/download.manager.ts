@@ -66,9 +66,13 @@ export class DownloadManager {
       .filter((s) => s.chunks > 0)
       .map((s) => `${s.userId} ${s.chunks}`)
       .join(', ');
+    const rejected = p.seeders.filter((s) => s.corrupt > 0).map((s) => `${s.corrupt} from ${s.userId}`);
+    const dropped = p.seeders.filter((s) => s.state === 'dropped').map((s) => `${s.userId} (${s.reason ?? 'failed'})`);
     this.out.line(
       `downloaded [${groupId}] ${metadata.fileName} to ${job.destPath}: ${formatBytes(metadata.fileSize)} in ${seconds.toFixed(1)} s ` +
-        `(${formatRate(metadata.fileSize / seconds)}), SHA-1 verified; chunks from ${from || 'nobody (empty file)'}`,
+        `(${formatRate(metadata.fileSize / seconds)}), SHA-1 verified; chunks from ${from || 'nobody (empty file)'}` +
+        (rejected.length ? `; rejected corrupt chunks: ${rejected.join(', ')}` : '') +
+        (dropped.length ? `; dropped ${dropped.join(', ')}` : ''),
     );
     try {
       await this.sharing.seedDownloaded({

@@ -24,6 +24,9 @@ function seedingOptions(config: ClientConfigService): SeedingOptions {
     get dataDir() {
       return config.get().dataDir;
     },
+    get uploadLimit() {
+      return config.get().uploadLimit;
+    },
   };
 }
 

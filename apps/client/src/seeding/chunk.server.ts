@@ -102,6 +102,8 @@ export class ChunkServer implements OnApplicationShutdown {
   /** Every open socket, served or being turned away. */
   private readonly sockets = new Set<Socket>();
   private served = 0;
+  /** When the upload cap next allows bytes out (epoch ms). */
+  private nextSendAt = 0;
   /** Request loops still running (each may hold an open file until its read ends). */
   private readonly pumps = new Set<Promise<void>>();
   private readonly changed = new Subject<SharedFile>();
@@ -267,6 +269,8 @@ export class ChunkServer implements OnApplicationShutdown {
         if (socket.destroyed || !socket.writable) return;
         let flushed: boolean;
         if (answer.ok) {
+          await this.pace(answer.data.length);
+          if (socket.destroyed || !socket.writable) return;
           socket.cork();
           socket.write(`${formatChunkHeader(answer.index, answer.data.length)}\n`);
           flushed = socket.write(answer.data);
@@ -311,6 +315,16 @@ export class ChunkServer implements OnApplicationShutdown {
       ended = true;
       pump();
     });
+  }
+
+  /** Waits until `bytes` more may be sent under the upload cap, shared by every connection. */
+  private async pace(bytes: number): Promise<void> {
+    const limit = this.options.uploadLimit;
+    if (!limit) return;
+    const now = Date.now();
+    const start = Math.max(now, this.nextSendAt);
+    this.nextSendAt = start + (bytes / limit) * 1000;
+    if (start > now) await new Promise((resolve) => setTimeout(resolve, start - now));
   }
 
   /** The answer to one frame; undefined for a blank line, which is no request. */

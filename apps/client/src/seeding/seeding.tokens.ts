@@ -16,6 +16,8 @@ export interface ChunkServerOptions {
   readonly idleTimeoutMs?: number;
   /** Connections served at once; one more gets `ERR BUSY` and is closed (default 512). */
   readonly maxConnections?: number;
+  /** Upload rate cap over all connections, in bytes per second (undefined or 0: no cap). */
+  readonly uploadLimit?: number;
 }
 
 export type SeedingOptions = ShareRegistryOptions & ChunkServerOptions;

@@ -48,6 +48,14 @@ export class ShellCommand extends CommandRunner {
     return value;
   }
 
+  @Option({
+    flags: '--upload-limit <rate>',
+    description: 'cap on upload speed to other peers, e.g. 500K or 5M (per second)',
+  })
+  parseUploadLimit(value: string): string {
+    return value;
+  }
+
   async run(params: string[], options: ClientOptions = {}): Promise<void> {
     this.config.load(params, options);
     try {

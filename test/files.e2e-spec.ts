@@ -1,0 +1,265 @@
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  realpathSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { randomFile, sha1File } from './support/files';
+import { freePort, Proc, removeDir, sleep, startClient, startTrackerReady, trackerNetwork } from './support/processes';
+import { FrameDecoder } from '@app/protocol';
+import { Socket } from 'node:net';
+
+const MB = 1024 * 1024;
+const CHUNK = 512 * 1024;
+/** Seeders upload at most this fast, so that a transfer lasts long enough to interrupt. */
+const SEED_LIMIT = '6M';
+
+interface Peer {
+  name: string;
+  port: number;
+  dir: string;
+  proc: Proc;
+}
+
+/**
+ * The seed's file workflow between real client processes: uploads, parallel
+ * downloads from several seeders, seeding after download, and everything that
+ * can go wrong on the way.
+ */
+describe('file sharing between real clients', () => {
+  let net: Awaited<ReturnType<typeof trackerNetwork>>;
+  let tracker: Proc;
+  const peers = new Map<string, Peer>();
+
+  async function startPeer(name: string, port?: number): Promise<Peer> {
+    const dir = join(net.dir, name);
+    mkdirSync(dir, { recursive: true });
+    const p = port ?? (await freePort());
+    const proc = startClient(
+      `127.0.0.1:${p}`,
+      net.infoFile,
+      ['--data-dir', join(dir, '.state'), '--upload-limit', SEED_LIMIT],
+      dir,
+    );
+    const peer = { name, port: p, dir, proc };
+    peers.set(name, peer);
+    return peer;
+  }
+  const peer = (name: string) => peers.get(name)!.proc;
+  const dirOf = (name: string) => peers.get(name)!.dir;
+
+  beforeAll(async () => {
+    net = await trackerNetwork(1);
+    tracker = await startTrackerReady(net.infoFile, 1, join(net.dir, 'tracker-data'));
+    for (const name of ['alice', 'bob', 'carol', 'dave']) {
+      const { proc } = await startPeer(name);
+      await proc.run(`create_user ${name} pw-${name}`, /created/);
+      await proc.run(`login ${name} pw-${name}`, /logged in/);
+    }
+    await peer('alice').run('create_group team', /created/);
+    for (const name of ['bob', 'carol']) {
+      await peer(name).run('join_group team', /asked to join/);
+      await peer('alice').run(`accept_request team ${name}`, /now a member/);
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([...peers.values()].map((p) => p.proc.stop('SIGKILL')));
+    await tracker.stop('SIGKILL');
+    removeDir(net.dir);
+  });
+
+  /** The same random file in each named peer's folder. */
+  function sameFileAt(fileName: string, bytes: number, ...names: string[]): string {
+    const first = join(dirOf(names[0]), fileName);
+    randomFile(first, bytes);
+    for (const name of names.slice(1)) copyFileSync(first, join(dirOf(name), fileName));
+    return first;
+  }
+
+  it('downloads a 20 MB file from two seeders at once, verifies it and seeds it', async () => {
+    const original = sameFileAt('shared.bin', 20 * MB, 'alice', 'bob');
+    await peer('alice').run('upload_file team shared.bin', /shared shared\.bin in group team \(40 chunks\)/);
+    await peer('bob').run('upload_file team shared.bin', /shared shared\.bin/);
+    expect(await peer('carol').run('list_files team', /shared\.bin/)).toMatch(/shared\.bin size=20971520 seeders=2/);
+
+    mkdirSync(join(dirOf('carol'), 'in'));
+    await peer('carol').run('download_file team shared.bin in', /downloading shared\.bin .* from 2 seeders/);
+    expect(await peer('carol').run('show_downloads', /\[(D|C)\] \[team\] shared\.bin/)).toMatch(
+      /^\[D\] \[team\] shared\.bin [\d.]+% .*\/s|^\[C\] \[team\] shared\.bin/m,
+    );
+    const done = await peer('carol').waitFor(/downloaded \[team\] shared\.bin.*/, 30_000);
+    const from = /chunks from alice (\d+), bob (\d+)|chunks from bob (\d+), alice (\d+)/.exec(done);
+    expect(from).not.toBeNull();
+    const counts = from!.slice(1).filter(Boolean).map(Number);
+    expect(counts.every((n) => n > 0)).toBe(true);
+    expect(counts.reduce((a, b) => a + b)).toBeGreaterThanOrEqual(40);
+
+    const copy = join(dirOf('carol'), 'in', 'shared.bin');
+    expect(await sha1File(copy)).toBe(await sha1File(original));
+    expect(readdirSync(join(dirOf('carol'), 'in'))).toEqual(['shared.bin']);
+    expect(await peer('carol').run('show_downloads', /\[C\]/)).toMatch(/^\[C\] \[team\] shared\.bin/m);
+    // carol now seeds it too
+    await waitUntil(async () =>
+      /shared\.bin size=20971520 seeders=3/.test(await peer('alice').run('list_files team', /shared\.bin/)),
+    );
+  });
+
+  it('rejects corrupt chunks from a seeder whose file changed on disk and takes them from another', async () => {
+    const original = sameFileAt('corrupt.bin', 10 * MB, 'alice', 'bob');
+    const bobs = join(dirOf('bob'), 'corrupt.bin');
+    const stamp = new Date('2026-01-02T03:04:05Z'); // whole seconds, so that it can be set again exactly
+    utimesSync(bobs, stamp, stamp);
+    await peer('alice').run('upload_file team corrupt.bin', /shared corrupt\.bin/);
+    await peer('bob').run('upload_file team corrupt.bin', /shared corrupt\.bin/);
+    // change bob's bytes in every chunk, keeping size and modification time, so his client still serves it
+    const fd = openSync(bobs, 'r+');
+    for (let offset = 100; offset < 10 * MB; offset += CHUNK) writeSync(fd, Buffer.from('CORRUPTED'), 0, 9, offset);
+    closeSync(fd);
+    utimesSync(bobs, stamp, stamp);
+
+    await peer('carol').run('download_file team corrupt.bin corrupt-copy.bin', /downloading corrupt\.bin/);
+    const done = await peer('carol').waitFor(/downloaded \[team\] corrupt\.bin.*/, 30_000);
+    expect(done).toMatch(/rejected corrupt chunks: \d+ from bob/);
+    expect(await sha1File(join(dirOf('carol'), 'corrupt-copy.bin'))).toBe(await sha1File(original));
+  });
+
+  it('serves only shared files: /etc/passwd, ../ and relative paths are refused', async () => {
+    const alice = peers.get('alice')!;
+    const shared = realpathSync(join(alice.dir, 'shared.bin'));
+    const ask = async (line: string) => {
+      const answer = await peerRequest(alice.port, line);
+      return answer;
+    };
+    expect(await ask('GET_CHUNK 0 /etc/passwd')).toMatch(/^ERR NOT_SHARED/);
+    expect(await ask(`GET_CHUNK 0 ${alice.dir}/../../../../../etc/passwd`)).toMatch(/^ERR NOT_SHARED/);
+    expect(await ask('GET_CHUNK 0 ../alice/shared.bin')).toMatch(/^ERR NOT_SHARED/);
+    expect(await ask('GET_CHUNK 0 shared.bin')).toMatch(/^ERR NOT_SHARED/);
+    expect(await ask(`GET_CHUNK 0 ${join(alice.dir, '.state', 'shares.json')}`)).toMatch(/^ERR NOT_SHARED/);
+    expect(await ask(`GET_CHUNK 40 ${shared}`)).toMatch(/^ERR NO_SUCH_CHUNK/);
+    // the real thing, for contrast
+    const first = await ask(`GET_CHUNK 0 ${shared}`);
+    expect(first).toBe('CHUNK 0 524288');
+  });
+
+  it('refuses upload, list and download to a non-member and writes nothing', async () => {
+    const dave = peer('dave');
+    randomFile(join(dirOf('dave'), 'mine.bin'), 1000);
+    await dave.run('upload_file team mine.bin', /^error: you are not a member of group team/m);
+    await dave.run('list_files team', /^error: you are not a member of group team/m);
+    await dave.run('download_file team shared.bin stolen.bin', /^error: you are not a member of group team/m);
+    expect(existsSync(join(dirOf('dave'), 'stolen.bin'))).toBe(false);
+    await dave.run('upload_file team no-such-file.bin', /^error: no such file: no-such-file\.bin/m);
+    await dave.run('download_file no-such-group x y', /^error: no group named no-such-group/m);
+  });
+
+  it('answers client-side mistakes clearly', async () => {
+    const carol = peer('carol');
+    await carol.run('upload_file team .', /^error: .* is not a regular file/m);
+    await carol.run('download_file team nothing-like-it.bin x', /^error: .*nothing-like-it\.bin/m);
+    await carol.run('download_file team shared.bin in', /^error: .*in\/shared\.bin already exists/m);
+    await carol.run('download_file team shared.bin /no/such/dir/x.bin', /^error: no such directory: \/no\/such\/dir/m);
+    await carol.run(
+      'download_file team shared.bin',
+      /^error: usage: download_file <group_id> <file_name> <destination_path>/m,
+    );
+  });
+
+  it('stop_share takes a file with no seeder left off the list', async () => {
+    randomFile(join(dirOf('alice'), 'only.bin'), 3 * MB);
+    await peer('alice').run('upload_file team only.bin', /shared only\.bin/);
+    expect(await peer('carol').run('list_files team', /only\.bin/)).toMatch(/only\.bin size=3145728 seeders=1/);
+    await peer('alice').run('stop_share team only.bin', /./);
+    expect(await peer('carol').run('list_files team', /files? in group team/)).not.toMatch(/only\.bin/);
+    await peer('alice').run('stop_share team only.bin', /^error: /m);
+    await peer('carol').run('download_file team only.bin only.bin', /^error: .*only\.bin/m);
+  });
+
+  it('finishes from the other seeder when one is killed mid-transfer', async () => {
+    const original = sameFileAt('kill.bin', 20 * MB, 'alice', 'bob');
+    await peer('alice').run('upload_file team kill.bin', /shared kill\.bin/);
+    await peer('bob').run('upload_file team kill.bin', /shared kill\.bin/);
+    await peer('carol').run('download_file team kill.bin kill-copy.bin', /downloading kill\.bin .* from 2 seeders/);
+    await sleep(600);
+    expect(await peer('carol').run('show_downloads', /kill\.bin/)).toMatch(/^\[D\] \[team\] kill\.bin/m);
+    await peers.get('bob')!.proc.stop('SIGKILL');
+    const done = await peer('carol').waitFor(/downloaded \[team\] kill\.bin.*/, 30_000);
+    expect(done).toMatch(/dropped bob/);
+    expect(await sha1File(join(dirOf('carol'), 'kill-copy.bin'))).toBe(await sha1File(original));
+  });
+
+  it('a client restarted on the same address offers its shares again after login', async () => {
+    const old = peers.get('bob')!;
+    expect(old.proc.running).toBe(false);
+    // while bob is away, his files are listed with fewer online seeders
+    expect(await peer('carol').run('list_files team', /kill\.bin/)).toMatch(/kill\.bin size=20971520 seeders=2/);
+    // meanwhile kill.bin changes on disk: it must not be offered again
+    writeSync(openSync(join(old.dir, 'kill.bin'), 'a'), Buffer.from('one more byte'));
+    const { proc } = await startPeer('bob', old.port);
+    await proc.run('login bob pw-bob', /logged in as bob/);
+    expect(await proc.waitFor(/seeding \d+ files? again/)).toMatch(/seeding 2 files again/);
+    expect(proc.stdout).toMatch(/no longer sharing kill\.bin \(changed on disk\)/);
+    const listed = await peer('carol').run('list_files team', /kill\.bin/);
+    expect(listed).toMatch(/shared\.bin size=20971520 seeders=3/);
+    expect(listed).toMatch(/kill\.bin size=20971520 seeders=2/);
+  });
+
+  it('fails cleanly when the only seeder goes away, leaving no file behind', async () => {
+    randomFile(join(dirOf('bob'), 'solo.bin'), 20 * MB);
+    await peer('bob').run('upload_file team solo.bin', /shared solo\.bin/);
+    await peer('carol').run('download_file team solo.bin solo-copy.bin', /downloading solo\.bin .* from 1 seeder/);
+    await sleep(800);
+    await peers.get('bob')!.proc.stop('SIGKILL');
+    await peer('carol').waitFor(/^error: download of solo\.bin failed: .+/m, 30_000);
+    expect(await peer('carol').run('show_downloads', /solo\.bin/)).toMatch(/^\[F\] \[team\] solo\.bin \(.+\)/m);
+    expect(readdirSync(dirOf('carol')).filter((f) => f.startsWith('solo'))).toEqual([]);
+  });
+
+  it("leave_group stops the leaver's shares there", async () => {
+    const before = await peer('alice').run('list_files team', /shared\.bin/);
+    expect(before).toMatch(/shared\.bin size=20971520 seeders=2/); // alice and carol; bob is gone
+    await peer('carol').run('leave_group team', /left group team/);
+    expect(await peer('alice').run('list_files team', /shared\.bin/)).toMatch(/shared\.bin size=20971520 seeders=1/);
+    // a client that quits at end of input waits for its downloads and exits 0
+    const carol = peer('carol');
+    carol.child.stdin?.end();
+    expect((await carol.exited).code).toBe(0);
+  });
+});
+
+/** Sends one peer-protocol line and returns the first line of the answer. */
+function peerRequest(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = new Socket();
+    const decoder = new FrameDecoder();
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer to ${line}`));
+    }, 5000);
+    socket.on('data', (d: Buffer) => {
+      decoder.push(d);
+      const f = decoder.next();
+      if (f?.type === 'line') {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(f.line);
+      }
+    });
+    socket.on('error', reject);
+    socket.connect(port, '127.0.0.1', () => socket.write(line + '\n'));
+  });
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(100);
+  }
+}
