@@ -1,6 +1,7 @@
 /**
  * Why a request to a seeder failed:
- * - `connect`: no TCP connection could be made (refused, unreachable, timed out);
+ * - `connect`: no usable connection could be made (refused, unreachable, timed out, or the
+ *   seeder answered `ERR <code>` before any request, e.g. `ERR BUSY`);
  * - `timeout`: requests were outstanding and no byte arrived for the inactivity timeout;
  * - `closed`: the connection ended (either side) before the answer;
  * - `protocol`: the seeder sent something that is not the answer asked for;
@@ -13,7 +14,7 @@ export class PeerError extends Error {
   constructor(
     readonly kind: PeerErrorKind,
     message: string,
-    /** The remote error code, for `refused`. */
+    /** The remote error code, for `refused` (and `connect` when the seeder sent one). */
     readonly code?: string,
   ) {
     super(message);

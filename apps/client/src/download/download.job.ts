@@ -5,6 +5,7 @@ import { ChunkScheduler } from './chunk-scheduler';
 import { DownloadError, PeerError } from './download.errors';
 import { PartFile } from './part-file';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_INACTIVITY_TIMEOUT_MS, PeerConnection } from './peer.connection';
+import { SpeedMeter } from './speed-meter';
 
 export interface DownloadJobOptions {
   /** Requests kept outstanding on each seeder's connection (a chunk counts until it is written). Default 4. */
@@ -80,12 +81,9 @@ interface Seeder {
   chunks: number;
   corrupt: number;
   refused: number;
+  /** Code of the last `ERR` it answered. */
+  lastRefusal?: string;
   reason?: string;
-}
-
-interface Sample {
-  readonly at: number;
-  readonly bytes: number;
 }
 
 /**
@@ -121,7 +119,7 @@ export class DownloadJob {
   private startedAt = 0;
   private finishedAt: number | undefined;
   private bytesDone = 0;
-  private samples: Sample[] = [];
+  private speed: SpeedMeter | undefined;
 
   private part: PartFile | undefined;
   private readonly writes = new Set<Promise<void>>();
@@ -178,7 +176,7 @@ export class DownloadJob {
     if (this.started) throw new Error('a DownloadJob runs once');
     this.started = true;
     this.startedAt = this.now();
-    this.samples = [{ at: this.startedAt, bytes: 0 }];
+    this.speed = new SpeedMeter(this.startedAt, this.speedWindowMs);
     try {
       if (this.abortError) throw this.abortError;
       await this.download();
@@ -216,8 +214,8 @@ export class DownloadJob {
       percent: total === 0 ? (this.state === 'complete' ? 100 : 0) : (100 * this.bytesDone) / total,
       chunksDone: this.scheduler.doneCount,
       chunkCount: this.plan.count,
-      speed: this.started && this.state === 'downloading' ? this.currentSpeed(now) : 0,
-      averageSpeed: elapsedMs > 0 ? (1000 * this.bytesDone) / elapsedMs : 0,
+      speed: this.speed && this.state === 'downloading' ? this.speed.current(now) : 0,
+      averageSpeed: this.speed?.average(now) ?? 0,
       elapsedMs,
       reason: this.reason,
       seeders: this.seeders.map((s) => ({
@@ -294,7 +292,7 @@ export class DownloadJob {
           seeder.state = 'active';
           this.pump(seeder);
         },
-        (err: unknown) => this.drop(seeder, `is unreachable (${peerDetail(err)})`),
+        (err: unknown) => this.drop(seeder, describeLoss(err, undefined)),
       );
   }
 
@@ -344,7 +342,7 @@ export class DownloadJob {
         seeder.slots--;
         if (this.transferOver) return;
         this.bytesDone += data.length;
-        this.sample();
+        this.speed?.record(this.bytesDone, this.now());
         if (this.scheduler.isDone && this.writes.size === 0) return this.finishTransfer();
         this.pump(seeder);
       },
@@ -366,11 +364,12 @@ export class DownloadJob {
       seeder.refused++;
       this.scheduler.fail(index, seeder.id);
       const code = err.code ?? '';
+      seeder.lastRefusal = code;
       if (WHOLE_FILE_REFUSALS.has(code)) this.drop(seeder, `no longer shares the file (${code})`);
       else if (seeder.refused >= this.maxRefused) this.drop(seeder, `refused ${seeder.refused} chunks (last: ${code})`);
       return this.pumpAll();
     }
-    this.drop(seeder, describeLoss(err));
+    this.drop(seeder, describeLoss(err, seeder.lastRefusal));
   }
 
   /** Stops using a seeder; its chunks in flight go back to the pool. */
@@ -417,26 +416,6 @@ export class DownloadJob {
   private chunkLength(index: number): number {
     return index === this.plan.count - 1 ? this.plan.lastChunkSize : this.plan.chunkSize;
   }
-
-  private sample(): void {
-    const at = this.now();
-    const last = this.samples[this.samples.length - 1];
-    if (at - last.at < 100) return;
-    this.samples.push({ at, bytes: this.bytesDone });
-    // keep one sample older than the window as its base
-    const from = at - this.speedWindowMs;
-    let drop = 0;
-    while (drop + 1 < this.samples.length && this.samples[drop + 1].at <= from) drop++;
-    if (drop > 0) this.samples.splice(0, drop);
-  }
-
-  private currentSpeed(now: number): number {
-    const from = now - this.speedWindowMs;
-    let base = this.samples[0];
-    for (const s of this.samples) if (s.at <= from) base = s;
-    const span = now - base.at;
-    return span > 0 ? (1000 * (this.bytesDone - base.bytes)) / span : 0;
-  }
 }
 
 function errorText(err: unknown): string {
@@ -447,18 +426,18 @@ function peerDetail(err: unknown): string {
   return errorText(err).replace(/^cannot connect to \S+: /, '');
 }
 
-function describeLoss(err: unknown): string {
+function describeLoss(err: unknown, lastRefusal: string | undefined): string {
   if (!(err instanceof PeerError)) return `failed (${errorText(err)})`;
   switch (err.kind) {
     case 'timeout':
       return 'timed out';
     case 'closed':
-      return 'closed the connection';
+      return lastRefusal ? `closed the connection after answering ${lastRefusal}` : 'closed the connection';
     case 'protocol':
       return `broke the protocol (${err.message})`;
     case 'connect':
-      return `is unreachable (${peerDetail(err)})`;
+      return err.code ? `refused the connection (${err.code})` : `is unreachable (${peerDetail(err)})`;
     case 'refused':
-      return `refused (${err.message})`;
+      return `refused (${err.code ?? 'ERR'})`;
   }
 }

@@ -11,6 +11,8 @@ class ScriptedPeer {
   socket: net.Socket | undefined;
   private readonly server = net.createServer((s) => this.accept(s));
   private waiters: { count: number; resolve: () => void }[] = [];
+  private onAccepted: () => void = () => undefined;
+  private readonly wasAccepted = new Promise<void>((resolve) => (this.onAccepted = resolve));
   private onClosed: () => void = () => undefined;
   private readonly closed = new Promise<void>((resolve) => (this.onClosed = resolve));
 
@@ -26,6 +28,10 @@ class ScriptedPeer {
   received(count: number): Promise<void> {
     if (this.lines.length >= count) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ count, resolve }));
+  }
+
+  accepted(): Promise<void> {
+    return this.wasAccepted;
   }
 
   /** Resolves when the client side closed the connection. */
@@ -44,6 +50,7 @@ class ScriptedPeer {
 
   private accept(socket: net.Socket): void {
     this.socket = socket;
+    this.onAccepted();
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClosed());
     let text = '';
@@ -207,6 +214,19 @@ describe(PeerConnection.name, () => {
     conn.close();
     await expect(a).rejects.toMatchObject({ kind: 'closed' });
     await peer.clientClosed();
+  });
+
+  it('reports an ERR sent before any request as a connect error with its code', async () => {
+    await connect();
+    await peer.accepted();
+    peer.socket!.end('ERR BUSY serving 1 connections already; try later\n');
+    await peer.clientClosed();
+    expect(conn.isOpen).toBe(false);
+    await expect(conn.fetch(0, '/f', 1)).rejects.toMatchObject({
+      kind: 'connect',
+      code: 'BUSY',
+      message: /refused the connection: BUSY serving 1 connections already/,
+    });
   });
 
   it('reports a refused connection as a connect error', async () => {

@@ -173,7 +173,6 @@ export class PeerConnection {
 
   private onLine(line: string): void {
     const head = this.pending[0];
-    if (!head) return this.protocolError('sent data with no request outstanding');
     if (line.startsWith('ERR')) {
       let reply;
       try {
@@ -182,6 +181,11 @@ export class PeerConnection {
         return this.protocolError(`sent a bad line: ${line.slice(0, 80)}`);
       }
       if (reply.ok) return this.protocolError(`sent a bad line: ${line.slice(0, 80)}`);
+      if (!head) {
+        // e.g. `ERR BUSY` on connecting, before the connection is closed
+        const err = `${this.peer} refused the connection: ${reply.code} ${reply.message}`;
+        return this.abort(new PeerError('connect', err, reply.code));
+      }
       this.settle().reject(
         new PeerError(
           'refused',
@@ -191,6 +195,7 @@ export class PeerConnection {
       );
       return;
     }
+    if (!head) return this.protocolError('sent data with no request outstanding');
     let header: { index: number; length: number };
     try {
       header = parseChunkHeader(line);

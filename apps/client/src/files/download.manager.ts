@@ -41,9 +41,10 @@ export class DownloadManager {
     return entry;
   }
 
-  /** Resolves once no download is running. */
+  /** Resolves once every download has ended, including the seeding of the ones that completed. */
   async idle(): Promise<void> {
-    while (this.entries.some((e) => e.job.progress.state === 'downloading')) {
+    for (let seen = -1; seen !== this.entries.length; ) {
+      seen = this.entries.length;
       await Promise.all(this.entries.map((e) => e.done));
     }
   }

@@ -113,6 +113,7 @@ export class DownloadFileCommand implements LocalCommand {
 async function resolveDestination(destination: string, fileName: string): Promise<string> {
   const target = resolve(destination);
   const st = await stat(target).catch(() => undefined);
+  if (/[\\/]$/.test(destination) && !st?.isDirectory()) throw new Error(`no such directory: ${target}`);
   const path = st?.isDirectory() ? join(target, fileName) : target;
   if (st && !st.isDirectory()) throw new Error(`${path} already exists; choose another destination`);
   if (st?.isDirectory() && (await stat(path).catch(() => undefined))) {

@@ -28,6 +28,8 @@ export interface FakeSeederOptions {
   readonly filePath?: string;
   /** Default: serve every request. */
   readonly decide?: Decide;
+  /** Answer every connection with `ERR BUSY` and close it, as a seeder at its connection limit does. */
+  readonly busy?: boolean;
 }
 
 /**
@@ -95,6 +97,10 @@ export class FakeSeeder {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
+    if (this.options.busy) {
+      socket.end(`ERR ${ErrorCode.Busy} serving 0 connections already; try later\n`);
+      return;
+    }
     const decoder = new FrameDecoder();
     let stalled = false;
     socket.on('data', (bytes: Buffer) => {

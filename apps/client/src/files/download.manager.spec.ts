@@ -1,0 +1,353 @@
+import { CHUNK_HASHER, CHUNK_SIZE, Sha1ChunkHasher } from '@app/chunking';
+import { FileMetadata, SeederInfo } from '@app/protocol';
+import { Test, TestingModule } from '@nestjs/testing';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DownloadError } from '../download/download.errors';
+import * as downloadJobModule from '../download/download.job';
+import { DownloadJob, DownloadProgress, DownloadState, SeederProgress } from '../download/download.job';
+import { Decide, FakeSeeder, unusedPort } from '../download/testing/fake-seeder.server';
+import { OUTPUT } from '../output/output.port';
+import { eventually, sha1, TempDirs } from '../seeding/testing/seeding.fixtures';
+import { CollectingOutput } from '../testing/collecting.output';
+import { DownloadManager } from './download.manager';
+import { SharingService } from './sharing.service';
+import { tick } from './testing/files.fixtures';
+
+function metadataFor(data: Buffer, seeders: SeederInfo[], fileName = 'report.pdf'): FileMetadata {
+  const chunkHashes: string[] = [];
+  for (let at = 0; at < data.length; at += CHUNK_SIZE) chunkHashes.push(sha1(data.subarray(at, at + CHUNK_SIZE)));
+  return { fileName, fileSize: data.length, fileHash: sha1(data), chunkHashes, seeders };
+}
+
+const seederInfo = (userId: string, port: number, filePath = '/share/file.bin'): SeederInfo => ({
+  userId,
+  address: { host: '127.0.0.1', port },
+  filePath,
+});
+
+/**
+ * Stands in for DownloadJob (DownloadManager builds its jobs itself): `run`
+ * settles when the test calls `finish` or `fail`; `progress` is what the test set.
+ */
+class FakeJob {
+  state: DownloadState = 'downloading';
+  reason: string | undefined;
+  seeders: SeederProgress[] = [];
+  elapsedMs = 1_000;
+  private settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  readonly cancel = jest.fn(() => this.fail('cancelled'));
+
+  constructor(
+    readonly metadata: FileMetadata,
+    readonly destPath: string,
+  ) {}
+
+  run(): Promise<void> {
+    return new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+  }
+
+  finish(): void {
+    this.state = 'complete';
+    this.settle!.resolve();
+  }
+
+  fail(reason: string | undefined, err: Error = new DownloadError(reason ?? 'failed')): void {
+    this.state = 'failed';
+    this.reason = reason;
+    this.settle!.reject(err);
+  }
+
+  get progress(): Partial<DownloadProgress> {
+    return {
+      fileName: this.metadata.fileName,
+      destPath: this.destPath,
+      state: this.state,
+      reason: this.reason,
+      seeders: this.seeders,
+      elapsedMs: this.elapsedMs,
+    };
+  }
+}
+
+const seederProgress = (userId: string, progress: Partial<SeederProgress> = {}): SeederProgress => ({
+  userId,
+  address: '127.0.0.1:7002',
+  state: 'finished',
+  chunks: 0,
+  corrupt: 0,
+  refused: 0,
+  ...progress,
+});
+
+describe(DownloadManager.name, () => {
+  const temp = new TempDirs();
+  const seeders: FakeSeeder[] = [];
+  let moduleRef: TestingModule;
+  let manager: DownloadManager;
+  let sharing: { seedDownloaded: jest.Mock<Promise<void>, [unknown]> };
+  let out: CollectingOutput;
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = temp.make('download-manager-');
+    out = new CollectingOutput();
+    sharing = { seedDownloaded: jest.fn<Promise<void>, [unknown]>(() => Promise.resolve()) };
+    moduleRef = await Test.createTestingModule({
+      providers: [
+        DownloadManager,
+        { provide: SharingService, useValue: sharing },
+        { provide: CHUNK_HASHER, useValue: new Sha1ChunkHasher() },
+        { provide: OUTPUT, useValue: out },
+      ],
+    }).compile();
+    manager = moduleRef.get(DownloadManager);
+  });
+
+  afterEach(async () => {
+    manager.cancelAll();
+    await manager.idle();
+    await Promise.all(seeders.splice(0).map((s) => s.stop()));
+    await moduleRef.close();
+    jest.restoreAllMocks();
+    temp.cleanup();
+  });
+
+  const startSeeder = async (data: Buffer, decide?: Decide) => {
+    const seeder = await new FakeSeeder(data, { decide }).start();
+    seeders.push(seeder);
+    return seeder;
+  };
+
+  describe('with real download jobs', () => {
+    it('downloads, prints the summary and seeds the file', async () => {
+      const data = randomBytes(2 * CHUNK_SIZE + 100_000);
+      const bob = await startSeeder(data);
+      const meta = metadataFor(data, [seederInfo('bob', bob.port)]);
+      const dest = join(dir, 'report.pdf');
+
+      const entry = manager.start('g1', 'alice', meta, dest);
+      expect(entry).toMatchObject({ groupId: 'g1', userId: 'alice' });
+      expect(entry.job).toBeInstanceOf(DownloadJob);
+      expect(manager.downloads).toEqual([entry]);
+      expect(manager.isBusy(dest)).toBe(true);
+      await entry.done;
+
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(manager.isBusy(dest)).toBe(false);
+      expect(out.lines).toHaveLength(1);
+      expect(out.lines[0]).toMatch(
+        new RegExp(
+          `^downloaded \\[g1\\] report\\.pdf to ${dest.replace(/[.]/g, '\\.')}: 1\\.1 MB in \\d+\\.\\d s ` +
+            `\\([\\d.]+ [KMGT]?B/s\\), SHA-1 verified; chunks from bob 3$`,
+        ),
+      );
+      expect(sharing.seedDownloaded).toHaveBeenCalledTimes(1);
+      expect(sharing.seedDownloaded).toHaveBeenCalledWith({
+        groupId: 'g1',
+        userId: 'alice',
+        fileName: 'report.pdf',
+        path: dest,
+        fileHash: sha1(data),
+        chunkCount: 3,
+      });
+    });
+
+    it('downloads an empty file without asking any seeder', async () => {
+      const bob = await startSeeder(Buffer.alloc(0));
+      const dest = join(dir, 'empty.txt');
+      await manager.start('g1', 'alice', metadataFor(Buffer.alloc(0), [seederInfo('bob', bob.port)]), dest).done;
+
+      expect(readFileSync(dest)).toHaveLength(0);
+      expect(bob.connections).toBe(0);
+      expect(out.lines[0]).toMatch(/: 0 B in \d+\.\d s \(0 B\/s\), SHA-1 verified; chunks from nobody \(empty file\)$/);
+      expect(sharing.seedDownloaded).toHaveBeenCalledWith(expect.objectContaining({ path: dest, chunkCount: 0 }));
+    });
+
+    it('reports a failed download with its reason and does not seed it', async () => {
+      const data = randomBytes(1000);
+      const dest = join(dir, 'report.pdf');
+      const entry = manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', await unusedPort())]), dest);
+      await entry.done;
+
+      expect(out.lines).toHaveLength(1);
+      expect(out.lines[0]).toMatch(
+        /^error: download of report\.pdf failed: no seeders left: bob is unreachable \(.+\)$/,
+      );
+      expect(entry.job.progress.state).toBe('failed');
+      expect(sharing.seedDownloaded).not.toHaveBeenCalled();
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+    it('says when a downloaded file cannot be seeded', async () => {
+      sharing.seedDownloaded.mockRejectedValue(new Error('could not announce report.pdf as seeded: not a member'));
+      const data = randomBytes(1000);
+      const bob = await startSeeder(data);
+      const dest = join(dir, 'report.pdf');
+      await manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', bob.port)]), dest).done;
+
+      expect(existsSync(dest)).toBe(true);
+      expect(out.lines).toHaveLength(2);
+      expect(out.lines[0]).toMatch(/^downloaded \[g1\] report\.pdf /);
+      expect(out.lines[1]).toBe(
+        'error: downloaded report.pdf but cannot seed it: could not announce report.pdf as seeded: not a member',
+      );
+    });
+
+    it('cancelAll stops running downloads, and idle waits for them to end', async () => {
+      const data = randomBytes(CHUNK_SIZE + 1);
+      const bob = await startSeeder(data, () => ({ kind: 'stall' }));
+      const first = manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', bob.port)]), join(dir, 'a'));
+      const second = manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', bob.port)]), join(dir, 'b'));
+      await bob.receivedRequests(2);
+
+      let idle = false;
+      const waiting = manager.idle().then(() => (idle = true));
+      await tick(20);
+      expect(idle).toBe(false);
+
+      manager.cancelAll();
+      await waiting;
+      expect([first.job.progress.state, second.job.progress.state]).toEqual(['failed', 'failed']);
+      expect(out.lines).toEqual([
+        'error: download of report.pdf failed: cancelled',
+        'error: download of report.pdf failed: cancelled',
+      ]);
+      expect(readdirSync(dir)).toEqual([]);
+      expect(sharing.seedDownloaded).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('with fake jobs', () => {
+    const jobs: FakeJob[] = [];
+    const meta = (fileName = 'report.pdf', fileSize = 5 * 1024 * 1024): FileMetadata => ({
+      fileName,
+      fileSize,
+      fileHash: 'f'.repeat(40),
+      chunkHashes: Array(Math.ceil(fileSize / CHUNK_SIZE)).fill('0'.repeat(40)) as string[],
+      seeders: [seederInfo('bob', 7002)],
+    });
+
+    beforeEach(() => {
+      jobs.length = 0;
+      jest.spyOn(downloadJobModule, 'DownloadJob').mockImplementation(((metadata: FileMetadata, destPath: string) => {
+        const job = new FakeJob(metadata, destPath);
+        jobs.push(job);
+        return job;
+      }) as unknown as () => DownloadJob);
+    });
+
+    afterEach(() => {
+      for (const job of jobs) if (job.state === 'downloading') job.fail('test over');
+    });
+
+    it('names in the summary who sent chunks, who sent corrupt ones and who was dropped', async () => {
+      const entry = manager.start('g1', 'alice', meta(), '/downloads/report.pdf');
+      const [job] = jobs;
+      job.elapsedMs = 2_500;
+      job.seeders = [
+        seederProgress('bob', { chunks: 7 }),
+        seederProgress('carol', { chunks: 2, corrupt: 1 }),
+        seederProgress('dave', { state: 'dropped', reason: 'is unreachable (connection refused)' }),
+        seederProgress('erin', { state: 'dropped', chunks: 1, corrupt: 3, reason: 'served 3 corrupt chunks' }),
+        seederProgress('frank', { state: 'dropped' }),
+      ];
+      job.finish();
+      await entry.done;
+
+      expect(out.lines).toEqual([
+        'downloaded [g1] report.pdf to /downloads/report.pdf: 5.0 MB in 2.5 s (2.0 MB/s), SHA-1 verified; ' +
+          'chunks from bob 7, carol 2, erin 1; rejected corrupt chunks: 1 from carol, 3 from erin; ' +
+          'dropped dave (is unreachable (connection refused)), erin (served 3 corrupt chunks), frank (failed)',
+      ]);
+      expect(sharing.seedDownloaded).toHaveBeenCalledWith({
+        groupId: 'g1',
+        userId: 'alice',
+        fileName: 'report.pdf',
+        path: '/downloads/report.pdf',
+        fileHash: 'f'.repeat(40),
+        chunkCount: 10,
+      });
+    });
+
+    it("falls back to the error's message when the job gives no reason", async () => {
+      const entry = manager.start('g1', 'alice', meta(), '/downloads/report.pdf');
+      jobs[0].fail(undefined, new Error('disk on fire'));
+      await entry.done;
+      expect(out.lines).toEqual(['error: download of report.pdf failed: disk on fire']);
+      expect(sharing.seedDownloaded).not.toHaveBeenCalled();
+    });
+
+    it('idle resolves at once when nothing runs', async () => {
+      await expect(manager.idle()).resolves.toBeUndefined();
+      const entry = manager.start('g1', 'alice', meta(), '/downloads/a');
+      jobs[0].finish();
+      await entry.done;
+      await expect(manager.idle()).resolves.toBeUndefined();
+    });
+
+    it('idle resolves only once every running download has ended, those started meanwhile included', async () => {
+      manager.start('g1', 'alice', meta('a'), '/downloads/a');
+      manager.start('g1', 'alice', meta('b'), '/downloads/b');
+      let idle = false;
+      const waiting = manager.idle().then(() => (idle = true));
+
+      jobs[0].finish();
+      await tick();
+      expect(idle).toBe(false);
+
+      manager.start('g2', 'alice', meta('c'), '/downloads/c');
+      jobs[1].fail('no seeders left');
+      await tick();
+      expect(idle).toBe(false);
+
+      jobs[2].finish();
+      await waiting;
+      expect(out.lines.map((l) => l.split(' ').slice(0, 3).join(' '))).toEqual([
+        'downloaded [g1] a',
+        'error: download of',
+        'downloaded [g2] c',
+      ]);
+    });
+
+    // The job's state is 'complete' before seedDownloaded runs: idle() must wait for `entry.done`, or the shell
+    // would close the tracker connection and the chunk server while the download is still being announced.
+    it('idle waits for a finished download to be seeded', async () => {
+      let seeded!: () => void;
+      sharing.seedDownloaded.mockReturnValue(new Promise<void>((resolve) => (seeded = resolve)));
+      manager.start('g1', 'alice', meta(), '/downloads/report.pdf');
+      jobs[0].finish();
+      await eventually(() => sharing.seedDownloaded.mock.calls.length === 1, 'seeding starts');
+
+      let idle = false;
+      const waiting = manager.idle().then(() => (idle = true));
+      await tick();
+      expect(idle).toBe(false);
+
+      seeded();
+      await waiting;
+    });
+
+    it('isBusy is true for the destination of a running download only', async () => {
+      manager.start('g1', 'alice', meta(), '/downloads/a');
+      manager.start('g1', 'alice', meta(), '/downloads/b');
+      expect(manager.isBusy('/downloads/a')).toBe(true);
+      expect(manager.isBusy('/downloads/c')).toBe(false);
+      jobs[0].fail('cancelled');
+      await tick();
+      expect(manager.isBusy('/downloads/a')).toBe(false);
+      expect(manager.isBusy('/downloads/b')).toBe(true);
+    });
+
+    it('cancelAll cancels only the downloads still running', async () => {
+      const done = manager.start('g1', 'alice', meta(), '/downloads/a');
+      manager.start('g1', 'alice', meta(), '/downloads/b');
+      jobs[0].finish();
+      await done.done;
+      manager.cancelAll();
+      expect(jobs[0].cancel).not.toHaveBeenCalled();
+      expect(jobs[1].cancel).toHaveBeenCalledTimes(1);
+    });
+  });
+});

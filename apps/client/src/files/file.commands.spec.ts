@@ -1,0 +1,386 @@
+import { errReply, FileMetadata, formatFileMetadata, okReply, Reply, SeederInfo } from '@app/protocol';
+import { Test, TestingModule } from '@nestjs/testing';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ClientConfigService } from '../config/client-config.service';
+import { DownloadProgress } from '../download/download.job';
+import { OUTPUT } from '../output/output.port';
+import { TempDirs } from '../seeding/testing/seeding.fixtures';
+import { LOCAL_COMMANDS, LocalCommand } from '../shell/local-command';
+import { ShellService } from '../shell/shell.service';
+import { CollectingOutput } from '../testing/collecting.output';
+import { TrackerClient } from '../tracker/tracker.client';
+import { ClientSession } from './client-session';
+import { DownloadManager } from './download.manager';
+import {
+  DownloadFileCommand,
+  FILE_COMMANDS,
+  LeaveGroupCommand,
+  LoginCommand,
+  LogoutCommand,
+  ShowDownloadsCommand,
+  StopShareCommand,
+  UploadFileCommand,
+} from './file.commands';
+import { SharingService } from './sharing.service';
+import { configService, fakeTracker, FakeTracker, SELF } from './testing/files.fixtures';
+
+const seeder = (userId: string, host: string, port: number): SeederInfo => ({
+  userId,
+  address: { host, port },
+  filePath: `/home/${userId}/report.pdf`,
+});
+const BOB = seeder('bob', '127.0.0.1', 7002);
+/** Same port as this client, other host: not this client. */
+const CAROL = seeder('carol', '10.0.0.5', SELF.port);
+/** This very client (alice seeding from here). */
+const ME = seeder('alice', SELF.host, SELF.port);
+
+/** 1,300,000 bytes: three chunks. */
+const metadata = (seeders: SeederInfo[], fileName = 'report.pdf'): FileMetadata => ({
+  fileName,
+  fileSize: 1_300_000,
+  fileHash: 'f'.repeat(40),
+  chunkHashes: ['1', '2', '3'].map((c) => c.repeat(40)),
+  seeders,
+});
+const metadataReply = (meta: FileMetadata): Reply =>
+  okReply(`${meta.fileName}: ${meta.fileSize} bytes, ${meta.seeders.length} online seeders`, formatFileMetadata(meta));
+
+describe('file commands', () => {
+  const temp = new TempDirs();
+  let moduleRef: TestingModule;
+  let tracker: FakeTracker;
+  let out: CollectingOutput;
+  let session: ClientSession;
+  let sharing: {
+    upload: jest.Mock<Promise<Reply>, [string, string]>;
+    reoffer: jest.Mock<Promise<{ offered: number; dropped: string[] }>, [string]>;
+    stopped: jest.Mock<Promise<void>, [string, string]>;
+    leftGroup: jest.Mock<Promise<number>, [string]>;
+  };
+  let downloads: {
+    downloads: { groupId: string; userId: string; job: { progress: Partial<DownloadProgress> } }[];
+    isBusy: jest.Mock<boolean, [string]>;
+    start: jest.Mock<unknown, [string, string, FileMetadata, string]>;
+  };
+
+  beforeEach(async () => {
+    tracker = fakeTracker();
+    out = new CollectingOutput();
+    sharing = {
+      upload: jest.fn<Promise<Reply>, [string, string]>(() => Promise.resolve(okReply('shared'))),
+      reoffer: jest.fn<Promise<{ offered: number; dropped: string[] }>, [string]>(() =>
+        Promise.resolve({ offered: 0, dropped: [] }),
+      ),
+      stopped: jest.fn<Promise<void>, [string, string]>(() => Promise.resolve()),
+      leftGroup: jest.fn<Promise<number>, [string]>(() => Promise.resolve(0)),
+    };
+    downloads = {
+      downloads: [],
+      isBusy: jest.fn<boolean, [string]>(() => false),
+      start: jest.fn<unknown, [string, string, FileMetadata, string]>(),
+    };
+    moduleRef = await Test.createTestingModule({
+      providers: [
+        ...FILE_COMMANDS,
+        ClientSession,
+        ShellService,
+        { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: FILE_COMMANDS },
+        { provide: ClientConfigService, useValue: configService() },
+        { provide: TrackerClient, useValue: tracker },
+        { provide: SharingService, useValue: sharing },
+        { provide: DownloadManager, useValue: downloads },
+        { provide: OUTPUT, useValue: out },
+      ],
+    }).compile();
+    session = moduleRef.get(ClientSession);
+  });
+
+  afterEach(async () => {
+    await moduleRef.close();
+    temp.cleanup();
+  });
+
+  const answer = (reply: Reply) => tracker.request.mockResolvedValue(reply);
+
+  describe(LoginCommand.name, () => {
+    const login = () => moduleRef.get(LoginCommand).run(['alice', 'secret']);
+
+    it('logs in, then offers the remembered shares again and says what it dropped', async () => {
+      answer(okReply('logged in as alice'));
+      sharing.reoffer.mockImplementation((userId) => {
+        expect(session.user).toBe(userId);
+        return Promise.resolve({ offered: 2, dropped: ['b.bin (gone)', 'c.bin (changed on disk)'] });
+      });
+
+      await login();
+
+      expect(tracker.lines).toEqual(['login alice secret']);
+      expect(session.user).toBe('alice');
+      expect(sharing.reoffer).toHaveBeenCalledWith('alice');
+      expect(out.lines).toEqual([
+        'logged in as alice',
+        'seeding 2 files again',
+        'no longer sharing b.bin (gone)',
+        'no longer sharing c.bin (changed on disk)',
+      ]);
+    });
+
+    it.each([
+      [0, []],
+      [1, ['seeding 1 file again']],
+    ])('announces %d re-offered shares only when there are some', async (offered, lines) => {
+      answer(okReply(''));
+      sharing.reoffer.mockResolvedValue({ offered, dropped: [] });
+      await login();
+      expect(out.lines).toEqual(lines);
+    });
+
+    it('leaves the session and the shares alone when the login fails', async () => {
+      session.loggedIn('bob');
+      answer(errReply('WRONG_PASSWORD', 'wrong password for alice'));
+
+      await expect(login()).rejects.toThrow(new Error('wrong password for alice'));
+      expect(session.user).toBe('bob');
+      expect(sharing.reoffer).not.toHaveBeenCalled();
+      expect(out.lines).toEqual([]);
+    });
+
+    it('shows the code of an ERR without a message', async () => {
+      answer(errReply('UNKNOWN_USER', ''));
+      await expect(login()).rejects.toThrow(new Error('UNKNOWN_USER'));
+      expect(session.user).toBeUndefined();
+    });
+  });
+
+  describe(LogoutCommand.name, () => {
+    const logout = () => moduleRef.get(LogoutCommand).run();
+    beforeEach(() => session.loggedIn('alice'));
+
+    it('logs out', async () => {
+      answer(okReply('logged out'));
+      await logout();
+      expect(tracker.lines).toEqual(['logout']);
+      expect(session.user).toBeUndefined();
+      expect(out.lines).toEqual(['logged out']);
+    });
+
+    it('forgets the session when the tracker says nobody was logged in', async () => {
+      answer(errReply('NOT_LOGGED_IN', 'you are not logged in'));
+      await expect(logout()).rejects.toThrow('you are not logged in');
+      expect(session.user).toBeUndefined();
+    });
+
+    it('keeps the session on another error', async () => {
+      answer(errReply('INTERNAL', 'try again'));
+      await expect(logout()).rejects.toThrow('try again');
+      expect(session.user).toBe('alice');
+    });
+  });
+
+  describe(UploadFileCommand.name, () => {
+    it("hands the file to the sharing service and prints the tracker's answer", async () => {
+      sharing.upload.mockResolvedValue(okReply('shared report.pdf in group g1 (3 chunks)'));
+      await moduleRef.get(UploadFileCommand).run(['g1', 'docs/report.pdf']);
+      expect(sharing.upload).toHaveBeenCalledWith('g1', 'docs/report.pdf');
+      expect(out.lines).toEqual(['shared report.pdf in group g1 (3 chunks)']);
+    });
+
+    it('fails with the message of a refusal', async () => {
+      sharing.upload.mockResolvedValue(errReply('NOT_MEMBER', 'you are not a member of g1'));
+      await expect(moduleRef.get(UploadFileCommand).run(['g1', 'a'])).rejects.toThrow('you are not a member of g1');
+      expect(out.lines).toEqual([]);
+    });
+  });
+
+  describe(DownloadFileCommand.name, () => {
+    let dir: string;
+    const download = (destination: string, fileName = 'report.pdf') =>
+      moduleRef.get(DownloadFileCommand).run(['g1', fileName, destination]);
+
+    beforeEach(() => {
+      dir = temp.make('files-commands-');
+      session.loggedIn('alice');
+      answer(metadataReply(metadata([BOB, ME, CAROL])));
+    });
+
+    it('refuses before asking the tracker when nobody is logged in', async () => {
+      session.loggedOut();
+      await expect(download(dir)).rejects.toThrow('you must log in first');
+      expect(tracker.request).not.toHaveBeenCalled();
+      expect(downloads.start).not.toHaveBeenCalled();
+    });
+
+    it('downloads into a directory under the file name, from every online seeder but this client', async () => {
+      await download(dir);
+
+      const dest = join(dir, 'report.pdf');
+      expect(tracker.lines).toEqual(['download_file g1 report.pdf']);
+      expect(downloads.isBusy).toHaveBeenCalledWith(dest);
+      expect(downloads.start).toHaveBeenCalledTimes(1);
+      expect(downloads.start).toHaveBeenCalledWith('g1', 'alice', { ...metadata([BOB, CAROL]) }, dest);
+      expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}`]);
+    });
+
+    it('downloads to a new file name in an existing directory', async () => {
+      answer(metadataReply(metadata([BOB])));
+      const dest = join(dir, 'copy.pdf');
+      await download(dest);
+      expect(downloads.start).toHaveBeenCalledWith('g1', 'alice', metadata([BOB]), dest);
+      expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${dest}`]);
+    });
+
+    it('keeps only the last part of a file name with slashes when saving into a directory', async () => {
+      answer(metadataReply(metadata([BOB], '../../etc/evil.pdf')));
+      await download(dir, '../../etc/evil.pdf');
+      expect(downloads.start.mock.calls[0][3]).toBe(join(dir, 'evil.pdf'));
+    });
+
+    it('refuses an existing destination file', async () => {
+      const existing = join(dir, 'copy.pdf');
+      writeFileSync(existing, 'mine');
+      await expect(download(existing)).rejects.toThrow(
+        new Error(`${existing} already exists; choose another destination`),
+      );
+      expect(downloads.start).not.toHaveBeenCalled();
+    });
+
+    it('refuses a directory that already holds a file of that name', async () => {
+      writeFileSync(join(dir, 'report.pdf'), 'mine');
+      await expect(download(dir)).rejects.toThrow(
+        new Error(`${join(dir, 'report.pdf')} already exists; choose another destination`),
+      );
+      mkdirSync(join(dir, 'sub', 'report.pdf'), { recursive: true });
+      await expect(download(join(dir, 'sub'))).rejects.toThrow(
+        new Error(`${join(dir, 'sub', 'report.pdf')} already exists; choose another destination`),
+      );
+      expect(downloads.start).not.toHaveBeenCalled();
+    });
+
+    it('refuses a destination whose directory does not exist', async () => {
+      const missing = join(dir, 'no', 'such');
+      await expect(download(join(missing, 'copy.pdf'))).rejects.toThrow(new Error(`no such directory: ${missing}`));
+      writeFileSync(join(dir, 'plain'), 'x');
+      await expect(download(join(dir, 'plain', 'copy.pdf'))).rejects.toThrow(
+        new Error(`no such directory: ${join(dir, 'plain')}`),
+      );
+      expect(downloads.start).not.toHaveBeenCalled();
+    });
+
+    it.each([
+      ['no seeder is online', []],
+      ['the only seeder is this client', [ME]],
+    ])('refuses when %s', async (_, seeders) => {
+      answer(metadataReply(metadata(seeders)));
+      await expect(download(dir)).rejects.toThrow(
+        new Error('no seeder is online for report.pdf in group g1; try again later'),
+      );
+      expect(downloads.start).not.toHaveBeenCalled();
+      expect(out.lines).toEqual([]);
+    });
+
+    it('refuses a destination a running download writes into', async () => {
+      const dest = join(dir, 'report.pdf');
+      downloads.isBusy.mockImplementation((path) => path === dest);
+      await expect(download(dir)).rejects.toThrow(new Error(`a download into ${dest} is already running`));
+      expect(downloads.start).not.toHaveBeenCalled();
+    });
+
+    it("fails with the tracker's refusal", async () => {
+      answer(errReply('UNKNOWN_FILE', 'no file report.pdf in group g1'));
+      await expect(download(dir)).rejects.toThrow(new Error('no file report.pdf in group g1'));
+      expect(downloads.start).not.toHaveBeenCalled();
+    });
+  });
+
+  describe(StopShareCommand.name, () => {
+    const stop = () => moduleRef.get(StopShareCommand).run(['g1', 'a.bin']);
+
+    it('stops sharing here once the tracker agrees', async () => {
+      answer(okReply('stopped sharing a.bin in group g1'));
+      await stop();
+      expect(tracker.lines).toEqual(['stop_share g1 a.bin']);
+      expect(sharing.stopped).toHaveBeenCalledWith('g1', 'a.bin');
+      expect(out.lines).toEqual(['stopped sharing a.bin in group g1']);
+    });
+
+    it('stops sharing here too when the tracker did not know this client as a seeder', async () => {
+      answer(errReply('NOT_SEEDING', 'you do not seed a.bin in group g1'));
+      await expect(stop()).rejects.toThrow('you do not seed a.bin in group g1');
+      expect(sharing.stopped).toHaveBeenCalledWith('g1', 'a.bin');
+    });
+
+    it('keeps sharing when the tracker refuses for another reason', async () => {
+      answer(errReply('NOT_MEMBER', 'you are not a member of g1'));
+      await expect(stop()).rejects.toThrow('you are not a member of g1');
+      expect(sharing.stopped).not.toHaveBeenCalled();
+    });
+  });
+
+  describe(LeaveGroupCommand.name, () => {
+    const leave = () => moduleRef.get(LeaveGroupCommand).run(['g1']);
+
+    it('drops the shares in the group once left', async () => {
+      answer(okReply('left group g1'));
+      await leave();
+      expect(tracker.lines).toEqual(['leave_group g1']);
+      expect(sharing.leftGroup).toHaveBeenCalledWith('g1');
+      expect(out.lines).toEqual(['left group g1']);
+    });
+
+    it('keeps them when leaving fails', async () => {
+      answer(errReply('NOT_MEMBER', 'you are not a member of g1'));
+      await expect(leave()).rejects.toThrow('you are not a member of g1');
+      expect(sharing.leftGroup).not.toHaveBeenCalled();
+    });
+  });
+
+  describe(ShowDownloadsCommand.name, () => {
+    const show = () => moduleRef.get(ShowDownloadsCommand).run();
+    const entry = (groupId: string, progress: Partial<DownloadProgress>) => ({
+      groupId,
+      userId: 'alice',
+      job: { progress: { verifying: false, percent: 0, speed: 0, ...progress } },
+    });
+
+    it('says when there are none', async () => {
+      await show();
+      expect(out.lines).toEqual(['no downloads yet']);
+    });
+
+    it('lists running, verifying, complete and failed downloads in start order', async () => {
+      downloads.downloads = [
+        entry('g1', { fileName: 'movie.mkv', state: 'downloading', percent: 12.345, speed: 1536 }),
+        entry('g1', { fileName: 'big.iso', state: 'downloading', percent: 100, speed: 0, verifying: true }),
+        entry('g2', { fileName: 'notes.txt', state: 'complete', destPath: '/home/alice/notes.txt' }),
+        entry('g2', { fileName: 'broken.bin', state: 'failed', reason: 'no seeders left: bob timed out' }),
+        entry('g3', { fileName: 'other.bin', state: 'failed' }),
+      ];
+      await show();
+      expect(out.lines).toEqual([
+        '[D] [g1] movie.mkv 12.3% 1.5 KB/s',
+        '[D] [g1] big.iso 100.0% 0 B/s verifying',
+        '[C] [g2] notes.txt -> /home/alice/notes.txt',
+        '[F] [g2] broken.bin (no seeders left: bob timed out)',
+        '[F] [g3] other.bin (failed)',
+      ]);
+    });
+  });
+
+  describe('through the shell', () => {
+    const execute = (line: string) => moduleRef.get(ShellService).execute(line);
+
+    it('replaces the forwarded tracker commands and prints failures as error lines', async () => {
+      await execute('download_file g1 report.pdf /tmp');
+      await execute('download_file g1 report.pdf');
+      await execute('show_downloads');
+      expect(out.lines).toEqual([
+        'error: you must log in first',
+        'error: usage: download_file <group_id> <file_name> <destination_path>',
+        'no downloads yet',
+      ]);
+      expect(tracker.request).not.toHaveBeenCalled();
+    });
+  });
+});
