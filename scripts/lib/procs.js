@@ -11,11 +11,11 @@ const CLIENT = join(root, 'dist/apps/client/apps/client/src/main.js');
 
 /** A child process whose stdout and stderr are collected; `waitFor` consumes output up to a match. */
 class Proc {
-  constructor(name, command, args, cwd) {
+  constructor(name, command, args, cwd, env = undefined) {
     this.name = name;
     this.out = '';
     this.mark = 0;
-    this.child = spawn(command, args, { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, { cwd, env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout.setEncoding('utf8').on('data', (d) => (this.out += d));
     this.child.stderr.setEncoding('utf8').on('data', (d) => (this.out += d));
     this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
@@ -88,4 +88,53 @@ function peakRss(pid) {
   }
 }
 
-module.exports = { Proc, TRACKER, CLIENT, root, portFree, freePort, sha1File, randomFile, peakRss };
+/** Current resident set (VmRSS) of a running process, in bytes; undefined once it is gone. */
+function currentRss(pid) {
+  try {
+    const status = require('node:fs').readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/** CPU time (user + system) a running process has used so far, in seconds; undefined once it is gone. */
+function cpuSeconds(pid) {
+  try {
+    const stat = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name may hold spaces: fields count from after its closing parenthesis
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resets a process's peak resident set (VmHWM) to its current RSS; false where the kernel does not allow it. */
+function resetPeakRss(pid) {
+  try {
+    require('node:fs').writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+module.exports = {
+  Proc,
+  TRACKER,
+  CLIENT,
+  root,
+  portFree,
+  freePort,
+  sha1File,
+  randomFile,
+  peakRss,
+  currentRss,
+  cpuSeconds,
+  resetPeakRss,
+};

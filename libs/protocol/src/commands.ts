@@ -17,6 +17,7 @@ export const Cmd = {
   DownloadFile: 'download_file',
   NewSeeder: 'new_seeder',
   StopShare: 'stop_share',
+  Resume: 'resume',
 } as const;
 export type CommandName = (typeof Cmd)[keyof typeof Cmd];
 
@@ -53,6 +54,7 @@ export const COMMAND_SPECS = {
   },
   new_seeder: { args: ['group_id', 'file_name', 'file_path', 'my_port'], summary: 'announce that you seed a file' },
   stop_share: { args: ['group_id', 'file_name'], summary: 'stop seeding a file' },
+  resume: { args: ['session_token'], summary: 'take up a session on another tracker after a failover' },
 } as const satisfies Record<CommandName, CommandSpec>;
 
 type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
@@ -77,6 +79,7 @@ export type ListFilesCmd = CommandOf<'list_files'>;
 export type DownloadFileCmd = CommandOf<'download_file'>;
 export type NewSeederCmd = CommandOf<'new_seeder'>;
 export type StopShareCmd = CommandOf<'stop_share'>;
+export type ResumeCmd = CommandOf<'resume'>;
 
 const camel = (s: string): string => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 

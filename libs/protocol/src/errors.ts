@@ -31,6 +31,7 @@ export const ErrorCode = {
   NoSuchChunk: 'NO_SUCH_CHUNK',
   FileChanged: 'FILE_CHANGED',
   Busy: 'BUSY',
+  UnknownSession: 'UNKNOWN_SESSION',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -27,7 +27,8 @@ export class FrameDecoder {
   private discarding = false;
   private expecting = 0;
 
-  constructor(readonly maxLineBytes: number = DEFAULT_MAX_LINE_BYTES) {}
+  /** May be raised once the peer is trusted (a tracker may send long lines). */
+  constructor(public maxLineBytes: number = DEFAULT_MAX_LINE_BYTES) {}
 
   get bufferedBytes(): number {
     return this.buffered;

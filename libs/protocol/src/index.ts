@@ -7,3 +7,4 @@ export * from './address';
 export * from './tracker-info';
 export * from './metadata';
 export * from './peer';
+export * from './sync';

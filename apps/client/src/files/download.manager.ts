@@ -43,7 +43,7 @@ export class DownloadManager {
 
   /** Resolves once every download has ended, including the seeding of the ones that completed. */
   async idle(): Promise<void> {
-    for (let seen = -1; seen !== this.entries.length; ) {
+    for (let seen = -1; seen !== this.entries.length;) {
       seen = this.entries.length;
       await Promise.all(this.entries.map((e) => e.done));
     }

@@ -9,7 +9,7 @@ import { TempDirs } from '../seeding/testing/seeding.fixtures';
 import { LOCAL_COMMANDS, LocalCommand } from '../shell/local-command';
 import { ShellService } from '../shell/shell.service';
 import { CollectingOutput } from '../testing/collecting.output';
-import { TrackerClient } from '../tracker/tracker.client';
+import { TrackerClient, TrackerListener } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
 import { DownloadManager } from './download.manager';
 import {
@@ -23,7 +23,7 @@ import {
   UploadFileCommand,
 } from './file.commands';
 import { SharingService } from './sharing.service';
-import { configService, fakeTracker, FakeTracker, SELF } from './testing/files.fixtures';
+import { configService, fakeTracker, FakeTracker, SELF, tick } from './testing/files.fixtures';
 
 const seeder = (userId: string, host: string, port: number): SeederInfo => ({
   userId,
@@ -50,7 +50,11 @@ const metadataReply = (meta: FileMetadata): Reply =>
 describe('file commands', () => {
   const temp = new TempDirs();
   let moduleRef: TestingModule;
-  let tracker: FakeTracker;
+  let tracker: FakeTracker & {
+    setSessionToken: jest.Mock<void, [string | undefined]>;
+    onResumed: jest.Mock<() => void, [TrackerListener]>;
+    onSessionLost: jest.Mock<() => void, [TrackerListener]>;
+  };
   let out: CollectingOutput;
   let session: ClientSession;
   let sharing: {
@@ -66,7 +70,11 @@ describe('file commands', () => {
   };
 
   beforeEach(async () => {
-    tracker = fakeTracker();
+    tracker = Object.assign(fakeTracker(), {
+      setSessionToken: jest.fn<void, [string | undefined]>(),
+      onResumed: jest.fn<() => void, [TrackerListener]>(() => () => undefined),
+      onSessionLost: jest.fn<() => void, [TrackerListener]>(() => () => undefined),
+    });
     out = new CollectingOutput();
     sharing = {
       upload: jest.fn<Promise<Reply>, [string, string]>(() => Promise.resolve(okReply('shared'))),
@@ -127,6 +135,24 @@ describe('file commands', () => {
       ]);
     });
 
+    it('hands the session token to the tracker client and does not print it', async () => {
+      const token = '0123456789abcdef'.repeat(4);
+      answer(okReply('logged in as alice', [`session_token:${token}`]));
+
+      await login();
+
+      expect(tracker.setSessionToken.mock.calls).toEqual([[token]]);
+      expect(out.lines).toEqual(['logged in as alice']);
+      expect(session.user).toBe('alice');
+    });
+
+    it('logs in without a token when the tracker sends none', async () => {
+      answer(okReply('logged in as alice'));
+      await login();
+      expect(tracker.setSessionToken.mock.calls).toEqual([[undefined]]);
+      expect(session.user).toBe('alice');
+    });
+
     it.each([
       [0, []],
       [1, ['seeding 1 file again']],
@@ -143,6 +169,7 @@ describe('file commands', () => {
 
       await expect(login()).rejects.toThrow(new Error('wrong password for alice'));
       expect(session.user).toBe('bob');
+      expect(tracker.setSessionToken).not.toHaveBeenCalled();
       expect(sharing.reoffer).not.toHaveBeenCalled();
       expect(out.lines).toEqual([]);
     });
@@ -152,17 +179,82 @@ describe('file commands', () => {
       await expect(login()).rejects.toThrow(new Error('UNKNOWN_USER'));
       expect(session.user).toBeUndefined();
     });
+
+    describe('after a failover', () => {
+      const NEW_TRACKER = { host: '127.0.0.1', port: 6002 };
+      const listener = (hook: jest.Mock<() => void, [TrackerListener]>) => {
+        expect(hook).toHaveBeenCalledTimes(1);
+        return hook.mock.calls[0][0];
+      };
+
+      beforeEach(() => moduleRef.init());
+
+      it('offers the shares again on the new tracker, quietly unless some are dropped', async () => {
+        session.loggedIn('alice');
+        sharing.reoffer
+          .mockResolvedValueOnce({ offered: 2, dropped: [] })
+          .mockResolvedValueOnce({ offered: 1, dropped: ['b.bin (gone)'] });
+
+        listener(tracker.onResumed)(NEW_TRACKER);
+        await tick();
+        expect(sharing.reoffer.mock.calls).toEqual([['alice']]);
+        expect(out.lines).toEqual([]);
+
+        listener(tracker.onResumed)(NEW_TRACKER);
+        await tick();
+        expect(sharing.reoffer.mock.calls).toEqual([['alice'], ['alice']]);
+        expect(out.lines).toEqual(['no longer sharing b.bin (gone)']);
+      });
+
+      it('offers again one failover after the other', async () => {
+        session.loggedIn('alice');
+        let finish!: () => void;
+        sharing.reoffer.mockImplementationOnce(
+          () => new Promise((resolve) => (finish = () => resolve({ offered: 0, dropped: [] }))),
+        );
+        listener(tracker.onResumed)(NEW_TRACKER);
+        listener(tracker.onResumed)(NEW_TRACKER);
+        await tick();
+        expect(sharing.reoffer).toHaveBeenCalledTimes(1);
+        finish();
+        await tick();
+        expect(sharing.reoffer).toHaveBeenCalledTimes(2);
+      });
+
+      it('says when the shares cannot be offered again', async () => {
+        session.loggedIn('alice');
+        sharing.reoffer.mockRejectedValue(new Error('lost connection to every tracker (tried 127.0.0.1:6001)'));
+        listener(tracker.onResumed)(NEW_TRACKER);
+        await tick();
+        expect(out.lines).toEqual([
+          'error: could not offer your files again: lost connection to every tracker (tried 127.0.0.1:6001)',
+        ]);
+      });
+
+      it('offers nothing when nobody is logged in', async () => {
+        listener(tracker.onResumed)(NEW_TRACKER);
+        await tick();
+        expect(sharing.reoffer).not.toHaveBeenCalled();
+      });
+
+      it('forgets the login when the new tracker lost the session', () => {
+        session.loggedIn('alice');
+        listener(tracker.onSessionLost)(NEW_TRACKER);
+        expect(session.user).toBeUndefined();
+      });
+    });
   });
 
   describe(LogoutCommand.name, () => {
     const logout = () => moduleRef.get(LogoutCommand).run();
     beforeEach(() => session.loggedIn('alice'));
 
-    it('logs out', async () => {
+    it('logs out and forgets the session token', async () => {
       answer(okReply('logged out'));
       await logout();
       expect(tracker.lines).toEqual(['logout']);
       expect(session.user).toBeUndefined();
+      expect(tracker.setSessionToken.mock.calls).toEqual([[undefined]]);
       expect(out.lines).toEqual(['logged out']);
     });
 
@@ -170,12 +262,14 @@ describe('file commands', () => {
       answer(errReply('NOT_LOGGED_IN', 'you are not logged in'));
       await expect(logout()).rejects.toThrow('you are not logged in');
       expect(session.user).toBeUndefined();
+      expect(tracker.setSessionToken.mock.calls).toEqual([[undefined]]);
     });
 
     it('keeps the session on another error', async () => {
       answer(errReply('INTERNAL', 'try again'));
       await expect(logout()).rejects.toThrow('try again');
       expect(session.user).toBe('alice');
+      expect(tracker.setSessionToken).not.toHaveBeenCalled();
     });
   });
 

@@ -1,10 +1,11 @@
 import { formatCommand, parseFileMetadata, Reply } from '@app/protocol';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { LocalCommand } from '../shell/local-command';
+import { sessionTokenOf, withoutSessionToken } from '../tracker/session-token';
 import { TrackerClient } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
 import { DownloadManager } from './download.manager';
@@ -19,10 +20,12 @@ function print(out: OutputPort, reply: Reply): void {
 }
 
 @Injectable()
-export class LoginCommand implements LocalCommand {
+export class LoginCommand implements LocalCommand, OnModuleInit {
   readonly name = 'login';
   readonly args = ['user_id', 'password'];
   readonly summary = 'log in; files you shared from this client are offered again';
+  /** Re-offers after failovers, one after the other. */
+  private offering: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly tracker: TrackerClient,
@@ -31,13 +34,37 @@ export class LoginCommand implements LocalCommand {
     @Inject(OUTPUT) private readonly out: OutputPort,
   ) {}
 
+  /** The session follows the tracker client through failovers. */
+  onModuleInit(): void {
+    this.tracker.onResumed(() => {
+      this.offering = this.offering.then(() => this.offerAgain());
+    });
+    this.tracker.onSessionLost(() => this.session.loggedOut());
+  }
+
   async run([userId, password]: readonly string[]): Promise<void> {
     const reply = await this.tracker.request(formatCommand({ kind: 'login', userId, password }));
-    print(this.out, reply);
+    if (reply.ok) this.tracker.setSessionToken(sessionTokenOf(reply));
+    print(this.out, withoutSessionToken(reply));
     this.session.loggedIn(userId);
     const { offered, dropped } = await this.sharing.reoffer(userId);
     if (offered > 0) this.out.line(`seeding ${offered} file${offered === 1 ? '' : 's'} again`);
     for (const d of dropped) this.out.line(`no longer sharing ${d}`);
+  }
+
+  /**
+   * The session moved to another tracker, which knows nothing yet of the files
+   * this client seeds: offer them again there. Quiet unless something is dropped.
+   */
+  private async offerAgain(): Promise<void> {
+    const userId = this.session.user;
+    if (userId === undefined) return;
+    try {
+      const { dropped } = await this.sharing.reoffer(userId);
+      for (const d of dropped) this.out.line(`no longer sharing ${d}`);
+    } catch (err) {
+      this.out.error(`could not offer your files again: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 }
 
@@ -55,7 +82,10 @@ export class LogoutCommand implements LocalCommand {
 
   async run(): Promise<void> {
     const reply = await this.tracker.request('logout');
-    if (reply.ok || reply.code === 'NOT_LOGGED_IN') this.session.loggedOut();
+    if (reply.ok || reply.code === 'NOT_LOGGED_IN') {
+      this.session.loggedOut();
+      this.tracker.setSessionToken(undefined);
+    }
     print(this.out, reply);
   }
 }

@@ -295,6 +295,33 @@ describe(SharingService.name, () => {
       expect(registry.list()).toEqual([intact, bobs]);
     });
 
+    it('stops, dropping nothing, when the tracker says the user is no longer logged in', async () => {
+      const a = await registry.add(await shareOf(file('a.bin', 'aaa'), { groupId: 'g1' }));
+      const b = await registry.add(await shareOf(file('b.bin', 'bbb'), { groupId: 'g1' }));
+      tracker.request.mockResolvedValue(errReply('NOT_LOGGED_IN', 'you are not logged in'));
+      session.loggedIn('alice');
+
+      await expect(sharing.reoffer('alice')).resolves.toEqual({ offered: 0, dropped: [] });
+
+      expect(tracker.lines).toEqual([`new_seeder g1 a.bin ${a.path} ${SELF_TEXT}`]);
+      expect(registry.list()).toEqual([a, b]);
+    });
+
+    it('stops when the user logs out (or the session is lost) meanwhile', async () => {
+      const a = await registry.add(await shareOf(file('a.bin', 'aaa'), { groupId: 'g1' }));
+      const b = await registry.add(await shareOf(file('b.bin', 'bbb'), { groupId: 'g1' }));
+      session.loggedIn('alice');
+      tracker.request.mockImplementation(() => {
+        session.loggedOut();
+        return Promise.resolve(okReply('now seeding'));
+      });
+
+      await expect(sharing.reoffer('alice')).resolves.toEqual({ offered: 1, dropped: [] });
+
+      expect(tracker.lines).toEqual([`new_seeder g1 a.bin ${a.path} ${SELF_TEXT}`]);
+      expect(registry.list()).toEqual([a, b]);
+    });
+
     it('does nothing for a user with no shares here', async () => {
       await registry.add(aShare({ userId: 'bob' }));
       session.loggedIn('alice');

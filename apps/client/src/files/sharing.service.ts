@@ -1,5 +1,5 @@
 import { CHUNK_HASHER, ChunkHasher } from '@app/chunking';
-import { encodeChunkHashes, formatCommand, formatHostPort, joinArgs, Reply } from '@app/protocol';
+import { encodeChunkHashes, ErrorCode, formatCommand, formatHostPort, joinArgs, Reply } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { basename } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
@@ -106,13 +106,17 @@ export class SharingService {
   }
 
   /**
-   * After a login: offers again every file this user shared from this client,
-   * and forgets those that changed, vanished, or the tracker no longer knows.
+   * After a login (or a failover): offers again every file this user shared
+   * from this client, and forgets those that changed, vanished, or the tracker
+   * no longer knows. Stops, forgetting nothing more, once the user is no longer
+   * logged in.
    */
   async reoffer(userId: string): Promise<{ offered: number; dropped: string[] }> {
     let offered = 0;
     const dropped: string[] = [];
     for (const share of this.registry.list(userId)) {
+      // Logged out meanwhile (or the session was lost in a failover): offered again at the next login.
+      if (this.session.user !== userId) break;
       const state = await this.registry.check(share);
       if (state !== 'ok') {
         dropped.push(`${share.fileName} (${state === 'missing' ? 'gone' : 'changed on disk'})`);
@@ -123,6 +127,7 @@ export class SharingService {
         joinArgs(['new_seeder', share.groupId, share.fileName, share.path, this.myAddress]),
       );
       if (reply.ok) offered++;
+      else if (reply.code === ErrorCode.NotLoggedIn) break;
       else {
         dropped.push(`${share.fileName} (${reply.message})`);
         await this.forget(share, false);

@@ -32,6 +32,9 @@ function fakeTracker(replies: Record<string, Reply | Error> = {}) {
     connect: jest.fn(() => Promise.resolve(TRACKER)),
     request,
     close: jest.fn(),
+    setSessionToken: jest.fn<void, [string | undefined]>(),
+    onResumed: jest.fn(() => () => undefined),
+    onSessionLost: jest.fn(() => () => undefined),
     get maxInFlight() {
       return maxInFlight;
     },
@@ -168,7 +171,7 @@ describe(ShellCommand.name, () => {
   it('lists every command with its usage and summary in help, but not the ones the client sends by itself', async () => {
     const { lines } = await runShell('help\n', { local: [] });
 
-    const names = (Object.keys(COMMAND_SPECS) as CommandName[]).filter((n) => n !== 'new_seeder');
+    const names = (Object.keys(COMMAND_SPECS) as CommandName[]).filter((n) => n !== 'new_seeder' && n !== 'resume');
     expect(lines.join('\n')).not.toMatch(/new_seeder/);
     expect(lines).toHaveLength(names.length + 3);
     expect(lines[0]).toBe('commands:');
@@ -206,6 +209,16 @@ describe(ShellCommand.name, () => {
   it('stops at once on empty input', async () => {
     const { lines } = await runShell('');
     expect(lines).toEqual([]);
+  });
+
+  it('logs in with the session token kept for the tracker client, not shown', async () => {
+    const token = 'ab'.repeat(32);
+    const tracker = fakeTracker({ 'login alice pw': okReply('logged in as alice', [`session_token:${token}`]) });
+
+    const { lines } = await runShell('login alice pw\nlogout\n', { tracker });
+
+    expect(lines).toEqual(['logged in as alice', 'ok logout']);
+    expect(tracker.setSessionToken.mock.calls).toEqual([[token], [undefined]]);
   });
 
   it('prints an ERR reply as an error line', async () => {

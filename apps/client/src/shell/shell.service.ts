@@ -7,7 +7,7 @@ import { LOCAL_COMMANDS, LocalCommand } from './local-command';
 export type ShellOutcome = 'continue' | 'exit';
 
 /** Tracker commands the client sends by itself and a user never types. */
-const INTERNAL_COMMANDS = new Set<CommandName>(['new_seeder']);
+const INTERNAL_COMMANDS = new Set<CommandName>(['new_seeder', 'resume']);
 
 interface ShellEntry {
   readonly name: string;

@@ -1,154 +1,434 @@
-import { formatReply, okReply } from '@app/protocol';
-import { closedPort, FakeTrackerServer, writeInParts } from '../testing/fake-tracker.server';
+import { formatHostPort, formatReply, okReply } from '@app/protocol';
 import { configServiceFor } from '../testing/client-config.factory';
+import { CollectingOutput } from '../testing/collecting.output';
+import { closedPort, FakeTrackerServer, writeInParts } from '../testing/fake-tracker.server';
+import { FakeTrackerNetwork, Script } from './testing/fake-tracker-network';
 import { TrackerClient } from './tracker.client';
-import { TrackerConnectionLostError, TrackerProtocolError, TrackerUnreachableError } from './tracker.errors';
+import {
+  TrackerConnectionLostError,
+  TrackerFailoverError,
+  TrackerProtocolError,
+  TrackerUnreachableError,
+} from './tracker.errors';
+import { TrackerTimings } from './tracker.tokens';
 
-const echo = (line: string) => formatReply(okReply(`got ${line}`));
+const ID = /^#([A-Za-z0-9_-]{1,64}) /;
+/** The request line as sent, without its `#<id> ` prefix. */
+const withoutId = (line: string) => line.replace(ID, '');
+const idOf = (line: string) => ID.exec(line)?.[1];
+const echo = (line: string) => formatReply(okReply(`got ${withoutId(line)}`));
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Short enough for tests; the failover window still spans a few passes over the list. */
+const FAST: Partial<TrackerTimings> = { replyTimeoutMs: 1000, failoverWindowMs: 400, retryPauseMs: 50 };
 
 describe(TrackerClient.name, () => {
   const servers: FakeTrackerServer[] = [];
-  let client: TrackerClient | undefined;
+  const clients: TrackerClient[] = [];
+  let out: CollectingOutput;
+
+  beforeEach(() => (out = new CollectingOutput()));
 
   const start = async (handler: ConstructorParameters<typeof FakeTrackerServer>[0]) => {
     const server = await new FakeTrackerServer(handler).start();
     servers.push(server);
     return server;
   };
-  const clientFor = (...trackers: { host: string; port: number }[]) =>
-    (client = new TrackerClient(configServiceFor(trackers)));
+  const clientFor = (trackers: { host: string; port: number }[], timings: Partial<TrackerTimings> = FAST) => {
+    const client = new TrackerClient(configServiceFor(trackers), out, timings);
+    clients.push(client);
+    return client;
+  };
 
   afterEach(async () => {
-    client?.close();
-    client = undefined;
+    clients.splice(0).forEach((c) => c.close());
     await Promise.all(servers.splice(0).map((s) => s.stop()));
   });
 
-  it('sends one line and assembles a multi-line reply split across writes', async () => {
-    const server = await start((line, socket) =>
-      writeInParts(socket, ['OK 3 three li', 'nes\nalpha\nbe', 'ta', '\ngamma', '\n']),
-    );
-    const tracker = clientFor(server.address);
+  describe('requests', () => {
+    it('sends one line and assembles a multi-line reply split across writes', async () => {
+      const server = await start((line, socket) =>
+        writeInParts(socket, ['OK 3 three li', 'nes\nalpha\nbe', 'ta', '\ngamma', '\n']),
+      );
+      const tracker = clientFor([server.address]);
 
-    await expect(tracker.request('list_groups')).resolves.toEqual(okReply('three lines', ['alpha', 'beta', 'gamma']));
-    expect(server.received).toEqual(['list_groups']);
-  });
+      await expect(tracker.request('list_groups')).resolves.toEqual(okReply('three lines', ['alpha', 'beta', 'gamma']));
+      expect(server.received.map(withoutId)).toEqual(['list_groups']);
+    });
 
-  it('returns ERR replies as values', async () => {
-    const server = await start((_, socket) => socket.write('ERR WRONG_PASSWORD wrong password for alice\n'));
-    const tracker = clientFor(server.address);
+    it('puts a fresh id in front of every request, one prefix per client, continuation lines as they are', async () => {
+      const server = await start((line, socket) => {
+        if (ID.test(line)) socket.write(echo(line));
+      });
+      const one = clientFor([server.address]);
+      const two = clientFor([server.address]);
 
-    await expect(tracker.request('login alice x')).resolves.toEqual({
-      ok: false,
-      code: 'WRONG_PASSWORD',
-      message: 'wrong password for alice',
+      await one.request('list_groups');
+      await one.request('upload_file g1 /a 1 h @2', ['x', 'y']);
+      await one.request('list_groups');
+      await two.request('list_groups');
+
+      const requests = server.received.filter((l) => ID.test(l));
+      expect(requests.map(withoutId)).toEqual([
+        'list_groups',
+        'upload_file g1 /a 1 h @2',
+        'list_groups',
+        'list_groups',
+      ]);
+      expect(server.received.filter((l) => !ID.test(l))).toEqual(['x', 'y']);
+      const ids = requests.map(idOf) as string[];
+      expect(new Set(ids).size).toBe(4);
+      const prefix = (id: string) => id.replace(/-\d+$/, '');
+      expect(new Set(ids.slice(0, 3).map(prefix)).size).toBe(1);
+      expect(prefix(ids[3])).not.toBe(prefix(ids[0]));
+    });
+
+    it('returns ERR replies as values', async () => {
+      const server = await start((_, socket) => socket.write('ERR WRONG_PASSWORD wrong password for alice\n'));
+      const tracker = clientFor([server.address]);
+
+      await expect(tracker.request('login alice x')).resolves.toEqual({
+        ok: false,
+        code: 'WRONG_PASSWORD',
+        message: 'wrong password for alice',
+      });
+    });
+
+    it('keeps one request in flight at a time', async () => {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const server = await start(async (line, socket) => {
+        if (withoutId(line) === 'first') await released;
+        socket.write(echo(line));
+      });
+      const tracker = clientFor([server.address]);
+
+      const first = tracker.request('first');
+      const second = tracker.request('second');
+      await server.receivedLines(1);
+      await tick(20);
+      expect(server.received.map(withoutId)).toEqual(['first']);
+      release();
+
+      await expect(first).resolves.toEqual(okReply('got first'));
+      await expect(second).resolves.toEqual(okReply('got second'));
+      expect(server.received.map(withoutId)).toEqual(['first', 'second']);
+    });
+
+    it('drops a connection that answers with something other than a reply, failing only that request', async () => {
+      const server = await start((line, socket) =>
+        socket.write(withoutId(line) === 'bad' ? 'HELLO there\n' : echo(line)),
+      );
+      const tracker = clientFor([server.address]);
+
+      await expect(tracker.request('bad')).rejects.toThrow(TrackerProtocolError);
+      await expect(tracker.request('good')).resolves.toEqual(okReply('got good'));
+      expect(server.received.map(withoutId)).toEqual(['bad', 'good']);
+      expect(server.connections).toBe(2);
+    });
+
+    it('fails a request in flight on close, without failing over', async () => {
+      const server = await start(() => undefined);
+      const other = await start((line, socket) => socket.write(echo(line)));
+      const tracker = clientFor([server.address, other.address]);
+      const pending = tracker.request('never answered');
+      await server.receivedLines(1);
+
+      tracker.close();
+      await expect(pending).rejects.toThrow(TrackerConnectionLostError);
+      expect(other.connections).toBe(0);
+      expect(out.lines).toEqual([]);
+    });
+
+    it('refuses a request that is not a single line', async () => {
+      const tracker = clientFor([{ host: '127.0.0.1', port: 1 }]);
+      await expect(tracker.request('a\nb')).rejects.toThrow(TrackerProtocolError);
+      await expect(tracker.request('a', ['b\r'])).rejects.toThrow(TrackerProtocolError);
     });
   });
 
-  it('keeps one request in flight at a time', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const server = await start(async (line, socket) => {
-      if (line === 'first') await released;
-      socket.write(echo(line));
+  describe('connecting', () => {
+    it('starts with the first tracker in file order that answers', async () => {
+      const dead = { host: '127.0.0.1', port: await closedPort() };
+      const server = await start((line, socket) => socket.write(echo(line)));
+      const tracker = clientFor([dead, server.address]);
+
+      await expect(tracker.connect()).resolves.toEqual(server.address);
+      await expect(tracker.request('hi')).resolves.toEqual(okReply('got hi'));
+      expect(out.lines).toEqual([]);
     });
-    const tracker = clientFor(server.address);
 
-    const first = tracker.request('first');
-    const second = tracker.request('second');
-    await server.receivedLines(1);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(server.received).toEqual(['first']);
-    release();
+    it('says which trackers it tried when none answers at start-up, at once', async () => {
+      const a = { host: '127.0.0.1', port: await closedPort() };
+      const b = { host: '127.0.0.1', port: await closedPort() };
+      const tracker = clientFor([a, b], { ...FAST, failoverWindowMs: 5000 });
 
-    await expect(first).resolves.toEqual(okReply('got first'));
-    await expect(second).resolves.toEqual(okReply('got second'));
-    expect(server.received).toEqual(['first', 'second']);
-  });
-
-  it('fails the request in flight when the connection drops, and reconnects for the next one', async () => {
-    const server = await start((line, socket) => (line === 'drop' ? socket.destroy() : socket.write(echo(line))));
-    const tracker = clientFor(server.address);
-
-    const lost = tracker.request('drop');
-    await expect(lost).rejects.toThrow(TrackerConnectionLostError);
-    await expect(lost).rejects.toThrow(`lost connection to tracker 127.0.0.1:${server.port}`);
-    await expect(tracker.request('again')).resolves.toEqual(okReply('got again'));
-    expect(server.connections).toBe(2);
-  });
-
-  it('notices a connection that dropped while idle', async () => {
-    let closed!: Promise<void>;
-    const server = await start((line, socket) => {
-      socket.write(echo(line));
-      if (line === 'bye') {
-        closed = new Promise((resolve) => socket.on('close', () => resolve()));
-        socket.end();
-      }
+      const started = Date.now();
+      await expect(tracker.connect()).rejects.toThrow(TrackerUnreachableError);
+      await expect(tracker.request('x')).rejects.toThrow(
+        `no tracker reachable (tried 127.0.0.1:${a.port}, 127.0.0.1:${b.port})`,
+      );
+      expect(Date.now() - started).toBeLessThan(2000);
     });
-    const tracker = clientFor(server.address);
 
-    await expect(tracker.request('bye')).resolves.toEqual(okReply('got bye'));
-    await closed;
-    expect(tracker.tracker).toBeUndefined();
-    await expect(tracker.request('hello')).resolves.toEqual(okReply('got hello'));
-    expect(server.connections).toBe(2);
+    it('reconnects after a connection dropped while idle (no session: on the next request)', async () => {
+      let closed!: Promise<void>;
+      const server = await start((line, socket) => {
+        socket.write(echo(line));
+        if (withoutId(line) === 'bye') {
+          closed = new Promise((resolve) => socket.on('close', () => resolve()));
+          socket.end();
+        }
+      });
+      const tracker = clientFor([server.address]);
+
+      await expect(tracker.request('bye')).resolves.toEqual(okReply('got bye'));
+      await closed;
+      await tick(20);
+      expect(tracker.tracker).toBeUndefined();
+      expect(server.connections).toBe(1);
+      await expect(tracker.request('hello')).resolves.toEqual(okReply('got hello'));
+      expect(server.connections).toBe(2);
+      expect(out.lines).toEqual([`tracker ${formatHostPort(server.address)} went away; reconnected`]);
+    });
   });
 
-  it('uses the second tracker when the first is down', async () => {
-    const dead = { host: '127.0.0.1', port: await closedPort() };
-    const server = await start((line, socket) => socket.write(echo(line)));
-    const tracker = clientFor(dead, server.address);
+  describe('failover', () => {
+    let network: FakeTrackerNetwork;
+    let tracker: TrackerClient;
+    let resumed: jest.Mock;
+    let lost: jest.Mock;
 
-    await expect(tracker.connect()).resolves.toEqual(server.address);
-    await expect(tracker.request('hi')).resolves.toEqual(okReply('got hi'));
-  });
+    /** Starts `count` trackers of one network and a client logged in on the first. */
+    async function loggedIn(count: number, script?: Script, timings: Partial<TrackerTimings> = FAST) {
+      network = await new FakeTrackerNetwork().start(count, script);
+      tracker = clientFor(network.addresses, timings);
+      resumed = jest.fn();
+      lost = jest.fn();
+      tracker.onResumed(resumed);
+      tracker.onSessionLost(lost);
+      const reply = await tracker.request('login alice pw');
+      if (!reply.ok) throw new Error(reply.message);
+      tracker.setSessionToken(reply.lines[0].replace('session_token:', ''));
+      return tracker;
+    }
+    const name = (n: number) => formatHostPort(network.addresses[n - 1]);
 
-  it('fails over to the next tracker in file order when the current one goes away', async () => {
-    const first = await start((line, socket) => socket.destroy());
-    const second = await start((line, socket) => socket.write(echo(line)));
-    const tracker = clientFor(first.address, second.address);
-    await expect(tracker.connect()).resolves.toEqual(first.address);
+    afterEach(() => network?.stop());
 
-    servers.splice(servers.indexOf(first), 1);
-    await first.stop();
-    await expect(tracker.request('one')).rejects.toThrow(TrackerConnectionLostError);
-    await expect(tracker.request('two')).resolves.toEqual(okReply('got two'));
-    expect(tracker.tracker).toEqual(second.address);
-  });
+    it('sends the request in flight again, with the same id, to the next tracker after resume', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => (n === 1 && line === 'create_group team' ? 'die' : undefined));
+      const token = tracker.sessionToken;
 
-  it('says which trackers it tried when none answers', async () => {
-    const a = { host: '127.0.0.1', port: await closedPort() };
-    const b = { host: '127.0.0.1', port: await closedPort() };
-    const tracker = clientFor(a, b);
+      const created = tracker.request('create_group team');
+      const queued = tracker.request('list_groups');
 
-    await expect(tracker.connect()).rejects.toThrow(TrackerUnreachableError);
-    await expect(tracker.request('x')).rejects.toThrow(
-      `no tracker reachable (tried 127.0.0.1:${a.port}, 127.0.0.1:${b.port})`,
-    );
-  });
+      const reply = await created;
+      expect(reply.ok && reply.message).toMatch(/^done \(request #\S+ had already been applied\)$/);
+      await expect(queued).resolves.toEqual(okReply('done list_groups'));
+      const [sent] = network.seenBy(1).filter((r) => r.line === 'create_group team');
+      expect(network.seenBy(2).map((r) => r.line)).toEqual([`resume ${token}`, 'create_group team', 'list_groups']);
+      expect(network.seenBy(2)[1].id).toBe(sent.id);
+      expect(network.seenBy(2)[0].id).not.toBe(sent.id);
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+      expect(tracker.tracker).toEqual(network.addresses[1]);
+      expect(resumed.mock.calls).toEqual([[network.addresses[1]]]);
+      expect(lost).not.toHaveBeenCalled();
+    });
 
-  it('drops a connection that answers with something other than a reply', async () => {
-    const server = await start((line, socket) => socket.write(line === 'bad' ? 'HELLO there\n' : echo(line)));
-    const tracker = clientFor(server.address);
+    it('applies a request the old tracker never got', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => (n === 1 && line === 'join_group g1' ? 'drop' : undefined));
 
-    await expect(tracker.request('bad')).rejects.toThrow(TrackerProtocolError);
-    await expect(tracker.request('good')).resolves.toEqual(okReply('got good'));
-    expect(server.connections).toBe(2);
-  });
+      await expect(tracker.request('join_group g1')).resolves.toEqual(okReply('done join_group g1'));
+      expect(network.seenBy(2).map((r) => r.line.split(' ')[0])).toEqual(['resume', 'join_group']);
+    });
 
-  it('fails a request in flight on close', async () => {
-    const server = await start(() => undefined);
-    const tracker = clientFor(server.address);
-    const pending = tracker.request('never answered');
-    await server.receivedLines(1);
+    it('prints one notice for a failover that several queued requests wait on, and keeps their order', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => (n === 1 && line === 'one' ? 'die' : undefined));
 
-    tracker.close();
-    await expect(pending).rejects.toThrow(TrackerConnectionLostError);
-  });
+      const replies = await Promise.all(['one', 'two', 'three'].map((l) => tracker.request(l)));
 
-  it('refuses a request that is not a single line', async () => {
-    const tracker = clientFor({ host: '127.0.0.1', port: 1 });
-    await expect(tracker.request('a\nb')).rejects.toThrow(TrackerProtocolError);
+      expect(replies.slice(1)).toEqual([okReply('done two'), okReply('done three')]);
+      expect(
+        network
+          .seenBy(2)
+          .map((r) => r.line)
+          .slice(1),
+      ).toEqual(['one', 'two', 'three']);
+      expect(out.lines).toHaveLength(1);
+      expect(resumed).toHaveBeenCalledTimes(1);
+    });
+
+    it('wraps around the list to the first tracker', async () => {
+      network = await new FakeTrackerNetwork().start(3, ({ tracker: n, line }) =>
+        n === 3 && line === 'list_groups' ? 'die' : undefined,
+      );
+      await network.trackers[0].stop();
+      await network.trackers[1].stop();
+      tracker = clientFor(network.addresses);
+      await expect(tracker.connect()).resolves.toEqual(network.addresses[2]);
+      await network.trackers[0].start();
+
+      const listed = tracker.request('list_groups');
+      await network.until(() => network.seenBy(3).length === 1);
+      await network.trackers[1].start();
+
+      await expect(listed).resolves.toEqual(okReply('done list_groups'));
+      expect(network.seenBy(1).map((r) => r.line)).toEqual(['list_groups']);
+      expect(network.seenBy(2)).toEqual([]);
+      expect(out.lines).toEqual([`tracker ${name(3)} went away; now using ${name(1)}`]);
+    });
+
+    it('clears the session when the new tracker does not know it, and says so', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => {
+        if (n !== 1 || line !== 'list_files g1') return undefined;
+        network.sessions.clear(); // e.g. the session was revoked meanwhile
+        return 'die';
+      });
+
+      await expect(tracker.request('list_files g1')).resolves.toEqual(okReply('done list_files g1'));
+
+      expect(network.seenBy(2).map((r) => [r.line.split(' ')[0], r.user])).toEqual([
+        ['resume', undefined],
+        ['list_files', undefined],
+      ]);
+      expect(out.lines).toEqual([
+        `tracker ${name(1)} went away; now using ${name(2)}`,
+        'error: session lost on the new tracker; log in again',
+      ]);
+      expect(tracker.sessionToken).toBeUndefined();
+      expect(lost.mock.calls).toEqual([[network.addresses[1]]]);
+      expect(resumed).not.toHaveBeenCalled();
+    });
+
+    it('gives up after the failover window when no tracker answers, then tries again on the next request', async () => {
+      await loggedIn(2, ({ line }) => (line === 'create_group team' ? 'die' : undefined));
+      await network.trackers[1].stop();
+
+      const started = Date.now();
+      const failed = tracker.request('create_group team');
+      const queued = tracker.request('list_groups');
+      await expect(failed).rejects.toThrow(TrackerFailoverError);
+      await expect(failed).rejects.toThrow(`lost connection to every tracker (tried ${name(1)}, ${name(2)})`);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(FAST.failoverWindowMs!);
+      await expect(queued).rejects.toThrow(TrackerFailoverError);
+      expect(Date.now() - started).toBeLessThan(FAST.failoverWindowMs! * 2 + 500);
+      expect(out.lines).toEqual([]);
+
+      await network.trackers[1].start();
+      await expect(tracker.request('list_groups')).resolves.toEqual(okReply('done list_groups'));
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+      expect(network.seenBy(2).map((r) => r.line.split(' ')[0])).toEqual(['resume', 'list_groups']);
+    });
+
+    it('keeps trying within the window until a tracker comes back', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => (n === 1 && line === 'list_groups' ? 'die' : undefined), {
+        ...FAST,
+        failoverWindowMs: 5000,
+      });
+      await network.trackers[1].stop();
+
+      const listed = tracker.request('list_groups');
+      await tick(300);
+      await network.trackers[1].start();
+
+      await expect(listed).resolves.toEqual(okReply('done list_groups'));
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+    });
+
+    it('counts a tracker that stays silent past the reply timeout as gone', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => (n === 1 && line === 'list_groups' ? 'hang' : undefined), {
+        ...FAST,
+        replyTimeoutMs: 200,
+      });
+
+      const started = Date.now();
+      await expect(tracker.request('list_groups')).resolves.toEqual(okReply('done list_groups'));
+
+      expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+      expect(network.seenBy(2).map((r) => r.line.split(' ')[0])).toEqual(['resume', 'list_groups']);
+      expect(network.seenBy(2)[1].id).toBe(network.seenBy(1).at(-1)!.id);
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+    });
+
+    it('waits for a slow reply as long as bytes keep coming', async () => {
+      const lines = Array.from({ length: 6 }, (_, i) => `line ${i}`);
+      await loggedIn(
+        2,
+        async ({ tracker: n, line }, socket) => {
+          if (n !== 1 || line !== 'list_groups') return undefined;
+          await writeInParts(socket, ['OK 6 slow\n']);
+          for (const l of lines) {
+            await tick(80);
+            socket.write(`${l}\n`);
+          }
+          return 'hang';
+        },
+        { ...FAST, replyTimeoutMs: 200 },
+      );
+
+      await expect(tracker.request('list_groups')).resolves.toEqual(okReply('slow', lines));
+      expect(network.seenBy(2)).toEqual([]);
+      expect(out.lines).toEqual([]);
+    });
+
+    it('moves the session at once when the tracker goes away while idle', async () => {
+      await loggedIn(2);
+
+      await network.trackers[0].stop();
+      await network.until(() => network.seenBy(2).length === 1);
+      await tick(20);
+
+      expect(network.seenBy(2)[0].line).toBe(`resume ${tracker.sessionToken}`);
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+      expect(resumed).toHaveBeenCalledTimes(1);
+      await expect(tracker.request('list_groups')).resolves.toEqual(okReply('done list_groups'));
+      expect(network.seenBy(2).map((r) => r.user)).toEqual([undefined, 'alice']);
+      expect(out.lines).toHaveLength(1);
+    });
+
+    it('lets listeners send requests of their own, which queue up behind', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => (n === 1 && line === 'one' ? 'die' : undefined));
+      const offered: Promise<unknown>[] = [];
+      tracker.onResumed(() => offered.push(tracker.request('new_seeder g1 a.bin /a 127.0.0.1:7001')));
+
+      await expect(tracker.request('one')).resolves.toMatchObject({ ok: true });
+      await Promise.all(offered);
+      expect(network.seenBy(2).map((r) => r.line.split(' ')[0])).toEqual(['resume', 'one', 'new_seeder']);
+    });
+
+    it('gives up on a request that every tracker drops', async () => {
+      await loggedIn(2, ({ line }) => (line === 'poison' ? 'drop' : undefined));
+
+      await expect(tracker.request('poison')).rejects.toThrow(TrackerConnectionLostError);
+      expect(network.seen.filter((r) => r.line === 'poison')).toHaveLength(3);
+      expect(new Set(network.seen.filter((r) => r.line === 'poison').map((r) => r.id)).size).toBe(1);
+    });
+
+    it('stops failing over when closed', async () => {
+      await loggedIn(2, ({ line }) => (line === 'list_groups' ? 'die' : undefined), {
+        ...FAST,
+        failoverWindowMs: 10_000,
+      });
+      await network.trackers[1].stop();
+
+      const listed = tracker.request('list_groups');
+      await network.until(() => network.seen.some((r) => r.line === 'list_groups'));
+      await tick(100);
+      tracker.close();
+
+      await expect(listed).rejects.toThrow(TrackerConnectionLostError);
+      expect(out.lines).toEqual([]);
+    });
+
+    it('forgets the token when told, and then only reconnects', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => (n === 1 && line === 'list_groups' ? 'die' : undefined));
+      tracker.setSessionToken(undefined);
+
+      await expect(tracker.request('list_groups')).resolves.toEqual(okReply('done list_groups'));
+      expect(network.seenBy(2).map((r) => r.line)).toEqual(['list_groups']);
+      expect(resumed).not.toHaveBeenCalled();
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+    });
   });
 });

@@ -1,106 +1,309 @@
-import { FrameDecoder, formatHostPort, HostPort, Reply, ReplyAssembler } from '@app/protocol';
-import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import { FrameDecoder, formatHostPort, HostPort, joinArgs, Reply, ReplyAssembler } from '@app/protocol';
+import { Inject, Injectable, OnModuleDestroy, Optional } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { ClientConfigService } from '../config/client-config.service';
-import { TrackerConnectionLostError, TrackerProtocolError, TrackerUnreachableError } from './tracker.errors';
+import { OUTPUT, OutputPort } from '../output/output.port';
+import {
+  TrackerConnectionLostError,
+  TrackerFailoverError,
+  TrackerProtocolError,
+  TrackerUnreachableError,
+} from './tracker.errors';
+import { DEFAULT_TRACKER_TIMINGS, TRACKER_TIMINGS, TrackerTimings } from './tracker.tokens';
 
 /** A reply line may carry every chunk hash of a large file. */
 export const MAX_REPLY_LINE_BYTES = 64 * 1024 * 1024;
 
+/** Called with the tracker now in use; must not throw, may send requests (they queue up). */
+export type TrackerListener = (tracker: HostPort) => void;
+
+/**
+ * Why a connection ended: the tracker went away (`gone`: fail over and send the
+ * request in flight again), it sent something that is not a reply (`bad`: fail
+ * the request, the next one goes to another tracker), or we closed it (`closed`).
+ */
+class Broken extends Error {
+  constructor(
+    readonly kind: 'gone' | 'bad' | 'closed',
+    readonly error: Error,
+  ) {
+    super(error.message);
+  }
+}
+
 interface Pending {
+  readonly timeoutMs: number;
+  timer: NodeJS.Timeout | undefined;
+  /** Bytes of the request still queued in the socket at the last check: a large request still going out. */
+  unsent: number;
   resolve(reply: Reply): void;
-  reject(err: Error): void;
+  reject(why: Broken): void;
 }
 
 interface Connection {
+  /** Position of the tracker in the tracker info file. */
+  readonly index: number;
   readonly tracker: HostPort;
   readonly socket: net.Socket;
   pending: Pending | undefined;
+  dead: boolean;
 }
 
+type SessionState = 'none' | 'resumed' | 'lost' | 'broken';
+
 /**
- * One TCP connection to a tracker, opened on the first tracker in the file
- * that answers. Requests are sent one at a time; each resolves with its
- * reply. A dropped connection fails the request in flight, and the next
- * request connects again (to the first tracker that answers, in file order).
+ * The client's one connection to a tracker, with failover.
+ *
+ * Requests are serialized and each is sent as `#<id> <line>` with an id that is
+ * unique in this process. When the connection breaks (closed, failed, or no byte
+ * of the reply for `replyTimeoutMs`) with a request in flight, or the next request
+ * finds it broken, the client connects to the next tracker in file order
+ * (wrapping around; for up to `failoverWindowMs`), sends `resume <token>` first
+ * when it knows a session token, then sends the request again with the same id,
+ * so the network applies it at most once. One notice line per failover goes to
+ * the output; `onResumed` and `onSessionLost` listeners hear about the session.
+ * A connection that breaks while idle with a session known is replaced at once,
+ * so the session (and what hangs off it, such as seeding) moves without waiting
+ * for the next command.
  */
 @Injectable()
 export class TrackerClient implements OnModuleDestroy {
   private conn: Connection | undefined;
   private connecting: Promise<Connection> | undefined;
+  /** The connection that broke and has not been replaced yet: the failover starts after it. */
+  private lostFrom: Connection | undefined;
+  /** The last failover ran out of time: the next request tries each tracker once, without the window. */
+  private gaveUp = false;
   /** Tail of the request queue; never rejects. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Aborted by `close()`: ends reconnect attempts in progress. */
+  private abort = new AbortController();
+  private token: string | undefined;
+  private readonly idPrefix = `c${randomBytes(4).toString('hex')}`;
+  private lastId = 0;
+  private readonly resumedListeners = new Set<TrackerListener>();
+  private readonly sessionLostListeners = new Set<TrackerListener>();
+  private readonly timings: TrackerTimings;
 
-  constructor(private readonly config: ClientConfigService) {}
+  constructor(
+    private readonly config: ClientConfigService,
+    @Inject(OUTPUT) private readonly out: OutputPort,
+    @Optional() @Inject(TRACKER_TIMINGS) timings?: Partial<TrackerTimings>,
+  ) {
+    this.timings = { ...DEFAULT_TRACKER_TIMINGS, ...timings };
+  }
 
   /** The tracker currently connected to, if any. */
   get tracker(): HostPort | undefined {
     return this.conn?.tracker;
   }
 
-  /** Connects unless connected; resolves with the tracker that answered. */
+  /** The session token `resume` sends after a failover, if a login handed one over. */
+  get sessionToken(): string | undefined {
+    return this.token;
+  }
+
+  /** Set after a successful `login` (from its `session_token:` line); undefined after `logout`. */
+  setSessionToken(token: string | undefined): void {
+    this.token = token;
+  }
+
+  /** After a failover, `resume` took the session up on the new tracker. Returns an unsubscribe function. */
+  onResumed(listener: TrackerListener): () => void {
+    this.resumedListeners.add(listener);
+    return () => this.resumedListeners.delete(listener);
+  }
+
+  /** After a failover, the new tracker did not know the session; the token is already forgotten. */
+  onSessionLost(listener: TrackerListener): () => void {
+    this.sessionLostListeners.add(listener);
+    return () => this.sessionLostListeners.delete(listener);
+  }
+
+  /** Connects unless connected (first tracker in file order that answers); resolves with that tracker. */
   async connect(): Promise<HostPort> {
     return (await this.ensureConnected()).tracker;
   }
 
   /**
-   * Sends one request line (without its newline), plus any continuation lines
-   * the command announced (`upload_file ... @N`), and resolves with the reply.
+   * Sends one request line (without its newline and without an id), plus any
+   * continuation lines the command announced (`upload_file ... @N`), and
+   * resolves with the reply, failing over to another tracker if needed.
    */
   request(line: string, continuation: readonly string[] = []): Promise<Reply> {
     if ([line, ...continuation].some((l) => /[\r\n]/.test(l))) {
       return Promise.reject(new TrackerProtocolError('a request line must not contain a newline'));
     }
-    const text = [line, ...continuation].join('\n');
-    const result = this.queue.then(() => this.send(text));
-    this.queue = result.catch(() => undefined);
-    return result;
+    const text = [`#${this.nextId()} ${line}`, ...continuation].join('\n');
+    const timeoutMs = isLarge(line, continuation) ? this.timings.largeReplyTimeoutMs : this.timings.replyTimeoutMs;
+    return this.enqueue(() => this.exchange(text, timeoutMs));
   }
 
-  /** Closes the connection; a request in flight fails. A later request reconnects. */
+  /** Closes the connection; a request in flight fails and reconnecting stops. A later request connects again. */
   close(): void {
-    if (this.conn) this.drop(this.conn, new TrackerConnectionLostError(this.conn.tracker));
+    this.abort.abort();
+    this.abort = new AbortController();
+    this.lostFrom = undefined;
+    this.gaveUp = false;
+    if (this.conn) this.drop(this.conn, new Broken('closed', new TrackerConnectionLostError(this.conn.tracker)));
   }
 
   onModuleDestroy(): void {
     this.close();
   }
 
-  private async send(line: string): Promise<Reply> {
-    const conn = await this.ensureConnected();
-    return new Promise<Reply>((resolve, reject) => {
-      conn.pending = { resolve, reject };
-      conn.socket.write(`${line}\n`);
-    });
+  private nextId(): string {
+    return `${this.idPrefix}-${++this.lastId}`;
+  }
+
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Sends `text` until a reply comes, at most once per tracker (plus one), failing over in between. */
+  private async exchange(text: string, timeoutMs: number): Promise<Reply> {
+    const maxSends = Math.max(2, this.config.get().trackers.length + 1);
+    for (let sends = 1; ; sends++) {
+      const conn = await this.ensureConnected();
+      try {
+        return await this.roundTrip(conn, text, timeoutMs);
+      } catch (err) {
+        if (!(err instanceof Broken)) throw err;
+        if (err.kind !== 'gone' || sends >= maxSends) throw err.error;
+        // The tracker went away with the request in flight: the next pass fails over and sends it again.
+      }
+    }
   }
 
   private ensureConnected(): Promise<Connection> {
     if (this.conn) return Promise.resolve(this.conn);
-    this.connecting ??= this.openFirst().finally(() => (this.connecting = undefined));
+    this.connecting ??= this.open().finally(() => (this.connecting = undefined));
     return this.connecting;
   }
 
-  private async openFirst(): Promise<Connection> {
-    const { trackers, connectTimeoutMs } = this.config.get();
-    for (const tracker of trackers) {
-      try {
-        const socket = await openSocket(tracker, connectTimeoutMs);
-        this.conn = this.attach(tracker, socket);
-        return this.conn;
-      } catch {
-        // try the next tracker
+  /**
+   * Connects to the first tracker that answers, in file order, or after a
+   * failure starting with the one after the tracker that went away. A failover
+   * keeps trying for the failover window; a first connection tries each once.
+   */
+  private async open(): Promise<Connection> {
+    const signal = this.abort.signal;
+    const from = this.lostFrom;
+    const { trackers } = this.config.get();
+    const start = from === undefined ? 0 : (from.index + 1) % trackers.length;
+    const order = trackers.map((_, i) => (start + i) % trackers.length);
+    const deadline = from === undefined || this.gaveUp ? 0 : Date.now() + this.timings.failoverWindowMs;
+    for (;;) {
+      for (const index of order) {
+        const conn = await this.openOne(index, signal);
+        if (!conn) continue;
+        const session = await this.resume(conn);
+        if (session === 'broken' || conn.dead) continue;
+        if (signal.aborted) {
+          this.drop(conn, new Broken('closed', new TrackerConnectionLostError(conn.tracker)));
+          break;
+        }
+        this.conn = conn;
+        this.lostFrom = undefined;
+        this.gaveUp = false;
+        this.announce(from, conn, session);
+        return conn;
       }
+      if (signal.aborted) throw new TrackerConnectionLostError(from?.tracker ?? trackers[0], 'closed');
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await pause(Math.min(this.timings.retryPauseMs, left), signal);
     }
-    throw new TrackerUnreachableError(trackers);
+    if (from === undefined) throw new TrackerUnreachableError(trackers);
+    this.gaveUp = true;
+    throw new TrackerFailoverError(trackers);
   }
 
-  private attach(tracker: HostPort, socket: net.Socket): Connection {
-    const conn: Connection = { tracker, socket, pending: undefined };
+  private async openOne(index: number, signal: AbortSignal): Promise<Connection | undefined> {
+    const { trackers, connectTimeoutMs } = this.config.get();
+    try {
+      return this.attach(index, trackers[index], await openSocket(trackers[index], connectTimeoutMs, signal));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Takes the session up on a new connection, if there is one to take up. */
+  private async resume(conn: Connection): Promise<SessionState> {
+    const token = this.token;
+    if (token === undefined) return 'none';
+    let reply: Reply;
+    try {
+      reply = await this.roundTrip(
+        conn,
+        `#${this.nextId()} ${joinArgs(['resume', token])}`,
+        this.timings.replyTimeoutMs,
+      );
+    } catch (err) {
+      if (!(err instanceof Broken)) throw err;
+      this.drop(conn, err);
+      return 'broken';
+    }
+    if (reply.ok) return 'resumed';
+    // UNKNOWN_SESSION (revoked, or unknown to this network), or a tracker that cannot resume at all.
+    if (this.token === token) this.token = undefined;
+    return 'lost';
+  }
+
+  /** One notice line per failover, then the listeners. */
+  private announce(from: Connection | undefined, conn: Connection, session: SessionState): void {
+    if (from !== undefined) {
+      const was = formatHostPort(from.tracker);
+      const now = formatHostPort(conn.tracker);
+      this.out.line(
+        was === now ? `tracker ${was} went away; reconnected` : `tracker ${was} went away; now using ${now}`,
+      );
+    }
+    if (session === 'lost') {
+      this.out.error('session lost on the new tracker; log in again');
+      notify(this.sessionLostListeners, conn.tracker);
+    }
+    if (session === 'resumed') notify(this.resumedListeners, conn.tracker);
+  }
+
+  /** Writes one request and waits for its reply; rejects with a `Broken` when the connection fails first. */
+  private roundTrip(conn: Connection, text: string, timeoutMs: number): Promise<Reply> {
+    if (conn.dead) return Promise.reject(new Broken('gone', new TrackerConnectionLostError(conn.tracker)));
+    return new Promise<Reply>((resolve, reject) => {
+      const pending: Pending = { timeoutMs, timer: undefined, unsent: 0, resolve, reject };
+      conn.pending = pending;
+      conn.socket.write(`${text}\n`);
+      pending.unsent = conn.socket.writableLength;
+      this.arm(conn, pending);
+    });
+  }
+
+  /** (Re)starts the reply inactivity timer; a request still being written out counts as activity. */
+  private arm(conn: Connection, pending: Pending): void {
+    clearTimeout(pending.timer);
+    pending.timer = setTimeout(() => {
+      const unsent = conn.socket.writableLength;
+      if (unsent > 0 && unsent !== pending.unsent) {
+        pending.unsent = unsent;
+        this.arm(conn, pending);
+        return;
+      }
+      const seconds = Math.round(pending.timeoutMs / 100) / 10;
+      this.drop(conn, new Broken('gone', new TrackerConnectionLostError(conn.tracker, `no reply for ${seconds} s`)));
+    }, pending.timeoutMs);
+  }
+
+  private attach(index: number, tracker: HostPort, socket: net.Socket): Connection {
+    const conn: Connection = { index, tracker, socket, pending: undefined, dead: false };
     const decoder = new FrameDecoder(MAX_REPLY_LINE_BYTES);
     const assembler = new ReplyAssembler();
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.on('data', (chunk: Buffer) => {
+      if (conn.pending) this.arm(conn, conn.pending);
       try {
         decoder.push(chunk);
         for (let frame = decoder.next(); frame; frame = decoder.next()) {
@@ -110,42 +313,108 @@ export class TrackerClient implements OnModuleDestroy {
           const pending = conn.pending;
           if (!pending) throw new Error('reply without a request');
           conn.pending = undefined;
+          clearTimeout(pending.timer);
           pending.resolve(reply);
         }
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
-        this.drop(conn, new TrackerProtocolError(`bad reply from tracker ${formatHostPort(tracker)}: ${why}`));
+        const error = new TrackerProtocolError(`bad reply from tracker ${formatHostPort(tracker)}: ${why}`);
+        this.drop(conn, new Broken('bad', error));
       }
     });
     // The tracker hung up (end), the network failed (error, then close) or we closed it.
     socket.on('error', () => undefined);
-    socket.on('end', () => this.drop(conn, new TrackerConnectionLostError(tracker)));
-    socket.on('close', () => this.drop(conn, new TrackerConnectionLostError(tracker)));
+    socket.on('end', () => this.drop(conn, new Broken('gone', new TrackerConnectionLostError(tracker))));
+    socket.on('close', () => this.drop(conn, new Broken('gone', new TrackerConnectionLostError(tracker))));
     return conn;
   }
 
-  private drop(conn: Connection, err: Error): void {
-    if (this.conn === conn) this.conn = undefined;
+  /**
+   * Ends a connection once. The request in flight, if any, fails with `why`.
+   * Unless we closed it ourselves, the next request fails over; with a session
+   * to keep and nothing in flight, that happens right away.
+   */
+  private drop(conn: Connection, why: Broken): void {
+    if (conn.dead) return;
+    conn.dead = true;
     const pending = conn.pending;
     conn.pending = undefined;
     conn.socket.destroy();
-    pending?.reject(err);
+    if (this.conn === conn) {
+      this.conn = undefined;
+      if (why.kind !== 'closed') {
+        this.lostFrom = conn;
+        if (!pending && this.token !== undefined) this.reconnectSoon();
+      }
+    }
+    if (pending) {
+      clearTimeout(pending.timer);
+      pending.reject(why);
+    }
+  }
+
+  /** Replaces a connection that broke while idle, through the queue like a request. */
+  private reconnectSoon(): void {
+    const signal = this.abort.signal;
+    this.enqueue(async () => {
+      if (!signal.aborted && !this.conn) await this.ensureConnected();
+    }).catch((err: unknown) => {
+      if (!signal.aborted) this.out.error(err instanceof Error ? err.message : String(err));
+    });
   }
 }
 
-/** Opens a TCP connection or fails after `timeoutMs`. */
-function openSocket(tracker: HostPort, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: tracker.host, port: tracker.port });
-    const fail = (err: Error): void => {
+/** Requests whose request or reply can run to megabytes get the longer reply timeout. */
+function isLarge(line: string, continuation: readonly string[]): boolean {
+  return continuation.length > 0 || /^download_file(\s|$)/.test(line);
+}
+
+function notify(listeners: ReadonlySet<TrackerListener>, tracker: HostPort): void {
+  for (const listener of listeners) {
+    try {
+      listener(tracker);
+    } catch {
+      // a listener's failure is its own business
+    }
+  }
+}
+
+/** Waits `ms`, or less if `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
+
+/** Opens a TCP connection or fails after `timeoutMs` (or when `signal` aborts). */
+function openSocket(tracker: HostPort, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(new Error('closed'));
+      return;
+    }
+    const socket = net.connect({ host: tracker.host, port: tracker.port });
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const fail = (err: Error): void => {
+      cleanup();
       socket.destroy();
       reject(err);
     };
+    const onAbort = (): void => fail(new Error('closed'));
     const timer = setTimeout(() => fail(new Error('connect timed out')), timeoutMs);
+    signal.addEventListener('abort', onAbort);
     socket.once('error', fail);
     socket.once('connect', () => {
-      clearTimeout(timer);
+      cleanup();
       socket.removeListener('error', fail);
       resolve(socket);
     });

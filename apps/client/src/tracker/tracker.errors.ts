@@ -1,6 +1,6 @@
 import { formatHostPort, HostPort } from '@app/protocol';
 
-/** No tracker in the file accepted a connection. */
+/** No tracker in the file accepted a connection (at start-up, before any tracker was in use). */
 export class TrackerUnreachableError extends Error {
   override readonly name = 'TrackerUnreachableError';
   constructor(readonly tried: readonly HostPort[]) {
@@ -8,11 +8,22 @@ export class TrackerUnreachableError extends Error {
   }
 }
 
-/** The connection closed (or was closed) while a request waited for its reply. */
+/** The connection closed (or was closed, or went silent) while a request waited for its reply. */
 export class TrackerConnectionLostError extends Error {
   override readonly name = 'TrackerConnectionLostError';
-  constructor(readonly tracker: HostPort) {
-    super(`lost connection to tracker ${formatHostPort(tracker)}`);
+  constructor(
+    readonly tracker: HostPort,
+    reason?: string,
+  ) {
+    super(`lost connection to tracker ${formatHostPort(tracker)}${reason ? ` (${reason})` : ''}`);
+  }
+}
+
+/** The tracker in use went away and no tracker in the file answered during the failover window. */
+export class TrackerFailoverError extends Error {
+  override readonly name = 'TrackerFailoverError';
+  constructor(readonly tried: readonly HostPort[]) {
+    super(`lost connection to every tracker (tried ${tried.map(formatHostPort).join(', ')})`);
   }
 }
 

@@ -3,7 +3,7 @@ import { Test } from '@nestjs/testing';
 import { NotLoggedInError } from '../common/domain.error';
 import { peerContext } from '../testing/fake-session';
 import { AuthController } from './auth.controller';
-import { UserExistsError, WrongPasswordError } from './auth.errors';
+import { UnknownSessionError, UserExistsError, WrongPasswordError } from './auth.errors';
 import { AuthService } from './auth.service';
 
 describe(AuthController.name, () => {
@@ -11,6 +11,7 @@ describe(AuthController.name, () => {
   const auth = {
     createUser: jest.fn(),
     login: jest.fn(),
+    resume: jest.fn(),
     logout: jest.fn(),
     endSession: jest.fn(),
   };
@@ -38,13 +39,31 @@ describe(AuthController.name, () => {
     await expect(controller.createUser({ kind: 'create_user', userId: 'alice', password: 'pw' })).rejects.toBe(refusal);
   });
 
-  it('login logs the connection in and confirms it', async () => {
+  it('login logs the connection in and confirms it, with the session token as a body line', async () => {
     const ctx = peerContext();
-    auth.login.mockResolvedValue(undefined);
+    const token = 'ab'.repeat(32);
+    auth.login.mockResolvedValue(token);
     await expect(controller.login({ kind: 'login', userId: 'alice', password: 'pw' }, ctx)).resolves.toEqual(
-      okReply('logged in as alice'),
+      okReply('logged in as alice', [`session_token:${token}`]),
     );
     expect(auth.login).toHaveBeenCalledWith(ctx, 'alice', 'pw');
+  });
+
+  it('resume takes up the session of the token on this connection and names its user', () => {
+    const ctx = peerContext();
+    auth.resume.mockReturnValue('alice');
+    expect(controller.resume({ kind: 'resume', sessionToken: 'cd'.repeat(32) }, ctx)).toEqual(
+      okReply('resumed the session of alice'),
+    );
+    expect(auth.resume).toHaveBeenCalledWith(ctx, 'cd'.repeat(32));
+  });
+
+  it('resume passes a refusal through unchanged', () => {
+    const refusal = new UnknownSessionError();
+    auth.resume.mockImplementation(() => {
+      throw refusal;
+    });
+    expect(() => controller.resume({ kind: 'resume', sessionToken: 'x' }, peerContext())).toThrow(refusal);
   });
 
   it('login passes a refusal through unchanged', async () => {

@@ -1,4 +1,4 @@
-import { Cmd, CreateUserCmd, LoginCmd, okReply, OkReply } from '@app/protocol';
+import { Cmd, CreateUserCmd, LoginCmd, okReply, OkReply, ResumeCmd } from '@app/protocol';
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { PeerContext } from '../transport/peer.context';
@@ -17,8 +17,13 @@ export class AuthController {
 
   @MessagePattern(Cmd.Login)
   async login(@Payload() cmd: LoginCmd, @Ctx() ctx: PeerContext): Promise<OkReply> {
-    await this.auth.login(ctx, cmd.userId, cmd.password);
-    return okReply(`logged in as ${cmd.userId}`);
+    const token = await this.auth.login(ctx, cmd.userId, cmd.password);
+    return okReply(`logged in as ${cmd.userId}`, [`session_token:${token}`]);
+  }
+
+  @MessagePattern(Cmd.Resume)
+  resume(@Payload() cmd: ResumeCmd, @Ctx() ctx: PeerContext): OkReply {
+    return okReply(`resumed the session of ${this.auth.resume(ctx, cmd.sessionToken)}`);
   }
 
   @MessagePattern(Cmd.Logout)

@@ -26,3 +26,8 @@ export class AlreadyLoggedInError extends DomainError {
     super(ErrorCode.AlreadyLoggedIn, message);
   }
 }
+export class UnknownSessionError extends DomainError {
+  constructor() {
+    super(ErrorCode.UnknownSession, 'that session is unknown or over; log in again');
+  }
+}

@@ -1,12 +1,18 @@
-import { ErrorCode } from '@app/protocol';
+import { ErrorCode, StampedOp } from '@app/protocol';
+import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { InvalidIdError } from '../common/domain.error';
 import { Session } from '../common/session';
 import { fakeSession } from '../testing/fake-session';
+import { replica, syncTestingProviders } from '../testing/sync-testing';
+import { OpLogStore } from '../sync/oplog.store';
+import { SyncService } from '../sync/sync.service';
+import { OPLOG_STORE } from '../sync/sync.tokens';
 import {
   AlreadyLoggedInError,
   InvalidPasswordError,
+  UnknownSessionError,
   UnknownUserError,
   UserExistsError,
   WrongPasswordError,
@@ -25,10 +31,18 @@ async function setup(passwordHasher: PasswordHasher = hasher) {
       AuthService,
       { provide: USER_STORE, useClass: InMemoryUserStore },
       { provide: PASSWORD_HASHER, useValue: passwordHasher },
+      ...syncTestingProviders(),
     ],
   }).compile();
-  return { service: moduleRef.get(AuthService), store: moduleRef.get<UserStore>(USER_STORE) };
+  return {
+    service: moduleRef.get(AuthService),
+    store: moduleRef.get<UserStore>(USER_STORE),
+    log: moduleRef.get<OpLogStore>(OPLOG_STORE),
+    sync: moduleRef.get(SyncService),
+  };
 }
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** Awaits `promise` and returns what it rejected with; fails if it resolved. */
 async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
@@ -43,10 +57,15 @@ async function rejection(promise: Promise<unknown>): Promise<Error & { code?: st
 describe(AuthService.name, () => {
   let service: AuthService;
   let store: UserStore;
+  let log: OpLogStore;
+  let sync: SyncService;
 
   beforeEach(async () => {
-    ({ service, store } = await setup());
+    ({ service, store, log, sync } = await setup());
   });
+
+  /** The replicated changes made so far, as kind and arguments. */
+  const changes = () => [...log.all()].map((op) => [op.kind, op.actor, ...op.args]);
   afterEach(() => jest.restoreAllMocks());
 
   describe('createUser', () => {
@@ -102,7 +121,7 @@ describe(AuthService.name, () => {
       const err = await rejection(service.createUser('alice', 'second'));
       expect(err).toBeInstanceOf(UserExistsError);
       expect(err.code).toBe(ErrorCode.UserExists);
-      await expect(service.login(fakeSession(), 'alice', 'first')).resolves.toBeUndefined();
+      await expect(service.login(fakeSession(), 'alice', 'first')).resolves.toMatch(/^[0-9a-f]{64}$/);
     });
 
     it('lets exactly one of two concurrent creations of the same id win', async () => {
@@ -114,6 +133,15 @@ describe(AuthService.name, () => {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')!;
       expect(failed.reason).toBeInstanceOf(UserExistsError);
       expect(store.count()).toBe(1);
+    });
+
+    it('commits one create_user change carrying the hash, by nobody, and nothing when refused', async () => {
+      await service.createUser('alice', 'secret-pw');
+      await expect(service.createUser('alice', 'other')).rejects.toBeInstanceOf(UserExistsError);
+      await expect(service.createUser('bad id', 'pw')).rejects.toBeInstanceOf(InvalidIdError);
+      expect(changes()).toEqual([['create_user', '', 'alice', store.get('alice')!.passwordHash]]);
+      expect(JSON.stringify([...log.all()])).not.toContain('secret-pw');
+      expect(store.get('alice')!.createdAt).toBe([...log.all()][0].time);
     });
 
     it('stores a salted scrypt hash, never the password', async () => {
@@ -287,6 +315,173 @@ describe(AuthService.name, () => {
       service.endSession(stale);
       expect(service.isOnline('alice')).toBe(true);
       await expect(service.login(fakeSession(3), 'alice', 'pw')).rejects.toBeInstanceOf(AlreadyLoggedInError);
+    });
+  });
+
+  describe('session tokens (login, resume, logout)', () => {
+    let s1: Session;
+    let s2: Session;
+
+    beforeEach(async () => {
+      await service.createUser('alice', 'pw-a');
+      await service.createUser('bob', 'pw-b');
+      s1 = fakeSession(1);
+      s2 = fakeSession(2);
+    });
+
+    it('login returns a fresh random token and replicates only its SHA-256 (session_open)', async () => {
+      const token = await service.login(s1, 'alice', 'pw-a');
+      expect(token).toMatch(/^[0-9a-f]{64}$/);
+      expect(s1.tokenHash).toBe(sha256(token));
+      expect(changes().slice(2)).toEqual([['session_open', 'alice', sha256(token)]]);
+      expect(JSON.stringify([...log.all()])).not.toContain(token);
+      expect(store.tokenUser(sha256(token))).toBe('alice');
+      service.logout(s1);
+      expect(await service.login(s1, 'alice', 'pw-a')).not.toBe(token);
+    });
+
+    it('a refused login commits nothing and issues no token', async () => {
+      await expect(service.login(s1, 'alice', 'wrong')).rejects.toBeInstanceOf(WrongPasswordError);
+      await expect(service.login(s1, 'nobody', 'pw')).rejects.toBeInstanceOf(UnknownUserError);
+      await service.login(s2, 'alice', 'pw-a');
+      await expect(service.login(s1, 'alice', 'pw-a')).rejects.toBeInstanceOf(AlreadyLoggedInError);
+      expect(changes().filter(([kind]) => kind === 'session_open')).toHaveLength(1);
+      expect(store.tokens()).toHaveLength(1);
+      expect(s1.tokenHash).toBeUndefined();
+    });
+
+    it('resume takes up the session on another connection once the first dropped', async () => {
+      const token = await service.login(s1, 'alice', 'pw-a');
+      service.endSession(s1); // the connection dropped: the token stays valid
+      expect(service.resume(s2, token)).toBe('alice');
+      expect(s2.user).toBe('alice');
+      expect(s2.tokenHash).toBe(sha256(token));
+      expect(service.isOnline('alice')).toBe(true);
+      // resuming is not a change: nothing is replicated for it
+      expect(changes().map(([kind]) => kind)).toEqual(['create_user', 'create_user', 'session_open']);
+    });
+
+    it('resume is refused while the user is logged in on another connection', async () => {
+      const token = await service.login(s1, 'alice', 'pw-a');
+      const err = (() => {
+        try {
+          service.resume(s2, token);
+        } catch (e) {
+          return e as Error & { code?: string };
+        }
+        throw new Error('expected a refusal');
+      })();
+      expect(err).toBeInstanceOf(AlreadyLoggedInError);
+      expect(s2.user).toBeUndefined();
+      expect(s1.user).toBe('alice');
+    });
+
+    it('resume is refused on a connection that is already logged in', async () => {
+      const token = await service.login(s1, 'alice', 'pw-a');
+      service.endSession(s1);
+      await service.login(s2, 'bob', 'pw-b');
+      expect(() => service.resume(s2, token)).toThrow(AlreadyLoggedInError);
+      expect(s2.user).toBe('bob');
+      expect(service.isOnline('alice')).toBe(false);
+    });
+
+    it.each([
+      ['an unknown token', 'ab'.repeat(32)],
+      ['a token hash instead of the token', 'hash'],
+      ['a malformed token', 'not-a-token'],
+      ['an uppercase token', 'upper'],
+      ['an empty token', ''],
+    ])('resume with %s is refused with UNKNOWN_SESSION', async (_what, given) => {
+      const token = await service.login(s1, 'alice', 'pw-a');
+      service.endSession(s1);
+      const value = given === 'hash' ? sha256(token) : given === 'upper' ? token.toUpperCase() : given;
+      let thrown: unknown;
+      try {
+        service.resume(s2, value);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(UnknownSessionError);
+      expect(thrown).toHaveProperty('code', ErrorCode.UnknownSession);
+      expect(s2.user).toBeUndefined();
+      expect(service.isOnline('alice')).toBe(false);
+    });
+
+    it('logout revokes the token (session_close), so it can no longer be resumed', async () => {
+      const token = await service.login(s1, 'alice', 'pw-a');
+      expect(service.logout(s1)).toBe('alice');
+      expect(changes().slice(-1)).toEqual([['session_close', 'alice', sha256(token)]]);
+      expect(store.tokenUser(sha256(token))).toBeUndefined();
+      expect(() => service.resume(s2, token)).toThrow(UnknownSessionError);
+    });
+
+    it('logout after a resume revokes the resumed token', async () => {
+      const token = await service.login(s1, 'alice', 'pw-a');
+      service.endSession(s1);
+      service.resume(s2, token);
+      service.logout(s2);
+      expect(store.tokens()).toEqual([]);
+      expect(() => service.resume(fakeSession(3), token)).toThrow(UnknownSessionError);
+    });
+
+    it('logout revokes only its own session’s token', async () => {
+      const a = await service.login(s1, 'alice', 'pw-a');
+      const b = await service.login(s2, 'bob', 'pw-b');
+      service.endSession(s1);
+      service.logout(s2);
+      expect(store.tokens().map((t) => t.userId)).toEqual(['alice']);
+      expect(service.resume(fakeSession(3), a)).toBe('alice');
+      expect(() => service.resume(fakeSession(4), b)).toThrow(UnknownSessionError);
+    });
+
+    it('a dropped connection, and a logout with nobody logged in, revoke nothing', async () => {
+      await service.login(s1, 'alice', 'pw-a');
+      service.endSession(s1);
+      expect(service.logout(s1)).toBeUndefined();
+      expect(service.logout(s2)).toBeUndefined();
+      expect(changes().filter(([kind]) => kind === 'session_close')).toEqual([]);
+      expect(store.tokens()).toHaveLength(1);
+    });
+
+    it('a token issued on one tracker resumes on another, and a logout there revokes it on both', async () => {
+      const [one, two] = [replica(1, 2), replica(2, 2)];
+      const deliver = (from: typeof one, to: typeof one) => {
+        for (const op of from.sync.opsAfter(to.sync.versionVector(), 1000)) to.sync.receive(op);
+      };
+      await one.auth.createUser('alice', 'pw');
+      const first = fakeSession();
+      const token = await one.auth.login(first, 'alice', 'pw');
+      deliver(one, two);
+      one.auth.endSession(first); // tracker 1 went away for this client
+      const moved = fakeSession();
+      expect(two.auth.resume(moved, token)).toBe('alice');
+      two.auth.logout(moved);
+      deliver(two, one);
+      expect(() => one.auth.resume(fakeSession(), token)).toThrow(UnknownSessionError);
+      expect(() => two.auth.resume(fakeSession(), token)).toThrow(UnknownSessionError);
+      expect(one.sync.digest()).toBe(two.sync.digest());
+    });
+
+    it('a token survives a replay of the log, and a revoked one stays revoked', async () => {
+      const a = await service.login(s1, 'alice', 'pw-a');
+      const b = await service.login(s2, 'bob', 'pw-b');
+      service.logout(s2);
+      service.endSession(s1);
+      // a change from tracker 2 that sorts before everything here makes tracker 1 rebuild its state
+      const late: StampedOp = {
+        kind: 'create_user',
+        args: ['zed', 'plain$z'],
+        actor: '',
+        time: 1,
+        requestId: '',
+        origin: 2,
+        seq: 1,
+        lamport: 1,
+      };
+      expect(sync.receive(late)).toBe('replayed');
+      expect(service.exists('zed')).toBe(true);
+      expect(service.resume(fakeSession(), a)).toBe('alice');
+      expect(() => service.resume(fakeSession(), b)).toThrow(UnknownSessionError);
     });
   });
 

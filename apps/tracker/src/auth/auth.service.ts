@@ -1,9 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import { SyncService } from '../sync/sync.service';
 import { Session } from '../common/session';
 import { assertValidId } from '../common/ids';
 import {
   AlreadyLoggedInError,
   InvalidPasswordError,
+  UnknownSessionError,
   UnknownUserError,
   UserExistsError,
   WrongPasswordError,
@@ -28,17 +31,38 @@ export class AuthService {
   constructor(
     @Inject(USER_STORE) private readonly users: UserStore,
     @Inject(PASSWORD_HASHER) private readonly hasher: PasswordHasher,
-  ) {}
+    private readonly sync: SyncService,
+  ) {
+    sync.register('create_user', ({ args: [userId, passwordHash], time }) => {
+      this.users.add({ userId, passwordHash, createdAt: time });
+    });
+    sync.register('session_open', ({ actor, args: [tokenHash], time }) => {
+      this.users.addToken({ tokenHash, userId: actor, createdAt: time });
+    });
+    sync.register('session_close', ({ args: [tokenHash] }) => {
+      this.users.removeToken(tokenHash);
+    });
+    sync.participate({
+      name: 'auth',
+      reset: () => this.users.clear(),
+      describe: () => [
+        ...this.users.all().map((u) => `user ${u.userId} ${u.passwordHash} ${u.createdAt}`),
+        ...this.users.tokens().map((t) => `token ${t.tokenHash} ${t.userId}`),
+      ],
+    });
+  }
 
   async createUser(userId: string, password: string): Promise<void> {
     assertValidId('user', userId);
     if (password.length < 1 || password.length > MAX_PASSWORD) throw new InvalidPasswordError();
     if (this.users.get(userId)) throw new UserExistsError(userId);
     const passwordHash = await this.hasher.hash(password);
-    if (!this.users.add({ userId, passwordHash, createdAt: Date.now() })) throw new UserExistsError(userId);
+    if (this.users.get(userId)) throw new UserExistsError(userId); // created while the hash was computed
+    this.sync.commit({ kind: 'create_user', actor: '', args: [userId, passwordHash] });
   }
 
-  async login(session: Session, userId: string, password: string): Promise<void> {
+  /** Logs the session in and returns a session token, which resumes it on any tracker after a failover. */
+  async login(session: Session, userId: string, password: string): Promise<string> {
     this.assertSessionFree(session);
     const user = this.users.get(userId);
     if (!user) throw new UnknownUserError(userId);
@@ -49,12 +73,35 @@ export class AuthService {
     if (this.sessions.has(userId)) {
       throw new AlreadyLoggedInError(`${userId} is already logged in on another connection; log out there first`);
     }
+    const token = randomBytes(32).toString('hex');
+    const tokenHash = hashToken(token);
+    this.sync.commit({ kind: 'session_open', actor: userId, args: [tokenHash] });
     this.sessions.set(userId, session.connectionId);
     session.setUser(userId);
+    session.tokenHash = tokenHash;
+    return token;
   }
 
+  /** Takes up the session a token stands for, on this connection (after the client's tracker went away). */
+  resume(session: Session, token: string): string {
+    this.assertSessionFree(session);
+    const tokenHash = /^[0-9a-f]{64}$/.test(token) ? hashToken(token) : '';
+    const userId = tokenHash ? this.users.tokenUser(tokenHash) : undefined;
+    if (userId === undefined) throw new UnknownSessionError();
+    if (this.sessions.has(userId)) {
+      throw new AlreadyLoggedInError(`${userId} is already logged in on another connection; log out there first`);
+    }
+    this.sessions.set(userId, session.connectionId);
+    session.setUser(userId);
+    session.tokenHash = tokenHash;
+    return userId;
+  }
+
+  /** Ends the session and revokes its token on every tracker. */
   logout(session: Session): string | undefined {
     const userId = session.user;
+    const tokenHash = session.tokenHash;
+    if (tokenHash) this.sync.commit({ kind: 'session_close', actor: userId ?? '', args: [tokenHash] });
     this.endSession(session);
     return userId;
   }
@@ -102,3 +149,5 @@ export class AuthService {
     }
   }
 }
+
+const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');

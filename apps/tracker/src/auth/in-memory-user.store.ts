@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { UserRecord, UserStore } from './user.store';
+import { SessionTokenRecord, UserRecord, UserStore } from './user.store';
 
 @Injectable()
 export class InMemoryUserStore implements UserStore {
   private readonly users = new Map<string, UserRecord>();
+  private readonly tokenMap = new Map<string, SessionTokenRecord>();
 
   add(user: UserRecord): boolean {
     if (this.users.has(user.userId)) return false;
@@ -18,5 +19,32 @@ export class InMemoryUserStore implements UserStore {
 
   count(): number {
     return this.users.size;
+  }
+
+  all(): UserRecord[] {
+    return [...this.users.values()].sort((a, b) => (a.userId < b.userId ? -1 : 1)).map((u) => ({ ...u }));
+  }
+
+  addToken(token: SessionTokenRecord): boolean {
+    if (this.tokenMap.has(token.tokenHash)) return false;
+    this.tokenMap.set(token.tokenHash, { ...token });
+    return true;
+  }
+
+  tokenUser(tokenHash: string): string | undefined {
+    return this.tokenMap.get(tokenHash)?.userId;
+  }
+
+  removeToken(tokenHash: string): boolean {
+    return this.tokenMap.delete(tokenHash);
+  }
+
+  tokens(): SessionTokenRecord[] {
+    return [...this.tokenMap.values()].sort((a, b) => (a.tokenHash < b.tokenHash ? -1 : 1));
+  }
+
+  clear(): void {
+    this.users.clear();
+    this.tokenMap.clear();
   }
 }

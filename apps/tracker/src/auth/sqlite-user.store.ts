@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { SQLITE_DB } from '../storage/storage.tokens';
-import { UserRecord, UserStore } from './user.store';
+import { SessionTokenRecord, UserRecord, UserStore } from './user.store';
 
 interface UserRow {
   user_id: string;
@@ -14,6 +14,7 @@ export class SqliteUserStore implements UserStore {
   private readonly insert: Database.Statement<[string, string, number]>;
   private readonly select: Database.Statement<[string], UserRow>;
   private readonly counter: Database.Statement<[], { n: number }>;
+  private readonly sql;
 
   constructor(@Inject(SQLITE_DB) db: Database.Database) {
     db.exec(`CREATE TABLE IF NOT EXISTS users (
@@ -24,6 +25,24 @@ export class SqliteUserStore implements UserStore {
     this.insert = db.prepare('INSERT OR IGNORE INTO users (user_id, password_hash, created_at) VALUES (?, ?, ?)');
     this.select = db.prepare('SELECT user_id, password_hash, created_at FROM users WHERE user_id = ?');
     this.counter = db.prepare('SELECT count(*) AS n FROM users');
+    db.exec(`CREATE TABLE IF NOT EXISTS session_tokens (
+      token_hash TEXT PRIMARY KEY,
+      user_id TEXT NOT NULL,
+      created_at INTEGER NOT NULL
+    ) WITHOUT ROWID`);
+    this.sql = {
+      all: db.prepare<[], UserRow>('SELECT user_id, password_hash, created_at FROM users ORDER BY user_id'),
+      addToken: db.prepare<[string, string, number]>(
+        'INSERT OR IGNORE INTO session_tokens (token_hash, user_id, created_at) VALUES (?, ?, ?)',
+      ),
+      tokenUser: db.prepare<[string], string>('SELECT user_id FROM session_tokens WHERE token_hash = ?').pluck(),
+      removeToken: db.prepare<[string]>('DELETE FROM session_tokens WHERE token_hash = ?'),
+      tokens: db.prepare<[], { token_hash: string; user_id: string; created_at: number }>(
+        'SELECT token_hash, user_id, created_at FROM session_tokens ORDER BY token_hash',
+      ),
+      clear: db.prepare('DELETE FROM users'),
+      clearTokens: db.prepare('DELETE FROM session_tokens'),
+    };
   }
 
   add(user: UserRecord): boolean {
@@ -37,5 +56,32 @@ export class SqliteUserStore implements UserStore {
 
   count(): number {
     return this.counter.get()?.n ?? 0;
+  }
+
+  all(): UserRecord[] {
+    return this.sql.all
+      .all()
+      .map((row) => ({ userId: row.user_id, passwordHash: row.password_hash, createdAt: row.created_at }));
+  }
+
+  addToken(token: SessionTokenRecord): boolean {
+    return this.sql.addToken.run(token.tokenHash, token.userId, token.createdAt).changes === 1;
+  }
+
+  tokenUser(tokenHash: string): string | undefined {
+    return this.sql.tokenUser.get(tokenHash);
+  }
+
+  removeToken(tokenHash: string): boolean {
+    return this.sql.removeToken.run(tokenHash).changes === 1;
+  }
+
+  tokens(): SessionTokenRecord[] {
+    return this.sql.tokens.all().map((r) => ({ tokenHash: r.token_hash, userId: r.user_id, createdAt: r.created_at }));
+  }
+
+  clear(): void {
+    this.sql.clear.run();
+    this.sql.clearTokens.run();
   }
 }

@@ -26,6 +26,26 @@ describe(SqliteUserStore.name, () => {
     expect(again.add(userRecord({ userId: 'alice' }))).toBe(false);
   });
 
+  it('keeps session tokens after the database is closed and opened again, and clear() empties both tables', () => {
+    const dir = dbs.newDir();
+    const first = dbs.open(dir);
+    const store = new SqliteUserStore(first);
+    store.add(userRecord({ userId: 'alice' }));
+    store.addToken({ tokenHash: 'aa', userId: 'alice', createdAt: 3 });
+    store.addToken({ tokenHash: 'bb', userId: 'alice', createdAt: 4 });
+    store.removeToken('bb');
+    first.close();
+
+    const second = dbs.open(dir);
+    const again = new SqliteUserStore(second);
+    expect(again.tokens()).toEqual([{ tokenHash: 'aa', userId: 'alice', createdAt: 3 }]);
+    again.clear();
+    second.close();
+    const third = new SqliteUserStore(dbs.open(dir));
+    expect(third.count()).toBe(0);
+    expect(third.tokens()).toEqual([]);
+  });
+
   it('shares one table between two store instances on the same database', () => {
     const db = dbs.open();
     new SqliteUserStore(db).add(userRecord({ userId: 'bob' }));

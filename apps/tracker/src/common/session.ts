@@ -2,6 +2,8 @@
 export interface Session {
   readonly connectionId: number;
   readonly user: string | undefined;
+  /** SHA-256 of the session's token, once it has one. */
+  tokenHash?: string;
   setUser(userId: string): void;
   clearUser(): void;
 }

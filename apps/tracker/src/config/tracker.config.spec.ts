@@ -36,6 +36,88 @@ describe(parseTrackerArgs.name, () => {
       ],
       self: { host: '127.0.0.1', port: 7002 },
       dataDir: resolve('data/tracker-2'),
+      peerAddresses: new Map(),
+      keyFile: resolve('info.key'),
+    });
+  });
+
+  describe('--key-file', () => {
+    it.each([
+      ['info.txt', 'info.key'],
+      ['conf/tracker_info.txt', 'conf/tracker_info.key'],
+      ['trackers', 'trackers.key'],
+      ['a.txt.txt', 'a.txt.key'],
+    ])('defaults to the info file %j with .key for .txt: %j, as an absolute path', (infoFile, keyFile) => {
+      const readFile = (path: string) => (path === infoFile ? INFO : files()(path));
+      expect(parseTrackerArgs([infoFile, '1'], readFile).keyFile).toBe(resolve(keyFile));
+    });
+
+    it.each([
+      [['--key-file', '/etc/p2p/net.key', 'info.txt', '1']],
+      [['info.txt', '1', '--key-file', '/etc/p2p/net.key']],
+    ])('takes the file given anywhere: %j', (argv) => {
+      expect(parseTrackerArgs(argv, files()).keyFile).toBe('/etc/p2p/net.key');
+    });
+
+    it('resolves a relative key file to an absolute path', () => {
+      expect(parseTrackerArgs(['info.txt', '1', '--key-file', 'k/net.key'], files()).keyFile).toBe(
+        resolve('k/net.key'),
+      );
+    });
+
+    it.each([[['info.txt', '1', '--key-file']], [['info.txt', '1', '--key-file', '']]])(
+      'refuses %j (no value) naming the option',
+      (argv) => {
+        const err = failure(argv);
+        expect(err).toBeInstanceOf(ConfigError);
+        expect(err.message).toBe(`--key-file needs a value; ${TRACKER_USAGE}`);
+      },
+    );
+  });
+
+  describe('--peer-address', () => {
+    it('maps other trackers to the address to sync with, leaving the rest to the file', () => {
+      const config = parseTrackerArgs(
+        ['info.txt', '2', '--peer-address', '1=10.1.1.1:8001', '--peer-address', '3=10.1.1.3:8003'],
+        files(),
+      );
+      expect(config.peerAddresses).toEqual(
+        new Map([
+          [1, { host: '10.1.1.1', port: 8001 }],
+          [3, { host: '10.1.1.3', port: 8003 }],
+        ]),
+      );
+      // where this tracker listens still comes from the file
+      expect(config.self).toEqual({ host: '127.0.0.1', port: 7002 });
+      expect(config.trackers[0]).toEqual({ host: '127.0.0.1', port: 7001 });
+    });
+
+    it('keeps the last address given for the same tracker', () => {
+      const config = parseTrackerArgs(
+        ['info.txt', '1', '--peer-address', '2=10.0.0.1:1', '--peer-address', '2=10.0.0.2:2'],
+        files(),
+      );
+      expect(config.peerAddresses).toEqual(new Map([[2, { host: '10.0.0.2', port: 2 }]]));
+    });
+
+    it.each([
+      '1=10.0.0.1:8001',
+      '0=10.0.0.1:8001',
+      '4=10.0.0.1:8001',
+      '2=nowhere',
+      '2:10.0.0.1:8001',
+      '=10.0.0.1:1',
+      'x=1.2.3.4:5',
+    ])('refuses %j on tracker 1 (itself, out of range or not N=IP:PORT)', (value) => {
+      const err = failure(['info.txt', '1', '--peer-address', value]);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err.message).toBe(`--peer-address '${value}' must be N=IP:PORT for another tracker N of the file`);
+    });
+
+    it('refuses --peer-address without a value', () => {
+      const err = failure(['info.txt', '1', '--peer-address']);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err.message).toBe(`--peer-address needs a value; ${TRACKER_USAGE}`);
     });
   });
 
@@ -163,6 +245,8 @@ describe(parseTrackerArgs.name, () => {
       [[]],
       [['info.txt', '1', '--nope']],
       [['info.txt', '1', '--data-dir']],
+      [['info.txt', '1', '--key-file']],
+      [['info.txt', '1', '--peer-address', '1=1.2.3.4:5']],
       [['missing.txt', '1']],
       [['info.txt', '9']],
       [['info.txt', '1'], files('garbage\n')],

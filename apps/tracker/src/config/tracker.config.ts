@@ -1,4 +1,4 @@
-import { HostPort, parseTrackerInfo } from '@app/protocol';
+import { HostPort, parseHostPort, parseTrackerInfo } from '@app/protocol';
 import { resolve } from 'node:path';
 
 export const TRACKER_CONFIG = Symbol('TRACKER_CONFIG');
@@ -9,9 +9,14 @@ export interface TrackerConfig {
   readonly trackers: readonly HostPort[];
   readonly self: HostPort;
   readonly dataDir: string;
+  /** Where to reach other trackers for sync when it differs from tracker_info (`--peer-address N=IP:PORT`). */
+  readonly peerAddresses: ReadonlyMap<number, HostPort>;
+  /** The network's shared secret; created beside the tracker info file when missing. */
+  readonly keyFile: string;
 }
 
-export const TRACKER_USAGE = 'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR]';
+export const TRACKER_USAGE =
+  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT]';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -21,9 +26,16 @@ export class ConfigError extends Error {
 export function parseTrackerArgs(argv: readonly string[], readFile: (path: string) => string): TrackerConfig {
   const positional: string[] = [];
   let dataDir: string | undefined;
+  let keyFile: string | undefined;
+  const peerTexts: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--data-dir') {
+    if (arg === '--key-file' || arg === '--peer-address') {
+      const value = argv[++i];
+      if (!value) throw new ConfigError(`${arg} needs a value; ${TRACKER_USAGE}`);
+      if (arg === '--key-file') keyFile = value;
+      else peerTexts.push(value);
+    } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
     } else if (arg.startsWith('--data-dir=')) {
@@ -51,10 +63,22 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
       `${infoFile}: tracker number '${numberText}' is out of range (the file lists ${trackers.length} tracker${trackers.length === 1 ? '' : 's'}: use 1-${trackers.length})`,
     );
   }
+  const peerAddresses = new Map<number, HostPort>();
+  for (const text of peerTexts) {
+    const m = /^(\d{1,4})=(.+)$/.exec(text);
+    const address = m ? parseHostPort(m[2]) : undefined;
+    const n = m ? Number(m[1]) : NaN;
+    if (!address || !(n >= 1 && n <= trackers.length) || n === trackerNumber) {
+      throw new ConfigError(`--peer-address '${text}' must be N=IP:PORT for another tracker N of the file`);
+    }
+    peerAddresses.set(n, address);
+  }
   return {
     trackerNumber,
     trackers,
     self: trackers[trackerNumber - 1],
     dataDir: resolve(dataDir ?? `data/tracker-${trackerNumber}`),
+    peerAddresses,
+    keyFile: resolve(keyFile ?? infoFile.replace(/(\.txt)?$/, '.key')),
   };
 }

@@ -216,6 +216,44 @@ function fileStoreContract(harness: StoreHarness<FileStore>): void {
     });
   });
 
+  describe('clear', () => {
+    it('forgets every file and seeder of every group, and the store works afresh', () => {
+      shared('report.pdf', ['alice', 'bob']);
+      shared('b', ['carol'], 'g2');
+      store.clear();
+      for (const [g, f] of [
+        ['g1', 'report.pdf'],
+        ['g2', 'b'],
+      ]) {
+        expect(store.getFile(g, f)).toBeUndefined();
+        expect(store.chunkHashes(g, f)).toBeUndefined();
+        expect(store.seeders(g, f)).toEqual([]);
+        expect(store.seederCount(g, f)).toBe(0);
+      }
+      expect(store.listFiles('g1')).toEqual([]);
+      expect(store.listFiles('g2')).toEqual([]);
+      expect(store.removeSeedersOf('g1', 'alice')).toEqual([]);
+      shared('report.pdf', ['bob', 'alice']);
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['bob', 'alice']);
+    });
+
+    it('clears an empty store', () => {
+      expect(() => store.clear()).not.toThrow();
+      expect(store.listFiles('g1')).toEqual([]);
+    });
+
+    it('is undone with a transaction that throws', () => {
+      shared('report.pdf', ['alice']);
+      expect(() =>
+        store.transaction(() => {
+          store.clear();
+          throw new Error('boom');
+        }),
+      ).toThrow('boom');
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['alice']);
+    });
+  });
+
   describe('transaction', () => {
     beforeEach(() => shared('report.pdf', ['alice']));
 

@@ -57,6 +57,8 @@ export interface FileStore {
   removeSeeder(groupId: string, fileName: string, userId: string): boolean;
   /** Removes every seeder row of the user in the group; returns the file names concerned, ordered by name. */
   removeSeedersOf(groupId: string, userId: string): string[];
+  /** Forgets every file and seeder (before the state is rebuilt from the change log). */
+  clear(): void;
 }
 
 const DIGEST_BYTES = 20;

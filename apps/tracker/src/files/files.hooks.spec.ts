@@ -7,6 +7,10 @@ import { GroupsService } from '../groups/groups.service';
 import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { fakeSession } from '../testing/fake-session';
+import { syncTestingProviders } from '../testing/sync-testing';
+import { TempDatabases } from '../testing/temp-db';
+import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
+import { SqliteGroupStore } from '../groups/sqlite-group.store';
 
 /** The hooks FilesService relies on: GroupsService.onMemberLeft and AuthService.onSessionEnded. */
 
@@ -18,11 +22,13 @@ const plainHasher: PasswordHasher = {
 describe('GroupsService.onMemberLeft', () => {
   let groups: GroupsService;
   const left = jest.fn();
+  const dbs = new TempDatabases();
+  afterEach(() => dbs.cleanup());
 
   beforeEach(async () => {
     left.mockReset();
     const moduleRef = await Test.createTestingModule({
-      providers: [GroupsService, { provide: GROUP_STORE, useClass: InMemoryGroupStore }],
+      providers: [GroupsService, { provide: GROUP_STORE, useClass: InMemoryGroupStore }, ...syncTestingProviders()],
     }).compile();
     groups = moduleRef.get(GroupsService);
     groups.create('alice', 'g1');
@@ -61,7 +67,23 @@ describe('GroupsService.onMemberLeft', () => {
     expect(left).toHaveBeenCalledTimes(1);
   });
 
-  it('runs inside the leave transaction: a listener that throws undoes the leave', () => {
+  it('runs inside the leave transaction: a listener that throws undoes the leave', async () => {
+    // One SQLite database holds the op log and the groups, as in the tracker, so that one transaction covers both.
+    const db = dbs.open();
+    const moduleRef = await Test.createTestingModule({
+      providers: [
+        GroupsService,
+        { provide: GROUP_STORE, useValue: new SqliteGroupStore(db) },
+        ...syncTestingProviders({}, new SqliteOpLogStore(db)),
+      ],
+    }).compile();
+    groups = moduleRef.get(GroupsService);
+    groups.create('alice', 'g1');
+    for (const u of ['bob', 'carol']) {
+      groups.join(u, 'g1');
+      groups.accept('alice', 'g1', u);
+    }
+    groups.onMemberLeft(left);
     const boom = new Error('boom');
     left.mockImplementation(() => {
       throw boom;
@@ -93,6 +115,7 @@ describe('AuthService.onSessionEnded', () => {
         AuthService,
         { provide: USER_STORE, useClass: InMemoryUserStore },
         { provide: PASSWORD_HASHER, useValue: plainHasher },
+        ...syncTestingProviders(),
       ],
     }).compile();
     auth = moduleRef.get(AuthService);

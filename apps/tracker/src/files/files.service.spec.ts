@@ -1,5 +1,6 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { ErrorCode, formatFileMetadata, HostPort } from '@app/protocol';
+import { ErrorCode, formatFileMetadata, HostPort, StampedOp } from '@app/protocol';
+import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { createHash } from 'node:crypto';
 import { AuthService } from '../auth/auth.service';
@@ -12,6 +13,9 @@ import { GroupsService } from '../groups/groups.service';
 import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { fakeSession } from '../testing/fake-session';
+import { syncTestingProviders } from '../testing/sync-testing';
+import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
+import { SyncService } from '../sync/sync.service';
 import { TempDatabases } from '../testing/temp-db';
 import { FileStore } from './file.store';
 import { Announcer, FilesService, ShareRequest } from './files.service';
@@ -59,6 +63,7 @@ describe(FilesService.name, () => {
   let groups: GroupsService;
   let auth: AuthService;
   let store: FileStore;
+  let sync: SyncService;
   let alice: Peer;
   let bob: Peer;
   let carol: Peer;
@@ -96,12 +101,14 @@ describe(FilesService.name, () => {
         { provide: GROUP_STORE, useClass: InMemoryGroupStore },
         { provide: USER_STORE, useClass: InMemoryUserStore },
         { provide: PASSWORD_HASHER, useValue: plainHasher },
+        ...syncTestingProviders(),
       ],
     }).compile();
     files = moduleRef.get(FilesService);
     groups = moduleRef.get(GroupsService);
     auth = moduleRef.get(AuthService);
     store = moduleRef.get<FileStore>(FILE_STORE);
+    sync = moduleRef.get(SyncService);
     [alice, bob, carol] = [await peer('alice'), await peer('bob'), await peer('carol')];
     // alice owns g1, bob is a member; carol has only asked to join.
     groups.create('alice', 'g1');
@@ -508,6 +515,165 @@ describe(FilesService.name, () => {
     });
   });
 
+  describe('replication', () => {
+    const changes = () =>
+      [...sync.opsAfter(new Map(), 1000)]
+        .filter((op) => ['upload_file', 'new_seeder', 'stop_share'].includes(op.kind))
+        .map((op) => [op.kind, op.actor, ...op.args]);
+    /** A change from tracker 2 ordered before every change here but the first: receiving it replays the log. */
+    const late = (): StampedOp => ({
+      kind: 'create_user',
+      args: ['zed', 'plain$pw'],
+      actor: '',
+      time: 1,
+      requestId: '',
+      origin: 2,
+      seq: 1,
+      lamport: 1,
+    });
+    let seq = 0;
+    /** A change made on tracker 2, ordered after everything here. */
+    const fromTracker2 = (kind: string, actor: string, ...args: string[]): StampedOp => {
+      seq++;
+      return { kind, actor, args, time: 77, requestId: '', origin: 2, seq, lamport: 10_000 + seq };
+    };
+    beforeEach(() => {
+      seq = 0;
+      jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    });
+    afterEach(() => jest.restoreAllMocks());
+
+    it('commits each change as one op: the file’s metadata, a new seeder, a stop', () => {
+      const req = upload('g1', '/a/report.pdf');
+      files.share(alice.as(), { ...req, fileHash: req.fileHash.toUpperCase() });
+      files.addSeeder(bob.as(), 'g1', 'report.pdf', '/b/copy.pdf');
+      files.stopShare('bob', 'g1', 'report.pdf');
+      expect(changes()).toEqual([
+        ['upload_file', 'alice', 'g1', '/a/report.pdf', String(req.fileSize), req.fileHash, req.chunkHashes.join(',')],
+        ['new_seeder', 'bob', 'g1', 'report.pdf', '/b/copy.pdf'],
+        ['stop_share', 'bob', 'g1', 'report.pdf'],
+      ]);
+    });
+
+    it('commits nothing for a refused change', () => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf', 'one'));
+      const before = changes().length;
+      for (const refused of [
+        () => files.share(bob.as(), upload('g1', '/b/report.pdf', 'two')),
+        () => files.share(carol.as(), upload('g1', '/c/x')),
+        () => files.share(alice.as(), { ...upload('g1', '/a/y'), fileHash: 'bad' }),
+        () => files.addSeeder(bob.as(), 'g1', 'nope', '/b/nope'),
+        () => files.stopShare('bob', 'g1', 'report.pdf'),
+      ]) {
+        expect(refused).toThrow(DomainError);
+      }
+      expect(changes()).toHaveLength(before);
+    });
+
+    it('takes in a file shared on another tracker, its seeder online only while that tracker says so', () => {
+      const req = upload('g1', '/b/remote.bin', 'remote');
+      sync.receive(
+        fromTracker2(
+          'upload_file',
+          'bob',
+          'g1',
+          req.filePath,
+          String(req.fileSize),
+          req.fileHash,
+          req.chunkHashes.join(','),
+        ),
+      );
+      expect(store.getFile('g1', 'remote.bin')).toMatchObject({ uploader: 'bob', createdAt: 77 });
+      expect(files.list('alice', 'g1')).toEqual([{ fileName: 'remote.bin', fileSize: req.fileSize, onlineSeeders: 0 }]);
+      const entry = {
+        userId: 'bob',
+        address: '10.9.9.9:7002',
+        groupId: 'g1',
+        fileName: 'remote.bin',
+        filePath: req.filePath,
+      };
+      sync.remotePresence(2, { on: true, entry });
+      expect(files.download('alice', 'g1', 'remote.bin').seeders).toEqual([
+        { userId: 'bob', address: { host: '10.9.9.9', port: 7002 }, filePath: req.filePath },
+      ]);
+      expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(1);
+      sync.remotePresence(2, 'reset');
+      expect(online('remote.bin')).toEqual([]);
+      sync.remotePresence(2, { on: true, entry });
+      sync.remotePresence(2, { on: false, entry });
+      expect(online('remote.bin')).toEqual([]);
+    });
+
+    it('ignores a change from another tracker that no longer fits', () => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf', 'one'));
+      const other = upload('g1', '/b/report.pdf', 'two');
+      for (const op of [
+        fromTracker2(
+          'upload_file',
+          'bob',
+          'g1',
+          other.filePath,
+          String(other.fileSize),
+          other.fileHash,
+          other.chunkHashes.join(','),
+        ),
+        fromTracker2('upload_file', 'carol', 'g1', '/c/c.bin', '1', sha1('c'), sha1('c0')), // not a member
+        fromTracker2('new_seeder', 'carol', 'g1', 'report.pdf', '/c/report.pdf'),
+        fromTracker2('stop_share', 'bob', 'g1', 'report.pdf'), // bob never seeded it
+      ]) {
+        expect(sync.receive(op)).toBe('applied');
+      }
+      expect(store.getFile('g1', 'report.pdf')?.fileHash).toBe(sha1('one'));
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['alice']);
+      expect(names()).toEqual(['report.pdf']);
+    });
+
+    it('keeps the stored files and seeders through a replay of the log', () => {
+      files.share(alice.as(), upload('g1', '/a/report.pdf'));
+      files.addSeeder(bob.as(), 'g1', 'report.pdf', '/b/report.pdf');
+      files.share(bob.as(), upload('g1', '/b/gone.txt', 'gone', 1));
+      files.stopShare('bob', 'g1', 'gone.txt');
+      const digest = sync.digest();
+      expect(sync.receive(late())).toBe('replayed');
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['alice', 'bob']);
+      expect(store.getFile('g1', 'gone.txt')).toBeUndefined();
+      expect(auth.exists('zed')).toBe(true);
+      expect(sync.digest()).not.toBe(digest); // zed is new
+    });
+
+    it('keeps live seeders online through a replay of the log', () => {
+      files.share(alice.as(7001), upload('g1', '/a/report.pdf'));
+      files.addSeeder(bob.as(7002), 'g1', 'report.pdf', '/b/report.pdf');
+      expect(sync.receive(late())).toBe('replayed');
+      expect(online('report.pdf')).toEqual(['alice', 'bob']);
+      expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(2);
+    });
+
+    it('keeps a live seeder online through a replay that passes a stop and a new upload of its file', () => {
+      files.share(alice.as(7001), upload('g1', '/a/report.pdf'));
+      files.stopShare('alice', 'g1', 'report.pdf'); // the file is gone...
+      files.share(alice.as(7001), upload('g1', '/a/report.pdf')); // ...and shared anew by the same session
+      expect(online('report.pdf')).toEqual(['alice']);
+      expect(sync.receive(late())).toBe('replayed');
+      expect(files.list('bob', 'g1')).toEqual([
+        { fileName: 'report.pdf', fileSize: 2 * CHUNK_SIZE + 1, onlineSeeders: 1 },
+      ]);
+      expect(online('report.pdf', 'g1', bob)).toEqual(['alice']);
+    });
+
+    it('keeps a live seeder online through a replay that passes its leaving and rejoining the group', () => {
+      files.share(alice.as(7001), upload('g1', '/a/report.pdf'));
+      files.addSeeder(bob.as(7002), 'g1', 'report.pdf', '/b/report.pdf');
+      groups.leave('bob', 'g1');
+      groups.join('bob', 'g1');
+      groups.accept('alice', 'g1', 'bob');
+      files.addSeeder(bob.as(7002), 'g1', 'report.pdf', '/b/report.pdf');
+      expect(online('report.pdf')).toEqual(['alice', 'bob']);
+      expect(sync.receive(late())).toBe('replayed');
+      expect(online('report.pdf')).toEqual(['alice', 'bob']);
+    });
+  });
+
   describe('leaving a group', () => {
     beforeEach(() => {
       groups.create('alice', 'g2');
@@ -588,6 +754,8 @@ describe(`${FilesService.name} at scale, on the SQLite store`, () => {
 
   beforeAll(async () => {
     const db = dbs.open();
+    // Durability is not under test here: skip the fsync of each of the 10,000 commits.
+    db.pragma('synchronous = OFF');
     const moduleRef = await Test.createTestingModule({
       providers: [
         FilesService,
@@ -597,6 +765,7 @@ describe(`${FilesService.name} at scale, on the SQLite store`, () => {
         { provide: GROUP_STORE, useClass: InMemoryGroupStore },
         { provide: USER_STORE, useClass: InMemoryUserStore },
         { provide: PASSWORD_HASHER, useValue: plainHasher },
+        ...syncTestingProviders({}, new SqliteOpLogStore(db)),
       ],
     }).compile();
     files = moduleRef.get(FilesService);

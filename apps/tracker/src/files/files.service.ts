@@ -1,8 +1,19 @@
 import { planChunks } from '@app/chunking';
-import { FileMetadata, HostPort, isSha1Hex, SeederInfo } from '@app/protocol';
+import {
+  FileMetadata,
+  formatHostPort,
+  HostPort,
+  isSha1Hex,
+  Op,
+  parseHostPort,
+  quoteArg,
+  SeederInfo,
+} from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service';
+import { createHash } from 'node:crypto';
 import { GroupsService } from '../groups/groups.service';
+import { PresenceChange, PresenceEntry, SyncService } from '../sync/sync.service';
 import { FileStore, packChunkHashes, unpackChunkHashes } from './file.store';
 import { BadFileMetadataError, FileConflictError, NotSeedingError, shownName, UnknownFileError } from './files.errors';
 import { FILE_STORE } from './files.tokens';
@@ -60,6 +71,16 @@ export function fileNameProblem(name: string): string | undefined {
 const baseName = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
 
 const fileKey = (groupId: string, fileName: string): string => `${groupId}/${fileName}`;
+/** Group ids cannot hold '/', so the first one ends the group. */
+const splitKey = (key: string): [string, string] => {
+  const at = key.indexOf('/');
+  return [key.slice(0, at), key.slice(at + 1)];
+};
+
+interface RemoteSeeder {
+  readonly address: HostPort;
+  readonly filePath: string;
+}
 
 /** The soft state of one live session that announced shares. */
 interface AnnouncingSession {
@@ -82,13 +103,28 @@ export class FilesService {
   /** connection id -> its announcements. */
   private readonly sessions = new Map<number, AnnouncingSession>();
 
+  /** Presence reported by other trackers: tracker -> fileKey -> userId -> where and what. */
+  private readonly remote = new Map<number, Map<string, Map<string, RemoteSeeder>>>();
+
   constructor(
     @Inject(FILE_STORE) private readonly files: FileStore,
     private readonly groups: GroupsService,
     auth: AuthService,
+    private readonly sync: SyncService,
   ) {
     auth.onSessionEnded((_userId, connectionId) => this.forgetSession(connectionId));
     groups.onMemberLeft((userId, groupId, groupDeleted) => this.dropMember(userId, groupId, groupDeleted));
+    sync.register('upload_file', (op) => this.applyUpload(op));
+    sync.register('new_seeder', (op) => this.applyNewSeeder(op));
+    sync.register('stop_share', (op) => this.applyStopShare(op));
+    sync.participate({
+      name: 'files',
+      reset: () => this.files.clear(),
+      describe: () => this.describe(),
+      afterReplay: () => this.dropStalePresence(),
+    });
+    sync.addPresenceSource(() => this.localPresence());
+    sync.onRemotePresence((tracker, change) => this.remotePresence(tracker, change));
   }
 
   /** `upload_file`: registers a new file with its first seeder, or adds a seeder to the same file. */
@@ -114,30 +150,22 @@ export class FilesService {
     const chunkHashes = packChunkHashes(req.chunkHashes);
 
     const { groupId } = req;
-    const created = this.files.transaction(() => {
-      const existing = this.files.getFile(groupId, fileName);
-      if (existing) {
-        if (existing.fileHash !== fileHash || existing.fileSize !== req.fileSize) {
-          throw new FileConflictError(groupId, fileName);
-        }
-        if (!this.files.chunkHashes(groupId, fileName)?.equals(chunkHashes)) {
-          throw new BadFileMetadataError(
-            `the chunk hashes differ from those registered for ${shownName(fileName)}, which has the same file hash`,
-          );
-        }
-      } else {
-        this.files.addFile({
-          groupId,
-          fileName,
-          fileSize: req.fileSize,
-          fileHash,
-          chunkHashes,
-          uploader: by.userId,
-          createdAt: Date.now(),
-        });
+    const existing = this.files.getFile(groupId, fileName);
+    if (existing) {
+      if (existing.fileHash !== fileHash || existing.fileSize !== req.fileSize) {
+        throw new FileConflictError(groupId, fileName);
       }
-      this.files.putSeeder({ groupId, fileName, userId: by.userId, filePath: req.filePath });
-      return !existing;
+      if (!this.files.chunkHashes(groupId, fileName)?.equals(chunkHashes)) {
+        throw new BadFileMetadataError(
+          `the chunk hashes differ from those registered for ${shownName(fileName)}, which has the same file hash`,
+        );
+      }
+    }
+    const created = !existing;
+    this.sync.commit({
+      kind: 'upload_file',
+      actor: by.userId,
+      args: [groupId, req.filePath, String(req.fileSize), fileHash, req.chunkHashes.join(',').toLowerCase()],
     });
     this.markOnline(by, groupId, fileName);
     return { fileName, chunkCount: expected, created };
@@ -149,7 +177,7 @@ export class FilesService {
     return this.files.listFiles(groupId).map((f) => ({
       fileName: f.fileName,
       fileSize: f.fileSize,
-      onlineSeeders: this.online.get(fileKey(groupId, f.fileName))?.size ?? 0,
+      onlineSeeders: this.onlineUsers(fileKey(groupId, f.fileName)).size,
     }));
   }
 
@@ -159,14 +187,15 @@ export class FilesService {
     const file = this.files.getFile(groupId, fileName);
     const packed = file && this.files.chunkHashes(groupId, fileName);
     if (!file || !packed) throw new UnknownFileError(groupId, fileName);
-    const announced = this.online.get(fileKey(groupId, fileName));
+    const key = fileKey(groupId, fileName);
+    const announced = this.online.get(key);
     const seeders: SeederInfo[] = [];
-    if (announced?.size) {
-      for (const s of this.files.seeders(groupId, fileName)) {
-        const connectionId = announced.get(s.userId);
-        const session = connectionId === undefined ? undefined : this.sessions.get(connectionId);
-        if (session) seeders.push({ userId: s.userId, address: session.address, filePath: s.filePath });
-      }
+    for (const s of this.files.seeders(groupId, fileName)) {
+      const connectionId = announced?.get(s.userId);
+      const session = connectionId === undefined ? undefined : this.sessions.get(connectionId);
+      const elsewhere = session ? undefined : this.remoteSeeder(key, s.userId);
+      const address = session?.address ?? elsewhere?.address;
+      if (address) seeders.push({ userId: s.userId, address, filePath: s.filePath });
     }
     return {
       fileName: file.fileName,
@@ -181,21 +210,18 @@ export class FilesService {
   addSeeder(by: Announcer, groupId: string, fileName: string, filePath: string): void {
     this.groups.assertMember(by.userId, groupId);
     assertValidPath(filePath);
-    if (!this.files.putSeeder({ groupId, fileName, userId: by.userId, filePath })) {
-      throw new UnknownFileError(groupId, fileName);
-    }
+    if (!this.files.getFile(groupId, fileName)) throw new UnknownFileError(groupId, fileName);
+    this.sync.commit({ kind: 'new_seeder', actor: by.userId, args: [groupId, fileName, filePath] });
     this.markOnline(by, groupId, fileName);
   }
 
   /** `stop_share`: the user no longer seeds the file; the file goes when nobody seeds it. */
   stopShare(userId: string, groupId: string, fileName: string): StopOutcome {
     this.groups.assertMember(userId, groupId);
-    const fileDeleted = this.files.transaction(() => {
-      if (!this.files.removeSeeder(groupId, fileName, userId)) throw new NotSeedingError(groupId, fileName);
-      return this.deleteIfUnseeded(groupId, fileName);
-    });
+    if (!this.files.getSeeder(groupId, fileName, userId)) throw new NotSeedingError(groupId, fileName);
+    this.sync.commit({ kind: 'stop_share', actor: userId, args: [groupId, fileName] });
     this.markOffline(groupId, fileName, userId);
-    return { fileDeleted };
+    return { fileDeleted: !this.files.getFile(groupId, fileName) };
   }
 
   /** A member left: their shares in the group go, then every file nobody seeds; with the group, all of its files. */
@@ -233,9 +259,15 @@ export class FilesService {
     const previous = users.get(by.userId);
     if (previous !== undefined && previous !== by.connectionId) this.sessions.get(previous)?.files.delete(key);
     users.set(by.userId, by.connectionId);
+    const filePath = this.files.getSeeder(groupId, fileName, by.userId)?.filePath ?? '';
+    this.sync.presenceChanged({
+      on: true,
+      entry: { userId: by.userId, address: formatHostPort(by.address), groupId, fileName, filePath },
+    });
   }
 
   private markOffline(groupId: string, fileName: string, userId: string): void {
+    if (this.sync.replaying) return; // history is being re-applied; dropStalePresence settles it afterwards
     const key = fileKey(groupId, fileName);
     const users = this.online.get(key);
     const connectionId = users?.get(userId);
@@ -243,9 +275,11 @@ export class FilesService {
     users!.delete(userId);
     if (users!.size === 0) this.online.delete(key);
     this.sessions.get(connectionId)?.files.delete(key);
+    this.sync.presenceChanged({ on: false, entry: { userId, groupId, fileName } });
   }
 
   private forgetFile(groupId: string, fileName: string): void {
+    if (this.sync.replaying) return;
     const key = fileKey(groupId, fileName);
     for (const connectionId of this.online.get(key)?.values() ?? []) this.sessions.get(connectionId)?.files.delete(key);
     this.online.delete(key);
@@ -260,7 +294,110 @@ export class FilesService {
       if (users?.get(session.userId) !== connectionId) continue;
       users.delete(session.userId);
       if (users.size === 0) this.online.delete(key);
+      const [groupId, fileName] = splitKey(key);
+      this.sync.presenceChanged({ on: false, entry: { userId: session.userId, groupId, fileName } });
     }
+  }
+
+  // Appliers: run on every tracker, in the same order; a change that no longer fits does nothing.
+
+  private applyUpload({ actor, time, args: [groupId, filePath, sizeText, fileHash, hashList] }: Op): void {
+    if (!this.groups.isMember(actor, groupId)) return;
+    const fileName = baseName(filePath);
+    const fileSize = Number(sizeText);
+    const existing = this.files.getFile(groupId, fileName);
+    if (existing && (existing.fileHash !== fileHash || existing.fileSize !== fileSize)) return;
+    if (!existing) {
+      const chunkHashes = packChunkHashes(hashList === '' ? [] : hashList.split(','));
+      this.files.addFile({ groupId, fileName, fileSize, fileHash, chunkHashes, uploader: actor, createdAt: time });
+    }
+    this.files.putSeeder({ groupId, fileName, userId: actor, filePath });
+  }
+
+  private applyNewSeeder({ actor, args: [groupId, fileName, filePath] }: Op): void {
+    if (!this.groups.isMember(actor, groupId)) return;
+    this.files.putSeeder({ groupId, fileName, userId: actor, filePath });
+  }
+
+  private applyStopShare({ actor, args: [groupId, fileName] }: Op): void {
+    if (this.files.removeSeeder(groupId, fileName, actor)) this.deleteIfUnseeded(groupId, fileName);
+  }
+
+  private describe(): string[] {
+    const lines: string[] = [];
+    for (const g of this.groups.allGroupIds()) {
+      for (const f of this.files.listFiles(g)) {
+        const info = this.files.getFile(g, f.fileName)!;
+        const chunks = createHash('sha1')
+          .update(this.files.chunkHashes(g, f.fileName) ?? Buffer.alloc(0))
+          .digest('hex');
+        lines.push(
+          `file ${g} ${quoteArg(f.fileName)} ${info.fileSize} ${info.fileHash} ${chunks} ${info.uploader} ${info.createdAt}`,
+        );
+        for (const s of this.files.seeders(g, f.fileName))
+          lines.push(`seeder ${g} ${quoteArg(f.fileName)} ${s.userId} ${quoteArg(s.filePath)}`);
+      }
+    }
+    return lines;
+  }
+
+  /** After a replay: a session counts as seeding a file only if the rebuilt state still has it as a seeder. */
+  private dropStalePresence(): void {
+    for (const [key, users] of [...this.online]) {
+      const [groupId, fileName] = splitKey(key);
+      for (const userId of [...users.keys()]) {
+        if (!this.files.getSeeder(groupId, fileName, userId)) this.markOffline(groupId, fileName, userId);
+      }
+    }
+  }
+
+  // Presence: who seeds what through the sessions of this tracker (local) and of the others (remote).
+
+  private onlineUsers(key: string): Set<string> {
+    const users = new Set(this.online.get(key)?.keys() ?? []);
+    for (const byFile of this.remote.values()) for (const u of byFile.get(key)?.keys() ?? []) users.add(u);
+    return users;
+  }
+
+  private remoteSeeder(key: string, userId: string): RemoteSeeder | undefined {
+    for (const byFile of this.remote.values()) {
+      const seeder = byFile.get(key)?.get(userId);
+      if (seeder) return seeder;
+    }
+    return undefined;
+  }
+
+  private localPresence(): PresenceEntry[] {
+    const entries: PresenceEntry[] = [];
+    for (const [key, users] of this.online) {
+      const [groupId, fileName] = splitKey(key);
+      for (const [userId, connectionId] of users) {
+        const session = this.sessions.get(connectionId);
+        if (!session) continue;
+        const filePath = this.files.getSeeder(groupId, fileName, userId)?.filePath ?? '';
+        entries.push({ userId, address: formatHostPort(session.address), groupId, fileName, filePath });
+      }
+    }
+    return entries;
+  }
+
+  private remotePresence(tracker: number, change: PresenceChange | 'reset'): void {
+    if (change === 'reset') {
+      this.remote.delete(tracker);
+      return;
+    }
+    let byFile = this.remote.get(tracker);
+    if (!byFile) this.remote.set(tracker, (byFile = new Map()));
+    const key = fileKey(change.entry.groupId, change.entry.fileName);
+    if (!change.on) {
+      byFile.get(key)?.delete(change.entry.userId);
+      return;
+    }
+    const address = parseHostPort(change.entry.address);
+    if (!address) return;
+    let users = byFile.get(key);
+    if (!users) byFile.set(key, (users = new Map()));
+    users.set(change.entry.userId, { address, filePath: change.entry.filePath });
   }
 }
 

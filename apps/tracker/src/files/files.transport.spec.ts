@@ -3,6 +3,7 @@ import { encodeChunkHashes, parseFileMetadata } from '@app/protocol';
 import { INestMicroservice } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { AuthService } from '../auth/auth.service';
 import { PASSWORD_HASHER } from '../auth/auth.tokens';
 import { PasswordHasher } from '../auth/password.hasher';
@@ -42,6 +43,8 @@ describe('files over the wire', () => {
           trackers: [{ host: '127.0.0.1', port: 0 }],
           self: { host: '127.0.0.1', port: 0 },
           dataDir,
+          peerAddresses: new Map(),
+          keyFile: join(dataDir, 'network.key'),
         }),
       ],
     })
@@ -58,7 +61,10 @@ describe('files over the wire', () => {
     const conn = await LineSocket.open(port);
     sockets.push(conn);
     expect(await conn.request(`create_user ${userId} pw`)).toEqual([`OK 0 user ${userId} created`]);
-    expect(await conn.request(`login ${userId} pw`)).toEqual([`OK 0 logged in as ${userId}`]);
+    expect(await conn.request(`login ${userId} pw`, 2)).toEqual([
+      `OK 1 logged in as ${userId}`,
+      expect.stringMatching(/^session_token:[0-9a-f]{64}$/),
+    ]);
     return conn;
   }
 
@@ -159,7 +165,7 @@ describe('files over the wire', () => {
     expect(await bob.request('leave_group g1')).toEqual(['OK 0 left group g1']);
     const again = await LineSocket.open(port);
     sockets.push(again);
-    await again.request('login alice pw');
+    await again.request('login alice pw', 2);
     expect(await again.request('list_files g1', 2)).toEqual([
       'OK 1 1 file in group g1',
       `f.bin size=${2 * CHUNK_SIZE} seeders=0`,
@@ -180,7 +186,7 @@ describe('files over the wire', () => {
     await start();
     const conn = await LineSocket.open(port);
     sockets.push(conn);
-    await conn.request('login bob pw');
+    await conn.request('login bob pw', 2);
     expect(await conn.request('list_files g1', 2)).toEqual([
       'OK 1 1 file in group g1',
       `f.bin size=${3 * CHUNK_SIZE} seeders=0`,
@@ -188,6 +194,47 @@ describe('files over the wire', () => {
     const [head, ...body] = await conn.request('download_file g1 f.bin', 9);
     expect(head).toBe(`OK 8 f.bin: ${3 * CHUNK_SIZE} bytes, 0 online seeders`);
     expect(parseFileMetadata(body).chunkHashes).toEqual(chunkList(3, '/a/f.bin'));
+  });
+
+  it('answers a retried upload with the same #id as done, even after a restart, and applies it once', async () => {
+    const { alice, bob } = await team();
+    alice.write(`#up-1 ${uploadLines('g1', '/a/f.bin', 2, '7001')}`);
+    expect(await alice.readLines(1)).toEqual(['OK 0 shared f.bin in group g1 (2 chunks)']);
+    alice.write(`#up-1 ${uploadLines('g1', '/a/f.bin', 2, '7001')}`);
+    expect(await alice.readLines(1)).toEqual(['OK 0 done (request #up-1 had already been applied)']);
+    expect(await bob.request('#up-2 stop_share g1 f.bin')).toEqual([
+      'ERR NOT_SEEDING you are not seeding f.bin in group g1',
+    ]);
+    for (const s of sockets.splice(0)) s.destroy();
+    await app.close();
+
+    await start();
+    const conn = await LineSocket.open(port);
+    sockets.push(conn);
+    await conn.request('login alice pw', 2);
+    conn.write(`#up-1 ${uploadLines('g1', '/a/f.bin', 2, '7001')}`);
+    expect(await conn.readLines(1)).toEqual(['OK 0 done (request #up-1 had already been applied)']);
+    expect(await conn.request('list_files g1', 2)).toEqual([
+      'OK 1 1 file in group g1',
+      `f.bin size=${2 * CHUNK_SIZE} seeders=0`,
+    ]);
+  });
+
+  it('resumes a session by its token after a restart, until logout revokes it', async () => {
+    const first = await LineSocket.open(port);
+    sockets.push(first);
+    await first.request('create_user alice pw');
+    const [, tokenLine] = await first.request('login alice pw', 2);
+    const token = tokenLine.slice('session_token:'.length);
+    for (const s of sockets.splice(0)) s.destroy();
+    await app.close();
+
+    await start();
+    const conn = await LineSocket.open(port);
+    sockets.push(conn);
+    expect(await conn.request(`resume ${token}`)).toEqual(['OK 0 resumed the session of alice']);
+    expect(await conn.request('logout')).toEqual(['OK 0 alice logged out']);
+    expect(await conn.request(`resume ${token}`)).toEqual([expect.stringMatching(/^ERR UNKNOWN_SESSION /)]);
   });
 
   it('answers download_file for a 200,000-chunk file (an 8 MB reply) quickly', async () => {

@@ -109,6 +109,10 @@ export class InMemoryFileStore implements FileStore {
     return names.sort(compareNames);
   }
 
+  clear(): void {
+    this.groups.clear();
+  }
+
   private file(groupId: string, fileName: string): FileState | undefined {
     return this.groups.get(groupId)?.get(fileName);
   }

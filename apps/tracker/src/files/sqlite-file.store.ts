@@ -44,6 +44,10 @@ const toSeeder = (r: SeederRow): SeederRecord => ({
 export class SqliteFileStore implements FileStore {
   private readonly sql: ReturnType<typeof prepare>;
 
+  clear(): void {
+    this.db.exec('DELETE FROM file_seeders; DELETE FROM files;');
+  }
+
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
     db.exec(`
       CREATE TABLE IF NOT EXISTS files (

@@ -36,4 +36,6 @@ export interface GroupStore {
   requests(groupId: string): string[];
   /** Group ids the user has asked to join. */
   requestsOf(userId: string): string[];
+  /** Forgets every group (before the state is rebuilt from the change log). */
+  clear(): void;
 }

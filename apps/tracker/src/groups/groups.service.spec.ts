@@ -14,6 +14,14 @@ import {
 import { GroupsService } from './groups.service';
 import { GROUP_STORE } from './groups.tokens';
 import { InMemoryGroupStore } from './in-memory-group.store';
+import { syncTestingProviders } from '../testing/sync-testing';
+import { TempDatabases } from '../testing/temp-db';
+import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
+import { SqliteGroupStore } from './sqlite-group.store';
+import { OpLogStore } from '../sync/oplog.store';
+import { SyncService } from '../sync/sync.service';
+import { OPLOG_STORE } from '../sync/sync.tokens';
+import { StampedOp } from '@app/protocol';
 
 /** Runs `work`, expecting it to throw an instance of `type` carrying `code`. */
 function expectDomainError(work: () => unknown, type: new (...args: never[]) => DomainError, code: ErrorCode): void {
@@ -30,13 +38,19 @@ function expectDomainError(work: () => unknown, type: new (...args: never[]) => 
 describe(GroupsService.name, () => {
   let service: GroupsService;
   let store: GroupStore;
+  let sync: SyncService;
+  let opLog: OpLogStore;
+  const dbs = new TempDatabases();
+  afterEach(() => dbs.cleanup());
 
   beforeEach(async () => {
     const moduleRef = await Test.createTestingModule({
-      providers: [GroupsService, { provide: GROUP_STORE, useClass: InMemoryGroupStore }],
+      providers: [GroupsService, { provide: GROUP_STORE, useClass: InMemoryGroupStore }, ...syncTestingProviders()],
     }).compile();
     service = moduleRef.get(GroupsService);
     store = moduleRef.get<GroupStore>(GROUP_STORE);
+    sync = moduleRef.get(SyncService);
+    opLog = moduleRef.get<OpLogStore>(OPLOG_STORE);
   });
 
   /** alice owns g1; bob and carol joined in that order. */
@@ -275,6 +289,102 @@ describe(GroupsService.name, () => {
     });
   });
 
+  describe('replication', () => {
+    const changes = () => [...opLog.all()].map((op) => [op.kind, op.actor, ...op.args]);
+    let seq = 0;
+    /** A change made on tracker 2, ordered after everything here. */
+    const fromTracker2 = (kind: string, actor: string, ...args: string[]): StampedOp => {
+      seq++;
+      return { kind, actor, args, time: 5, requestId: '', origin: 2, seq, lamport: 1000 + seq };
+    };
+    beforeEach(() => (seq = 0));
+
+    it('commits each change as one op naming who made it', () => {
+      groupWithMembers('g1', 'alice', ['bob']);
+      service.join('carol', 'g1');
+      service.leave('carol', 'g1');
+      service.leave('alice', 'g1');
+      expect(changes()).toEqual([
+        ['create_group', 'alice', 'g1'],
+        ['join_group', 'bob', 'g1'],
+        ['accept_request', 'alice', 'g1', 'bob'],
+        ['join_group', 'carol', 'g1'],
+        ['leave_group', 'carol', 'g1'],
+        ['leave_group', 'alice', 'g1'],
+      ]);
+      expect([...opLog.all()].map((op) => [op.origin, op.seq])).toEqual([1, 2, 3, 4, 5, 6].map((n) => [1, n]));
+    });
+
+    it('stamps the group with the time of its change', () => {
+      service.create('alice', 'g1');
+      expect(store.get('g1')?.createdAt).toBe([...opLog.all()][0].time);
+    });
+
+    it('commits nothing for a refused change', () => {
+      groupWithMembers('g1', 'alice', ['bob']);
+      const before = opLog.count();
+      for (const refused of [
+        () => service.create('bob', 'g1'),
+        () => service.create('bob', 'bad id'),
+        () => service.join('bob', 'g1'),
+        () => service.join('bob', 'nope'),
+        () => service.accept('bob', 'g1', 'carol'),
+        () => service.accept('alice', 'g1', 'carol'),
+        () => service.leave('carol', 'g1'),
+      ]) {
+        expect(refused).toThrow(DomainError);
+      }
+      expect(opLog.count()).toBe(before);
+    });
+
+    it('applies a change from another tracker as if made here', () => {
+      service.create('alice', 'g1');
+      expect(sync.receive(fromTracker2('join_group', 'bob', 'g1'))).toBe('applied');
+      expect(sync.receive(fromTracker2('accept_request', 'alice', 'g1', 'bob'))).toBe('applied');
+      expect(sync.receive(fromTracker2('create_group', 'bob', 'g2'))).toBe('applied');
+      expect(service.members('g1')).toEqual(['alice', 'bob']);
+      expect(store.get('g2')).toEqual({ groupId: 'g2', owner: 'bob', createdAt: 5 });
+    });
+
+    it('ignores a change from another tracker that no longer fits, without failing', () => {
+      groupWithMembers('g1', 'alice', ['bob']);
+      service.join('carol', 'g1');
+      service.leave('carol', 'g1'); // withdrawn here while tracker 2 accepted it
+      for (const op of [
+        fromTracker2('accept_request', 'alice', 'g1', 'carol'),
+        fromTracker2('accept_request', 'bob', 'g1', 'dave'), // bob is no owner
+        fromTracker2('join_group', 'bob', 'g1'), // already a member
+        fromTracker2('join_group', 'erin', 'nope'),
+        fromTracker2('leave_group', 'erin', 'g1'),
+        fromTracker2('leave_group', 'erin', 'nope'),
+        fromTracker2('create_group', 'erin', 'g1'), // the id is taken
+      ]) {
+        expect(sync.receive(op)).toBe('applied');
+      }
+      expect(store.get('g1')?.owner).toBe('alice');
+      expect(service.members('g1')).toEqual(['alice', 'bob']);
+      expect(service.listRequests('alice', 'g1')).toEqual([]);
+      expect(service.allGroupIds()).toEqual(['g1']);
+    });
+
+    it('gives a group created on two trackers at once to the creation ordered first, whatever the arrival order', () => {
+      service.create('alice', 'g1'); // lamport 1, tracker 1
+      const rival: StampedOp = {
+        kind: 'create_group',
+        actor: 'bob',
+        args: ['g1'],
+        time: 5,
+        requestId: '',
+        origin: 2,
+        seq: 1,
+        lamport: 1,
+      };
+      sync.receive(rival);
+      expect(store.get('g1')?.owner).toBe('alice'); // (1, tracker 1) sorts before (1, tracker 2)
+      expect(service.members('g1')).toEqual(['alice']);
+    });
+  });
+
   describe('onMemberLeft', () => {
     it('tells listeners who left which group and whether the group was deleted', () => {
       const listener = jest.fn();
@@ -298,14 +408,29 @@ describe(GroupsService.name, () => {
       expect(listener).not.toHaveBeenCalled();
     });
 
-    it('undoes the leave, hand-over included, when a listener throws', () => {
+    it('undoes the leave, hand-over included, when a listener throws', async () => {
+      // The op log and the stores share one SQLite transaction, as in the tracker; the in-memory
+      // stores of the other tests cannot roll back together with the op log.
+      const db = dbs.open();
+      const log = new SqliteOpLogStore(db);
+      const moduleRef = await Test.createTestingModule({
+        providers: [
+          GroupsService,
+          { provide: GROUP_STORE, useValue: new SqliteGroupStore(db) },
+          ...syncTestingProviders({}, log),
+        ],
+      }).compile();
+      service = moduleRef.get(GroupsService);
+      store = moduleRef.get<GroupStore>(GROUP_STORE);
       groupWithMembers('g1', 'alice', ['bob', 'carol']);
+      const changes = log.count();
       service.onMemberLeft(() => {
         throw new Error('listener broke');
       });
       expect(() => service.leave('alice', 'g1')).toThrow('listener broke');
       expect(store.get('g1')?.owner).toBe('alice');
       expect(service.members('g1')).toEqual(['alice', 'bob', 'carol']);
+      expect(log.count()).toBe(changes);
     });
 
     it('stops calling a listener once it is removed', () => {

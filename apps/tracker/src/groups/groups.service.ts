@@ -1,3 +1,4 @@
+import { Op } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { assertValidId } from '../common/ids';
 import {
@@ -11,6 +12,7 @@ import {
 } from './groups.errors';
 import { GroupRecord, GroupStore } from './group.store';
 import { GROUP_STORE } from './groups.tokens';
+import { SyncService } from '../sync/sync.service';
 
 export type Standing = 'owner' | 'member' | 'requested' | 'none';
 
@@ -35,36 +37,45 @@ export type MemberLeftListener = (userId: string, groupId: string, groupDeleted:
 export class GroupsService {
   private readonly memberLeftListeners: MemberLeftListener[] = [];
 
-  constructor(@Inject(GROUP_STORE) private readonly groups: GroupStore) {}
+  constructor(
+    @Inject(GROUP_STORE) private readonly groups: GroupStore,
+    private readonly sync: SyncService,
+  ) {
+    sync.register('create_group', (op) => this.applyCreate(op));
+    sync.register('join_group', (op) => this.applyJoin(op));
+    sync.register('leave_group', (op) => this.applyLeave(op));
+    sync.register('accept_request', (op) => this.applyAccept(op));
+    sync.participate({ name: 'groups', reset: () => this.groups.clear(), describe: () => this.describe() });
+  }
 
   create(userId: string, groupId: string): void {
     assertValidId('group', groupId);
-    if (!this.groups.create({ groupId, owner: userId, createdAt: Date.now() })) throw new GroupExistsError(groupId);
+    if (this.groups.get(groupId)) throw new GroupExistsError(groupId);
+    this.sync.commit({ kind: 'create_group', actor: userId, args: [groupId] });
   }
 
   join(userId: string, groupId: string): void {
     this.require(groupId);
-    this.groups.transaction(() => {
-      if (this.groups.isMember(groupId, userId)) throw new AlreadyMemberError(groupId);
-      if (this.groups.hasRequest(groupId, userId)) throw new RequestPendingError(groupId);
-      this.groups.addRequest(groupId, userId);
-    });
+    if (this.groups.isMember(groupId, userId)) throw new AlreadyMemberError(groupId);
+    if (this.groups.hasRequest(groupId, userId)) throw new RequestPendingError(groupId);
+    this.sync.commit({ kind: 'join_group', actor: userId, args: [groupId] });
   }
 
   /** Leaves a group, or withdraws a pending request to join it. An owner who leaves hands the group on. */
   leave(userId: string, groupId: string): LeaveOutcome {
     const group = this.require(groupId);
-    return this.groups.transaction((): LeaveOutcome => {
-      if (!this.groups.isMember(groupId, userId)) {
-        if (!this.groups.hasRequest(groupId, userId)) throw new NotMemberError(groupId);
-        this.groups.removeRequest(groupId, userId);
-        return { kind: 'withdrew' };
-      }
-      this.groups.removeMember(groupId, userId);
-      const outcome = this.handOn(group, userId);
-      for (const listener of this.memberLeftListeners) listener(userId, groupId, outcome.kind === 'deleted');
-      return outcome;
-    });
+    let outcome: LeaveOutcome;
+    if (!this.groups.isMember(groupId, userId)) {
+      if (!this.groups.hasRequest(groupId, userId)) throw new NotMemberError(groupId);
+      outcome = { kind: 'withdrew' };
+    } else if (group.owner !== userId) {
+      outcome = { kind: 'left' };
+    } else {
+      const successor = this.groups.members(groupId).find((m) => m !== userId);
+      outcome = successor === undefined ? { kind: 'deleted' } : { kind: 'left-owner', newOwner: successor };
+    }
+    this.sync.commit({ kind: 'leave_group', actor: userId, args: [groupId] });
+    return outcome;
   }
 
   /**
@@ -89,12 +100,9 @@ export class GroupsService {
   accept(userId: string, groupId: string, candidate: string): void {
     assertValidId('user', candidate);
     this.requireOwner(userId, groupId);
-    this.groups.transaction(() => {
-      if (this.groups.isMember(groupId, candidate)) throw new AlreadyMemberError(groupId, candidate);
-      if (!this.groups.hasRequest(groupId, candidate)) throw new NoSuchRequestError(groupId, candidate);
-      this.groups.removeRequest(groupId, candidate);
-      this.groups.addMember(groupId, candidate);
-    });
+    if (this.groups.isMember(groupId, candidate)) throw new AlreadyMemberError(groupId, candidate);
+    if (!this.groups.hasRequest(groupId, candidate)) throw new NoSuchRequestError(groupId, candidate);
+    this.sync.commit({ kind: 'accept_request', actor: userId, args: [groupId, candidate] });
   }
 
   list(userId: string): GroupView[] {
@@ -115,6 +123,15 @@ export class GroupsService {
     }));
   }
 
+  isMember(userId: string, groupId: string): boolean {
+    return this.groups.isMember(groupId, userId);
+  }
+
+  /** Every group id, sorted. */
+  allGroupIds(): string[] {
+    return this.groups.list().map((g) => g.groupId);
+  }
+
   /** Throws unless the group exists and the user is in it. */
   assertMember(userId: string, groupId: string): void {
     this.require(groupId);
@@ -126,16 +143,53 @@ export class GroupsService {
     return this.groups.members(groupId);
   }
 
-  /** After `leaver` left: an owner hands the group to the longest-standing member, or deletes it when none is left. */
-  private handOn(group: GroupRecord, leaver: string): LeaveOutcome {
-    if (group.owner !== leaver) return { kind: 'left' };
-    const [successor] = this.groups.members(group.groupId);
-    if (successor === undefined) {
-      this.groups.delete(group.groupId);
-      return { kind: 'deleted' };
+  // Appliers: run on every tracker, in the same order; a change that no longer fits does nothing.
+
+  private applyCreate(op: Op): void {
+    this.groups.create({ groupId: op.args[0], owner: op.actor, createdAt: op.time });
+  }
+
+  private applyJoin({ actor, args: [groupId] }: Op): void {
+    if (!this.groups.get(groupId) || this.groups.isMember(groupId, actor)) return;
+    this.groups.addRequest(groupId, actor);
+  }
+
+  private applyLeave({ actor, args: [groupId] }: Op): void {
+    const group = this.groups.get(groupId);
+    if (!group) return;
+    if (!this.groups.isMember(groupId, actor)) {
+      this.groups.removeRequest(groupId, actor);
+      return;
     }
-    this.groups.setOwner(group.groupId, successor);
-    return { kind: 'left-owner', newOwner: successor };
+    this.groups.removeMember(groupId, actor);
+    let deleted = false;
+    if (group.owner === actor) {
+      const [successor] = this.groups.members(groupId);
+      if (successor === undefined) {
+        this.groups.delete(groupId);
+        deleted = true;
+      } else {
+        this.groups.setOwner(groupId, successor);
+      }
+    }
+    for (const listener of this.memberLeftListeners) listener(actor, groupId, deleted);
+  }
+
+  private applyAccept({ actor, args: [groupId, candidate] }: Op): void {
+    const group = this.groups.get(groupId);
+    if (!group || group.owner !== actor || !this.groups.hasRequest(groupId, candidate)) return;
+    this.groups.removeRequest(groupId, candidate);
+    if (!this.groups.isMember(groupId, candidate)) this.groups.addMember(groupId, candidate);
+  }
+
+  private describe(): string[] {
+    return this.groups
+      .list()
+      .flatMap((g) => [
+        `group ${g.groupId} owner=${g.owner} created=${g.createdAt}`,
+        `members ${g.groupId} ${this.groups.members(g.groupId).join(',')}`,
+        `requests ${g.groupId} ${this.groups.requests(g.groupId).join(',')}`,
+      ]);
   }
 
   private require(groupId: string): GroupRecord {

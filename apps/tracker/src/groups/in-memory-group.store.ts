@@ -98,4 +98,8 @@ export class InMemoryGroupStore implements GroupStore {
       .map((g) => g.record.groupId)
       .sort();
   }
+
+  clear(): void {
+    this.groups.clear();
+  }
 }

@@ -108,6 +108,10 @@ export class SqliteGroupStore implements GroupStore {
     return this.sql.requests.pluck().all(groupId);
   }
 
+  clear(): void {
+    this.db.exec('DELETE FROM join_requests; DELETE FROM group_members; DELETE FROM groups;');
+  }
+
   requestsOf(userId: string): string[] {
     return this.sql.requestsOf.pluck().all(userId);
   }

@@ -3,11 +3,12 @@ import { PeerContext } from '../transport/peer.context';
 
 let nextConnectionId = 1000;
 
-/** A connection as services see it, with a fresh connection id unless one is given. */
+/** A connection as services see it, with a fresh connection id unless one is given. Like PeerContext, clearing the user forgets the token. */
 export function fakeSession(connectionId = nextConnectionId++): Session {
   let user: string | undefined;
-  return {
+  const session: Session = {
     connectionId,
+    tokenHash: undefined,
     get user() {
       return user;
     },
@@ -16,8 +17,10 @@ export function fakeSession(connectionId = nextConnectionId++): Session {
     },
     clearUser() {
       user = undefined;
+      session.tokenHash = undefined;
     },
   };
+  return session;
 }
 
 /** A transport context, optionally already logged in as `user`. */

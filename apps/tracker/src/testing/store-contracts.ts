@@ -1,6 +1,8 @@
 import { GroupStore } from '../groups/group.store';
-import { UserStore } from '../auth/user.store';
-import { groupRecord, userRecord } from './factories';
+import { SessionTokenRecord, UserStore } from '../auth/user.store';
+import { compareOps, StampedOp } from '@app/protocol';
+import { OpLogStore } from '../sync/oplog.store';
+import { groupRecord, stampedOp, userRecord } from './factories';
 
 /** Something a contract suite can build a fresh, empty store from, and tear it down again. */
 export interface StoreHarness<S> {
@@ -48,6 +50,93 @@ export function userStoreContract(harness: StoreHarness<UserStore>): void {
     const got = store.get('bob')!;
     (got as { passwordHash: string }).passwordHash = 'changed again';
     expect(store.get('bob')?.passwordHash).toBe('h1');
+  });
+
+  it('lists every user ordered by id (code point order)', () => {
+    expect(store.all()).toEqual([]);
+    const users = ['carol', 'Bob', 'alice', 'a1'].map((userId, i) => userRecord({ userId, createdAt: i }));
+    for (const u of users) store.add(u);
+    expect(store.all()).toEqual([users[1], users[3], users[2], users[0]]);
+  });
+
+  describe('session tokens', () => {
+    const token = (tokenHash: string, userId = 'alice', createdAt = 5): SessionTokenRecord => ({
+      tokenHash,
+      userId,
+      createdAt,
+    });
+
+    it('has none at first', () => {
+      expect(store.tokens()).toEqual([]);
+      expect(store.tokenUser('a'.repeat(64))).toBeUndefined();
+    });
+
+    it('adds a token and finds its user by hash', () => {
+      expect(store.addToken(token('aa', 'alice', 7))).toBe(true);
+      expect(store.addToken(token('bb', 'bob'))).toBe(true);
+      expect(store.tokenUser('aa')).toBe('alice');
+      expect(store.tokenUser('bb')).toBe('bob');
+      expect(store.tokenUser('AA')).toBeUndefined();
+      expect(store.tokens()).toContainEqual(token('aa', 'alice', 7));
+    });
+
+    it('refuses a second token with the same hash and keeps the first', () => {
+      store.addToken(token('aa', 'alice'));
+      expect(store.addToken(token('aa', 'bob'))).toBe(false);
+      expect(store.tokenUser('aa')).toBe('alice');
+      expect(store.tokens()).toHaveLength(1);
+    });
+
+    it('lets one user hold several tokens', () => {
+      store.addToken(token('aa'));
+      store.addToken(token('bb'));
+      expect(store.tokens().map((t) => t.userId)).toEqual(['alice', 'alice']);
+    });
+
+    it('removes a token, saying whether there was one', () => {
+      store.addToken(token('aa'));
+      store.addToken(token('bb'));
+      expect(store.removeToken('aa')).toBe(true);
+      expect(store.removeToken('aa')).toBe(false);
+      expect(store.removeToken('zz')).toBe(false);
+      expect(store.tokenUser('aa')).toBeUndefined();
+      expect(store.tokens()).toEqual([token('bb')]);
+    });
+
+    it('lists every token ordered by hash', () => {
+      for (const h of ['c1', 'a2', 'b3']) store.addToken(token(h));
+      expect(store.tokens().map((t) => t.tokenHash)).toEqual(['a2', 'b3', 'c1']);
+    });
+
+    it('keeps tokens apart from users: a token needs no user record', () => {
+      store.addToken(token('aa', 'ghost'));
+      expect(store.count()).toBe(0);
+      expect(store.get('ghost')).toBeUndefined();
+      expect(store.tokenUser('aa')).toBe('ghost');
+    });
+  });
+
+  describe('clear', () => {
+    it('forgets every user and every token, and the store works afresh', () => {
+      store.add(userRecord({ userId: 'alice', passwordHash: 'old' }));
+      store.add(userRecord({ userId: 'bob' }));
+      store.addToken({ tokenHash: 'aa', userId: 'alice', createdAt: 1 });
+      store.clear();
+      expect(store.count()).toBe(0);
+      expect(store.get('alice')).toBeUndefined();
+      expect(store.all()).toEqual([]);
+      expect(store.tokens()).toEqual([]);
+      expect(store.tokenUser('aa')).toBeUndefined();
+      expect(store.add(userRecord({ userId: 'alice', passwordHash: 'new' }))).toBe(true);
+      expect(store.get('alice')?.passwordHash).toBe('new');
+      expect(store.addToken({ tokenHash: 'aa', userId: 'bob', createdAt: 2 })).toBe(true);
+      expect(store.tokenUser('aa')).toBe('bob');
+    });
+
+    it('clears an empty store', () => {
+      store.clear();
+      expect(store.count()).toBe(0);
+    });
   });
 }
 
@@ -216,6 +305,46 @@ export function groupStoreContract(harness: StoreHarness<GroupStore>): void {
     });
   });
 
+  describe('clear', () => {
+    it('forgets every group with its members and requests, and the store works afresh', () => {
+      store.create(groupRecord({ groupId: 'g1', owner: 'alice' }));
+      store.create(groupRecord({ groupId: 'g2', owner: 'bob' }));
+      store.addMember('g1', 'bob');
+      store.addRequest('g1', 'carol');
+      store.addRequest('g2', 'carol');
+      store.clear();
+      expect(store.list()).toEqual([]);
+      expect(store.get('g1')).toBeUndefined();
+      expect(store.members('g1')).toEqual([]);
+      expect(store.requests('g1')).toEqual([]);
+      expect(store.isMember('g1', 'alice')).toBe(false);
+      expect(store.hasRequest('g2', 'carol')).toBe(false);
+      expect(store.groupsOf('bob')).toEqual([]);
+      expect(store.requestsOf('carol')).toEqual([]);
+      expect(store.create(groupRecord({ groupId: 'g1', owner: 'dave' }))).toBe(true);
+      store.addMember('g1', 'alice');
+      expect(store.members('g1')).toEqual(['dave', 'alice']);
+      expect(store.requests('g1')).toEqual([]);
+    });
+
+    it('clears an empty store', () => {
+      store.clear();
+      expect(store.list()).toEqual([]);
+    });
+
+    it('is undone with a transaction that throws', () => {
+      store.create(groupRecord({ groupId: 'g1', owner: 'alice' }));
+      store.addMember('g1', 'bob');
+      expect(() =>
+        store.transaction(() => {
+          store.clear();
+          throw new Error('boom');
+        }),
+      ).toThrow('boom');
+      expect(store.members('g1')).toEqual(['alice', 'bob']);
+    });
+  });
+
   describe('transaction', () => {
     beforeEach(() => {
       store.create(groupRecord({ groupId: 'g1', owner: 'alice' }));
@@ -276,5 +405,168 @@ export function groupStoreContract(harness: StoreHarness<GroupStore>): void {
       store.transaction(() => store.addMember('g1', 'dave'));
       expect(store.members('g1')).toEqual(['alice', 'bob', 'dave']);
     });
+  });
+}
+
+/** Behaviour every `OpLogStore` must share. Call inside a `describe` per implementation. */
+export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
+  let store: OpLogStore;
+  beforeEach(() => (store = harness.create()));
+  afterEach(() => harness.dispose?.());
+
+  const stamps = (ops: Iterable<StampedOp>) => [...ops].map((op) => `${op.lamport}/${op.origin}/${op.seq}`);
+  /** Ops of three trackers whose clocks interleave: (lamport, origin, seq). */
+  const mixed = () =>
+    [
+      [1, 1, 1],
+      [1, 2, 1],
+      [2, 1, 2],
+      [3, 3, 1],
+      [3, 2, 2],
+      [4, 1, 3],
+      [6, 3, 2],
+      [5, 2, 3],
+    ].map(([lamport, origin, seq]) => stampedOp({ lamport, origin, seq, args: [`g${origin}-${seq}`] }));
+
+  it('starts empty', () => {
+    expect([...store.all()]).toEqual([]);
+    expect(store.after(new Map(), 10)).toEqual([]);
+    expect(store.versionVector()).toEqual(new Map());
+    expect(store.last()).toBeUndefined();
+    expect(store.maxLamport()).toBe(0);
+    expect(store.count()).toBe(0);
+    expect(store.hasRequest('r1')).toBe(false);
+  });
+
+  it('stores a change and gives every field back', () => {
+    const op = stampedOp({
+      kind: 'upload_file',
+      args: ['g1', '/home/a b/"q".txt', '0', 'ab'.repeat(20), '', 'ünï'],
+      actor: 'alice',
+      time: 1_764_140_000_123,
+      requestId: 'c1a2-9_x',
+      origin: 2,
+      seq: 17,
+      lamport: 42,
+    });
+    expect(store.append(op)).toBe(true);
+    expect([...store.all()]).toEqual([op]);
+    expect(store.last()).toEqual(op);
+    expect(store.count()).toBe(1);
+  });
+
+  it('keeps an empty actor, request id and argument list', () => {
+    const op = stampedOp({ kind: 'x', args: [], actor: '', requestId: '' });
+    store.append(op);
+    expect([...store.all()]).toEqual([op]);
+  });
+
+  it('ignores a change whose (origin, seq) it holds, even with other content, and keeps the first', () => {
+    const first = stampedOp({ origin: 1, seq: 1, lamport: 1, args: ['first'] });
+    expect(store.append(first)).toBe(true);
+    expect(store.append(first)).toBe(false);
+    expect(store.append(stampedOp({ origin: 1, seq: 1, lamport: 9, args: ['second'] }))).toBe(false);
+    expect([...store.all()]).toEqual([first]);
+    expect(store.count()).toBe(1);
+    // the same seq from another origin, or the same origin with another seq, is another change
+    expect(store.append(stampedOp({ origin: 2, seq: 1, lamport: 1 }))).toBe(true);
+    expect(store.append(stampedOp({ origin: 1, seq: 2, lamport: 1 }))).toBe(true);
+    expect(store.count()).toBe(3);
+  });
+
+  it('gives every change in the total order (Lamport clock, origin, seq), whatever order they came in', () => {
+    const ops = mixed();
+    for (const op of [...ops].reverse()) store.append(op);
+    const expected = [...ops].sort(compareOps);
+    expect([...store.all()]).toEqual(expected);
+    expect(stamps(store.all())).toEqual(['1/1/1', '1/2/1', '2/1/2', '3/2/2', '3/3/1', '4/1/3', '5/2/3', '6/3/2']);
+    expect(store.last()).toEqual(expected[expected.length - 1]);
+    expect(store.maxLamport()).toBe(6);
+  });
+
+  it('answers after(vv, limit) with the changes above the vector, in the total order, at most `limit`', () => {
+    for (const op of mixed()) store.append(op);
+    expect(stamps(store.after(new Map(), 100))).toEqual(stamps(store.all()));
+    expect(
+      stamps(
+        store.after(
+          new Map([
+            [1, 2],
+            [2, 1],
+          ]),
+          100,
+        ),
+      ),
+    ).toEqual(['3/2/2', '3/3/1', '4/1/3', '5/2/3', '6/3/2']); // origin 3 is missing from the vector: all of it
+    expect(stamps(store.after(new Map([[1, 1]]), 3))).toEqual(['1/2/1', '2/1/2', '3/2/2']);
+    expect(
+      store.after(
+        new Map([
+          [1, 3],
+          [2, 3],
+          [3, 2],
+        ]),
+        100,
+      ),
+    ).toEqual([]);
+    expect(stamps(store.after(new Map([[9, 5]]), 2))).toEqual(['1/1/1', '1/2/1']);
+  });
+
+  it('pages through the whole log with after(): each page moves the vector on, and nothing is skipped', () => {
+    for (const op of mixed()) store.append(op);
+    const vv = new Map<number, number>();
+    const seen: string[] = [];
+    for (let page = store.after(vv, 3); page.length > 0; page = store.after(vv, 3)) {
+      for (const op of page) {
+        seen.push(`${op.lamport}/${op.origin}/${op.seq}`);
+        vv.set(op.origin, Math.max(vv.get(op.origin) ?? 0, op.seq));
+      }
+    }
+    expect(seen).toEqual(stamps(store.all()));
+  });
+
+  it('keeps the highest seq per origin as the version vector', () => {
+    for (const op of mixed()) store.append(op);
+    expect(store.versionVector()).toEqual(
+      new Map([
+        [1, 3],
+        [2, 3],
+        [3, 2],
+      ]),
+    );
+  });
+
+  it('finds a change by the client’s request id, and never by an empty one', () => {
+    store.append(stampedOp({ seq: 1, requestId: 'c1-1' }));
+    store.append(stampedOp({ seq: 2, requestId: '' }));
+    store.append(stampedOp({ origin: 2, seq: 1, requestId: 'c2-7' }));
+    expect(store.hasRequest('c1-1')).toBe(true);
+    expect(store.hasRequest('c2-7')).toBe(true);
+    expect(store.hasRequest('c1-2')).toBe(false);
+    expect(store.hasRequest('C1-1')).toBe(false);
+  });
+
+  it('returns what the work of a transaction returns and keeps its changes', () => {
+    expect(store.transaction(() => store.append(stampedOp({ seq: 1 })) && 'done')).toBe('done');
+    expect(store.count()).toBe(1);
+  });
+
+  it('rolls a transaction that throws back, rethrowing the same error', () => {
+    store.append(stampedOp({ seq: 1, requestId: 'r1' }));
+    const boom = new Error('boom');
+    expect(() =>
+      store.transaction(() => {
+        store.append(stampedOp({ seq: 2, requestId: 'r2' }));
+        store.append(stampedOp({ origin: 3, seq: 1, lamport: 9 }));
+        throw boom;
+      }),
+    ).toThrow(boom);
+    expect(stamps(store.all())).toEqual(['1/1/1']);
+    expect(store.hasRequest('r2')).toBe(false);
+    expect(store.versionVector()).toEqual(new Map([[1, 1]]));
+    expect(store.maxLamport()).toBe(1);
+    // and it is usable afterwards: the rolled-back change can be stored now
+    expect(store.append(stampedOp({ seq: 2, requestId: 'r2' }))).toBe(true);
+    expect(store.hasRequest('r2')).toBe(true);
   });
 }

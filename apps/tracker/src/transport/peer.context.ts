@@ -7,6 +7,13 @@ import { NotLoggedInError } from '../common/domain.error';
  */
 export class PeerContext extends BaseRpcContext<[]> {
   private userId: string | undefined;
+  /** SHA-256 of the session token issued at login (or resumed), to revoke it at logout. */
+  tokenHash: string | undefined;
+  /** Set once the peer proved it is tracker N of this network; then it may send sync lines. */
+  trackerNumber: number | undefined;
+  /** The challenge sent in answer to `sync_hello`, and who claimed to be asking. */
+  challenge: { nonce: string; trackerNumber: number } | undefined;
+  private readonly closeListeners: (() => void)[] = [];
 
   constructor(
     readonly connectionId: number,
@@ -28,7 +35,18 @@ export class PeerContext extends BaseRpcContext<[]> {
     this.userId = userId;
   }
 
+  /** Runs `listener` once the connection has closed. */
+  onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  /** Called by the transport when the connection is gone. */
+  closed(): void {
+    for (const listener of this.closeListeners.splice(0)) listener();
+  }
+
   clearUser(): void {
     this.userId = undefined;
+    this.tokenHash = undefined;
   }
 }

@@ -1,6 +1,6 @@
-import { Cmd, JoinGroupCmd, okReply, OkReply } from '@app/protocol';
+import { Cmd, JoinGroupCmd, okReply, OkReply, SYNC_MARKER, SyncCmd } from '@app/protocol';
 import { Controller, INestMicroservice, ModuleMetadata } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { of } from 'rxjs';
@@ -15,6 +15,11 @@ import { GroupsService } from '../groups/groups.service';
 import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { LineSocket } from '../testing/line-socket';
+import { syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
+import { syncProof } from '../sync/peer-tracker.client';
+import { ReplicationInterceptor } from '../sync/replication.interceptor';
+import { SyncController } from '../sync/sync.controller';
+import { SyncService } from '../sync/sync.service';
 import { PassThroughExceptionFilter } from './pass-through.filter';
 import { PeerContext } from './peer.context';
 import { TextLineServer } from './text-line.server';
@@ -306,23 +311,38 @@ describe(TextLineServer.name, () => {
     });
   });
 
-  describe('with the real auth and groups controllers', () => {
+  describe('with the real auth, groups and sync controllers', () => {
     let auth: AuthService;
+    let sync: SyncService;
 
     beforeEach(async () => {
       harness = await startTracker({
-        controllers: [AuthController, GroupsController],
+        controllers: [AuthController, GroupsController, SyncController],
         providers: [
           AuthService,
           GroupsService,
           { provide: USER_STORE, useClass: InMemoryUserStore },
           { provide: GROUP_STORE, useClass: InMemoryGroupStore },
           { provide: PASSWORD_HASHER, useValue: new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 }) },
+          // tracker 1 of 2, with the second unreachable: it serves clients once its start-up catch-up gives up
+          ...syncTestingProviders({ trackerNumber: 1, trackerCount: 2 }),
+          { provide: APP_INTERCEPTOR, useClass: ReplicationInterceptor },
         ],
       });
       running = true;
       auth = harness.app.get(AuthService);
+      sync = harness.app.get(SyncService);
+      await sync.ready;
     });
+
+    const TOKEN_LINE = /^session_token:[0-9a-f]{64}$/;
+    /** Logs in and reads the two reply lines; returns the token. */
+    async function login(conn: LineSocket, userId: string, password: string): Promise<string> {
+      const [head, token] = await conn.request(`login ${userId} ${password}`, 2);
+      expect(head).toBe(`OK 1 logged in as ${userId}`);
+      expect(token).toMatch(TOKEN_LINE);
+      return token.slice('session_token:'.length);
+    }
 
     /** Resolves when the tracker has ended the session of a closed connection. */
     function nextEndSession(): Promise<void> {
@@ -340,7 +360,10 @@ describe(TextLineServer.name, () => {
       expect(await alice.request('create_group g1')).toEqual(['ERR NOT_LOGGED_IN you must log in first']);
       expect(await alice.request('create_user alice "pass word"')).toEqual(['OK 0 user alice created']);
       expect(await alice.request('login alice wrong')).toEqual(['ERR WRONG_PASSWORD wrong password for alice']);
-      expect(await alice.request('login alice "pass word"')).toEqual(['OK 0 logged in as alice']);
+      expect(await alice.request('login alice "pass word"', 2)).toEqual([
+        'OK 1 logged in as alice',
+        expect.stringMatching(TOKEN_LINE),
+      ]);
       expect(await alice.request('create_group g1')).toEqual(['OK 0 group g1 created; you own it']);
       expect(await alice.request('list_groups', 2)).toEqual(['OK 1 1 group', 'g1 owner=alice members=1 you=owner']);
       expect(await alice.request('logout')).toEqual(['OK 0 alice logged out']);
@@ -350,7 +373,7 @@ describe(TextLineServer.name, () => {
     it('lets a user log in on a new connection once the first one is dropped', async () => {
       const first = await open();
       await first.request('create_user alice pw');
-      expect(await first.request('login alice pw')).toEqual(['OK 0 logged in as alice']);
+      await login(first, 'alice', 'pw');
 
       const second = await open();
       expect(await second.request('login alice pw')).toEqual([expect.stringMatching(/^ERR ALREADY_LOGGED_IN /)]);
@@ -359,23 +382,23 @@ describe(TextLineServer.name, () => {
       first.destroy();
       await ended;
       expect(auth.isOnline('alice')).toBe(false);
-      expect(await second.request('login alice pw')).toEqual(['OK 0 logged in as alice']);
+      await login(second, 'alice', 'pw');
     });
 
     it('lets a user log in on a new connection once the first logs out', async () => {
       const first = await open();
       await first.request('create_user alice pw');
-      await first.request('login alice pw');
+      await login(first, 'alice', 'pw');
       const second = await open();
       expect(await second.request('logout')).toEqual(['ERR NOT_LOGGED_IN you must log in first']);
       expect(await first.request('logout')).toEqual(['OK 0 alice logged out']);
-      expect(await second.request('login alice pw')).toEqual(['OK 0 logged in as alice']);
+      await login(second, 'alice', 'pw');
     });
 
     it('keeps a user logged in on its connection when another connection closes', async () => {
       const first = await open();
       await first.request('create_user alice pw');
-      await first.request('login alice pw');
+      await login(first, 'alice', 'pw');
       const bystander = await open();
       const ended = nextEndSession();
       bystander.destroy();
@@ -389,6 +412,150 @@ describe(TextLineServer.name, () => {
       conn.write('create_user alice pw\n');
       conn.socket.end();
       expect(await conn.readLines(1)).toEqual(['OK 0 user alice created']);
+    });
+
+    it('resumes a session by its token on another connection once the first dropped, until logout revokes it', async () => {
+      const first = await open();
+      await first.request('create_user alice pw');
+      const token = await login(first, 'alice', 'pw');
+      const second = await open();
+      expect(await second.request(`resume ${token}`)).toEqual([expect.stringMatching(/^ERR ALREADY_LOGGED_IN /)]);
+      const ended = nextEndSession();
+      first.destroy();
+      await ended;
+      expect(await second.request(`resume ${token}`)).toEqual(['OK 0 resumed the session of alice']);
+      expect(await second.request('create_group g1')).toEqual(['OK 0 group g1 created; you own it']);
+      expect(await second.request('logout')).toEqual(['OK 0 alice logged out']);
+      const third = await open();
+      expect(await third.request(`resume ${token}`)).toEqual([
+        'ERR UNKNOWN_SESSION that session is unknown or over; log in again',
+      ]);
+      expect(await third.request('resume nonsense')).toEqual([expect.stringMatching(/^ERR UNKNOWN_SESSION /)]);
+    });
+
+    describe('request ids', () => {
+      it('reads a #id in front of a request and answers as usual', async () => {
+        const conn = await open();
+        expect(await conn.request('#c1-1 create_user alice pw')).toEqual(['OK 0 user alice created']);
+        expect(await conn.request('#c1-2 login alice pw', 2)).toEqual([
+          'OK 1 logged in as alice',
+          expect.stringMatching(TOKEN_LINE),
+        ]);
+        expect(await conn.request('#Z_9 list_groups')).toEqual(['OK 0 no groups yet']);
+        expect(sync.hasRequest('c1-1')).toBe(true);
+        expect(sync.hasRequest('c1-2')).toBe(true); // the session_open of the login
+      });
+
+      it.each([
+        ['#', 'an empty id'],
+        ['#a.b', 'a dot'],
+        [`#${'x'.repeat(65)}`, '65 characters'],
+        ['#é', 'a non-ASCII letter'],
+        ['##1', 'a second #'],
+      ])('refuses the id %j (%s) with BAD_SYNTAX and keeps serving', async (id) => {
+        const conn = await open();
+        expect(await conn.request(`${id} create_user alice pw`)).toEqual([
+          'ERR BAD_SYNTAX a request id is # and 1-64 letters, digits, _ or -',
+        ]);
+        expect(auth.exists('alice')).toBe(false);
+        expect(await conn.request('create_user alice pw')).toEqual(['OK 0 user alice created']);
+      });
+
+      it('accepts a 64-character id', async () => {
+        const conn = await open();
+        expect(await conn.request(`#${'x'.repeat(64)} create_user alice pw`)).toEqual(['OK 0 user alice created']);
+      });
+
+      it('refuses an id with no command with BAD_SYNTAX', async () => {
+        const conn = await open();
+        expect(await conn.request('#c1-1')).toEqual(['ERR BAD_SYNTAX a request id needs a command']);
+      });
+
+      it('answers a retried change with the same id as done, without applying it twice', async () => {
+        const conn = await open();
+        await conn.request('create_user alice pw');
+        await login(conn, 'alice', 'pw');
+        expect(await conn.request('#r-7 create_group g1')).toEqual(['OK 0 group g1 created; you own it']);
+        const changes = sync.versionVector().get(1);
+        // the reply was lost; the client sends the same request again
+        expect(await conn.request('#r-7 create_group g1')).toEqual([
+          'OK 0 done (request #r-7 had already been applied)',
+        ]);
+        expect(sync.versionVector().get(1)).toBe(changes);
+        // without the id, or with another one, it is a new request, refused as such
+        expect(await conn.request('create_group g1')).toEqual([expect.stringMatching(/^ERR GROUP_EXISTS /)]);
+        expect(await conn.request('#r-8 create_group g1')).toEqual([expect.stringMatching(/^ERR GROUP_EXISTS /)]);
+      });
+
+      it('answers a retried create_user as done even on another connection, keeping the first password', async () => {
+        const first = await open();
+        expect(await first.request('#u-1 create_user alice first')).toEqual(['OK 0 user alice created']);
+        first.destroy();
+        const second = await open();
+        expect(await second.request('#u-1 create_user alice second')).toEqual([
+          'OK 0 done (request #u-1 had already been applied)',
+        ]);
+        await login(second, 'alice', 'first');
+      });
+
+      it('runs a refused change again when retried: nothing was applied the first time', async () => {
+        const conn = await open();
+        expect(await conn.request('#g-1 create_group g1')).toEqual(['ERR NOT_LOGGED_IN you must log in first']);
+        await conn.request('create_user alice pw');
+        await login(conn, 'alice', 'pw');
+        expect(await conn.request('#g-1 create_group g1')).toEqual(['OK 0 group g1 created; you own it']);
+      });
+
+      it('does not take a read for a retried change: only changes are answered from the log', async () => {
+        const conn = await open();
+        await conn.request('#q-1 create_user alice pw');
+        await login(conn, 'alice', 'pw');
+        expect(await conn.request('#q-1 list_groups')).toEqual(['OK 0 no groups yet']);
+      });
+    });
+
+    describe('sync lines', () => {
+      it('refuses sync lines other than the handshake until the peer proved it is a tracker', async () => {
+        const conn = await open();
+        for (const line of [
+          `${SYNC_MARKER} ${SyncCmd.Digest}`,
+          `${SYNC_MARKER} ${SyncCmd.Fetch} - 10`,
+          `${SYNC_MARKER} create_user a b`,
+        ]) {
+          expect(await conn.request(line)).toEqual([
+            'ERR FORBIDDEN only a tracker of this network may send sync lines',
+          ]);
+        }
+        expect(await conn.request(`${SYNC_MARKER} ${SyncCmd.Auth} ${'0'.repeat(64)}`)).toEqual([
+          expect.stringMatching(/^ERR FORBIDDEN /),
+        ]);
+        expect(await conn.request(`${SYNC_MARKER} ${SyncCmd.Hello} 1`)).toEqual([
+          expect.stringMatching(/^ERR FORBIDDEN /),
+        ]);
+      });
+
+      it('lets a tracker with the key in, then takes its changes and answers the digest', async () => {
+        const peer = await open();
+        const [head, nonce] = await peer.request(`${SYNC_MARKER} ${SyncCmd.Hello} 2`, 2);
+        expect(head).toBe('OK 1 prove it');
+        expect(
+          await peer.request(`${SYNC_MARKER} ${SyncCmd.Auth} ${syncProof(TEST_CLUSTER_KEY, nonce, 2)}`, 2),
+        ).toEqual(['OK 1 welcome, tracker 2', '-']);
+        expect(await peer.request(`${SYNC_MARKER} create_user bob plain$x - 2/1/1/1700000000000/-`)).toEqual([
+          'OK 0 applied',
+        ]);
+        expect(auth.exists('bob')).toBe(true);
+        expect(await peer.request(`${SYNC_MARKER} ${SyncCmd.Digest}`, 3)).toEqual([
+          'OK 2 state digest',
+          sync.digest(),
+          '2:1',
+        ]);
+        // a tracker's lines are not client requests: no #id, no replication wait, and never FORBIDDEN
+        expect(await peer.request(`${SYNC_MARKER} ${SyncCmd.Fetch} - 10`, 2)).toEqual([
+          'OK 1 1 changes',
+          'create_user bob plain$x - 2/1/1/1700000000000/-',
+        ]);
+      });
     });
   });
 });

@@ -13,6 +13,9 @@ import {
   ProtocolError,
   Reply,
   SYNC_MARKER,
+  isSyncCommand,
+  REQUEST_ID,
+  SyncCmd,
   tokenize,
   withContinuation,
 } from '@app/protocol';
@@ -21,6 +24,7 @@ import { CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { AddressInfo, createServer, Server as NetServer, Socket } from 'node:net';
 import { lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
+import { requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
 import { TransportEvent } from './transport.events';
 
@@ -30,6 +34,22 @@ export interface TextLineServerOptions {
   readonly maxLineBytes?: number;
   /** Connections idle for this long are closed (0: never). */
   readonly idleTimeoutMs?: number;
+}
+
+/** Lines from an authenticated tracker may carry a 200,000-chunk hash list. */
+const TRACKER_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/** One parsed request: the pattern of its handler, what the handler gets, and the client's `#id`. */
+interface Request {
+  readonly pattern: string;
+  readonly payload: Command | SyncPayload;
+  readonly requestId: string;
+}
+
+/** What a `123456789 ...` line hands its handler: the words after the marker and the command name. */
+export interface SyncPayload {
+  readonly name: string;
+  readonly args: readonly string[];
 }
 
 /** Stop reading from a connection while this many bytes wait to be handled or sent. */
@@ -94,7 +114,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     if (this.options.idleTimeoutMs) socket.setTimeout(this.options.idleTimeoutMs, () => socket.destroy());
 
     /** A command whose continuation lines (`upload_file ... @N`) are still arriving. */
-    let pending: { command: Command; need: number; lines: string[]; overflows: number } | undefined;
+    let pending: { request: Request; need: number; lines: string[]; overflows: number } | undefined;
     const tooLong = () => errReply(ErrorCode.LineTooLong, `line longer than ${decoder.maxLineBytes} bytes ignored`);
 
     const step = async (frame: Frame): Promise<Reply | undefined> => {
@@ -104,14 +124,16 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         if (pending.lines.length + pending.overflows < pending.need) return undefined;
         const done = pending;
         pending = undefined;
-        return done.overflows > 0 ? tooLong() : this.dispatch(withContinuation(done.command, done.lines), ctx);
+        if (done.overflows > 0) return tooLong();
+        const command = withContinuation(done.request.payload as Command, done.lines);
+        return this.dispatch({ ...done.request, payload: command }, ctx);
       }
       if (frame.type !== 'line') return tooLong();
-      const parsed = this.parseLine(frame.line);
+      const parsed = this.parseLine(frame.line, ctx);
       if (parsed === undefined || 'ok' in parsed) return parsed;
-      const need = continuationLines(parsed);
+      const need = 'kind' in parsed.payload ? continuationLines(parsed.payload) : 0;
       if (need === 0) return this.dispatch(parsed, ctx);
-      pending = { command: parsed, need, lines: [], overflows: 0 };
+      pending = { request: parsed, need, lines: [], overflows: 0 };
       return undefined;
     };
 
@@ -121,6 +143,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       try {
         for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
           const reply = await step(frame).catch((err: unknown) => this.toErrorReply(err));
+          if (ctx.trackerNumber !== undefined) decoder.maxLineBytes = TRACKER_MAX_LINE_BYTES;
           if (reply && !socket.destroyed && socket.writable) {
             const flushed = socket.write(formatReply(reply));
             if (!flushed) await new Promise<void>((resolve) => socket.once('drain', resolve).once('close', resolve));
@@ -147,6 +170,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
     socket.on('close', () => {
       this.sockets.delete(socket);
+      ctx.closed();
       void this.handleEvent(
         TransportEvent.PeerClosed,
         { pattern: TransportEvent.PeerClosed, data: undefined },
@@ -157,35 +181,53 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
 
   /** Turns one complete request line into its reply; undefined for a blank line. */
   async handleLine(line: string, ctx: PeerContext): Promise<Reply | undefined> {
-    const parsed = this.parseLine(line);
+    const parsed = this.parseLine(line, ctx);
     return parsed === undefined || 'ok' in parsed ? parsed : this.dispatch(parsed, ctx);
   }
 
-  /** A command, an error reply for a line that is not one, or undefined for a blank line. */
-  private parseLine(line: string): Command | ErrReply | undefined {
+  /** A request, an error reply for a line that is not one, or undefined for a blank line. */
+  private parseLine(line: string, ctx: PeerContext): Request | ErrReply | undefined {
     try {
       const tokens = tokenize(line);
-      if (tokens.length === 0) return undefined;
-      const [name, ...args] = tokens;
-      if (name === SYNC_MARKER) {
-        return errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
+      let requestId = '';
+      const id = tokens.length > 0 ? REQUEST_ID.exec(tokens[0]) : null;
+      if (id) {
+        requestId = id[1];
+        tokens.shift();
+      } else if (tokens[0]?.startsWith('#')) {
+        return errReply(ErrorCode.BadSyntax, 'a request id is # and 1-64 letters, digits, _ or -');
       }
-      return commandFromTokens(name, args);
+      if (tokens.length === 0)
+        return requestId ? errReply(ErrorCode.BadSyntax, 'a request id needs a command') : undefined;
+      const [name, ...args] = tokens;
+      if (name === SYNC_MARKER) return this.parseSync(args, ctx);
+      return { pattern: name, payload: commandFromTokens(name, args), requestId };
     } catch (err) {
       return this.toErrorReply(err);
     }
   }
 
-  /** Runs the `@MessagePattern` named by the command and turns its outcome into a reply. */
-  private async dispatch(command: Command, ctx: PeerContext): Promise<Reply> {
+  /** `123456789 <name> ...`: only the handshake is open to a peer that has not proved it is a tracker. */
+  private parseSync(args: readonly string[], ctx: PeerContext): Request | ErrReply {
+    const [name, ...rest] = args;
+    const open = name === SyncCmd.Hello || name === SyncCmd.Auth;
+    if (name === undefined || (!open && ctx.trackerNumber === undefined)) {
+      return errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
+    }
+    const pattern = isSyncCommand(name) ? `${SYNC_MARKER} ${name}` : `${SYNC_MARKER} op`;
+    return { pattern, payload: { name, args: rest }, requestId: '' };
+  }
+
+  /** Runs the `@MessagePattern` of the request and turns its outcome into a reply. */
+  private async dispatch(request: Request, ctx: PeerContext): Promise<Reply> {
     try {
-      const handler = this.getHandlerByPattern(command.kind);
+      const handler = this.getHandlerByPattern(request.pattern);
       if (!handler || handler.isEventHandler) {
-        return errReply(ErrorCode.UnknownCommand, `this tracker does not serve '${command.kind}'`);
+        return errReply(ErrorCode.UnknownCommand, `this tracker does not serve '${request.pattern}'`);
       }
-      const result: unknown = await lastValueFrom(this.transformToObservable(await handler(command, ctx)), {
-        defaultValue: undefined,
-      });
+      const result: unknown = await requestContext.run({ requestId: request.requestId }, async () =>
+        lastValueFrom(this.transformToObservable(await handler(request.payload, ctx)), { defaultValue: undefined }),
+      );
       return toReply(result);
     } catch (err) {
       return this.toErrorReply(err);

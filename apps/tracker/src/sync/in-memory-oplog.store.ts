@@ -1,0 +1,61 @@
+import { compareOps, StampedOp, VersionVector } from '@app/protocol';
+import { Injectable } from '@nestjs/common';
+import { OpLogStore } from './oplog.store';
+
+@Injectable()
+export class InMemoryOpLogStore implements OpLogStore {
+  private ops: StampedOp[] = [];
+  private readonly keys = new Set<string>();
+
+  transaction<T>(work: () => T): T {
+    const ops = [...this.ops];
+    const keys = new Set(this.keys);
+    try {
+      return work();
+    } catch (err) {
+      this.ops = ops;
+      this.keys.clear();
+      keys.forEach((k) => this.keys.add(k));
+      throw err;
+    }
+  }
+
+  append(op: StampedOp): boolean {
+    const key = `${op.origin}/${op.seq}`;
+    if (this.keys.has(key)) return false;
+    this.keys.add(key);
+    this.ops.push(op);
+    this.ops.sort(compareOps);
+    return true;
+  }
+
+  all(): Iterable<StampedOp> {
+    return [...this.ops];
+  }
+
+  after(vv: VersionVector, limit: number): StampedOp[] {
+    return this.ops.filter((op) => op.seq > (vv.get(op.origin) ?? 0)).slice(0, limit);
+  }
+
+  versionVector(): Map<number, number> {
+    const vv = new Map<number, number>();
+    for (const op of this.ops) vv.set(op.origin, Math.max(vv.get(op.origin) ?? 0, op.seq));
+    return vv;
+  }
+
+  last(): StampedOp | undefined {
+    return this.ops[this.ops.length - 1];
+  }
+
+  maxLamport(): number {
+    return this.ops.reduce((m, op) => Math.max(m, op.lamport), 0);
+  }
+
+  hasRequest(requestId: string): boolean {
+    return this.ops.some((op) => op.requestId === requestId);
+  }
+
+  count(): number {
+    return this.ops.length;
+  }
+}

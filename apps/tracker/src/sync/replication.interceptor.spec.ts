@@ -1,0 +1,129 @@
+import { Cmd, okReply } from '@app/protocol';
+import { CallHandler, ExecutionContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { lastValueFrom, Observable, of } from 'rxjs';
+import { requestContext } from '../common/request-context';
+import { peerContext } from '../testing/fake-session';
+import { PeerContext } from '../transport/peer.context';
+import { ReplicationInterceptor } from './replication.interceptor';
+import { SyncService } from './sync.service';
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+const flushMicrotasks = () => new Promise((r) => setImmediate(r));
+
+describe(ReplicationInterceptor.name, () => {
+  let interceptor: ReplicationInterceptor;
+  let ready: ReturnType<typeof deferred>;
+  const sync = { ready: Promise.resolve(), hasRequest: jest.fn(), flush: jest.fn() };
+  const handler = { handle: jest.fn() };
+
+  beforeEach(async () => {
+    jest.resetAllMocks();
+    ready = deferred();
+    sync.ready = ready.promise;
+    sync.hasRequest.mockReturnValue(false);
+    sync.flush.mockResolvedValue(undefined);
+    handler.handle.mockReturnValue(of(okReply('handled')));
+    const moduleRef = await Test.createTestingModule({ providers: [ReplicationInterceptor, SyncService] })
+      .overrideProvider(SyncService)
+      .useValue(sync)
+      .compile();
+    interceptor = moduleRef.get(ReplicationInterceptor);
+  });
+
+  const context = (data: unknown, ctx: PeerContext): ExecutionContext =>
+    ({ switchToRpc: () => ({ getContext: () => ctx, getData: () => data }) }) as unknown as ExecutionContext;
+
+  /** Runs the interceptor for `command` as the transport does: inside the request's context. */
+  function intercept(command: { kind: string }, requestId = '', ctx = peerContext('alice')): Observable<unknown> {
+    return requestContext.run({ requestId }, () =>
+      interceptor.intercept(context(command, ctx), handler as CallHandler),
+    );
+  }
+
+  it('holds client requests until start-up catch-up is over', async () => {
+    let reply: unknown;
+    void lastValueFrom(intercept({ kind: Cmd.ListGroups })).then((r) => (reply = r));
+    await flushMicrotasks();
+    expect(handler.handle).not.toHaveBeenCalled();
+    ready.resolve();
+    await flushMicrotasks();
+    expect(handler.handle).toHaveBeenCalledTimes(1);
+    expect(reply).toEqual(okReply('handled'));
+  });
+
+  it('answers only once the peers hold the changes made (flush)', async () => {
+    ready.resolve();
+    const flushed = deferred();
+    sync.flush.mockReturnValue(flushed.promise);
+    let reply: unknown;
+    void lastValueFrom(intercept({ kind: Cmd.CreateGroup }, 'c1-1')).then((r) => (reply = r));
+    await flushMicrotasks();
+    expect(handler.handle).toHaveBeenCalledTimes(1);
+    expect(reply).toBeUndefined();
+    flushed.resolve();
+    await flushMicrotasks();
+    expect(reply).toEqual(okReply('handled'));
+  });
+
+  it.each([
+    Cmd.CreateUser,
+    Cmd.CreateGroup,
+    Cmd.JoinGroup,
+    Cmd.LeaveGroup,
+    Cmd.AcceptRequest,
+    Cmd.UploadFile,
+    Cmd.NewSeeder,
+    Cmd.StopShare,
+  ])('answers a retried %s whose request id is in the log as done, without running it', async (kind) => {
+    ready.resolve();
+    sync.hasRequest.mockImplementation((id: string) => id === 'c1-7');
+    await expect(lastValueFrom(intercept({ kind }, 'c1-7'))).resolves.toEqual(
+      okReply('done (request #c1-7 had already been applied)'),
+    );
+    expect(handler.handle).not.toHaveBeenCalled();
+    expect(sync.hasRequest).toHaveBeenCalledWith('c1-7');
+  });
+
+  it.each([Cmd.ListGroups, Cmd.Login, Cmd.Logout, Cmd.DownloadFile, Cmd.ListFiles])(
+    'runs %s even when its request id is in the log: only changes are deduplicated',
+    async (kind) => {
+      ready.resolve();
+      sync.hasRequest.mockReturnValue(true);
+      await expect(lastValueFrom(intercept({ kind }, 'c1-7'))).resolves.toEqual(okReply('handled'));
+      expect(handler.handle).toHaveBeenCalledTimes(1);
+    },
+  );
+
+  it('runs a change whose request id is new', async () => {
+    ready.resolve();
+    await expect(lastValueFrom(intercept({ kind: Cmd.JoinGroup }, 'c1-8'))).resolves.toEqual(okReply('handled'));
+    expect(sync.hasRequest).toHaveBeenCalledWith('c1-8');
+  });
+
+  it('lets an event the transport raises itself (a closed connection, no command) straight through, even before ready', async () => {
+    const events = [undefined, {}];
+    for (const data of events) {
+      const out = requestContext.run({ requestId: '' }, () =>
+        interceptor.intercept(context(data, peerContext('alice')), handler as CallHandler),
+      );
+      await expect(lastValueFrom(out)).resolves.toEqual(okReply('handled'));
+    }
+    expect(handler.handle).toHaveBeenCalledTimes(2);
+    expect(sync.flush).not.toHaveBeenCalled();
+  });
+
+  it('lets lines of an authenticated tracker straight through: no wait, no lookup, no flush', async () => {
+    const tracker = peerContext();
+    tracker.trackerNumber = 2;
+    sync.hasRequest.mockReturnValue(true);
+    await expect(lastValueFrom(intercept({ kind: Cmd.CreateGroup }, '', tracker))).resolves.toEqual(okReply('handled'));
+    expect(sync.hasRequest).not.toHaveBeenCalled();
+    expect(sync.flush).not.toHaveBeenCalled();
+  });
+});

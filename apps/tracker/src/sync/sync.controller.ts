@@ -1,0 +1,123 @@
+import {
+  decodeOpTokens,
+  encodeOp,
+  ErrorCode,
+  formatVersionVector,
+  okReply,
+  OkReply,
+  parseHostPort,
+  parseVersionVector,
+  SYNC_MARKER,
+  SyncCmd,
+} from '@app/protocol';
+import { Controller, Inject } from '@nestjs/common';
+import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { DomainError } from '../common/domain.error';
+import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+import { PeerContext } from '../transport/peer.context';
+import type { SyncPayload } from '../transport/text-line.server';
+import { syncProof } from './peer-tracker.client';
+import { SyncService } from './sync.service';
+import { CLUSTER_KEY } from './sync.tokens';
+
+const MAX_FETCH = 5000;
+
+class SyncRefusedError extends DomainError {
+  constructor(message: string) {
+    super(ErrorCode.Forbidden, message);
+  }
+}
+
+const argsOf = (p: SyncPayload, count: number, usage: string): readonly string[] => {
+  if (p.args.length !== count)
+    throw new DomainError(ErrorCode.BadArguments, `usage: ${SYNC_MARKER} ${p.name} ${usage}`);
+  return p.args;
+};
+
+/** The other trackers' side of replication: handshake, catch-up, changes, presence, digest. */
+@Controller()
+export class SyncController {
+  /** The connection each tracker last sent its presence on. */
+  private readonly presenceLinks = new Map<number, PeerContext>();
+
+  constructor(
+    private readonly sync: SyncService,
+    @Inject(CLUSTER_KEY) private readonly key: Buffer,
+    @Inject(TRACKER_CONFIG) private readonly config: TrackerConfig,
+  ) {}
+
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Hello}`)
+  hello(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
+    const [numberText] = argsOf(p, 1, '<tracker_number>');
+    const n = Number(numberText);
+    if (!Number.isInteger(n) || n < 1 || n > this.config.trackers.length || n === this.config.trackerNumber) {
+      throw new SyncRefusedError(`no other tracker has number ${numberText}`);
+    }
+    const nonce = randomBytes(16).toString('hex');
+    ctx.challenge = { nonce, trackerNumber: n };
+    return okReply('prove it', [nonce]);
+  }
+
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Auth}`)
+  auth(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
+    const [proof] = argsOf(p, 1, '<proof>');
+    const challenge = ctx.challenge;
+    ctx.challenge = undefined;
+    if (!challenge) throw new SyncRefusedError(`say ${SyncCmd.Hello} first`);
+    const expected = Buffer.from(syncProof(this.key, challenge.nonce, challenge.trackerNumber), 'hex');
+    const given = Buffer.from(/^[0-9a-f]{64}$/.test(proof) ? proof : '', 'hex');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new SyncRefusedError('wrong proof: this tracker does not hold the network key');
+    }
+    ctx.trackerNumber = challenge.trackerNumber;
+    return okReply(`welcome, tracker ${ctx.trackerNumber}`, [formatVersionVector(this.sync.versionVector())]);
+  }
+
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Fetch}`)
+  fetch(@Payload() p: SyncPayload): OkReply {
+    const [vvText, limitText] = argsOf(p, 2, '<version_vector> <limit>');
+    const limit = Math.min(MAX_FETCH, Math.max(1, Number(limitText) || 1));
+    const ops = this.sync.opsAfter(parseVersionVector(vvText), limit);
+    return okReply(`${ops.length} changes`, ops.map(encodeOp));
+  }
+
+  @MessagePattern(`${SYNC_MARKER} op`)
+  change(@Payload() p: SyncPayload): OkReply {
+    return okReply(this.sync.receive(decodeOpTokens([p.name, ...p.args])));
+  }
+
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Digest}`)
+  digest(): OkReply {
+    return okReply('state digest', [this.sync.digest(), formatVersionVector(this.sync.versionVector())]);
+  }
+
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresenceReset}`)
+  presenceReset(@Ctx() ctx: PeerContext): OkReply {
+    const tracker = ctx.trackerNumber!;
+    this.sync.remotePresence(tracker, 'reset');
+    // what a tracker says of its seeders holds while the link that said it lives, unless a newer link took over
+    this.presenceLinks.set(tracker, ctx);
+    ctx.onClose(() => {
+      if (this.presenceLinks.get(tracker) !== ctx) return;
+      this.presenceLinks.delete(tracker);
+      this.sync.remotePresence(tracker, 'reset');
+    });
+    return okReply('');
+  }
+
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresenceSet}`)
+  presenceSet(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
+    const [userId, address, groupId, fileName, filePath] = argsOf(p, 5, '<user> <ip:port> <group> <file> <path>');
+    if (!parseHostPort(address)) throw new DomainError(ErrorCode.BadArguments, `bad address ${address}`);
+    this.sync.remotePresence(ctx.trackerNumber!, { on: true, entry: { userId, address, groupId, fileName, filePath } });
+    return okReply('');
+  }
+
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresenceUnset}`)
+  presenceUnset(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
+    const [userId, groupId, fileName] = argsOf(p, 3, '<user> <group> <file>');
+    this.sync.remotePresence(ctx.trackerNumber!, { on: false, entry: { userId, groupId, fileName } });
+    return okReply('');
+  }
+}

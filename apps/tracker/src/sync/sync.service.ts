@@ -1,0 +1,265 @@
+import { compareOps, formatHostPort, Op, StampedOp, VersionVector } from '@app/protocol';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { currentRequestId } from '../common/request-context';
+import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+import { OpLogStore } from './oplog.store';
+import { PeerTrackerClient } from './peer-tracker.client';
+import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
+
+/** Applies one change to the stored state. Must be deterministic and do nothing when the change no longer fits. */
+export type Applier = (op: Op) => void;
+
+/** A part of the replicated state: it can be emptied (before a replay) and described (for the digest). */
+export interface StateParticipant {
+  readonly name: string;
+  reset(): void;
+  /** Canonical lines describing the state, independent of the order it was built in. */
+  describe(): string[];
+  /** Called after a replay rebuilt the state, to bring soft state in line with it. */
+  afterReplay?(): void;
+}
+
+/** Who seeds what through this tracker's own sessions; soft state, pushed to peers, never logged. */
+export interface PresenceEntry {
+  readonly userId: string;
+  readonly address: string;
+  readonly groupId: string;
+  readonly fileName: string;
+  readonly filePath: string;
+}
+export type PresenceChange =
+  | { readonly on: true; readonly entry: PresenceEntry }
+  | { readonly on: false; readonly entry: Omit<PresenceEntry, 'address' | 'filePath'> };
+
+export interface SyncOptions {
+  /** How long a client's reply may wait for peers to acknowledge its change. */
+  readonly replicationWaitMs: number;
+  /** How long start-up waits for reachable peers to hand over what this tracker missed. */
+  readonly catchUpWaitMs: number;
+}
+
+export const DEFAULT_SYNC_OPTIONS: SyncOptions = { replicationWaitMs: 2000, catchUpWaitMs: 4000 };
+
+/**
+ * Tracker replication. Every change is an op stamped (origin tracker, seq,
+ * Lamport clock), stored in the op log in the same transaction that applies
+ * it, and pushed to every other tracker, which stores and applies it exactly
+ * once. All trackers apply ops in one total order (Lamport clock, origin,
+ * seq); an op that arrives late and sorts before what is applied already makes
+ * the tracker replay its whole log in that order, so every tracker that holds
+ * the same ops holds the same state, whatever order they arrived in.
+ */
+@Injectable()
+export class SyncService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(SyncService.name);
+  private readonly appliers = new Map<string, Applier>();
+  private readonly participants: StateParticipant[] = [];
+  private readonly presenceSources: (() => PresenceEntry[])[] = [];
+  private readonly remotePresenceListeners: ((tracker: number, change: PresenceChange | 'reset') => void)[] = [];
+  private readonly peers: PeerTrackerClient[] = [];
+  private readonly waiters = new Set<() => void>();
+  private lamport = 0;
+  private mySeq = 0;
+  private lastApplied: StampedOp | undefined;
+  private replayingLog = false;
+  private readyResolve!: () => void;
+  /** Resolves once start-up catch-up is done (or gave up on unreachable peers). */
+  readonly ready: Promise<void> = new Promise((r) => (this.readyResolve = r));
+  private options: SyncOptions = DEFAULT_SYNC_OPTIONS;
+
+  constructor(
+    @Inject(OPLOG_STORE) private readonly log: OpLogStore,
+    @Inject(TRACKER_CONFIG) private readonly config: TrackerConfig,
+    @Inject(CLUSTER_KEY) private readonly key: Buffer,
+  ) {
+    this.lamport = log.maxLamport();
+    this.mySeq = log.versionVector().get(config.trackerNumber) ?? 0;
+    this.lastApplied = log.last();
+  }
+
+  /** True while the log is being replayed: appliers re-apply history and must leave soft state alone. */
+  get replaying(): boolean {
+    return this.replayingLog;
+  }
+
+  get trackerNumber(): number {
+    return this.config.trackerNumber;
+  }
+
+  configure(options: Partial<SyncOptions>): void {
+    this.options = { ...this.options, ...options };
+  }
+
+  register(kind: string, applier: Applier): void {
+    if (this.appliers.has(kind)) throw new Error(`an applier for ${kind} is registered twice`);
+    this.appliers.set(kind, applier);
+  }
+
+  participate(participant: StateParticipant): void {
+    this.participants.push(participant);
+  }
+
+  /** Records and applies a change made on this tracker. Runs synchronously, in one transaction. */
+  commit(change: Omit<Op, 'requestId' | 'time'> & { time?: number }): StampedOp {
+    const op: StampedOp = {
+      ...change,
+      time: change.time ?? Date.now(),
+      requestId: currentRequestId(),
+      origin: this.config.trackerNumber,
+      seq: this.mySeq + 1,
+      lamport: this.lamport + 1,
+    };
+    this.log.transaction(() => {
+      this.log.append(op);
+      this.apply(op);
+    });
+    this.mySeq = op.seq;
+    this.lamport = op.lamport;
+    this.lastApplied = op;
+    this.wakePeers();
+    return op;
+  }
+
+  /** A change from another tracker: stored and applied once; 'duplicate' when it was here already. */
+  receive(op: StampedOp): 'applied' | 'replayed' | 'duplicate' {
+    if (op.origin === this.config.trackerNumber && op.seq <= this.mySeq) return 'duplicate';
+    const outcome = this.log.transaction(() => {
+      if (!this.log.append(op)) return 'duplicate' as const;
+      if (!this.lastApplied || compareOps(op, this.lastApplied) > 0) {
+        this.apply(op);
+        return 'applied' as const;
+      }
+      this.replay();
+      return 'replayed' as const;
+    });
+    if (outcome === 'duplicate') return outcome;
+    this.lamport = Math.max(this.lamport, op.lamport);
+    if (op.origin === this.config.trackerNumber) this.mySeq = Math.max(this.mySeq, op.seq);
+    if (!this.lastApplied || compareOps(op, this.lastApplied) > 0) this.lastApplied = op;
+    if (outcome === 'replayed') this.logger.log(`replayed the log: ${op.kind} from tracker ${op.origin} came in late`);
+    this.wakePeers();
+    return outcome;
+  }
+
+  hasRequest(requestId: string): boolean {
+    return requestId !== '' && this.log.hasRequest(requestId);
+  }
+
+  versionVector(): Map<number, number> {
+    return this.log.versionVector();
+  }
+
+  opsAfter(vv: VersionVector, limit: number): StampedOp[] {
+    return this.log.after(vv, limit);
+  }
+
+  /** SHA-1 of the replicated state; equal on two trackers exactly when they hold the same state. */
+  digest(): string {
+    const hash = createHash('sha1');
+    for (const p of this.participants) for (const line of p.describe()) hash.update(`${p.name} ${line}\n`);
+    return hash.digest('hex');
+  }
+
+  /** Waits until every connected peer holds this tracker's changes so far, or the wait runs out. */
+  async flush(): Promise<void> {
+    const target = this.mySeq;
+    const pending = () => this.peers.filter((p) => p.connected && p.ackedSeq(this.config.trackerNumber) < target);
+    if (target === 0 || pending().length === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, this.options.replicationWaitMs);
+      const check = () => {
+        if (pending().length === 0) done();
+      };
+      function done() {
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      }
+      const waiters = this.waiters;
+      waiters.add(check);
+    });
+  }
+
+  /** A peer acknowledged changes, or its link went up or down. */
+  peerProgress(): void {
+    for (const check of [...this.waiters]) check();
+  }
+
+  // presence: soft state about which sessions seed what, exchanged with peers
+
+  addPresenceSource(source: () => PresenceEntry[]): void {
+    this.presenceSources.push(source);
+  }
+
+  localPresence(): PresenceEntry[] {
+    return this.presenceSources.flatMap((s) => s());
+  }
+
+  presenceChanged(change: PresenceChange): void {
+    for (const peer of this.peers) peer.pushPresence(change);
+  }
+
+  onRemotePresence(listener: (tracker: number, change: PresenceChange | 'reset') => void): void {
+    this.remotePresenceListeners.push(listener);
+  }
+
+  remotePresence(tracker: number, change: PresenceChange | 'reset'): void {
+    for (const l of this.remotePresenceListeners) l(tracker, change);
+  }
+
+  onApplicationBootstrap(): void {
+    const { trackers, trackerNumber, peerAddresses } = this.config;
+    trackers.forEach((address, i) => {
+      const n = i + 1;
+      if (n === trackerNumber) return;
+      const target = peerAddresses.get(n) ?? address;
+      this.peers.push(new PeerTrackerClient(n, target, this, this.key, this.logger));
+    });
+    if (this.peers.length === 0) {
+      this.readyResolve();
+      return;
+    }
+    const caughtUp = this.peers.map((p) => p.start());
+    const timer = setTimeout(() => {
+      this.logger.warn(`catch-up took over ${this.options.catchUpWaitMs} ms; serving clients with what is here`);
+      this.readyResolve();
+    }, this.options.catchUpWaitMs);
+    void Promise.all(caughtUp).then(() => {
+      clearTimeout(timer);
+      this.readyResolve();
+    });
+    this.logger.log(
+      `syncing with ${this.peers.map((p) => `tracker ${p.number} (${formatHostPort(p.address)})`).join(', ')}`,
+    );
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.peers.map((p) => p.stop()));
+  }
+
+  private wakePeers(): void {
+    for (const peer of this.peers) peer.wake();
+  }
+
+  private apply(op: Op): void {
+    const applier = this.appliers.get(op.kind);
+    if (!applier) {
+      this.logger.warn(`no applier for ${op.kind}; change ignored`);
+      return;
+    }
+    applier(op);
+  }
+
+  /** Rebuilds the whole state from the log, in the total order. Runs inside the caller's transaction. */
+  private replay(): void {
+    this.replayingLog = true;
+    try {
+      for (const p of this.participants) p.reset();
+      for (const op of this.log.all()) this.apply(op);
+    } finally {
+      this.replayingLog = false;
+    }
+    for (const p of this.participants) p.afterReplay?.();
+  }
+}

@@ -1,0 +1,86 @@
+import { HostPort } from '@app/protocol';
+import { Provider } from '@nestjs/common';
+import { AuthService } from '../auth/auth.service';
+import { InMemoryUserStore } from '../auth/in-memory-user.store';
+import { PasswordHasher } from '../auth/password.hasher';
+import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+import { FilesService } from '../files/files.service';
+import { InMemoryFileStore } from '../files/in-memory-file.store';
+import { GroupsService } from '../groups/groups.service';
+import { InMemoryGroupStore } from '../groups/in-memory-group.store';
+import { InMemoryOpLogStore } from '../sync/in-memory-oplog.store';
+import { OpLogStore } from '../sync/oplog.store';
+import { SyncService } from '../sync/sync.service';
+import { CLUSTER_KEY, OPLOG_STORE } from '../sync/sync.tokens';
+
+/** The network key every test tracker shares. */
+export const TEST_CLUSTER_KEY = Buffer.alloc(32, 7);
+
+/** Stores `plain$<password>`: fast, and enough for tests that are not about passwords. */
+export const plainHasher: PasswordHasher = {
+  hash: (password) => Promise.resolve(`plain$${password}`),
+  verify: (password, stored) => Promise.resolve(stored === `plain$${password}`),
+};
+
+/**
+ * A tracker config for tests: by default tracker 1 of a network of one, so it
+ * has no peer to wait for and `SyncService.ready` resolves at bootstrap.
+ * With `trackerCount` > 1 the other trackers get unreachable addresses (port 9).
+ */
+export function trackerConfig(overrides: Partial<TrackerConfig> & { trackerCount?: number } = {}): TrackerConfig {
+  const { trackerCount = 1, ...rest } = overrides;
+  const trackers: HostPort[] = Array.from({ length: trackerCount }, (_, i) => ({
+    host: '127.0.0.1',
+    port: i === 0 ? 0 : 9,
+  }));
+  const config = {
+    trackerNumber: 1,
+    trackers,
+    dataDir: '/nonexistent/p2p-share-test',
+    peerAddresses: new Map<number, HostPort>(),
+    keyFile: '/nonexistent/p2p-share-test.key',
+    ...rest,
+  };
+  return { ...config, self: rest.self ?? config.trackers[config.trackerNumber - 1] ?? config.trackers[0] };
+}
+
+/**
+ * The real SyncService on an in-memory op log (or the one given), with a
+ * config (one tracker unless overridden) and the test network key. Every
+ * service that commits changes needs these; call `moduleRef.init()` (or
+ * `app.init()`/`listen()`) when something awaits `SyncService.ready`.
+ */
+export function syncTestingProviders(
+  config: Partial<TrackerConfig> & { trackerCount?: number } = {},
+  opLog?: OpLogStore,
+): Provider[] {
+  return [
+    SyncService,
+    opLog ? { provide: OPLOG_STORE, useValue: opLog } : { provide: OPLOG_STORE, useClass: InMemoryOpLogStore },
+    { provide: TRACKER_CONFIG, useValue: trackerConfig(config) },
+    { provide: CLUSTER_KEY, useValue: TEST_CLUSTER_KEY },
+  ];
+}
+
+/** One tracker's replicated state: the services on in-memory stores around one SyncService. */
+export interface Replica {
+  readonly sync: SyncService;
+  readonly auth: AuthService;
+  readonly groups: GroupsService;
+  readonly files: FilesService;
+  readonly log: InMemoryOpLogStore;
+}
+
+/**
+ * Builds a tracker's services by hand, wired as Nest wires them (auth, groups,
+ * then files register with sync in that order). Property tests build hundreds
+ * of these; a testing module each would dominate their run time.
+ */
+export function replica(trackerNumber: number, trackerCount = Math.max(3, trackerNumber)): Replica {
+  const log = new InMemoryOpLogStore();
+  const sync = new SyncService(log, trackerConfig({ trackerNumber, trackerCount }), TEST_CLUSTER_KEY);
+  const auth = new AuthService(new InMemoryUserStore(), plainHasher, sync);
+  const groups = new GroupsService(new InMemoryGroupStore(), sync);
+  const files = new FilesService(new InMemoryFileStore(), groups, auth, sync);
+  return { sync, auth, groups, files, log };
+}

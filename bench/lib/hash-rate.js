@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Node's bare chunk-hashing rate: read a file sequentially in 512 KiB chunks through one reused buffer and SHA-1
+// each chunk, on one thread (no whole-file hash, no Nest, no worker). Prints one JSON line: { seconds, bytes }.
+//
+//   node hash-rate.js <file>
+const { createHash } = require('node:crypto');
+const { closeSync, openSync, readSync } = require('node:fs');
+
+const CHUNK = 512 * 1024;
+const fd = openSync(process.argv[2], 'r');
+const buf = Buffer.allocUnsafe(CHUNK);
+const t0 = process.hrtime.bigint();
+let bytes = 0;
+let chunks = 0;
+for (;;) {
+  let n = 0;
+  while (n < CHUNK) {
+    const got = readSync(fd, buf, n, CHUNK - n, bytes + n);
+    if (got === 0) break;
+    n += got;
+  }
+  if (n === 0) break;
+  createHash('sha1').update(n === CHUNK ? buf : buf.subarray(0, n)).digest('hex');
+  bytes += n;
+  chunks++;
+  if (n < CHUNK) break;
+}
+closeSync(fd);
+const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+process.stdout.write(JSON.stringify({ seconds, bytes, chunks }) + '\n');

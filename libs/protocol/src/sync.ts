@@ -1,0 +1,110 @@
+import { ErrorCode, ProtocolError } from './errors';
+import { joinArgs, tokenize } from './tokenize';
+
+/**
+ * Tracker-to-tracker lines start with SYNC_MARKER (`123456789`). A tracker
+ * first proves it holds the network's key (`sync_hello`, `sync_auth`), then
+ * pulls what it lacks (`sync_fetch`) and pushes every change as
+ *
+ *     123456789 <command> <args...> <actor> <origin>/<seq>/<lamport>/<time>/<request_id>
+ *
+ * e.g. `123456789 create_group team alice 1/17/42/1764140000000/c1-9`.
+ */
+export const SyncCmd = {
+  Hello: 'sync_hello',
+  Auth: 'sync_auth',
+  Fetch: 'sync_fetch',
+  Digest: 'sync_digest',
+  PresenceReset: 'presence_reset',
+  PresenceSet: 'presence_set',
+  PresenceUnset: 'presence_unset',
+} as const;
+export type SyncCmdName = (typeof SyncCmd)[keyof typeof SyncCmd];
+
+const SYNC_NAMES = new Set<string>(Object.values(SyncCmd));
+export const isSyncCommand = (name: string): name is SyncCmdName => SYNC_NAMES.has(name);
+
+/** A replicated change, as applied on every tracker in the same total order. */
+export interface Op {
+  readonly kind: string;
+  readonly args: readonly string[];
+  /** The user who made the change ('' when nobody was logged in, as for create_user). */
+  readonly actor: string;
+  /** Epoch ms at the origin; used for every timestamp the change stores. */
+  readonly time: number;
+  /** The client's `#id`, so that a retried request is applied once. */
+  readonly requestId: string;
+}
+
+export interface StampedOp extends Op {
+  /** Number of the tracker that accepted the change. */
+  readonly origin: number;
+  /** 1, 2, 3... per origin. */
+  readonly seq: number;
+  readonly lamport: number;
+}
+
+/** Total order every tracker applies changes in: Lamport clock, then origin tracker, then sequence. */
+export function compareOps(
+  a: Pick<StampedOp, 'lamport' | 'origin' | 'seq'>,
+  b: Pick<StampedOp, 'lamport' | 'origin' | 'seq'>,
+): number {
+  return a.lamport - b.lamport || a.origin - b.origin || a.seq - b.seq;
+}
+
+const STAMP = /^(\d{1,4})\/(\d{1,15})\/(\d{1,15})\/(\d{1,15})\/([A-Za-z0-9_-]{1,64}|-)$/;
+
+export function encodeOp(op: StampedOp): string {
+  const stamp = `${op.origin}/${op.seq}/${op.lamport}/${op.time}/${op.requestId || '-'}`;
+  return joinArgs([op.kind, ...op.args, op.actor || '-', stamp]);
+}
+
+export function decodeOpTokens(tokens: readonly string[]): StampedOp {
+  if (tokens.length < 3)
+    throw new ProtocolError(ErrorCode.BadArguments, 'a change needs a command, an actor and a stamp');
+  const kind = tokens[0];
+  const stamp = STAMP.exec(tokens[tokens.length - 1]);
+  if (!stamp)
+    throw new ProtocolError(ErrorCode.BadArguments, `bad change stamp '${tokens[tokens.length - 1].slice(0, 60)}'`);
+  const actor = tokens[tokens.length - 2];
+  const [origin, seq, lamport, time] = stamp.slice(1, 5).map(Number);
+  if (origin < 1 || seq < 1 || lamport < 1) throw new ProtocolError(ErrorCode.BadArguments, 'bad change stamp');
+  return {
+    kind,
+    args: tokens.slice(1, -2),
+    actor: actor === '-' ? '' : actor,
+    time,
+    requestId: stamp[5] === '-' ? '' : stamp[5],
+    origin,
+    seq,
+    lamport,
+  };
+}
+
+export const decodeOp = (line: string): StampedOp => decodeOpTokens(tokenize(line));
+
+/** Highest sequence number seen from each origin: `1:120,2:33`. */
+export type VersionVector = ReadonlyMap<number, number>;
+
+export function formatVersionVector(vv: VersionVector): string {
+  return (
+    [...vv.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([o, s]) => `${o}:${s}`)
+      .join(',') || '-'
+  );
+}
+
+export function parseVersionVector(text: string): Map<number, number> {
+  const vv = new Map<number, number>();
+  if (text === '-' || text === '') return vv;
+  for (const part of text.split(',')) {
+    const m = /^(\d{1,4}):(\d{1,15})$/.exec(part);
+    if (!m) throw new ProtocolError(ErrorCode.BadArguments, `bad version vector entry '${part.slice(0, 40)}'`);
+    vv.set(Number(m[1]), Number(m[2]));
+  }
+  return vv;
+}
+
+/** `#<id>` in front of a request line: the client's id for it, so that a retry is applied once. */
+export const REQUEST_ID = /^#([A-Za-z0-9_-]{1,64})$/;
