@@ -110,7 +110,13 @@ async function stopServer(p, timeoutMs = 5_000) {
 }
 
 async function startTracker(dir, info, n, label) {
-  const t = startProc(`tracker ${n}`, TRACKER, [info, String(n), '--data-dir', join(dir, `tracker-${n}-data`)], dir, label);
+  const t = startProc(
+    `tracker ${n}`,
+    TRACKER,
+    [info, String(n), '--data-dir', join(dir, `tracker-${n}-data`)],
+    dir,
+    label,
+  );
   await t.waitFor(/listening on \S+/, 30_000);
   return t;
 }
@@ -128,7 +134,11 @@ async function startClient(dir, name, info, label = name) {
 async function connectAll(port, n, batch = 100) {
   const out = [];
   for (let i = 0; i < n; i += batch) {
-    out.push(...(await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => LineClient.connect('127.0.0.1', port)))));
+    out.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(batch, n - i) }, () => LineClient.connect('127.0.0.1', port)),
+      )),
+    );
   }
   return out;
 }
@@ -148,6 +158,9 @@ async function parallel(items, width, work) {
   return results;
 }
 
+/** Writes dirty pages out (the random file, the last copy), so that no measurement pays for an earlier one. */
+const settleDisk = () => spawnSync('sync');
+
 const fakeSha1 = (seed) => createHash('sha1').update(String(seed)).digest('hex');
 
 function sha1sumOf(path) {
@@ -159,7 +172,9 @@ function sha1sumOf(path) {
 
 function runNodeScript(script, args) {
   return new Promise((resolve, reject) => {
-    const child = track(spawn(process.execPath, [join(__dirname, 'lib', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(
+      spawn(process.execPath, [join(__dirname, 'lib', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -189,14 +204,19 @@ async function transferSections(results) {
   const file = join(dir, 'big.bin');
   say(`writing a ${CFG.fileMb} MiB random file`);
   randomFile(file, CFG.fileMb);
+  settleDisk();
 
   say('references: sha1sum, bare Node chunk hashing, the plain-Node TCP ceiling');
   const sum = sha1sumOf(file);
   const bare = await runNodeScript('hash-rate.js', [file]);
+  const bareBoth = await runNodeScript('hash-rate.js', [file, 'both']);
+  settleDisk();
   const ceiling = await runCeiling(dir, file, size);
+  settleDisk();
   results.references = {
     sha1sum: { seconds: sum.seconds, MBps: size / MB / sum.seconds },
     nodeChunkHash: { seconds: bare.seconds, MBps: size / MB / bare.seconds },
+    nodeChunkAndFileHash: { seconds: bareBoth.seconds, MBps: size / MB / bareBoth.seconds },
     ceiling: { seconds: ceiling.seconds, MBps: size / MB / ceiling.seconds, cpuSeconds: ceiling.cpuSeconds },
   };
   say(
@@ -232,6 +252,10 @@ async function transferSections(results) {
   // 1. downloads from 1, 2, 4 seeders
   results.downloads = [];
   if (CFG.sections.has('download')) {
+    // one download from every seeder, not measured: the seeders' chunk-serving paths get warm (JIT, buffers), so
+    // that the rows below compare seeder counts and not how many seeders serve for the first time
+    say('  warm-up download (not measured)');
+    await measureDownload(dir, info, seeders, size, sum.hash, results.references.ceiling, 'warmup');
     let online = seeders.length;
     for (const n of CFG.seeders) {
       // exactly the first n seeders online: log the others out, log back in the ones needed
@@ -266,14 +290,19 @@ async function setupGroup(port, group, users) {
   });
   await conns[0].ok(`create_group ${group}`);
   await Promise.all(conns.slice(1).map((c) => c.ok(`join_group ${group}`)));
-  await pipeline(conns[0], users.slice(1).map((u) => `accept_request ${group} ${u}`));
+  await pipeline(
+    conns[0],
+    users.slice(1).map((u) => `accept_request ${group} ${u}`),
+  );
   conns.forEach((c) => c.close());
   await sleep(100); // let the tracker see the sessions end
 }
 
 async function runCeiling(dir, file, size) {
   const portFile = join(dir, 'ceiling.port');
-  const sender = track(spawn(process.execPath, [join(__dirname, 'lib', 'ceiling.js'), 'send', file, portFile], { stdio: 'ignore' }));
+  const sender = track(
+    spawn(process.execPath, [join(__dirname, 'lib', 'ceiling.js'), 'send', file, portFile], { stdio: 'ignore' }),
+  );
   try {
     const port = await waitForFile(portFile);
     const dest = join(dir, 'ceiling.out');
@@ -290,6 +319,7 @@ async function runCeiling(dir, file, size) {
  * `GET_CHUNK 0 /nonexistent` to its chunk server every 20 ms and times the `ERR` answer.
  */
 async function measureUpload(p, file, size, refs) {
+  settleDisk();
   const pid = p.child.pid;
   resetPeakRss(pid);
   const cpu0 = cpuSeconds(pid);
@@ -321,17 +351,25 @@ async function measureUpload(p, file, size, refs) {
     peakRssMB: mb(peakRss(pid)),
     vsSha1sum: MBps / refs.sha1sum.MBps,
     vsNodeChunkHash: MBps / refs.nodeChunkHash.MBps,
+    vsNodeChunkAndFileHash: MBps / refs.nodeChunkAndFileHash.MBps,
     probe: { count: probeMs.length, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: probeMs[probeMs.length - 1] },
   };
 }
 
-async function measureDownload(dir, info, seeders, size, expectedHash, ceiling) {
+async function measureDownload(dir, info, seeders, size, expectedHash, ceiling, tag = '') {
   const n = seeders.length;
-  const name = `carol${n}`;
+  const name = `carol${n}${tag}`;
   const cwd = join(dir, name);
   mkdirSync(cwd);
+  settleDisk();
   const port = await freePort();
-  const p = startProc(name, CLIENT, [`127.0.0.1:${port}`, info, '--data-dir', join(cwd, '.state')], cwd, `download-${n}`);
+  const p = startProc(
+    name,
+    CLIENT,
+    [`127.0.0.1:${port}`, info, '--data-dir', join(cwd, '.state')],
+    cwd,
+    `download-${n}`,
+  );
   for (const s of seeders) resetPeakRss(s.child.pid);
   const seederCpu0 = seeders.map((s) => cpuSeconds(s.child.pid));
   await p.run(`login carol ${PASSWORD}`, /logged in as \S+\n/);
@@ -395,7 +433,9 @@ async function trackerSection(results) {
   const fileSize = 64 * MiB;
   const chunks = Array.from({ length: fileSize / CHUNK }, (_, i) => fakeSha1(`chunk${i}`));
   for (let f = 0; f < CFG.loadFiles; f++) {
-    await owner.ok(`upload_file load /bench/load/file${f}.bin ${fileSize} ${fakeSha1(`file${f}`)} ${chunks.join(',')} 127.0.0.1:9`);
+    await owner.ok(
+      `upload_file load /bench/load/file${f}.bin ${fileSize} ${fakeSha1(`file${f}`)} ${chunks.join(',')} 127.0.0.1:9`,
+    );
   }
   const clients = await connectAll(ports[0], maxConns);
   const setupFrom = process.hrtime.bigint();
@@ -404,7 +444,10 @@ async function trackerSection(results) {
     await c.ok(`login load${i} ${PASSWORD}`);
     await c.ok('join_group load');
   });
-  await pipeline(owner, clients.map((_, i) => `accept_request load load${i}`));
+  await pipeline(
+    owner,
+    clients.map((_, i) => `accept_request load load${i}`),
+  );
   say(`  ${maxConns} users logged in and members in ${hrSeconds(setupFrom).toFixed(1)} s`);
 
   const portFile = join(dir, 'ping.port');
@@ -442,7 +485,9 @@ async function trackerSection(results) {
     );
   }
   results.trackerSync = await measureWhileSyncing(ports, clients, owner, t1, t2, mix, measure);
-  say(`  while syncing: ${results.trackerSync.measured ? `${fmt(results.trackerSync.tracker.rps)} req/s` : results.trackerSync.reason}`);
+  say(
+    `  while syncing: ${results.trackerSync.measured ? `${fmt(results.trackerSync.tracker.rps)} req/s` : results.trackerSync.reason}`,
+  );
 
   [...clients, ...pingClients, owner].forEach((c) => c.close());
   await stopServer(ping);
@@ -473,7 +518,9 @@ async function measureWhileSyncing(ports, clients, owner, t1, t2, mix, measure) 
   }
   if (!seen) {
     probe.close();
-    const src = existsSync(join(root, 'apps/tracker/src/sync')) ? 'apps/tracker/src/sync exists' : 'no apps/tracker/src/sync in this tree';
+    const src = existsSync(join(root, 'apps/tracker/src/sync'))
+      ? 'apps/tracker/src/sync exists'
+      : 'no apps/tracker/src/sync in this tree';
     return { measured: false, reason: `not measured: tracker sync is not there yet (${why} within 5 s; ${src})` };
   }
   let writing = true;
@@ -535,7 +582,10 @@ async function scaleSection(results) {
   await owner.ok(`login user0 ${PASSWORD}`);
   from = process.hrtime.bigint();
   const groupNames = Array.from({ length: CFG.scaleGroups }, (_, i) => `group${i}`);
-  const created = await pipeline(owner, groupNames.map((g) => `create_group ${g}`));
+  const created = await pipeline(
+    owner,
+    groupNames.map((g) => `create_group ${g}`),
+  );
   if (created.some((r) => !r.ok)) throw new Error('create_group failed');
   out.groups = { count: CFG.scaleGroups, seconds: hrSeconds(from), rssMB: mb(currentRss(pid)) };
   out.listGroups = await sequentialLatency(owner, 'list_groups', 10);
@@ -545,7 +595,8 @@ async function scaleSection(results) {
   from = process.hrtime.bigint();
   const uploads = Array.from(
     { length: CFG.scaleFiles },
-    (_, i) => `upload_file group0 /bench/scale/file-${i}.bin 1000 ${fakeSha1(`f${i}`)} ${fakeSha1(`c${i}`)} 127.0.0.1:9`,
+    (_, i) =>
+      `upload_file group0 /bench/scale/file-${i}.bin 1000 ${fakeSha1(`f${i}`)} ${fakeSha1(`c${i}`)} 127.0.0.1:9`,
   );
   const shared = await pipeline(owner, uploads);
   if (shared.some((r) => !r.ok)) throw new Error(`upload_file failed: ${shared.find((r) => !r.ok).message}`);
@@ -560,7 +611,10 @@ async function scaleSection(results) {
   const lines = [];
   for (let i = 0; i < hashes.length; i += 1000) lines.push(hashes.slice(i, i + 1000).join(','));
   from = process.hrtime.bigint();
-  await owner.ok(`upload_file group1 /bench/scale/huge.bin ${hugeSize} ${fakeSha1('huge')} @${lines.length} 127.0.0.1:9`, lines);
+  await owner.ok(
+    `upload_file group1 /bench/scale/huge.bin ${hugeSize} ${fakeSha1('huge')} @${lines.length} 127.0.0.1:9`,
+    lines,
+  );
   out.hugeUpload = { chunks: CFG.scaleChunks, seconds: hrSeconds(from) };
   const meta = await sequentialLatency(owner, 'download_file group1 huge.bin', 10);
   // what a client does with the reply: the protocol library's own parser
@@ -568,7 +622,8 @@ async function scaleSection(results) {
   const parseFrom = process.hrtime.bigint();
   const parsed = parseFileMetadata(meta.last.lines);
   const parseMs = hrSeconds(parseFrom) * 1000;
-  if (parsed.chunkHashes.length !== CFG.scaleChunks || parsed.chunkHashes[7] !== hashes[7]) throw new Error('bad metadata');
+  if (parsed.chunkHashes.length !== CFG.scaleChunks || parsed.chunkHashes[7] !== hashes[7])
+    throw new Error('bad metadata');
   delete meta.last;
   out.metadata = { ...meta, clientParseMs: parseMs };
   out.rssEndMB = mb(currentRss(pid));
@@ -585,7 +640,8 @@ async function scaleSection(results) {
 // ---------------------------------------------------------------------------------------------------------------
 // report
 
-const fmt = (v) => (v === undefined || Number.isNaN(v) ? 'n/a' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const fmt = (v) =>
+  v === undefined || Number.isNaN(v) ? 'n/a' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 const pctOf = (r) => `${(100 * r).toFixed(0)}%`;
 const check = (ok) => (ok ? 'met' : '**missed**');
 
@@ -597,17 +653,19 @@ function markdown(results) {
   const refs = results.references;
   if (refs) {
     out.push(`## Download throughput (${results.config.fileMb} MiB random file, loopback, page cache warm)`, '');
-    out.push('| run | wall s | MB/s | of ceiling | downloader CPU s | downloader peak RSS MB | seeders peak RSS MB | SHA-1 |');
-    out.push('|---|---|---|---|---|---|---|---|');
+    out.push(
+      '| run | wall s | MB/s | of ceiling | downloader CPU s | seeders CPU s | downloader peak RSS MB | seeders peak RSS MB | SHA-1 |',
+    );
+    out.push('|---|---|---|---|---|---|---|---|---|');
     out.push(
       `| ceiling: plain Node, 1 TCP stream, SHA-1 per 512 KiB chunk, positional writes | ${refs.ceiling.seconds.toFixed(2)} | ` +
-        `${fmt(refs.ceiling.MBps)} | 100% | ${refs.ceiling.cpuSeconds.toFixed(2)} | | | |`,
+        `${fmt(refs.ceiling.MBps)} | 100% | ${refs.ceiling.cpuSeconds.toFixed(2)} (receiver) | | | | |`,
     );
-    out.push(`| sha1sum of the file | ${refs.sha1sum.seconds.toFixed(2)} | ${fmt(refs.sha1sum.MBps)} | | | | | |`);
+    out.push(`| sha1sum of the file | ${refs.sha1sum.seconds.toFixed(2)} | ${fmt(refs.sha1sum.MBps)} | | | | | | |`);
     for (const d of results.downloads ?? []) {
       out.push(
         `| download_file from ${d.seeders} seeder${d.seeders === 1 ? '' : 's'} | ${d.seconds.toFixed(2)} | ${fmt(d.MBps)} | ` +
-          `${pctOf(d.ofCeiling)} | ${d.cpuSeconds.toFixed(2)} | ${d.downloaderPeakRssMB} | ${d.seederPeakRssMB.join(', ')} | ` +
+          `${pctOf(d.ofCeiling)} | ${d.cpuSeconds.toFixed(2)} | ${d.seederCpuSeconds.join(', ')} | ${d.downloaderPeakRssMB} | ${d.seederPeakRssMB.join(', ')} | ` +
           `${d.hashOk ? 'match' : '**MISMATCH**'} |`,
       );
     }
@@ -617,9 +675,18 @@ function markdown(results) {
     const u = results.upload;
     out.push('## Upload hashing (`upload_file` of the same file)', '');
     out.push('| run | s | MB/s | vs `upload_file` |', '|---|---|---|---|');
-    out.push(`| upload_file (whole-file + per-chunk SHA-1, tracker round trip) | ${u.seconds.toFixed(2)} | ${fmt(u.MBps)} | |`);
-    out.push(`| Node bare chunk hashing (1 thread, per-chunk SHA-1 only) | ${refs.nodeChunkHash.seconds.toFixed(2)} | ${fmt(refs.nodeChunkHash.MBps)} | upload_file is ${pctOf(u.vsNodeChunkHash)} of it |`);
-    out.push(`| sha1sum | ${refs.sha1sum.seconds.toFixed(2)} | ${fmt(refs.sha1sum.MBps)} | upload_file is ${pctOf(u.vsSha1sum)} of it |`);
+    out.push(
+      `| upload_file (whole-file + per-chunk SHA-1, tracker round trip) | ${u.seconds.toFixed(2)} | ${fmt(u.MBps)} | |`,
+    );
+    out.push(
+      `| Node bare chunk hashing (1 thread, per-chunk SHA-1 only) | ${refs.nodeChunkHash.seconds.toFixed(2)} | ${fmt(refs.nodeChunkHash.MBps)} | upload_file is ${pctOf(u.vsNodeChunkHash)} of it |`,
+    );
+    out.push(
+      `| Node bare chunk + whole-file hashing (1 thread, the same work as upload_file) | ${refs.nodeChunkAndFileHash.seconds.toFixed(2)} | ${fmt(refs.nodeChunkAndFileHash.MBps)} | upload_file is ${pctOf(u.vsNodeChunkAndFileHash)} of it |`,
+    );
+    out.push(
+      `| sha1sum | ${refs.sha1sum.seconds.toFixed(2)} | ${fmt(refs.sha1sum.MBps)} | upload_file is ${pctOf(u.vsSha1sum)} of it |`,
+    );
     out.push('');
     out.push(
       `Uploader CPU ${u.cpuSeconds.toFixed(2)} s, peak RSS ${u.peakRssMB} MB. Responsiveness while hashing: ${u.probe.count} ` +
@@ -629,9 +696,14 @@ function markdown(results) {
     );
   }
   if (results.tracker) {
-    out.push(`## Tracker load (${results.config.loadSeconds} s closed loop per row, one request outstanding per connection)`, '');
+    out.push(
+      `## Tracker load (${results.config.loadSeconds} s closed loop per row, one request outstanding per connection)`,
+      '',
+    );
     out.push('Mix: list_groups, list_files, download_file metadata (64 MiB files, 128 chunks) in turn.', '');
-    out.push('| server | connections | req/s | p50 ms | p99 ms | max ms | errors | server CPU s | server peak RSS MB | of PING/PONG |');
+    out.push(
+      '| server | connections | req/s | p50 ms | p99 ms | max ms | errors | server CPU s | server peak RSS MB | of PING/PONG |',
+    );
     out.push('|---|---|---|---|---|---|---|---|---|---|');
     const row = (name, r, of) =>
       `| ${name} | ${r.connections} | ${fmt(r.rps)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.maxMs)} | ` +
@@ -642,9 +714,20 @@ function markdown(results) {
     }
     const s = results.trackerSync;
     if (s?.measured) {
-      out.push(row('tracker, mix, while syncing to tracker 2', s.tracker, ''));
+      out.push(
+        row(
+          `tracker, mix, while syncing to tracker 2 (a writer created ${s.groupsWritten} groups meanwhile; ` +
+            `tracker 2 ${s.tracker2CaughtUp ? 'had them all within 10 s' : 'had NOT caught up 10 s later'}, ` +
+            `CPU ${s.tracker2CpuSeconds.toFixed(2)} s, peak RSS ${s.tracker2PeakRssMB} MB)`,
+          s.tracker,
+          pctOf(s.tracker.rps / results.tracker.find((t) => t.connections === s.connections).tracker.rps) +
+            ' of the row without sync',
+        ),
+      );
     } else if (s) {
-      out.push(`| tracker, mix, while syncing to tracker 2 | ${Math.min(...results.config.loadConns)} | ${s.reason} ||||||||`);
+      out.push(
+        `| tracker, mix, while syncing to tracker 2 | ${Math.min(...results.config.loadConns)} | ${s.reason} ||||||||`,
+      );
     }
     out.push('');
   }
@@ -653,12 +736,24 @@ function markdown(results) {
     out.push('## Scale (one tracker, populated through the wire)', '');
     out.push('| measure | value |', '|---|---|');
     out.push(`| tracker RSS at start | ${s.rssStartMB} MB |`);
-    out.push(`| ${s.users.count} users (create_user, scrypt) | ${s.users.seconds.toFixed(1)} s; RSS ${s.users.rssMB} MB |`);
-    out.push(`| ${s.groups.count} groups (create_group) | ${s.groups.seconds.toFixed(1)} s; RSS ${s.groups.rssMB} MB |`);
-    out.push(`| list_groups with ${s.groups.count} groups | p50 ${fmt(s.listGroups.p50Ms)} ms, max ${fmt(s.listGroups.maxMs)} ms, ${(s.listGroups.bytes / 1024).toFixed(0)} KB |`);
-    out.push(`| ${s.files.count} files in one group (upload_file) | ${s.files.seconds.toFixed(1)} s; RSS ${s.files.rssMB} MB |`);
-    out.push(`| list_files on ${s.files.count} files | p50 ${fmt(s.listFiles.p50Ms)} ms, max ${fmt(s.listFiles.maxMs)} ms, ${(s.listFiles.bytes / 1024).toFixed(0)} KB |`);
-    out.push(`| upload_file of ${s.hugeUpload.chunks} chunk hashes (@N lines) | ${(s.hugeUpload.seconds * 1000).toFixed(0)} ms |`);
+    out.push(
+      `| ${s.users.count} users (create_user, scrypt) | ${s.users.seconds.toFixed(1)} s; RSS ${s.users.rssMB} MB |`,
+    );
+    out.push(
+      `| ${s.groups.count} groups (create_group) | ${s.groups.seconds.toFixed(1)} s; RSS ${s.groups.rssMB} MB |`,
+    );
+    out.push(
+      `| list_groups with ${s.groups.count} groups | p50 ${fmt(s.listGroups.p50Ms)} ms, max ${fmt(s.listGroups.maxMs)} ms, ${(s.listGroups.bytes / 1024).toFixed(0)} KB |`,
+    );
+    out.push(
+      `| ${s.files.count} files in one group (upload_file) | ${s.files.seconds.toFixed(1)} s; RSS ${s.files.rssMB} MB |`,
+    );
+    out.push(
+      `| list_files on ${s.files.count} files | p50 ${fmt(s.listFiles.p50Ms)} ms, max ${fmt(s.listFiles.maxMs)} ms, ${(s.listFiles.bytes / 1024).toFixed(0)} KB |`,
+    );
+    out.push(
+      `| upload_file of ${s.hugeUpload.chunks} chunk hashes (@N lines) | ${(s.hugeUpload.seconds * 1000).toFixed(0)} ms |`,
+    );
     out.push(
       `| download_file metadata, ${s.hugeUpload.chunks} chunks | p50 ${fmt(s.metadata.p50Ms)} ms, max ${fmt(s.metadata.maxMs)} ms, ` +
         `${(s.metadata.bytes / MiB).toFixed(1)} MiB; client parse ${fmt(s.metadata.clientParseMs)} ms |`,
@@ -668,7 +763,8 @@ function markdown(results) {
   }
   out.push('## Targets', '');
   out.push('| target | result | |', '|---|---|---|');
-  for (const [what, value, ok] of targets(results)) out.push(`| ${what} | ${value} | ${ok === undefined ? 'not measured' : check(ok)} |`);
+  for (const [what, value, ok] of targets(results))
+    out.push(`| ${what} | ${value} | ${ok === undefined ? 'not measured' : check(ok)} |`);
   if (results.errors.length) out.push('', '## Errors', '', ...results.errors.map((e) => `- ${e}`));
   return out.join('\n') + '\n';
 }
@@ -677,14 +773,23 @@ function targets(results) {
   const t = [];
   const d = (n) => results.downloads?.find((r) => r.seeders === n);
   if (d(2)) t.push(['download from 2 seeders ≥ 70% of the ceiling', pctOf(d(2).ofCeiling), d(2).ofCeiling >= 0.7]);
-  if (d(2) && d(4)) t.push(['from 4 seeders no slower than from 2', `${fmt(d(4).MBps)} vs ${fmt(d(2).MBps)} MB/s`, d(4).MBps >= d(2).MBps * 0.97]);
+  if (d(2) && d(4))
+    t.push([
+      'from 4 seeders no slower than from 2',
+      `${fmt(d(4).MBps)} vs ${fmt(d(2).MBps)} MB/s`,
+      d(4).MBps >= d(2).MBps * 0.97,
+    ]);
   const all = results.downloads ?? [];
   if (all.length) {
     const rss = Math.max(...all.map((r) => r.downloaderPeakRssMB));
     const seedRss = Math.max(...all.flatMap((r) => r.seederPeakRssMB));
     t.push([`downloader peak RSS < 150 MB (${results.config.fileMb} MiB)`, `${rss} MB`, rss < 150]);
     t.push(['seeders < 120 MB each', `${seedRss} MB`, seedRss < 120]);
-    t.push(['whole-file SHA-1 of every download', all.every((r) => r.hashOk) ? 'match' : 'MISMATCH', all.every((r) => r.hashOk)]);
+    t.push([
+      'whole-file SHA-1 of every download',
+      all.every((r) => r.hashOk) ? 'match' : 'MISMATCH',
+      all.every((r) => r.hashOk),
+    ]);
   }
   const u = results.upload;
   if (u) {
@@ -701,10 +806,17 @@ function targets(results) {
       t.push([`${r.connections} connections held without errors`, `${errors} errors`, errors === 0]);
     }
   }
-  if (results.trackerSync) t.push(['tracker while syncing', results.trackerSync.measured ? `${fmt(results.trackerSync.tracker.rps)} req/s` : 'not measured', results.trackerSync.measured ? true : undefined]);
+  if (results.trackerSync)
+    t.push([
+      'tracker while syncing',
+      results.trackerSync.measured ? `${fmt(results.trackerSync.tracker.rps)} req/s` : 'not measured',
+      results.trackerSync.measured ? true : undefined,
+    ]);
   const s = results.scale;
-  if (s?.listFiles) t.push([`list_files on ${s.files.count} files < 200 ms`, `${fmt(s.listFiles.p50Ms)} ms`, s.listFiles.p50Ms < 200]);
-  if (s?.metadata) t.push([`${s.hugeUpload.chunks}-chunk metadata < 200 ms`, `${fmt(s.metadata.p50Ms)} ms`, s.metadata.p50Ms < 200]);
+  if (s?.listFiles)
+    t.push([`list_files on ${s.files.count} files < 200 ms`, `${fmt(s.listFiles.p50Ms)} ms`, s.listFiles.p50Ms < 200]);
+  if (s?.metadata)
+    t.push([`${s.hugeUpload.chunks}-chunk metadata < 200 ms`, `${fmt(s.metadata.p50Ms)} ms`, s.metadata.p50Ms < 200]);
   return t;
 }
 
@@ -718,7 +830,10 @@ function writeResults(results) {
       join(CFG.resultsDir, 'throughput.svg'),
       throughputChart({
         title: `Download of ${results.config.fileMb} MiB on loopback (${results.startedAt.slice(0, 10)})`,
-        bars: results.downloads.map((d) => ({ label: `${d.seeders} seeder${d.seeders === 1 ? '' : 's'}`, value: d.MBps })),
+        bars: results.downloads.map((d) => ({
+          label: `${d.seeders} seeder${d.seeders === 1 ? '' : 's'}`,
+          value: d.MBps,
+        })),
         ceiling: results.references.ceiling.MBps,
         ceilingLabel: 'plain-Node ceiling',
       }),
@@ -730,7 +845,11 @@ function writeResults(results) {
 
 async function cleanup() {
   for (const child of children) child.kill('SIGKILL');
-  await Promise.all([...children].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', r)))));
+  await Promise.all(
+    [...children].map(
+      (c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', r))),
+    ),
+  );
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 }
 
@@ -739,7 +858,12 @@ async function main() {
   workDir = mkdtempSync(join(process.env.BENCH_TMP ?? tmpdir(), 'p2p-bench-'));
   const results = {
     startedAt: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
     config: { ...CFG, sections: [...CFG.sections] },
     errors: [],
   };

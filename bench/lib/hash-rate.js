@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Node's bare chunk-hashing rate: read a file sequentially in 512 KiB chunks through one reused buffer and SHA-1
-// each chunk, on one thread (no whole-file hash, no Nest, no worker). Prints one JSON line: { seconds, bytes }.
+// each chunk, on one thread (no Nest, no worker). With `both`, also feed every chunk to a whole-file SHA-1: the same
+// work as upload_file, done the plain way. Prints one JSON line: { seconds, bytes }.
 //
-//   node hash-rate.js <file>
+//   node hash-rate.js <file> [both]
 const { createHash } = require('node:crypto');
 const { closeSync, openSync, readSync } = require('node:fs');
 
 const CHUNK = 512 * 1024;
 const fd = openSync(process.argv[2], 'r');
 const buf = Buffer.allocUnsafe(CHUNK);
+const whole = process.argv[3] === 'both' ? createHash('sha1') : undefined;
 const t0 = process.hrtime.bigint();
 let bytes = 0;
 let chunks = 0;
@@ -20,11 +22,14 @@ for (;;) {
     n += got;
   }
   if (n === 0) break;
-  createHash('sha1').update(n === CHUNK ? buf : buf.subarray(0, n)).digest('hex');
+  const data = n === CHUNK ? buf : buf.subarray(0, n);
+  createHash('sha1').update(data).digest('hex');
+  whole?.update(data);
   bytes += n;
   chunks++;
   if (n < CHUNK) break;
 }
+whole?.digest('hex');
 closeSync(fd);
 const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
 process.stdout.write(JSON.stringify({ seconds, bytes, chunks }) + '\n');

@@ -44,7 +44,11 @@ function throughputChart({ title, bars, ceiling, ceilingLabel, unit = 'MB/s' }) 
       `<rect x="${(cx - barW / 2).toFixed(1)}" y="${yy.toFixed(1)}" width="${barW.toFixed(1)}" ` +
         `height="${(top + plotH - yy).toFixed(1)}" fill="#3b78c2"/>`,
     );
-    out.push(`<text x="${cx.toFixed(1)}" y="${(yy - 6).toFixed(1)}" text-anchor="middle">${fmt(v)}</text>`);
+    // the value inside the top of the bar, clear of the ceiling line
+    out.push(
+      `<text x="${cx.toFixed(1)}" y="${(yy + 16).toFixed(1)}" text-anchor="middle" fill="#ffffff" ` +
+        `font-weight="bold">${fmt(v)}</text>`,
+    );
     out.push(
       `<text x="${cx.toFixed(1)}" y="${top + plotH + 18}" text-anchor="middle" fill="#222">${esc(b.label)}</text>`,
     );
@@ -61,9 +65,10 @@ function throughputChart({ title, bars, ceiling, ceilingLabel, unit = 'MB/s' }) 
     out.push(
       `<line x1="${left}" y1="${yy}" x2="${W - right}" y2="${yy}" stroke="#d0452b" stroke-width="2" stroke-dasharray="7 5"/>`,
     );
+    // legend under the title
     out.push(
-      `<text x="${W - right - 4}" y="${(y(ceiling) - 6).toFixed(1)}" text-anchor="end" fill="#d0452b">` +
-        `${esc(ceilingLabel ?? 'ceiling')}: ${fmt(ceiling)} ${esc(unit)}</text>`,
+      `<line x1="${left + 8}" y1="38" x2="${left + 40}" y2="38" stroke="#d0452b" stroke-width="2" stroke-dasharray="7 5"/>` +
+        `<text x="${left + 48}" y="42" fill="#d0452b">${esc(ceilingLabel ?? 'ceiling')}: ${fmt(ceiling)} ${esc(unit)}</text>`,
     );
   }
   out.push('</svg>');
@@ -76,6 +81,6 @@ function niceStep(raw) {
   return 10 * p;
 }
 
-const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const fmt = (v) => (v === 0 ? '0' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 module.exports = { throughputChart };

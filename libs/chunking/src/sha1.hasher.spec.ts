@@ -91,6 +91,42 @@ describe(Sha1ChunkHasher.name, () => {
     expect(digest.chunkHashes[10]).toBe(hasher.hashChunk(data.subarray(10_000)));
   });
 
+  describe('with hashing workers', () => {
+    const inline = new Sha1ChunkHasher(CHUNK_SIZE, { workerThresholdBytes: Infinity });
+    const workers = (chunkSize = CHUNK_SIZE) =>
+      new Sha1ChunkHasher(chunkSize, { workerThresholdBytes: 0, readAheadBytes: 0 });
+
+    it('gives the same digest as hashing inline, and sha1sum, reporting progress to the end', async () => {
+      const data = randomBytes(7 * CHUNK_SIZE + 4321);
+      const path = file('workers', data);
+      const progress: number[] = [];
+      const digest = await workers().hashFile(path, (n) => progress.push(n));
+      expect(digest).toEqual(await inline.hashFile(path));
+      expect(digest.fileHash).toBe(sha1sum(path));
+      expect(digest.chunkHashes).toHaveLength(8);
+      expect(progress).toEqual([...progress].sort((a, b) => a - b));
+      expect(progress[progress.length - 1]).toBe(data.length);
+    });
+
+    it.each([
+      ['empty', 0],
+      ['one byte', 1],
+      ['exactly three chunks', 3000],
+      ['many small chunks', 10 * 1000 + 7],
+    ])('cuts chunks right: %s', async (_name, bytes) => {
+      const data = randomBytes(bytes);
+      const path = file(`workers-${bytes}`, data);
+      const digest = await workers(1000).hashFile(path);
+      expect(digest).toEqual(await new Sha1ChunkHasher(1000, { workerThresholdBytes: Infinity }).hashFile(path));
+      expect(digest.size).toBe(bytes);
+      expect(digest.chunkHashes).toHaveLength(Math.ceil(bytes / 1000));
+    });
+
+    it('rejects a path that does not exist', async () => {
+      await expect(workers().hashFile(join(dir, 'nope'))).rejects.toThrow(/ENOENT/);
+    });
+  });
+
   it('rejects a path that does not exist', async () => {
     await expect(hasher.hashFile(join(dir, 'nope'))).rejects.toThrow(/ENOENT/);
   });

@@ -90,4 +90,14 @@ describe('chunk hash lists', () => {
     expect(parseChunkHashes('')).toEqual([]);
     expect(parseChunkHashes(hash(5).toUpperCase())).toEqual([hash(5)]);
   });
+
+  it('names the first bad hash of a long list, whatever is wrong with it', () => {
+    const good = Array.from({ length: 2000 }, (_, i) => hash(i));
+    expect(parseChunkHashes(good.join(','))).toEqual(good);
+    const bad = (list: string[]) => () => parseChunkHashes(list.join(','));
+    expect(bad([...good.slice(0, 7), hash(7).slice(1), ...good.slice(8)])).toThrow('chunk hash 7 is not');
+    expect(bad([...good.slice(0, 9), `${hash(9).slice(1)}g`, ...good.slice(10)])).toThrow('chunk hash 9 is not');
+    expect(bad([...good, ''])).toThrow('chunk hash 2000 is not');
+    expect(bad([`${hash(0)},${hash(1)}`.replace(',', ';')])).toThrow('chunk hash 0 is not');
+  });
 });

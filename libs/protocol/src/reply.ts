@@ -21,7 +21,10 @@ export interface ErrReply {
 export const okReply = (message: string, lines: readonly string[] = []): OkReply => ({ ok: true, message, lines });
 export const errReply = (code: string, message: string): ErrReply => ({ ok: false, code, message });
 
-const oneLine = (s: string): string => s.replace(/[\x00-\x1f\x7f]+/g, ' ');
+const CONTROL = /[\x00-\x1f\x7f]/;
+const CONTROLS = /[\x00-\x1f\x7f]+/g;
+/** Control characters become spaces; a line without any (nearly all) is returned as is, without a copy. */
+const oneLine = (s: string): string => (CONTROL.test(s) ? s.replace(CONTROLS, ' ') : s);
 
 export function formatReply(reply: Reply): string {
   if (!reply.ok) return `ERR ${reply.code} ${oneLine(reply.message)}\n`;

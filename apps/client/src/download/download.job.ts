@@ -28,6 +28,11 @@ export interface DownloadJobOptions {
   readonly now?: () => number;
   /** Current speed is measured over this window. Default 3 s. */
   readonly speedWindowMs?: number;
+  /**
+   * After this many bytes written, flush them to disk in the background, so
+   * that the final sync has little left to do. Default 64 MiB; 0 never.
+   */
+  readonly flushEveryBytes?: number;
 }
 
 export type DownloadState = 'downloading' | 'complete' | 'failed';
@@ -67,6 +72,9 @@ export interface DownloadProgress {
   readonly reason?: string;
   readonly seeders: readonly SeederProgress[];
 }
+
+/** See `DownloadJobOptions.flushEveryBytes`. */
+export const DEFAULT_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
 /** `ERR` codes that mean a seeder no longer serves the file at all. */
 const WHOLE_FILE_REFUSALS = new Set<string>([ErrorCode.NotShared, ErrorCode.FileChanged, ErrorCode.UnknownFile]);
@@ -123,6 +131,12 @@ export class DownloadJob {
 
   private part: PartFile | undefined;
   private readonly writes = new Set<Promise<void>>();
+  private readonly flushEveryBytes: number;
+  private unflushedBytes = 0;
+  /** The background flush running, if any. */
+  private flushing: Promise<void> | undefined;
+  /** Flush again once the running one is over. */
+  private flushAgain = false;
   /** No more chunks are requested or accepted. */
   private transferOver = false;
   private transferDone: (() => void) | undefined;
@@ -142,6 +156,7 @@ export class DownloadJob {
     this.maxRefused = Math.max(1, options.maxRefusedPerSeeder ?? 3);
     this.now = options.now ?? Date.now;
     this.speedWindowMs = options.speedWindowMs ?? 3_000;
+    this.flushEveryBytes = options.flushEveryBytes ?? DEFAULT_FLUSH_EVERY_BYTES;
     this.scheduler = new ChunkScheduler(this.plan.count, {
       random: options.random,
       endGameThreshold: options.endGameThreshold,
@@ -247,6 +262,8 @@ export class DownloadJob {
     if (this.abortError) throw this.abortError;
     if (plan.count > 0) await this.race(this.transfer());
     this.verifying = true;
+    // the disk catches up with the last writes while the file is re-read from the page cache
+    this.flush(true);
     const digest = await this.race(this.part.sha1((bytes) => (this.verifiedBytes = bytes)));
     if (digest.fileHash !== metadata.fileHash.toLowerCase() || digest.size !== plan.fileSize) {
       throw new DownloadError(
@@ -255,6 +272,7 @@ export class DownloadJob {
     }
     // past this point the file gets its name: too late to cancel
     this.committing = true;
+    while (this.flushing) await this.flushing;
     await this.part.commit();
   }
 
@@ -342,6 +360,8 @@ export class DownloadJob {
         seeder.slots--;
         if (this.transferOver) return;
         this.bytesDone += data.length;
+        this.unflushedBytes += data.length;
+        this.flush(false);
         this.speed?.record(this.bytesDone, this.now());
         if (this.scheduler.isDone && this.writes.size === 0) return this.finishTransfer();
         this.pump(seeder);
@@ -407,10 +427,35 @@ export class DownloadJob {
     }
   }
 
-  /** Waits for writes still running, then deletes the `.part` file. */
+  /** Waits for writes and the flush still running, then deletes the `.part` file. */
   private async cleanUp(): Promise<void> {
-    await Promise.allSettled([...this.writes]);
+    await Promise.allSettled(this.writes);
+    while (this.flushing) await this.flushing;
     await this.part?.discard();
+  }
+
+  /**
+   * Starts a background flush of what is written (`now`: whatever the amount;
+   * else once `flushEveryBytes` have piled up), unless one is running.
+   */
+  private flush(now: boolean): void {
+    const part = this.part;
+    if (!part || this.unflushedBytes === 0) return;
+    if (!now && (this.flushEveryBytes <= 0 || this.unflushedBytes < this.flushEveryBytes)) return;
+    if (this.flushing) {
+      this.flushAgain ||= now;
+      return;
+    }
+    this.unflushedBytes = 0;
+    const flushing = part.flush().finally(() => {
+      if (this.flushing !== flushing) return;
+      this.flushing = undefined;
+      if (this.flushAgain) {
+        this.flushAgain = false;
+        this.flush(true);
+      }
+    });
+    this.flushing = flushing;
   }
 
   private chunkLength(index: number): number {

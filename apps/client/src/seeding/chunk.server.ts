@@ -14,7 +14,7 @@
  * shared in that group, and refused with an ERR before it. Until then anyone
  * who can reach this address and knows a shared path can fetch its chunks.
  */
-import { chunkRange, planChunks } from '@app/chunking';
+import { chunkRange, CHUNK_SIZE, planChunks } from '@app/chunking';
 import {
   errReply,
   ErrorCode,
@@ -46,6 +46,9 @@ import { identityFromStats, OPEN_SHARED_FLAGS, sameIdentity, SharedFile } from '
 
 /** A chunk read and ready to send, or the error line to send instead. */
 export type ChunkAnswer = { readonly ok: true; readonly index: number; readonly data: Buffer } | ErrReply;
+
+/** Chunk-sized read buffers kept for reuse, over all connections. */
+const MAX_FREE_BUFFERS = 16;
 
 /** Stop reading requests from a connection while this many bytes of them wait. */
 const PAUSE_BYTES = 64 * 1024;
@@ -107,6 +110,8 @@ export class ChunkServer implements OnApplicationShutdown {
   /** Request loops still running (each may hold an open file until its read ends). */
   private readonly pumps = new Set<Promise<void>>();
   private readonly changed = new Subject<SharedFile>();
+  /** Free chunk-sized buffers: a chunk is read into one and it comes back once the socket has sent it. */
+  private readonly freeBuffers: Buffer[] = [];
   private readonly reported = new WeakSet<SharedFile>();
 
   /** Shares found changed or gone while serving them, each entry once; the app should stop sharing them. */
@@ -208,24 +213,47 @@ export class ChunkServer implements OnApplicationShutdown {
       if (index >= share.chunkCount) return noSuchChunk(share, index);
 
       const { offset, length } = chunkRange(planChunks(share.size), index);
-      const data = Buffer.allocUnsafe(length);
+      const data = this.takeBuffer(length);
       let filled = 0;
-      while (filled < length) {
-        const { bytesRead } = await handle.read(data, filled, length - filled, offset + filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
+      try {
+        while (filled < length) {
+          const { bytesRead } = await handle.read(data, filled, length - filled, offset + filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+      } catch (err) {
+        this.giveBack(data);
+        throw err;
       }
       const after = await handle.stat();
       if (filled < length || !sameIdentity(identityFromStats(path, after), share)) {
+        this.giveBack(data);
         return this.fileChanged([share], 'it was modified while being read');
       }
       if (!this.registry.findByPath(path).includes(share)) {
+        this.giveBack(data);
         return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)}`); // stopped while being read
       }
       return { ok: true, index, data };
     } finally {
       await handle.close().catch(() => undefined);
     }
+  }
+
+  /** A buffer of `length` bytes for one chunk, reused when possible. */
+  private takeBuffer(length: number): Buffer {
+    if (length > CHUNK_SIZE) return Buffer.allocUnsafeSlow(length);
+    // every pooled buffer is one chunk long, backed by its own memory (not Node's shared pool)
+    const buf = this.freeBuffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK_SIZE);
+    return length === CHUNK_SIZE ? buf : buf.subarray(0, length);
+  }
+
+  /** Takes back a buffer from `takeBuffer` that nothing uses any more. */
+  private giveBack(buf: Buffer): void {
+    if (this.freeBuffers.length >= MAX_FREE_BUFFERS || buf.byteOffset !== 0 || buf.buffer.byteLength !== CHUNK_SIZE) {
+      return;
+    }
+    this.freeBuffers.push(buf.length === CHUNK_SIZE ? buf : Buffer.from(buf.buffer, 0, CHUNK_SIZE));
   }
 
   private fileChanged(shares: readonly SharedFile[], why: string): ErrReply {
@@ -271,9 +299,11 @@ export class ChunkServer implements OnApplicationShutdown {
         if (answer.ok) {
           await this.pace(answer.data.length);
           if (socket.destroyed || !socket.writable) return;
+          const { data } = answer;
           socket.cork();
-          socket.write(`${formatChunkHeader(answer.index, answer.data.length)}\n`);
-          flushed = socket.write(answer.data);
+          socket.write(`${formatChunkHeader(answer.index, data.length)}\n`);
+          // the buffer is reused once the socket is done with it (sent, or failed)
+          flushed = socket.write(data, () => this.giveBack(data));
           socket.uncork();
         } else {
           flushed = socket.write(formatReply(answer));

@@ -82,8 +82,8 @@ export class ShellCommand extends CommandRunner {
   /** Input is over: running downloads finish (or fail) first; Ctrl-C cancels them. */
   private async finishDownloads(): Promise<void> {
     const running = this.downloads.downloads.filter((d) => d.job.progress.state === 'downloading').length;
-    if (running === 0) return;
-    if (this.io.interactive) {
+    // even with none running, a download that just completed may still be announcing itself as seeded
+    if (running > 0 && this.io.interactive) {
       this.out.line(`waiting for ${running} download${running === 1 ? '' : 's'} to finish (Ctrl-C cancels)`);
     }
     const cancel = () => this.downloads.cancelAll();
