@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions } from '@nestjs/microservices';
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseTrackerArgs, TrackerConfig } from './config/tracker.config';
+import { SyncService } from './sync/sync.service';
 import { TrackerModule } from './tracker.module';
 import { TextLineServer } from './transport/text-line.server';
 
@@ -22,11 +23,13 @@ function readConfig(): TrackerConfig {
 async function bootstrap(): Promise<void> {
   const config = readConfig();
   const logger = new Logger('Tracker');
+  const server = new TextLineServer({ host: config.self.host, port: config.self.port });
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(TrackerModule.forRoot(config), {
-    strategy: new TextLineServer({ host: config.self.host, port: config.self.port }),
+    strategy: server,
     logger: process.env.TRACKER_LOG === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],
   });
   app.enableShutdownHooks();
+  server.holdClientsUntil(app.get(SyncService).ready);
   try {
     await app.listen();
   } catch (err) {

@@ -1,11 +1,10 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
 import { TRACKER_CONFIG, TrackerConfig } from './config/tracker.config';
 import { FilesModule } from './files/files.module';
 import { GroupsModule } from './groups/groups.module';
 import { StorageModule } from './storage/storage.module';
-import { ReplicationInterceptor } from './sync/replication.interceptor';
 import { SyncModule } from './sync/sync.module';
 import { PassThroughExceptionFilter } from './transport/pass-through.filter';
 
@@ -19,7 +18,6 @@ export class TrackerModule {
       providers: [
         { provide: TRACKER_CONFIG, useValue: config },
         { provide: APP_FILTER, useClass: PassThroughExceptionFilter },
-        { provide: APP_INTERCEPTOR, useClass: ReplicationInterceptor },
       ],
       exports: [TRACKER_CONFIG],
     };

@@ -1,7 +1,9 @@
 import { ErrorCode, okReply } from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { NotLoggedInError } from '../common/domain.error';
+import { passThroughInterceptor } from '../testing/pass-through.interceptor';
 import { peerContext } from '../testing/fake-session';
+import { ReplicationInterceptor } from '../sync/replication.interceptor';
 import { AuthController } from './auth.controller';
 import { UnknownSessionError, UserExistsError, WrongPasswordError } from './auth.errors';
 import { AuthService } from './auth.service';
@@ -21,6 +23,8 @@ describe(AuthController.name, () => {
     const moduleRef = await Test.createTestingModule({ controllers: [AuthController], providers: [AuthService] })
       .overrideProvider(AuthService)
       .useValue(auth)
+      .overrideInterceptor(ReplicationInterceptor)
+      .useValue(passThroughInterceptor)
       .compile();
     controller = moduleRef.get(AuthController);
   });

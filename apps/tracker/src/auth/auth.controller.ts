@@ -1,6 +1,7 @@
 import { Cmd, CreateUserCmd, LoginCmd, okReply, OkReply, ResumeCmd } from '@app/protocol';
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
 import { TransportEvent } from '../transport/transport.events';
 import { AuthService } from './auth.service';
@@ -10,12 +11,14 @@ export class AuthController {
   constructor(private readonly auth: AuthService) {}
 
   @MessagePattern(Cmd.CreateUser)
+  @Replicated()
   async createUser(@Payload() cmd: CreateUserCmd): Promise<OkReply> {
     await this.auth.createUser(cmd.userId, cmd.password);
     return okReply(`user ${cmd.userId} created`);
   }
 
   @MessagePattern(Cmd.Login)
+  @Replicated()
   async login(@Payload() cmd: LoginCmd, @Ctx() ctx: PeerContext): Promise<OkReply> {
     const token = await this.auth.login(ctx, cmd.userId, cmd.password);
     return okReply(`logged in as ${cmd.userId}`, [`session_token:${token}`]);
@@ -27,6 +30,7 @@ export class AuthController {
   }
 
   @MessagePattern(Cmd.Logout)
+  @Replicated()
   logout(@Ctx() ctx: PeerContext): OkReply {
     const userId = ctx.requireUser();
     this.auth.logout(ctx);

@@ -2,7 +2,9 @@ import { ErrorCode, FileMetadata, formatFileMetadata, okReply, ProtocolError, Up
 import { Test } from '@nestjs/testing';
 import { createHash } from 'node:crypto';
 import { NotLoggedInError } from '../common/domain.error';
+import { passThroughInterceptor } from '../testing/pass-through.interceptor';
 import { peerContext } from '../testing/fake-session';
+import { ReplicationInterceptor } from '../sync/replication.interceptor';
 import { PeerContext } from '../transport/peer.context';
 import { FilesController, parseFileSize, peerAddress } from './files.controller';
 import { FileConflictError } from './files.errors';
@@ -50,6 +52,8 @@ describe(FilesController.name, () => {
     const moduleRef = await Test.createTestingModule({ controllers: [FilesController], providers: [FilesService] })
       .overrideProvider(FilesService)
       .useValue(files)
+      .overrideInterceptor(ReplicationInterceptor)
+      .useValue(passThroughInterceptor)
       .compile();
     controller = moduleRef.get(FilesController);
     alice = new PeerContext(42, '192.168.1.20:51234');

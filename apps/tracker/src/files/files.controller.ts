@@ -18,6 +18,7 @@ import {
 } from '@app/protocol';
 import { Controller } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
+import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
 import { shownName } from './files.errors';
 import { Announcer, FilesService } from './files.service';
@@ -29,6 +30,7 @@ export class FilesController {
   constructor(private readonly files: FilesService) {}
 
   @MessagePattern(Cmd.UploadFile)
+  @Replicated()
   upload(@Payload() cmd: UploadFileCmd, @Ctx() ctx: PeerContext): OkReply {
     const by = announcer(ctx, cmd.myPort);
     const { fileName, chunkCount, created } = this.files.share(by, {
@@ -64,12 +66,14 @@ export class FilesController {
   }
 
   @MessagePattern(Cmd.NewSeeder)
+  @Replicated()
   newSeeder(@Payload() cmd: NewSeederCmd, @Ctx() ctx: PeerContext): OkReply {
     this.files.addSeeder(announcer(ctx, cmd.myPort), cmd.groupId, cmd.fileName, cmd.filePath);
     return okReply(`now seeding ${shownName(cmd.fileName)} in group ${cmd.groupId}`);
   }
 
   @MessagePattern(Cmd.StopShare)
+  @Replicated()
   stopShare(@Payload() cmd: StopShareCmd, @Ctx() ctx: PeerContext): OkReply {
     const { fileDeleted } = this.files.stopShare(ctx.requireUser(), cmd.groupId, cmd.fileName);
     const stopped = `stopped sharing ${shownName(cmd.fileName)} in group ${cmd.groupId}`;

@@ -1,7 +1,9 @@
 import { ErrorCode, okReply } from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { NotLoggedInError } from '../common/domain.error';
+import { passThroughInterceptor } from '../testing/pass-through.interceptor';
 import { peerContext } from '../testing/fake-session';
+import { ReplicationInterceptor } from '../sync/replication.interceptor';
 import { PeerContext } from '../transport/peer.context';
 import { GroupsController } from './groups.controller';
 import { NotGroupOwnerError } from './groups.errors';
@@ -24,6 +26,8 @@ describe(GroupsController.name, () => {
     const moduleRef = await Test.createTestingModule({ controllers: [GroupsController], providers: [GroupsService] })
       .overrideProvider(GroupsService)
       .useValue(groups)
+      .overrideInterceptor(ReplicationInterceptor)
+      .useValue(passThroughInterceptor)
       .compile();
     controller = moduleRef.get(GroupsController);
     alice = peerContext('alice');

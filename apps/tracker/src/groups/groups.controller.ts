@@ -10,6 +10,7 @@ import {
 } from '@app/protocol';
 import { Controller } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
+import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
 import { GroupsService, LeaveOutcome } from './groups.service';
 
@@ -20,18 +21,21 @@ export class GroupsController {
   constructor(private readonly groups: GroupsService) {}
 
   @MessagePattern(Cmd.CreateGroup)
+  @Replicated()
   create(@Payload() cmd: CreateGroupCmd, @Ctx() ctx: PeerContext): OkReply {
     this.groups.create(ctx.requireUser(), cmd.groupId);
     return okReply(`group ${cmd.groupId} created; you own it`);
   }
 
   @MessagePattern(Cmd.JoinGroup)
+  @Replicated()
   join(@Payload() cmd: JoinGroupCmd, @Ctx() ctx: PeerContext): OkReply {
     this.groups.join(ctx.requireUser(), cmd.groupId);
     return okReply(`asked to join group ${cmd.groupId}; waiting for the owner to accept`);
   }
 
   @MessagePattern(Cmd.LeaveGroup)
+  @Replicated()
   leave(@Payload() cmd: LeaveGroupCmd, @Ctx() ctx: PeerContext): OkReply {
     return okReply(describeLeave(cmd.groupId, this.groups.leave(ctx.requireUser(), cmd.groupId)));
   }
@@ -55,6 +59,7 @@ export class GroupsController {
   }
 
   @MessagePattern(Cmd.AcceptRequest)
+  @Replicated()
   accept(@Payload() cmd: AcceptRequestCmd, @Ctx() ctx: PeerContext): OkReply {
     this.groups.accept(ctx.requireUser(), cmd.groupId, cmd.userId);
     return okReply(`${cmd.userId} is now a member of group ${cmd.groupId}`);

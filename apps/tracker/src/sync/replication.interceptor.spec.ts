@@ -1,10 +1,16 @@
 import { Cmd, okReply } from '@app/protocol';
 import { CallHandler, ExecutionContext } from '@nestjs/common';
+import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
+import { PATTERN_METADATA } from '@nestjs/microservices/constants';
 import { Test } from '@nestjs/testing';
 import { lastValueFrom, Observable, of } from 'rxjs';
 import { requestContext } from '../common/request-context';
 import { peerContext } from '../testing/fake-session';
+import { AuthController } from '../auth/auth.controller';
+import { FilesController } from '../files/files.controller';
+import { GroupsController } from '../groups/groups.controller';
 import { PeerContext } from '../transport/peer.context';
+import { TransportEvent } from '../transport/transport.events';
 import { ReplicationInterceptor } from './replication.interceptor';
 import { SyncService } from './sync.service';
 
@@ -125,5 +131,36 @@ describe(ReplicationInterceptor.name, () => {
     await expect(lastValueFrom(intercept({ kind: Cmd.CreateGroup }, '', tracker))).resolves.toEqual(okReply('handled'));
     expect(sync.hasRequest).not.toHaveBeenCalled();
     expect(sync.flush).not.toHaveBeenCalled();
+  });
+
+  it('sits on exactly the handlers that commit changes, and on no read', () => {
+    const replicated: string[] = [];
+    const plain: string[] = [];
+    for (const controller of [AuthController, GroupsController, FilesController]) {
+      const proto = controller.prototype as unknown as Record<string, object>;
+      for (const name of Object.getOwnPropertyNames(proto)) {
+        const patterns = Reflect.getMetadata(PATTERN_METADATA, proto[name]) as string[] | undefined;
+        if (!patterns) continue;
+        const interceptors = (Reflect.getMetadata(INTERCEPTORS_METADATA, proto[name]) ?? []) as unknown[];
+        (interceptors.includes(ReplicationInterceptor) ? replicated : plain).push(...patterns.map(String));
+      }
+    }
+    expect(replicated.sort()).toEqual(
+      [
+        Cmd.CreateUser,
+        Cmd.Login,
+        Cmd.Logout,
+        Cmd.CreateGroup,
+        Cmd.JoinGroup,
+        Cmd.LeaveGroup,
+        Cmd.AcceptRequest,
+        Cmd.UploadFile,
+        Cmd.NewSeeder,
+        Cmd.StopShare,
+      ].sort(),
+    );
+    expect(plain.sort()).toEqual(
+      [Cmd.ListGroups, Cmd.ListRequests, Cmd.ListFiles, Cmd.DownloadFile, Cmd.Resume, TransportEvent.PeerClosed].sort(),
+    );
   });
 });

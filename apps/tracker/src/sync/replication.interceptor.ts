@@ -18,7 +18,7 @@ const CHANGES = new Set<CommandName>([
 ]);
 
 /**
- * Around every client request: waits until start-up catch-up is over, answers
+ * Around every client request that changes state (see `@Replicated()`): waits until start-up catch-up is over, answers
  * a retried change that was applied already instead of applying it again, and
  * replies only once the other trackers hold the changes made (or the
  * replication wait runs out), so that an acknowledged change survives the

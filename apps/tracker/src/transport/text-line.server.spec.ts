@@ -1,6 +1,6 @@
 import { Cmd, JoinGroupCmd, okReply, OkReply, SYNC_MARKER, SyncCmd } from '@app/protocol';
 import { Controller, INestMicroservice, ModuleMetadata } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { of } from 'rxjs';
@@ -17,7 +17,6 @@ import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { LineSocket } from '../testing/line-socket';
 import { syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
 import { syncProof } from '../sync/peer-tracker.client';
-import { ReplicationInterceptor } from '../sync/replication.interceptor';
 import { SyncController } from '../sync/sync.controller';
 import { SyncService } from '../sync/sync.service';
 import { PassThroughExceptionFilter } from './pass-through.filter';
@@ -124,6 +123,27 @@ describe(TextLineServer.name, () => {
     it('listens on the port it was given (0: any free one) and reports it', () => {
       expect(harness.port).toBeGreaterThan(0);
       expect(harness.server.address().address).toBe('127.0.0.1');
+    });
+
+    it('holds client requests until the gate given to holdClientsUntil opens; sync lines are not held', async () => {
+      let release!: () => void;
+      harness.server.holdClientsUntil(new Promise<void>((resolve) => (release = resolve)));
+      const replies: string[][] = [];
+      const held = conn.request('list_groups', 3).then((r) => replies.push(r));
+      // a sync line from a peer that has not authenticated is answered at once, past the held request
+      const other = await open();
+      expect(await other.request('123456789 sync_fetch')).toEqual([expect.stringMatching(/^ERR FORBIDDEN /)]);
+      await delay(30);
+      expect(replies).toEqual([]);
+      release();
+      await held;
+      expect(replies).toEqual([['OK 2 2 groups', 'g1 owner=alice', 'g2 owner=bob']]);
+      expect(await conn.request('create_group g1')).toEqual(['OK 0 made g1']);
+    });
+
+    it('serves clients as usual when the gate fails instead of opening', async () => {
+      harness.server.holdClientsUntil(Promise.reject(new Error('catch-up failed')));
+      expect(await conn.request('create_group g1')).toEqual(['OK 0 made g1']);
     });
 
     it('answers OK with the count and the body lines', async () => {
@@ -326,7 +346,6 @@ describe(TextLineServer.name, () => {
           { provide: PASSWORD_HASHER, useValue: new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 }) },
           // tracker 1 of 2, with the second unreachable: it serves clients once its start-up catch-up gives up
           ...syncTestingProviders({ trackerNumber: 1, trackerCount: 2 }),
-          { provide: APP_INTERCEPTOR, useClass: ReplicationInterceptor },
         ],
       });
       running = true;

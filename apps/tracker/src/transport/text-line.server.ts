@@ -20,9 +20,9 @@ import {
   withContinuation,
 } from '@app/protocol';
 import { Logger } from '@nestjs/common';
-import { CustomTransportStrategy, Server } from '@nestjs/microservices';
+import { CustomTransportStrategy, MessageHandler, Server } from '@nestjs/microservices';
 import { AddressInfo, createServer, Server as NetServer, Socket } from 'node:net';
-import { lastValueFrom } from 'rxjs';
+import { isObservable, lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
 import { requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
@@ -65,9 +65,29 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   private server: NetServer | undefined;
   private readonly sockets = new Set<Socket>();
   private nextConnectionId = 1;
+  /** Handlers found so far, by pattern: Nest's own lookup re-parses the pattern as JSON on every call. */
+  private readonly handlers = new Map<string, MessageHandler>();
+  /** While set, client requests wait for it (trackers' sync lines do not). */
+  private clientGate: Promise<unknown> | undefined;
 
   constructor(private readonly options: TextLineServerOptions) {
     super();
+  }
+
+  /**
+   * Holds every client request until `ready` settles (a tracker that is still
+   * catching up with its peers must not answer from stale state). Sync lines
+   * from other trackers are served meanwhile: they are how it catches up.
+   */
+  holdClientsUntil(ready: Promise<unknown>): void {
+    const gate = ready.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.clientGate = gate;
+    void gate.then(() => {
+      if (this.clientGate === gate) this.clientGate = undefined;
+    });
   }
 
   listen(callback: (...optionalParams: unknown[]) => unknown): void {
@@ -221,17 +241,29 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   /** Runs the `@MessagePattern` of the request and turns its outcome into a reply. */
   private async dispatch(request: Request, ctx: PeerContext): Promise<Reply> {
     try {
-      const handler = this.getHandlerByPattern(request.pattern);
-      if (!handler || handler.isEventHandler) {
+      const handler = this.handlerFor(request.pattern);
+      if (!handler) {
         return errReply(ErrorCode.UnknownCommand, `this tracker does not serve '${request.pattern}'`);
       }
-      const result: unknown = await requestContext.run({ requestId: request.requestId }, async () =>
-        lastValueFrom(this.transformToObservable(await handler(request.payload, ctx)), { defaultValue: undefined }),
-      );
+      if (this.clientGate && 'kind' in request.payload) await this.clientGate;
+      const result = request.requestId
+        ? await requestContext.run({ requestId: request.requestId }, () => settle(handler(request.payload, ctx)))
+        : await settle(handler(request.payload, ctx));
       return toReply(result);
     } catch (err) {
       return this.toErrorReply(err);
     }
+  }
+
+  private handlerFor(pattern: string): MessageHandler | undefined {
+    let handler = this.handlers.get(pattern);
+    if (handler === undefined) {
+      handler = this.getHandlerByPattern(pattern) ?? undefined;
+      // only patterns that exist are remembered: a client cannot grow the map with made-up names
+      if (handler === undefined || handler.isEventHandler) return undefined;
+      this.handlers.set(pattern, handler);
+    }
+    return handler;
   }
 
   private toErrorReply(err: unknown): ErrReply {
@@ -239,6 +271,12 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     this.logger.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
     return errReply(ErrorCode.Internal, 'internal error; the request was not completed');
   }
+}
+
+/** A handler's outcome: Nest hands back a promise of a value or of an observable (with interceptors). */
+async function settle(outcome: Promise<unknown>): Promise<unknown> {
+  const value: unknown = await outcome;
+  return isObservable(value) ? lastValueFrom(value, { defaultValue: undefined }) : value;
 }
 
 function toReply(result: unknown): Reply {
