@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { parseCommand } from './commands';
 import { ProtocolError } from './errors';
 import {
@@ -44,6 +45,27 @@ describe('file metadata', () => {
 
   it('round-trips', () => {
     expect(parseFileMetadata(formatFileMetadata(meta))).toEqual(meta);
+  });
+
+  it('writes raw chunk digests exactly as it writes their hex forms', () => {
+    const { chunkHashes, ...rest } = meta;
+    const packed = { ...rest, chunkDigests: Buffer.from(chunkHashes.join(''), 'hex') };
+    expect(formatFileMetadata(packed)).toEqual(formatFileMetadata(meta));
+    expect(formatFileMetadata({ ...rest, chunkDigests: Buffer.alloc(0) })[3]).toBe('chunk_hashes:');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 20 * 40 }), (bytes) => {
+        const digests = Buffer.from(bytes.subarray(0, bytes.length - (bytes.length % 20)));
+        const hex = digests.toString('hex').match(/.{40}/g) ?? [];
+        expect(formatFileMetadata({ ...rest, chunkDigests: digests })).toEqual(
+          formatFileMetadata({ ...rest, chunkHashes: hex }),
+        );
+      }),
+    );
+  });
+
+  it('refuses raw digests that are not whole 20-byte SHA-1s', () => {
+    const packed = { ...meta, chunkHashes: undefined, chunkDigests: Buffer.alloc(21) };
+    expect(() => formatFileMetadata(packed)).toThrow(RangeError);
   });
 
   it('refuses metadata with missing or inconsistent fields', () => {

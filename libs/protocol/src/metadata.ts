@@ -69,6 +69,11 @@ export interface FileMetadata {
   readonly seeders: readonly SeederInfo[];
 }
 
+/** The same, with the chunk SHA-1s as raw digests (20 bytes each, in chunk order), as a tracker stores them. */
+export interface PackedFileMetadata extends Omit<FileMetadata, 'chunkHashes'> {
+  readonly chunkDigests: Buffer;
+}
+
 /**
  * The `download_file` reply body: the seed's seven `key:value` lines in the
  * seed's order, then `seeder_hosts` (the IP of each seeder). List values are
@@ -89,7 +94,7 @@ const escapeItem = (s: string) => s.replace(/%/g, '%25').replace(/,/g, '%2C');
 const unescapeItem = (s: string) => s.replace(/%2C/gi, ',').replace(/%25/g, '%');
 const list = (text: string) => (text === '' ? [] : text.split(','));
 
-export function formatFileMetadata(meta: FileMetadata): string[] {
+export function formatFileMetadata(meta: FileMetadata | PackedFileMetadata): string[] {
   const values: Record<(typeof METADATA_KEYS)[number], string> = {
     file_name: meta.fileName,
     file_size: String(meta.fileSize),
@@ -100,7 +105,35 @@ export function formatFileMetadata(meta: FileMetadata): string[] {
     seeder_file_paths: meta.seeders.map((s) => escapeItem(s.filePath)).join(','),
     seeder_hosts: meta.seeders.map((s) => escapeItem(s.address.host)).join(','),
   };
-  return METADATA_KEYS.map((k) => (k === 'chunk_hashes' ? chunkHashesLine(meta.chunkHashes) : `${k}:${values[k]}`));
+  const chunkLine = () => ('chunkDigests' in meta ? digestsLine(meta.chunkDigests) : chunkHashesLine(meta.chunkHashes));
+  return METADATA_KEYS.map((k) => (k === 'chunk_hashes' ? chunkLine() : `${k}:${values[k]}`));
+}
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+const CHUNK_HASHES_KEY = Buffer.from('chunk_hashes:', 'latin1');
+const DIGEST_BYTES = 20;
+
+/**
+ * `chunk_hashes:<h0>,<h1>,...` written byte by byte from raw digests into one
+ * buffer: for a 100 GB file (200,000 digests, an 8 MB line) this is a few
+ * milliseconds and one flat string, not 200,000 small strings joined.
+ */
+function digestsLine(digests: Buffer): string {
+  if (digests.length % DIGEST_BYTES !== 0) {
+    throw new RangeError(`${digests.length} bytes is not a whole number of SHA-1 digests`);
+  }
+  const count = digests.length / DIGEST_BYTES;
+  const out = Buffer.allocUnsafe(CHUNK_HASHES_KEY.length + Math.max(0, count * (2 * DIGEST_BYTES + 1) - 1));
+  let at = CHUNK_HASHES_KEY.copy(out, 0);
+  for (let i = 0, from = 0; i < count; i++) {
+    if (i > 0) out[at++] = 0x2c; // ','
+    for (const end = from + DIGEST_BYTES; from < end; from++) {
+      const byte = digests[from];
+      out[at++] = HEX_DIGITS[byte >> 4];
+      out[at++] = HEX_DIGITS[byte & 15];
+    }
+  }
+  return out.toString('latin1');
 }
 
 /**

@@ -17,7 +17,7 @@ import { syncTestingProviders } from '../testing/sync-testing';
 import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
 import { SyncService } from '../sync/sync.service';
 import { TempDatabases } from '../testing/temp-db';
-import { FileStore } from './file.store';
+import { FileStore, packChunkHashes, unpackChunkHashes } from './file.store';
 import { Announcer, FilesService, ShareRequest } from './files.service';
 import { FILE_STORE } from './files.tokens';
 import { InMemoryFileStore } from './in-memory-file.store';
@@ -136,7 +136,7 @@ describe(FilesService.name, () => {
         fileName: 'report.pdf',
         fileSize: req.fileSize,
         fileHash: req.fileHash,
-        chunkHashes: req.chunkHashes,
+        chunkDigests: packChunkHashes(req.chunkHashes),
         seeders: [{ userId: 'alice', address: address('alice', 7001), filePath: '/home/alice/docs/report.pdf' }],
       });
     });
@@ -150,7 +150,7 @@ describe(FilesService.name, () => {
       });
       const meta = files.download('alice', 'g1', 'x');
       expect(meta.fileHash).toBe(req.fileHash);
-      expect(meta.chunkHashes).toEqual(req.chunkHashes);
+      expect(unpackChunkHashes(meta.chunkDigests)).toEqual(req.chunkHashes);
     });
 
     it.each([
@@ -161,7 +161,7 @@ describe(FilesService.name, () => {
       [10 * CHUNK_SIZE, 10],
     ])('accepts a %d-byte file with %d chunk hashes', (size, chunks) => {
       expect(files.share(alice.as(), upload('g1', '/a/f', 'f', size)).chunkCount).toBe(chunks);
-      expect(files.download('alice', 'g1', 'f').chunkHashes).toHaveLength(chunks);
+      expect(files.download('alice', 'g1', 'f').chunkDigests).toHaveLength(20 * chunks);
     });
 
     it.each([
@@ -397,7 +397,7 @@ describe(FilesService.name, () => {
       ]);
       const meta = files.download('bob', 'g1', 'report.pdf');
       expect(meta.seeders).toEqual([]);
-      expect(meta.chunkHashes).toHaveLength(3);
+      expect(meta.chunkDigests).toHaveLength(3 * 20);
       expect(formatFileMetadata(meta).slice(4)).toEqual([
         'seeders:',
         'seeder_ports:',
@@ -416,7 +416,7 @@ describe(FilesService.name, () => {
       ]);
       const meta = files.download('bob', 'g1', 'report.pdf');
       expect(meta.seeders).toEqual([]);
-      expect(meta.chunkHashes).toHaveLength(3);
+      expect(meta.chunkDigests).toHaveLength(3 * 20);
 
       files.addSeeder(bob.as(8002), 'g1', 'report.pdf', '/b/moved.pdf');
       expect(files.download('alice', 'g1', 'report.pdf').seeders).toEqual([
@@ -782,7 +782,7 @@ describe(`${FilesService.name} at scale, on the SQLite store`, () => {
     const fileSize = 200_000 * CHUNK_SIZE - 7;
     files.share(by(), { groupId: 'g1', filePath: '/a/huge.iso', fileSize, fileHash: sha1('big'), chunkHashes });
     const meta = files.download('alice', 'g1', 'huge.iso');
-    expect(meta.chunkHashes).toEqual(chunkHashes);
+    expect(unpackChunkHashes(meta.chunkDigests)).toEqual(chunkHashes);
     expect(meta.fileSize).toBe(fileSize);
     expect(formatFileMetadata(meta)[3]).toBe(`chunk_hashes:${chunkHashes.join(',')}`);
   });

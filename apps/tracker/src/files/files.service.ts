@@ -1,6 +1,6 @@
 import { planChunks } from '@app/chunking';
 import {
-  FileMetadata,
+  PackedFileMetadata,
   formatHostPort,
   HostPort,
   isSha1Hex,
@@ -14,7 +14,7 @@ import { AuthService } from '../auth/auth.service';
 import { createHash } from 'node:crypto';
 import { GroupsService } from '../groups/groups.service';
 import { PresenceChange, PresenceEntry, SyncService } from '../sync/sync.service';
-import { FileStore, packChunkHashes, unpackChunkHashes } from './file.store';
+import { FileStore, packChunkHashes } from './file.store';
 import { BadFileMetadataError, FileConflictError, NotSeedingError, shownName, UnknownFileError } from './files.errors';
 import { FILE_STORE } from './files.tokens';
 
@@ -182,7 +182,7 @@ export class FilesService {
   }
 
   /** `download_file`: the file's metadata with its online seeders only (possibly none). */
-  download(userId: string, groupId: string, fileName: string): FileMetadata {
+  download(userId: string, groupId: string, fileName: string): PackedFileMetadata {
     this.groups.assertMember(userId, groupId);
     const file = this.files.getFile(groupId, fileName);
     const packed = file && this.files.chunkHashes(groupId, fileName);
@@ -201,7 +201,7 @@ export class FilesService {
       fileName: file.fileName,
       fileSize: file.fileSize,
       fileHash: file.fileHash,
-      chunkHashes: unpackChunkHashes(packed),
+      chunkDigests: packed,
       seeders,
     };
   }
