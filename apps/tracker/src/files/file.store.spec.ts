@@ -95,7 +95,11 @@ function fileStoreContract(harness: StoreHarness<FileStore>): void {
       store.addFile(fileRecord({ chunkHashes: digests }));
       digests.fill(0);
       store.chunkHashes('g1', 'report.pdf')!.fill(0);
-      (store.getFile('g1', 'report.pdf') as { fileSize: number }).fileSize = 0;
+      try {
+        (store.getFile('g1', 'report.pdf') as { fileSize: number }).fileSize = 0;
+      } catch {
+        // a store may hand out frozen records: then the attempt throws, which is as good
+      }
       expect(unpackChunkHashes(store.chunkHashes('g1', 'report.pdf')!)).toEqual(hashes(2));
       expect(store.getFile('g1', 'report.pdf')?.fileSize).toBe(1_048_576);
     });

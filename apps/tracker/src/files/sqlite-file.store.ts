@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
+import { cacheKey, ReadCache } from '../storage/read-cache';
 import { SQLITE_DB } from '../storage/storage.tokens';
 import { FileInfo, FileRecord, FileStore, FileSummary, SeederRecord } from './file.store';
 
@@ -44,11 +45,16 @@ const toSeeder = (r: SeederRow): SeederRecord => ({
 export class SqliteFileStore implements FileStore {
   private readonly sql: ReturnType<typeof prepare>;
 
+  /** list_files and download_file read the same files and seeders again and again. */
+  private readonly cache: ReadCache;
+
   clear(): void {
     this.db.exec('DELETE FROM file_seeders; DELETE FROM files;');
+    this.cache.invalidate();
   }
 
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
+    this.cache = new ReadCache(db);
     db.exec(`
       CREATE TABLE IF NOT EXISTS files (
         group_id TEXT NOT NULL,
@@ -79,7 +85,7 @@ export class SqliteFileStore implements FileStore {
   }
 
   addFile(file: FileRecord): boolean {
-    return (
+    return this.changed(
       this.sql.insertFile.run(
         file.groupId,
         file.fileName,
@@ -88,13 +94,15 @@ export class SqliteFileStore implements FileStore {
         file.uploader,
         file.createdAt,
         file.chunkHashes,
-      ).changes === 1
+      ).changes === 1,
     );
   }
 
   getFile(groupId: string, fileName: string): FileInfo | undefined {
-    const row = this.sql.selectFile.get(groupId, fileName);
-    return row && toInfo(row);
+    return this.cache.get(cacheKey('file', groupId, fileName), () => {
+      const row = this.sql.selectFile.get(groupId, fileName);
+      return row && toInfo(row);
+    });
   }
 
   chunkHashes(groupId: string, fileName: string): Buffer | undefined {
@@ -102,34 +110,40 @@ export class SqliteFileStore implements FileStore {
   }
 
   listFiles(groupId: string): FileSummary[] {
-    return this.sql.listFiles.all(groupId).map((r) => ({ fileName: r.file_name, fileSize: r.file_size }));
+    return this.cache.get(cacheKey('list', groupId), () =>
+      this.sql.listFiles.all(groupId).map((r) => ({ fileName: r.file_name, fileSize: r.file_size })),
+    );
   }
 
   deleteFile(groupId: string, fileName: string): boolean {
-    return this.sql.deleteFile.run(groupId, fileName).changes === 1;
+    return this.changed(this.sql.deleteFile.run(groupId, fileName).changes === 1);
   }
 
   deleteGroupFiles(groupId: string): string[] {
     return this.transaction(() => {
       const names = this.sql.groupFileNames.pluck().all(groupId);
       this.sql.deleteGroupFiles.run(groupId);
-      return names;
+      return this.changed(names);
     });
   }
 
   putSeeder(seeder: SeederRecord): boolean {
     if (!this.sql.fileExists.get(seeder.groupId, seeder.fileName)) return false;
     this.sql.upsertSeeder.run(seeder.groupId, seeder.fileName, seeder.userId, seeder.filePath);
-    return true;
+    return this.changed(true);
   }
 
   getSeeder(groupId: string, fileName: string, userId: string): SeederRecord | undefined {
-    const row = this.sql.selectSeeder.get(groupId, fileName, userId);
-    return row && toSeeder(row);
+    return this.cache.get(cacheKey('seeder', groupId, fileName, userId), () => {
+      const row = this.sql.selectSeeder.get(groupId, fileName, userId);
+      return row && toSeeder(row);
+    });
   }
 
   seeders(groupId: string, fileName: string): SeederRecord[] {
-    return this.sql.seeders.all(groupId, fileName).map(toSeeder);
+    return this.cache.get(cacheKey('seeders', groupId, fileName), () =>
+      this.sql.seeders.all(groupId, fileName).map(toSeeder),
+    );
   }
 
   seederCount(groupId: string, fileName: string): number {
@@ -137,15 +151,21 @@ export class SqliteFileStore implements FileStore {
   }
 
   removeSeeder(groupId: string, fileName: string, userId: string): boolean {
-    return this.sql.deleteSeeder.run(groupId, fileName, userId).changes === 1;
+    return this.changed(this.sql.deleteSeeder.run(groupId, fileName, userId).changes === 1);
   }
 
   removeSeedersOf(groupId: string, userId: string): string[] {
     return this.transaction(() => {
       const names = this.sql.seededBy.pluck().all(groupId, userId);
       this.sql.deleteSeedersOf.run(groupId, userId);
-      return names;
+      return this.changed(names);
     });
+  }
+
+  /** Every write ends here: the cached reads are dropped once the write has run. */
+  private changed<T>(result: T): T {
+    this.cache.invalidate();
+    return result;
   }
 }
 

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
+import { cacheKey, ReadCache } from '../storage/read-cache';
 import { SQLITE_DB } from '../storage/storage.tokens';
 import { GroupRecord, GroupStore, GroupSummary } from './group.store';
 
@@ -12,8 +13,11 @@ interface GroupRow {
 @Injectable()
 export class SqliteGroupStore implements GroupStore {
   private readonly sql: ReturnType<typeof prepare>;
+  /** list_groups, list_files and download_file look up the same groups and memberships again and again. */
+  private readonly cache: ReadCache;
 
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
+    this.cache = new ReadCache(db);
     db.exec(`
       CREATE TABLE IF NOT EXISTS groups (
         group_id TEXT PRIMARY KEY,
@@ -46,22 +50,27 @@ export class SqliteGroupStore implements GroupStore {
     return this.transaction(() => {
       if (this.sql.insertGroup.run(group.groupId, group.owner, group.createdAt).changes !== 1) return false;
       this.sql.insertMember.run(group.groupId, group.owner);
+      this.cache.invalidate();
       return true;
     });
   }
 
   get(groupId: string): GroupRecord | undefined {
-    const row = this.sql.selectGroup.get(groupId);
-    return row && { groupId: row.group_id, owner: row.owner, createdAt: row.created_at };
+    return this.cache.get(cacheKey('group', groupId), () => {
+      const row = this.sql.selectGroup.get(groupId);
+      return row && { groupId: row.group_id, owner: row.owner, createdAt: row.created_at };
+    });
   }
 
   list(): GroupSummary[] {
-    return this.sql.listGroups.all().map((r) => ({
-      groupId: r.group_id,
-      owner: r.owner,
-      createdAt: r.created_at,
-      memberCount: r.member_count,
-    }));
+    return this.cache.get('list', () =>
+      this.sql.listGroups.all().map((r) => ({
+        groupId: r.group_id,
+        owner: r.owner,
+        createdAt: r.created_at,
+        memberCount: r.member_count,
+      })),
+    );
   }
 
   members(groupId: string): string[] {
@@ -69,31 +78,39 @@ export class SqliteGroupStore implements GroupStore {
   }
 
   isMember(groupId: string, userId: string): boolean {
-    return this.sql.isMember.get(groupId, userId) !== undefined;
+    return this.cache.get(
+      cacheKey('member', groupId, userId),
+      () => this.sql.isMember.get(groupId, userId) !== undefined,
+    );
   }
 
   groupsOf(userId: string): string[] {
-    return this.sql.groupsOf.pluck().all(userId);
+    return this.cache.get(cacheKey('groupsOf', userId), () => this.sql.groupsOf.pluck().all(userId));
   }
 
   addMember(groupId: string, userId: string): void {
     this.sql.insertMember.run(groupId, userId);
+    this.cache.invalidate();
   }
 
   removeMember(groupId: string, userId: string): void {
     this.sql.deleteMember.run(groupId, userId);
+    this.cache.invalidate();
   }
 
   setOwner(groupId: string, userId: string): void {
     this.sql.setOwner.run(userId, groupId);
+    this.cache.invalidate();
   }
 
   delete(groupId: string): void {
     this.sql.deleteGroup.run(groupId);
+    this.cache.invalidate();
   }
 
   addRequest(groupId: string, userId: string): void {
     this.sql.insertRequest.run(groupId, userId);
+    this.cache.invalidate();
   }
 
   hasRequest(groupId: string, userId: string): boolean {
@@ -102,6 +119,7 @@ export class SqliteGroupStore implements GroupStore {
 
   removeRequest(groupId: string, userId: string): void {
     this.sql.deleteRequest.run(groupId, userId);
+    this.cache.invalidate();
   }
 
   requests(groupId: string): string[] {
@@ -110,10 +128,11 @@ export class SqliteGroupStore implements GroupStore {
 
   clear(): void {
     this.db.exec('DELETE FROM join_requests; DELETE FROM group_members; DELETE FROM groups;');
+    this.cache.invalidate();
   }
 
   requestsOf(userId: string): string[] {
-    return this.sql.requestsOf.pluck().all(userId);
+    return this.cache.get(cacheKey('requestsOf', userId), () => this.sql.requestsOf.pluck().all(userId));
   }
 }
 
