@@ -41,6 +41,9 @@ const toSeeder = (r: SeederRow): SeederRecord => ({
  * 20-byte digests, kept as the last column so that reading the other columns
  * never walks its overflow pages.
  */
+/** Chunk lists up to this size (3,276 chunks) are kept in the read cache. */
+const MAX_CACHED_DIGEST_BYTES = 64 * 1024;
+
 @Injectable()
 export class SqliteFileStore implements FileStore {
   private readonly sql: ReturnType<typeof prepare>;
@@ -106,7 +109,13 @@ export class SqliteFileStore implements FileStore {
   }
 
   chunkHashes(groupId: string, fileName: string): Buffer | undefined {
-    return this.sql.selectChunks.pluck().get(groupId, fileName);
+    const cached = this.cache.get(cacheKey('chunks', groupId, fileName), () => {
+      const digests = this.sql.selectChunks.pluck().get(groupId, fileName);
+      // lists of files up to about 1.6 GB stay in memory; longer ones are read each time
+      return digests === undefined || digests.length <= MAX_CACHED_DIGEST_BYTES ? digests : null;
+    });
+    if (cached === null) return this.sql.selectChunks.pluck().get(groupId, fileName);
+    return cached && Buffer.from(cached);
   }
 
   listFiles(groupId: string): FileSummary[] {
