@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { ProtocolError } from './errors';
 import { FrameDecoder } from './framing';
-import { errReply, formatReply, okReply, parseReplyHeader, Reply, ReplyAssembler } from './reply';
+import { errReply, formatReply, okReply, parseReplyHeader, Reply, ReplyAssembler, replyPieces } from './reply';
 
 function decode(text: string): Reply[] {
   const dec = new FrameDecoder();
@@ -24,6 +24,47 @@ describe('replies', () => {
     expect(formatReply(errReply('WRONG_PASSWORD', 'wrong password for alice'))).toBe(
       'ERR WRONG_PASSWORD wrong password for alice\n',
     );
+  });
+
+  describe('in pieces', () => {
+    const bytes = (reply: Reply) =>
+      Buffer.concat(replyPieces(reply).map((p) => Buffer.from(p.text, p.encoding))).toString('utf8');
+    const long = (c: string) => c.repeat(70 * 1024);
+
+    it('is one piece, formatReply itself, when no line is long', () => {
+      const reply = okReply('2 groups', ['g1', 'g2']);
+      expect(replyPieces(reply)).toEqual([{ text: formatReply(reply), encoding: 'utf8' }]);
+      expect(replyPieces(errReply('X', 'y'))).toEqual([{ text: 'ERR X y\n', encoding: 'utf8' }]);
+    });
+
+    it('writes a long printable ASCII line on its own as latin1, the same bytes as formatReply', () => {
+      const reply = okReply('meta', ['file_name:a', `chunk_hashes:${long('0123456789abcdef,')}`, 'seeders:x']);
+      const pieces = replyPieces(reply);
+      expect(pieces.map((p) => p.encoding)).toEqual(['utf8', 'latin1', 'utf8']);
+      expect(bytes(reply)).toBe(formatReply(reply));
+    });
+
+    it('writes long lines with control or non-ASCII characters through UTF-8, cleaned like formatReply', () => {
+      for (const line of [long('é'), long('a\tb'), `${long('x')}\n${long('y')}`, long('\u{1F600}')]) {
+        const reply = okReply('m\n', ['short', line, line]);
+        expect(replyPieces(reply).every((p) => p.encoding === 'utf8')).toBe(true);
+        expect(bytes(reply)).toBe(formatReply(reply));
+      }
+    });
+
+    it('gives the bytes of formatReply for any mix of short and long lines', () => {
+      const line = fc.oneof(
+        fc.string({ maxLength: 20 }),
+        fc.constantFrom(long('a'), long('é'), long('\x00'), long('~')),
+      );
+      fc.assert(
+        fc.property(fc.string({ maxLength: 10 }), fc.array(line, { maxLength: 4 }), (message, lines) => {
+          const reply = okReply(message, lines);
+          expect(bytes(reply)).toBe(formatReply(reply));
+        }),
+        { numRuns: 60 },
+      );
+    });
   });
 
   it('never lets a message break the framing', () => {

@@ -32,6 +32,42 @@ export function formatReply(reply: Reply): string {
   return reply.lines.length === 0 ? head : head + reply.lines.map(oneLine).join('\n') + '\n';
 }
 
+/** A piece of a reply on the wire, with the encoding that writes it. */
+export interface ReplyPiece {
+  readonly text: string;
+  readonly encoding: 'utf8' | 'latin1';
+}
+
+/** Lines at least this long are written as pieces of their own. */
+const LONG_LINE = 64 * 1024;
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+
+/**
+ * The bytes of `formatReply(reply)`, in pieces to write one after another: a
+ * long line (an 8 MB chunk list) is not copied into one reply string, and when
+ * it is printable ASCII, as chunk lists are, it goes out as latin1, a plain
+ * byte copy, instead of through the UTF-8 encoder.
+ */
+export function replyPieces(reply: Reply): ReplyPiece[] {
+  if (!reply.ok || !reply.lines.some((l) => l.length >= LONG_LINE)) {
+    return [{ text: formatReply(reply), encoding: 'utf8' }];
+  }
+  const pieces: ReplyPiece[] = [];
+  let text = `OK ${reply.lines.length} ${oneLine(reply.message)}\n`;
+  for (const line of reply.lines) {
+    if (line.length < LONG_LINE) {
+      text += `${oneLine(line)}\n`;
+      continue;
+    }
+    pieces.push({ text, encoding: 'utf8' });
+    text = '\n';
+    if (NOT_PRINTABLE_ASCII.test(line)) pieces.push({ text: oneLine(line), encoding: 'utf8' });
+    else pieces.push({ text: line, encoding: 'latin1' });
+  }
+  pieces.push({ text, encoding: 'utf8' });
+  return pieces;
+}
+
 export type ReplyHeader = { ok: true; count: number; message: string } | ErrReply;
 
 const OK_HEADER = /^OK (\d{1,9}) ?(.*)$/;

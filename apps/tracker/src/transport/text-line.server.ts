@@ -7,7 +7,7 @@ import {
   errReply,
   ErrorCode,
   ErrReply,
-  formatReply,
+  replyPieces,
   FrameDecoder,
   okReply,
   ProtocolError,
@@ -165,8 +165,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
           const reply = await step(frame).catch((err: unknown) => this.toErrorReply(err));
           if (ctx.trackerNumber !== undefined) decoder.maxLineBytes = TRACKER_MAX_LINE_BYTES;
           if (reply && !socket.destroyed && socket.writable) {
-            const flushed = socket.write(formatReply(reply));
-            if (!flushed) await new Promise<void>((resolve) => socket.once('drain', resolve).once('close', resolve));
+            const flushed = writeReply(socket, reply);
+            if (!flushed) await drained(socket);
           }
         }
       } finally {
@@ -271,6 +271,27 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     this.logger.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
     return errReply(ErrorCode.Internal, 'internal error; the request was not completed');
   }
+}
+
+/** Writes a reply; false when the socket asks the writer to wait for 'drain'. */
+function writeReply(socket: Socket, reply: Reply): boolean {
+  const pieces = replyPieces(reply);
+  if (pieces.length === 1) return socket.write(pieces[0].text, pieces[0].encoding);
+  socket.cork();
+  for (const piece of pieces) socket.write(piece.text, piece.encoding);
+  socket.uncork();
+  return !socket.writableNeedDrain;
+}
+
+/** Resolves when the socket wants more data or is gone; leaves no listener behind either way. */
+function drained(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off('drain', done).off('close', done);
+      resolve();
+    };
+    socket.on('drain', done).on('close', done);
+  });
 }
 
 /** A handler's outcome: Nest hands back a promise of a value or of an observable (with interceptors). */
