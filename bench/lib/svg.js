@@ -3,9 +3,10 @@
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /**
- * `bars`: [{ label, value }] (MB/s); `ceiling`: MB/s or undefined; returns the SVG text.
+ * `bars`: [{ label, value, min?, max? }] (MB/s; min/max, when given, draw a range whisker over the bar, e.g. the
+ * lowest and highest of several rounds whose median is `value`); `ceiling`: MB/s or undefined; returns the SVG text.
  */
-function throughputChart({ title, bars, ceiling, ceilingLabel, unit = 'MB/s' }) {
+function throughputChart({ title, bars, ceiling, ceilingLabel, unit = 'MB/s', xLabel = 'seeders (1 downloader)' }) {
   const W = 560;
   const H = 340;
   const left = 64;
@@ -14,7 +15,7 @@ function throughputChart({ title, bars, ceiling, ceilingLabel, unit = 'MB/s' }) 
   const bottom = 56;
   const plotW = W - left - right;
   const plotH = H - top - bottom;
-  const maxValue = Math.max(1, ceiling ?? 0, ...bars.map((b) => b.value || 0)) * 1.15;
+  const maxValue = Math.max(1, ceiling ?? 0, ...bars.map((b) => Math.max(b.value || 0, b.max || 0))) * 1.15;
   const step = niceStep(maxValue / 5);
   const yMax = Math.ceil(maxValue / step) * step;
   const y = (v) => top + plotH - (v / yMax) * plotH;
@@ -52,14 +53,22 @@ function throughputChart({ title, bars, ceiling, ceilingLabel, unit = 'MB/s' }) 
     out.push(
       `<text x="${cx.toFixed(1)}" y="${top + plotH + 18}" text-anchor="middle" fill="#222">${esc(b.label)}</text>`,
     );
+    if (b.min !== undefined && b.max !== undefined) {
+      const y0 = y(b.min).toFixed(1);
+      const y1 = y(b.max).toFixed(1);
+      const x0 = (cx + barW / 2 + 8).toFixed(1);
+      out.push(
+        `<g stroke="#1d3f6a" stroke-width="1.5"><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y1}"/>` +
+          `<line x1="${(+x0 - 4).toFixed(1)}" y1="${y0}" x2="${(+x0 + 4).toFixed(1)}" y2="${y0}"/>` +
+          `<line x1="${(+x0 - 4).toFixed(1)}" y1="${y1}" x2="${(+x0 + 4).toFixed(1)}" y2="${y1}"/></g>`,
+      );
+    }
   });
   out.push(
     `<line x1="${left}" y1="${top + plotH}" x2="${W - right}" y2="${top + plotH}" stroke="#444"/>` +
       `<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#444"/>`,
   );
-  out.push(
-    `<text x="${left + plotW / 2}" y="${H - 14}" text-anchor="middle" fill="#444">seeders (1 downloader)</text>`,
-  );
+  out.push(`<text x="${left + plotW / 2}" y="${H - 14}" text-anchor="middle" fill="#444">${esc(xLabel)}</text>`);
   if (ceiling) {
     const yy = y(ceiling).toFixed(1);
     out.push(
