@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DownloadError } from './download.errors';
 import { DownloadJob, DownloadJobOptions } from './download.job';
+import { PREFIX_HASHER_MIN_BYTES } from './prefix-hasher';
 import { Decide, FakeSeeder, unusedPort } from './testing/fake-seeder.server';
 
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
@@ -287,6 +288,38 @@ describe(DownloadJob.name, () => {
     expect(j.progress.state).toBe('failed');
     expect(j.progress.chunksDone).toBe(CHUNKS);
     expectNoFileLeft();
+  });
+
+  describe('a file large enough to be hashed while it downloads', () => {
+    let big: Buffer;
+    beforeAll(() => {
+      big = randomBytes(PREFIX_HASHER_MIN_BYTES + 3 * CHUNK_SIZE + 777);
+    });
+
+    it('downloads it byte for byte and checks its whole-file SHA-1', async () => {
+      const [alice, bob] = [await seeder(undefined, big), await seeder(undefined, big)];
+      const j = job(metadataFor(big, [seederInfo('alice', alice), seederInfo('bob', bob)]));
+      await j.run();
+      expect(readFileSync(dest).equals(big)).toBe(true);
+      expect(j.progress.verifiedBytes).toBe(big.length);
+      expect(readdirSync(dir)).toEqual(['report.pdf']);
+    });
+
+    it('fails and leaves no file when the whole-file hash does not match', async () => {
+      const alice = await seeder(undefined, big);
+      const meta = { ...metadataFor(big, [seederInfo('alice', alice)]), fileHash: sha1(Buffer.from('other')) };
+      await expect(job(meta).run()).rejects.toThrow(`report.pdf failed its whole-file check: SHA-1 ${sha1(big)}`);
+      expectNoFileLeft();
+    });
+
+    it('cancels cleanly mid-transfer, leaving no file', async () => {
+      const alice = await seeder(undefined, big);
+      const j = job(metadataFor(big, [seederInfo('alice', alice)]));
+      const running = j.run();
+      setImmediate(() => j.cancel());
+      await expect(running).rejects.toThrow('cancelled');
+      expectNoFileLeft();
+    });
   });
 
   it('cancels cleanly, deleting the .part file', async () => {

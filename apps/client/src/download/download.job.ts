@@ -4,6 +4,7 @@ import { ChunkBufferPool } from './chunk-buffer.pool';
 import { ChunkScheduler } from './chunk-scheduler';
 import { DownloadError, PeerError } from './download.errors';
 import { PartFile } from './part-file';
+import { PREFIX_HASHER_MIN_BYTES, PrefixHasher } from './prefix-hasher';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_INACTIVITY_TIMEOUT_MS, PeerConnection } from './peer.connection';
 import { SpeedMeter } from './speed-meter';
 
@@ -143,6 +144,8 @@ export class DownloadJob {
   private abortWith: ((err: DownloadError) => void) | undefined;
   private abortError: DownloadError | undefined;
   private readonly aborted: Promise<never>;
+  /** Hashes the written start of the file during the transfer (large files only). */
+  private prefixHasher: PrefixHasher | undefined;
 
   constructor(
     readonly metadata: FileMetadata,
@@ -158,7 +161,9 @@ export class DownloadJob {
     this.speedWindowMs = options.speedWindowMs ?? 3_000;
     this.flushEveryBytes = options.flushEveryBytes ?? DEFAULT_FLUSH_EVERY_BYTES;
     this.scheduler = new ChunkScheduler(this.plan.count, {
-      random: options.random,
+      // equally rare chunks go in file order unless told otherwise: the file then fills from its start, and its
+      // whole-file SHA-1 can follow the writes (see PrefixHasher) instead of re-reading everything at the end
+      random: options.random ?? (() => 0),
       endGameThreshold: options.endGameThreshold,
       endGame: options.endGame,
     });
@@ -258,13 +263,18 @@ export class DownloadJob {
     if (this.seeders.length === 0 && plan.count > 0) {
       throw new DownloadError(`no seeder is online for ${metadata.fileName}`);
     }
-    this.part = await PartFile.create(this.destPath, plan.fileSize);
+    const part = (this.part = await PartFile.create(this.destPath, plan.fileSize));
     if (this.abortError) throw this.abortError;
+    if (plan.fileSize >= PREFIX_HASHER_MIN_BYTES) {
+      this.prefixHasher = new PrefixHasher(part.path, plan.fileSize, plan.chunkSize, (b) => (this.verifiedBytes = b));
+    }
     if (plan.count > 0) await this.race(this.transfer());
     this.verifying = true;
-    // the disk catches up with the last writes while the file is re-read from the page cache
+    // the disk catches up with the last writes while the rest of the file is hashed
     this.flush(true);
-    const digest = await this.race(this.part.sha1((bytes) => (this.verifiedBytes = bytes)));
+    const reread = () => part.sha1((bytes) => (this.verifiedBytes = bytes));
+    // should the hashing thread fail, the file is read again from the start here
+    const digest = await this.race(this.prefixHasher ? this.prefixHasher.finish().catch(reread) : reread());
     if (digest.fileHash !== metadata.fileHash.toLowerCase() || digest.size !== plan.fileSize) {
       throw new DownloadError(
         `${metadata.fileName} failed its whole-file check: SHA-1 ${digest.fileHash}, expected ${metadata.fileHash}`,
@@ -359,6 +369,7 @@ export class DownloadJob {
         this.pool.release(data);
         seeder.slots--;
         if (this.transferOver) return;
+        this.prefixHasher?.chunkWritten(index);
         this.bytesDone += data.length;
         this.unflushedBytes += data.length;
         this.flush(false);
@@ -429,6 +440,7 @@ export class DownloadJob {
 
   /** Waits for writes and the flush still running, then deletes the `.part` file. */
   private async cleanUp(): Promise<void> {
+    this.prefixHasher?.close();
     await Promise.allSettled(this.writes);
     while (this.flushing) await this.flushing;
     await this.part?.discard();
