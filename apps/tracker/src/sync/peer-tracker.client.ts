@@ -139,7 +139,7 @@ export class PeerTrackerClient {
     for (;;) {
       const mine = formatVersionVector(this.sync.versionVector());
       const lines = expectOk(await conn.request(`${SYNC_MARKER} ${SyncCmd.Fetch} ${mine} ${FETCH_BATCH}`), 'fetch');
-      for (const line of lines) this.sync.receive(decodeOp(line));
+      this.sync.receiveAll(lines.map((line) => decodeOp(line)));
       if (lines.length < FETCH_BATCH) return;
     }
   }

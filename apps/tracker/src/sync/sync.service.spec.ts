@@ -187,6 +187,27 @@ describe(SyncService.name, () => {
       );
     });
 
+    it('takes a batch of changes in one go, in the order given, skipping those it holds', () => {
+      sync.receive(from(1, 1, 1));
+      sync.receiveAll([from(1, 1, 1), from(3, 1, 2), from(1, 2, 3)]);
+      expect(kinds()).toEqual(['1/1', '3/1', '1/2']);
+      expect(log.count()).toBe(3);
+      sync.commit({ kind: 'a', actor: 'a', args: ['mine'] });
+      expect(stamp([...log.all()].pop()!)).toBe('2/1/4');
+    });
+
+    it('keeps none of a batch when one of its changes fails, and its clock as it was', () => {
+      sync.register('boom', () => {
+        throw new Error('applier failed');
+      });
+      const bad = stampedOp({ kind: 'boom', origin: 3, seq: 1, lamport: 50, args: [] });
+      expect(() => sync.receiveAll([from(1, 1, 1), bad])).toThrow('applier failed');
+      expect(log.count()).toBe(0);
+      expect(sync.versionVector()).toEqual(new Map());
+      sync.commit({ kind: 'a', actor: 'a', args: ['mine'] });
+      expect(stamp([...log.all()][0])).toBe('2/1/1');
+    });
+
     it('ignores a change it holds already', () => {
       sync.receive(from(1, 1, 1));
       expect(sync.receive(from(1, 1, 1))).toBe('duplicate');

@@ -142,6 +142,23 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     return outcome;
   }
 
+  /**
+   * Changes fetched from another tracker, stored and applied in one
+   * transaction: a catch-up of thousands of changes syncs to disk once per
+   * batch, not once per change. All or nothing: when one fails, none is kept.
+   */
+  receiveAll(ops: readonly StampedOp[]): void {
+    const before = { lamport: this.lamport, mySeq: this.mySeq, lastApplied: this.lastApplied };
+    try {
+      this.log.transaction(() => {
+        for (const op of ops) this.receive(op);
+      });
+    } catch (err) {
+      ({ lamport: this.lamport, mySeq: this.mySeq, lastApplied: this.lastApplied } = before);
+      throw err;
+    }
+  }
+
   hasRequest(requestId: string): boolean {
     return requestId !== '' && this.log.hasRequest(requestId);
   }
