@@ -11,6 +11,6 @@ export interface FileDigest {
 export interface ChunkHasher {
   hashChunk(buf: Buffer): string;
   verifyChunk(buf: Buffer, expectedHash: string): boolean;
-  /** Streams the file once; `onProgress` gets the bytes hashed so far. */
+  /** Hashes the file without holding it in memory; `onProgress` gets the bytes hashed so far. */
   hashFile(path: string, onProgress?: (bytes: number) => void): Promise<FileDigest>;
 }

@@ -125,6 +125,118 @@ describe(PeerConnection.name, () => {
     pooled.close();
   });
 
+  describe('reading bodies in place', () => {
+    it('receives a body sent in many tiny writes', async () => {
+      await connect();
+      const body = randomBytes(3000);
+      const result = conn.fetch(4, '/f', body.length);
+      await peer.received(1);
+      peer.socket!.setNoDelay(true);
+      const stream = chunk(4, body);
+      for (let at = 0, k = 0; at < stream.length; k++) {
+        const size = 1 + (k % 7) * 50;
+        await peer.write(stream.subarray(at, at + size));
+        at += size;
+      }
+      expect((await result).equals(body)).toBe(true);
+      expect(conn.isOpen).toBe(true);
+    });
+
+    it('receives a header sent byte by byte, then a large body', async () => {
+      await connect();
+      const body = randomBytes(600_000);
+      const result = conn.fetch(204_799, '/f', body.length);
+      await peer.received(1);
+      peer.socket!.setNoDelay(true);
+      for (const byte of Buffer.from(`CHUNK 204799 ${body.length}\n`)) await peer.write(Buffer.of(byte));
+      await peer.write(body);
+      expect((await result).equals(body)).toBe(true);
+    });
+
+    it('takes headers, bodies and ERR lines all sent in one write', async () => {
+      await connect();
+      const bodies = [randomBytes(10), randomBytes(200_000), randomBytes(3)];
+      const a = conn.fetch(0, '/f', 10);
+      const b = conn.fetch(1, '/f', 200_000);
+      const e = conn.fetch(2, '/f', 5);
+      const c = conn.fetch(3, '/f', 3);
+      await peer.received(4);
+      await peer.write(
+        Buffer.concat([
+          chunk(0, bodies[0]),
+          chunk(1, bodies[1]),
+          Buffer.from('ERR NO_SUCH_CHUNK no\n'),
+          chunk(3, bodies[2]),
+        ]),
+      );
+      expect((await a).equals(bodies[0])).toBe(true);
+      expect((await b).equals(bodies[1])).toBe(true);
+      await expect(e).rejects.toMatchObject({ kind: 'refused', code: 'NO_SUCH_CHUNK' });
+      expect((await c).equals(bodies[2])).toBe(true);
+      expect(conn.isOpen).toBe(true);
+    });
+
+    it('answers a chunk of length 0 and a short last chunk, in pooled buffers', async () => {
+      const pool = new ChunkBufferPool(100_000);
+      const pooled = new PeerConnection({ pool });
+      await pooled.connect('127.0.0.1', peer.port);
+      const full = randomBytes(100_000);
+      const last = randomBytes(123);
+      const results = [
+        pooled.fetch(0, '/f', 0),
+        pooled.fetch(1, '/f', full.length),
+        pooled.fetch(2, '/f', last.length),
+      ];
+      await peer.received(3);
+      await peer.write(Buffer.concat([chunk(0, Buffer.alloc(0)), chunk(1, full), chunk(2, last)]));
+      const [empty, a, b] = await Promise.all(results);
+      expect(empty.length).toBe(0);
+      expect(a.equals(full)).toBe(true);
+      expect(b.equals(last)).toBe(true);
+      pool.release(a);
+      pool.release(b);
+      expect(pool.freeCount).toBe(2);
+      pooled.close();
+    });
+
+    it('closes when the seeder sends more bytes than it announced', async () => {
+      await connect();
+      const a = conn.fetch(0, '/f', 4);
+      const b = conn.fetch(1, '/f', 4);
+      await peer.received(2);
+      await peer.write('CHUNK 0 4\nabcdefCHUNK 1 4\nwxyz');
+      await expect(a).resolves.toEqual(Buffer.from('abcd'));
+      await expect(b).rejects.toMatchObject({ kind: 'protocol', message: /bad line: efCHUNK 1 4/ });
+      expect(conn.isOpen).toBe(false);
+      await peer.clientClosed();
+    });
+
+    it('closes when bytes follow the last answer', async () => {
+      await connect();
+      const a = conn.fetch(0, '/f', 4);
+      await peer.received(1);
+      await peer.write('CHUNK 0 4\nabcdEXTRA\n');
+      await expect(a).resolves.toEqual(Buffer.from('abcd'));
+      await peer.clientClosed();
+      await expect(conn.fetch(1, '/f', 4)).rejects.toMatchObject({
+        kind: 'protocol',
+        message: /sent data with no request outstanding/,
+      });
+    });
+
+    it('gives the body buffer back to the pool when the seeder closes mid-body', async () => {
+      const pool = new ChunkBufferPool(500_000);
+      const pooled = new PeerConnection({ pool });
+      await pooled.connect('127.0.0.1', peer.port);
+      const a = pooled.fetch(0, '/f', 500_000);
+      await peer.received(1);
+      await peer.write(chunk(0, randomBytes(500_000)).subarray(0, 300_000));
+      peer.socket!.destroy();
+      await expect(a).rejects.toMatchObject({ kind: 'closed', message: /closed the connection/ });
+      expect(pool.freeCount).toBe(1);
+    });
+  });
+
   it('fails only the request answered with ERR', async () => {
     await connect();
     const a = conn.fetch(0, '/f', 4);

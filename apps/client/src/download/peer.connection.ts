@@ -1,7 +1,8 @@
-import { formatGetChunk, formatHostPort, FrameDecoder, parseChunkHeader, parseReplyHeader } from '@app/protocol';
+import { formatGetChunk, formatHostPort, parseChunkHeader, parseReplyHeader } from '@app/protocol';
 import * as net from 'node:net';
 import { ChunkBufferPool } from './chunk-buffer.pool';
 import { PeerError } from './download.errors';
+import { PeerReplyReader } from './peer-reply.reader';
 
 /** Chunk headers and `ERR` lines are short; anything longer is not a seeder talking. */
 export const MAX_PEER_LINE_BYTES = 8 * 1024;
@@ -15,21 +16,11 @@ export interface PeerConnectOptions {
   readonly inactivityTimeoutMs?: number;
 }
 
-/** Socket reads land in one reused buffer of this size per connection. */
-const READ_BUFFER_BYTES = 64 * 1024;
-const NEWLINE = 0x0a;
-
 interface Pending {
   readonly index: number;
   readonly length: number;
   readonly resolve: (data: Buffer) => void;
   readonly reject: (err: PeerError) => void;
-}
-
-/** The body being received: the oldest request's header has arrived. */
-interface Body {
-  readonly target: Buffer;
-  filled: number;
 }
 
 /**
@@ -40,17 +31,23 @@ interface Body {
  * connection closing or the inactivity timeout fail every outstanding
  * request and close the socket for good.
  *
- * Socket reads go into one reused buffer and bodies are copied straight
- * into a buffer from `pool` (give it back with `pool.release` when done), so
- * receiving a chunk allocates nothing else; header and `ERR` lines go
- * through a `FrameDecoder`.
+ * Bodies are read by the socket straight into a buffer from `pool` (give
+ * it back with `pool.release` when done), with no copy and no other
+ * allocation; header and `ERR` lines go through a small reused scratch
+ * buffer (see `PeerReplyReader`).
  */
 export class PeerConnection {
   private socket: net.Socket | undefined;
   private readonly pool: ChunkBufferPool;
-  private readonly decoder = new FrameDecoder(MAX_PEER_LINE_BYTES);
   private readonly pending: Pending[] = [];
-  private body: Body | undefined;
+  private readonly reader = new PeerReplyReader(
+    {
+      line: (line) => this.onLine(line),
+      body: (data) => this.settle().resolve(data),
+      overflow: (limit) => this.protocolError(`sent a line longer than ${limit} bytes`),
+    },
+    MAX_PEER_LINE_BYTES,
+  );
   private closedBy: PeerError | undefined;
   private inactivityTimeoutMs = DEFAULT_INACTIVITY_TIMEOUT_MS;
   private lastActivity = 0;
@@ -81,15 +78,16 @@ export class PeerConnection {
     this.peer = formatHostPort({ host, port });
     this.inactivityTimeoutMs = options.inactivityTimeoutMs ?? DEFAULT_INACTIVITY_TIMEOUT_MS;
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect({
         host,
         port,
+        // each read lands where `reader` says: in the body being received, or in its scratch buffer
         onread: {
-          buffer: readBuffer,
-          callback: (n: number) => {
-            this.onBytes(readBuffer, n);
+          buffer: () => this.reader.nextBuffer(),
+          callback: (n: number, buf: Uint8Array) => {
+            this.lastActivity = Date.now();
+            this.reader.onRead(buf, n);
             return true;
           },
         },
@@ -142,35 +140,6 @@ export class PeerConnection {
     this.abort(new PeerError('closed', `connection to ${this.peer} closed`));
   }
 
-  /** `n` bytes just read into `bytes`, which is reused for the next read: nothing may keep it. */
-  private onBytes(bytes: Buffer, n: number): void {
-    this.lastActivity = Date.now();
-    let at = 0;
-    while (at < n && !this.closedBy) {
-      const body = this.body;
-      if (body) {
-        const take = Math.min(body.target.length - body.filled, n - at);
-        bytes.copy(body.target, body.filled, at, at + take);
-        body.filled += take;
-        at += take;
-        if (body.filled === body.target.length) {
-          this.body = undefined;
-          this.settle().resolve(body.target);
-        }
-        continue;
-      }
-      // a line: feed the decoder up to its newline only, so a body that follows is copied directly
-      const newline = bytes.subarray(0, n).indexOf(NEWLINE, at);
-      const end = newline < 0 ? n : newline + 1;
-      this.decoder.push(Buffer.from(bytes.subarray(at, end)));
-      at = end;
-      for (let frame = this.decoder.next(); frame && !this.closedBy; frame = this.decoder.next()) {
-        if (frame.type === 'overflow') return this.protocolError(`sent a line longer than ${frame.limit} bytes`);
-        if (frame.type === 'line') this.onLine(frame.line);
-      }
-    }
-  }
-
   private onLine(line: string): void {
     const head = this.pending[0];
     if (line.startsWith('ERR')) {
@@ -208,7 +177,7 @@ export class PeerConnection {
       );
     }
     if (header.length === 0) return this.settle().resolve(Buffer.alloc(0));
-    this.body = { target: this.pool.acquire(header.length), filled: 0 };
+    this.reader.expectBody(this.pool.acquire(header.length));
   }
 
   /** Removes the oldest request, to be settled by the caller. */
@@ -226,9 +195,10 @@ export class PeerConnection {
     if (this.closedBy) return;
     this.closedBy = err;
     this.disarmTimer();
+    // destroying the socket closes its handle at once: no read lands in the body after this
     this.socket?.destroy();
-    if (this.body) this.pool.release(this.body.target);
-    this.body = undefined;
+    const body = this.reader.stop();
+    if (body) this.pool.release(body);
     const pending = this.pending.splice(0);
     for (const p of pending) p.reject(err);
   }
