@@ -291,10 +291,17 @@ export class ChunkServer implements OnApplicationShutdown {
     if (this.idleTimeoutMs > 0) socket.setTimeout(this.idleTimeoutMs, () => socket.destroy());
 
     const loop = async (): Promise<void> => {
+      // the next chunk is read from disk while the previous one is still going out: at most two per connection
+      let sending: Promise<void> | undefined;
       for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
         const answer = await this.answer(frame);
         if (answer === undefined) continue;
-        if (socket.destroyed || !socket.writable) return;
+        if (sending) await sending;
+        sending = undefined;
+        if (socket.destroyed || !socket.writable) {
+          if (answer.ok) this.giveBack(answer.data);
+          return;
+        }
         let flushed: boolean;
         if (answer.ok) {
           await this.pace(answer.data.length);
@@ -308,8 +315,9 @@ export class ChunkServer implements OnApplicationShutdown {
         } else {
           flushed = socket.write(formatReply(answer));
         }
-        if (!flushed) await drained(socket);
+        if (!flushed) sending = drained(socket);
       }
+      await sending;
     };
 
     const pump = (): void => {
