@@ -347,7 +347,7 @@ async function transferSections(results) {
   }
 
   // 1. downloads from 1, 2, 4 seeders, in interleaved rounds (1,2,4,1,2,4,...), each round with its own ceiling,
-  // previous-implementation ceiling and sha1sum, so that a noisy moment on this shared machine hits one sample of
+  // the ceiling doing a download's whole contract, and sha1sum, so that a noisy moment on this shared machine hits one sample of
   // every row rather than all samples of one row; the tables report the medians
   results.downloads = [];
   if (CFG.sections.has('download')) {
@@ -357,7 +357,7 @@ async function transferSections(results) {
     await measureDownload(dir, info, seeders, size, sum.hash, undefined, 'warmup');
     const samples = {
       ceiling: [],
-      legacyCeiling: [],
+      fullCeiling: [],
       sha1sum: [],
       downloads: new Map(CFG.seeders.map((n) => [n, []])),
     };
@@ -367,15 +367,15 @@ async function transferSections(results) {
       settleDisk();
       const ceiling = await runCeiling(dir, file, size);
       settleDisk();
-      const legacy = await runCeiling(dir, file, size, ['--impl', 'legacy']);
+      const full = await runCeiling(dir, file, size, ['--contract']);
       settleDisk();
       const s1 = sha1sumOf(file);
       if (s1.hash !== sum.hash) throw new Error('sha1sum of the file changed');
       samples.ceiling.push({ ...ceiling, MBps: size / MB / ceiling.seconds });
-      samples.legacyCeiling.push({ ...legacy, MBps: size / MB / legacy.seconds });
+      samples.fullCeiling.push({ ...full, MBps: size / MB / full.seconds });
       samples.sha1sum.push({ seconds: s1.seconds, MBps: size / MB / s1.seconds });
       say(
-        `    ceiling ${fmt(size / MB / ceiling.seconds)} MB/s (previous implementation ${fmt(size / MB / legacy.seconds)} MB/s); ` +
+        `    ceiling ${fmt(size / MB / ceiling.seconds)} MB/s (with whole-file SHA-1 and sync to disk ${fmt(size / MB / full.seconds)} MB/s); ` +
           `sha1sum ${fmt(size / MB / s1.seconds)} MB/s`,
       );
       for (const n of CFG.seeders) {
@@ -400,8 +400,8 @@ async function transferSections(results) {
     results.references.ceiling = summarize(samples.ceiling, {
       cpuSeconds: median(samples.ceiling.map((c) => c.cpuSeconds)),
     });
-    results.references.legacyCeiling = summarize(samples.legacyCeiling, {
-      cpuSeconds: median(samples.legacyCeiling.map((c) => c.cpuSeconds)),
+    results.references.fullCeiling = summarize(samples.fullCeiling, {
+      cpuSeconds: median(samples.fullCeiling.map((c) => c.cpuSeconds)),
     });
     results.references.sha1sumRounds = summarize(samples.sha1sum);
     for (const n of CFG.seeders) {
@@ -415,6 +415,7 @@ async function transferSections(results) {
         maxMBps: m.maxMBps,
         roundsMBps: m.roundsMBps,
         ofCeiling: m.MBps / results.references.ceiling.MBps,
+        ofFullCeiling: m.MBps / results.references.fullCeiling.MBps,
         cpuSeconds: median(rows.map((r) => r.cpuSeconds)),
         seederCpuSeconds: rows[0].seederCpuSeconds.map(
           (_, i) => +median(rows.map((r) => r.seederCpuSeconds[i])).toFixed(2),
@@ -448,7 +449,7 @@ async function setupGroup(port, group, users) {
   await sleep(100); // let the tracker see the sessions end
 }
 
-/** One run of the plain-Node ceiling (bench/lib/ceiling.js) into a new file; `extra`: e.g. ['--impl', 'legacy']. */
+/** One run of the plain-Node ceiling (bench/lib/ceiling.js) into a new file; `extra`: e.g. ['--contract']. */
 async function runCeiling(dir, file, size, extra = []) {
   const portFile = join(dir, 'ceiling.port');
   rmSync(portFile, { force: true });
@@ -949,7 +950,7 @@ function markdown(results) {
       '',
     );
     out.push(
-      'Every round measures the ceiling, the previous ceiling implementation, sha1sum and then 1, 2, 4 seeders, in that ' +
+      'Every round measures the ceiling, the ceiling doing the whole contract of a download, sha1sum and then 1, 2, 4 seeders, in that ' +
         'order; MB/s and wall s are medians over the rounds, "of ceiling" is median over median ceiling, CPU is the ' +
         'median, RSS the highest of the rounds.',
       '',
@@ -964,10 +965,11 @@ function markdown(results) {
         `(2 in flight) into a new file | ${c.seconds.toFixed(2)} | ${fmt(c.MBps)} | ${mm(c)} | ${c.roundsMBps.join(', ')} | 100% | ` +
         `${c.cpuSeconds.toFixed(2)} (receiver) | | | | |`,
     );
-    const l = refs.legacyCeiling;
+    const l = refs.fullCeiling;
     if (l)
       out.push(
-        `| previous ceiling implementation (64 KiB 'data' buffers copied into chunks, 8 writes in flight) | ` +
+        `| the same ceiling doing what download_file must also do: whole-file SHA-1 (inline, in order) and a durable ` +
+          `file (fdatasync every 64 MiB in the background, fsync at the end) | ` +
           `${l.seconds.toFixed(2)} | ${fmt(l.MBps)} | ${mm(l)} | ${l.roundsMBps.join(', ')} | ${pctOf(l.MBps / c.MBps)} | ` +
           `${l.cpuSeconds.toFixed(2)} (receiver) | | | | |`,
       );
@@ -981,6 +983,16 @@ function markdown(results) {
         `| download_file from ${d.seeders} seeder${d.seeders === 1 ? '' : 's'} | ${d.seconds.toFixed(2)} | ${fmt(d.MBps)} | ` +
           `${mm(d)} | ${d.roundsMBps.join(', ')} | ${pctOf(d.ofCeiling)} | ${d.cpuSeconds.toFixed(2)} | ${d.seederCpuSeconds.join(', ')} | ` +
           `${d.downloaderPeakRssMB} | ${d.seederPeakRssMB.join(', ')} | ${d.hashOk ? 'match' : '**MISMATCH**'} |`,
+      );
+    }
+    if (refs.fullCeiling && results.downloads?.length) {
+      out.push(
+        '',
+        `Against the ceiling doing a download's whole contract (${fmt(refs.fullCeiling.MBps)} MB/s): ` +
+          results.downloads
+            .map((d) => `${d.seeders} seeder${d.seeders === 1 ? '' : 's'} ${pctOf(d.ofFullCeiling)}`)
+            .join(', ') +
+          '.',
       );
     }
     const d2 = results.downloads?.find((r) => r.seeders === 2);
@@ -1135,9 +1147,9 @@ function targets(results) {
     t.push(['download from 2 seeders ≥ 70% of the ceiling (medians)', pctOf(d(2).ofCeiling), d(2).ofCeiling >= 0.7]);
   if (d(2) && d(4))
     t.push([
-      'from 4 seeders no slower than from 2 (medians, 3% slack)',
+      'from 4 seeders no slower than from 2 (medians)',
       `${fmt(d(4).MBps)} vs ${fmt(d(2).MBps)} MB/s`,
-      d(4).MBps >= d(2).MBps * 0.97,
+      d(4).MBps >= d(2).MBps,
     ]);
   const all = results.downloads ?? [];
   if (all.length) {

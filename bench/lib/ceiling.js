@@ -19,7 +19,17 @@
 //   node ceiling.js receive <port> <dest> <size> [--impl legacy] [--writes async:N|sync]
 //                                                                 prints one JSON line: { seconds, cpuSeconds, bytes }
 const { createHash } = require('node:crypto');
-const { closeSync, createReadStream, openSync, readSync, write, writeFileSync, writeSync } = require('node:fs');
+const {
+  closeSync,
+  createReadStream,
+  fdatasync,
+  fsyncSync,
+  openSync,
+  readSync,
+  write,
+  writeFileSync,
+  writeSync,
+} = require('node:fs');
 const { open } = require('node:fs/promises');
 const net = require('node:net');
 
@@ -83,7 +93,7 @@ function finish(t0, cpu0, received, size, chunks) {
 }
 
 /** The efficient receiver: socket reads land in the chunk buffer; hash, then one positional write per chunk. */
-async function receive(port, dest, size, writes) {
+async function receive(port, dest, size, writes, contract) {
   const asyncWrites = /^async:(\d+)$/.exec(writes);
   const maxWrites = asyncWrites ? Math.max(1, Number(asyncWrites[1])) : 0;
   const fd = openSync(dest, 'wx');
@@ -101,9 +111,20 @@ async function receive(port, dest, size, writes) {
   let socket;
   let drained;
 
+  // --contract: also what a download_file must do besides: the whole-file SHA-1 (here inline, the stream comes in
+  // order) and a durable file (fdatasync every 64 MiB in the background, fsync at the end)
+  const whole = contract ? createHash('sha1') : undefined;
+  let unsynced = 0;
+  let syncing = false;
   const flush = () => {
     const data = filled === CHUNK ? chunk : chunk.subarray(0, filled);
     createHash('sha1').update(data).digest('hex');
+    whole?.update(data);
+    if (contract && (unsynced += data.length) >= 64 * 1024 * 1024 && !syncing) {
+      unsynced = 0;
+      syncing = true;
+      fdatasync(fd, () => (syncing = false));
+    }
     chunks++;
     if (!maxWrites) {
       writeSync(fd, data, 0, data.length, offset);
@@ -148,6 +169,10 @@ async function receive(port, dest, size, writes) {
   if (filled > 0) flush();
   if (inFlight > 0) await new Promise((r) => (drained = r));
   if (failed) throw failed;
+  if (contract) {
+    whole.digest('hex');
+    fsyncSync(fd);
+  }
   closeSync(fd);
   finish(t0, cpu0, received, size, chunks);
 }
@@ -220,11 +245,13 @@ const fail = (err) => {
 if (mode === 'send') send(args[0], args[1], impl);
 else if (mode === 'receive' && impl === 'legacy') receiveLegacy(Number(args[0]), args[1], Number(args[2])).catch(fail);
 else if (mode === 'receive')
-  receive(Number(args[0]), args[1], Number(args[2]), option(args, '--writes', 'async:2')).catch(fail);
+  receive(Number(args[0]), args[1], Number(args[2]), option(args, '--writes', 'async:2'), args.includes('--contract')).catch(
+    fail,
+  );
 else {
   process.stderr.write(
     'usage: ceiling.js send <file> <port-file> [--impl legacy]\n' +
-      '       ceiling.js receive <port> <dest> <size> [--impl legacy] [--writes sync|async:N]\n',
+      '       ceiling.js receive <port> <dest> <size> [--impl legacy] [--writes sync|async:N] [--contract]\n',
   );
   process.exit(2);
 }
