@@ -2,7 +2,7 @@ import { Reply } from '@app/protocol';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CuttableProxy } from './support/proxy';
-import { Proc, RawConn, removeDir, startTracker, startTrackerReady, trackerNetwork } from './support/processes';
+import { Proc, RawConn, removeDir, startTracker, trackerNetwork } from './support/processes';
 import { eventually, must, stateDigest } from './support/sync';
 
 const code = (r: Reply) => (r.ok ? 'OK' : r.code);

@@ -4,33 +4,36 @@ import { createServer, connect, Server, Socket } from 'node:net';
 export class CuttableProxy {
   private readonly sockets = new Set<Socket>();
   private cutOff = false;
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
+  private readonly server: Server;
+
+  private constructor(private readonly targetPort: number) {
+    this.server = createServer((client) => this.relay(client));
+  }
 
   static async start(targetPort: number): Promise<CuttableProxy> {
-    const sockets = new Set<Socket>();
-    let proxy: CuttableProxy | undefined;
-    const server = createServer((client) => {
-      if (proxy?.cutOff) {
-        client.destroy();
-        return;
-      }
-      const upstream = connect(targetPort, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on('close', () => sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    proxy = new CuttableProxy(server, (server.address() as { port: number }).port);
-    (proxy as unknown as { sockets: Set<Socket> }).sockets = sockets;
+    const proxy = new CuttableProxy(targetPort);
+    await new Promise<void>((r) => proxy.server.listen(0, '127.0.0.1', r));
     return proxy;
+  }
+
+  get port(): number {
+    return (this.server.address() as { port: number }).port;
+  }
+
+  private relay(client: Socket): void {
+    if (this.cutOff) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(this.targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
   }
 
   cut(): void {

@@ -40,7 +40,7 @@ export class ReplicationInterceptor implements NestInterceptor {
         if (CHANGES.has(kind) && this.sync.hasRequest(requestId)) {
           return of(okReply(`done (request #${requestId} had already been applied)`));
         }
-        return next.handle().pipe(switchMap((result) => from(this.sync.flush().then(() => result))));
+        return next.handle().pipe(switchMap((result: unknown) => from(this.sync.flush().then(() => result))));
       }),
     );
   }
