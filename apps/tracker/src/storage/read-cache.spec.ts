@@ -49,9 +49,20 @@ describe(ReadCache.name, () => {
   });
 
   it('starts afresh when full instead of growing without bound', () => {
-    const cache = new ReadCache(dbs.open(), 3);
-    for (let i = 0; i < 10; i++) cache.get(`k${i}`, () => i);
-    expect(cache.size).toBeLessThanOrEqual(3);
+    const cache = new ReadCache(dbs.open(), 10_000);
+    for (let i = 0; i < 100; i++) cache.get(`k${i}`, () => Buffer.alloc(1000));
+    expect(cache.weight).toBeLessThanOrEqual(10_000);
+    expect(cache.size).toBeGreaterThan(0);
+    expect(cache.size).toBeLessThan(10);
+  });
+
+  it('weighs lists by what they hold, and never keeps a value bigger than its budget', () => {
+    const cache = new ReadCache(dbs.open(), 10_000);
+    const load = jest.fn(() => Array.from({ length: 200 }, (_, i) => ({ name: `file-${i}`, size: i })));
+    expect(cache.get('big', load)).toHaveLength(200);
+    cache.get('big', load);
+    expect(load).toHaveBeenCalledTimes(2);
+    expect(cache.size).toBe(0);
   });
 
   it('keys parts apart', () => {

@@ -9,10 +9,12 @@ import Database from 'better-sqlite3';
  */
 export class ReadCache {
   private entries = new Map<string, unknown>();
+  /** A rough count of the memory the entries hold. */
+  private bytes = 0;
 
   constructor(
     private readonly db: Database.Database,
-    private readonly maxEntries = 50_000,
+    private readonly maxBytes = DEFAULT_MAX_BYTES,
   ) {}
 
   get<T>(key: string, load: () => T): T {
@@ -20,19 +22,43 @@ export class ReadCache {
     const hit = this.entries.get(key);
     if (hit !== undefined || this.entries.has(key)) return hit as T;
     const value = deepFreeze(load());
-    if (this.entries.size >= this.maxEntries) this.entries = new Map();
-    this.entries.set(key, value);
+    const weight = key.length + weigh(value);
+    // past the budget the cache starts afresh: simple, and a full cache is rare (writes empty it all the time)
+    if (this.bytes + weight > this.maxBytes) this.invalidate();
+    if (weight <= this.maxBytes) {
+      this.entries.set(key, value);
+      this.bytes += weight;
+    }
     return value;
   }
 
   /** Every write calls this (after it ran): whatever it changed is read afresh. */
   invalidate(): void {
     if (this.entries.size > 0) this.entries = new Map();
+    this.bytes = 0;
   }
 
   get size(): number {
     return this.entries.size;
   }
+
+  get weight(): number {
+    return this.bytes;
+  }
+}
+
+/** Memory a store's read cache may hold, roughly. */
+const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
+
+/** A rough size in bytes: buffers by length, strings by length, records by their fields. */
+function weigh(value: unknown): number {
+  if (typeof value === 'string') return 16 + 2 * value.length;
+  if (Buffer.isBuffer(value)) return 64 + value.length;
+  if (Array.isArray(value)) return (value as unknown[]).reduce<number>((n, item) => n + 8 + weigh(item), 32);
+  if (value !== null && typeof value === 'object') {
+    return Object.values(value as Record<string, unknown>).reduce<number>((n, v) => n + 8 + weigh(v), 32);
+  }
+  return 8;
 }
 
 /** Key parts joined by a character no id or file name may contain. */
