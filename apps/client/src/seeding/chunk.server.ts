@@ -79,6 +79,7 @@ function listenFailure(err: NodeJS.ErrnoException): string {
 
 /** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
 function drained(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       socket.off('drain', done);
@@ -92,8 +93,9 @@ function drained(socket: Socket): Promise<void> {
 
 /**
  * Serves chunks of shared files on the client's `IP:PORT`. Requests on one
- * connection are answered strictly in order; at most one chunk per
- * connection is in memory (the next is read once the previous has drained).
+ * connection are answered strictly in order; at most two chunks per
+ * connection are in memory (the next is read from disk while the previous
+ * one is still being sent, and written once it has drained).
  */
 @Injectable()
 export class ChunkServer implements OnApplicationShutdown {

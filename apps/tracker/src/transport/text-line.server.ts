@@ -285,6 +285,7 @@ function writeReply(socket: Socket, reply: Reply): boolean {
 
 /** Resolves when the socket wants more data or is gone; leaves no listener behind either way. */
 function drained(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const done = () => {
       socket.off('drain', done).off('close', done);
