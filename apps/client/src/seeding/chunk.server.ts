@@ -307,7 +307,10 @@ export class ChunkServer implements OnApplicationShutdown {
         let flushed: boolean;
         if (answer.ok) {
           await this.pace(answer.data.length);
-          if (socket.destroyed || !socket.writable) return;
+          if (socket.destroyed || !socket.writable) {
+            this.giveBack(answer.data);
+            return;
+          }
           const { data } = answer;
           socket.cork();
           socket.write(`${formatChunkHeader(answer.index, data.length)}\n`);

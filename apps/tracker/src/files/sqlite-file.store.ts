@@ -36,14 +36,14 @@ const toSeeder = (r: SeederRow): SeederRecord => ({
   filePath: r.file_path,
 });
 
+/** Chunk lists up to this size (3,276 chunks) are kept in the read cache. */
+const MAX_CACHED_DIGEST_BYTES = 64 * 1024;
+
 /**
  * Files and seeders in the tracker database. Chunk digests are one BLOB of raw
  * 20-byte digests, kept as the last column so that reading the other columns
  * never walks its overflow pages.
  */
-/** Chunk lists up to this size (3,276 chunks) are kept in the read cache. */
-const MAX_CACHED_DIGEST_BYTES = 64 * 1024;
-
 @Injectable()
 export class SqliteFileStore implements FileStore {
   private readonly sql: ReturnType<typeof prepare>;
@@ -109,13 +109,15 @@ export class SqliteFileStore implements FileStore {
   }
 
   chunkHashes(groupId: string, fileName: string): Buffer | undefined {
+    let read: Buffer | undefined;
     const cached = this.cache.get(cacheKey('chunks', groupId, fileName), () => {
-      const digests = this.sql.selectChunks.pluck().get(groupId, fileName);
+      read = this.sql.selectChunks.pluck().get(groupId, fileName);
       // lists of files up to about 1.6 GB stay in memory; longer ones are read each time
-      return digests === undefined || digests.length <= MAX_CACHED_DIGEST_BYTES ? digests : null;
+      return read === undefined || read.length <= MAX_CACHED_DIGEST_BYTES ? read : null;
     });
-    if (cached === null) return this.sql.selectChunks.pluck().get(groupId, fileName);
-    return cached && Buffer.from(cached);
+    if (cached !== null) return cached && Buffer.from(cached);
+    // too long to keep: the list just read (on a miss) or a fresh read, never both
+    return read ?? this.sql.selectChunks.pluck().get(groupId, fileName);
   }
 
   listFiles(groupId: string): FileSummary[] {
