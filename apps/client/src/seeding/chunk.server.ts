@@ -29,7 +29,7 @@ import {
   ProtocolError,
 } from '@app/protocol';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { FileHandle, open } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { Observable, Subject } from 'rxjs';
@@ -75,6 +75,13 @@ function listenFailure(err: NodeJS.ErrnoException): string {
     default:
       return err.message;
   }
+}
+
+/** `fs.read` as a promise of the bytes read (one request to the libuv pool, no FileHandle around it). */
+function readAt(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buf, at, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
+  });
 }
 
 /** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
@@ -189,6 +196,10 @@ export class ChunkServer implements OnApplicationShutdown {
   /**
    * Answers one request: reads the chunk of a registered file through a fresh
    * O_NOFOLLOW fd whose identity must match the registry, or explains why not.
+   * The open, the two fstats and the close are synchronous: each is a few
+   * microseconds on an inode the kernel holds, and a round trip through the
+   * libuv pool (a thread woken, the loop woken back) costs more CPU than the
+   * call itself. Only the read, which may wait for the disk, goes to the pool.
    */
   async readChunk({ index, filePath }: GetChunkRequest): Promise<ChunkAnswer> {
     if (!isAbsolute(filePath)) return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)} is not absolute`);
@@ -197,9 +208,9 @@ export class ChunkServer implements OnApplicationShutdown {
     if (shares.length === 0) return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)}`);
     if (index >= Math.max(...shares.map((s) => s.chunkCount))) return noSuchChunk(shares[0], index);
 
-    let handle: FileHandle;
+    let fd: number;
     try {
-      handle = await open(path, OPEN_SHARED_FLAGS);
+      fd = openSync(path, OPEN_SHARED_FLAGS);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (GONE_CODES.has(code)) return this.fileChanged(shares, `cannot open it (${code})`);
@@ -207,7 +218,7 @@ export class ChunkServer implements OnApplicationShutdown {
       throw err;
     }
     try {
-      const st = await handle.stat();
+      const st = fstatSync(fd);
       const now = st.isFile() ? identityFromStats(path, st) : undefined;
       const share = now && shares.find((s) => sameIdentity(s, now));
       if (!share) return this.fileChanged(shares, 'it was modified or replaced since it was shared');
@@ -219,7 +230,7 @@ export class ChunkServer implements OnApplicationShutdown {
       let filled = 0;
       try {
         while (filled < length) {
-          const { bytesRead } = await handle.read(data, filled, length - filled, offset + filled);
+          const bytesRead = await readAt(fd, data, filled, length - filled, offset + filled);
           if (bytesRead === 0) break;
           filled += bytesRead;
         }
@@ -227,7 +238,7 @@ export class ChunkServer implements OnApplicationShutdown {
         this.giveBack(data);
         throw err;
       }
-      const after = await handle.stat();
+      const after = fstatSync(fd);
       if (filled < length || !sameIdentity(identityFromStats(path, after), share)) {
         this.giveBack(data);
         return this.fileChanged([share], 'it was modified while being read');
@@ -238,7 +249,7 @@ export class ChunkServer implements OnApplicationShutdown {
       }
       return { ok: true, index, data };
     } finally {
-      await handle.close().catch(() => undefined);
+      closeSync(fd);
     }
   }
 
