@@ -19,6 +19,13 @@ async function exists(path: string): Promise<boolean> {
 
 const READ_BUFFER_BYTES = 1024 * 1024;
 
+/**
+ * Writes running at once. Two keep the disk busy while the next chunk is
+ * hashed; more only queue on the file's lock in the kernel, where waiting
+ * writers spin (measured: a fifth of the writing threads' time with eight).
+ */
+export const MAX_WRITES_IN_FLIGHT = 2;
+
 /** Link errors that mean "this file system has no hard links", not "the name is taken". */
 const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
 
@@ -30,6 +37,9 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDE
  */
 export class PartFile {
   private handle: FileHandle | undefined;
+  private writing = 0;
+  /** Writes waiting for one of the `MAX_WRITES_IN_FLIGHT` slots, in the order they came. */
+  private readonly waiting: (() => void)[] = [];
 
   private constructor(
     readonly destPath: string,
@@ -62,13 +72,21 @@ export class PartFile {
     return part;
   }
 
-  /** Writes all of `data` at byte `offset`. */
+  /** Writes all of `data` at byte `offset`; waits its turn while `MAX_WRITES_IN_FLIGHT` others run. */
   async write(data: Buffer, offset: number): Promise<void> {
-    const handle = this.handle;
-    if (!handle) throw new DownloadError(`${this.path} is closed`);
-    for (let done = 0; done < data.length;) {
-      const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
-      done += bytesWritten;
+    if (this.writing < MAX_WRITES_IN_FLIGHT) this.writing++;
+    else await new Promise<void>((go) => this.waiting.push(go)); // the slot is handed over, still counted
+    try {
+      const handle = this.handle;
+      if (!handle) throw new DownloadError(`${this.path} is closed`);
+      for (let done = 0; done < data.length;) {
+        const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.writing--;
     }
   }
 
