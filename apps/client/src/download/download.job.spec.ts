@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DownloadError } from './download.errors';
-import { DownloadJob, DownloadJobOptions } from './download.job';
+import { defaultInFlightPerSeeder, DownloadJob, DownloadJobOptions } from './download.job';
 import { PREFIX_HASHER_MIN_BYTES } from './prefix-hasher';
 import { Decide, FakeSeeder, unusedPort } from './testing/fake-seeder.server';
 
@@ -186,6 +186,29 @@ describe(DownloadJob.name, () => {
     expect(readFileSync(dest).equals(data)).toBe(true);
     expect(j.progress.seeders[1].chunks).toBe(CHUNKS);
     expect(j.progress.elapsedMs).toBeLessThan(30_000);
+  });
+
+  it('keeps about eight chunks in flight in all: 4 per seeder for two seeders, 2 per seeder for four', async () => {
+    expect([1, 2, 3, 4, 8].map(defaultInFlightPerSeeder)).toEqual([4, 4, 3, 2, 2]);
+    for (const count of [2, 4]) {
+      // seeders that never answer: what each is asked is exactly what the job keeps outstanding on it
+      const stalled = await Promise.all(Array.from({ length: count }, () => seeder(() => ({ kind: 'stall' }))));
+      const j = job(
+        metadataFor(
+          data,
+          stalled.map((s, i) => seederInfo(`user${i}`, s)),
+        ),
+        { endGame: false },
+      );
+      const running = j.run();
+      running.catch(() => undefined);
+      const perSeeder = count === 2 ? 4 : 2;
+      await Promise.all(stalled.map((s) => s.receivedRequests(perSeeder)));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(stalled.map((s) => s.requests.length)).toEqual(stalled.map(() => perSeeder));
+      j.cancel();
+      await expect(running).rejects.toThrow('cancelled');
+    }
   });
 
   it('skips a seeder it cannot reach', async () => {

@@ -9,7 +9,10 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_INACTIVITY_TIMEOUT_MS, PeerConnecti
 import { SpeedMeter } from './speed-meter';
 
 export interface DownloadJobOptions {
-  /** Requests kept outstanding on each seeder's connection (a chunk counts until it is written). Default 4. */
+  /**
+   * Requests kept outstanding on each seeder's connection (a chunk counts
+   * until it is written). Default: `defaultInFlightPerSeeder(seeders)`.
+   */
   readonly inFlightPerSeeder?: number;
   /** Default 5 s. */
   readonly connectTimeoutMs?: number;
@@ -72,6 +75,16 @@ export interface DownloadProgress {
   readonly elapsedMs: number;
   readonly reason?: string;
   readonly seeders: readonly SeederProgress[];
+}
+
+/**
+ * Chunks in flight per seeder unless told otherwise: about eight in all (4 MiB), 4 per seeder for one or two, fewer
+ * for more but never under 2, so that a seeder always has the next request while it sends a chunk. More in flight
+ * in all buys nothing once the seeders are kept busy, and costs memory and, where seeders share the machine's cores,
+ * speed (measured: 4 seeders at 4 each ran 3-8 % slower than 2 seeders at 4 each; at 2 each, as fast).
+ */
+export function defaultInFlightPerSeeder(seeders: number): number {
+  return Math.min(4, Math.max(2, Math.ceil(8 / Math.max(1, seeders))));
 }
 
 /** See `DownloadJobOptions.flushEveryBytes`. */
@@ -154,7 +167,10 @@ export class DownloadJob {
     private readonly options: DownloadJobOptions = {},
   ) {
     this.plan = planChunks(metadata.fileSize, options.chunkSize ?? CHUNK_SIZE);
-    this.inFlightPerSeeder = Math.max(1, options.inFlightPerSeeder ?? 4);
+    this.inFlightPerSeeder = Math.max(
+      1,
+      options.inFlightPerSeeder ?? defaultInFlightPerSeeder(metadata.seeders.length),
+    );
     this.maxCorrupt = Math.max(1, options.maxCorruptPerSeeder ?? 3);
     this.maxRefused = Math.max(1, options.maxRefusedPerSeeder ?? 3);
     this.now = options.now ?? Date.now;
