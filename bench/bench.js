@@ -267,8 +267,8 @@ const settleDisk = () => spawnSync('sync');
 // Every timed transfer (the ceilings and each download) starts from the same memory state, "cold": disk synced, then
 // COLD_SETTLE_MS idle. This VM hands memory that stays free for up to two seconds back to its host (virtio-balloon
 // free page reporting), and the first write into such memory costs the guest several times the CPU: 1 GiB written
-// into a new file took 0.2-0.3 s of system time right after a 1 GiB file was deleted, 0.8-1.8 s after five idle
-// seconds. A run can only be "warm" if it finishes before the host takes the memory back, which a 1.2 s ceiling
+// into a new file took 0.2-0.3 s of system time right after a 1 GiB file was deleted, 0.8-2.4 s after four or five
+// idle seconds (bench/lib/write-cost.js measures it in every run). A run can only be "warm" if it finishes before the host takes the memory back, which a 1.2 s ceiling
 // mostly does and a 3 s download does not; measured back to back, the ceiling ran warm and the downloads cold. So
 // every timed run now waits until freed memory is back with the host, and one more ceiling per round is measured
 // warm (right after 1 GiB was freed) and reported beside, not used for the ratios. Not longer than this: the VM
@@ -371,8 +371,6 @@ async function transferSections(results) {
   // every row rather than all samples of one row; the tables report the medians
   results.downloads = [];
   if (CFG.sections.has('download')) {
-    // one download from every seeder, not measured: the seeders' chunk-serving paths get warm (JIT, buffers), so
-    // that the rows below compare seeder counts and not how many seeders serve for the first time
     // what the memory a run writes into costs here (see coldSettle): the same writes, warm and cold
     const writeCost = await runNodeScript('write-cost.js', [dir, String(CFG.fileMb), String(COLD_SETTLE_MS)]);
     results.references.writeCost = writeCost;
@@ -381,6 +379,8 @@ async function transferSections(results) {
         `${writeCost.warm.systemSeconds.toFixed(2)} s), cold ${writeCost.cold.seconds.toFixed(2)} s (system ` +
         `${writeCost.cold.systemSeconds.toFixed(2)} s)`,
     );
+    // one download from every seeder, not measured: the seeders' chunk-serving paths get warm (JIT, buffers), so
+    // that the rows below compare seeder counts and not how many seeders serve for the first time
     say('  warm-up download (not measured)');
     await measureDownload(dir, info, seeders, size, sum.hash, undefined, 'warmup');
     const samples = {
@@ -484,10 +484,10 @@ async function setupGroup(port, group, users) {
   await sleep(100); // let the tracker see the sessions end
 }
 
-/** One run of the plain-Node ceiling (bench/lib/ceiling.js) into a new file; `extra`: e.g. ['--contract']. */
 /**
- * One ceiling run. Cold unless `warmFrom` names a file (of the file's size) to delete just before the receiver
- * starts; `keep` keeps the received file under that name.
+ * One run of the plain-Node ceiling (bench/lib/ceiling.js) into a new file; `extra`: e.g. ['--contract']. Cold
+ * unless `warmFrom` names a file (of the file's size) to delete just before the receiver starts; `keep` keeps the
+ * received file under that name.
  */
 async function runCeiling(dir, file, size, extra = [], { warmFrom, keep } = {}) {
   const portFile = join(dir, 'ceiling.port');
@@ -1023,6 +1023,9 @@ const fmt = (v) =>
 const pctOf = (r) => `${(100 * r).toFixed(0)}%`;
 const check = (ok) => (ok ? 'met' : '**missed**');
 
+/** The min–max MB/s cell of a row summarised over `rounds` rounds (empty for one round). */
+const minMax = (r, rounds) => (rounds > 1 ? `${fmt(r.minMBps)}–${fmt(r.maxMBps)}` : '');
+
 function markdown(results) {
   const out = [];
   const m = results.machine;
@@ -1031,7 +1034,7 @@ function markdown(results) {
   const refs = results.references;
   if (refs?.ceiling) {
     const rounds = results.config.rounds;
-    const mm = (r) => (rounds > 1 ? `${fmt(r.minMBps)}–${fmt(r.maxMBps)}` : '');
+    const mm = (r) => minMax(r, rounds);
     out.push(
       `## Download throughput (${results.config.fileMb} MiB random file, loopback, source file in page cache; median of ${rounds} ` +
         `round${rounds === 1 ? '' : 's'}, interleaved)`,
@@ -1043,7 +1046,7 @@ function markdown(results) {
         'ceiling" is median over median ceiling, CPU is the median, RSS the highest of the rounds. Every timed run ' +
         `but the warm one starts cold: disk synced, then ${COLD_SETTLE_MS / 1000} s idle, after which this VM has ` +
         'handed freed memory back to its host and pays for touching it again (see bench.js, `coldSettle`). The warm ' +
-        'ceiling starts right after a 1 GiB file was deleted and writes into that memory; no download can (they run ' +
+        'ceiling starts right after a file as large was deleted and writes into that memory; no download can (they run ' +
         'longer than the host waits), so it is shown, not compared against.',
       '',
     );
@@ -1060,7 +1063,7 @@ function markdown(results) {
     const w = refs.warmCeiling;
     if (w)
       out.push(
-        `| the same ceiling with warm memory (right after 1 GiB was freed; not used for the ratios) | ` +
+        `| the same ceiling with warm memory (right after a file as large was deleted; not used for the ratios) | ` +
           `${w.seconds.toFixed(2)} | ${fmt(w.MBps)} | ${mm(w)} | ${w.roundsMBps.join(', ')} | ${pctOf(w.MBps / c.MBps)} | ` +
           `${w.cpuSeconds.toFixed(2)} (receiver) | | | | |`,
       );
@@ -1121,7 +1124,7 @@ function markdown(results) {
   if (results.upload) {
     const u = results.upload;
     const rounds = u.rounds.length;
-    const mm = (r) => (rounds > 1 ? `${fmt(r.minMBps)}–${fmt(r.maxMBps)}` : '');
+    const mm = (r) => minMax(r, rounds);
     out.push(
       `## Upload hashing (\`upload_file\` of the same file; median of ${rounds} round${rounds === 1 ? '' : 's'}, interleaved)`,
       '',
