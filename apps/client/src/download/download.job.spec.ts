@@ -105,6 +105,38 @@ describe(DownloadJob.name, () => {
     for (const s of seeders) expect(s.requests.length).toBeGreaterThan(5);
   });
 
+  /** A `random` for the scheduler that ranks the chunks last to first: every chunk comes far out of file order. */
+  const lastFirst = () => {
+    let key = 1;
+    return () => (key -= 1e-6);
+  };
+
+  describe('chunks that come too far out of file order to be hashed as they come', () => {
+    const small = 16 * 1024;
+    let content: Buffer;
+    beforeAll(() => {
+      content = randomBytes(60 * small - 99);
+    });
+
+    it('reads the file back to check its whole-file SHA-1, and gets it byte for byte', async () => {
+      const alice = await seeder(undefined, content, small);
+      const meta = metadataFor(content, [seederInfo('alice', alice)], small);
+      const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), { chunkSize: small, random: lastFirst() });
+      await j.run();
+      expect(alice.indexes.slice(0, 3)).toEqual([59, 58, 57]);
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      expect(j.progress.verifiedBytes).toBe(content.length);
+    });
+
+    it('still fails, leaving no file, when the whole-file hash does not match', async () => {
+      const alice = await seeder(undefined, content, small);
+      const meta = { ...metadataFor(content, [seederInfo('alice', alice)], small), fileHash: sha1(Buffer.from('x')) };
+      const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), { chunkSize: small, random: lastFirst() });
+      await expect(j.run()).rejects.toThrow(`report.pdf failed its whole-file check: SHA-1 ${sha1(content)}`);
+      expectNoFileLeft();
+    });
+  });
+
   it('fetches a chunk that one seeder corrupted from the other', async () => {
     // alice corrupts the first chunk she is asked for
     const alice = await seeder((r) => (r.n === 1 ? { kind: 'corrupt' } : undefined));
@@ -332,6 +364,24 @@ describe(DownloadJob.name, () => {
       const alice = await seeder(undefined, big);
       const meta = { ...metadataFor(big, [seederInfo('alice', alice)]), fileHash: sha1(Buffer.from('other')) };
       await expect(job(meta).run()).rejects.toThrow(`report.pdf failed its whole-file check: SHA-1 ${sha1(big)}`);
+      expectNoFileLeft();
+    });
+
+    it('hashes it from disk while it downloads when its chunks come too far out of order', async () => {
+      const alice = await seeder(undefined, big);
+      const j = job(metadataFor(big, [seederInfo('alice', alice)]), { random: lastFirst() });
+      await j.run();
+      expect(alice.indexes[0]).toBe(Math.ceil(big.length / CHUNK_SIZE) - 1);
+      expect(readFileSync(dest).equals(big)).toBe(true);
+      expect(j.progress.verifiedBytes).toBe(big.length);
+    });
+
+    it('fails and leaves no file when, so hashed, the whole-file hash does not match', async () => {
+      const alice = await seeder(undefined, big);
+      const meta = { ...metadataFor(big, [seederInfo('alice', alice)]), fileHash: sha1(Buffer.from('other')) };
+      await expect(job(meta, { random: lastFirst() }).run()).rejects.toThrow(
+        `report.pdf failed its whole-file check: SHA-1 ${sha1(big)}`,
+      );
       expectNoFileLeft();
     });
 

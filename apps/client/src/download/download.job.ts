@@ -3,6 +3,7 @@ import { ErrorCode, FileMetadata, formatHostPort, isSha1Hex, SeederInfo } from '
 import { ChunkBufferPool } from './chunk-buffer.pool';
 import { ChunkScheduler } from './chunk-scheduler';
 import { DownloadError, PeerError } from './download.errors';
+import { DEFAULT_MAX_HELD_CHUNKS, InOrderHasher } from './in-order-hasher';
 import { PartFile } from './part-file';
 import { PREFIX_HASHER_MIN_BYTES, PrefixHasher } from './prefix-hasher';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_INACTIVITY_TIMEOUT_MS, PeerConnection } from './peer.connection';
@@ -33,10 +34,13 @@ export interface DownloadJobOptions {
   /** Current speed is measured over this window. Default 3 s. */
   readonly speedWindowMs?: number;
   /**
-   * After this many bytes written, flush them to disk in the background, so
-   * that the final sync has little left to do. Default 64 MiB; 0 never.
+   * After this many bytes written through the page cache, flush them to disk
+   * in the background, so that the final sync has little left to do (direct
+   * writes are not counted: they are on disk already). Default 64 MiB; 0 never.
    */
   readonly flushEveryBytes?: number;
+  /** See `PartFileOptions.directIo`. Default true. */
+  readonly directIo?: boolean;
 }
 
 export type DownloadState = 'downloading' | 'complete' | 'failed';
@@ -58,9 +62,9 @@ export interface DownloadProgress {
   readonly fileName: string;
   readonly destPath: string;
   readonly state: DownloadState;
-  /** All chunks are in; the whole file is being re-read to check its SHA-1. */
+  /** All chunks are in; the whole-file SHA-1 is being checked (from disk if the chunks came too far out of order). */
   readonly verifying: boolean;
-  /** Bytes re-read so far by that check. */
+  /** Bytes of the file hashed so far by that check. */
   readonly verifiedBytes: number;
   readonly bytesDone: number;
   readonly totalBytes: number;
@@ -116,10 +120,12 @@ interface Seeder {
  * outstanding; a `ChunkScheduler` decides which chunk each fetches (rarest
  * first, end-game duplicates near the end). Each chunk is checked against its
  * SHA-1 and written at its offset into `<dest>.part`, so only chunks in
- * flight are ever in memory. Seeders that fail to connect, time out, hang
- * up, break the protocol or serve too many bad chunks are dropped and their
- * chunks go to the others. Once every chunk is in, the file is re-read to
- * check the whole-file SHA-1, synced, and only then given its name. Any
+ * flight, and a few that came early, are ever in memory. Seeders that fail to
+ * connect, time out, hang up, break the protocol or serve too many bad chunks
+ * are dropped and their chunks go to the others. The whole-file SHA-1 is computed from the verified
+ * chunks in file order as they come (`InOrderHasher`), or from the file on
+ * disk should they come too far out of order; once every chunk is in and it
+ * matches, the file is synced, and only then given its name. Any
  * failure, or `cancel()`, deletes the `.part` file.
  */
 export class DownloadJob {
@@ -158,7 +164,12 @@ export class DownloadJob {
   private abortWith: ((err: DownloadError) => void) | undefined;
   private abortError: DownloadError | undefined;
   private readonly aborted: Promise<never>;
-  /** Hashes the written start of the file during the transfer (large files only). */
+  /** The whole-file SHA-1, from the chunks in memory. */
+  private readonly inOrder: InOrderHasher;
+  /** Verified chunks still used by their write or by `inOrder`: released to the pool when both are done. */
+  private readonly uses = new WeakMap<Buffer, number>();
+  private readonly writtenChunks: Uint8Array;
+  /** Should `inOrder` give up: hashes the written start of the file from disk during the transfer (large files). */
   private prefixHasher: PrefixHasher | undefined;
 
   constructor(
@@ -178,13 +189,18 @@ export class DownloadJob {
     this.speedWindowMs = options.speedWindowMs ?? 3_000;
     this.flushEveryBytes = options.flushEveryBytes ?? DEFAULT_FLUSH_EVERY_BYTES;
     this.scheduler = new ChunkScheduler(this.plan.count, {
-      // equally rare chunks go in file order unless told otherwise: the file then fills from its start, and its
-      // whole-file SHA-1 can follow the writes (see PrefixHasher) instead of re-reading everything at the end
+      // equally rare chunks go in file order unless told otherwise: the whole-file SHA-1 can then follow the
+      // chunks as they come (see InOrderHasher) instead of reading the file back
       random: options.random ?? (() => 0),
       endGameThreshold: options.endGameThreshold,
       endGame: options.endGame,
     });
-    this.pool = new ChunkBufferPool(this.plan.chunkSize, metadata.seeders.length * this.inFlightPerSeeder + 4);
+    this.pool = new ChunkBufferPool(
+      this.plan.chunkSize,
+      metadata.seeders.length * this.inFlightPerSeeder + DEFAULT_MAX_HELD_CHUNKS + 4,
+    );
+    this.inOrder = new InOrderHasher(this.plan.count, (data) => this.letGo(data));
+    this.writtenChunks = new Uint8Array(this.plan.count);
     const ids = new Set<string>();
     this.seeders = metadata.seeders.map((info, i) => {
       const id = ids.has(info.userId) ? `${info.userId}#${i + 1}` : info.userId;
@@ -280,18 +296,21 @@ export class DownloadJob {
     if (this.seeders.length === 0 && plan.count > 0) {
       throw new DownloadError(`no seeder is online for ${metadata.fileName}`);
     }
-    const part = (this.part = await PartFile.create(this.destPath, plan.fileSize));
+    const part = (this.part = await PartFile.create(this.destPath, plan.fileSize, { directIo: this.options.directIo }));
     if (this.abortError) throw this.abortError;
-    if (plan.fileSize >= PREFIX_HASHER_MIN_BYTES) {
-      this.prefixHasher = new PrefixHasher(part.path, plan.fileSize, plan.chunkSize, (b) => (this.verifiedBytes = b));
-    }
     if (plan.count > 0) await this.race(this.transfer());
     this.verifying = true;
     // the disk catches up with the last writes while the rest of the file is hashed
     this.flush(true);
     const reread = () => part.sha1((bytes) => (this.verifiedBytes = bytes));
-    // should the hashing thread fail, the file is read again from the start here
-    const digest = await this.race(this.prefixHasher ? this.prefixHasher.finish().catch(reread) : reread());
+    let digest: { fileHash: string; size: number };
+    if (this.inOrder.isComplete) {
+      digest = { fileHash: this.inOrder.digest(), size: plan.fileSize };
+      this.verifiedBytes = plan.fileSize;
+    } else {
+      // should the hashing thread fail, the file is read again from the start here
+      digest = await this.race(this.prefixHasher ? this.prefixHasher.finish().catch(reread) : reread());
+    }
     if (digest.fileHash !== metadata.fileHash.toLowerCase() || digest.size !== plan.fileSize) {
       throw new DownloadError(
         `${metadata.fileName} failed its whole-file check: SHA-1 ${digest.fileHash}, expected ${metadata.fileHash}`,
@@ -380,15 +399,18 @@ export class DownloadJob {
     }
     this.scheduler.complete(index, seeder.id);
     seeder.chunks++;
+    this.uses.set(data, 2);
     const write = this.part!.write(data, index * this.plan.chunkSize).then(
-      () => {
+      (direct) => {
         this.writes.delete(write);
-        this.pool.release(data);
+        this.letGo(data);
         seeder.slots--;
         if (this.transferOver) return;
+        this.writtenChunks[index] = 1;
         this.prefixHasher?.chunkWritten(index);
         this.bytesDone += data.length;
-        this.unflushedBytes += data.length;
+        // a direct write is on disk already: flushing it would only stall the next ones on the journal
+        if (!direct) this.unflushedBytes += data.length;
         this.flush(false);
         this.speed?.record(this.bytesDone, this.now());
         if (this.scheduler.isDone && this.writes.size === 0) return this.finishTransfer();
@@ -401,8 +423,31 @@ export class DownloadJob {
       },
     );
     this.writes.add(write);
+    this.inOrder.add(index, data);
+    if (this.inOrder.gaveUp && !this.prefixHasher) this.hashFromDisk();
     // others may now enter the end-game
     this.pumpAll();
+  }
+
+  /** `data` is done with by its write or by `inOrder`; the second of them returns it to the pool. */
+  private letGo(data: Buffer): void {
+    const left = (this.uses.get(data) ?? 1) - 1;
+    if (left > 0) return void this.uses.set(data, left);
+    this.uses.delete(data);
+    this.pool.release(data);
+  }
+
+  /**
+   * Chunks came too far out of order for `inOrder`: large files are hashed
+   * from disk from now on, following the written start of the file; small
+   * ones are read back once the transfer is over.
+   */
+  private hashFromDisk(): void {
+    const { part, plan } = this;
+    if (!part || plan.fileSize < PREFIX_HASHER_MIN_BYTES) return;
+    const hasher = new PrefixHasher(part.path, plan.fileSize, plan.chunkSize, (b) => (this.verifiedBytes = b));
+    this.prefixHasher = hasher;
+    this.writtenChunks.forEach((written, index) => written && hasher.chunkWritten(index));
   }
 
   private onFetchError(seeder: Seeder, index: number, err: unknown): void {
@@ -457,6 +502,7 @@ export class DownloadJob {
 
   /** Waits for writes and the flush still running, then deletes the `.part` file. */
   private async cleanUp(): Promise<void> {
+    this.inOrder.clear();
     this.prefixHasher?.close();
     await Promise.allSettled(this.writes);
     while (this.flushing) await this.flushing;

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { FileHandle, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ChunkBufferPool } from './chunk-buffer.pool';
 import { DownloadError } from './download.errors';
 import { MAX_WRITES_IN_FLIGHT, PartFile } from './part-file';
 
@@ -87,6 +88,74 @@ describe(PartFile.name, () => {
     expect(results.some((r) => r.status === 'rejected' && r.reason instanceof DownloadError)).toBe(true);
     expect(existsSync(`${dest}.part`)).toBe(false);
     expect(existsSync(dest)).toBe(false);
+  });
+
+  /** Whether files in `dir` can be opened with O_DIRECT here (Linux, and a file system that takes it). */
+  function directIoWorks(): boolean {
+    const O_DIRECT = (constants as { O_DIRECT?: number }).O_DIRECT;
+    if (!O_DIRECT) return false;
+    try {
+      closeSync(openSync(join(dir, 'probe-direct'), constants.O_WRONLY | constants.O_CREAT | O_DIRECT, 0o644));
+      return true;
+    } catch {
+      return false;
+    } finally {
+      rmSync(join(dir, 'probe-direct'), { force: true });
+    }
+  }
+
+  /** `data` cut into CHUNK-sized pieces, each copied into a buffer from `pool`. */
+  const pooled = (pool: ChunkBufferPool, data: Buffer) =>
+    Array.from({ length: Math.ceil(data.length / CHUNK) }, (_, i) => {
+      const piece = data.subarray(i * CHUNK, (i + 1) * CHUNK);
+      const buf = pool.acquire(piece.length);
+      piece.copy(buf);
+      return buf;
+    });
+
+  it('writes whole chunks in aligned memory straight to disk, a short last chunk through the page cache', async () => {
+    const data = randomBytes(CHUNK * 5 + 1234);
+    const part = await PartFile.create(dest, data.length);
+    const bufs = pooled(new ChunkBufferPool(CHUNK, 8), data);
+    const direct = await Promise.all([3, 0, 5, 1, 4, 2].map((i) => part.write(bufs[i], i * CHUNK)));
+    const expected = directIoWorks();
+    expect(direct).toEqual([3, 0, 5, 1, 4, 2].map((i) => expected && i < 5));
+    expect(part.bytesWrittenDirect).toBe(expected ? CHUNK * 5 : 0);
+    await part.commit();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+  });
+
+  it('with direct I/O off, every write goes through the page cache', async () => {
+    const data = randomBytes(CHUNK * 3);
+    const part = await PartFile.create(dest, data.length, { directIo: false });
+    const bufs = pooled(new ChunkBufferPool(CHUNK, 8), data);
+    expect(await Promise.all(bufs.map((buf, i) => part.write(buf, i * CHUNK)))).toEqual([false, false, false]);
+    expect(part.bytesWrittenDirect).toBe(0);
+    await part.commit();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+  });
+
+  it('a direct write refused with EINVAL is written through the page cache, and so is every later one', async () => {
+    const data = randomBytes(CHUNK * 4);
+    const part = await PartFile.create(dest, data.length);
+    const bufs = pooled(new ChunkBufferPool(CHUNK, 8), data);
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the handle as `this`
+    const original = proto.write;
+    let calls = 0;
+    jest.spyOn(proto, 'write').mockImplementation(async function (this: FileHandle, ...args: unknown[]) {
+      if (++calls === 1) throw Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL' });
+      return (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as typeof proto.write);
+    const results = [];
+    for (const [i, buf] of bufs.entries()) results.push(await part.write(buf, i * CHUNK));
+    expect(results).toEqual([false, false, false, false]);
+    expect(part.bytesWrittenDirect).toBe(0);
+    expect(calls).toBe(directIoWorks() ? 5 : 4); // the refused direct write, then each chunk once
+    await part.commit();
+    expect(readFileSync(dest).equals(data)).toBe(true);
   });
 
   it('never overwrites an existing destination or part file', async () => {

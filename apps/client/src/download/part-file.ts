@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { isDirectWritable } from './aligned-memory';
 import { DownloadError } from './download.errors';
 
 const errorCode = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
@@ -26,6 +27,26 @@ const READ_BUFFER_BYTES = 1024 * 1024;
  */
 export const MAX_WRITES_IN_FLIGHT = 2;
 
+/** `O_DIRECT` where the platform has it (Linux), else 0. */
+const O_DIRECT = (constants as { O_DIRECT?: number }).O_DIRECT ?? 0;
+
+export interface PartFileOptions {
+  /**
+   * Write whole aligned chunks with `O_DIRECT`, past the page cache, where the
+   * file system takes it; the rest (a short last chunk, unaligned buffers)
+   * goes through the page cache. Default true.
+   */
+  readonly directIo?: boolean;
+}
+
+/** Writes all of `data` at `offset` through `handle`. */
+async function writeAll(handle: FileHandle, data: Buffer, offset: number): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
+    done += bytesWritten;
+  }
+}
+
 /** Link errors that mean "this file system has no hard links", not "the name is taken". */
 const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
 
@@ -37,6 +58,9 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDE
  */
 export class PartFile {
   private handle: FileHandle | undefined;
+  /** A second handle on the same file, opened with `O_DIRECT`, while direct writes work. */
+  private direct: FileHandle | undefined;
+  private directBytes = 0;
   private writing = 0;
   /** Writes waiting for one of the `MAX_WRITES_IN_FLIGHT` slots, in the order they came. */
   private readonly waiting: (() => void)[] = [];
@@ -50,7 +74,7 @@ export class PartFile {
   }
 
   /** Refuses when `destPath` or `destPath.part` already exists. */
-  static async create(destPath: string, size: number): Promise<PartFile> {
+  static async create(destPath: string, size: number, options: PartFileOptions = {}): Promise<PartFile> {
     const path = `${destPath}.part`;
     if (await exists(destPath)) throw new DownloadError(`${destPath} already exists; not overwriting it`);
     let handle: FileHandle;
@@ -69,20 +93,47 @@ export class PartFile {
       await part.discard();
       throw new DownloadError(`cannot make ${path} ${size} bytes long: ${errorText(err)}`);
     }
+    if ((options.directIo ?? true) && O_DIRECT !== 0) {
+      // a file system without O_DIRECT refuses the open (EINVAL): every write then goes through the page cache
+      part.direct = await open(path, constants.O_WRONLY | O_DIRECT).catch(() => undefined);
+    }
     return part;
   }
 
-  /** Writes all of `data` at byte `offset`; waits its turn while `MAX_WRITES_IN_FLIGHT` others run. */
-  async write(data: Buffer, offset: number): Promise<void> {
+  /** Bytes written with `O_DIRECT` so far. */
+  get bytesWrittenDirect(): number {
+    return this.directBytes;
+  }
+
+  /**
+   * Writes all of `data` at byte `offset`; waits its turn while
+   * `MAX_WRITES_IN_FLIGHT` others run. Aligned chunks in aligned memory (see
+   * `ChunkBufferPool`) go straight to disk with `O_DIRECT`: no copy into the
+   * page cache, whose fresh pages were the largest single cost of a download.
+   * Should the file system refuse a direct write (EINVAL), that write and all
+   * later ones go through the page cache. Resolves true when the bytes went
+   * straight to disk, false when they went through the page cache (and are
+   * for `flush` to write out).
+   */
+  async write(data: Buffer, offset: number): Promise<boolean> {
     if (this.writing < MAX_WRITES_IN_FLIGHT) this.writing++;
     else await new Promise<void>((go) => this.waiting.push(go)); // the slot is handed over, still counted
     try {
       const handle = this.handle;
       if (!handle) throw new DownloadError(`${this.path} is closed`);
-      for (let done = 0; done < data.length;) {
-        const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
+      const direct = this.direct;
+      if (direct && isDirectWritable(data, offset)) {
+        try {
+          await writeAll(direct, data, offset);
+          this.directBytes += data.length;
+          return true;
+        } catch (err) {
+          if (errorCode(err) !== 'EINVAL') throw err;
+          this.stopDirect(); // written again, whole, below
+        }
       }
+      await writeAll(handle, data, offset);
+      return false;
     } finally {
       const next = this.waiting.shift();
       if (next) next();
@@ -133,6 +184,7 @@ export class PartFile {
   async commit(): Promise<void> {
     const handle = this.handle;
     if (!handle) throw new DownloadError(`${this.path} is closed`);
+    this.stopDirect();
     await handle.sync();
     this.handle = undefined;
     await handle.close();
@@ -158,8 +210,16 @@ export class PartFile {
   async discard(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
+    this.stopDirect();
     await handle?.close().catch(() => undefined);
     await unlink(this.path).catch(() => undefined);
+  }
+
+  /** No more direct writes; the handle closes once writes still using it are done. */
+  private stopDirect(): void {
+    const direct = this.direct;
+    this.direct = undefined;
+    void direct?.close().catch(() => undefined);
   }
 }
 
