@@ -135,7 +135,7 @@ describe(PartFile.name, () => {
     expect(readFileSync(dest).equals(data)).toBe(true);
   });
 
-  it('a direct write refused with EINVAL is written through the page cache, and so is every later one', async () => {
+  it('a direct write that fails (EINVAL) is written through the page cache, and so is every later one', async () => {
     const data = randomBytes(CHUNK * 4);
     const part = await PartFile.create(dest, data.length);
     const bufs = pooled(new ChunkBufferPool(CHUNK, 8), data);

@@ -110,10 +110,10 @@ export class PartFile {
    * `MAX_WRITES_IN_FLIGHT` others run. Aligned chunks in aligned memory (see
    * `ChunkBufferPool`) go straight to disk with `O_DIRECT`: no copy into the
    * page cache, whose fresh pages were the largest single cost of a download.
-   * Should the file system refuse a direct write (EINVAL), that write and all
-   * later ones go through the page cache. Resolves true when the bytes went
-   * straight to disk, false when they went through the page cache (and are
-   * for `flush` to write out).
+   * Should a direct write fail (say EINVAL: the file system will not), that
+   * write and all later ones go through the page cache. Resolves true when
+   * the bytes went straight to disk, false when they went through the page
+   * cache (and are for `flush` to write out).
    */
   async write(data: Buffer, offset: number): Promise<boolean> {
     if (this.writing < MAX_WRITES_IN_FLIGHT) this.writing++;
@@ -127,9 +127,10 @@ export class PartFile {
           await writeAll(direct, data, offset);
           this.directBytes += data.length;
           return true;
-        } catch (err) {
-          if (errorCode(err) !== 'EINVAL') throw err;
-          this.stopDirect(); // written again, whole, below
+        } catch {
+          // e.g. EINVAL from a file system that opens with O_DIRECT but will not write so: written again, whole,
+          // through the page cache below, where a real disk error shows up again
+          this.stopDirect();
         }
       }
       await writeAll(handle, data, offset);
