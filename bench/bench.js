@@ -6,7 +6,7 @@
 // Sizes (environment; BENCH_QUICK=1 shrinks them all for a smoke run of about a minute):
 //   BENCH_FILE_MB=1024            the random file downloaded and uploaded
 //   BENCH_SEEDERS=1,2,4           seeder counts for the download rows
-//   BENCH_ROUNDS=3                rounds of download rows, interleaved (1,2,4,1,2,4,...) with the ceiling and sha1sum
+//   BENCH_ROUNDS=4                rounds of download rows, interleaved (1,2,4,4,2,1,...) with the ceilings and sha1sum
 //                                 measured in every round; the tables report medians (quick: 1)
 //   BENCH_LOAD_CONNS=50,500       concurrent logged-in tracker connections
 //   BENCH_LOAD_SECONDS=10         length of each load window
@@ -69,7 +69,7 @@ const list = (name, full, quick) =>
 const CFG = {
   fileMb: num('BENCH_FILE_MB', 1024, 64),
   seeders: list('BENCH_SEEDERS', '1,2,4', '1,2,4').map(Number),
-  rounds: Math.max(1, num('BENCH_ROUNDS', 3, 1)),
+  rounds: Math.max(1, num('BENCH_ROUNDS', 4, 1)),
   loadConns: list('BENCH_LOAD_CONNS', '50,500', '20,100').map(Number),
   loadSeconds: num('BENCH_LOAD_SECONDS', 10, 2),
   loadFiles: 20,
@@ -274,6 +274,8 @@ const settleDisk = () => spawnSync('sync');
 // warm (right after 1 GiB was freed) and reported beside, not used for the ratios. Not longer than this: the VM
 // also pages out page cache left untouched for six seconds (DAMON), which would make the seeders read from disk.
 const COLD_SETTLE_MS = 4_000;
+/** Unmeasured downloads from every seeder before the timed ones (see where they run). */
+const WARMUP_DOWNLOADS = 4;
 async function coldSettle() {
   settleDisk();
   await sleep(COLD_SETTLE_MS);
@@ -379,14 +381,18 @@ async function transferSections(results) {
         `${writeCost.warm.systemSeconds.toFixed(2)} s), cold ${writeCost.cold.seconds.toFixed(2)} s (system ` +
         `${writeCost.cold.systemSeconds.toFixed(2)} s)`,
     );
-    // one download from every seeder, not measured: the seeders' chunk-serving paths get warm (JIT, buffers), so
-    // that the rows below compare seeder counts and not how many seeders serve for the first time
-    say('  warm-up download (not measured)');
-    await measureDownload(dir, info, seeders, size, sum.hash, undefined, 'warmup');
+    // downloads from every seeder, not measured, until each has served a few thousand chunks: V8 keeps optimizing a
+    // seeder's chunk-serving code over its first ~2,000 chunks (measured with --log-function-events: baseline and
+    // optimizing compiles still ran in the second round), so after one warm-up download (a quarter of the file each
+    // from 4 seeders) seeders 3 and 4, idle in the 1- and 2-seeder rows, were still compiling in the 4-seeder row and
+    // spent 0.1-0.2 s more CPU each; the rows below then compared how warm the seeders were, not their number
+    say(`  ${WARMUP_DOWNLOADS} warm-up downloads from all ${seeders.length} seeders (not measured)`);
+    for (let i = 0; i < WARMUP_DOWNLOADS; i++) await measureDownload(dir, info, seeders, size, sum.hash, undefined, 'warmup');
     const samples = {
       ceiling: [],
       warmCeiling: [],
       fullCeiling: [],
+      directCeiling: [],
       sha1sum: [],
       downloads: new Map(CFG.seeders.map((n) => [n, []])),
     };
@@ -398,19 +404,23 @@ async function transferSections(results) {
       settleDisk();
       const warm = await runCeiling(dir, file, size, [], { warmFrom: kept });
       const full = await runCeiling(dir, file, size, ['--contract']);
+      const direct = await runCeiling(dir, file, size, ['--contract', '--direct']);
       settleDisk();
       const s1 = sha1sumOf(file);
       if (s1.hash !== sum.hash) throw new Error('sha1sum of the file changed');
       samples.ceiling.push({ ...ceiling, MBps: size / MB / ceiling.seconds });
       samples.warmCeiling.push({ ...warm, MBps: size / MB / warm.seconds });
       samples.fullCeiling.push({ ...full, MBps: size / MB / full.seconds });
+      samples.directCeiling.push({ ...direct, MBps: size / MB / direct.seconds });
       samples.sha1sum.push({ seconds: s1.seconds, MBps: size / MB / s1.seconds });
       say(
         `    ceiling ${fmt(size / MB / ceiling.seconds)} MB/s (warm memory ${fmt(size / MB / warm.seconds)} MB/s; ` +
-          `with whole-file SHA-1 and sync to disk ${fmt(size / MB / full.seconds)} MB/s); ` +
+          `with whole-file SHA-1 and sync to disk ${fmt(size / MB / full.seconds)} MB/s, and writing as ` +
+          `download_file does ${fmt(size / MB / direct.seconds)} MB/s); ` +
           `sha1sum ${fmt(size / MB / s1.seconds)} MB/s`,
       );
-      for (const n of CFG.seeders) {
+      // every other round runs the seeder counts in reverse, so that no count always comes first or last
+      for (const n of round % 2 === 1 ? CFG.seeders : [...CFG.seeders].reverse()) {
         // exactly the first n seeders online: log the others out, log back in the ones needed
         for (let i = 0; i < seeders.length; i++) {
           const p = seeders[i];
@@ -438,6 +448,9 @@ async function transferSections(results) {
     results.references.fullCeiling = summarize(samples.fullCeiling, {
       cpuSeconds: median(samples.fullCeiling.map((c) => c.cpuSeconds)),
     });
+    results.references.directCeiling = summarize(samples.directCeiling, {
+      cpuSeconds: median(samples.directCeiling.map((c) => c.cpuSeconds)),
+    });
     results.references.sha1sumRounds = summarize(samples.sha1sum);
     for (const n of CFG.seeders) {
       const rows = samples.downloads.get(n);
@@ -451,6 +464,7 @@ async function transferSections(results) {
         roundsMBps: m.roundsMBps,
         ofCeiling: m.MBps / results.references.ceiling.MBps,
         ofFullCeiling: m.MBps / results.references.fullCeiling.MBps,
+        ofDirectCeiling: m.MBps / results.references.directCeiling.MBps,
         cpuSeconds: median(rows.map((r) => r.cpuSeconds)),
         seederCpuSeconds: rows[0].seederCpuSeconds.map(
           (_, i) => +median(rows.map((r) => r.seederCpuSeconds[i])).toFixed(2),
@@ -1042,7 +1056,8 @@ function markdown(results) {
     );
     out.push(
       'Every round measures the ceiling, the ceiling again with warm memory, the ceiling doing the whole contract of a ' +
-        'download, sha1sum and then 1, 2, 4 seeders, in that order; MB/s and wall s are medians over the rounds, "of ' +
+        'download (through the page cache, then writing as download_file does), sha1sum and then 1, 2, 4 seeders (4, ' +
+        '2, 1 in every other round); MB/s and wall s are medians over the rounds, "of ' +
         'ceiling" is median over median ceiling, CPU is the median, RSS the highest of the rounds. Every timed run ' +
         `but the warm one starts cold: disk synced, then ${COLD_SETTLE_MS / 1000} s idle, after which this VM has ` +
         'handed freed memory back to its host and pays for touching it again (see bench.js, `coldSettle`). The warm ' +
@@ -1075,6 +1090,14 @@ function markdown(results) {
           `${l.seconds.toFixed(2)} | ${fmt(l.MBps)} | ${mm(l)} | ${l.roundsMBps.join(', ')} | ${pctOf(l.MBps / c.MBps)} | ` +
           `${l.cpuSeconds.toFixed(2)} (receiver) | | | | |`,
       );
+    const dc = refs.directCeiling;
+    if (dc)
+      out.push(
+        `| the same, writing as download_file does: whole chunks with O_DIRECT from page-aligned buffers (no page ` +
+          `cache, so no fdatasync along the way), whole-file SHA-1 inline, fsync at the end | ` +
+          `${dc.seconds.toFixed(2)} | ${fmt(dc.MBps)} | ${mm(dc)} | ${dc.roundsMBps.join(', ')} | ${pctOf(dc.MBps / c.MBps)} | ` +
+          `${dc.cpuSeconds.toFixed(2)} (receiver) | | | | |`,
+      );
     const s1 = refs.sha1sumRounds;
     if (s1)
       out.push(
@@ -1098,12 +1121,13 @@ function markdown(results) {
           `${COLD_SETTLE_MS / 1000} s idle.`,
       );
     }
-    if (refs.fullCeiling && results.downloads?.length) {
+    if (refs.directCeiling && results.downloads?.length) {
       out.push(
         '',
-        `Against the ceiling doing a download's whole contract (${fmt(refs.fullCeiling.MBps)} MB/s): ` +
+        `Against the ceiling doing a download's whole contract and writing as download_file does ` +
+          `(${fmt(refs.directCeiling.MBps)} MB/s): ` +
           results.downloads
-            .map((d) => `${d.seeders} seeder${d.seeders === 1 ? '' : 's'} ${pctOf(d.ofFullCeiling)}`)
+            .map((d) => `${d.seeders} seeder${d.seeders === 1 ? '' : 's'} ${pctOf(d.ofDirectCeiling)}`)
             .join(', ') +
           '.',
       );

@@ -14,13 +14,16 @@
 // - the sender reads the file into a small ring of reused buffers instead of a fresh 512 KiB buffer per read.
 // `--impl legacy` is the previous implementation ('data' events, copies, 8 async writes, createReadStream), kept so
 // that one run can show both.
+// `--direct` writes as download_file does: every whole chunk with O_DIRECT (no page cache) from page-aligned buffers
+// (WebAssembly memory), a short last chunk through the page cache, and with `--contract` no fdatasync along the way.
 //
 //   node ceiling.js send <file> <port-file> [--impl legacy]      listens on 127.0.0.1:0, writes its port to <port-file>
-//   node ceiling.js receive <port> <dest> <size> [--impl legacy] [--writes async:N|sync]
+//   node ceiling.js receive <port> <dest> <size> [--impl legacy] [--writes async:N|sync] [--contract] [--direct]
 //                                                                 prints one JSON line: { seconds, cpuSeconds, bytes }
 const { createHash } = require('node:crypto');
 const {
   closeSync,
+  constants,
   createReadStream,
   fdatasync,
   fsyncSync,
@@ -93,13 +96,16 @@ function finish(t0, cpu0, received, size, chunks) {
 }
 
 /** The efficient receiver: socket reads land in the chunk buffer; hash, then one positional write per chunk. */
-async function receive(port, dest, size, writes, contract) {
+async function receive(port, dest, size, writes, contract, direct) {
   const asyncWrites = /^async:(\d+)$/.exec(writes);
   const maxWrites = asyncWrites ? Math.max(1, Number(asyncWrites[1])) : 0;
   const fd = openSync(dest, 'wx');
+  const directFd = direct ? openSync(dest, constants.O_WRONLY | constants.O_DIRECT) : undefined;
+  const region = direct ? new WebAssembly.Memory({ initial: ((maxWrites + 1) * CHUNK) / 65536 }).buffer : undefined;
+  const newBuffer = (i) => (region ? Buffer.from(region, i * CHUNK, CHUNK) : Buffer.allocUnsafe(CHUNK));
   // sync writes need one buffer; async ones one per write in flight, plus the one being filled
-  const free = Array.from({ length: maxWrites }, () => Buffer.allocUnsafe(CHUNK));
-  let chunk = Buffer.allocUnsafe(CHUNK);
+  const free = Array.from({ length: maxWrites }, (_, i) => newBuffer(i + 1));
+  let chunk = newBuffer(0);
   let filled = 0;
   let offset = 0;
   let received = 0;
@@ -120,18 +126,19 @@ async function receive(port, dest, size, writes, contract) {
     const data = filled === CHUNK ? chunk : chunk.subarray(0, filled);
     createHash('sha1').update(data).digest('hex');
     whole?.update(data);
-    if (contract && (unsynced += data.length) >= 64 * 1024 * 1024 && !syncing) {
+    if (contract && !direct && (unsynced += data.length) >= 64 * 1024 * 1024 && !syncing) {
       unsynced = 0;
       syncing = true;
       fdatasync(fd, () => (syncing = false));
     }
     chunks++;
+    const to = direct && data.length === CHUNK ? directFd : fd;
     if (!maxWrites) {
-      writeSync(fd, data, 0, data.length, offset);
+      writeSync(to, data, 0, data.length, offset);
     } else {
       const buf = chunk;
       inFlight++;
-      write(fd, data, 0, data.length, offset, (err) => {
+      write(to, data, 0, data.length, offset, (err) => {
         inFlight--;
         if (err) failed ??= err;
         free.push(buf);
@@ -174,6 +181,7 @@ async function receive(port, dest, size, writes, contract) {
     fsyncSync(fd);
   }
   closeSync(fd);
+  if (directFd !== undefined) closeSync(directFd);
   finish(t0, cpu0, received, size, chunks);
 }
 
@@ -245,13 +253,18 @@ const fail = (err) => {
 if (mode === 'send') send(args[0], args[1], impl);
 else if (mode === 'receive' && impl === 'legacy') receiveLegacy(Number(args[0]), args[1], Number(args[2])).catch(fail);
 else if (mode === 'receive')
-  receive(Number(args[0]), args[1], Number(args[2]), option(args, '--writes', 'async:2'), args.includes('--contract')).catch(
-    fail,
-  );
+  receive(
+    Number(args[0]),
+    args[1],
+    Number(args[2]),
+    option(args, '--writes', 'async:2'),
+    args.includes('--contract'),
+    args.includes('--direct'),
+  ).catch(fail);
 else {
   process.stderr.write(
     'usage: ceiling.js send <file> <port-file> [--impl legacy]\n' +
-      '       ceiling.js receive <port> <dest> <size> [--impl legacy] [--writes sync|async:N] [--contract]\n',
+      '       ceiling.js receive <port> <dest> <size> [--impl legacy] [--writes sync|async:N] [--contract] [--direct]\n',
   );
   process.exit(2);
 }
