@@ -22,7 +22,7 @@ export class ChunkBufferPool {
   constructor(
     readonly bufferSize: number,
     /** Pooled buffers at most. */
-    private readonly capacity = 64,
+    capacity = 64,
   ) {
     this.stride = Math.ceil(bufferSize / DIRECT_IO_ALIGNMENT) * DIRECT_IO_ALIGNMENT;
     this.inUse = new Uint8Array(bufferSize > 0 ? capacity : 0);

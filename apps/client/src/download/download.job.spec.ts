@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DownloadError } from './download.errors';
-import { defaultInFlightPerSeeder, DownloadJob, DownloadJobOptions } from './download.job';
+import { defaultInFlightPerSeeder, DownloadJob, DownloadJobOptions, MAX_QUEUED_WRITES } from './download.job';
+import { PartFile } from './part-file';
 import { PREFIX_HASHER_MIN_BYTES } from './prefix-hasher';
 import { Decide, FakeSeeder, unusedPort } from './testing/fake-seeder.server';
 
@@ -192,6 +193,40 @@ describe(DownloadJob.name, () => {
       refused: 1,
       reason: 'no longer shares the file (NOT_SHARED)',
     });
+  });
+
+  it(`asks for no more chunks while ${MAX_QUEUED_WRITES} checked ones wait for a slow disk, then goes on`, async () => {
+    const small = 16 * 1024;
+    const content = randomBytes(200 * small);
+    const [alice, bob] = [await seeder(undefined, content, small), await seeder(undefined, content, small)];
+    // the disk takes no write until told to
+    let diskReady!: () => void;
+    const ready = new Promise<void>((resolve) => (diskReady = resolve));
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the part file as `this`
+    const realWrite = PartFile.prototype.write;
+    const spy = jest.spyOn(PartFile.prototype, 'write').mockImplementation(async function (this: PartFile, ...args) {
+      await ready;
+      return realWrite.apply(this, args);
+    });
+    try {
+      const meta = metadataFor(content, [seederInfo('alice', alice), seederInfo('bob', bob)], small);
+      const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), { chunkSize: small, inFlightPerSeeder: 4 });
+      const running = j.run();
+      // every chunk asked for is answered at once: what keeps more from being asked is the queue of writes
+      await Promise.all([alice.receivedRequests(4), bob.receivedRequests(4)]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // a checked chunk frees its seeder's slot at once (more than the 2 x 4 slots were asked for), until the queue
+      // was full; then only the chunks already asked for came in
+      const asked = alice.requests.length + bob.requests.length;
+      expect(asked).toBeGreaterThan(2 * 4);
+      expect(asked).toBeLessThanOrEqual(MAX_QUEUED_WRITES + 2 * 4);
+      diskReady();
+      await running;
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      expect(alice.requests.length + bob.requests.length).toBeGreaterThanOrEqual(200);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('drops a seeder that stalls once it times out, and finishes from the other', async () => {

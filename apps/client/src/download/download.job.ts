@@ -12,7 +12,7 @@ import { SpeedMeter } from './speed-meter';
 export interface DownloadJobOptions {
   /**
    * Requests kept outstanding on each seeder's connection (a chunk counts
-   * until it is written). Default: `defaultInFlightPerSeeder(seeders)`.
+   * until it is received and checked). Default: `defaultInFlightPerSeeder(seeders)`.
    */
   readonly inFlightPerSeeder?: number;
   /** Default 5 s. */
@@ -92,6 +92,13 @@ export function defaultInFlightPerSeeder(seeders: number): number {
   return Math.min(4, Math.max(2, Math.ceil(8 / Math.max(1, seeders))));
 }
 
+/**
+ * Checked chunks waiting for the disk at most, over all seeders, before no
+ * more are asked for: a slow disk holds the download back instead of filling
+ * memory, while a fast one never leaves a seeder without a request.
+ */
+export const MAX_QUEUED_WRITES = 8;
+
 /** See `DownloadJobOptions.flushEveryBytes`. */
 export const DEFAULT_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
@@ -103,7 +110,7 @@ interface Seeder {
   readonly info: SeederInfo;
   readonly conn: PeerConnection;
   state: SeederState;
-  /** Requests outstanding, or received and not yet written. */
+  /** Requests outstanding, or received and not yet checked. */
   slots: number;
   chunks: number;
   corrupt: number;
@@ -197,7 +204,7 @@ export class DownloadJob {
     });
     this.pool = new ChunkBufferPool(
       this.plan.chunkSize,
-      metadata.seeders.length * this.inFlightPerSeeder + DEFAULT_MAX_HELD_CHUNKS + 4,
+      metadata.seeders.length * this.inFlightPerSeeder + MAX_QUEUED_WRITES + DEFAULT_MAX_HELD_CHUNKS + 4,
     );
     this.inOrder = new InOrderHasher(this.plan.count, (data) => this.letGo(data));
     this.writtenChunks = new Uint8Array(this.plan.count);
@@ -362,7 +369,12 @@ export class DownloadJob {
 
   /** Fills the seeder's free request slots with chunks from the scheduler. */
   private pump(seeder: Seeder): void {
-    while (!this.transferOver && seeder.state === 'active' && seeder.slots < this.inFlightPerSeeder) {
+    while (
+      !this.transferOver &&
+      seeder.state === 'active' &&
+      seeder.slots < this.inFlightPerSeeder &&
+      this.writes.size < MAX_QUEUED_WRITES
+    ) {
       const index = this.scheduler.next(seeder.id);
       if (index === undefined) return;
       seeder.slots++;
@@ -399,12 +411,12 @@ export class DownloadJob {
     }
     this.scheduler.complete(index, seeder.id);
     seeder.chunks++;
+    seeder.slots--;
     this.uses.set(data, 2);
     const write = this.part!.write(data, index * this.plan.chunkSize).then(
       (direct) => {
         this.writes.delete(write);
         this.letGo(data);
-        seeder.slots--;
         if (this.transferOver) return;
         this.writtenChunks[index] = 1;
         this.prefixHasher?.chunkWritten(index);
@@ -414,11 +426,10 @@ export class DownloadJob {
         this.flush(false);
         this.speed?.record(this.bytesDone, this.now());
         if (this.scheduler.isDone && this.writes.size === 0) return this.finishTransfer();
-        this.pump(seeder);
+        this.pumpAll();
       },
       (err: unknown) => {
         this.writes.delete(write);
-        seeder.slots--;
         this.abort(new DownloadError(`cannot write ${this.part!.path}: ${errorText(err)}`));
       },
     );
