@@ -85,8 +85,8 @@ export interface DownloadProgress {
  * Chunks in flight per seeder unless told otherwise: about eight in all (4 MiB), 4 per seeder for one or two, fewer
  * for more but never under 2, so that a seeder always has the next request while it sends a chunk. More in flight
  * in all buys nothing once the seeders are kept busy, and costs memory and, where seeders share the machine's cores,
- * speed (measured on two cores: 4 seeders at 4 each ran 3-8 % slower than 2 seeders at 4 each; at 2 each, 0-2 %
- * slower in most rounds).
+ * speed (measured on two cores, though with seeders 3 and 4 less warmed up than 1 and 2: 4 seeders at 4 each ran
+ * 3-8 % slower than 2 seeders at 4 each; at 2 each, 0-2 % slower in most rounds).
  */
 export function defaultInFlightPerSeeder(seeders: number): number {
   return Math.min(4, Math.max(2, Math.ceil(8 / Math.max(1, seeders))));
