@@ -387,7 +387,8 @@ async function transferSections(results) {
     // from 4 seeders) seeders 3 and 4, idle in the 1- and 2-seeder rows, were still compiling in the 4-seeder row and
     // spent 0.1-0.2 s more CPU each; the rows below then compared how warm the seeders were, not their number
     say(`  ${WARMUP_DOWNLOADS} warm-up downloads from all ${seeders.length} seeders (not measured)`);
-    for (let i = 0; i < WARMUP_DOWNLOADS; i++) await measureDownload(dir, info, seeders, size, sum.hash, undefined, 'warmup');
+    for (let i = 0; i < WARMUP_DOWNLOADS; i++)
+      await measureDownload(dir, info, seeders, size, sum.hash, undefined, 'warmup');
     const samples = {
       ceiling: [],
       warmCeiling: [],
