@@ -39,8 +39,6 @@ export interface DownloadJobOptions {
    * writes are not counted: they are on disk already). Default 64 MiB; 0 never.
    */
   readonly flushEveryBytes?: number;
-  /** See `PartFileOptions.directIo`. Default true. */
-  readonly directIo?: boolean;
 }
 
 export type DownloadState = 'downloading' | 'complete' | 'failed';
@@ -303,7 +301,7 @@ export class DownloadJob {
     if (this.seeders.length === 0 && plan.count > 0) {
       throw new DownloadError(`no seeder is online for ${metadata.fileName}`);
     }
-    const part = (this.part = await PartFile.create(this.destPath, plan.fileSize, { directIo: this.options.directIo }));
+    const part = (this.part = await PartFile.create(this.destPath, plan.fileSize));
     if (this.abortError) throw this.abortError;
     if (plan.count > 0) await this.race(this.transfer());
     this.verifying = true;
