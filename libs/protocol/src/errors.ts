@@ -32,6 +32,7 @@ export const ErrorCode = {
   FileChanged: 'FILE_CHANGED',
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
+  SessionExpired: 'SESSION_EXPIRED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
