@@ -32,6 +32,9 @@ export const ErrorCode = {
   FileChanged: 'FILE_CHANGED',
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
+  // connection limits: a peer past one gets this line, then the connection is closed
+  TooManyConnections: 'TOO_MANY_CONNECTIONS',
+  IdleTimeout: 'IDLE_TIMEOUT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
