@@ -64,7 +64,7 @@ export interface SeederProgress {
   readonly chunks: number;
   readonly corrupt: number;
   readonly refused: number;
-  /** Times it was connected to again after being busy or losing the connection. */
+  /** Times it was set to be connected to again after being busy or refusing or losing the connection. */
   readonly retries: number;
   /** Why it was last retried. */
   readonly retryReason?: string;
@@ -454,6 +454,7 @@ export class DownloadJob {
       return this.drop(seeder, `${what}; gave up after ${seeder.retries} retries, no chunk for ${formatMs(waited)}`);
     }
     seeder.state = 'retrying';
+    seeder.retries++;
     seeder.retryReason = what;
     seeder.lastRefusal = undefined;
     seeder.conn.close();
@@ -463,7 +464,6 @@ export class DownloadJob {
     seeder.retryTimer = setTimeout(() => {
       seeder.retryTimer = undefined;
       if (this.transferOver || seeder.state !== 'retrying') return;
-      seeder.retries++;
       seeder.state = 'connecting';
       seeder.conn = new PeerConnection({ pool: this.pool });
       this.connect(seeder);

@@ -94,16 +94,23 @@ export function seederLimits(options: ChunkServerOptions): SeederLimits {
   };
 }
 
-/** Sends one `ERR` line and closes; a peer that does not take it within a second is cut off. */
+/**
+ * Sends one `ERR` line and closes. What the peer sends meanwhile is read and
+ * dropped (closing on unread bytes would reset the connection, and the peer
+ * could lose the line); a peer that has not closed its side within a second is
+ * cut off.
+ */
 function refuse(socket: Socket, reply: ErrReply): void {
   if (socket.destroyed) return;
   if (!socket.writable) return void socket.destroy();
   const timer = setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS);
   timer.unref();
-  socket.end(formatReply(reply), () => {
-    clearTimeout(timer);
-    socket.destroy();
-  });
+  socket.once('close', () => clearTimeout(timer));
+  socket.removeAllListeners('data');
+  socket.on('data', () => undefined);
+  socket.resume();
+  // once both sides have ended (allowHalfOpen), the socket closes by itself
+  socket.end(formatReply(reply));
 }
 
 /** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
