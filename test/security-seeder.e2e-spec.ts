@@ -31,6 +31,8 @@ class Attack {
   private readonly open = new Set<Socket>();
   private trickle: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Most connections this test process had open at once (its own file descriptors). */
+  peakOpen = 0;
   /** Bytes of the line a slowloris connection trickles. */
   private readonly line = Buffer.from('GET_CHUNK 0 /etc/passwd\n');
   private readonly sent = new WeakMap<Socket, number>();
@@ -86,6 +88,7 @@ class Attack {
       const decoder = new FrameDecoder();
       socket.on('connect', () => {
         this.open.add(socket);
+        this.peakOpen = Math.max(this.peakOpen, this.open.size);
         if (this.mode === 'slowloris') this.sendByte(socket);
         resolve();
       });
@@ -265,7 +268,7 @@ describe('seeder connection limits under attack', () => {
     console.log(
       `slowloris: ${attack.sockets.length} connections opened, ${attack.count('TOO_MANY_CONNECTIONS')} refused, ` +
         `${lifetimes.length} cut off after ${Math.min(...lifetimes)}-${Math.max(...lifetimes)} ms; ` +
-        `fresh connection answered in ${answered} ms; 8 MB download took ${ms} ms`,
+        `fresh connection answered in ${answered} ms; 8 MB download took ${ms} ms; at most ${attack.peakOpen} open at once`,
     );
   });
 
@@ -295,7 +298,7 @@ describe('seeder connection limits under attack', () => {
     console.log(
       `idle flood: ${attack.sockets.length} connections opened, ${attack.count('TOO_MANY_CONNECTIONS')} refused, ` +
         `${lifetimes.length} closed after ${Math.min(...lifetimes)}-${Math.max(...lifetimes)} ms; ` +
-        `fresh connection answered in ${answered} ms; 8 MB download took ${ms} ms`,
+        `fresh connection answered in ${answered} ms; 8 MB download took ${ms} ms; at most ${attack.peakOpen} open at once`,
     );
   });
 
