@@ -372,6 +372,21 @@ describe(ChunkServer.name, () => {
       expectChunk(await good.readOne(), 2, chunkOf(big, 2));
     });
 
+    it('runs no deadline while a request waits for the upload cap', async () => {
+      // 2 MB/s: each full chunk waits ~0.25 s for the cap, longer than the 100 ms idle timeout and request deadline
+      await startServer({ requestTimeoutMs: 100, idleTimeoutMs: 100, uploadLimit: 2 * 1024 * 1024 });
+      const [a, b] = [await connect(), await connect()];
+      a.send(get(0, bigPath), get(1, bigPath), get(0, bigPath), get(1, bigPath));
+      b.send(get(1, bigPath));
+      const started = Date.now();
+      const answers = await a.read(4);
+      [0, 1, 0, 1].forEach((i, k) => expectChunk(answers[k], i, chunkOf(big, i)));
+      expectChunk(await b.readOne(), 1, chunkOf(big, 1));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+      // once nothing is asked, the idle timeout runs again
+      expectErr(await a.readOne(), 'IDLE_TIMEOUT');
+    });
+
     it('closes a peer that trickles its request line', async () => {
       await startServer({ lineTimeoutMs: 300, requestTimeoutMs: 0 });
       const slow = await connect();

@@ -333,10 +333,9 @@ export class ChunkServer implements OnApplicationShutdown {
       // the next chunk is read from disk while the previous one is still going out: at most two per connection
       let sending: Promise<void> | undefined;
       for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
-        const answer = await watch.during(this.answer(frame));
+        // the one place a request counts as served: answered with a chunk (an ERR answer does not count)
+        const answer = await watch.during(this.answer(frame), (a) => a?.ok === true);
         if (answer === undefined) continue;
-        // the one place a request counts as served (an ERR answer does not)
-        if (answer.ok) watch.markServed();
         if (sending) await sending;
         sending = undefined;
         if (socket.destroyed || !socket.writable) {

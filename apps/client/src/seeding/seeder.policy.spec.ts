@@ -28,6 +28,9 @@ function manualWork() {
   return { promise, finish };
 }
 
+/** Has the connection served one request. */
+const served = (watch: ConnectionWatch) => watch.during(Promise.resolve(), () => true);
+
 describe(SeederPolicy.name, () => {
   let clock: ManualClock;
   let policy: SeederPolicy;
@@ -110,7 +113,7 @@ describe(SeederPolicy.name, () => {
       for (let i = 0; i < 4; i++) {
         clock.advance(1_000);
         watch.received(Buffer.from('GET_CHUNK 0 nope\n'));
-        await watch.during(Promise.resolve('ERR NOT_SHARED')); // answered, but not served
+        await watch.during(Promise.resolve('ERR NOT_SHARED'), (answer) => answer.startsWith('CHUNK')); // not served
       }
       clock.advance(1_000);
       expect(conn.expired.map((r) => r.code)).toEqual(['IDLE_TIMEOUT']);
@@ -120,8 +123,7 @@ describe(SeederPolicy.name, () => {
       const { conn, watch } = open();
       clock.advance(1_000);
       watch.received(Buffer.from('GET_CHUNK 0 x\n'));
-      await watch.during(Promise.resolve());
-      watch.markServed();
+      await watch.during(Promise.resolve('CHUNK'), () => true);
       clock.advance(29_999);
       expect(conn.expired).toEqual([]);
       // a new request: the idle clock starts again
@@ -132,9 +134,9 @@ describe(SeederPolicy.name, () => {
       expect(conn.expired).toEqual([{ ok: false, code: 'IDLE_TIMEOUT', message: 'idle for 30 s; closing' }]);
     });
 
-    it('counts bytes the peer takes from us as activity', () => {
+    it('counts bytes the peer takes from us as activity', async () => {
       const { conn, watch } = open();
-      watch.markServed();
+      await served(watch);
       for (let i = 0; i < 8; i++) {
         clock.advance(20_000);
         conn.sent += 65_536; // a slow reader of a large chunk
@@ -145,9 +147,9 @@ describe(SeederPolicy.name, () => {
       expect(conn.expired.map((r) => r.message)).toEqual(['idle for 30 s; closing']);
     });
 
-    it('closes a peer that trickles a request line, served or not', () => {
+    it('closes a peer that trickles a request line, served or not', async () => {
       const { conn, watch } = open();
-      watch.markServed();
+      await served(watch);
       clock.advance(10_000);
       watch.received(Buffer.from('G'));
       for (let i = 0; i < 3; i++) {
@@ -162,9 +164,9 @@ describe(SeederPolicy.name, () => {
       ]);
     });
 
-    it('starts the line deadline afresh for each line', () => {
+    it('starts the line deadline afresh for each line', async () => {
       const { conn, watch } = open();
-      watch.markServed();
+      await served(watch);
       for (let i = 0; i < 10; i++) {
         watch.received(Buffer.from('GET_CHU'));
         clock.advance(1_500);
@@ -192,11 +194,11 @@ describe(SeederPolicy.name, () => {
       const { conn, watch } = open();
       watch.received(Buffer.from('GET_CHUNK 0 x\n'));
       const work = manualWork();
-      const answered = watch.during(work.promise);
+      const answered = watch.during(work.promise, () => true);
       clock.advance(60_000);
-      watch.markServed();
       work.finish();
       await answered;
+      expect(watch.served).toBe(true);
       clock.advance(29_999);
       expect(conn.expired).toEqual([]);
     });

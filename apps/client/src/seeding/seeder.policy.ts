@@ -128,7 +128,7 @@ export class SeederPolicy {
 
 /**
  * The deadlines of one admitted connection. The server reports what happens
- * (`received`, `during`, `served`); one timer, re-armed lazily, checks the
+ * (`received`, `during`); one timer, re-armed lazily, checks the
  * earliest deadline and expires the connection when it has passed.
  */
 export class ConnectionWatch {
@@ -175,16 +175,17 @@ export class ConnectionWatch {
     }
   }
 
-  /** Marks the first (or any) request answered with data. */
-  markServed(): void {
-    this.isServed = true;
-  }
-
-  /** Runs our side's work on a request; no deadline of the peer's runs meanwhile. */
-  async during<T>(work: Promise<T>): Promise<T> {
+  /**
+   * Waits for our side's work on a request; no deadline of the peer's runs
+   * meanwhile. `served` tells from the result whether the request was served
+   * (answered with data): that is recorded before the deadlines are checked again.
+   */
+  async during<T>(work: Promise<T>, served?: (result: T) => boolean): Promise<T> {
     this.working++;
     try {
-      return await work;
+      const result = await work;
+      if (served?.(result)) this.isServed = true;
+      return result;
     } finally {
       this.working--;
       this.lastActivity = this.clock.now();
