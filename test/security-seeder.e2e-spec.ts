@@ -103,7 +103,11 @@ class Attack {
         this.open.delete(socket);
         resolve();
         // let in, then thrown out: come back at once and take the slot again
-        if (!this.stopped && record.line?.startsWith('ERR IDLE_TIMEOUT ')) void this.connectFrom(address);
+        if (this.stopped) return;
+        if (record.line?.startsWith('ERR IDLE_TIMEOUT ')) void this.connectFrom(address);
+        // pushed out to make room for a newer connection: come back a little later
+        if (record.line?.startsWith('ERR BUSY '))
+          setTimeout(() => !this.stopped && void this.connectFrom(address), 100);
       });
     });
   }
@@ -299,6 +303,25 @@ describe('seeder connection limits under attack', () => {
       `idle flood: ${attack.sockets.length} connections opened, ${attack.count('TOO_MANY_CONNECTIONS')} refused, ` +
         `${lifetimes.length} closed after ${Math.min(...lifetimes)}-${Math.max(...lifetimes)} ms; ` +
         `fresh connection answered in ${answered} ms; 8 MB download took ${ms} ms; at most ${attack.peakOpen} open at once`,
+    );
+  });
+
+  it('keeps serving when idle connections from 70 addresses want more than every slot', async () => {
+    const attack = new Attack(alicePort, 'idle');
+    attacks.push(attack);
+    // 8 from each of 127.0.0.50 ... 127.0.0.119: 560 connections for 512 slots, none over its address's cap
+    await attack.start(plan(0, 70, PER_ADDRESS, 50).slice(1));
+    await until(() => attack.count('BUSY') >= 560 - 512, 'newcomers push out older connections');
+
+    const answered = await expectAnsweredPromptly();
+    const { summary, ms } = await download();
+    expect(summary).toMatch(/SHA-1 verified; chunks from alice 16/);
+    expect(attack.count('TOO_MANY_CONNECTIONS')).toBe(0);
+    await expectAnsweredPromptly();
+    console.log(
+      `${attack.sockets.length} idle connections from 70 addresses: ${attack.count('BUSY')} pushed out, ` +
+        `${attack.expiredLifetimes().length} timed out; fresh connection answered in ${answered} ms; ` +
+        `8 MB download took ${ms} ms (${summary.replace(/.*SHA-1 verified; /, '')})`,
     );
   });
 

@@ -313,6 +313,18 @@ describe(ChunkServer.name, () => {
       expectChunk(await d.readOne(), 2, chunkOf(big, 2));
     });
 
+    it('makes room for a newcomer by closing the oldest connection that was never served', async () => {
+      await startServer({ maxConnections: 2 });
+      const [idle1, idle2] = [await connect(), await connect()];
+      await eventually(() => server.connectionCount === 2, 'both are in');
+      const c = await connect();
+      c.send(get(2, bigPath));
+      expectChunk(await c.readOne(), 2, chunkOf(big, 2));
+      expectErr(await idle1.readOne(), 'BUSY');
+      await idle1.waitClosed();
+      expect(idle2.isClosed).toBe(false);
+    });
+
     it('closes idle connections', async () => {
       await startServer({ idleTimeoutMs: 50 });
       const s = await connect();

@@ -79,8 +79,9 @@ describe(SeederPolicy.name, () => {
       expect(policy.connectionsFrom('::ffff:10.0.0.2')).toBe(3);
     });
 
-    it('refuses anyone with BUSY once every slot is taken, and admits again when one frees', () => {
+    it('refuses anyone with BUSY once every slot is taken by a served connection, and admits again when one frees', async () => {
       const watches = Array.from({ length: 10 }, (_, i) => open(`10.0.1.${i}`).watch);
+      for (const watch of watches) await served(watch);
       expect(policy.connectionCount).toBe(10);
       const refused = policy.admit('10.0.2.1', new FakeConnection());
       expect(refused.ok).toBe(false);
@@ -91,6 +92,28 @@ describe(SeederPolicy.name, () => {
       watches[4].release(); // twice is harmless
       expect(policy.connectionCount).toBe(9);
       expect(policy.admit('10.0.2.1', new FakeConnection()).ok).toBe(true);
+    });
+
+    it('makes room for a newcomer by closing the oldest connection not served yet', async () => {
+      const conns = Array.from({ length: 10 }, (_, i) => open(`10.0.1.${i}`));
+      await served(conns[0].watch); // the oldest was served: it stays
+      const work = manualWork();
+      const answering = conns[1].watch.during(work.promise); // the next is being answered: it stays too
+      const newcomer = policy.admit('10.0.2.1', new FakeConnection());
+      expect(newcomer.ok).toBe(true);
+      expect(policy.connectionCount).toBe(10);
+      expect(conns.map((c) => c.conn.expired.length)).toEqual([0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+      expect(conns[2].conn.expired[0]).toEqual({
+        ok: false,
+        code: 'BUSY',
+        message: 'every slot is taken; making room for a newer connection; try later',
+      });
+      expect(policy.connectionsFrom('10.0.1.2')).toBe(0);
+      // the next newcomer takes the slot of the next oldest, and so on
+      expect(policy.admit('10.0.2.2', new FakeConnection()).ok).toBe(true);
+      expect(conns[3].conn.expired.map((r) => r.code)).toEqual(['BUSY']);
+      work.finish();
+      await answering;
     });
   });
 

@@ -3,9 +3,12 @@
  * server frames, answers and writes; this class decides admission and the
  * deadlines, and tells the server when a connection has to go:
  *
- * - at most `maxConnections` connections at once (one more: `ERR BUSY`), and
- *   at most `maxConnectionsPerAddress` from one remote address (one more:
- *   `ERR TOO_MANY_CONNECTIONS`), so no single address takes every slot;
+ * - at most `maxConnections` connections at once, and at most
+ *   `maxConnectionsPerAddress` from one remote address (one more:
+ *   `ERR TOO_MANY_CONNECTIONS`), so no single address takes every slot; when
+ *   every slot is taken, a newcomer takes the slot of the oldest connection
+ *   that has not been served yet (which gets `ERR BUSY`), and is itself
+ *   turned away with `ERR BUSY` only when every connection has been served;
  * - a new connection has `requestTimeoutMs` to present a request that gets
  *   served (a chunk sent back); error answers do not count;
  * - a request line, once started, must be complete within `lineTimeoutMs`
@@ -77,6 +80,8 @@ const seconds = (ms: number): string => `${+(ms / 1000).toFixed(3)} s`;
 export class SeederPolicy {
   private total = 0;
   private readonly perAddress = new Map<string, number>();
+  /** Connections admitted, oldest first. */
+  private readonly watches = new Set<ConnectionWatch>();
 
   constructor(
     readonly limits: SeederLimits = DEFAULT_SEEDER_LIMITS,
@@ -111,18 +116,30 @@ export class SeederPolicy {
         ),
       };
     }
-    if (this.total >= maxConnections) {
+    if (this.total >= maxConnections && !this.makeRoom()) {
       return { ok: false, reply: errReply(ErrorCode.Busy, `serving ${this.total} connections already; try later`) };
     }
     this.total++;
     this.perAddress.set(key, fromThere + 1);
-    const watch = new ConnectionWatch(this.limits, this.clock, conn, () => {
+    const watch: ConnectionWatch = new ConnectionWatch(this.limits, this.clock, conn, () => {
+      this.watches.delete(watch);
       this.total--;
       const left = (this.perAddress.get(key) ?? 1) - 1;
       if (left > 0) this.perAddress.set(key, left);
       else this.perAddress.delete(key);
     });
+    this.watches.add(watch);
     return { ok: true, watch };
+  }
+
+  /** Frees the slot of the oldest connection not served yet and not being answered; false if there is none. */
+  private makeRoom(): boolean {
+    for (const watch of this.watches) {
+      if (watch.evict(errReply(ErrorCode.Busy, 'every slot is taken; making room for a newer connection; try later'))) {
+        return true;
+      }
+    }
+    return false;
   }
 }
 
@@ -191,6 +208,17 @@ export class ConnectionWatch {
       this.lastActivity = this.clock.now();
       if (this.working === 0) this.check();
     }
+  }
+
+  /**
+   * Closes the connection with `reply` to make room for another, if it has
+   * not been served and our side is not working on a request of it.
+   */
+  evict(reply: ErrReply): boolean {
+    if (this.over || this.isServed || this.working > 0) return false;
+    this.release();
+    this.conn.expire(reply);
+    return true;
   }
 
   /** The connection is closed: frees its slot and stops its timer. Safe to call more than once. */
