@@ -15,7 +15,7 @@ export interface ChunkServerOptions {
   // connection limits and deadlines (see SeederPolicy); unset ones take their DEFAULT_SEEDER_LIMITS value
   /** A served connection that sends and reads nothing this long is closed (default 60 s; 0: never). */
   readonly idleTimeoutMs?: number;
-  /** Connections served at once; one more gets `ERR BUSY` and is closed (default 512). */
+  /** Connections served at once (default 512); one more pushes out the oldest not yet served, or gets `ERR BUSY`. */
   readonly maxConnections?: number;
   /** Connections served at once from one address; one more gets `ERR TOO_MANY_CONNECTIONS` (default 8). */
   readonly maxConnectionsPerAddress?: number;
