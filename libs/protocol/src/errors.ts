@@ -33,6 +33,9 @@ export const ErrorCode = {
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
   SessionExpired: 'SESSION_EXPIRED',
+  // connection limits: a peer past one gets this line, then the connection is closed
+  TooManyConnections: 'TOO_MANY_CONNECTIONS',
+  IdleTimeout: 'IDLE_TIMEOUT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
