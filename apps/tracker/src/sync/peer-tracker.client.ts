@@ -10,8 +10,8 @@ import {
   SYNC_MARKER,
   SyncCmd,
 } from '@app/protocol';
+import { LineConnection } from '@app/line-client';
 import { Logger } from '@nestjs/common';
-import { LineClient } from './line.client';
 import {
   checkSyncProof,
   LinkParties,
@@ -63,7 +63,7 @@ class HandshakeError extends Error {}
  * carries a MAC bound to the link (see sync-link.security.ts).
  */
 export class PeerTrackerClient {
-  private conn: LineClient | undefined;
+  private conn: LineConnection | undefined;
   /** True once the handshake is done on `conn`: only then does the link count as up. */
   private up = false;
   private peerVV = new Map<number, number>();
@@ -132,9 +132,9 @@ export class PeerTrackerClient {
   private async run(): Promise<void> {
     while (!this.stopped) {
       let delay = this.timings.retryMs;
-      let conn: LineClient | undefined;
+      let conn: LineConnection | undefined;
       try {
-        conn = await LineClient.open(this.address, this.timings.connectTimeoutMs);
+        conn = await LineConnection.open(this.address, { timeoutMs: this.timings.connectTimeoutMs, keepAliveMs: 5000 });
       } catch {
         // nobody listens there (yet): try again soon, nothing was sent
       }
@@ -182,7 +182,7 @@ export class PeerTrackerClient {
    * nonce before this tracker sends anything but its hello; only then does
    * this tracker prove it, and only then do version vectors and presence flow.
    */
-  private async handshake(conn: LineClient): Promise<void> {
+  private async handshake(conn: LineConnection): Promise<void> {
     const startupWait = setTimeout(() => this.firstRoundDone(), this.timings.startupHandshakeWaitMs);
     const deadline = setTimeout(
       () => conn.close(new HandshakeError(`no handshake within ${this.timings.handshakeTimeoutMs} ms`)),
@@ -227,7 +227,7 @@ export class PeerTrackerClient {
   }
 
   /** Pulls every change this tracker lacks from the peer. */
-  private async fetchMissing(conn: LineClient): Promise<void> {
+  private async fetchMissing(conn: LineConnection): Promise<void> {
     for (;;) {
       const mine = formatVersionVector(this.sync.versionVector());
       const lines = expectOk(await conn.request(`${SYNC_MARKER} ${SyncCmd.Fetch} ${mine} ${FETCH_BATCH}`), 'fetch');
@@ -237,7 +237,7 @@ export class PeerTrackerClient {
   }
 
   /** Pushes what the peer lacks, then waits to be woken by the next change. */
-  private async pushLoop(conn: LineClient): Promise<void> {
+  private async pushLoop(conn: LineConnection): Promise<void> {
     while (!this.stopped && !conn.closed) {
       const presence = this.presenceQueue.splice(0);
       const ops = this.sync.opsAfter(this.peerVV, BATCH);
