@@ -32,11 +32,11 @@ class LineClient {
 
   /**
    * Sends one request (plus continuation lines) and resolves with
-   * `{ ok, code, message, lines, bytes }`; `ERR` replies resolve too (ok false).
+   * `{ ok, count, message, lines, bytes }` or, for `ERR` (which resolves too), `{ ok: false, code, message, lines: [], bytes }`.
    */
   async request(line, continuation = []) {
     const reply = await this.conn.request(line, continuation);
-    return reply.ok ? reply : { ...reply, lines: [] };
+    return reply.ok ? { ...reply, count: reply.lines.length } : { ...reply, lines: [] };
   }
 
   /** Like `request`, but rejects on `ERR`. */
