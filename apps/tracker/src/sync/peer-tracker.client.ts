@@ -147,10 +147,11 @@ export class PeerTrackerClient {
         try {
           await this.handshake(conn);
           this.failedHandshakes = 0;
-          this.logger.log(`linked with tracker ${this.number} at ${formatHostPort(this.address)}`);
           this.sync.peerProgress();
           await this.fetchMissing(conn);
           this.firstRoundDone();
+          // logged once caught up: the bench times catch-up by this line
+          this.logger.log(`linked with tracker ${this.number} at ${formatHostPort(this.address)}`);
           await this.pushLoop(conn);
         } catch (err) {
           const reason = err instanceof Error ? err.message : String(err);
