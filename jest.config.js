@@ -9,5 +9,6 @@ module.exports = {
   moduleNameMapper: {
     '^@app/protocol(|/.*)$': '<rootDir>/libs/protocol/src$1',
     '^@app/chunking(|/.*)$': '<rootDir>/libs/chunking/src$1',
+    '^@app/line-client(|/.*)$': '<rootDir>/libs/line-client/src$1',
   },
 };

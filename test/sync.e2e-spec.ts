@@ -29,11 +29,11 @@ describe('tracker sync', () => {
       conns.push(c);
       return c;
     };
-    const digests = () => Promise.all(net.ports.map((port, i) => stateDigest(port, keyFile, i === 0 ? 2 : 1)));
+    const digests = () => Promise.all(net.ports.map((port, i) => stateDigest(port, keyFile, i === 0 ? 2 : 1, i + 1)));
     const converged = async (which = net.ports.map((_, i) => i + 1)) => {
       await eventually(
         async () => {
-          const ds = await Promise.all(which.map((n) => stateDigest(net.ports[n - 1], keyFile, n === 1 ? 2 : 1)));
+          const ds = await Promise.all(which.map((n) => stateDigest(net.ports[n - 1], keyFile, n === 1 ? 2 : 1, n)));
           return ds.every((d) => d === ds[0]);
         },
         20_000,
@@ -242,7 +242,7 @@ describe('tracker sync', () => {
     const { start, open, net } = await network(2);
     await start(1);
     const c = await open(1);
-    must(await c.request('123456789 sync_hello 2'));
+    must(await c.request(`123456789 sync_hello 2 ${'d'.repeat(64)}`));
     expect(code(await c.request(`123456789 sync_auth ${'0'.repeat(64)}`))).toBe('FORBIDDEN');
     expect(code(await c.request('123456789 sync_digest'))).toBe('FORBIDDEN');
     writeFileSync(join(net.dir, 'unused'), '');

@@ -1,7 +1,7 @@
-import { ErrorCode, FrameDecoder, formatHostPort, HostPort, joinArgs, Reply, ReplyAssembler } from '@app/protocol';
+import { LineConnection, LineConnectionEnd, MAX_REPLY_LINE_BYTES } from '@app/line-client';
+import { ErrorCode, errReply, formatHostPort, HostPort, joinArgs, okReply, Reply } from '@app/protocol';
 import { Inject, Injectable, OnModuleDestroy, Optional } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import * as net from 'node:net';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import {
@@ -12,8 +12,7 @@ import {
 } from './tracker.errors';
 import { DEFAULT_TRACKER_TIMINGS, TRACKER_TIMINGS, TrackerTimings } from './tracker.tokens';
 
-/** A reply line may carry every chunk hash of a large file. */
-export const MAX_REPLY_LINE_BYTES = 64 * 1024 * 1024;
+export { MAX_REPLY_LINE_BYTES };
 
 /** Called with the tracker now in use; must not throw, may send requests (they queue up). */
 export type TrackerListener = (tracker: HostPort) => void;
@@ -45,7 +44,7 @@ interface Connection {
   /** Position of the tracker in the tracker info file. */
   readonly index: number;
   readonly tracker: HostPort;
-  readonly socket: net.Socket;
+  readonly line: LineConnection;
   pending: Pending | undefined;
   dead: boolean;
 }
@@ -135,9 +134,9 @@ export class TrackerClient implements OnModuleDestroy {
     if ([line, ...continuation].some((l) => /[\r\n]/.test(l))) {
       return Promise.reject(new TrackerProtocolError('a request line must not contain a newline'));
     }
-    const text = [`#${this.nextId()} ${line}`, ...continuation].join('\n');
+    const first = `#${this.nextId()} ${line}`;
     const timeoutMs = isLarge(line, continuation) ? this.timings.largeReplyTimeoutMs : this.timings.replyTimeoutMs;
-    return this.enqueue(() => this.exchange(text, timeoutMs));
+    return this.enqueue(() => this.exchange(first, continuation, timeoutMs));
   }
 
   /** Closes the connection; a request in flight fails and reconnecting stops. A later request connects again. */
@@ -163,13 +162,13 @@ export class TrackerClient implements OnModuleDestroy {
     return result;
   }
 
-  /** Sends `text` until a reply comes, at most once per tracker (plus one), failing over in between. */
-  private async exchange(text: string, timeoutMs: number): Promise<Reply> {
+  /** Sends the request until a reply comes, at most once per tracker (plus one), failing over in between. */
+  private async exchange(first: string, continuation: readonly string[], timeoutMs: number): Promise<Reply> {
     const maxSends = Math.max(2, this.config.get().trackers.length + 1);
     for (let sends = 1; ; sends++) {
       const conn = await this.ensureConnected();
       try {
-        return await this.roundTrip(conn, text, timeoutMs);
+        return await this.roundTrip(conn, first, continuation, timeoutMs);
       } catch (err) {
         if (!(err instanceof Broken)) throw err;
         if (err.kind !== 'gone' || sends >= maxSends) throw err.error;
@@ -225,7 +224,13 @@ export class TrackerClient implements OnModuleDestroy {
   private async openOne(index: number, signal: AbortSignal): Promise<Connection | undefined> {
     const { trackers, connectTimeoutMs } = this.config.get();
     try {
-      return this.attach(index, trackers[index], await openSocket(trackers[index], connectTimeoutMs, signal));
+      const line = await LineConnection.open(trackers[index], {
+        timeoutMs: connectTimeoutMs,
+        signal,
+        maxReplyLineBytes: MAX_REPLY_LINE_BYTES,
+        keepAliveMs: 30_000,
+      });
+      return this.attach(index, trackers[index], line);
     } catch {
       return undefined;
     }
@@ -240,6 +245,7 @@ export class TrackerClient implements OnModuleDestroy {
       reply = await this.roundTrip(
         conn,
         `#${this.nextId()} ${joinArgs(['resume', token])}`,
+        [],
         this.timings.replyTimeoutMs,
       );
     } catch (err) {
@@ -275,13 +281,26 @@ export class TrackerClient implements OnModuleDestroy {
   }
 
   /** Writes one request and waits for its reply; rejects with a `Broken` when the connection fails first. */
-  private roundTrip(conn: Connection, text: string, timeoutMs: number): Promise<Reply> {
+  private roundTrip(
+    conn: Connection,
+    first: string,
+    continuation: readonly string[],
+    timeoutMs: number,
+  ): Promise<Reply> {
     if (conn.dead) return Promise.reject(new Broken('gone', new TrackerConnectionLostError(conn.tracker)));
     return new Promise<Reply>((resolve, reject) => {
       const pending: Pending = { timeoutMs, timer: undefined, unsent: 0, resolve, reject };
       conn.pending = pending;
-      conn.socket.write(`${text}\n`);
-      pending.unsent = conn.socket.writableLength;
+      conn.line.request(first, continuation).then(
+        (reply) => {
+          if (conn.pending !== pending) return;
+          conn.pending = undefined;
+          clearTimeout(pending.timer);
+          resolve(reply.ok ? okReply(reply.message, reply.lines) : errReply(reply.code, reply.message));
+        },
+        () => undefined, // the connection ended: its close listener drops it and rejects `pending`
+      );
+      pending.unsent = conn.line.writableLength;
       this.arm(conn, pending);
     });
   }
@@ -290,7 +309,7 @@ export class TrackerClient implements OnModuleDestroy {
   private arm(conn: Connection, pending: Pending): void {
     clearTimeout(pending.timer);
     pending.timer = setTimeout(() => {
-      const unsent = conn.socket.writableLength;
+      const unsent = conn.line.writableLength;
       if (unsent > 0 && unsent !== pending.unsent) {
         pending.unsent = unsent;
         this.arm(conn, pending);
@@ -301,36 +320,21 @@ export class TrackerClient implements OnModuleDestroy {
     }, pending.timeoutMs);
   }
 
-  private attach(index: number, tracker: HostPort, socket: net.Socket): Connection {
-    const conn: Connection = { index, tracker, socket, pending: undefined, dead: false };
-    const decoder = new FrameDecoder(MAX_REPLY_LINE_BYTES);
-    const assembler = new ReplyAssembler();
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 30_000);
-    socket.on('data', (chunk: Buffer) => {
+  private attach(index: number, tracker: HostPort, line: LineConnection): Connection {
+    const conn: Connection = { index, tracker, line, pending: undefined, dead: false };
+    line.onData(() => {
       if (conn.pending) this.arm(conn, conn.pending);
-      try {
-        decoder.push(chunk);
-        for (let frame = decoder.next(); frame; frame = decoder.next()) {
-          if (frame.type !== 'line') throw new Error(`reply line longer than ${MAX_REPLY_LINE_BYTES} bytes`);
-          const reply = assembler.push(frame.line);
-          if (!reply) continue;
-          const pending = conn.pending;
-          if (!pending) throw new Error('reply without a request');
-          conn.pending = undefined;
-          clearTimeout(pending.timer);
-          pending.resolve(reply);
-        }
-      } catch (err) {
-        const why = err instanceof Error ? err.message : String(err);
-        const error = new TrackerProtocolError(`bad reply from tracker ${formatHostPort(tracker)}: ${why}`);
-        this.drop(conn, new Broken('bad', error));
+    });
+    // The tracker hung up or the network failed (gone), it sent something that is not a reply (bad), or `close()`
+    // aborted the connection (closed).
+    line.onClose((kind: LineConnectionEnd, error: Error) => {
+      if (kind === 'bad') {
+        const why = new TrackerProtocolError(`bad reply from tracker ${formatHostPort(tracker)}: ${error.message}`);
+        this.drop(conn, new Broken('bad', why));
+      } else {
+        this.drop(conn, new Broken(kind, new TrackerConnectionLostError(tracker)));
       }
     });
-    // The tracker hung up (end), the network failed (error, then close) or we closed it.
-    socket.on('error', () => undefined);
-    socket.on('end', () => this.drop(conn, new Broken('gone', new TrackerConnectionLostError(tracker))));
-    socket.on('close', () => this.drop(conn, new Broken('gone', new TrackerConnectionLostError(tracker))));
     return conn;
   }
 
@@ -344,7 +348,7 @@ export class TrackerClient implements OnModuleDestroy {
     conn.dead = true;
     const pending = conn.pending;
     conn.pending = undefined;
-    conn.socket.destroy();
+    conn.line.close();
     if (this.conn === conn) {
       this.conn = undefined;
       if (why.kind !== 'closed') {
@@ -394,34 +398,5 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
     };
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done);
-  });
-}
-
-/** Opens a TCP connection or fails after `timeoutMs` (or when `signal` aborts). */
-function openSocket(tracker: HostPort, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(new Error('closed'));
-      return;
-    }
-    const socket = net.connect({ host: tracker.host, port: tracker.port });
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const fail = (err: Error): void => {
-      cleanup();
-      socket.destroy();
-      reject(err);
-    };
-    const onAbort = (): void => fail(new Error('closed'));
-    const timer = setTimeout(() => fail(new Error('connect timed out')), timeoutMs);
-    signal.addEventListener('abort', onAbort);
-    socket.once('error', fail);
-    socket.once('connect', () => {
-      cleanup();
-      socket.removeListener('error', fail);
-      resolve(socket);
-    });
   });
 }

@@ -10,36 +10,67 @@ import {
   SYNC_MARKER,
   SyncCmd,
 } from '@app/protocol';
+import { LineConnection } from '@app/line-client';
 import { Logger } from '@nestjs/common';
-import { createHmac } from 'node:crypto';
-import { LineClient } from './line.client';
+import {
+  checkSyncProof,
+  LinkParties,
+  newNonce,
+  NONCE_PATTERN,
+  syncProof,
+  SyncLinkError,
+  SyncLinkSecurity,
+} from './sync-link.security';
 import type { PresenceChange, SyncService } from './sync.service';
 
-const CONNECT_TIMEOUT_MS = 1500;
-const RETRY_MS = 500;
 const BATCH = 256;
 const FETCH_BATCH = 2000;
 
-/** The proof a tracker sends for `sync_auth`: HMAC-SHA256 of the peer's challenge and its own number. */
-export function syncProof(key: Buffer, nonce: string, trackerNumber: number): string {
-  return createHmac('sha256', key).update(`${nonce}:${trackerNumber}`).digest('hex');
+/** How a link to another tracker is opened, given up on and tried again. */
+export interface PeerLinkTimings {
+  readonly connectTimeoutMs: number;
+  /** A peer that has not finished the handshake this long after the TCP connect is dropped. */
+  readonly handshakeTimeoutMs: number;
+  /** How long start-up waits for a connected peer to finish the handshake before serving clients anyway. */
+  readonly startupHandshakeWaitMs: number;
+  /** Wait before dialing again after a refused connect or a lost link; the first backoff step. */
+  readonly retryMs: number;
+  /** Backoff after failed handshakes doubles from `retryMs` up to this. */
+  readonly maxRetryMs: number;
 }
+
+export const DEFAULT_LINK_TIMINGS: PeerLinkTimings = {
+  connectTimeoutMs: 1500,
+  handshakeTimeoutMs: 3000,
+  startupHandshakeWaitMs: 1000,
+  retryMs: 500,
+  maxRetryMs: 30_000,
+};
 
 const expectOk = (reply: Reply, what: string): readonly string[] => {
   if (!reply.ok) throw new Error(`${what}: ${reply.code} ${reply.message}`);
   return reply.lines;
 };
 
+/** The handshake did not complete: the peer answered wrongly, too late, or not as a key holder. */
+class HandshakeError extends Error {}
+
 /**
  * This tracker's link to one other tracker: connects (again and again while it
- * is down), proves it holds the network key, pulls what it missed, then pushes
- * every change the other lacks, and this tracker's presence, as they happen.
+ * is down), makes the peer prove it holds the network key and proves it in
+ * turn, pulls what it missed, then pushes every change the other lacks, and
+ * this tracker's presence, as they happen. Every line after the handshake
+ * carries a MAC bound to the link (see sync-link.security.ts).
  */
 export class PeerTrackerClient {
-  private conn: LineClient | undefined;
+  private conn: LineConnection | undefined;
+  /** True once the handshake is done on `conn`: only then does the link count as up. */
+  private up = false;
   private peerVV = new Map<number, number>();
   private stopped = false;
   private wakeUp: (() => void) | undefined;
+  private retryWakeUp: (() => void) | undefined;
+  private failedHandshakes = 0;
   private presenceQueue: PresenceChange[] = [];
   private firstRound: Promise<void>;
   private firstRoundDone!: () => void;
@@ -50,12 +81,13 @@ export class PeerTrackerClient {
     private readonly sync: SyncService,
     private readonly key: Buffer,
     private readonly logger: Logger,
+    private readonly timings: PeerLinkTimings = DEFAULT_LINK_TIMINGS,
   ) {
     this.firstRound = new Promise((r) => (this.firstRoundDone = r));
   }
 
   get connected(): boolean {
-    return this.conn !== undefined && !this.conn.closed;
+    return this.up && this.conn !== undefined && !this.conn.closed;
   }
 
   /** Highest seq of `origin` the peer is known to hold. */
@@ -73,12 +105,21 @@ export class PeerTrackerClient {
     this.stopped = true;
     this.conn?.close();
     this.wake();
+    this.retryNow();
     return Promise.resolve();
   }
 
   wake(): void {
     const w = this.wakeUp;
     this.wakeUp = undefined;
+    w?.();
+  }
+
+  /** The peer just proved the key on a link it dialed: it is up, so dial it now instead of after the backoff. */
+  retryNow(): void {
+    this.failedHandshakes = 0;
+    const w = this.retryWakeUp;
+    this.retryWakeUp = undefined;
     w?.();
   }
 
@@ -89,45 +130,96 @@ export class PeerTrackerClient {
   }
 
   private async run(): Promise<void> {
-    let wasUp = false;
     while (!this.stopped) {
+      let delay = this.timings.retryMs;
+      let conn: LineConnection | undefined;
       try {
-        const conn = await LineClient.open(this.address, CONNECT_TIMEOUT_MS);
+        conn = await LineConnection.open(this.address, { timeoutMs: this.timings.connectTimeoutMs, keepAliveMs: 5000 });
+      } catch {
+        // nobody listens there (yet): try again soon, nothing was sent
+      }
+      if (conn && !this.stopped) {
         this.conn = conn;
         conn.onClose(() => {
           this.sync.peerProgress();
           this.wake();
         });
-        await this.handshake(conn);
-        await this.fetchMissing(conn);
-        this.firstRoundDone();
-        if (!wasUp) this.logger.log(`linked with tracker ${this.number} at ${formatHostPort(this.address)}`);
-        wasUp = true;
-        await this.pushLoop(conn);
-      } catch (err) {
-        this.firstRoundDone();
-        if (wasUp && !this.stopped) {
-          this.logger.warn(`lost tracker ${this.number}: ${err instanceof Error ? err.message : String(err)}`);
+        try {
+          await this.handshake(conn);
+          this.failedHandshakes = 0;
+          this.sync.peerProgress();
+          await this.fetchMissing(conn);
+          this.firstRoundDone();
+          // logged once caught up: the bench times catch-up by this line
+          this.logger.log(`linked with tracker ${this.number} at ${formatHostPort(this.address)}`);
+          await this.pushLoop(conn);
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          if (this.stopped) {
+            // shutting down
+          } else if (this.up) {
+            this.logger.warn(`lost tracker ${this.number}: ${reason}`);
+          } else if (err instanceof HandshakeError) {
+            this.failedHandshakes++;
+            delay = Math.min(this.timings.maxRetryMs, this.timings.retryMs * 2 ** (this.failedHandshakes - 1));
+            this.logger.warn(
+              `no link with tracker ${this.number} at ${formatHostPort(this.address)}: ${reason}; next try in ${delay} ms`,
+            );
+          }
+        } finally {
+          conn.close();
+          this.conn = undefined;
+          this.up = false;
+          this.sync.peerProgress();
         }
-        wasUp = false;
-      } finally {
-        this.conn?.close();
-        this.conn = undefined;
-        this.sync.peerProgress();
       }
-      if (!this.stopped) await this.sleep(RETRY_MS);
+      this.firstRoundDone();
+      if (!this.stopped) await this.retrySleep(delay);
     }
   }
 
-  private async handshake(conn: LineClient): Promise<void> {
-    const me = this.sync.trackerNumber;
-    const [nonce] = expectOk(await conn.request(`${SYNC_MARKER} ${SyncCmd.Hello} ${me}`), 'hello');
-    const lines = expectOk(
-      await conn.request(`${SYNC_MARKER} ${SyncCmd.Auth} ${syncProof(this.key, nonce ?? '', me)}`),
-      'auth',
+  /**
+   * Mutual challenge-response. The peer proves the key over this tracker's
+   * nonce before this tracker sends anything but its hello; only then does
+   * this tracker prove it, and only then do version vectors and presence flow.
+   */
+  private async handshake(conn: LineConnection): Promise<void> {
+    const startupWait = setTimeout(() => this.firstRoundDone(), this.timings.startupHandshakeWaitMs);
+    const deadline = setTimeout(
+      () => conn.close(new HandshakeError(`no handshake within ${this.timings.handshakeTimeoutMs} ms`)),
+      this.timings.handshakeTimeoutMs,
     );
-    this.peerVV = parseVersionVector(lines[0] ?? '-');
+    try {
+      const me = this.sync.trackerNumber;
+      const dialerNonce = newNonce();
+      const hello = await conn.request(`${SYNC_MARKER} ${SyncCmd.Hello} ${me} ${dialerNonce}`);
+      if (!hello.ok) throw new HandshakeError(`hello refused: ${hello.code} ${hello.message}`);
+      const [listenerNonce = '', proof = ''] = hello.lines;
+      if (hello.lines.length !== 2 || !NONCE_PATTERN.test(listenerNonce)) {
+        throw new HandshakeError('the peer does not speak this handshake');
+      }
+      const parties: LinkParties = { dialer: me, listener: this.number, dialerNonce, listenerNonce };
+      if (!checkSyncProof(this.key, 'listener', parties, proof)) {
+        throw new HandshakeError('wrong proof: the peer does not hold the network key');
+      }
+      const authReply = conn.request(`${SYNC_MARKER} ${SyncCmd.Auth} ${syncProof(this.key, 'dialer', parties)}`);
+      // the auth line goes out plain; its reply is the first sealed one (replies are read on later ticks)
+      conn.secure(SyncLinkSecurity.create(this.key, 'dialer', parties));
+      const auth = await authReply;
+      if (!auth.ok) throw new HandshakeError(`auth refused: ${auth.code} ${auth.message}`);
+      this.peerVV = parseVersionVector(auth.lines[0] ?? '-');
+    } catch (err) {
+      // the deadline or a reply that failed its MAC closed the connection: that is the reason
+      const cause = conn.error ?? (err instanceof Error ? err : new Error(String(err)));
+      if (cause instanceof HandshakeError) throw cause;
+      if (cause instanceof SyncLinkError || !conn.closed) throw new HandshakeError(cause.message);
+      throw cause; // the peer hung up: as if nobody listened there
+    } finally {
+      clearTimeout(deadline);
+      clearTimeout(startupWait);
+    }
     this.presenceQueue = [];
+    this.up = true;
     const present = this.sync.localPresence();
     await Promise.all([
       conn.request(`${SYNC_MARKER} ${SyncCmd.PresenceReset}`),
@@ -136,7 +228,7 @@ export class PeerTrackerClient {
   }
 
   /** Pulls every change this tracker lacks from the peer. */
-  private async fetchMissing(conn: LineClient): Promise<void> {
+  private async fetchMissing(conn: LineConnection): Promise<void> {
     for (;;) {
       const mine = formatVersionVector(this.sync.versionVector());
       const lines = expectOk(await conn.request(`${SYNC_MARKER} ${SyncCmd.Fetch} ${mine} ${FETCH_BATCH}`), 'fetch');
@@ -146,7 +238,7 @@ export class PeerTrackerClient {
   }
 
   /** Pushes what the peer lacks, then waits to be woken by the next change. */
-  private async pushLoop(conn: LineClient): Promise<void> {
+  private async pushLoop(conn: LineConnection): Promise<void> {
     while (!this.stopped && !conn.closed) {
       const presence = this.presenceQueue.splice(0);
       const ops = this.sync.opsAfter(this.peerVV, BATCH);
@@ -166,6 +258,19 @@ export class PeerTrackerClient {
       this.sync.peerProgress();
     }
     if (conn.closed) throw new Error('connection closed');
+  }
+
+  /** Waits `ms`, or less when `retryNow` or `stop` is called; commits do not cut it short. */
+  private retrySleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.retryWakeUp === done) this.retryWakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.retryWakeUp = done;
+    });
   }
 
   private sleep(ms: number): Promise<void> {

@@ -6,7 +6,7 @@ import { peerContext } from '../testing/fake-session';
 import { syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
 import { PeerContext } from '../transport/peer.context';
 import { SyncPayload } from '../transport/text-line.server';
-import { syncProof } from './peer-tracker.client';
+import { checkSyncProof, LinkParties, syncProof, SyncLinkSecurity } from './sync-link.security';
 import { SyncController } from './sync.controller';
 import { SyncService } from './sync.service';
 
@@ -41,93 +41,120 @@ describe(SyncController.name, () => {
     ctx = peerContext();
   });
 
-  /** Says hello as tracker `n` and returns the challenge. */
-  function hello(n: string | number, on = ctx): string {
-    const reply = controller.hello(payload(SyncCmd.Hello, String(n)), on);
+  const DIALER_NONCE = 'd'.repeat(64);
+
+  /** Says hello as tracker `n`; returns the link's parties and the proof this tracker (1) answered with. */
+  function hello(n: string | number, on = ctx, dialerNonce = DIALER_NONCE): { parties: LinkParties; proof: string } {
+    const reply = controller.hello(payload(SyncCmd.Hello, String(n), dialerNonce), on);
     expect(reply.ok).toBe(true);
-    expect(reply.lines).toHaveLength(1);
-    return reply.lines[0];
+    expect(reply.lines).toHaveLength(2);
+    const [listenerNonce, proof] = reply.lines;
+    return { parties: { dialer: Number(n), listener: 1, dialerNonce, listenerNonce }, proof };
   }
 
+  const dialerProof = (parties: LinkParties, key = TEST_CLUSTER_KEY) => syncProof(key, 'dialer', parties);
+
   describe('handshake', () => {
-    it('lets a tracker that holds the key in: hello gives a challenge, auth with the proof names the tracker', () => {
+    it('proves the key over the caller’s nonce first, then lets in a caller that proves it back', () => {
       sync.receive(stampedOp({ origin: 3, seq: 4, lamport: 4 }));
-      const nonce = hello(2);
-      expect(nonce).toMatch(/^[0-9a-f]{32}$/);
+      const { parties, proof } = hello(2);
+      expect(parties.listenerNonce).toMatch(/^[0-9a-f]{64}$/);
+      expect(checkSyncProof(TEST_CLUSTER_KEY, 'listener', parties, proof)).toBe(true);
       expect(ctx.trackerNumber).toBeUndefined();
-      const reply = controller.auth(payload(SyncCmd.Auth, syncProof(TEST_CLUSTER_KEY, nonce, 2)), ctx);
+      expect(ctx.link).toBeUndefined();
+      const reply = controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), ctx);
       expect(reply).toEqual(okReply('welcome, tracker 2', ['3:4']));
       expect(ctx.trackerNumber).toBe(2);
+      expect(ctx.link).toBeInstanceOf(SyncLinkSecurity);
     });
 
-    it('gives a fresh challenge each time', () => {
-      expect(hello(2)).not.toBe(hello(2));
+    it('binds the link to both nonces: the dialer’s seals open on this side', () => {
+      const { parties } = hello(2);
+      controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), ctx);
+      const dialer = SyncLinkSecurity.create(TEST_CLUSTER_KEY, 'dialer', parties);
+      const line = `${SYNC_MARKER} ${SyncCmd.Digest}`;
+      expect(ctx.link!.openRequest({ type: 'line', line: dialer.sealRequest(line) })).toBe(line);
+      const stranger = SyncLinkSecurity.create(TEST_CLUSTER_KEY, 'dialer', { ...parties, dialerNonce: 'e'.repeat(64) });
+      expect(() => ctx.link!.openRequest({ type: 'line', line: stranger.sealRequest(line) })).toThrow(/bad MAC/);
+    });
+
+    it('gives a fresh nonce each time', () => {
+      expect(hello(2).parties.listenerNonce).not.toBe(hello(2).parties.listenerNonce);
     });
 
     it('refuses a proof made with another key', () => {
-      const nonce = hello(2);
+      const { parties } = hello(2);
       const err = refusal(
-        () => controller.auth(payload(SyncCmd.Auth, syncProof(Buffer.alloc(32, 8), nonce, 2)), ctx),
+        () => controller.auth(payload(SyncCmd.Auth, dialerProof(parties, Buffer.alloc(32, 8))), ctx),
         ErrorCode.Forbidden,
       );
       expect(err.message).toMatch(/wrong proof/);
       expect(ctx.trackerNumber).toBeUndefined();
+      expect(ctx.link).toBeUndefined();
     });
 
     it.each([
-      ['for another tracker number', (nonce: string) => syncProof(TEST_CLUSTER_KEY, nonce, 3)],
-      ['for another challenge', () => syncProof(TEST_CLUSTER_KEY, 'ab'.repeat(16), 2)],
-      ['in uppercase', (nonce: string) => syncProof(TEST_CLUSTER_KEY, nonce, 2).toUpperCase()],
-      ['cut short', (nonce: string) => syncProof(TEST_CLUSTER_KEY, nonce, 2).slice(0, 62)],
+      ['for another tracker number', (p: LinkParties) => dialerProof({ ...p, dialer: 3 })],
+      ['for another challenge', (p: LinkParties) => dialerProof({ ...p, listenerNonce: 'ab'.repeat(32) })],
+      ['reflected: the proof this tracker sent', (p: LinkParties) => syncProof(TEST_CLUSTER_KEY, 'listener', p)],
+      ['in uppercase', (p: LinkParties) => dialerProof(p).toUpperCase()],
+      ['cut short', (p: LinkParties) => dialerProof(p).slice(0, 62)],
       ['that is not hex', () => 'z'.repeat(64)],
       ['that is empty', () => ''],
     ])('refuses a proof %s with FORBIDDEN', (_what, proof) => {
-      const nonce = hello(2);
-      refusal(() => controller.auth(payload(SyncCmd.Auth, proof(nonce)), ctx), ErrorCode.Forbidden);
+      const { parties } = hello(2);
+      refusal(() => controller.auth(payload(SyncCmd.Auth, proof(parties)), ctx), ErrorCode.Forbidden);
       expect(ctx.trackerNumber).toBeUndefined();
     });
 
     it('refuses auth without hello', () => {
-      const err = refusal(
-        () => controller.auth(payload(SyncCmd.Auth, syncProof(TEST_CLUSTER_KEY, 'ab'.repeat(16), 2)), ctx),
-        ErrorCode.Forbidden,
-      );
+      const parties = { dialer: 2, listener: 1, dialerNonce: DIALER_NONCE, listenerNonce: 'ab'.repeat(32) };
+      const err = refusal(() => controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), ctx), ErrorCode.Forbidden);
       expect(err.message).toContain(SyncCmd.Hello);
       expect(ctx.trackerNumber).toBeUndefined();
     });
 
     it('uses a challenge once: after a wrong proof, even the right one needs a new hello', () => {
-      const nonce = hello(2);
+      const { parties } = hello(2);
       refusal(() => controller.auth(payload(SyncCmd.Auth, 'f'.repeat(64)), ctx), ErrorCode.Forbidden);
-      refusal(
-        () => controller.auth(payload(SyncCmd.Auth, syncProof(TEST_CLUSTER_KEY, nonce, 2)), ctx),
-        ErrorCode.Forbidden,
-      );
+      refusal(() => controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), ctx), ErrorCode.Forbidden);
       expect(ctx.trackerNumber).toBeUndefined();
     });
 
     it('keeps each connection’s challenge to itself', () => {
       const other = peerContext();
-      const nonce = hello(2, other);
-      refusal(
-        () => controller.auth(payload(SyncCmd.Auth, syncProof(TEST_CLUSTER_KEY, nonce, 2)), ctx),
-        ErrorCode.Forbidden,
-      );
-      controller.auth(payload(SyncCmd.Auth, syncProof(TEST_CLUSTER_KEY, nonce, 2)), other);
+      const { parties } = hello(2, other);
+      refusal(() => controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), ctx), ErrorCode.Forbidden);
+      controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), other);
       expect(other.trackerNumber).toBe(2);
+    });
+
+    it('refuses a second hello on an authenticated link', () => {
+      const { parties } = hello(2);
+      controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), ctx);
+      refusal(() => controller.hello(payload(SyncCmd.Hello, '2', DIALER_NONCE), ctx), ErrorCode.Forbidden);
     });
 
     it.each(['1', '0', '4', '-1', 'two', '2.5', '', '99999'])(
       'refuses hello from tracker number %j (itself, or not another tracker of the file) with FORBIDDEN',
       (n) => {
-        refusal(() => controller.hello(payload(SyncCmd.Hello, n), ctx), ErrorCode.Forbidden);
+        refusal(() => controller.hello(payload(SyncCmd.Hello, n, DIALER_NONCE), ctx), ErrorCode.Forbidden);
+        expect(ctx.challenge).toBeUndefined();
+      },
+    );
+
+    it.each(['', 'd'.repeat(63), 'D'.repeat(64), 'x'.repeat(64), 'd'.repeat(65)])(
+      'refuses hello with the nonce %j',
+      (nonce) => {
+        refusal(() => controller.hello(payload(SyncCmd.Hello, '2', nonce), ctx), ErrorCode.BadArguments);
         expect(ctx.challenge).toBeUndefined();
       },
     );
 
     it.each([
       [SyncCmd.Hello, []],
-      [SyncCmd.Hello, ['2', '3']],
+      [SyncCmd.Hello, ['2']],
+      [SyncCmd.Hello, ['2', DIALER_NONCE, '3']],
       [SyncCmd.Auth, []],
     ])('answers %s with %j arguments with the usage', (name, args) => {
       const run = () =>

@@ -12,12 +12,18 @@ import {
 } from '@app/protocol';
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { DomainError } from '../common/domain.error';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { PeerContext } from '../transport/peer.context';
 import type { SyncPayload } from '../transport/text-line.server';
-import { syncProof } from './peer-tracker.client';
+import {
+  checkSyncProof,
+  LinkParties,
+  newNonce,
+  NONCE_PATTERN,
+  syncProof,
+  SyncLinkSecurity,
+} from './sync-link.security';
 import { SyncService } from './sync.service';
 import { CLUSTER_KEY } from './sync.tokens';
 
@@ -47,31 +53,45 @@ export class SyncController {
     @Inject(TRACKER_CONFIG) private readonly config: TrackerConfig,
   ) {}
 
+  /** `sync_hello <n> <nonce>`: answers with this tracker's nonce and its proof over both; the caller proves next. */
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Hello}`)
   hello(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
-    const [numberText] = argsOf(p, 1, '<tracker_number>');
+    const [numberText, dialerNonce] = argsOf(p, 2, '<tracker_number> <nonce>');
     const n = Number(numberText);
     if (!Number.isInteger(n) || n < 1 || n > this.config.trackers.length || n === this.config.trackerNumber) {
       throw new SyncRefusedError(`no other tracker has number ${numberText}`);
     }
-    const nonce = randomBytes(16).toString('hex');
-    ctx.challenge = { nonce, trackerNumber: n };
-    return okReply('prove it', [nonce]);
+    if (!NONCE_PATTERN.test(dialerNonce)) throw new DomainError(ErrorCode.BadArguments, 'a nonce is 64 hex digits');
+    if (ctx.trackerNumber !== undefined) throw new SyncRefusedError('this link is authenticated already');
+    const listenerNonce = newNonce();
+    ctx.challenge = { dialerNonce, listenerNonce, trackerNumber: n };
+    return okReply('prove it', [listenerNonce, syncProof(this.key, 'listener', this.parties(ctx.challenge))]);
   }
 
+  /** `sync_auth <proof>`: the caller proved the key; from the reply on, every line of the link carries a MAC. */
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Auth}`)
   auth(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
     const [proof] = argsOf(p, 1, '<proof>');
     const challenge = ctx.challenge;
     ctx.challenge = undefined;
     if (!challenge) throw new SyncRefusedError(`say ${SyncCmd.Hello} first`);
-    const expected = Buffer.from(syncProof(this.key, challenge.nonce, challenge.trackerNumber), 'hex');
-    const given = Buffer.from(/^[0-9a-f]{64}$/.test(proof) ? proof : '', 'hex');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    const parties = this.parties(challenge);
+    if (!checkSyncProof(this.key, 'dialer', parties, proof)) {
       throw new SyncRefusedError('wrong proof: this tracker does not hold the network key');
     }
     ctx.trackerNumber = challenge.trackerNumber;
+    ctx.link = SyncLinkSecurity.create(this.key, 'listener', parties);
+    this.sync.peerDialedIn(challenge.trackerNumber);
     return okReply(`welcome, tracker ${ctx.trackerNumber}`, [formatVersionVector(this.sync.versionVector())]);
+  }
+
+  private parties(c: NonNullable<PeerContext['challenge']>): LinkParties {
+    return {
+      dialer: c.trackerNumber,
+      listener: this.config.trackerNumber,
+      dialerNonce: c.dialerNonce,
+      listenerNonce: c.listenerNonce,
+    };
   }
 
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Fetch}`)

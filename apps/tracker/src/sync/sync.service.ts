@@ -5,7 +5,7 @@ import { Clock, CLOCK, systemClock } from '../common/clock';
 import { currentRequestId } from '../common/request-context';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { OpLogStore } from './oplog.store';
-import { PeerTrackerClient } from './peer-tracker.client';
+import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient } from './peer-tracker.client';
 import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
 
 /** Applies one change to the stored state. Must be deterministic and do nothing when the change no longer fits. */
@@ -38,9 +38,15 @@ export interface SyncOptions {
   readonly replicationWaitMs: number;
   /** How long start-up waits for reachable peers to hand over what this tracker missed. */
   readonly catchUpWaitMs: number;
+  /** Connect and handshake deadlines, and the backoff between tries, of the links to other trackers. */
+  readonly link: PeerLinkTimings;
 }
 
-export const DEFAULT_SYNC_OPTIONS: SyncOptions = { replicationWaitMs: 2000, catchUpWaitMs: 4000 };
+export const DEFAULT_SYNC_OPTIONS: SyncOptions = {
+  replicationWaitMs: 2000,
+  catchUpWaitMs: 4000,
+  link: DEFAULT_LINK_TIMINGS,
+};
 
 /**
  * Tracker replication. Every change is an op stamped (origin tracker, seq,
@@ -219,6 +225,11 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     });
   }
 
+  /** Tracker `n` proved the key on a link it dialed: it is up, so this tracker's own link to it need not wait. */
+  peerDialedIn(n: number): void {
+    this.peers.find((p) => p.number === n)?.retryNow();
+  }
+
   /** A peer acknowledged changes, or its link went up or down. */
   peerProgress(): void {
     for (const peer of this.peers) this.peerDownSince(peer.number);
@@ -254,7 +265,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
       if (n === trackerNumber) return;
       this.peerDownSince(n);
       const target = peerAddresses.get(n) ?? address;
-      this.peers.push(new PeerTrackerClient(n, target, this, this.key, this.logger));
+      this.peers.push(new PeerTrackerClient(n, target, this, this.key, this.logger, this.options.link));
     });
     if (this.peers.length === 0) {
       this.readyResolve();

@@ -1,5 +1,14 @@
+import { Frame, Reply, ReplyPiece } from '@app/protocol';
 import { BaseRpcContext } from '@nestjs/microservices';
 import { NotLoggedInError } from '../common/domain.error';
+
+/** Opens sealed request lines and seals replies on an authenticated tracker link. */
+export interface LineSecurity {
+  /** The line without its seal; throws when the seal is missing or wrong (the transport then closes the link). */
+  openRequest(frame: Frame): string;
+  /** The reply as pieces to write, sealed. */
+  sealReply(reply: Reply): ReplyPiece[];
+}
 
 /**
  * One TCP connection to the tracker. It is the session: the logged-in user
@@ -11,8 +20,10 @@ export class PeerContext extends BaseRpcContext<[]> {
   tokenHash: string | undefined;
   /** Set once the peer proved it is tracker N of this network; then it may send sync lines. */
   trackerNumber: number | undefined;
-  /** The challenge sent in answer to `sync_hello`, and who claimed to be asking. */
-  challenge: { nonce: string; trackerNumber: number } | undefined;
+  /** The nonces of a `sync_hello` this tracker answered, and who claimed to be asking. */
+  challenge: { dialerNonce: string; listenerNonce: string; trackerNumber: number } | undefined;
+  /** Set with `trackerNumber`: every later line in must carry a valid MAC, every reply out gets one. */
+  link: LineSecurity | undefined;
   private readonly closeListeners: (() => void)[] = [];
 
   constructor(

@@ -1,4 +1,4 @@
-import { Cmd, JoinGroupCmd, okReply, OkReply, SYNC_MARKER, SyncCmd } from '@app/protocol';
+import { Cmd, JoinGroupCmd, okReply, OkReply, Reply, ReplyAssembler, SYNC_MARKER, SyncCmd } from '@app/protocol';
 import { Controller, INestMicroservice, ModuleMetadata } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
@@ -16,7 +16,7 @@ import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { LineSocket } from '../testing/line-socket';
 import { syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
-import { syncProof } from '../sync/peer-tracker.client';
+import { checkSyncProof, LinkParties, newNonce, syncProof, SyncLinkSecurity } from '../sync/sync-link.security';
 import { SyncController } from '../sync/sync.controller';
 import { SyncService } from '../sync/sync.service';
 import { PassThroughExceptionFilter } from './pass-through.filter';
@@ -567,32 +567,70 @@ describe(TextLineServer.name, () => {
         expect(await conn.request(`${SYNC_MARKER} ${SyncCmd.Auth} ${'0'.repeat(64)}`)).toEqual([
           expect.stringMatching(/^ERR FORBIDDEN /),
         ]);
-        expect(await conn.request(`${SYNC_MARKER} ${SyncCmd.Hello} 1`)).toEqual([
+        expect(await conn.request(`${SYNC_MARKER} ${SyncCmd.Hello} 1 ${'d'.repeat(64)}`)).toEqual([
           expect.stringMatching(/^ERR FORBIDDEN /),
         ]);
       });
 
-      it('lets a tracker with the key in, then takes its changes and answers the digest', async () => {
+      /** Does the dialer's half of the handshake as tracker 2; returns the dialer's end of the link. */
+      async function handshake(peer: LineSocket): Promise<SyncLinkSecurity> {
+        const dialerNonce = newNonce();
+        const [head, listenerNonce, proof] = await peer.request(`${SYNC_MARKER} ${SyncCmd.Hello} 2 ${dialerNonce}`, 3);
+        expect(head).toBe('OK 2 prove it');
+        const parties: LinkParties = { dialer: 2, listener: 1, dialerNonce, listenerNonce };
+        expect(checkSyncProof(TEST_CLUSTER_KEY, 'listener', parties, proof)).toBe(true);
+        const link = SyncLinkSecurity.create(TEST_CLUSTER_KEY, 'dialer', parties);
+        const welcome = await peer.request(
+          `${SYNC_MARKER} ${SyncCmd.Auth} ${syncProof(TEST_CLUSTER_KEY, 'dialer', parties)}`,
+          2,
+        );
+        expect(opened(link, welcome)).toEqual(okReply('welcome, tracker 2', ['-']));
+        return link;
+      }
+
+      /** Checks and strips the MAC of a reply read as raw lines. */
+      function opened(link: SyncLinkSecurity, lines: string[]): Reply {
+        const assembler = new ReplyAssembler();
+        let reply: Reply | undefined;
+        for (const line of lines) reply = assembler.push(line) ?? reply;
+        return link.openReply(reply!);
+      }
+
+      it('lets a tracker with the key in, then takes its sealed changes and answers the digest, sealed', async () => {
         const peer = await open();
-        const [head, nonce] = await peer.request(`${SYNC_MARKER} ${SyncCmd.Hello} 2`, 2);
-        expect(head).toBe('OK 1 prove it');
-        expect(
-          await peer.request(`${SYNC_MARKER} ${SyncCmd.Auth} ${syncProof(TEST_CLUSTER_KEY, nonce, 2)}`, 2),
-        ).toEqual(['OK 1 welcome, tracker 2', '-']);
-        expect(await peer.request(`${SYNC_MARKER} create_user bob plain$x - 2/1/1/1700000000000/-`)).toEqual([
-          'OK 0 applied',
-        ]);
+        const link = await handshake(peer);
+        const ask = async (line: string, n = 1) => opened(link, await peer.request(link.sealRequest(line), n));
+        expect(await ask(`${SYNC_MARKER} create_user bob plain$x - 2/1/1/1700000000000/-`)).toEqual(okReply('applied'));
         expect(auth.exists('bob')).toBe(true);
-        expect(await peer.request(`${SYNC_MARKER} ${SyncCmd.Digest}`, 3)).toEqual([
-          'OK 2 state digest',
-          sync.digest(),
-          '2:1',
-        ]);
+        expect(await ask(`${SYNC_MARKER} ${SyncCmd.Digest}`, 3)).toEqual(
+          okReply('state digest', [sync.digest(), '2:1']),
+        );
         // a tracker's lines are not client requests: no #id, no replication wait, and never FORBIDDEN
-        expect(await peer.request(`${SYNC_MARKER} ${SyncCmd.Fetch} - 10`, 2)).toEqual([
-          'OK 1 1 changes',
-          'create_user bob plain$x - 2/1/1/1700000000000/-',
-        ]);
+        expect(await ask(`${SYNC_MARKER} ${SyncCmd.Fetch} - 10`, 2)).toEqual(
+          okReply('1 changes', ['create_user bob plain$x - 2/1/1/1700000000000/-']),
+        );
+      });
+
+      it.each([
+        ['without a MAC', (_link: SyncLinkSecurity, line: string) => line],
+        [
+          'with an altered byte',
+          (link: SyncLinkSecurity, line: string) => link.sealRequest(line).replace('eve', 'eva'),
+        ],
+        [
+          'out of order',
+          (link: SyncLinkSecurity, line: string) => {
+            link.sealRequest(`${SYNC_MARKER} ${SyncCmd.Digest}`); // a line the attacker dropped
+            return link.sealRequest(line);
+          },
+        ],
+      ])('closes the link on a line %s and applies nothing', async (_what, forge) => {
+        const peer = await open();
+        const link = await handshake(peer);
+        peer.write(`${forge(link, `${SYNC_MARKER} create_user eve plain$x - 2/1/1/1700000000000/-`)}\n`);
+        await expect(peer.readLines(1)).rejects.toThrow(/connection closed/);
+        expect(auth.exists('eve')).toBe(false);
+        expect(sync.versionVector()).toEqual(new Map());
       });
     });
   });

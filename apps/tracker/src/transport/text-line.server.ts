@@ -8,6 +8,7 @@ import {
   ErrorCode,
   ErrReply,
   replyPieces,
+  ReplyPiece,
   FrameDecoder,
   okReply,
   ProtocolError,
@@ -162,10 +163,12 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       pumping = true;
       try {
         for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
-          const reply = await step(frame).catch((err: unknown) => this.toErrorReply(err));
+          const opened = ctx.link ? this.openLinked(ctx, frame, socket) : frame;
+          if (!opened) break;
+          const reply = await step(opened).catch((err: unknown) => this.toErrorReply(err));
           if (ctx.trackerNumber !== undefined) decoder.maxLineBytes = TRACKER_MAX_LINE_BYTES;
           if (reply && !socket.destroyed && socket.writable) {
-            const flushed = writeReply(socket, reply);
+            const flushed = writeReply(socket, ctx.link ? ctx.link.sealReply(reply) : replyPieces(reply));
             if (!flushed) await drained(socket);
           }
         }
@@ -197,6 +200,17 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         ctx,
       ).catch((err: unknown) => this.logger.error(`close handler failed: ${String(err)}`));
     });
+  }
+
+  /** A tracker link's line without its MAC; undefined (and the link closed) when the MAC is missing or wrong. */
+  private openLinked(ctx: PeerContext, frame: Frame, socket: Socket): Frame | undefined {
+    try {
+      return { type: 'line', line: ctx.link!.openRequest(frame) };
+    } catch (err) {
+      this.logger.warn(`closing the link from tracker ${ctx.trackerNumber} (${ctx.remoteAddress}): ${String(err)}`);
+      socket.destroy();
+      return undefined;
+    }
   }
 
   /** Turns one complete request line into its reply; undefined for a blank line. */
@@ -274,8 +288,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
 }
 
 /** Writes a reply; false when the socket asks the writer to wait for 'drain'. */
-function writeReply(socket: Socket, reply: Reply): boolean {
-  const pieces = replyPieces(reply);
+function writeReply(socket: Socket, pieces: ReplyPiece[]): boolean {
   if (pieces.length === 1) return socket.write(pieces[0].text, pieces[0].encoding);
   socket.cork();
   for (const piece of pieces) socket.write(piece.text, piece.encoding);

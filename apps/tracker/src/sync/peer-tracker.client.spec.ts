@@ -1,0 +1,192 @@
+import { INestMicroservice, Logger } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { createServer, Server, Socket } from 'node:net';
+import { trackerConfig, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
+import { TextLineServer } from '../transport/text-line.server';
+import { InMemoryOpLogStore } from './in-memory-oplog.store';
+import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient } from './peer-tracker.client';
+import { SyncController } from './sync.controller';
+import { SyncService } from './sync.service';
+import { CLUSTER_KEY } from './sync.tokens';
+
+const OTHER_KEY = Buffer.alloc(32, 8);
+const FAST: PeerLinkTimings = {
+  connectTimeoutMs: 1000,
+  handshakeTimeoutMs: 300,
+  startupHandshakeWaitMs: 100,
+  retryMs: 50,
+  maxRetryMs: 200,
+};
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Tracker 2 of 2, listening on a free port with the real transport and sync controller. */
+async function listener(key: Buffer): Promise<{ app: INestMicroservice; sync: SyncService; port: number }> {
+  const moduleRef = await Test.createTestingModule({
+    controllers: [SyncController],
+    providers: syncTestingProviders({ trackerNumber: 2, trackerCount: 2 }),
+  })
+    .overrideProvider(CLUSTER_KEY)
+    .useValue(key)
+    .compile();
+  const server = new TextLineServer({ host: '127.0.0.1', port: 0 });
+  const app = moduleRef.createNestMicroservice({ strategy: server, logger: false });
+  await app.listen();
+  return { app, sync: moduleRef.get(SyncService), port: server.address().port };
+}
+
+/** A process at a tracker's address that does not hold the key: records what it was sent, answers as told. */
+class FakeListener {
+  readonly received: string[] = [];
+  readonly connectedAt: number[] = [];
+  readonly sockets: Socket[] = [];
+  closed = 0;
+  private readonly server: Server;
+
+  constructor(answer: ((line: string, socket: Socket) => void) | undefined) {
+    this.server = createServer((socket) => {
+      this.connectedAt.push(Date.now());
+      this.sockets.push(socket);
+      socket.on('close', () => this.closed++);
+      socket.on('error', () => undefined);
+      let buffer = '';
+      socket.setEncoding('utf8').on('data', (text: string) => {
+        buffer += text;
+        const lines = buffer.split('\n');
+        buffer = lines.pop()!;
+        for (const line of lines) {
+          this.received.push(line);
+          answer?.(line, socket);
+        }
+      });
+    });
+  }
+
+  listen(): Promise<number> {
+    return new Promise((r) =>
+      this.server.listen(0, '127.0.0.1', () => r((this.server.address() as { port: number }).port)),
+    );
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
+
+describe(PeerTrackerClient.name, () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  let logger: { log: jest.Mock; warn: jest.Mock };
+
+  beforeEach(() => {
+    logger = { log: jest.fn(), warn: jest.fn() };
+  });
+
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  /** Tracker 1's link to tracker 2 at `port`, dialing with `key`. */
+  function dialer(port: number, key = TEST_CLUSTER_KEY, timings = FAST) {
+    const sync = new SyncService(new InMemoryOpLogStore(), trackerConfig({ trackerNumber: 1, trackerCount: 2 }), key);
+    const link = new PeerTrackerClient(2, { host: '127.0.0.1', port }, sync, key, logger as unknown as Logger, timings);
+    cleanup.push(() => link.stop());
+    return { sync, link };
+  }
+
+  it('links two trackers that hold the key, then pushes changes over the sealed link', async () => {
+    const two = await listener(TEST_CLUSTER_KEY);
+    cleanup.push(() => two.app.close());
+    const one = dialer(two.port);
+    await one.link.start();
+    expect(one.link.connected).toBe(true);
+    one.sync.commit({ kind: 'create_group', args: ['g1'], actor: 'alice' });
+    one.link.wake(); // this SyncService was not bootstrapped: it does not know the link
+    await until(() => two.sync.versionVector().get(1) === 1, 'the change reaching tracker 2');
+    await until(() => one.link.ackedSeq(1) === 1, 'tracker 2 acknowledging it');
+    expect(logger.warn).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    ['the dialer', OTHER_KEY, TEST_CLUSTER_KEY],
+    ['the listener', TEST_CLUSTER_KEY, OTHER_KEY],
+  ])(
+    'never links when %s holds another key, and nothing reaches the listener',
+    async (_who, dialerKey, listenerKey) => {
+      const two = await listener(listenerKey);
+      cleanup.push(() => two.app.close());
+      const one = dialer(two.port, dialerKey);
+      one.sync.commit({ kind: 'create_group', args: ['g1'], actor: 'alice' });
+      await one.link.start();
+      await until(() => logger.warn.mock.calls.length >= 2, 'two failed tries');
+      expect(one.link.connected).toBe(false);
+      expect(String((logger.warn.mock.calls as unknown[][])[0][0])).toMatch(
+        /wrong proof: the peer does not hold the network key/,
+      );
+      expect(two.sync.versionVector()).toEqual(new Map());
+    },
+  );
+
+  it('sends a keyless listener nothing but its hello, and does not count it as linked', async () => {
+    const fake = new FakeListener((line, socket) => {
+      // answers like a tracker, with a made-up nonce and proof
+      if (line.includes('sync_hello')) socket.write(`OK 2 prove it\n${'a'.repeat(64)}\n${'b'.repeat(64)}\n`);
+      else socket.write('OK 1 welcome, tracker 1\n1:99\n');
+    });
+    const port = await fake.listen();
+    cleanup.push(() => fake.close());
+    const one = dialer(port);
+    one.sync.commit({ kind: 'create_group', args: ['g1'], actor: 'alice' });
+    await one.link.start();
+    await until(() => fake.connectedAt.length >= 3, 'three tries');
+    expect(one.link.connected).toBe(false);
+    expect(fake.received.length).toBeGreaterThanOrEqual(3);
+    for (const line of fake.received) expect(line).toMatch(/^123456789 sync_hello 1 [0-9a-f]{64}$/);
+  });
+
+  it('does not hold start-up for a listener that never answers, drops it after the deadline and backs off', async () => {
+    const fake = new FakeListener(undefined);
+    const port = await fake.listen();
+    cleanup.push(() => fake.close());
+    const one = dialer(port);
+    const started = Date.now();
+    await one.link.start();
+    expect(Date.now() - started).toBeLessThan(FAST.handshakeTimeoutMs);
+    expect(one.link.connected).toBe(false);
+    await until(() => fake.connectedAt.length >= 5, 'five tries', 10_000);
+    expect(fake.closed).toBeGreaterThanOrEqual(4);
+    expect((logger.warn.mock.calls as unknown[][])[0][0]).toMatch(/no handshake within 300 ms/);
+    // timers never fire early: each wait after a failed handshake is at least the backoff step
+    const gaps = fake.connectedAt.slice(1).map((t, i) => t - fake.connectedAt[i]);
+    const backoff = [50, 100, 200, 200];
+    gaps.slice(0, 4).forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(FAST.handshakeTimeoutMs + backoff[i] - 5));
+  });
+
+  it('dials again at once when the peer proves the key on a link of its own (retryNow)', async () => {
+    const fake = new FakeListener(undefined);
+    const port = await fake.listen();
+    cleanup.push(() => fake.close());
+    const one = dialer(port, TEST_CLUSTER_KEY, { ...FAST, retryMs: 60_000, maxRetryMs: 60_000 });
+    void one.link.start();
+    await until(() => fake.closed >= 1, 'the first try to time out');
+    const before = fake.connectedAt.length;
+    one.link.retryNow();
+    await until(() => fake.connectedAt.length > before, 'a new try', 2000);
+  });
+
+  it('keeps its defaults in line with the README: 3 s handshake deadline, 0.5 s doubling to 30 s', () => {
+    expect(DEFAULT_LINK_TIMINGS).toEqual({
+      connectTimeoutMs: 1500,
+      handshakeTimeoutMs: 3000,
+      startupHandshakeWaitMs: 1000,
+      retryMs: 500,
+      maxRetryMs: 30_000,
+    });
+  });
+});

@@ -1,0 +1,184 @@
+import { FrameDecoder, HostPort, Reply, ReplyAssembler } from '@app/protocol';
+import { connect, Socket } from 'node:net';
+
+/** A reply line may carry every chunk hash of a large file. */
+export const MAX_REPLY_LINE_BYTES = 64 * 1024 * 1024;
+
+/** A reply, with the bytes its lines took on the wire (counted as characters: replies are ASCII but for names). */
+export type SizedReply = Reply & { readonly bytes: number };
+
+/** Seals request lines and opens replies once a link is authenticated (tracker links); throws on a bad reply. */
+export interface LineSealer {
+  sealRequest(line: string): string;
+  openReply(reply: Reply): Reply;
+}
+
+export interface LineConnectionOptions {
+  /** Give up connecting after this long. */
+  readonly timeoutMs: number;
+  /** Gives up connecting, or closes the connection, when aborted. */
+  readonly signal?: AbortSignal;
+  readonly maxReplyLineBytes?: number;
+  /** TCP keep-alive probe delay (0: off). */
+  readonly keepAliveMs?: number;
+}
+
+/**
+ * How a connection ended: the other side went away or the network failed
+ * (`gone`), it sent something that is not the reply expected (`bad`), or this
+ * side closed it (`closed`).
+ */
+export type LineConnectionEnd = 'gone' | 'bad' | 'closed';
+
+export class LineConnectError extends Error {
+  override readonly name = 'LineConnectError';
+}
+
+interface Waiter {
+  resolve(reply: SizedReply): void;
+  reject(err: Error): void;
+}
+
+/**
+ * One request/reply connection of the line protocol: a request is a line (plus
+ * the continuation lines it announces), a reply is `OK <n> <message>` and n
+ * lines or `ERR <CODE> <message>`, replies come in request order, and several
+ * requests may be in flight. Every line client of the codebase (client to
+ * tracker, tracker to tracker, the bench) talks through this class.
+ */
+export class LineConnection {
+  private readonly waiting: Waiter[] = [];
+  private ended: { kind: LineConnectionEnd; error: Error } | undefined;
+  private readonly closeListeners: ((kind: LineConnectionEnd, error: Error) => void)[] = [];
+  private readonly dataListeners: (() => void)[] = [];
+  private sealer: LineSealer | undefined;
+  private replyBytes = 0;
+
+  private constructor(
+    private readonly socket: Socket,
+    options: LineConnectionOptions,
+  ) {
+    const decoder = new FrameDecoder(options.maxReplyLineBytes ?? MAX_REPLY_LINE_BYTES);
+    const assembler = new ReplyAssembler();
+    socket.setNoDelay(true);
+    if (options.keepAliveMs) socket.setKeepAlive(true, options.keepAliveMs);
+    socket.on('data', (chunk: Buffer) => {
+      for (const listener of this.dataListeners) listener();
+      try {
+        decoder.push(chunk);
+        for (let f = decoder.next(); f && !this.ended; f = decoder.next()) {
+          if (f.type !== 'line') throw new Error(`reply line longer than ${decoder.maxLineBytes} bytes`);
+          this.replyBytes += f.line.length + 1;
+          const reply = assembler.push(f.line);
+          if (!reply) continue;
+          const opened = this.sealer ? this.sealer.openReply(reply) : reply;
+          const waiter = this.waiting.shift();
+          if (!waiter) throw new Error('a reply without a request');
+          const bytes = this.replyBytes;
+          this.replyBytes = 0;
+          waiter.resolve({ ...opened, bytes });
+        }
+      } catch (err) {
+        this.fail('bad', err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+    socket.on('error', (err) => this.fail('gone', err));
+    socket.on('end', () => this.fail('gone', new Error('connection closed')));
+    socket.on('close', () => this.fail('gone', new Error('connection closed')));
+    options.signal?.addEventListener('abort', () => this.close(), { once: true });
+  }
+
+  /** Connects to `address`; rejects with a LineConnectError after `timeoutMs` or when `signal` aborts. */
+  static open(address: HostPort, options: LineConnectionOptions): Promise<LineConnection> {
+    return new Promise((resolve, reject) => {
+      const { signal } = options;
+      if (signal?.aborted) {
+        reject(new LineConnectError('closed'));
+        return;
+      }
+      const socket = connect({ host: address.host, port: address.port });
+      const cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const fail = (err: Error) => {
+        cleanup();
+        socket.destroy();
+        reject(err instanceof LineConnectError ? err : new LineConnectError(err.message));
+      };
+      const onAbort = () => fail(new LineConnectError('closed'));
+      const timer = setTimeout(() => fail(new LineConnectError('connect timed out')), options.timeoutMs);
+      signal?.addEventListener('abort', onAbort);
+      socket.once('error', fail);
+      socket.once('connect', () => {
+        cleanup();
+        socket.removeListener('error', fail);
+        resolve(new LineConnection(socket, options));
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.ended !== undefined;
+  }
+
+  /** Why the connection ended, once it has. */
+  get error(): Error | undefined {
+    return this.ended?.error;
+  }
+
+  get endKind(): LineConnectionEnd | undefined {
+    return this.ended?.kind;
+  }
+
+  /** Bytes of requests still queued in the socket: a large request still going out. */
+  get writableLength(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Runs `listener` once the connection has ended (at once if it has). */
+  onClose(listener: (kind: LineConnectionEnd, error: Error) => void): void {
+    if (this.ended) listener(this.ended.kind, this.ended.error);
+    else this.closeListeners.push(listener);
+  }
+
+  /** Runs `listener` whenever bytes arrive, before they are read (to re-arm a reply timer). */
+  onData(listener: () => void): void {
+    this.dataListeners.push(listener);
+  }
+
+  /** From now on every request line is sealed and every reply opened (the next reply is the first one checked). */
+  secure(sealer: LineSealer): void {
+    this.sealer = sealer;
+  }
+
+  /**
+   * Sends one request line (without its newline) and the continuation lines it
+   * announces; resolves with its reply (`ERR` replies too), rejects when the
+   * connection ends first.
+   */
+  request(line: string, continuation: readonly string[] = []): Promise<SizedReply> {
+    if (this.ended) return Promise.reject(this.ended.error);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      const first = `${this.sealer ? this.sealer.sealRequest(line) : line}\n`;
+      if (continuation.length === 0) this.socket.write(first);
+      else if (this.sealer)
+        this.socket.write(first + continuation.map((l) => this.sealer!.sealRequest(l)).join('\n') + '\n');
+      else this.socket.write(`${first}${continuation.join('\n')}\n`);
+    });
+  }
+
+  /** Ends the connection; requests in flight fail with `reason`. */
+  close(reason: Error = new Error('connection closed')): void {
+    this.fail('closed', reason);
+  }
+
+  private fail(kind: LineConnectionEnd, error: Error): void {
+    if (this.ended) return;
+    this.ended = { kind, error };
+    this.socket.destroy();
+    for (const w of this.waiting.splice(0)) w.reject(error);
+    for (const l of this.closeListeners.splice(0)) l(kind, error);
+  }
+}
