@@ -32,6 +32,8 @@ export const ErrorCode = {
   FileChanged: 'FILE_CHANGED',
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
+  /** A file name with a control, bidi or invisible format character, '/', or '.'/'..' (see `fileNameProblem`). */
+  InvalidName: 'INVALID_NAME',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
