@@ -32,6 +32,10 @@ export const ErrorCode = {
   FileChanged: 'FILE_CHANGED',
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
+  SessionExpired: 'SESSION_EXPIRED',
+  // connection limits: a peer past one gets this line, then the connection is closed
+  TooManyConnections: 'TOO_MANY_CONNECTIONS',
+  IdleTimeout: 'IDLE_TIMEOUT',
   /** A file name with a control, bidi or invisible format character, '/', or '.'/'..' (see `fileNameProblem`). */
   InvalidName: 'INVALID_NAME',
 } as const;

@@ -45,6 +45,8 @@ describe('files over the wire', () => {
           dataDir,
           peerAddresses: new Map(),
           keyFile: join(dataDir, 'network.key'),
+          sessionIdleMs: 3_600_000,
+          sessionMaxAgeMs: 7 * 86_400_000,
         }),
       ],
     })
