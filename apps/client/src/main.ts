@@ -1,12 +1,13 @@
+import { escapeForTerminal } from '@app/protocol';
 import { CommandFactory } from 'nest-commander';
 import { ClientModule } from './client.module';
 import { EXIT_FAILURE, EXIT_USAGE, StartupError } from './client.errors';
 import { CLIENT_USAGE } from './config/client.config';
 
-/** Prints one `error:` line on stderr and sets the exit status; never a stack trace. */
+/** Prints one `error:` line on stderr and sets the exit status; never a stack trace, never a raw control character. */
 function fail(err: unknown): void {
   const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ').trim();
-  process.stderr.write(`error: ${message}\n`);
+  process.stderr.write(`error: ${escapeForTerminal(message)}\n`);
   process.exitCode = err instanceof StartupError ? err.exitCode : EXIT_FAILURE;
 }
 

@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions } from '@nestjs/microservices';
 import { readFileSync } from 'node:fs';
+import { assertKeyFileProtected, UnprotectedKeyFileError } from './common/private-files';
 import { ConfigError, parseTrackerArgs, TrackerConfig } from './config/tracker.config';
 import { SyncService } from './sync/sync.service';
 import { TrackerModule } from './tracker.module';
@@ -10,9 +11,12 @@ import { TextLineServer } from './transport/text-line.server';
 
 function readConfig(): TrackerConfig {
   try {
-    return parseTrackerArgs(process.argv.slice(2), (path) => readFileSync(path, 'utf8'));
+    const config = parseTrackerArgs(process.argv.slice(2), (path) => readFileSync(path, 'utf8'));
+    // as ssh does with a private key: a secret others can read is refused before anything starts
+    assertKeyFileProtected(config.keyFile);
+    return config;
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof TrackerInfoError) {
+    if (err instanceof ConfigError || err instanceof TrackerInfoError || err instanceof UnprotectedKeyFileError) {
       process.stderr.write(`error: ${err.message}\n`);
       process.exit(2);
     }

@@ -36,6 +36,8 @@ export const ErrorCode = {
   // connection limits: a peer past one gets this line, then the connection is closed
   TooManyConnections: 'TOO_MANY_CONNECTIONS',
   IdleTimeout: 'IDLE_TIMEOUT',
+  /** A file name with a control, bidi or invisible format character, '/', or '.'/'..' (see `fileNameProblem`). */
+  InvalidName: 'INVALID_NAME',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

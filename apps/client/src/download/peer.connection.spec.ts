@@ -206,7 +206,7 @@ describe(PeerConnection.name, () => {
       await peer.received(2);
       await peer.write('CHUNK 0 4\nabcdefCHUNK 1 4\nwxyz');
       await expect(a).resolves.toEqual(Buffer.from('abcd'));
-      await expect(b).rejects.toMatchObject({ kind: 'protocol', message: /bad line: efCHUNK 1 4/ });
+      await expect(b).rejects.toMatchObject({ kind: 'protocol', message: /sent a malformed reply \("efCHUNK 1 4"\)/ });
       expect(conn.isOpen).toBe(false);
       await peer.clientClosed();
     });
@@ -254,8 +254,8 @@ describe(PeerConnection.name, () => {
   it.each([
     ['another index', chunk(8, Buffer.from('xxxx')), /answered chunk 8 of 4 bytes, expected chunk 7 of 4/],
     ['another length', chunk(7, Buffer.from('xxx')), /answered chunk 7 of 3 bytes, expected chunk 7 of 4/],
-    ['a line that is no answer', 'OK 0 fine\n', /bad line: OK 0 fine/],
-    ['garbage', 'HELLO\n', /bad line: HELLO/],
+    ['a line that is no answer', 'OK 0 fine\n', /sent a malformed reply \("OK 0 fine"\)/],
+    ['garbage', 'HELLO\n', /sent a malformed reply \("HELLO"\)/],
     ['an endless line', Buffer.alloc(20_000, 'x'), /longer than/],
   ])('closes on a header with %s, failing every outstanding request', async (_, answer, message) => {
     await connect();
@@ -268,6 +268,31 @@ describe(PeerConnection.name, () => {
     expect(conn.isOpen).toBe(false);
     await peer.clientClosed();
     await expect(conn.fetch(1, '/f', 4)).rejects.toMatchObject({ kind: 'protocol' });
+  });
+
+  it('never echoes a malformed reply: a short escaped excerpt of its start only', async () => {
+    await connect();
+    const request = conn.fetch(0, '/f', 4);
+    await peer.received(1);
+    await peer.write(Buffer.from(`\x1b[2J\x1b]0;owned\x07\u202eexe.pdf ${'A'.repeat(5000)}\n`, 'utf8'));
+    const err = (await request.catch((e: unknown) => e)) as PeerError;
+    expect(err.kind).toBe('protocol');
+    expect(err.message).toMatch(
+      /sent a malformed reply \("\\x1b\[2J\\x1b\]0;owned\\x07\\u\{202e\}exe\.pdf A\.\.\."\)$/,
+    );
+    expect(err.message).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202a-\u202e]/);
+  });
+
+  it('keeps a seeder’s refusal message short and escaped', async () => {
+    await connect();
+    const request = conn.fetch(0, '/f', 4);
+    await peer.received(1);
+    await peer.write(Buffer.from(`ERR NOT_SHARED \x1b[31mred\u202e ${'m'.repeat(1000)}\n`, 'utf8'));
+    const err = (await request.catch((e: unknown) => e)) as PeerError;
+    expect(err).toMatchObject({ kind: 'refused', code: 'NOT_SHARED' });
+    expect(err.message).toContain('NOT_SHARED \\x1b[31mred\\u{202e} mmm');
+    expect(err.message).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202a-\u202e]/);
+    expect(err.message.length).toBeLessThan(250);
   });
 
   it('times out when no byte arrives while requests are outstanding, and closes the socket', async () => {

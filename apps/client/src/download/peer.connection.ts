@@ -1,4 +1,4 @@
-import { formatGetChunk, formatHostPort, parseChunkHeader, parseReplyHeader } from '@app/protocol';
+import { excerpt, formatGetChunk, formatHostPort, parseChunkHeader, parseReplyHeader } from '@app/protocol';
 import * as net from 'node:net';
 import { ChunkBufferPool } from './chunk-buffer.pool';
 import { PeerError } from './download.errors';
@@ -7,6 +7,9 @@ import { PeerReplyReader } from './peer-reply.reader';
 /** Chunk headers and `ERR` lines are short; anything longer is not a seeder talking. */
 export const MAX_PEER_LINE_BYTES = 8 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** Characters of a malformed reply kept (escaped) in the error, and of a seeder's refusal message. */
+const MAX_SHOWN_EXCERPT = 24;
+const MAX_SHOWN_MESSAGE = 120;
 export const DEFAULT_INACTIVITY_TIMEOUT_MS = 15_000;
 
 export interface PeerConnectOptions {
@@ -147,18 +150,18 @@ export class PeerConnection {
       try {
         reply = parseReplyHeader(line);
       } catch {
-        return this.protocolError(`sent a bad line: ${line.slice(0, 80)}`);
+        return this.malformed(line);
       }
-      if (reply.ok) return this.protocolError(`sent a bad line: ${line.slice(0, 80)}`);
+      if (reply.ok) return this.malformed(line);
       if (!head) {
         // e.g. `ERR BUSY` on connecting, before the connection is closed
-        const err = `${this.peer} refused the connection: ${reply.code} ${reply.message}`;
+        const err = `${this.peer} refused the connection: ${reply.code} ${excerpt(reply.message, MAX_SHOWN_MESSAGE)}`;
         return this.abort(new PeerError('connect', err, reply.code));
       }
       this.settle().reject(
         new PeerError(
           'refused',
-          `${this.peer} refused chunk ${head.index}: ${reply.code} ${reply.message}`,
+          `${this.peer} refused chunk ${head.index}: ${reply.code} ${excerpt(reply.message, MAX_SHOWN_MESSAGE)}`,
           reply.code,
         ),
       );
@@ -169,7 +172,7 @@ export class PeerConnection {
     try {
       header = parseChunkHeader(line);
     } catch {
-      return this.protocolError(`sent a bad line: ${line.slice(0, 80)}`);
+      return this.malformed(line);
     }
     if (header.index !== head.index || header.length !== head.length) {
       return this.protocolError(
@@ -185,6 +188,14 @@ export class PeerConnection {
     const head = this.pending.shift()!;
     if (this.pending.length === 0) this.disarmTimer();
     return head;
+  }
+
+  /**
+   * A line that is no answer to what was asked. Its bytes are the seeder's, not ours: never echoed, only a
+   * short escaped excerpt of its start is kept.
+   */
+  private malformed(line: string): void {
+    this.protocolError(`sent a malformed reply ("${excerpt(line, MAX_SHOWN_EXCERPT)}")`);
   }
 
   private protocolError(what: string): void {

@@ -325,10 +325,15 @@ describe('file commands', () => {
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${dest}`]);
     });
 
-    it('keeps only the last part of a file name with slashes when saving into a directory', async () => {
-      answer(metadataReply(metadata([BOB], '../../etc/evil.pdf')));
-      await download(dir, '../../etc/evil.pdf');
-      expect(downloads.start.mock.calls[0][3]).toBe(join(dir, 'evil.pdf'));
+    it.each([
+      ['slashes', '../../etc/evil.pdf', "cannot contain '/'"],
+      ['a right-to-left override', 'invoice\u202efdp.exe', '\\u{202e}'],
+      ['a dot name', '..', "cannot be named '..'"],
+    ])('refuses a file name with %s from the tracker: it never names a file here', async (_, name, why) => {
+      answer(metadataReply(metadata([BOB], name)));
+      await expect(download(dir, 'x')).rejects.toThrow(`the tracker sent an unusable name for x: `);
+      await expect(download(dir, 'x')).rejects.toThrow(why);
+      expect(downloads.start).not.toHaveBeenCalled();
     });
 
     it('refuses an existing destination file', async () => {

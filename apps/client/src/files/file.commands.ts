@@ -1,4 +1,4 @@
-import { formatCommand, parseFileMetadata, Reply } from '@app/protocol';
+import { fileNameProblem, formatCommand, parseFileMetadata, Reply } from '@app/protocol';
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -125,6 +125,9 @@ export class DownloadFileCommand implements LocalCommand {
     const reply = await this.tracker.request(formatCommand({ kind: 'download_file', groupId, fileName }));
     if (!reply.ok) throw new Error(reply.message || reply.code);
     const metadata = parseFileMetadata(reply.lines);
+    // the name may become a file here: one a tracker could never have accepted is not used
+    const nameProblem = fileNameProblem(metadata.fileName);
+    if (nameProblem) throw new Error(`the tracker sent an unusable name for ${fileName}: ${nameProblem}`);
     const self = this.config.get().self;
     const seeders = metadata.seeders.filter((s) => !(s.address.host === self.host && s.address.port === self.port));
     if (seeders.length === 0)

@@ -27,7 +27,7 @@ import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerConnectionLostError } from '../tracker/tracker.errors';
 import { ClientSession } from './client-session';
 import { SharingService } from './sharing.service';
-import { configService, fakeTracker, FakeTracker, SELF_TEXT } from './testing/files.fixtures';
+import { configService, fakeTracker, FakeTracker, MY_PORT } from './testing/files.fixtures';
 
 const chunkHashesOf = (data: Buffer): string[] => {
   const hashes: string[] = [];
@@ -101,6 +101,29 @@ describe(SharingService.name, () => {
       expect(registry.list()).toEqual([]);
     });
 
+    it.each([
+      ['a right-to-left override', 'invoice\u202efdp.exe', '\\u{202e}'],
+      ['an escape sequence', 'red\x1b[31m.txt', '\\x1b'],
+      ['a C1 control', 'c1\x9b.txt', '\\x9b'],
+      ['a zero-width space', 'pay\u200bpal.pdf', '\\u{200b}'],
+    ])('refuses a file whose name holds %s, before hashing or asking the tracker', async (_, name, shown) => {
+      const hashFile = jest.spyOn(realHasher, 'hashFile');
+      const path = file(name, 'abc');
+      const err = (await sharing.upload('g1', path).catch((e: unknown) => e)) as Error;
+      expect(err.message).toContain(`cannot share ${path}: a file name cannot contain control, bidi or invisible`);
+      expect(err.message).toContain(shown);
+      expect(hashFile).not.toHaveBeenCalled();
+      expect(tracker.request).not.toHaveBeenCalled();
+      expect(registry.list()).toEqual([]);
+    });
+
+    it('shares names in any script', async () => {
+      for (const name of ['résumé.pdf', '日本語.txt']) {
+        await expect(sharing.upload('g1', file(name, name))).resolves.toEqual(okReply('ok'));
+      }
+      expect(registry.list().map((s) => s.fileName)).toEqual(['résumé.pdf', '日本語.txt']);
+    });
+
     it('names a missing file', async () => {
       const path = join(dir, 'nope.bin');
       await expect(sharing.upload('g1', path)).rejects.toThrow(new Error(`no such file: ${path}`));
@@ -128,7 +151,7 @@ describe(SharingService.name, () => {
       expect(reply).toEqual(okReply('ok'));
       expect(tracker.request).toHaveBeenCalledTimes(1);
       expect(tracker.request).toHaveBeenCalledWith(
-        `upload_file g1 ${path} ${data.length} ${sha1(data)} ${hashes.join(',')} ${SELF_TEXT}`,
+        `upload_file g1 ${path} ${data.length} ${sha1(data)} ${hashes.join(',')} ${MY_PORT}`,
         [],
       );
       const id = await fileIdentity(path);
@@ -162,7 +185,7 @@ describe(SharingService.name, () => {
         fileSize: '5',
         fileHash: sha1(Buffer.from('hello')),
         chunkHashes: sha1(Buffer.from('hello')),
-        myPort: SELF_TEXT,
+        myPort: MY_PORT,
       });
       expect(registry.get('g1', 'my report.pdf', 'alice')?.path).toBe(target);
       expect(registry.get('g1', 'link.pdf', 'alice')).toBeUndefined();
@@ -191,7 +214,7 @@ describe(SharingService.name, () => {
 
       expect(tracker.request).toHaveBeenCalledTimes(1);
       const [line, continuation] = tracker.request.mock.calls[0];
-      expect(line).toBe(`upload_file g1 ${path} ${size} ${fileHash} @1 ${SELF_TEXT}`);
+      expect(line).toBe(`upload_file g1 ${path} ${size} ${fileHash} @1 ${MY_PORT}`);
       expect(continuation).toEqual([[...Array<string>(500).fill(zeroChunk), sha1(Buffer.alloc(1))].join(',')]);
       expect(registry.get('g1', 'big.iso', 'alice')?.chunkCount).toBe(501);
     }, 15_000);
@@ -287,10 +310,10 @@ describe(SharingService.name, () => {
       });
 
       expect(tracker.lines).toEqual([
-        `new_seeder g1 a.bin ${intact.path} ${SELF_TEXT}`,
+        `new_seeder g1 a.bin ${intact.path} ${MY_PORT}`,
         'stop_share g1 b.bin',
         'stop_share g2 c.bin',
-        `new_seeder g2 d.bin ${refused.path} ${SELF_TEXT}`,
+        `new_seeder g2 d.bin ${refused.path} ${MY_PORT}`,
       ]);
       expect(registry.list()).toEqual([intact, bobs]);
     });
@@ -303,7 +326,7 @@ describe(SharingService.name, () => {
 
       await expect(sharing.reoffer('alice')).resolves.toEqual({ offered: 0, dropped: [] });
 
-      expect(tracker.lines).toEqual([`new_seeder g1 a.bin ${a.path} ${SELF_TEXT}`]);
+      expect(tracker.lines).toEqual([`new_seeder g1 a.bin ${a.path} ${MY_PORT}`]);
       expect(registry.list()).toEqual([a, b]);
     });
 
@@ -318,7 +341,7 @@ describe(SharingService.name, () => {
 
       await expect(sharing.reoffer('alice')).resolves.toEqual({ offered: 1, dropped: [] });
 
-      expect(tracker.lines).toEqual([`new_seeder g1 a.bin ${a.path} ${SELF_TEXT}`]);
+      expect(tracker.lines).toEqual([`new_seeder g1 a.bin ${a.path} ${MY_PORT}`]);
       expect(registry.list()).toEqual([a, b]);
     });
 
@@ -375,7 +398,7 @@ describe(SharingService.name, () => {
       session.loggedIn('alice');
       const path = file('saved.pdf', 'abc');
       await sharing.seedDownloaded(downloaded(path));
-      expect(tracker.lines).toEqual([`new_seeder g1 report.pdf ${path} ${SELF_TEXT}`]);
+      expect(tracker.lines).toEqual([`new_seeder g1 report.pdf ${path} ${MY_PORT}`]);
       expect(registry.get('g1', 'report.pdf', 'alice')).toMatchObject({ ...(await fileIdentity(path)), chunkCount: 1 });
     });
 

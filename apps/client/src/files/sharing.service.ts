@@ -1,5 +1,5 @@
 import { CHUNK_HASHER, ChunkHasher } from '@app/chunking';
-import { encodeChunkHashes, ErrorCode, formatCommand, formatHostPort, joinArgs, Reply } from '@app/protocol';
+import { encodeChunkHashes, ErrorCode, fileNameProblem, formatCommand, joinArgs, Reply } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { basename } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
@@ -41,14 +41,21 @@ export class SharingService {
     await this.server.stop();
   }
 
-  private get myAddress(): string {
-    return formatHostPort(this.config.get().self);
+  /**
+   * `my_port` in upload_file and new_seeder: the port chunks are served on. The tracker lists this client at
+   * the host its tracker connection comes from, whatever host we would name.
+   */
+  private get myPort(): string {
+    return String(this.config.get().self.port);
   }
 
   /** Hashes the file, registers it with the tracker, and seeds it. */
   async upload(groupId: string, filePath: string): Promise<Reply> {
     const userId = this.session.requireUser();
     const before = await this.identify(filePath);
+    // the name the group will see is the base name of the realpath: refused here before any byte is hashed
+    const problem = fileNameProblem(basename(before.path));
+    if (problem) throw new Error(`cannot share ${filePath}: ${problem}; rename the file first`);
     const digest = await this.hasher.hashFile(before.path).catch((err: unknown) => {
       throw new Error(describeFsError(err, filePath));
     });
@@ -64,7 +71,7 @@ export class SharingService {
       fileSize: String(digest.size),
       fileHash: digest.fileHash,
       chunkHashes: hashes.arg,
-      myPort: this.myAddress,
+      myPort: this.myPort,
     });
     const reply = await this.tracker.request(line, hashes.lines);
     if (reply.ok) {
@@ -100,7 +107,7 @@ export class SharingService {
     });
     if (this.session.user !== share.userId) return; // offered again at the next login
     const reply = await this.tracker.request(
-      joinArgs(['new_seeder', share.groupId, share.fileName, identity.path, this.myAddress]),
+      joinArgs(['new_seeder', share.groupId, share.fileName, identity.path, this.myPort]),
     );
     if (!reply.ok) throw new Error(`could not announce ${share.fileName} as seeded: ${reply.message}`);
   }
@@ -124,7 +131,7 @@ export class SharingService {
         continue;
       }
       const reply = await this.tracker.request(
-        joinArgs(['new_seeder', share.groupId, share.fileName, share.path, this.myAddress]),
+        joinArgs(['new_seeder', share.groupId, share.fileName, share.path, this.myPort]),
       );
       if (reply.ok) offered++;
       else if (reply.code === ErrorCode.NotLoggedIn) break;

@@ -1,9 +1,12 @@
-import { FileHandle, lstat, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, FileHandle, lstat, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SharedFile, toSharedFile } from './shared-file';
 
 export const SHARES_FILE_NAME = 'shares.json';
 const STATE_VERSION = 1;
+/** The data folder and the state file are the user's own: they list every path this client seeds. */
+export const STATE_DIR_MODE = 0o700;
+export const STATE_FILE_MODE = 0o600;
 
 export interface ShareStateLoad {
   readonly shares: SharedFile[];
@@ -18,6 +21,8 @@ const reasonOf = (err: unknown): string =>
 
 /**
  * The registry's state on disk: `<dir>/shares.json`, `{ "version": 1, "shares": [...] }`.
+ * The folder is owner-only (0700) and the file owner-only (0600), whatever the umask; an
+ * older, more open folder or file is tightened at load.
  *
  * Every save writes a temp file next to it (`shares.json.tmp-<pid>-<n>`),
  * fsyncs it, renames it over the old file and fsyncs the folder, so a crash
@@ -33,7 +38,10 @@ export class ShareStateFile {
   }
 
   async load(): Promise<ShareStateLoad> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: STATE_DIR_MODE });
+    await chmod(this.dir, STATE_DIR_MODE);
+    const state = await lstat(this.path).catch(() => undefined);
+    if (state?.isFile() && (state.mode & 0o077) !== 0) await chmod(this.path, STATE_FILE_MODE);
     await this.removeStaleTempFiles();
     let text: string;
     try {
@@ -54,7 +62,9 @@ export class ShareStateFile {
     const temp = `${this.path}.tmp-${process.pid}-${++this.tempSeq}`;
     let handle: FileHandle | undefined;
     try {
-      handle = await open(temp, 'wx', 0o600);
+      handle = await open(temp, 'wx', STATE_FILE_MODE);
+      // the mode given to open is cut by the umask; the rename below keeps the temp file's mode
+      await handle.chmod(STATE_FILE_MODE);
       await handle.writeFile(text, 'utf8');
       await handle.sync();
       await handle.close();

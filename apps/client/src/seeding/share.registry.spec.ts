@@ -1,9 +1,11 @@
 import { Test } from '@nestjs/testing';
 import {
   appendFileSync,
+  chmodSync,
   mkdirSync,
   readFileSync,
   renameSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   utimesSync,
@@ -158,6 +160,27 @@ describe(ShareRegistry.name, () => {
       await Promise.all([registry.removeGroup('g1', 'alice'), registry.add(aShare({ fileName: 'last' }))]);
       expect(listDir(dataDir)).toEqual(['shares.json']);
       expect((await open()).list().map((s) => s.fileName)).toEqual(['last']);
+    });
+
+    it('keeps its folder 0700 and shares.json 0600 through every atomic replace, whatever the umask', async () => {
+      const umask = process.umask(0);
+      try {
+        const modeOf = (path: string) => statSync(path).mode & 0o777;
+        const registry = await open();
+        expect(modeOf(dataDir)).toBe(0o700);
+        for (let i = 0; i < 3; i++) {
+          await registry.add(aShare({ fileName: `f${i}`, path: `/srv/f${i}` }));
+          expect(modeOf(join(dataDir, 'shares.json'))).toBe(0o600);
+        }
+        // a folder and a file an older version left open are tightened at the next start
+        chmodSync(dataDir, 0o755);
+        chmodSync(join(dataDir, 'shares.json'), 0o644);
+        expect((await open()).list()).toHaveLength(3);
+        expect(modeOf(dataDir)).toBe(0o700);
+        expect(modeOf(join(dataDir, 'shares.json'))).toBe(0o600);
+      } finally {
+        process.umask(umask);
+      }
     });
 
     it('ignores and removes a temp file left by a crash mid-write', async () => {

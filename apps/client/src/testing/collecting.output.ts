@@ -1,14 +1,10 @@
-import { OutputPort } from '../output/output.port';
+import { TerminalOutput } from '../output/output.port';
 
-/** Output port that keeps every printed line, errors included, in order. */
-export class CollectingOutput implements OutputPort {
+/** Output port that keeps every printed line, errors included, in order, escaped as the terminal gets it. */
+export class CollectingOutput extends TerminalOutput {
   readonly lines: string[] = [];
 
-  line(text: string): void {
-    this.lines.push(text);
-  }
-
-  error(text: string): void {
-    this.lines.push(`error: ${text}`);
+  protected write(safeLine: string): void {
+    this.lines.push(safeLine);
   }
 }

@@ -6,9 +6,12 @@ import { passThroughInterceptor } from '../testing/pass-through.interceptor';
 import { peerContext } from '../testing/fake-session';
 import { ReplicationInterceptor } from '../sync/replication.interceptor';
 import { PeerContext } from '../transport/peer.context';
-import { FilesController, parseFileSize, peerAddress } from './files.controller';
-import { FileConflictError } from './files.errors';
+import { TRACKER_CONFIG } from '../config/tracker.config';
+import { trackerConfig } from '../testing/sync-testing';
+import { FilesController, parseFileSize } from './files.controller';
+import { FileConflictError, TrackerAddressAsSeederError } from './files.errors';
 import { FileListing, FilesService } from './files.service';
+import { SeederAddressRule } from './seeder-address.rule';
 
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
 const [h1, h2, h3] = [sha1('1'), sha1('2'), sha1('3')];
@@ -49,7 +52,23 @@ describe(FilesController.name, () => {
 
   beforeEach(async () => {
     jest.resetAllMocks();
-    const moduleRef = await Test.createTestingModule({ controllers: [FilesController], providers: [FilesService] })
+    const moduleRef = await Test.createTestingModule({
+      controllers: [FilesController],
+      providers: [
+        FilesService,
+        SeederAddressRule,
+        // this tracker listens on 192.168.1.2:6001, its peer on 192.168.1.3:6002
+        {
+          provide: TRACKER_CONFIG,
+          useValue: trackerConfig({
+            trackers: [
+              { host: '192.168.1.2', port: 6001 },
+              { host: '192.168.1.3', port: 6002 },
+            ],
+          }),
+        },
+      ],
+    })
       .overrideProvider(FilesService)
       .useValue(files)
       .overrideInterceptor(ReplicationInterceptor)
@@ -76,11 +95,37 @@ describe(FilesController.name, () => {
       );
     });
 
-    it('uses the IP:PORT the client gives', () => {
+    it('takes only the port of an IP:PORT: the host is always the connection’s own', () => {
       files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
       controller.upload(uploadCmd({ myPort: '10.0.0.9:7005' }), alice);
       expect(files.share).toHaveBeenCalledWith(
-        { userId: 'alice', connectionId: 42, address: { host: '10.0.0.9', port: 7005 } },
+        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7005 } },
+        expect.anything(),
+      );
+    });
+
+    it.each(['6001', '192.168.1.2:6001', '10.9.9.9:6001'])(
+      'refuses my_port %j from a connection on the tracker’s own host: that is the tracker’s address',
+      (myPort) => {
+        const onTrackerHost = new PeerContext(43, '192.168.1.2:40000');
+        onTrackerHost.setUser('mallory');
+        expect(() => controller.upload(uploadCmd({ myPort }), onTrackerHost)).toThrow(TrackerAddressAsSeederError);
+        expect(() =>
+          controller.newSeeder(
+            { kind: 'new_seeder', groupId: 'g1', fileName: 'f', filePath: '/f', myPort },
+            onTrackerHost,
+          ),
+        ).toThrow(/is where a tracker of this network listens/);
+        expect(files.share).not.toHaveBeenCalled();
+        expect(files.addSeeder).not.toHaveBeenCalled();
+      },
+    );
+
+    it('accepts the tracker’s port from a client on another host: that host serves there', () => {
+      files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
+      controller.upload(uploadCmd({ myPort: '6001' }), alice);
+      expect(files.share).toHaveBeenCalledWith(
+        expect.objectContaining({ address: { host: '192.168.1.20', port: 6001 } }),
         expect.anything(),
       );
     });
@@ -244,21 +289,6 @@ describe(FilesController.name, () => {
       expect(() => call(controller)).toThrow(NotLoggedInError);
       for (const fn of Object.values(files)) expect(fn).not.toHaveBeenCalled();
     });
-  });
-});
-
-describe(peerAddress.name, () => {
-  it.each([
-    ['7001', '127.0.0.1:40000', '127.0.0.1', 7001],
-    ['7001', '::ffff:10.1.2.3:40000', '10.1.2.3', 7001],
-    ['7001', '::1:40000', '::1', 7001],
-    ['7001', '[fe80::1]:40000', 'fe80::1', 7001],
-    ['10.0.0.5:8000', '127.0.0.1:40000', '10.0.0.5', 8000],
-    ['peer.example:65535', '127.0.0.1:40000', 'peer.example', 65535],
-    ['[::1]:8000', '127.0.0.1:40000', '::1', 8000],
-    ['0.0.0.0:8000', '192.168.0.7:40000', '192.168.0.7', 8000],
-  ])('reads %j from a connection at %s as %s:%d', (myPort, remote, host, port) => {
-    expect(peerAddress(myPort, remote)).toEqual({ host, port });
   });
 });
 

@@ -3,14 +3,11 @@ import {
   DownloadFileCmd,
   ErrorCode,
   formatFileMetadata,
-  HostPort,
   ListFilesCmd,
   NewSeederCmd,
   okReply,
   OkReply,
   parseChunkHashes,
-  parseHostPort,
-  parsePort,
   ProtocolError,
   quoteArg,
   StopShareCmd,
@@ -22,17 +19,21 @@ import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
 import { shownName } from './files.errors';
 import { Announcer, FilesService } from './files.service';
+import { SeederAddressRule } from './seeder-address.rule';
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 @Controller()
 export class FilesController {
-  constructor(private readonly files: FilesService) {}
+  constructor(
+    private readonly files: FilesService,
+    private readonly seederAddress: SeederAddressRule,
+  ) {}
 
   @MessagePattern(Cmd.UploadFile)
   @Replicated()
   upload(@Payload() cmd: UploadFileCmd, @Ctx() ctx: PeerContext): OkReply {
-    const by = announcer(ctx, cmd.myPort);
+    const by = this.announcer(ctx, cmd.myPort);
     const { fileName, chunkCount, created } = this.files.share(by, {
       groupId: cmd.groupId,
       filePath: cmd.filePath,
@@ -68,7 +69,7 @@ export class FilesController {
   @MessagePattern(Cmd.NewSeeder)
   @Replicated()
   newSeeder(@Payload() cmd: NewSeederCmd, @Ctx() ctx: PeerContext): OkReply {
-    this.files.addSeeder(announcer(ctx, cmd.myPort), cmd.groupId, cmd.fileName, cmd.filePath);
+    this.files.addSeeder(this.announcer(ctx, cmd.myPort), cmd.groupId, cmd.fileName, cmd.filePath);
     return okReply(`now seeding ${shownName(cmd.fileName)} in group ${cmd.groupId}`);
   }
 
@@ -79,10 +80,12 @@ export class FilesController {
     const stopped = `stopped sharing ${shownName(cmd.fileName)} in group ${cmd.groupId}`;
     return okReply(fileDeleted ? `${stopped}; nobody else seeds it, so it is no longer listed` : stopped);
   }
-}
 
-function announcer(ctx: PeerContext, myPort: string): Announcer {
-  return { userId: ctx.requireUser(), connectionId: ctx.connectionId, address: peerAddress(myPort, ctx.remoteAddress) };
+  /** The logged-in user, its session, and where its client serves: this connection's host, the client's port. */
+  private announcer(ctx: PeerContext, myPort: string): Announcer {
+    const userId = ctx.requireUser();
+    return { userId, connectionId: ctx.connectionId, address: this.seederAddress.resolve(myPort, ctx.remoteAddress) };
+  }
 }
 
 /** `file_size` from the wire: a non-negative decimal integer. */
@@ -95,26 +98,4 @@ export function parseFileSize(text: string): number {
     );
   }
   return size;
-}
-
-/**
- * Where a client serves chunks: `my_port` is `IP:PORT`, or just `PORT` on the
- * IP the connection comes from (also used for a wildcard IP like 0.0.0.0).
- */
-export function peerAddress(myPort: string, remoteAddress: string): HostPort {
-  const port = parsePort(myPort);
-  if (port !== undefined) return { host: remoteHost(remoteAddress), port };
-  const given = parseHostPort(myPort);
-  if (!given)
-    throw new ProtocolError(ErrorCode.BadArguments, `my_port must be PORT or IP:PORT, not '${myPort.slice(0, 60)}'`);
-  return given.host === '0.0.0.0' || given.host === '::'
-    ? { host: remoteHost(remoteAddress), port: given.port }
-    : given;
-}
-
-/** The IP of a `remoteAddress` written `ip:port`, IPv4-mapped IPv6 turned back into IPv4. */
-function remoteHost(remoteAddress: string): string {
-  const colon = remoteAddress.lastIndexOf(':');
-  const host = (colon < 0 ? remoteAddress : remoteAddress.slice(0, colon)).replace(/^\[(.*)\]$/, '$1');
-  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(host) ? host.slice('::ffff:'.length) : host;
 }

@@ -34,3 +34,16 @@ export class BadFileMetadataError extends DomainError {
     super(ErrorCode.BadFileMetadata, message);
   }
 }
+export class InvalidFileNameError extends DomainError {
+  constructor(problem: string) {
+    super(ErrorCode.InvalidName, `file_path must end in a valid file name: ${problem}`);
+  }
+}
+export class TrackerAddressAsSeederError extends DomainError {
+  constructor(address: string) {
+    super(
+      ErrorCode.BadArguments,
+      `my_port: ${address} is where a tracker of this network listens, not a chunk server; give the port your client serves chunks on`,
+    );
+  }
+}

@@ -4,12 +4,13 @@ import { GroupsModule } from '../groups/groups.module';
 import { FilesController } from './files.controller';
 import { FilesService } from './files.service';
 import { FILE_STORE } from './files.tokens';
+import { SeederAddressRule } from './seeder-address.rule';
 import { SqliteFileStore } from './sqlite-file.store';
 
 @Module({
   imports: [AuthModule, GroupsModule],
   controllers: [FilesController],
-  providers: [FilesService, { provide: FILE_STORE, useClass: SqliteFileStore }],
+  providers: [FilesService, SeederAddressRule, { provide: FILE_STORE, useClass: SqliteFileStore }],
   exports: [FilesService],
 })
 export class FilesModule {}

@@ -199,24 +199,37 @@ describe(FilesService.name, () => {
     });
 
     it.each([
-      ['a directory path', '/home/alice/'],
-      ['the root', '/'],
       ['an empty path', ''],
-      ['a path ending in ..', '/home/..'],
-      ['a path ending in .', '/home/.'],
-      ['a 256-character name', `/a/${'n'.repeat(256)}`],
       ['a control character', '/a/bad\u0007name'],
       ['a tab', '/a/tab\tname'],
-    ])('refuses %s', (_, path) => {
+    ])('refuses %s with BAD_FILE_METADATA', (_, path) => {
       refusal(() => files.share(alice.as(), upload('g1', path)), ErrorCode.BadFileMetadata);
       expect(files.list('alice', 'g1')).toEqual([]);
     });
 
+    it.each([
+      ['a directory path', '/home/alice/'],
+      ['the root', '/'],
+      ['a path ending in ..', '/home/..'],
+      ['a path ending in .', '/home/.'],
+      ['a 256-character name', `/a/${'n'.repeat(256)}`],
+      ['a C1 control in the name', '/a/bad\u009bname'],
+      ['a right-to-left override in the name', '/a/invoice\u202efdp.exe'],
+      ['a bidi isolate in the name', '/a/\u2067name'],
+      ['an Arabic letter mark in the name', '/a/x\u061cy'],
+      ['a zero-width space in the name', '/a/pay\u200bpal.pdf'],
+      ['a byte order mark in the name', '/a/\ufeffreport.pdf'],
+    ])('refuses %s with INVALID_NAME', (_, path) => {
+      refusal(() => files.share(alice.as(), upload('g1', path)), ErrorCode.InvalidName);
+      expect(files.list('alice', 'g1')).toEqual([]);
+    });
+
     it('accepts names of 255 characters, with spaces, quotes and non-ASCII letters', () => {
-      for (const name of ['n'.repeat(255), 'é'.repeat(255), 'my "best" report.pdf', '..hidden', 'no-slash']) {
+      const accepted = ['n'.repeat(255), 'é'.repeat(255), 'my "best" report.pdf', '..hidden', 'no-slash', '日本語.txt'];
+      for (const name of accepted) {
         expect(files.share(alice.as(), upload('g1', `/x/${name}`, name)).fileName).toBe(name);
       }
-      expect(names()).toHaveLength(5);
+      expect(names()).toHaveLength(6);
     });
 
     it('takes a path without any slash as the name itself', () => {
@@ -626,6 +639,21 @@ describe(FilesService.name, () => {
       expect(store.getFile('g1', 'report.pdf')?.fileHash).toBe(sha1('one'));
       expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['alice']);
       expect(names()).toEqual(['report.pdf']);
+    });
+
+    it('creates no file from another tracker’s op whose name no tracker accepts now', () => {
+      const bad = upload('g1', '/b/invoice\u202efdp.exe', 'bidi');
+      const op = fromTracker2(
+        'upload_file',
+        'bob',
+        'g1',
+        bad.filePath,
+        String(bad.fileSize),
+        bad.fileHash,
+        bad.chunkHashes.join(','),
+      );
+      expect(sync.receive(op)).toBe('applied');
+      expect(names()).toEqual([]);
     });
 
     it('keeps the stored files and seeders through a replay of the log', () => {

@@ -1,6 +1,7 @@
 import { planChunks } from '@app/chunking';
 import {
   PackedFileMetadata,
+  fileNameProblem,
   formatHostPort,
   HostPort,
   isSha1Hex,
@@ -15,7 +16,14 @@ import { createHash } from 'node:crypto';
 import { GroupsService } from '../groups/groups.service';
 import { PresenceChange, PresenceEntry, SyncService } from '../sync/sync.service';
 import { FileStore, packChunkHashes } from './file.store';
-import { BadFileMetadataError, FileConflictError, NotSeedingError, shownName, UnknownFileError } from './files.errors';
+import {
+  BadFileMetadataError,
+  FileConflictError,
+  InvalidFileNameError,
+  NotSeedingError,
+  shownName,
+  UnknownFileError,
+} from './files.errors';
 import { FILE_STORE } from './files.tokens';
 
 /** Who announces a share: the user, the connection (session) it came on, and where its client serves chunks. */
@@ -53,19 +61,8 @@ export interface StopOutcome {
   readonly fileDeleted: boolean;
 }
 
-const MAX_NAME_CHARS = 255;
 const MAX_PATH_CHARS = 4096;
 const CONTROL = /[\x00-\x1f\x7f]/;
-
-/** Why `name` cannot name a file in a group, or undefined when it can. */
-export function fileNameProblem(name: string): string | undefined {
-  const chars = [...name].length;
-  if (chars < 1 || chars > MAX_NAME_CHARS) return `a file name must be 1-${MAX_NAME_CHARS} characters`;
-  if (name.includes('/')) return "a file name cannot contain '/'";
-  if (CONTROL.test(name)) return 'a file name cannot contain control characters';
-  if (name === '.' || name === '..') return `a file cannot be named '${name}'`;
-  return undefined;
-}
 
 /** The part of a path after its last '/'. */
 const baseName = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
@@ -133,7 +130,7 @@ export class FilesService {
     assertValidPath(req.filePath);
     const fileName = baseName(req.filePath);
     const problem = fileNameProblem(fileName);
-    if (problem) throw new BadFileMetadataError(`file_path must end in a valid file name: ${problem}`);
+    if (problem) throw new InvalidFileNameError(problem);
     if (!Number.isSafeInteger(req.fileSize) || req.fileSize < 0) {
       throw new BadFileMetadataError(`file_size must be a non-negative integer, not ${String(req.fileSize)}`);
     }
@@ -304,6 +301,7 @@ export class FilesService {
   private applyUpload({ actor, time, args: [groupId, filePath, sizeText, fileHash, hashList] }: Op): void {
     if (!this.groups.isMember(actor, groupId)) return;
     const fileName = baseName(filePath);
+    if (fileNameProblem(fileName)) return; // a name no tracker accepts today is not created from an old op either
     const fileSize = Number(sizeText);
     const existing = this.files.getFile(groupId, fileName);
     if (existing && (existing.fileHash !== fileHash || existing.fileSize !== fileSize)) return;

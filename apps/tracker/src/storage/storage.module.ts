@@ -1,13 +1,21 @@
 import { DynamicModule, Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { makePrivateDir, makePrivateFile, makePrivateIfExists } from '../common/private-files';
 import { SQLITE_DB } from './storage.tokens';
 
-/** Opens `<dataDir>/tracker.db`: WAL journal, full fsync on commit, so an acknowledged change survives kill -9. */
+/**
+ * Opens `<dataDir>/tracker.db`: WAL journal, full fsync on commit, so an acknowledged change survives kill -9.
+ * The folder is owner-only (0700) and the database owner-only (0600) before SQLite opens it; SQLite gives the
+ * `-wal` and `-shm` files it creates the database file's mode, and any left by an older version are made 0600.
+ */
 export function openDatabase(dataDir: string): Database.Database {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(join(dataDir, 'tracker.db'));
+  makePrivateDir(dataDir);
+  const path = join(dataDir, 'tracker.db');
+  makePrivateFile(path);
+  makePrivateIfExists(`${path}-wal`);
+  makePrivateIfExists(`${path}-shm`);
+  const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');

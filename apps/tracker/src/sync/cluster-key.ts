@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { assertKeyFileProtected } from '../common/private-files';
 
 /**
- * Reads the network's shared secret, creating it when no tracker has yet.
- * Every tracker of a network needs the same file; clients never read it.
+ * Reads the network's shared secret, creating it (0600) when no tracker has yet.
+ * Every tracker of a network needs the same file; clients never read it. A key
+ * file that group or others may read or write is refused (`UnprotectedKeyFileError`).
  */
 export function loadClusterKey(path: string): Buffer {
+  assertKeyFileProtected(path);
   try {
     writeFileSync(path, `${randomBytes(32).toString('hex')}\n`, { flag: 'wx', mode: 0o600 });
   } catch (err) {

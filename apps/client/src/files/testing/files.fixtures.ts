@@ -5,7 +5,8 @@ import { clientConfig } from '../../testing/client-config.factory';
 
 /** This client's own address in every files spec (the default of `clientConfig`). */
 export const SELF = { host: '127.0.0.1', port: 7001 };
-export const SELF_TEXT = '127.0.0.1:7001';
+/** What the client sends as `my_port`: its port only; the tracker takes the host from the connection. */
+export const MY_PORT = '7001';
 
 /** What the fake tracker answers to one request; an Error makes `request` reject with it. */
 export type TrackerAnswer = (line: string, continuation: readonly string[]) => Reply | Error;
