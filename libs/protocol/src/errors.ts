@@ -32,6 +32,11 @@ export const ErrorCode = {
   FileChanged: 'FILE_CHANGED',
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
+  LoginFailed: 'LOGIN_FAILED',
+  TryLater: 'TRY_LATER',
+  TooManyConnections: 'TOO_MANY_CONNECTIONS',
+  IdleTimeout: 'IDLE_TIMEOUT',
+  RequestTooLarge: 'REQUEST_TOO_LARGE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
