@@ -21,7 +21,9 @@ import { SyncController } from '../sync/sync.controller';
 import { SyncService } from '../sync/sync.service';
 import { PassThroughExceptionFilter } from './pass-through.filter';
 import { PeerContext } from './peer.context';
+import { ConnectionPolicy } from './connection.policy';
 import { TextLineServer } from './text-line.server';
+import { DEFAULT_TRACKER_LIMITS, TrackerLimits } from '../config/tracker.config';
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -68,6 +70,20 @@ class ProbeController {
     return okReply(`upload to ${cmd.groupId}`, [cmd.chunkHashes]);
   }
 
+  /** Stands in for a login: continuation lines are only taken from a logged-in session. */
+  @MessagePattern(Cmd.Login)
+  login(@Ctx() ctx: PeerContext): OkReply {
+    ctx.setUser('probe');
+    return okReply('logged in');
+  }
+
+  /** Stands in for a tracker's sync_auth: the connection is an authenticated tracker from now on. */
+  @MessagePattern(Cmd.Resume)
+  becomeTracker(@Ctx() ctx: PeerContext): OkReply {
+    ctx.trackerNumber = 2;
+    return okReply('tracker 2');
+  }
+
   @MessagePattern(Cmd.Logout)
   whoAmI(@Ctx() ctx: PeerContext): OkReply {
     return okReply(`connection ${ctx.connectionId}`);
@@ -80,12 +96,12 @@ interface Harness {
   port: number;
 }
 
-async function startTracker(metadata: ModuleMetadata): Promise<Harness> {
+async function startTracker(metadata: ModuleMetadata, policy?: ConnectionPolicy): Promise<Harness> {
   const moduleRef = await Test.createTestingModule({
     ...metadata,
     providers: [...(metadata.providers ?? []), { provide: APP_FILTER, useClass: PassThroughExceptionFilter }],
   }).compile();
-  const server = new TextLineServer({ host: '127.0.0.1', port: 0 });
+  const server = new TextLineServer({ host: '127.0.0.1', port: 0, policy });
   const app = moduleRef.createNestMicroservice({ strategy: server, logger: false });
   await app.listen();
   return { app, server, port: server.address().port };
@@ -166,7 +182,9 @@ describe(TextLineServer.name, () => {
     });
 
     it('refuses a protocol command that no controller serves', async () => {
-      expect(await conn.request('login alice pw')).toEqual(["ERR UNKNOWN_COMMAND this tracker does not serve 'login'"]);
+      expect(await conn.request('create_user alice pw')).toEqual([
+        "ERR UNKNOWN_COMMAND this tracker does not serve 'create_user'",
+      ]);
     });
 
     it.each(['join_group', 'join_group a b'])('refuses %j with the usage', async (line) => {
@@ -277,6 +295,14 @@ describe(TextLineServer.name, () => {
 
     describe('continuation lines (upload_file ... @N)', () => {
       const upload = (hashes: string) => `upload_file g1 /tmp/f 10 ${'a'.repeat(40)} ${hashes} 7001`;
+
+      beforeEach(async () => expect(await conn.request('login probe pw')).toEqual(['OK 0 logged in']));
+
+      it('refuses the command before login with NOT_LOGGED_IN and drops its lines unread as commands', async () => {
+        const anon = await open();
+        anon.write(`${upload('@3')}\nh1\nlist_groups\n${'x'.repeat(60_000)}\njoin_group after\n`);
+        expect(await anon.readLines(2)).toEqual([expect.stringMatching(/^ERR NOT_LOGGED_IN /), 'OK 0 joined after']);
+      });
 
       it('reads the N lines after the command into its argument, without running them as commands', async () => {
         conn.write(`${upload('@3')}\nh1,h2\nlist_groups\n\n`);
