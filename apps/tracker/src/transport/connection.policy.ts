@@ -177,7 +177,10 @@ export class ConnectionSlot {
   hold(bytes: number): Refusal | undefined {
     const trusted = this.standing.trackerNumber !== undefined;
     if (!trusted && this.held + bytes > this.policy.limits.maxBufferedBytes) {
-      return close(ErrorCode.RequestTooLarge, `a request may hold ${this.policy.limits.maxBufferedBytes} bytes at most`);
+      return close(
+        ErrorCode.RequestTooLarge,
+        `a request may hold ${this.policy.limits.maxBufferedBytes} bytes at most`,
+      );
     }
     if (!this.policy.takePending(bytes)) {
       return keep(ErrorCode.TryLater, 'the tracker is busy with other uploads; try again in 1 s');

@@ -357,6 +357,101 @@ describe(TextLineServer.name, () => {
     });
   });
 
+  describe('with limits from a connection policy', () => {
+    const start = async (limits: Partial<TrackerLimits>) => {
+      const policy = new ConnectionPolicy({ ...DEFAULT_TRACKER_LIMITS, ...limits });
+      harness = await startTracker({ controllers: [ProbeController] }, policy);
+      running = true;
+      return policy;
+    };
+    const upload = (n: number) => `upload_file g1 /tmp/f 10 ${'a'.repeat(40)} @${n} 7001`;
+    /** Waits until `check` holds, polling; fails after `timeoutMs`. */
+    const until = async (check: () => boolean, timeoutMs = 5000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error('condition not met in time');
+        await delay(10);
+      }
+    };
+
+    it('refuses a connection past the per-address cap with one TOO_MANY_CONNECTIONS line, then closes it', async () => {
+      const policy = await start({ maxConnsPerIp: 2 });
+      const [a, b, c] = [await open(), await open(), await open()];
+      expect(await c.readLines(1)).toEqual(['ERR TOO_MANY_CONNECTIONS at most 2 connections from 127.0.0.1']);
+      await c.waitClosed();
+      expect(await a.request('join_group a')).toEqual(['OK 0 joined a']);
+      expect(await b.request('join_group b')).toEqual(['OK 0 joined b']);
+      a.destroy();
+      await until(() => policy.usage.connections === 1);
+      expect(await (await open()).request('join_group d')).toEqual(['OK 0 joined d']);
+    });
+
+    it('stops counting a connection against its address once it proved it is a tracker', async () => {
+      await start({ maxConnsPerIp: 1 });
+      const tracker = await open();
+      expect(await tracker.request('resume x')).toEqual(['OK 0 tracker 2']);
+      expect(await (await open()).request('join_group next')).toEqual(['OK 0 joined next']);
+    });
+
+    it('closes a connection idle before login with IDLE_TIMEOUT, and keeps a logged-in one', async () => {
+      await start({ idleTimeoutLoginMs: 300, idleTimeoutMs: 60_000 });
+      const idle = await open();
+      const user = await open();
+      expect(await user.request('login probe pw')).toEqual(['OK 0 logged in']);
+      const began = Date.now();
+      expect(await idle.readLines(1, 5000)).toEqual([
+        'ERR IDLE_TIMEOUT closed after 0.3 s without a request before login',
+      ]);
+      await idle.waitClosed();
+      expect(Date.now() - began).toBeGreaterThanOrEqual(250);
+      expect(await user.request('join_group still')).toEqual(['OK 0 joined still']);
+    });
+
+    it('counts complete lines as activity, not bytes: a slowloris sender is closed', async () => {
+      await start({ idleTimeoutLoginMs: 400 });
+      const talker = await open();
+      const slow = await open();
+      let closed = false;
+      void slow.waitClosed(10_000).then(() => (closed = true));
+      const began = Date.now();
+      while (!closed && Date.now() - began < 5000) {
+        slow.write('x'); // never a newline
+        expect(await talker.request('join_group t')).toEqual(['OK 0 joined t']); // a line each time: kept
+        await delay(50);
+      }
+      expect(closed).toBe(true);
+      expect(slow.pending).toMatch(/^ERR IDLE_TIMEOUT /);
+      expect(await talker.request('join_group alive')).toEqual(['OK 0 joined alive']);
+    });
+
+    it('refuses a request whose continuation lines outgrow the per-connection budget, and closes', async () => {
+      await start({ maxBufferedBytes: 100_000 });
+      const conn = await open();
+      expect(await conn.request('login probe pw')).toEqual(['OK 0 logged in']);
+      conn.write(`${upload(4)}\n`);
+      for (let i = 0; i < 4; i++) conn.write(`${'b'.repeat(60_000)}\n`);
+      expect(await conn.readLines(1)).toEqual(['ERR REQUEST_TOO_LARGE a request may hold 100000 bytes at most']);
+      await conn.waitClosed();
+    });
+
+    it('answers TRY_LATER when all pending requests together hold too much, drops the lines and goes on', async () => {
+      const policy = await start({ maxBufferedBytes: 200_000, maxPendingBytes: 150_000 });
+      const first = await open();
+      const second = await open();
+      for (const c of [first, second]) expect(await c.request('login probe pw')).toEqual(['OK 0 logged in']);
+      first.write(`${upload(3)}\n${'b'.repeat(60_000)}\n${'b'.repeat(60_000)}\n`); // holds 120,000 bytes
+      await until(() => policy.usage.pendingBytes === 120_000);
+      second.write(`${upload(2)}\n${'c'.repeat(60_000)}\n${'c'.repeat(60_000)}\njoin_group after\n`);
+      expect(await second.readLines(2)).toEqual([
+        'ERR TRY_LATER the tracker is busy with other uploads; try again in 1 s',
+        'OK 0 joined after',
+      ]);
+      first.write('h3\n');
+      expect((await first.readLines(2))[0]).toBe('OK 1 upload to g1');
+      expect(policy.usage.pendingBytes).toBe(0);
+    });
+  });
+
   describe('with the real auth, groups and sync controllers', () => {
     let auth: AuthService;
     let sync: SyncService;
