@@ -11,8 +11,6 @@ export const ErrorCode = {
   NotLoggedIn: 'NOT_LOGGED_IN',
   AlreadyLoggedIn: 'ALREADY_LOGGED_IN',
   UserExists: 'USER_EXISTS',
-  UnknownUser: 'UNKNOWN_USER',
-  WrongPassword: 'WRONG_PASSWORD',
   InvalidId: 'INVALID_ID',
   InvalidPassword: 'INVALID_PASSWORD',
   GroupExists: 'GROUP_EXISTS',

@@ -5,7 +5,7 @@ import { passThroughInterceptor } from '../testing/pass-through.interceptor';
 import { peerContext } from '../testing/fake-session';
 import { ReplicationInterceptor } from '../sync/replication.interceptor';
 import { AuthController } from './auth.controller';
-import { UnknownSessionError, UserExistsError, WrongPasswordError } from './auth.errors';
+import { UnknownSessionError, UserExistsError, LoginFailedError } from './auth.errors';
 import { AuthService } from './auth.service';
 
 describe(AuthController.name, () => {
@@ -71,7 +71,7 @@ describe(AuthController.name, () => {
   });
 
   it('login passes a refusal through unchanged', async () => {
-    const refusal = new WrongPasswordError('alice');
+    const refusal = new LoginFailedError();
     auth.login.mockRejectedValue(refusal);
     await expect(controller.login({ kind: 'login', userId: 'alice', password: 'x' }, peerContext())).rejects.toBe(
       refusal,

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { SyncService } from '../sync/sync.service';
 import { Session } from '../common/session';
@@ -6,11 +6,13 @@ import { assertValidId } from '../common/ids';
 import {
   AlreadyLoggedInError,
   InvalidPasswordError,
+  LoginFailedError,
+  TryLaterError,
   UnknownSessionError,
-  UnknownUserError,
   UserExistsError,
-  WrongPasswordError,
 } from './auth.errors';
+import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
+import { LoginThrottle } from './login-throttle';
 import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
 import { PasswordHasher } from './password.hasher';
 import { UserStore } from './user.store';
@@ -27,11 +29,14 @@ export class AuthService {
   /** userId -> connection id of its live session. */
   private readonly sessions = new Map<string, number>();
   private readonly sessionEndedListeners: SessionEndedListener[] = [];
+  /** A hash of a random password, checked against for unknown users so that they take as long as known ones. */
+  private dummyHash: Promise<string> | undefined;
 
   constructor(
     @Inject(USER_STORE) private readonly users: UserStore,
     @Inject(PASSWORD_HASHER) private readonly hasher: PasswordHasher,
     private readonly sync: SyncService,
+    @Optional() private readonly throttle: LoginThrottle = new LoginThrottle(DEFAULT_TRACKER_LIMITS),
   ) {
     sync.register('create_user', ({ args: [userId, passwordHash], time }) => {
       this.users.add({ userId, passwordHash, createdAt: time });
@@ -61,12 +66,24 @@ export class AuthService {
     this.sync.commit({ kind: 'create_user', actor: '', args: [userId, passwordHash] });
   }
 
-  /** Logs the session in and returns a session token, which resumes it on any tracker after a failover. */
+  /**
+   * Logs the session in and returns a session token, which resumes it on any tracker after a failover.
+   * Unknown user and wrong password are one refusal after the same work; during a backoff
+   * (see LoginThrottle) the login is refused at once, without checking the password.
+   */
   async login(session: Session, userId: string, password: string): Promise<string> {
     this.assertSessionFree(session);
+    const address = session.remoteHost ?? '';
+    const waitMs = this.throttle.waitMs(address, userId);
+    if (waitMs > 0) throw new TryLaterError('too many failed logins', waitMs / 1000);
+    this.dummyHash ??= this.hasher.hash(randomBytes(16).toString('hex'));
     const user = this.users.get(userId);
-    if (!user) throw new UnknownUserError(userId);
-    if (!(await this.hasher.verify(password, user.passwordHash))) throw new WrongPasswordError(userId);
+    const matches = await this.hasher.verify(password, user?.passwordHash ?? (await this.dummyHash));
+    if (!user || !matches) {
+      this.throttle.failed(address, userId);
+      throw new LoginFailedError();
+    }
+    this.throttle.succeeded(address, userId);
     // checked after the password, so that nobody learns who is online; and again because
     // another login may have won while the hash was computed
     this.assertSessionFree(session);

@@ -499,7 +499,8 @@ describe(TextLineServer.name, () => {
       const alice = await open();
       expect(await alice.request('create_group g1')).toEqual(['ERR NOT_LOGGED_IN you must log in first']);
       expect(await alice.request('create_user alice "pass word"')).toEqual(['OK 0 user alice created']);
-      expect(await alice.request('login alice wrong')).toEqual(['ERR WRONG_PASSWORD wrong password for alice']);
+      expect(await alice.request('login alice wrong')).toEqual(['ERR LOGIN_FAILED wrong user id or password']);
+      expect(await alice.request('login nobody wrong')).toEqual(['ERR LOGIN_FAILED wrong user id or password']);
       expect(await alice.request('login alice "pass word"', 2)).toEqual([
         'OK 1 logged in as alice',
         expect.stringMatching(TOKEN_LINE),
