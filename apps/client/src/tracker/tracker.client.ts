@@ -1,4 +1,4 @@
-import { FrameDecoder, formatHostPort, HostPort, joinArgs, Reply, ReplyAssembler } from '@app/protocol';
+import { ErrorCode, FrameDecoder, formatHostPort, HostPort, joinArgs, Reply, ReplyAssembler } from '@app/protocol';
 import { Inject, Injectable, OnModuleDestroy, Optional } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
@@ -20,12 +20,14 @@ export type TrackerListener = (tracker: HostPort) => void;
 
 /**
  * Why a connection ended: the tracker went away (`gone`: fail over and send the
- * request in flight again), it sent something that is not a reply (`bad`: fail
- * the request, the next one goes to another tracker), or we closed it (`closed`).
+ * request in flight again), it closed an idle connection (`idle`: connect to the
+ * same tracker again, quietly, and send the request in flight again), it sent
+ * something that is not a reply (`bad`: fail the request, the next one goes to
+ * another tracker), or we closed it (`closed`).
  */
 class Broken extends Error {
   constructor(
-    readonly kind: 'gone' | 'bad' | 'closed',
+    readonly kind: 'gone' | 'idle' | 'bad' | 'closed',
     readonly error: Error,
   ) {
     super(error.message);
@@ -73,6 +75,8 @@ export class TrackerClient implements OnModuleDestroy {
   private connecting: Promise<Connection> | undefined;
   /** The connection that broke and has not been replaced yet: the failover starts after it. */
   private lostFrom: Connection | undefined;
+  /** The tracker at this index closed our idle connection: the next connection goes back to it, quietly. */
+  private idleFrom: number | undefined;
   /** The last failover ran out of time: the next request tries each tracker once, without the window. */
   private gaveUp = false;
   /** Tail of the request queue; never rejects. */
@@ -172,7 +176,7 @@ export class TrackerClient implements OnModuleDestroy {
         return await this.roundTrip(conn, text, timeoutMs);
       } catch (err) {
         if (!(err instanceof Broken)) throw err;
-        if (err.kind !== 'gone' || sends >= maxSends) throw err.error;
+        if ((err.kind !== 'gone' && err.kind !== 'idle') || sends >= maxSends) throw err.error;
         // The tracker went away with the request in flight: the next pass fails over and sends it again.
       }
     }
@@ -193,7 +197,7 @@ export class TrackerClient implements OnModuleDestroy {
     const signal = this.abort.signal;
     const from = this.lostFrom;
     const { trackers } = this.config.get();
-    const start = from === undefined ? 0 : (from.index + 1) % trackers.length;
+    const start = from === undefined ? (this.idleFrom ?? 0) : (from.index + 1) % trackers.length;
     const order = trackers.map((_, i) => (start + i) % trackers.length);
     const deadline = from === undefined || this.gaveUp ? 0 : Date.now() + this.timings.failoverWindowMs;
     for (;;) {
@@ -208,6 +212,7 @@ export class TrackerClient implements OnModuleDestroy {
         }
         this.conn = conn;
         this.lostFrom = undefined;
+        this.idleFrom = undefined;
         this.gaveUp = false;
         this.announce(from, conn, session);
         return conn;
@@ -310,6 +315,11 @@ export class TrackerClient implements OnModuleDestroy {
           if (frame.type !== 'line') throw new Error(`reply line longer than ${MAX_REPLY_LINE_BYTES} bytes`);
           const reply = assembler.push(frame.line);
           if (!reply) continue;
+          if (!reply.ok && reply.code === ErrorCode.IdleTimeout) {
+            // the tracker closes connections that stay quiet too long; a request in flight was not read
+            this.drop(conn, new Broken('idle', new TrackerConnectionLostError(tracker, reply.message)));
+            return;
+          }
           const pending = conn.pending;
           if (!pending) throw new Error('reply without a request');
           conn.pending = undefined;
@@ -342,7 +352,10 @@ export class TrackerClient implements OnModuleDestroy {
     conn.socket.destroy();
     if (this.conn === conn) {
       this.conn = undefined;
-      if (why.kind !== 'closed') {
+      if (why.kind === 'idle') {
+        this.idleFrom = conn.index;
+        if (!pending && this.token !== undefined) this.reconnectSoon();
+      } else if (why.kind !== 'closed') {
         this.lostFrom = conn;
         if (!pending && this.token !== undefined) this.reconnectSoon();
       }
