@@ -139,6 +139,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
     const slot = this.policy.admit(socket.remoteAddress, ctx);
     if (!(slot instanceof ConnectionSlot)) {
+      this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} refused: ${slot.reply.code}`);
       socket.on('close', () => this.sockets.delete(socket));
       shut(socket, slot);
       return;
@@ -153,6 +154,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     const close = (refusal: Refusal): void => {
       if (closing) return;
       closing = true;
+      this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} closed: ${refusal.reply.code}`);
       shut(socket, refusal);
     };
     this.shutters.set(slot, close);
