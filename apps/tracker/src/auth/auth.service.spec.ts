@@ -292,7 +292,10 @@ describe(AuthService.name, () => {
 
     beforeEach(async () => {
       now = 0;
-      const throttle = new LoginThrottle({ loginBackoffAfter: 3, loginBackoffMaxMs: 60_000 }, () => now);
+      const throttle = new LoginThrottle(
+        { loginBackoffAfter: 3, loginBackoffMaxMs: 60_000, maxScryptPerIp: 2 },
+        () => now,
+      );
       ({ service } = await setup(hasher, throttle));
       await service.createUser('alice', 'pw-a');
     });
@@ -313,6 +316,26 @@ describe(AuthService.name, () => {
       for (let i = 0; i < 3; i++) await rejection(service.login(from('10.0.0.2'), 'alice', 'guess'));
       await expect(service.login(from('10.0.0.2'), 'alice', 'x')).rejects.toThrow(TryLaterError);
       await expect(service.login(from('127.0.0.1'), 'alice', 'pw-a')).resolves.toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    it('lets one address hash two passwords at once; a third login or create_user from it gets TRY_LATER', async () => {
+      const slow: PasswordHasher = {
+        hash: (pw) => new Promise((resolve) => setTimeout(() => resolve(`h:${pw}`), 50)),
+        verify: () => new Promise((resolve) => setTimeout(() => resolve(false), 50)),
+      };
+      ({ service } = await setup(
+        slow,
+        new LoginThrottle({ loginBackoffAfter: 100, loginBackoffMaxMs: 1000, maxScryptPerIp: 2 }),
+      ));
+      await service.createUser('u1', 'pw');
+      const running = [service.login(from('10.0.0.5'), 'u1', 'x'), service.createUser('u2', 'pw', '10.0.0.5')];
+      await expect(service.createUser('u3', 'pw', '10.0.0.5')).rejects.toThrow(
+        'too many password checks from your address at once; try again in 1 s',
+      );
+      await expect(service.login(from('10.0.0.5'), 'u1', 'x')).rejects.toThrow(TryLaterError);
+      await expect(service.createUser('u4', 'pw', '10.0.0.6')).resolves.toBeUndefined();
+      await Promise.allSettled(running);
+      await expect(service.createUser('u5', 'pw', '10.0.0.5')).resolves.toBeUndefined();
     });
 
     it('counts unknown users like wrong passwords, so backoff shows nothing about who exists', async () => {

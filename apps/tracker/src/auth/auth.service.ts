@@ -57,11 +57,12 @@ export class AuthService {
     });
   }
 
-  async createUser(userId: string, password: string): Promise<void> {
+  /** `from`: the creating peer's address, which may hash only so many passwords at once. */
+  async createUser(userId: string, password: string, from = ''): Promise<void> {
     assertValidId('user', userId);
     if (password.length < 1 || password.length > MAX_PASSWORD) throw new InvalidPasswordError();
     if (this.users.get(userId)) throw new UserExistsError(userId);
-    const passwordHash = await this.hasher.hash(password);
+    const passwordHash = await this.hashingFor(from, () => this.hasher.hash(password));
     if (this.users.get(userId)) throw new UserExistsError(userId); // created while the hash was computed
     this.sync.commit({ kind: 'create_user', actor: '', args: [userId, passwordHash] });
   }
@@ -78,7 +79,8 @@ export class AuthService {
     if (waitMs > 0) throw new TryLaterError('too many failed logins', waitMs / 1000);
     this.dummyHash ??= this.hasher.hash(randomBytes(16).toString('hex'));
     const user = this.users.get(userId);
-    const matches = await this.hasher.verify(password, user?.passwordHash ?? (await this.dummyHash));
+    const stored = user?.passwordHash ?? (await this.dummyHash);
+    const matches = await this.hashingFor(address, () => this.hasher.verify(password, stored));
     if (!user || !matches) {
       this.throttle.failed(address, userId);
       throw new LoginFailedError();
@@ -158,6 +160,17 @@ export class AuthService {
 
   exists(userId: string): boolean {
     return this.users.get(userId) !== undefined;
+  }
+
+  /** Runs a password hash on one of `address`'s turns; TRY_LATER when it has none left. */
+  private async hashingFor<T>(address: string, work: () => Promise<T>): Promise<T> {
+    const release = this.throttle.startHashing(address);
+    if (!release) throw new TryLaterError('too many password checks from your address at once', 1);
+    try {
+      return await work();
+    } finally {
+      release();
+    }
   }
 
   private assertSessionFree(session: Session): void {

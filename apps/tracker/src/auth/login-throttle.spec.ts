@@ -2,7 +2,10 @@ import { LoginThrottle } from './login-throttle';
 
 function setup(after = 3, maxMs = 300_000) {
   let now = 5_000_000;
-  const throttle = new LoginThrottle({ loginBackoffAfter: after, loginBackoffMaxMs: maxMs }, () => now);
+  const throttle = new LoginThrottle(
+    { loginBackoffAfter: after, loginBackoffMaxMs: maxMs, maxScryptPerIp: 2 },
+    () => now,
+  );
   return { throttle, advance: (ms: number) => (now += ms) };
 }
 
@@ -73,6 +76,26 @@ describe(LoginThrottle.name, () => {
       expect(throttle.waitMs('192.168.0.0', 'alice')).toBe(1000);
       expect(throttle.waitMs('192.168.0.1', 'alice')).toBe(0);
       expect(throttle.waitMs('192.168.0.8', 'alice')).toBe(0);
+    });
+  });
+
+  describe('password hashing turns', () => {
+    it('gives one address two turns at once, and another address its own', () => {
+      const { throttle } = setup();
+      const first = throttle.startHashing('10.0.0.2');
+      const second = throttle.startHashing('10.0.0.2');
+      expect(first && second).toBeDefined();
+      expect(throttle.startHashing('10.0.0.2')).toBeUndefined();
+      expect(throttle.startHashing('10.0.0.3')).toBeDefined();
+      first!();
+      first!(); // giving a turn back twice frees only one
+      expect(throttle.startHashing('10.0.0.2')).toBeDefined();
+      expect(throttle.startHashing('10.0.0.2')).toBeUndefined();
+    });
+
+    it('does not limit an in-process caller (no address)', () => {
+      const { throttle } = setup();
+      for (let i = 0; i < 10; i++) expect(throttle.startHashing('')).toBeDefined();
     });
   });
 });

@@ -33,14 +33,18 @@ const MAX_ENTRIES = 100_000;
  *   someone else's guessing.
  *
  * A login that has to wait is refused at once, before any password hashing.
+ * And one address may have at most `maxScryptPerIp` password hashes (login,
+ * create_user) running or queued at a time, so that it cannot fill the tracker's bounded
+ * hashing queue and keep everyone else from logging in.
  */
 export class LoginThrottle {
   private readonly byAddress = new Map<string, Failures>();
   private readonly byUser = new Map<string, Failures>();
   private readonly knownAddresses = new Map<string, string[]>();
+  private readonly hashing = new Map<string, number>();
 
   constructor(
-    private readonly limits: Pick<TrackerLimits, 'loginBackoffAfter' | 'loginBackoffMaxMs'>,
+    private readonly limits: Pick<TrackerLimits, 'loginBackoffAfter' | 'loginBackoffMaxMs' | 'maxScryptPerIp'>,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -67,6 +71,26 @@ export class LoginThrottle {
     this.knownAddresses.delete(userId);
     this.knownAddresses.set(userId, known);
     trim(this.knownAddresses);
+  }
+
+  /**
+   * Takes one of `address`'s turns at password hashing: a function that gives
+   * it back, or undefined when the address already has all its turns. An
+   * empty address (an in-process caller) is not limited.
+   */
+  startHashing(address: string): (() => void) | undefined {
+    if (address === '') return () => undefined;
+    const running = this.hashing.get(address) ?? 0;
+    if (running >= this.limits.maxScryptPerIp) return undefined;
+    this.hashing.set(address, running + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = (this.hashing.get(address) ?? 1) - 1;
+      if (left > 0) this.hashing.set(address, left);
+      else this.hashing.delete(address);
+    };
   }
 
   /** The record of `key`, unless it has been forgotten. */

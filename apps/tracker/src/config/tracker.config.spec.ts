@@ -46,7 +46,8 @@ describe(parseTrackerArgs.name, () => {
     it('sets each limit from its flag, as two words or with =', () => {
       const argv = ['info.txt', '1', '--max-conns-per-ip', '8', '--max-conns=500', '--idle-timeout-login', '500ms'];
       argv.push('--idle-timeout', '2h', '--max-line', '128K', '--max-buffered=1M', '--max-pending', '1G');
-      argv.push('--max-scrypt', '4', '--max-scrypt-queue', '0', '--login-backoff-after', '1000000');
+      argv.push('--max-scrypt', '4', '--max-scrypt-queue', '0', '--max-scrypt-per-ip', '3');
+      argv.push('--login-backoff-after', '1000000');
       argv.push('--login-backoff-max', '30');
       expect(parseTrackerArgs(argv, files()).limits).toEqual({
         maxConnsPerIp: 8,
@@ -58,6 +59,7 @@ describe(parseTrackerArgs.name, () => {
         maxPendingBytes: 1024 ** 3,
         maxScrypt: 4,
         maxScryptQueue: 0,
+        maxScryptPerIp: 3,
         loginBackoffAfter: 1_000_000,
         loginBackoffMaxMs: 30_000,
       });

@@ -36,6 +36,8 @@ export interface TrackerLimits {
   /** Password hashes (create_user, login) computed at once, and how many more may wait for a turn. */
   readonly maxScrypt: number;
   readonly maxScryptQueue: number;
+  /** Of those running or waiting, how many one remote address may have (so that it cannot fill the queue). */
+  readonly maxScryptPerIp: number;
   /** Failed logins (per address, per user and address) before each further try waits; the wait doubles up to the max. */
   readonly loginBackoffAfter: number;
   readonly loginBackoffMaxMs: number;
@@ -51,6 +53,7 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
   maxPendingBytes: 256 * 1024 * 1024,
   maxScrypt: 2,
   maxScryptQueue: 64,
+  maxScryptPerIp: 8,
   loginBackoffAfter: 5,
   loginBackoffMaxMs: 300_000,
 };
@@ -66,6 +69,7 @@ const LIMIT_FLAGS: Readonly<Record<string, [keyof TrackerLimits, (text: string) 
   '--max-pending': ['maxPendingBytes', parseBytes, 0],
   '--max-scrypt': ['maxScrypt', count, 1],
   '--max-scrypt-queue': ['maxScryptQueue', count, 0],
+  '--max-scrypt-per-ip': ['maxScryptPerIp', count, 1],
   '--login-backoff-after': ['loginBackoffAfter', count, 1],
   '--login-backoff-max': ['loginBackoffMaxMs', parseDuration, 0],
 };
@@ -79,7 +83,7 @@ export const TRACKER_USAGE =
   'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT]' +
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
-  ' [--login-backoff-after N] [--login-backoff-max DURATION]';
+  ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
