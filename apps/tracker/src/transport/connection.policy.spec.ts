@@ -174,6 +174,17 @@ describe(ConnectionPolicy.name, () => {
     });
   });
 
+  it('reads one line and a bit ahead before login, at least 1 MiB after, always more than a line', () => {
+    const { slot } = setup({ maxLineBytes: 65_536 });
+    const peer = standing();
+    const s = slot('10.0.0.1', peer);
+    expect(s.readAheadBytes(65_536)).toBe(131_072);
+    peer.user = 'alice';
+    expect(s.readAheadBytes(65_536)).toBe(1024 * 1024);
+    peer.trackerNumber = 2;
+    expect(s.readAheadBytes(64 * 1024 * 1024)).toBe(64 * 1024 * 1024 + 65_536);
+  });
+
   it('gives a client the configured line limit and a tracker the one given for trackers', () => {
     const { slot } = setup({ maxLineBytes: 2048 });
     const tracker = standing();

@@ -165,6 +165,17 @@ export class ConnectionSlot {
   }
 
   /**
+   * Bytes read ahead of the request being handled before the connection
+   * stops being read: one line of `lineLimit` and a bit before login, at
+   * least 1 MiB of pipelined requests after it (always more than one line,
+   * or a long line could never complete).
+   */
+  readAheadBytes(lineLimit: number): number {
+    const trusted = this.standing.user !== undefined || this.standing.trackerNumber !== undefined;
+    return Math.max(trusted ? READ_AHEAD_BYTES : 0, lineLimit + 64 * 1024);
+  }
+
+  /**
    * A command announced continuation lines: undefined if they may be held, or
    * the refusal for the command (its lines are then read and thrown away).
    */
@@ -204,6 +215,9 @@ export class ConnectionSlot {
     this.policy.release(this);
   }
 }
+
+/** How far a logged-in connection (or a tracker) is read ahead of the request being handled. */
+const READ_AHEAD_BYTES = 1024 * 1024;
 
 /** `::ffff:1.2.3.4` is `1.2.3.4`: one host is one address however it reached us. */
 export function normalizeAddress(address: string | undefined): string {

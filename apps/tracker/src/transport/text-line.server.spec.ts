@@ -393,6 +393,28 @@ describe(TextLineServer.name, () => {
       expect(await (await open()).request('join_group next')).toEqual(['OK 0 joined next']);
     });
 
+    it('reads a line of several MiB whole from a tracker (read-ahead grows past its line limit)', async () => {
+      await start({});
+      const tracker = await open();
+      expect(await tracker.request('resume x')).toEqual(['OK 0 tracker 2']);
+      const [reply] = await tracker.request(`join_group ${'g'.repeat(3 * 1024 * 1024)}`, 1, 10_000);
+      expect(reply).not.toMatch(/LINE_TOO_LONG/);
+      expect(await tracker.request('join_group after')).toEqual(['OK 0 joined after']);
+    });
+
+    it('refuses continuation lines before login without reading them, however many and long', async () => {
+      await start({});
+      const anon = await open();
+      anon.write(`${upload(4096)}\n`);
+      const line = `${'f'.repeat(65_000)}\n`;
+      for (let i = 0; i < 4096; i += 64) anon.write(line.repeat(64));
+      anon.write('join_group after\n');
+      expect(await anon.readLines(2, 30_000)).toEqual([
+        expect.stringMatching(/^ERR NOT_LOGGED_IN /),
+        'OK 0 joined after',
+      ]);
+    });
+
     it('closes a connection idle before login with IDLE_TIMEOUT, and keeps a logged-in one', async () => {
       await start({ idleTimeoutLoginMs: 300, idleTimeoutMs: 60_000 });
       const idle = await open();

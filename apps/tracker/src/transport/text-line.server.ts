@@ -53,9 +53,6 @@ export interface SyncPayload {
   readonly args: readonly string[];
 }
 
-/** Stop reading from a connection while this many bytes wait to be handled or sent. */
-const BACKPRESSURE_BYTES = 1024 * 1024;
-
 /**
  * Nest transport for the tracker's line protocol: one request line in, one
  * reply (`OK <n> <message>` + n lines, or `ERR <CODE> <message>`) out, in
@@ -159,11 +156,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     };
     this.shutters.set(slot, close);
 
-    /**
-     * A command whose continuation lines (`upload_file ... @N`) are still
-     * arriving, or (`refused`) lines to read and throw away after a refusal.
-     */
-    let pending: { request: Request; need: number; lines: string[]; overflows: number; refused?: true } | undefined;
+    /** A command whose continuation lines (`upload_file ... @N`) are still arriving. */
+    let pending: { request: Request; need: number; lines: string[]; overflows: number } | undefined;
     /** The refusal just answered closes the connection. */
     let closeAfterReply = false;
     const tooLong = () => errReply(ErrorCode.LineTooLong, `line longer than ${decoder.maxLineBytes} bytes ignored`);
@@ -174,13 +168,13 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
 
     const step = async (frame: Frame): Promise<Reply | undefined> => {
       if (pending) {
-        if (frame.type === 'line' && !pending.refused) {
+        if (frame.type === 'line') {
           const refusal = slot.hold(Buffer.byteLength(frame.line));
           if (refusal) {
-            // the command is refused now; the rest of its lines are read and dropped
+            // the command is refused now; the rest of its lines are dropped unread
             slot.dropHeld();
-            pending = { ...pending, lines: [], overflows: pending.lines.length + pending.overflows + 1, refused: true };
-            if (pending.overflows >= pending.need) pending = undefined;
+            decoder.skipLines(pending.need - pending.lines.length - pending.overflows - 1);
+            pending = undefined;
             return refuse(refusal);
           }
           pending.lines.push(frame.line);
@@ -191,7 +185,6 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         const done = pending;
         pending = undefined;
         slot.dropHeld();
-        if (done.refused) return undefined;
         if (done.overflows > 0) return tooLong();
         const command = withContinuation(done.request.payload as Command, done.lines);
         return this.dispatch({ ...done.request, payload: command }, ctx);
@@ -202,8 +195,12 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       const need = 'kind' in parsed.payload ? continuationLines(parsed.payload) : 0;
       if (need === 0) return this.dispatch(parsed, ctx);
       const refusal = slot.mayContinue();
-      pending = { request: parsed, need, lines: [], overflows: 0, ...(refusal && { refused: true as const }) };
-      return refusal ? refuse(refusal) : undefined;
+      if (!refusal) {
+        pending = { request: parsed, need, lines: [], overflows: 0 };
+        return undefined;
+      }
+      decoder.skipLines(need); // never held, never read as commands
+      return refuse(refusal);
     };
 
     const pump = async (): Promise<void> => {
@@ -237,14 +234,19 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
           // a limit closed it: what the peer sent after that is not read
         } else if (ended)
           socket.end(); // the peer half-closed: every request it sent has been answered
-        else if (!socket.destroyed && socket.isPaused() && decoder.bufferedBytes < BACKPRESSURE_BYTES) socket.resume();
+        else if (
+          !socket.destroyed &&
+          socket.isPaused() &&
+          decoder.bufferedBytes < slot.readAheadBytes(decoder.maxLineBytes)
+        )
+          socket.resume();
       }
     };
 
     socket.on('data', (chunk: Buffer) => {
       if (closing) return;
       decoder.push(chunk);
-      if (decoder.bufferedBytes >= BACKPRESSURE_BYTES) socket.pause();
+      if (decoder.bufferedBytes >= slot.readAheadBytes(decoder.maxLineBytes)) socket.pause();
       void pump();
     });
     socket.on('end', () => {
