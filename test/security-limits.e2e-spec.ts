@@ -173,7 +173,9 @@ describe('tracker limits under attack', () => {
     for (const a of attacked) expect(await a.firstLine()).toMatch(/^ERR NOT_LOGGED_IN /);
     // the tracker read a lot and kept none of it: far more went in than it ever held
     expect(sentMb).toBeGreaterThan(300);
-    expect(peakMb).toBeLessThan(200);
+    // ~110 MB at rest; what it holds is a line and a bit per connection, the rest is read buffers
+    // waiting for the garbage collector at gigabytes a second (before: ~300 MB per connection, then a crash)
+    expect(peakMb).toBeLessThan(256);
     expect(answered).toBeGreaterThan(5);
     expect(slowest).toBeLessThan(1000);
     expect(code(await user.request('list_groups'))).toBe('OK');
@@ -323,6 +325,41 @@ describe('tracker limits under attack', () => {
     expect(ratio).toBeLessThan(3);
     process.stdout.write(
       `(d) 5 failures: ${cpuFailures} CPU ticks; 50 more guesses (${refused.length} TRY_LATER): ${cpuRefusals} ticks in ${Math.round(guessMs)} ms; owner login ${Math.round(ms)} ms; unknown/wrong time ratio ${ratio.toFixed(2)}\n`,
+    );
+  });
+
+  it('(d) one address flooding create_user cannot fill the password-hashing queue for everyone', async () => {
+    const port = await startWith(['--max-scrypt-per-ip', '2']);
+    const owner = await RawConn.open(port);
+    conns.push(owner);
+    expect(code(await owner.request('create_user owner pw-owner'))).toBe('OK');
+    // a first login also prepares the dummy hash unknown users are checked against
+    expect(code(await owner.request('login owner pw-owner'))).toBe('OK');
+    expect(code(await owner.request('logout'))).toBe('OK');
+    const flood = await Promise.all(Array.from({ length: 30 }, () => attack(port, '127.0.0.2')));
+    // each connection keeps one create_user in flight, 30 at once from one address
+    let stop = false;
+    const flooding = flood.map(async (a, i) => {
+      for (let n = 0; !stop && !a.closed; n++) {
+        const before = a.text.length;
+        a.socket.write(`create_user f${i}x${n} pw\n`);
+        await until(() => a.text.indexOf('\n', before) >= 0 || a.closed, 30_000, 'a flood answer');
+      }
+    });
+    await until(
+      () => flood.some((a) => a.text.includes('ERR TRY_LATER too many password checks')),
+      30_000,
+      'a refusal',
+    );
+    const { reply, ms } = await timed(owner, 'login owner pw-owner');
+    stop = true;
+    await Promise.all(flooding);
+    expect(code(reply)).toBe('OK');
+    expect(ms).toBeLessThan(1000);
+    const answers = flood.flatMap((a) => a.text.split('\n').filter(Boolean));
+    expect(answers.every((l) => /^(OK 0 user \S+ created|ERR TRY_LATER too many password checks)/.test(l))).toBe(true);
+    process.stdout.write(
+      `(d) create_user flood from one address: ${answers.filter((l) => l.startsWith('OK')).length} created, ${answers.filter((l) => l.startsWith('ERR')).length} TRY_LATER; owner login ${Math.round(ms)} ms\n`,
     );
   });
 
