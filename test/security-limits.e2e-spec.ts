@@ -363,6 +363,26 @@ describe('tracker limits under attack', () => {
     );
   });
 
+  it('fits the connection cap under the open-file limit, so the cap and not accept() is the first wall', async () => {
+    net = await trackerNetwork(1);
+    const args = [TRACKER_MAIN, net.infoFile, '1', '--data-dir', join(net.dir, 'data')];
+    tracker = new Proc(
+      spawn('bash', ['-c', 'ulimit -n 400 && exec "$0" "$@"', process.execPath, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    await tracker.waitFor(/listening on/, 15_000);
+    expect(tracker.stdout).toMatch(/open-file limit is 400: serving 272 connections at most, not 10000/);
+    const held = await Promise.all(
+      Array.from({ length: 6 }, (_, h) => h + 2).flatMap((host) =>
+        Array.from({ length: 50 }, () => attack(net.ports[0], `127.0.0.${host}`)),
+      ),
+    );
+    await until(() => held.filter((a) => a.closed).length === 300 - 272, 10_000, 'the refusals');
+    expect(held.filter((a) => a.closed).every((a) => a.text.startsWith('ERR TOO_MANY_CONNECTIONS'))).toBe(true);
+    expect(tracker.running).toBe(true);
+  });
+
   it('our client is not cut off: idle before and after login, it reconnects and resumes without a word', async () => {
     // debug logs say when the tracker closes a connection for being idle
     net = await trackerNetwork(1);
