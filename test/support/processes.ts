@@ -154,11 +154,12 @@ export class RawConn {
     socket.on('error', () => undefined);
   }
 
-  static open(port: number): Promise<RawConn> {
+  /** Connects to 127.0.0.1:`port`, from `localAddress` when given (an attacker's 127.0.0.2, ...). */
+  static open(port: number, localAddress?: string): Promise<RawConn> {
     return new Promise((res, rej) => {
       const s = new Socket();
       s.once('error', rej);
-      s.connect(port, '127.0.0.1', () => res(new RawConn(s)));
+      s.connect({ port, host: '127.0.0.1', localAddress }, () => res(new RawConn(s)));
     });
   }
 

@@ -30,8 +30,10 @@ export const ErrorCode = {
   FileChanged: 'FILE_CHANGED',
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
+  SessionExpired: 'SESSION_EXPIRED',
   LoginFailed: 'LOGIN_FAILED',
   TryLater: 'TRY_LATER',
+  // connection limits: a peer past one gets this line, then the connection is closed
   TooManyConnections: 'TOO_MANY_CONNECTIONS',
   IdleTimeout: 'IDLE_TIMEOUT',
   RequestTooLarge: 'REQUEST_TOO_LARGE',

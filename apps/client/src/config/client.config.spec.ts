@@ -1,6 +1,6 @@
 import { TrackerInfoError } from '@app/protocol';
 import { resolve } from 'node:path';
-import { CLIENT_USAGE, ConfigError, parseClientArgs } from './client.config';
+import { CLIENT_USAGE, ConfigError, parseClientArgs, parseDurationMs } from './client.config';
 
 const files: Record<string, string> = { 'ti.txt': '127.0.0.1:7000\n127.0.0.1 7001\n', 'bad.txt': 'nonsense\n' };
 const readFile = (path: string): string => {
@@ -36,6 +36,57 @@ describe('parseClientArgs', () => {
     [['127.0.0.1:7001', 'missing.txt'], 'missing.txt: cannot read tracker info file (no such file)'],
   ])('rejects %j', (args, message) => {
     expect(() => parseClientArgs(args, {}, readFile)).toThrow(new ConfigError(message));
+  });
+
+  it('takes the chunk server limits, durations with or without a unit', () => {
+    const config = parseClientArgs(
+      ['127.0.0.1:7001', 'ti.txt'],
+      {
+        maxPeerConns: '100',
+        maxPeerConnsPerIp: '4',
+        peerRequestTimeout: '1500ms',
+        peerLineTimeout: '2',
+        peerIdleTimeout: '5m',
+      },
+      readFile,
+    );
+    expect(config.peerLimits).toEqual({
+      maxConnections: 100,
+      maxConnectionsPerAddress: 4,
+      requestTimeoutMs: 1500,
+      lineTimeoutMs: 2000,
+      idleTimeoutMs: 300_000,
+    });
+    expect(parseClientArgs(['127.0.0.1:7001', 'ti.txt'], { peerIdleTimeout: '0' }, readFile).peerLimits).toEqual({
+      idleTimeoutMs: 0,
+    });
+    expect(parseClientArgs(['127.0.0.1:7001', 'ti.txt'], {}, readFile).peerLimits).toBeUndefined();
+  });
+
+  it.each([
+    [{ maxPeerConns: '0' }, '--max-peer-conns'],
+    [{ maxPeerConnsPerIp: 'many' }, '--max-peer-conns-per-ip'],
+    [{ maxPeerConnsPerIp: '2.5' }, '--max-peer-conns-per-ip'],
+    [{ peerRequestTimeout: '5 minutes' }, '--peer-request-timeout'],
+    [{ peerIdleTimeout: '-1s' }, '--peer-idle-timeout'],
+    [{ peerLineTimeout: '' }, '--peer-line-timeout'],
+  ])('rejects the limit %j, naming the flag', (options, flag) => {
+    expect(() => parseClientArgs(['127.0.0.1:7001', 'ti.txt'], options, readFile)).toThrow(
+      new RegExp(`^${flag} '.*' is not a `),
+    );
+  });
+
+  it.each([
+    ['500ms', 500],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['2h', 7_200_000],
+    ['7d', 604_800_000],
+    ['45', 45_000],
+    ['0.5', 500],
+    ['0', 0],
+  ])('reads the duration %s', (text, ms) => {
+    expect(parseDurationMs(text)).toBe(ms);
   });
 
   it('rejects an empty --data-dir', () => {

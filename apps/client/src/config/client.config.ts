@@ -12,14 +12,71 @@ export interface ClientConfig {
   readonly connectTimeoutMs: number;
   /** Cap on the bytes per second this client uploads to other peers (undefined: none). */
   readonly uploadLimit?: number;
+  /** Limits of the chunk server given on the command line (undefined: all defaults). */
+  readonly peerLimits?: PeerLimits;
+}
+
+/** Chunk server connection limits; each unset one keeps its default (see the seeding policy). */
+export interface PeerLimits {
+  readonly maxConnections?: number;
+  readonly maxConnectionsPerAddress?: number;
+  readonly requestTimeoutMs?: number;
+  readonly lineTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
 }
 
 export interface ClientOptions {
   readonly dataDir?: string;
   readonly uploadLimit?: string;
+  readonly maxPeerConns?: string;
+  readonly maxPeerConnsPerIp?: string;
+  readonly peerRequestTimeout?: string;
+  readonly peerLineTimeout?: string;
+  readonly peerIdleTimeout?: string;
 }
 
-export const CLIENT_USAGE = 'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE]';
+export const CLIENT_USAGE =
+  'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE]' +
+  ' [--max-peer-conns N] [--max-peer-conns-per-ip N]' +
+  ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME]';
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `500ms`, `30s`, `5m`, `2h`, `7d` or a bare number of seconds, in milliseconds; `0` is allowed. */
+export function parseDurationMs(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS_MS[m[2] ?? 's']);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+/** The chunk server limits among `options`; throws ConfigError naming the flag of a bad value. */
+function parsePeerLimits(options: ClientOptions): PeerLimits | undefined {
+  const count = (flag: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new ConfigError(`${flag} '${text}' is not a whole number of connections (1 or more); ${CLIENT_USAGE}`);
+    }
+    return n;
+  };
+  const duration = (flag: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    const ms = parseDurationMs(text);
+    if (ms === undefined) {
+      throw new ConfigError(`${flag} '${text}' is not a duration such as 500ms, 30s or 5m (0: none); ${CLIENT_USAGE}`);
+    }
+    return ms;
+  };
+  const limits: PeerLimits = {
+    maxConnections: count('--max-peer-conns', options.maxPeerConns),
+    maxConnectionsPerAddress: count('--max-peer-conns-per-ip', options.maxPeerConnsPerIp),
+    requestTimeoutMs: duration('--peer-request-timeout', options.peerRequestTimeout),
+    lineTimeoutMs: duration('--peer-line-timeout', options.peerLineTimeout),
+    idleTimeoutMs: duration('--peer-idle-timeout', options.peerIdleTimeout),
+  };
+  return Object.values(limits).some((v) => v !== undefined) ? limits : undefined;
+}
 
 /** `500K`, `5M`, `1G` (per second, powers of 1024) or a plain number of bytes per second. */
 export function parseRate(text: string): number | undefined {
@@ -55,6 +112,7 @@ export function parseClientArgs(
   if (options.uploadLimit !== undefined && uploadLimit === undefined) {
     throw new ConfigError(`--upload-limit '${options.uploadLimit}' is not a rate such as 500K or 5M; ${CLIENT_USAGE}`);
   }
+  const peerLimits = parsePeerLimits(options);
   let text: string;
   try {
     text = readFile(trackerInfoFile);
@@ -71,5 +129,6 @@ export function parseClientArgs(
     dataDir: resolve(options.dataDir ?? `data/client-${dirHost}-${self.port}`),
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     uploadLimit,
+    peerLimits,
   };
 }

@@ -115,6 +115,25 @@ describe(ChunkScheduler.name, () => {
     expect(s.next('b')).toBe(c);
   });
 
+  it('takes back a cancelled chunk without holding it against the seeder, and keeps the seeder a holder', () => {
+    const s = new ChunkScheduler(2, { random: seeded(3), endGame: false });
+    s.addSeeder('a');
+    s.addSeeder('b');
+    const c = s.next('a')!;
+    s.cancel(c, 'a');
+    expect(s.inFlightOf('a')).toEqual([]);
+    expect(s.inFlightCount).toBe(0);
+    // a may have it again, ahead of the other chunk, as if never asked
+    expect(s.next('a')).toBe(c);
+    s.cancel(c, 'a');
+    s.cancel(c, 'a'); // twice is harmless
+    s.removeSeeder('b');
+    expect(s.canFinish).toBe(true);
+    s.complete(s.next('a')!, 'a');
+    s.cancel(c, 'a');
+    expect(s.doneCount).toBe(1);
+  });
+
   it('lets the seeder that failed a chunk retry it once every holder has failed it', () => {
     const s = new ChunkScheduler(1, { random: seeded(3) });
     s.addSeeder('a');

@@ -24,6 +24,15 @@ const seederInfo = (userId: string, s: FakeSeeder): SeederInfo => ({
   filePath: s.filePath,
 });
 
+/** Resolves once `check` holds (polled), failing after `timeoutMs`. */
+async function eventually(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
 /** 5 MB: nine full 512 KiB chunks and a short tenth. */
 const FILE_SIZE = 5_000_000;
 const CHUNKS = Math.ceil(FILE_SIZE / CHUNK_SIZE);
@@ -151,7 +160,7 @@ describe(DownloadJob.name, () => {
     expect(j.progress.seeders[0]).toMatchObject({ corrupt: 1, state: 'finished' });
   });
 
-  it('finishes from the other seeder when one vanishes mid-transfer', async () => {
+  it('connects again to a seeder that vanishes mid-transfer, the other serving meanwhile', async () => {
     // 100 small chunks, so each seeder gets dozens of requests; request 10 is only
     // sent once 6 answers are in and written
     const small = 16 * 1024;
@@ -159,27 +168,105 @@ describe(DownloadJob.name, () => {
     const alice = await seeder((r) => (r.n === 10 ? { kind: 'vanish' } : undefined), content, small);
     const bob = await seeder(undefined, content, small);
     const meta = metadataFor(content, [seederInfo('alice', alice), seederInfo('bob', bob)], small);
-    const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), { chunkSize: small, endGame: false });
+    const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), {
+      chunkSize: small,
+      endGame: false,
+      retryDelayMs: 1,
+    });
     await j.run();
     expect(readFileSync(dest).equals(content)).toBe(true);
     const [a, b] = j.progress.seeders;
-    expect(a).toMatchObject({ state: 'dropped', reason: 'closed the connection' });
+    expect(a).toMatchObject({ state: 'finished', retries: 1, retryReason: 'closed the connection' });
+    expect(alice.connections).toBe(2);
     expect(a.chunks).toBeGreaterThanOrEqual(6);
     expect(a.chunks + b.chunks).toBe(100);
   });
 
-  it('drops a seeder that is too busy to serve', async () => {
-    const alice = await new FakeSeeder(data, { busy: true }).start();
+  it('finishes from its only seeder when that one drops the connection now and then', async () => {
+    const small = 16 * 1024;
+    const content = data.subarray(0, 60 * small);
+    const alice = await seeder((r) => (r.n % 20 === 0 ? { kind: 'vanish' } : undefined), content, small);
+    const meta = metadataFor(content, [seederInfo('alice', alice)], small);
+    const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), { chunkSize: small, retryDelayMs: 1 });
+    await j.run();
+    expect(readFileSync(dest).equals(content)).toBe(true);
+    expect(j.progress.seeders[0].retries).toBeGreaterThanOrEqual(2);
+    expect(alice.connections).toBe(j.progress.seeders[0].retries + 1);
+  });
+
+  it('waits for a seeder that answers BUSY for a while, then downloads from it', async () => {
+    const alice = await new FakeSeeder(data, { busyConnections: 3 }).start();
     started.push(alice);
-    const bob = await seeder();
-    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
+    const j = job(metadataFor(data, [seederInfo('alice', alice)]), { retryDelayMs: 20 });
     await j.run();
     expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(alice.connections).toBe(4);
+    expect(j.progress.seeders[0]).toMatchObject({ state: 'finished', chunks: CHUNKS, retries: 3, refused: 0 });
     // the BUSY line comes before or after the first request went out, depending on timing
-    expect(j.progress.seeders[0].state).toBe('dropped');
-    expect(j.progress.seeders[0].reason).toMatch(
-      /^(refused the connection \(BUSY\)|closed the connection after answering BUSY)$/,
+    expect(j.progress.seeders[0].retryReason).toMatch(/^refused (the connection )?\(BUSY\)$/);
+  });
+
+  it('backs off, doubling the delay, while a seeder stays busy', async () => {
+    const alice = await new FakeSeeder(data, { busy: true }).start();
+    started.push(alice);
+    const bob = await seeder(() => ({ kind: 'stall' }));
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]), {
+      retryDelayMs: 40,
+      maxRetryDelayMs: 160,
+      retryRandom: () => 0.999, // no jitter: full delays
+      inactivityTimeoutMs: 60_000,
+    });
+    const running = j.run();
+    running.catch(() => undefined);
+    await eventually(() => alice.connections >= 6);
+    expect(['retrying', 'connecting', 'active']).toContain(j.progress.seeders[0].state);
+    j.cancel();
+    await expect(running).rejects.toThrow('cancelled');
+    const at = alice.connectedAt;
+    const gaps = at.slice(1, 6).map((t, i) => t - at[i]);
+    // 40, 80, 160, 160, 160 ms (each at least its delay; a loaded machine only adds)
+    expect(gaps.map((g, i) => g >= [40, 80, 160, 160, 160][i] - 2)).toEqual([true, true, true, true, true]);
+  });
+
+  it('gives up on a seeder that stays busy for the retry window, and fails if none is left', async () => {
+    const alice = await new FakeSeeder(data, { busy: true }).start();
+    started.push(alice);
+    const j = job(metadataFor(data, [seederInfo('alice', alice)]), { retryDelayMs: 10, retryWindowMs: 400 });
+    const begun = Date.now();
+    const failure = j.run();
+    await expect(failure).rejects.toThrow(
+      /^no seeders left: alice refused (the connection )?\(BUSY\); gave up after \d+ retries, no chunk for 0\.4 s$/,
     );
+    expect(Date.now() - begun).toBeGreaterThanOrEqual(390);
+    expect(alice.connections).toBeGreaterThanOrEqual(4);
+    expect(j.progress.seeders[0]).toMatchObject({ state: 'dropped', chunks: 0 });
+    expectNoFileLeft();
+  });
+
+  it('backs off from a seeder that answers a request BUSY on an open connection, without counting a refusal', async () => {
+    const alice = await seeder((r) =>
+      r.n <= 2 ? { kind: 'err', code: ErrorCode.Busy, message: 'try later' } : undefined,
+    );
+    const j = job(metadataFor(data, [seederInfo('alice', alice)]), { retryDelayMs: 5 });
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(j.progress.seeders[0]).toMatchObject({ state: 'finished', refused: 0, retryReason: 'refused (BUSY)' });
+    expect(alice.connections).toBeGreaterThanOrEqual(2);
+  });
+
+  it('keeps trying a seeder that refuses connections, and downloads from it once it listens', async () => {
+    const port = await unusedPort();
+    const j = job(
+      metadataFor(data, [{ userId: 'alice', address: { host: '127.0.0.1', port }, filePath: '/share/file.bin' }]),
+      { retryDelayMs: 10, maxRetryDelayMs: 50 },
+    );
+    const running = j.run();
+    await eventually(() => j.progress.seeders[0].retries >= 2);
+    expect(j.progress.seeders[0].retryReason).toMatch(/^is unreachable \(.*ECONNREFUSED.*\)$/);
+    started.push(await new FakeSeeder(data).start(port));
+    await running;
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(j.progress.seeders[0]).toMatchObject({ state: 'finished', chunks: CHUNKS });
   });
 
   it('drops a seeder at once when it no longer shares the file', async () => {
@@ -278,7 +365,7 @@ describe(DownloadJob.name, () => {
     }
   });
 
-  it('skips a seeder it cannot reach', async () => {
+  it('downloads from the others while a seeder it cannot reach is being retried', async () => {
     const bob = await seeder();
     const meta = metadataFor(data, [
       { userId: 'alice', address: { host: '127.0.0.1', port: await unusedPort() }, filePath: '/x' },
@@ -288,13 +375,14 @@ describe(DownloadJob.name, () => {
     await j.run();
     expect(readFileSync(dest).equals(data)).toBe(true);
     expect(j.progress.seeders[0]).toMatchObject({
-      state: 'dropped',
-      reason: expect.stringMatching(/^is unreachable/) as string,
+      state: 'finished',
+      chunks: 0,
+      retryReason: expect.stringMatching(/^is unreachable/) as string,
     });
   });
 
   it('retries chunks a seeder refuses elsewhere, and drops it after too many refusals', async () => {
-    const alice = await seeder(() => ({ kind: 'err', code: ErrorCode.Busy, message: 'too many downloads' }));
+    const alice = await seeder(() => ({ kind: 'err', code: ErrorCode.Internal, message: 'could not read the chunk' }));
     const bob = await seeder();
     const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
     await j.run();
@@ -302,14 +390,17 @@ describe(DownloadJob.name, () => {
     expect(j.progress.seeders[0]).toMatchObject({
       state: 'dropped',
       refused: 3,
-      reason: 'refused 3 chunks (last: BUSY)',
+      reason: 'refused 3 chunks (last: INTERNAL)',
     });
   });
 
   it('fails with the reasons when every seeder is gone, leaving no file', async () => {
     const alice = await seeder((r) => (r.n > 2 ? { kind: 'vanish' } : undefined));
     const bob = await seeder(() => ({ kind: 'corrupt' }));
-    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]), {
+      retryDelayMs: 5,
+      retryWindowMs: 300,
+    });
     const failure = j.run();
     await expect(failure).rejects.toBeInstanceOf(DownloadError);
     await expect(failure).rejects.toThrow(/^no seeders left: /);

@@ -23,6 +23,17 @@ export interface DownloadJobOptions {
   readonly maxCorruptPerSeeder?: number;
   /** `ERR` answers a seeder may give before it is dropped. Default 3. */
   readonly maxRefusedPerSeeder?: number;
+  /**
+   * A seeder that is busy (`ERR BUSY`, `TOO_MANY_CONNECTIONS`, `IDLE_TIMEOUT`), refuses the connection or drops it
+   * is tried again after this long, doubling each time up to `maxRetryDelayMs` (each delay jittered down by up to
+   * half). Defaults 200 ms and 5 s.
+   */
+  readonly retryDelayMs?: number;
+  readonly maxRetryDelayMs?: number;
+  /** A seeder is dropped once it has given no chunk for this long while being retried. Default 30 s. */
+  readonly retryWindowMs?: number;
+  /** Uniform in [0, 1), for the retry jitter. Default `Math.random`. */
+  readonly retryRandom?: () => number;
   /** Must match the chunk size the file's chunk hashes were computed with. Default `CHUNK_SIZE`. */
   readonly chunkSize?: number;
   /** See `ChunkSchedulerOptions`. */
@@ -42,7 +53,8 @@ export interface DownloadJobOptions {
 }
 
 export type DownloadState = 'downloading' | 'complete' | 'failed';
-export type SeederState = 'connecting' | 'active' | 'dropped' | 'finished';
+/** `retrying`: busy or unreachable for now, tried again after a delay. */
+export type SeederState = 'connecting' | 'active' | 'retrying' | 'dropped' | 'finished';
 
 export interface SeederProgress {
   readonly userId: string;
@@ -52,6 +64,10 @@ export interface SeederProgress {
   readonly chunks: number;
   readonly corrupt: number;
   readonly refused: number;
+  /** Times it was set to be connected to again after being busy or refusing or losing the connection. */
+  readonly retries: number;
+  /** Why it was last retried. */
+  readonly retryReason?: string;
   /** Why it was dropped. */
   readonly reason?: string;
 }
@@ -103,10 +119,33 @@ export const DEFAULT_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 /** `ERR` codes that mean a seeder no longer serves the file at all. */
 const WHOLE_FILE_REFUSALS = new Set<string>([ErrorCode.NotShared, ErrorCode.FileChanged, ErrorCode.UnknownFile]);
 
+/** `ERR` codes that mean a seeder is busy or closed an idle connection: worth trying again a little later. */
+const RETRY_LATER = new Set<string>([ErrorCode.Busy, ErrorCode.TooManyConnections, ErrorCode.IdleTimeout]);
+
+export const DEFAULT_RETRY_DELAY_MS = 200;
+export const DEFAULT_MAX_RETRY_DELAY_MS = 5_000;
+export const DEFAULT_RETRY_WINDOW_MS = 30_000;
+
+/** Whether a seeder that failed so is worth connecting to again (busy, refused or lost connections). */
+function worthRetrying(err: unknown): boolean {
+  if (!(err instanceof PeerError)) return false;
+  switch (err.kind) {
+    case 'connect':
+      return err.code === undefined || RETRY_LATER.has(err.code);
+    case 'closed':
+      return true;
+    case 'refused':
+      return RETRY_LATER.has(err.code ?? '');
+    default:
+      return false;
+  }
+}
+
 interface Seeder {
   readonly id: string;
   readonly info: SeederInfo;
-  readonly conn: PeerConnection;
+  /** The current connection; a new one after each retry. */
+  conn: PeerConnection;
   state: SeederState;
   /** Requests outstanding, or received and not yet checked. */
   slots: number;
@@ -116,6 +155,13 @@ interface Seeder {
   /** Code of the last `ERR` it answered. */
   lastRefusal?: string;
   reason?: string;
+  retries: number;
+  retryReason?: string;
+  /** When it last gave a verified chunk (or the transfer started). */
+  lastProgressAt: number;
+  /** The next retry waits up to this long. */
+  retryDelayMs: number;
+  retryTimer?: NodeJS.Timeout;
 }
 
 /**
@@ -127,7 +173,9 @@ interface Seeder {
  * SHA-1 and written at its offset into `<dest>.part`, so only chunks in
  * flight, and a few that came early, are ever in memory. Seeders that fail to
  * connect, time out, hang up, break the protocol or serve too many bad chunks
- * are dropped and their chunks go to the others. The whole-file SHA-1 is computed from the verified
+ * are dropped and their chunks go to the others; one that is busy, refuses the connection or drops it is connected
+ * to again with backoff (its chunks go to the others meanwhile) until it has given nothing for `retryWindowMs`.
+ * The whole-file SHA-1 is computed from the verified
  * chunks in file order as they come (`InOrderHasher`), or from the file on
  * disk should they come too far out of order; once every chunk is in and it
  * matches, the file is synced, and only then given its name. Any
@@ -143,6 +191,10 @@ export class DownloadJob {
   private readonly maxRefused: number;
   private readonly now: () => number;
   private readonly speedWindowMs: number;
+  private readonly retryDelayMs: number;
+  private readonly maxRetryDelayMs: number;
+  private readonly retryWindowMs: number;
+  private readonly retryRandom: () => number;
 
   private started = false;
   private state: DownloadState = 'downloading';
@@ -193,6 +245,10 @@ export class DownloadJob {
     this.now = options.now ?? Date.now;
     this.speedWindowMs = options.speedWindowMs ?? 3_000;
     this.flushEveryBytes = options.flushEveryBytes ?? DEFAULT_FLUSH_EVERY_BYTES;
+    this.retryDelayMs = Math.max(1, options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS);
+    this.maxRetryDelayMs = Math.max(this.retryDelayMs, options.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
+    this.retryWindowMs = options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
+    this.retryRandom = options.retryRandom ?? Math.random;
     this.scheduler = new ChunkScheduler(this.plan.count, {
       // equally rare chunks go in file order unless told otherwise: the whole-file SHA-1 can then follow the
       // chunks as they come (see InOrderHasher) instead of reading the file back
@@ -219,6 +275,9 @@ export class DownloadJob {
         chunks: 0,
         corrupt: 0,
         refused: 0,
+        retries: 0,
+        lastProgressAt: 0,
+        retryDelayMs: this.retryDelayMs,
       };
     });
     this.aborted = new Promise<never>((_, reject) => (this.abortWith = reject));
@@ -283,6 +342,8 @@ export class DownloadJob {
         chunks: s.chunks,
         corrupt: s.corrupt,
         refused: s.refused,
+        retries: s.retries,
+        retryReason: s.retryReason,
         reason: s.reason,
       })),
     };
@@ -343,26 +404,72 @@ export class DownloadJob {
   /** Resolves once every chunk is verified and written. */
   private transfer(): Promise<void> {
     const done = new Promise<void>((resolve) => (this.transferDone = resolve));
-    for (const seeder of this.seeders) this.scheduler.addSeeder(seeder.id);
+    const now = this.now();
+    for (const seeder of this.seeders) {
+      seeder.lastProgressAt = now;
+      this.scheduler.addSeeder(seeder.id);
+    }
     for (const seeder of this.seeders) this.connect(seeder);
     return done;
   }
 
   private connect(seeder: Seeder): void {
     const { host, port } = seeder.info.address;
-    seeder.conn
+    const conn = seeder.conn;
+    conn
       .connect(host, port, {
         connectTimeoutMs: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         inactivityTimeoutMs: this.options.inactivityTimeoutMs ?? DEFAULT_INACTIVITY_TIMEOUT_MS,
       })
       .then(
         () => {
-          if (seeder.state !== 'connecting') return;
+          if (seeder.state !== 'connecting' || seeder.conn !== conn) return;
           seeder.state = 'active';
           this.pump(seeder);
         },
-        (err: unknown) => this.drop(seeder, describeLoss(err, undefined)),
+        (err: unknown) => {
+          if (seeder.conn !== conn) return;
+          this.lose(seeder, err);
+        },
       );
+  }
+
+  /** The seeder's connection failed with `err`: try it again later if that is worth it, else drop it. */
+  private lose(seeder: Seeder, err: unknown): void {
+    const what = describeLoss(err, seeder.lastRefusal);
+    if (worthRetrying(err)) this.retryLater(seeder, what);
+    else this.drop(seeder, what);
+  }
+
+  /**
+   * Closes the seeder's connection, gives its chunks in flight to the others
+   * and connects to it again after a backoff delay; drops it instead once it
+   * has given no chunk for `retryWindowMs`.
+   */
+  private retryLater(seeder: Seeder, what: string): void {
+    if (this.transferOver || (seeder.state !== 'connecting' && seeder.state !== 'active')) return;
+    const waited = this.now() - seeder.lastProgressAt;
+    const left = this.retryWindowMs - waited;
+    if (left <= 0) {
+      return this.drop(seeder, `${what}; gave up after ${seeder.retries} retries, no chunk for ${formatMs(waited)}`);
+    }
+    seeder.state = 'retrying';
+    seeder.retries++;
+    seeder.retryReason = what;
+    seeder.lastRefusal = undefined;
+    seeder.conn.close();
+    for (const index of this.scheduler.inFlightOf(seeder.id)) this.scheduler.cancel(index, seeder.id);
+    const delay = Math.min(left, seeder.retryDelayMs * (0.5 + 0.5 * this.retryRandom()));
+    seeder.retryDelayMs = Math.min(this.maxRetryDelayMs, seeder.retryDelayMs * 2);
+    seeder.retryTimer = setTimeout(() => {
+      seeder.retryTimer = undefined;
+      if (this.transferOver || seeder.state !== 'retrying') return;
+      seeder.state = 'connecting';
+      seeder.conn = new PeerConnection({ pool: this.pool });
+      this.connect(seeder);
+    }, delay);
+    // its chunks go to the others meanwhile
+    this.pumpAll();
   }
 
   /** Fills the seeder's free request slots with chunks from the scheduler. */
@@ -376,9 +483,10 @@ export class DownloadJob {
       const index = this.scheduler.next(seeder.id);
       if (index === undefined) return;
       seeder.slots++;
-      seeder.conn.fetch(index, seeder.info.filePath, this.chunkLength(index)).then(
+      const conn = seeder.conn;
+      conn.fetch(index, seeder.info.filePath, this.chunkLength(index)).then(
         (data) => this.onChunk(seeder, index, data),
-        (err: unknown) => this.onFetchError(seeder, index, err),
+        (err: unknown) => this.onFetchError(seeder, index, err, conn),
       );
     }
   }
@@ -410,6 +518,8 @@ export class DownloadJob {
     this.scheduler.complete(index, seeder.id);
     seeder.chunks++;
     seeder.slots--;
+    seeder.lastProgressAt = this.now();
+    seeder.retryDelayMs = this.retryDelayMs;
     this.uses.set(data, 2);
     const write = this.part!.write(data, index * this.plan.chunkSize).then(
       (direct) => {
@@ -459,10 +569,12 @@ export class DownloadJob {
     this.writtenChunks.forEach((written, index) => written && hasher.chunkWritten(index));
   }
 
-  private onFetchError(seeder: Seeder, index: number, err: unknown): void {
+  private onFetchError(seeder: Seeder, index: number, err: unknown, conn: PeerConnection): void {
     seeder.slots--;
     if (this.transferOver || seeder.state === 'dropped') return;
-    if (err instanceof PeerError && err.kind === 'refused') {
+    // a request of a connection already given up on: its chunk went back to the pool then
+    if (conn !== seeder.conn || seeder.state === 'retrying') return;
+    if (err instanceof PeerError && err.kind === 'refused' && !RETRY_LATER.has(err.code ?? '')) {
       seeder.refused++;
       this.scheduler.fail(index, seeder.id);
       const code = err.code ?? '';
@@ -471,7 +583,7 @@ export class DownloadJob {
       else if (seeder.refused >= this.maxRefused) this.drop(seeder, `refused ${seeder.refused} chunks (last: ${code})`);
       return this.pumpAll();
     }
-    this.drop(seeder, describeLoss(err, seeder.lastRefusal));
+    this.lose(seeder, err);
   }
 
   /** Stops using a seeder; its chunks in flight go back to the pool. */
@@ -479,6 +591,7 @@ export class DownloadJob {
     if (this.transferOver || seeder.state === 'dropped') return;
     seeder.state = 'dropped';
     seeder.reason = what;
+    clearTimeout(seeder.retryTimer);
     seeder.conn.close();
     this.scheduler.removeSeeder(seeder.id);
     if (this.scheduler.isDone) return;
@@ -505,6 +618,7 @@ export class DownloadJob {
     this.transferOver = true;
     for (const seeder of this.seeders) {
       if (seeder.state !== 'dropped') seeder.state = 'finished';
+      clearTimeout(seeder.retryTimer);
       seeder.conn.close();
     }
   }
@@ -549,6 +663,10 @@ export class DownloadJob {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function formatMs(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 function peerDetail(err: unknown): string {

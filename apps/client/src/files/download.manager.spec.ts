@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DownloadError } from '../download/download.errors';
 import * as downloadJobModule from '../download/download.job';
 import { DownloadJob, DownloadProgress, DownloadState, SeederProgress } from '../download/download.job';
-import { Decide, FakeSeeder, unusedPort } from '../download/testing/fake-seeder.server';
+import { Decide, FakeSeeder } from '../download/testing/fake-seeder.server';
 import { OUTPUT } from '../output/output.port';
 import { eventually, sha1, TempDirs } from '../seeding/testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
@@ -78,6 +78,7 @@ const seederProgress = (userId: string, progress: Partial<SeederProgress> = {}):
   chunks: 0,
   corrupt: 0,
   refused: 0,
+  retries: 0,
   ...progress,
 });
 
@@ -168,13 +169,12 @@ describe(DownloadManager.name, () => {
     it('reports a failed download with its reason and does not seed it', async () => {
       const data = randomBytes(1000);
       const dest = join(dir, 'report.pdf');
-      const entry = manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', await unusedPort())]), dest);
+      // (an unreachable seeder would be retried for 30 s before the download gives up)
+      const bob = await startSeeder(data, () => ({ kind: 'corrupt' }));
+      const entry = manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', bob.port)]), dest);
       await entry.done;
 
-      expect(out.lines).toHaveLength(1);
-      expect(out.lines[0]).toMatch(
-        /^error: download of report\.pdf failed: no seeders left: bob is unreachable \(.+\)$/,
-      );
+      expect(out.lines).toEqual(['error: download of report.pdf failed: no seeders left: bob served 3 corrupt chunks']);
       expect(entry.job.progress.state).toBe('failed');
       expect(sharing.seedDownloaded).not.toHaveBeenCalled();
       expect(readdirSync(dir)).toEqual([]);
@@ -260,6 +260,26 @@ describe(DownloadManager.name, () => {
         'downloaded [g1] report.pdf to /downloads/report.pdf: 5.0 MB in 2.5 s (2.0 MB/s), SHA-1 verified; ' +
           'chunks from bob 7, carol 2, erin 1; rejected corrupt chunks: 1 from carol, 3 from erin; ' +
           'dropped dave (is unreachable (connection refused)), erin (served 3 corrupt chunks), frank (failed)',
+      ]);
+    });
+
+    it('names in the summary the seeders it had to wait for, and why', async () => {
+      const entry = manager.start('g1', 'alice', meta(), '/downloads/report.pdf');
+      const [job] = jobs;
+      job.elapsedMs = 2_500;
+      job.seeders = [
+        seederProgress('bob', { chunks: 7, retries: 4, retryReason: 'refused the connection (TOO_MANY_CONNECTIONS)' }),
+        seederProgress('carol', { chunks: 3, retries: 1, retryReason: 'closed the connection' }),
+        seederProgress('dave', { state: 'dropped', retries: 9, reason: 'refused the connection (BUSY); gave up' }),
+      ];
+      job.finish();
+      await entry.done;
+
+      expect(out.lines).toEqual([
+        'downloaded [g1] report.pdf to /downloads/report.pdf: 5.0 MB in 2.5 s (2.0 MB/s), SHA-1 verified; ' +
+          'chunks from bob 7, carol 3; ' +
+          'retried bob 4 times (last: refused the connection (TOO_MANY_CONNECTIONS)), carol once (last: closed the connection); ' +
+          'dropped dave (refused the connection (BUSY); gave up)',
       ]);
       expect(sharing.seedDownloaded).toHaveBeenCalledWith({
         groupId: 'g1',

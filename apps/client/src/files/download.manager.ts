@@ -68,11 +68,17 @@ export class DownloadManager {
       .map((s) => `${s.userId} ${s.chunks}`)
       .join(', ');
     const rejected = p.seeders.filter((s) => s.corrupt > 0).map((s) => `${s.corrupt} from ${s.userId}`);
+    const retried = p.seeders
+      .filter((s) => s.retries > 0 && s.state !== 'dropped')
+      .map(
+        (s) => `${s.userId} ${s.retries === 1 ? 'once' : `${s.retries} times`} (last: ${s.retryReason ?? 'failed'})`,
+      );
     const dropped = p.seeders.filter((s) => s.state === 'dropped').map((s) => `${s.userId} (${s.reason ?? 'failed'})`);
     this.out.line(
       `downloaded [${groupId}] ${metadata.fileName} to ${job.destPath}: ${formatBytes(metadata.fileSize)} in ${seconds.toFixed(1)} s ` +
         `(${formatRate(metadata.fileSize / seconds)}), SHA-1 verified; chunks from ${from || 'nobody (empty file)'}` +
         (rejected.length ? `; rejected corrupt chunks: ${rejected.join(', ')}` : '') +
+        (retried.length ? `; retried ${retried.join(', ')}` : '') +
         (dropped.length ? `; dropped ${dropped.join(', ')}` : ''),
     );
     try {

@@ -27,6 +27,21 @@ function seedingOptions(config: ClientConfigService): SeedingOptions {
     get uploadLimit() {
       return config.get().uploadLimit;
     },
+    get maxConnections() {
+      return config.get().peerLimits?.maxConnections;
+    },
+    get maxConnectionsPerAddress() {
+      return config.get().peerLimits?.maxConnectionsPerAddress;
+    },
+    get requestTimeoutMs() {
+      return config.get().peerLimits?.requestTimeoutMs;
+    },
+    get lineTimeoutMs() {
+      return config.get().peerLimits?.lineTimeoutMs;
+    },
+    get idleTimeoutMs() {
+      return config.get().peerLimits?.idleTimeoutMs;
+    },
   };
 }
 

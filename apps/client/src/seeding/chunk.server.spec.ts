@@ -106,6 +106,7 @@ describe(ChunkServer.name, () => {
     });
 
     it('serves many connections in parallel', async () => {
+      await startServer({ maxConnectionsPerAddress: 40 });
       const clients = await Promise.all(Array.from({ length: 40 }, () => connect()));
       const results = await Promise.all(
         clients.map(async (s, n) => {
@@ -312,12 +313,106 @@ describe(ChunkServer.name, () => {
       expectChunk(await d.readOne(), 2, chunkOf(big, 2));
     });
 
+    it('makes room for a newcomer by closing the oldest connection that was never served', async () => {
+      await startServer({ maxConnections: 2 });
+      const [idle1, idle2] = [await connect(), await connect()];
+      await eventually(() => server.connectionCount === 2, 'both are in');
+      const c = await connect();
+      c.send(get(2, bigPath));
+      expectChunk(await c.readOne(), 2, chunkOf(big, 2));
+      expectErr(await idle1.readOne(), 'BUSY');
+      await idle1.waitClosed();
+      expect(idle2.isClosed).toBe(false);
+    });
+
     it('closes idle connections', async () => {
       await startServer({ idleTimeoutMs: 50 });
       const s = await connect();
       s.send(get(2, bigPath));
       await s.readOne();
+      expectErr(await s.readOne(), 'IDLE_TIMEOUT');
       await s.waitClosed();
+      await eventually(() => server.connectionCount === 0, 'the slot is freed');
+    });
+
+    it('lets one address hold only its share of the slots, with TOO_MANY_CONNECTIONS past it', async () => {
+      await startServer({ maxConnectionsPerAddress: 2 });
+      const [a, b] = [await connect(), await connect()];
+      a.send(get(2, bigPath));
+      b.send(get(2, bigPath));
+      await Promise.all([a.readOne(), b.readOne()]);
+
+      const c = await connect();
+      const refusal = await c.readOne();
+      expect(refusal).toEqual({
+        kind: 'err',
+        code: 'TOO_MANY_CONNECTIONS',
+        message: '2 connections from 127.0.0.1 already (at most 2); try later',
+      });
+      await c.waitClosed();
+
+      // another address is served meanwhile
+      const other = await ChunkSocket.open(port, '127.0.0.1', '127.0.0.2');
+      sockets.push(other);
+      other.send(get(0, bigPath));
+      expectChunk(await other.readOne(), 0, chunkOf(big, 0));
+    });
+
+    it('closes a connection that has no request served within the request deadline, errors notwithstanding', async () => {
+      await startServer({ requestTimeoutMs: 300 });
+      const good = await connect();
+      const silent = await connect();
+      const wrong = await connect();
+      const started = Date.now();
+      good.send(get(2, bigPath));
+      expectChunk(await good.readOne(), 2, chunkOf(big, 2));
+      wrong.send(get(0, join(dir, 'not-shared.bin')), 'NOPE');
+      expect((await wrong.read(2)).map((a) => a.kind)).toEqual(['err', 'err']);
+      for (const s of [silent, wrong]) {
+        expect(await s.readOne()).toEqual({
+          kind: 'err',
+          code: 'IDLE_TIMEOUT',
+          message: 'no request served within 0.3 s; closing',
+        });
+        await s.waitClosed();
+      }
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+
+      // the connection served in time, opened before the others, is still there past its deadline
+      expect(good.isClosed).toBe(false);
+      good.send(get(2, bigPath));
+      expectChunk(await good.readOne(), 2, chunkOf(big, 2));
+    });
+
+    it('runs no deadline while a request waits for the upload cap', async () => {
+      // 2 MB/s: each full chunk waits ~0.25 s for the cap, longer than the 100 ms idle timeout and request deadline
+      await startServer({ requestTimeoutMs: 100, idleTimeoutMs: 100, uploadLimit: 2 * 1024 * 1024 });
+      const [a, b] = [await connect(), await connect()];
+      a.send(get(0, bigPath), get(1, bigPath), get(0, bigPath), get(1, bigPath));
+      b.send(get(1, bigPath));
+      const started = Date.now();
+      const answers = await a.read(4);
+      [0, 1, 0, 1].forEach((i, k) => expectChunk(answers[k], i, chunkOf(big, i)));
+      expectChunk(await b.readOne(), 1, chunkOf(big, 1));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+      // once nothing is asked, the idle timeout runs again
+      expectErr(await a.readOne(), 'IDLE_TIMEOUT');
+    });
+
+    it('closes a peer that trickles its request line', async () => {
+      await startServer({ lineTimeoutMs: 300, requestTimeoutMs: 0 });
+      const slow = await connect();
+      const line = `${get(2, bigPath)}\n`;
+      let sent = 0;
+      const trickle = setInterval(() => sent < line.length && slow.write(line[sent++]), 20);
+      try {
+        expectErr(await slow.readOne(), 'IDLE_TIMEOUT');
+        await slow.waitClosed();
+        expect(sent).toBeLessThan(line.length);
+      } finally {
+        clearInterval(trickle);
+      }
+      await eventually(() => server.connectionCount === 0, 'the slot is freed');
     });
 
     it('says why it cannot listen', async () => {

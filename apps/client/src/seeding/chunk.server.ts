@@ -34,13 +34,8 @@ import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { Observable, Subject } from 'rxjs';
 import { ChunkServerListenError } from './seeding.errors';
-import {
-  ChunkServerOptions,
-  DEFAULT_MAX_PEER_CONNECTIONS,
-  DEFAULT_PEER_IDLE_TIMEOUT_MS,
-  DEFAULT_PEER_MAX_LINE_BYTES,
-  SEEDING_OPTIONS,
-} from './seeding.tokens';
+import { ConnectionWatch, DEFAULT_SEEDER_LIMITS, SeederLimits, SeederPolicy } from './seeder.policy';
+import { ChunkServerOptions, DEFAULT_PEER_MAX_LINE_BYTES, SEEDING_OPTIONS } from './seeding.tokens';
 import { ShareRegistry } from './share.registry';
 import { identityFromStats, OPEN_SHARED_FLAGS, sameIdentity, SharedFile } from './shared-file';
 
@@ -54,6 +49,9 @@ const MAX_FREE_BUFFERS = 16;
 const PAUSE_BYTES = 64 * 1024;
 /** Longest piece of a requested path quoted back in an error message. */
 const MAX_QUOTED_PATH = 200;
+
+/** A connection being turned away gets this long to take its `ERR` line before it is destroyed. */
+const REFUSAL_GRACE_MS = 1_000;
 
 /** Open errors that mean the shared file is no longer what was shared. */
 const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'ENXIO', 'EISDIR']);
@@ -84,6 +82,37 @@ function readAt(fd: number, buf: Buffer, at: number, length: number, position: n
   });
 }
 
+/** The limits of `options`, defaults for those unset. */
+export function seederLimits(options: ChunkServerOptions): SeederLimits {
+  const d = DEFAULT_SEEDER_LIMITS;
+  return {
+    maxConnections: options.maxConnections ?? d.maxConnections,
+    maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? d.maxConnectionsPerAddress,
+    requestTimeoutMs: options.requestTimeoutMs ?? d.requestTimeoutMs,
+    lineTimeoutMs: options.lineTimeoutMs ?? d.lineTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs ?? d.idleTimeoutMs,
+  };
+}
+
+/**
+ * Sends one `ERR` line and closes. What the peer sends meanwhile is read and
+ * dropped (closing on unread bytes would reset the connection, and the peer
+ * could lose the line); a peer that has not closed its side within a second is
+ * cut off.
+ */
+function refuse(socket: Socket, reply: ErrReply): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) return void socket.destroy();
+  const timer = setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.removeAllListeners('data');
+  socket.on('data', () => undefined);
+  socket.resume();
+  // once both sides have ended (allowHalfOpen), the socket closes by itself
+  socket.end(formatReply(reply));
+}
+
 /** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
 function drained(socket: Socket): Promise<void> {
   if (socket.destroyed) return Promise.resolve();
@@ -108,12 +137,11 @@ function drained(socket: Socket): Promise<void> {
 export class ChunkServer implements OnApplicationShutdown {
   private readonly logger = new Logger(ChunkServer.name);
   private readonly maxLineBytes: number;
-  private readonly idleTimeoutMs: number;
-  private readonly maxConnections: number;
+  /** Connection limits and deadlines: who gets a slot, and for how long (made on start: options are read late). */
+  private policy = new SeederPolicy();
   private server: Server | undefined;
   /** Every open socket, served or being turned away. */
   private readonly sockets = new Set<Socket>();
-  private served = 0;
   /** When the upload cap next allows bytes out (epoch ms). */
   private nextSendAt = 0;
   /** Request loops still running (each may hold an open file until its read ends). */
@@ -131,8 +159,6 @@ export class ChunkServer implements OnApplicationShutdown {
     @Inject(ShareRegistry) private readonly registry: ShareRegistry,
   ) {
     this.maxLineBytes = options.maxLineBytes ?? DEFAULT_PEER_MAX_LINE_BYTES;
-    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_PEER_IDLE_TIMEOUT_MS;
-    this.maxConnections = options.maxConnections ?? DEFAULT_MAX_PEER_CONNECTIONS;
   }
 
   /** Calls `listener` for each share found changed; returns the function that unsubscribes it. */
@@ -151,6 +177,7 @@ export class ChunkServer implements OnApplicationShutdown {
   async start(): Promise<AddressInfo> {
     if (this.server) throw new Error('the chunk server is already listening');
     const { host, port } = this.options;
+    this.policy = new SeederPolicy(seederLimits(this.options));
     const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -190,7 +217,7 @@ export class ChunkServer implements OnApplicationShutdown {
 
   /** Connections being served now. */
   get connectionCount(): number {
-    return this.served;
+    return this.policy.connectionCount;
   }
 
   /**
@@ -286,28 +313,28 @@ export class ChunkServer implements OnApplicationShutdown {
     this.sockets.add(socket);
     socket.on('error', (err) => this.logger.debug(`peer connection error: ${err.message}`));
     socket.on('close', () => this.sockets.delete(socket));
-    if (this.served >= this.maxConnections) {
-      const busy = errReply(ErrorCode.Busy, `serving ${this.maxConnections} connections already; try later`);
-      socket.end(formatReply(busy), () => socket.destroy());
-      return;
-    }
-    this.served++;
-    socket.once('close', () => this.served--);
-    this.serve(socket);
+    const admission = this.policy.admit(socket.remoteAddress, {
+      // bytes the kernel took: they grow as the peer reads
+      sentBytes: () => socket.bytesWritten - socket.writableLength,
+      expire: (reply) => refuse(socket, reply),
+    });
+    if (!admission.ok) return refuse(socket, admission.reply);
+    socket.once('close', () => admission.watch.release());
+    this.serve(socket, admission.watch);
   }
 
-  private serve(socket: Socket): void {
+  private serve(socket: Socket, watch: ConnectionWatch): void {
     const decoder = new FrameDecoder(this.maxLineBytes);
     let pumping = false;
     let ended = false;
     socket.setNoDelay(true);
-    if (this.idleTimeoutMs > 0) socket.setTimeout(this.idleTimeoutMs, () => socket.destroy());
 
     const loop = async (): Promise<void> => {
       // the next chunk is read from disk while the previous one is still going out: at most two per connection
       let sending: Promise<void> | undefined;
       for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
-        const answer = await this.answer(frame);
+        // the one place a request counts as served: answered with a chunk (an ERR answer does not count)
+        const answer = await watch.during(this.answer(frame), (a) => a?.ok === true);
         if (answer === undefined) continue;
         if (sending) await sending;
         sending = undefined;
@@ -317,7 +344,7 @@ export class ChunkServer implements OnApplicationShutdown {
         }
         let flushed: boolean;
         if (answer.ok) {
-          await this.pace(answer.data.length);
+          await watch.during(this.pace(answer.data.length));
           if (socket.destroyed || !socket.writable) {
             this.giveBack(answer.data);
             return;
@@ -361,6 +388,7 @@ export class ChunkServer implements OnApplicationShutdown {
     };
 
     socket.on('data', (chunk: Buffer) => {
+      watch.received(chunk);
       decoder.push(chunk);
       if (decoder.bufferedBytes >= PAUSE_BYTES) socket.pause();
       pump();

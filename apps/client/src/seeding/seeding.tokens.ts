@@ -12,10 +12,17 @@ export interface ChunkServerOptions {
   readonly port: number;
   /** Longest request line accepted (default 8 KiB). */
   readonly maxLineBytes?: number;
-  /** Connections silent for this long are closed (default 120 s; 0: never). */
+  // connection limits and deadlines (see SeederPolicy); unset ones take their DEFAULT_SEEDER_LIMITS value
+  /** A served connection that sends and reads nothing this long is closed (default 60 s; 0: never). */
   readonly idleTimeoutMs?: number;
-  /** Connections served at once; one more gets `ERR BUSY` and is closed (default 512). */
+  /** Connections served at once (default 512); one more pushes out the oldest not yet served, or gets `ERR BUSY`. */
   readonly maxConnections?: number;
+  /** Connections served at once from one address; one more gets `ERR TOO_MANY_CONNECTIONS` (default 8). */
+  readonly maxConnectionsPerAddress?: number;
+  /** A new connection must have a request served within this (default 5 s; 0: no deadline). */
+  readonly requestTimeoutMs?: number;
+  /** A started request line must be complete within this (default 5 s; 0: no deadline). */
+  readonly lineTimeoutMs?: number;
   /** Upload rate cap over all connections, in bytes per second (undefined or 0: no cap). */
   readonly uploadLimit?: number;
 }
@@ -23,5 +30,3 @@ export interface ChunkServerOptions {
 export type SeedingOptions = ShareRegistryOptions & ChunkServerOptions;
 
 export const DEFAULT_PEER_MAX_LINE_BYTES = 8 * 1024;
-export const DEFAULT_PEER_IDLE_TIMEOUT_MS = 120_000;
-export const DEFAULT_MAX_PEER_CONNECTIONS = 512;

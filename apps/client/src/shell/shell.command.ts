@@ -56,6 +56,41 @@ export class ShellCommand extends CommandRunner {
     return value;
   }
 
+  // chunk server limits (checked in parseClientArgs)
+  @Option({ flags: '--max-peer-conns <n>', description: 'connections served at once (default 512)' })
+  parseMaxPeerConns(value: string): string {
+    return value;
+  }
+
+  @Option({ flags: '--max-peer-conns-per-ip <n>', description: 'connections served at once per address (default 8)' })
+  parseMaxPeerConnsPerIp(value: string): string {
+    return value;
+  }
+
+  @Option({
+    flags: '--peer-request-timeout <time>',
+    description: 'a new connection must get a chunk within this, e.g. 5s (default 5s; 0: none)',
+  })
+  parsePeerRequestTimeout(value: string): string {
+    return value;
+  }
+
+  @Option({
+    flags: '--peer-line-timeout <time>',
+    description: 'a started request line must be complete within this (default 5s; 0: none)',
+  })
+  parsePeerLineTimeout(value: string): string {
+    return value;
+  }
+
+  @Option({
+    flags: '--peer-idle-timeout <time>',
+    description: 'close a peer connection idle this long (default 60s; 0: never)',
+  })
+  parsePeerIdleTimeout(value: string): string {
+    return value;
+  }
+
   async run(params: string[], options: ClientOptions = {}): Promise<void> {
     this.config.load(params, options);
     try {

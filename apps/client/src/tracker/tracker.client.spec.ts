@@ -1,4 +1,4 @@
-import { formatHostPort, formatReply, okReply } from '@app/protocol';
+import { ErrorCode, errReply, formatHostPort, formatReply, okReply } from '@app/protocol';
 import { configServiceFor } from '../testing/client-config.factory';
 import { CollectingOutput } from '../testing/collecting.output';
 import { closedPort, FakeTrackerServer, writeInParts } from '../testing/fake-tracker.server';
@@ -360,6 +360,29 @@ describe(TrackerClient.name, () => {
       expect(out.lines).toEqual([
         `tracker ${name(1)} went away; now using ${name(2)}`,
         'error: session lost on the new tracker; log in again',
+      ]);
+      expect(tracker.sessionToken).toBeUndefined();
+      expect(lost.mock.calls).toEqual([[network.addresses[1]]]);
+      expect(resumed).not.toHaveBeenCalled();
+    });
+
+    it('says the session expired, once, when the new tracker refuses it with SESSION_EXPIRED, and goes on without it', async () => {
+      await loggedIn(2, ({ tracker: n, line }) => {
+        if (n === 1 && line === 'list_groups') return 'die';
+        if (n === 2 && line.startsWith('resume ')) {
+          return errReply(ErrorCode.SessionExpired, 'that session has expired; log in again');
+        }
+        return undefined;
+      });
+
+      await expect(tracker.request('list_groups')).resolves.toEqual(okReply('done list_groups'));
+      await expect(tracker.request('list_files g1')).resolves.toEqual(okReply('done list_files g1'));
+
+      // one resume, no loop
+      expect(network.seenBy(2).map((r) => r.line.split(' ')[0])).toEqual(['resume', 'list_groups', 'list_files']);
+      expect(out.lines).toEqual([
+        `tracker ${name(1)} went away; now using ${name(2)}`,
+        'error: your session has expired; log in again',
       ]);
       expect(tracker.sessionToken).toBeUndefined();
       expect(lost.mock.calls).toEqual([[network.addresses[1]]]);

@@ -52,7 +52,7 @@ interface Connection {
   dead: boolean;
 }
 
-type SessionState = 'none' | 'resumed' | 'lost' | 'broken';
+type SessionState = 'none' | 'resumed' | 'lost' | 'expired' | 'broken';
 
 /**
  * The client's one connection to a tracker, with failover.
@@ -253,9 +253,10 @@ export class TrackerClient implements OnModuleDestroy {
       return 'broken';
     }
     if (reply.ok) return 'resumed';
-    // UNKNOWN_SESSION (revoked, or unknown to this network), or a tracker that cannot resume at all.
+    // SESSION_EXPIRED (idle or too old), UNKNOWN_SESSION (revoked, or unknown to this network),
+    // or a tracker that cannot resume at all: the token is of no more use anywhere.
     if (this.token === token) this.token = undefined;
-    return 'lost';
+    return reply.code === ErrorCode.SessionExpired ? 'expired' : 'lost';
   }
 
   /** One notice line per failover, then the listeners. */
@@ -267,8 +268,12 @@ export class TrackerClient implements OnModuleDestroy {
         was === now ? `tracker ${was} went away; reconnected` : `tracker ${was} went away; now using ${now}`,
       );
     }
-    if (session === 'lost') {
-      this.out.error('session lost on the new tracker; log in again');
+    if (session === 'lost' || session === 'expired') {
+      this.out.error(
+        session === 'expired'
+          ? 'your session has expired; log in again'
+          : 'session lost on the new tracker; log in again',
+      );
       notify(this.sessionLostListeners, conn.tracker);
     }
     if (session === 'resumed') notify(this.resumedListeners, conn.tracker);

@@ -33,3 +33,8 @@ export class UnknownSessionError extends DomainError {
     super(ErrorCode.UnknownSession, 'that session is unknown or over; log in again');
   }
 }
+export class SessionExpiredError extends DomainError {
+  constructor() {
+    super(ErrorCode.SessionExpired, 'that session has expired; log in again');
+  }
+}

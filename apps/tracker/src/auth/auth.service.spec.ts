@@ -422,8 +422,14 @@ describe(AuthService.name, () => {
       expect(s2.user).toBe('alice');
       expect(s2.tokenHash).toBe(sha256(token));
       expect(service.isOnline('alice')).toBe(true);
-      // resuming is not a change: nothing is replicated for it
-      expect(changes().map(([kind]) => kind)).toEqual(['create_user', 'create_user', 'session_open']);
+      // the drop and the resume are replicated (who holds the session, since when), once each
+      expect(changes().map(([kind]) => kind)).toEqual([
+        'create_user',
+        'create_user',
+        'session_open',
+        'session_seen',
+        'session_resume',
+      ]);
     });
 
     it('resume is refused while the user is logged in on another connection', async () => {

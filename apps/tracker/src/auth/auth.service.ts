@@ -1,5 +1,7 @@
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
+import { Clock, CLOCK, systemClock } from '../common/clock';
+import { DEFAULT_TRACKER_LIMITS, TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { SyncService } from '../sync/sync.service';
 import { Session } from '../common/session';
 import { assertValidId } from '../common/ids';
@@ -11,10 +13,10 @@ import {
   UnknownSessionError,
   UserExistsError,
 } from './auth.errors';
-import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 import { LoginThrottle } from './login-throttle';
 import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
 import { PasswordHasher } from './password.hasher';
+import { DEFAULT_SESSION_LIFETIME, SessionLifetime } from './session-lifetime';
 import { UserStore } from './user.store';
 
 const MAX_PASSWORD = 128;
@@ -24,8 +26,9 @@ export type SessionEndedListener = (userId: string, connectionId: number) => voi
 
 /** Accounts and who is logged in where. A user has at most one live session. */
 @Injectable()
-export class AuthService {
+export class AuthService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(AuthService.name);
+  private readonly lifetime: SessionLifetime;
   /** userId -> connection id of its live session. */
   private readonly sessions = new Map<string, number>();
   private readonly sessionEndedListeners: SessionEndedListener[] = [];
@@ -36,13 +39,22 @@ export class AuthService {
     @Inject(USER_STORE) private readonly users: UserStore,
     @Inject(PASSWORD_HASHER) private readonly hasher: PasswordHasher,
     private readonly sync: SyncService,
+    @Optional() @Inject(TRACKER_CONFIG) config?: Pick<TrackerConfig, 'sessionIdleMs' | 'sessionMaxAgeMs'>,
+    @Optional() @Inject(CLOCK) clock: Clock = systemClock,
     @Optional() private readonly throttle: LoginThrottle = new LoginThrottle(DEFAULT_TRACKER_LIMITS),
   ) {
+    const lifetime = {
+      ...DEFAULT_SESSION_LIFETIME,
+      ...(config?.sessionIdleMs && { idleMs: config.sessionIdleMs }),
+      ...(config?.sessionMaxAgeMs && { maxAgeMs: config.sessionMaxAgeMs }),
+    };
+    this.lifetime = new SessionLifetime(users, sync, lifetime, clock);
     sync.register('create_user', ({ args: [userId, passwordHash], time }) => {
       this.users.add({ userId, passwordHash, createdAt: time });
     });
-    sync.register('session_open', ({ actor, args: [tokenHash], time }) => {
-      this.users.addToken({ tokenHash, userId: actor, createdAt: time });
+    sync.register('session_open', ({ actor, args: [tokenHash], time, origin }) => {
+      this.users.addToken({ tokenHash, userId: actor, createdAt: time, heldBy: origin, seenAt: time });
+      this.lifetime.opened(tokenHash, origin);
     });
     sync.register('session_close', ({ args: [tokenHash] }) => {
       this.users.removeToken(tokenHash);
@@ -52,9 +64,22 @@ export class AuthService {
       reset: () => this.users.clear(),
       describe: () => [
         ...this.users.all().map((u) => `user ${u.userId} ${u.passwordHash} ${u.createdAt}`),
-        ...this.users.tokens().map((t) => `token ${t.tokenHash} ${t.userId}`),
+        // expired tokens are purged by each tracker on its own time: the digest leaves them out
+        ...this.users
+          .tokens()
+          .filter((t) => !this.lifetime.isExpired(t))
+          .map((t) => `token ${t.tokenHash} ${t.userId}`),
       ],
+      afterReplay: () => this.lifetime.purge(),
     });
+  }
+
+  onApplicationBootstrap(): void {
+    this.lifetime.start();
+  }
+
+  onApplicationShutdown(): void {
+    this.lifetime.stop();
   }
 
   /** `from`: the creating peer's address, which may hash only so many passwords at once. */
@@ -110,6 +135,7 @@ export class AuthService {
     if (this.sessions.has(userId)) {
       throw new AlreadyLoggedInError(`${userId} is already logged in on another connection; log out there first`);
     }
+    this.lifetime.take(tokenHash); // SESSION_EXPIRED past the idle or absolute time
     this.sessions.set(userId, session.connectionId);
     session.setUser(userId);
     session.tokenHash = tokenHash;
@@ -120,7 +146,10 @@ export class AuthService {
   logout(session: Session): string | undefined {
     const userId = session.user;
     const tokenHash = session.tokenHash;
-    if (tokenHash) this.sync.commit({ kind: 'session_close', actor: userId ?? '', args: [tokenHash] });
+    if (tokenHash) {
+      this.sync.commit({ kind: 'session_close', actor: userId ?? '', args: [tokenHash] });
+      this.lifetime.closed(tokenHash);
+    }
     this.endSession(session);
     return userId;
   }
@@ -130,6 +159,7 @@ export class AuthService {
     const userId = session.user;
     if (userId === undefined) return;
     if (this.sessions.get(userId) === session.connectionId) this.sessions.delete(userId);
+    if (session.tokenHash) this.lifetime.release(session.tokenHash); // closed without logout: idle from now
     session.clearUser();
     for (const listener of [...this.sessionEndedListeners]) {
       try {

@@ -35,12 +35,23 @@ export class InMemoryUserStore implements UserStore {
     return this.tokenMap.get(tokenHash)?.userId;
   }
 
+  token(tokenHash: string): SessionTokenRecord | undefined {
+    const token = this.tokenMap.get(tokenHash);
+    return token && { ...token };
+  }
+
+  touchToken(tokenHash: string, heldBy: number, seenAt: number): boolean {
+    const token = this.tokenMap.get(tokenHash);
+    if (token) this.tokenMap.set(tokenHash, { ...token, heldBy, seenAt });
+    return token !== undefined;
+  }
+
   removeToken(tokenHash: string): boolean {
     return this.tokenMap.delete(tokenHash);
   }
 
   tokens(): SessionTokenRecord[] {
-    return [...this.tokenMap.values()].sort((a, b) => (a.tokenHash < b.tokenHash ? -1 : 1));
+    return [...this.tokenMap.values()].sort((a, b) => (a.tokenHash < b.tokenHash ? -1 : 1)).map((t) => ({ ...t }));
   }
 
   clear(): void {

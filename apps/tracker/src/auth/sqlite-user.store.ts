@@ -3,6 +3,22 @@ import Database from 'better-sqlite3';
 import { SQLITE_DB } from '../storage/storage.tokens';
 import { SessionTokenRecord, UserRecord, UserStore } from './user.store';
 
+interface TokenRow {
+  token_hash: string;
+  user_id: string;
+  created_at: number;
+  held_by: number;
+  seen_at: number;
+}
+
+const toToken = (r: TokenRow): SessionTokenRecord => ({
+  tokenHash: r.token_hash,
+  userId: r.user_id,
+  createdAt: r.created_at,
+  heldBy: r.held_by,
+  seenAt: r.seen_at,
+});
+
 interface UserRow {
   user_id: string;
   password_hash: string;
@@ -28,18 +44,23 @@ export class SqliteUserStore implements UserStore {
     db.exec(`CREATE TABLE IF NOT EXISTS session_tokens (
       token_hash TEXT PRIMARY KEY,
       user_id TEXT NOT NULL,
-      created_at INTEGER NOT NULL
+      created_at INTEGER NOT NULL,
+      held_by INTEGER NOT NULL DEFAULT 0,
+      seen_at INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID`);
+    migrateTokenTable(db);
     this.sql = {
       all: db.prepare<[], UserRow>('SELECT user_id, password_hash, created_at FROM users ORDER BY user_id'),
-      addToken: db.prepare<[string, string, number]>(
-        'INSERT OR IGNORE INTO session_tokens (token_hash, user_id, created_at) VALUES (?, ?, ?)',
+      addToken: db.prepare<[string, string, number, number, number]>(
+        'INSERT OR IGNORE INTO session_tokens (token_hash, user_id, created_at, held_by, seen_at) VALUES (?, ?, ?, ?, ?)',
       ),
       tokenUser: db.prepare<[string], string>('SELECT user_id FROM session_tokens WHERE token_hash = ?').pluck(),
-      removeToken: db.prepare<[string]>('DELETE FROM session_tokens WHERE token_hash = ?'),
-      tokens: db.prepare<[], { token_hash: string; user_id: string; created_at: number }>(
-        'SELECT token_hash, user_id, created_at FROM session_tokens ORDER BY token_hash',
+      token: db.prepare<[string], TokenRow>('SELECT * FROM session_tokens WHERE token_hash = ?'),
+      touchToken: db.prepare<[number, number, string]>(
+        'UPDATE session_tokens SET held_by = ?, seen_at = ? WHERE token_hash = ?',
       ),
+      removeToken: db.prepare<[string]>('DELETE FROM session_tokens WHERE token_hash = ?'),
+      tokens: db.prepare<[], TokenRow>('SELECT * FROM session_tokens ORDER BY token_hash'),
       clear: db.prepare('DELETE FROM users'),
       clearTokens: db.prepare('DELETE FROM session_tokens'),
     };
@@ -65,7 +86,17 @@ export class SqliteUserStore implements UserStore {
   }
 
   addToken(token: SessionTokenRecord): boolean {
-    return this.sql.addToken.run(token.tokenHash, token.userId, token.createdAt).changes === 1;
+    const { tokenHash, userId, createdAt, heldBy, seenAt } = token;
+    return this.sql.addToken.run(tokenHash, userId, createdAt, heldBy, seenAt).changes === 1;
+  }
+
+  token(tokenHash: string): SessionTokenRecord | undefined {
+    const row = this.sql.token.get(tokenHash);
+    return row && toToken(row);
+  }
+
+  touchToken(tokenHash: string, heldBy: number, seenAt: number): boolean {
+    return this.sql.touchToken.run(heldBy, seenAt, tokenHash).changes === 1;
   }
 
   tokenUser(tokenHash: string): string | undefined {
@@ -77,11 +108,26 @@ export class SqliteUserStore implements UserStore {
   }
 
   tokens(): SessionTokenRecord[] {
-    return this.sql.tokens.all().map((r) => ({ tokenHash: r.token_hash, userId: r.user_id, createdAt: r.created_at }));
+    return this.sql.tokens.all().map(toToken);
   }
 
   clear(): void {
     this.sql.clear.run();
     this.sql.clearTokens.run();
   }
+}
+
+/**
+ * Databases written before sessions expired have no `held_by`/`seen_at`: add
+ * them in place. Such tokens count as held by nobody and last seen when they
+ * were issued, so they run out after the idle time.
+ */
+function migrateTokenTable(db: Database.Database): void {
+  const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('session_tokens')").all();
+  if (columns.some((c) => c.name === 'seen_at')) return;
+  db.transaction(() => {
+    db.exec('ALTER TABLE session_tokens ADD COLUMN held_by INTEGER NOT NULL DEFAULT 0');
+    db.exec('ALTER TABLE session_tokens ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0');
+    db.exec('UPDATE session_tokens SET seen_at = created_at');
+  })();
 }

@@ -31,19 +31,40 @@ describe(SqliteUserStore.name, () => {
     const first = dbs.open(dir);
     const store = new SqliteUserStore(first);
     store.add(userRecord({ userId: 'alice' }));
-    store.addToken({ tokenHash: 'aa', userId: 'alice', createdAt: 3 });
-    store.addToken({ tokenHash: 'bb', userId: 'alice', createdAt: 4 });
+    store.addToken({ tokenHash: 'aa', userId: 'alice', createdAt: 3, heldBy: 1, seenAt: 9 });
+    store.addToken({ tokenHash: 'bb', userId: 'alice', createdAt: 4, heldBy: 0, seenAt: 4 });
     store.removeToken('bb');
     first.close();
 
     const second = dbs.open(dir);
     const again = new SqliteUserStore(second);
-    expect(again.tokens()).toEqual([{ tokenHash: 'aa', userId: 'alice', createdAt: 3 }]);
+    expect(again.tokens()).toEqual([{ tokenHash: 'aa', userId: 'alice', createdAt: 3, heldBy: 1, seenAt: 9 }]);
     again.clear();
     second.close();
     const third = new SqliteUserStore(dbs.open(dir));
     expect(third.count()).toBe(0);
     expect(third.tokens()).toEqual([]);
+  });
+
+  it('adds the holder and last-seen columns to a token table written before sessions expired', () => {
+    const db = dbs.open();
+    db.exec(`CREATE TABLE session_tokens (
+      token_hash TEXT PRIMARY KEY,
+      user_id TEXT NOT NULL,
+      created_at INTEGER NOT NULL
+    ) WITHOUT ROWID`);
+    db.prepare("INSERT INTO session_tokens VALUES ('aa', 'alice', 5)").run();
+    const store = new SqliteUserStore(db);
+    // held by nobody, last seen when it was issued
+    expect(store.tokens()).toEqual([{ tokenHash: 'aa', userId: 'alice', createdAt: 5, heldBy: 0, seenAt: 5 }]);
+    expect(store.touchToken('aa', 2, 9)).toBe(true);
+    expect(new SqliteUserStore(db).token('aa')).toEqual({
+      tokenHash: 'aa',
+      userId: 'alice',
+      createdAt: 5,
+      heldBy: 2,
+      seenAt: 9,
+    });
   });
 
   it('shares one table between two store instances on the same database', () => {

@@ -9,7 +9,12 @@ export interface SessionTokenRecord {
   /** SHA-256 of the token, never the token itself. */
   readonly tokenHash: string;
   readonly userId: string;
+  /** Time stamp of the `session_open` change: the absolute age counts from here. */
   readonly createdAt: number;
+  /** Tracker whose connection holds the session (0: none); from the last open, resume or release. */
+  readonly heldBy: number;
+  /** Time stamp of the last open, resume or release: the idle time counts from here while nobody holds it. */
+  readonly seenAt: number;
 }
 
 export interface UserStore {
@@ -21,6 +26,9 @@ export interface UserStore {
   all(): UserRecord[];
   addToken(token: SessionTokenRecord): boolean;
   tokenUser(tokenHash: string): string | undefined;
+  token(tokenHash: string): SessionTokenRecord | undefined;
+  /** Records who holds the token since when; false when there is no such token. */
+  touchToken(tokenHash: string, heldBy: number, seenAt: number): boolean;
   removeToken(tokenHash: string): boolean;
   /** Every live session token, by hash. */
   tokens(): SessionTokenRecord[];

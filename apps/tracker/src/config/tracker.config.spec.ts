@@ -39,6 +39,8 @@ describe(parseTrackerArgs.name, () => {
       peerAddresses: new Map(),
       keyFile: resolve('info.key'),
       limits: DEFAULT_TRACKER_LIMITS,
+      sessionIdleMs: 3_600_000,
+      sessionMaxAgeMs: 7 * 86_400_000,
     });
   });
 
@@ -76,6 +78,30 @@ describe(parseTrackerArgs.name, () => {
       expect(err).toBeInstanceOf(ConfigError);
       expect(err.message).toMatch(message);
     });
+  });
+
+  describe('--session-idle and --session-max-age', () => {
+    it.each([
+      ['30s', 30_000],
+      ['5m', 300_000],
+      ['2h', 7_200_000],
+      ['7d', 604_800_000],
+      ['45', 45_000],
+      ['1500ms', 1500],
+    ])('reads the duration %j as %d ms', (text, ms) => {
+      const config = parseTrackerArgs(['info.txt', '1', '--session-idle', text, '--session-max-age', text], files());
+      expect(config.sessionIdleMs).toBe(ms);
+      expect(config.sessionMaxAgeMs).toBe(ms);
+    });
+
+    it.each([undefined, '', '0', '500ms', '1w', '-5s', '3.5h', '4000d'])(
+      'refuses %j (missing, malformed, under 1 s or over 10 years)',
+      (text) => {
+        const err = failure(['info.txt', '1', '--session-idle', ...(text === undefined ? [] : [text])]);
+        expect(err).toBeInstanceOf(ConfigError);
+        expect(err.message).toMatch(/^--session-idle needs a duration of 1s to 10 years, such as 30s/);
+      },
+    );
   });
 
   describe('--key-file', () => {

@@ -15,6 +15,10 @@ export interface TrackerConfig {
   readonly keyFile: string;
   /** What one peer may take of the tracker (`--max-conns`, `--idle-timeout`, ...). */
   readonly limits: TrackerLimits;
+  /** A session token nobody holds stops resuming after this long (`--session-idle`, default 1 h). */
+  readonly sessionIdleMs: number;
+  /** A session token stops resuming this long after login (`--session-max-age`, default 7 d). */
+  readonly sessionMaxAgeMs: number;
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -83,7 +87,8 @@ export const TRACKER_USAGE =
   'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT]' +
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
-  ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]';
+  ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
+  ' [--session-idle DURATION] [--session-max-age DURATION]';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -96,6 +101,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
   let keyFile: string | undefined;
   const peerTexts: string[] = [];
   const limits: { -readonly [K in keyof TrackerLimits]: number } = { ...DEFAULT_TRACKER_LIMITS };
+  const session = { idle: 60 * 60_000, maxAge: 7 * 24 * 60 * 60_000 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const limit = LIMIT_FLAGS[arg.split('=')[0]];
@@ -115,6 +121,11 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
       if (!value) throw new ConfigError(`${arg} needs a value; ${TRACKER_USAGE}`);
       if (arg === '--key-file') keyFile = value;
       else peerTexts.push(value);
+    } else if (arg === '--session-idle' || arg === '--session-max-age') {
+      const ms = parseSessionDuration(argv[++i]);
+      if (ms === undefined)
+        throw new ConfigError(`${arg} needs a duration of 1s to 10 years, such as 30s, 5m, 2h or 7d; ${TRACKER_USAGE}`);
+      session[arg === '--session-idle' ? 'idle' : 'maxAge'] = ms;
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -161,5 +172,16 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     peerAddresses,
     keyFile: resolve(keyFile ?? infoFile.replace(/(\.txt)?$/, '.key')),
     limits,
+    sessionIdleMs: session.idle,
+    sessionMaxAgeMs: session.maxAge,
   };
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, '': 1000 };
+
+/** `500ms`, `30s`, `5m`, `2h`, `7d` or bare seconds, to milliseconds (at least 1 s, at most 10 years). */
+function parseSessionDuration(text: string | undefined): number | undefined {
+  const m = /^(\d{1,9})(ms|s|m|h|d|)$/.exec(text ?? '');
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2]] : NaN;
+  return ms >= 1000 && ms <= 10 * 365 * 86_400_000 ? ms : undefined;
 }

@@ -47,6 +47,8 @@ describe('files over the wire', () => {
           peerAddresses: new Map(),
           keyFile: join(dataDir, 'network.key'),
           limits: DEFAULT_TRACKER_LIMITS,
+          sessionIdleMs: 3_600_000,
+          sessionMaxAgeMs: 7 * 86_400_000,
         }),
       ],
     })

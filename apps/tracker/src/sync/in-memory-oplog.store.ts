@@ -51,8 +51,8 @@ export class InMemoryOpLogStore implements OpLogStore {
     return this.ops.reduce((m, op) => Math.max(m, op.lamport), 0);
   }
 
-  hasRequest(requestId: string): boolean {
-    return this.ops.some((op) => op.requestId === requestId);
+  hasRequest(requestId: string, actor: string): boolean {
+    return requestId !== '' && actor !== '' && this.ops.some((op) => op.requestId === requestId && op.actor === actor);
   }
 
   count(): number {

@@ -43,7 +43,7 @@ describe(SqliteOpLogStore.name, () => {
     );
     expect(again.maxLamport()).toBe(4);
     expect(again.last()).toEqual(stampedOp({ origin: 2, seq: 2, lamport: 4 }));
-    expect(again.hasRequest('c1-1')).toBe(true);
+    expect(again.hasRequest('c1-1', 'alice')).toBe(true);
     expect(again.append(ops[0])).toBe(false);
   });
 
@@ -101,7 +101,7 @@ describe(SqliteOpLogStore.name, () => {
     new SqliteOpLogStore(recording);
     const lookup = statements.find((sql) => /request_id\s*=\s*\?/.test(sql) && /^\s*SELECT/i.test(sql));
     expect(lookup).toBeDefined();
-    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${lookup!}`).all('c1-1') as { detail: string }[])
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${lookup!}`).all('c1-1', 'alice') as { detail: string }[])
       .map((r) => r.detail)
       .join('; ');
     expect(plan).toMatch(/USING (COVERING )?INDEX/);

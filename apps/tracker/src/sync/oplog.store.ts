@@ -14,6 +14,7 @@ export interface OpLogStore {
   /** The last change in the total order. */
   last(): StampedOp | undefined;
   maxLamport(): number;
-  hasRequest(requestId: string): boolean;
+  /** Whether `actor` (a logged-in user, never '') made a change with this request id. */
+  hasRequest(requestId: string, actor: string): boolean;
   count(): number;
 }

@@ -3,7 +3,7 @@ import { CallHandler, ExecutionContext } from '@nestjs/common';
 import { INTERCEPTORS_METADATA } from '@nestjs/common/constants';
 import { PATTERN_METADATA } from '@nestjs/microservices/constants';
 import { Test } from '@nestjs/testing';
-import { lastValueFrom, Observable, of } from 'rxjs';
+import { lastValueFrom, Observable, of, throwError } from 'rxjs';
 import { requestContext } from '../common/request-context';
 import { peerContext } from '../testing/fake-session';
 import { AuthController } from '../auth/auth.controller';
@@ -98,9 +98,53 @@ describe(ReplicationInterceptor.name, () => {
         okReply('done (request #c1-7 had already been applied)'),
       );
       expect(handler.handle).not.toHaveBeenCalled();
-      expect(sync.hasRequest).toHaveBeenCalledWith('c1-7');
+      expect(sync.hasRequest).toHaveBeenCalledWith('c1-7', 'alice');
     },
   );
+
+  describe('request id scope', () => {
+    it('looks the id up for the logged-in user who sent it, so another user’s id never matches', async () => {
+      ready.resolve();
+      sync.hasRequest.mockImplementation((id: string, user: string) => id === 'x1' && user === 'mallory');
+      await expect(lastValueFrom(intercept({ kind: Cmd.CreateGroup }, 'x1', peerContext('bob')))).resolves.toEqual(
+        okReply('handled'),
+      );
+      expect(sync.hasRequest).toHaveBeenCalledWith('x1', 'bob');
+      expect(handler.handle).toHaveBeenCalledTimes(1);
+    });
+
+    it('keeps an id used before login to its connection: the same connection’s retry is done, another’s runs', async () => {
+      ready.resolve();
+      const a = peerContext();
+      const b = peerContext();
+      await lastValueFrom(intercept({ kind: Cmd.CreateUser }, 'x1', a));
+      expect(handler.handle).toHaveBeenCalledTimes(1);
+      await expect(lastValueFrom(intercept({ kind: Cmd.CreateUser }, 'x1', a))).resolves.toEqual(
+        okReply('done (request #x1 had already been applied)'),
+      );
+      await expect(lastValueFrom(intercept({ kind: Cmd.CreateUser }, 'x1', b))).resolves.toEqual(okReply('handled'));
+      expect(handler.handle).toHaveBeenCalledTimes(2);
+      // the log is never asked on behalf of nobody
+      expect(sync.hasRequest).not.toHaveBeenCalled();
+    });
+
+    it('does not remember the id of a change that failed before login', async () => {
+      ready.resolve();
+      const a = peerContext();
+      handler.handle.mockReturnValueOnce(throwError(() => new Error('user exists')));
+      await expect(lastValueFrom(intercept({ kind: Cmd.CreateUser }, 'x1', a))).rejects.toThrow('user exists');
+      await expect(lastValueFrom(intercept({ kind: Cmd.CreateUser }, 'x1', a))).resolves.toEqual(okReply('handled'));
+    });
+
+    it('keeps an id used before login away from the user the connection then logs in as', async () => {
+      ready.resolve();
+      const a = peerContext();
+      await lastValueFrom(intercept({ kind: Cmd.CreateUser }, 'x1', a));
+      a.setUser('mallory');
+      await expect(lastValueFrom(intercept({ kind: Cmd.CreateGroup }, 'x1', a))).resolves.toEqual(okReply('handled'));
+      expect(sync.hasRequest).toHaveBeenCalledWith('x1', 'mallory');
+    });
+  });
 
   it.each([Cmd.ListGroups, Cmd.Login, Cmd.Logout, Cmd.DownloadFile, Cmd.ListFiles])(
     'runs %s even when its request id is in the log: only changes are deduplicated',
@@ -115,7 +159,7 @@ describe(ReplicationInterceptor.name, () => {
   it('runs a change whose request id is new', async () => {
     ready.resolve();
     await expect(lastValueFrom(intercept({ kind: Cmd.JoinGroup }, 'c1-8'))).resolves.toEqual(okReply('handled'));
-    expect(sync.hasRequest).toHaveBeenCalledWith('c1-8');
+    expect(sync.hasRequest).toHaveBeenCalledWith('c1-8', 'alice');
   });
 
   it('lets an event the transport raises itself (a closed connection, no command) straight through, even before ready', async () => {

@@ -64,8 +64,8 @@ export class SqliteOpLogStore implements OpLogStore {
       ),
       last: db.prepare<[], OpRow>('SELECT * FROM oplog ORDER BY lamport DESC, origin DESC, seq DESC LIMIT 1'),
       maxLamport: db.prepare<[], { n: number | null }>('SELECT max(lamport) AS n FROM oplog'),
-      request: db.prepare<[string], { one: number }>(
-        "SELECT 1 AS one FROM oplog WHERE request_id = ? AND request_id != '' LIMIT 1",
+      request: db.prepare<[string, string], { one: number }>(
+        "SELECT 1 AS one FROM oplog WHERE request_id = ? AND actor = ? AND request_id != '' AND actor != '' LIMIT 1",
       ),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM oplog'),
     };
@@ -123,8 +123,8 @@ export class SqliteOpLogStore implements OpLogStore {
     return this.sql.maxLamport.get()?.n ?? 0;
   }
 
-  hasRequest(requestId: string): boolean {
-    return this.sql.request.get(requestId) !== undefined;
+  hasRequest(requestId: string, actor: string): boolean {
+    return this.sql.request.get(requestId, actor) !== undefined;
   }
 
   count(): number {

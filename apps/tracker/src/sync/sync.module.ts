@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { CLOCK, systemClock } from '../common/clock';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { loadClusterKey } from './cluster-key';
 import { SqliteOpLogStore } from './sqlite-oplog.store';
@@ -12,6 +13,7 @@ import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
   controllers: [SyncController],
   providers: [
     SyncService,
+    { provide: CLOCK, useValue: systemClock },
     { provide: OPLOG_STORE, useClass: SqliteOpLogStore },
     {
       provide: CLUSTER_KEY,
@@ -19,6 +21,6 @@ import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
       inject: [TRACKER_CONFIG],
     },
   ],
-  exports: [SyncService],
+  exports: [SyncService, CLOCK],
 })
 export class SyncModule {}

@@ -124,13 +124,23 @@ describe(SyncService.name, () => {
     it('records the client’s request id of the request being handled', () => {
       const op = requestContext.run({ requestId: 'c9-1' }, () => sync.commit({ kind: 'a', actor: 'a', args: [] }));
       expect(op.requestId).toBe('c9-1');
-      expect(sync.hasRequest('c9-1')).toBe(true);
-      expect(sync.hasRequest('c9-2')).toBe(false);
+      expect(sync.hasRequest('c9-1', 'a')).toBe(true);
+      expect(sync.hasRequest('c9-2', 'a')).toBe(false);
+    });
+
+    it('scopes request ids to the user who made the change', () => {
+      requestContext.run({ requestId: 'x1' }, () => sync.commit({ kind: 'a', actor: 'bob', args: [] }));
+      requestContext.run({ requestId: 'x2' }, () => sync.commit({ kind: 'create_user', actor: '', args: ['m'] }));
+      expect(sync.hasRequest('x1', 'bob')).toBe(true);
+      expect(sync.hasRequest('x1', 'alice')).toBe(false);
+      // made before login: no user's id
+      expect(sync.hasRequest('x2', 'alice')).toBe(false);
+      expect(sync.hasRequest('x2', '')).toBe(false);
     });
 
     it('never matches the empty request id of a request without #id', () => {
       sync.commit({ kind: 'a', actor: 'a', args: [] });
-      expect(sync.hasRequest('')).toBe(false);
+      expect(sync.hasRequest('', 'a')).toBe(false);
     });
 
     it('runs its clock above every change it has received', () => {

@@ -1,6 +1,7 @@
 import { compareOps, formatHostPort, Op, StampedOp, VersionVector } from '@app/protocol';
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { createHash } from 'node:crypto';
+import { Clock, CLOCK, systemClock } from '../common/clock';
 import { currentRequestId } from '../common/request-context';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { OpLogStore } from './oplog.store';
@@ -8,7 +9,7 @@ import { PeerTrackerClient } from './peer-tracker.client';
 import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
 
 /** Applies one change to the stored state. Must be deterministic and do nothing when the change no longer fits. */
-export type Applier = (op: Op) => void;
+export type Applier = (op: StampedOp) => void;
 
 /** A part of the replicated state: it can be emptied (before a replay) and described (for the digest). */
 export interface StateParticipant {
@@ -67,11 +68,15 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   /** Resolves once start-up catch-up is done (or gave up on unreachable peers). */
   readonly ready: Promise<void> = new Promise((r) => (this.readyResolve = r));
   private options: SyncOptions = DEFAULT_SYNC_OPTIONS;
+  /** Per peer tracker whose link is down: since when (soft state; start-up counts as a drop). */
+  private readonly linkDownSince = new Map<number, number>();
+  private linkSampler: NodeJS.Timeout | undefined;
 
   constructor(
     @Inject(OPLOG_STORE) private readonly log: OpLogStore,
     @Inject(TRACKER_CONFIG) private readonly config: TrackerConfig,
     @Inject(CLUSTER_KEY) private readonly key: Buffer,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
     this.lamport = log.maxLamport();
     this.mySeq = log.versionVector().get(config.trackerNumber) ?? 0;
@@ -104,7 +109,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   commit(change: Omit<Op, 'requestId' | 'time'> & { time?: number }): StampedOp {
     const op: StampedOp = {
       ...change,
-      time: change.time ?? Date.now(),
+      time: change.time ?? this.clock.now(),
       requestId: currentRequestId(),
       origin: this.config.trackerNumber,
       seq: this.mySeq + 1,
@@ -159,8 +164,24 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     }
   }
 
-  hasRequest(requestId: string): boolean {
-    return requestId !== '' && this.log.hasRequest(requestId);
+  /** Whether `userId` already made a change with this request id (ids are scoped to the user who sent them). */
+  hasRequest(requestId: string, userId: string): boolean {
+    return requestId !== '' && userId !== '' && this.log.hasRequest(requestId, userId);
+  }
+
+  /**
+   * Since when the link to tracker `n` has been down (start-up counts as a
+   * drop), or undefined while it is up. This tracker itself is never down.
+   */
+  peerDownSince(n: number): number | undefined {
+    if (n === this.config.trackerNumber) return undefined;
+    const peer = this.peers.find((p) => p.number === n);
+    if (peer?.connected) {
+      this.linkDownSince.delete(n);
+      return undefined;
+    }
+    if (!this.linkDownSince.has(n)) this.linkDownSince.set(n, this.clock.now());
+    return this.linkDownSince.get(n);
   }
 
   versionVector(): Map<number, number> {
@@ -200,6 +221,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
 
   /** A peer acknowledged changes, or its link went up or down. */
   peerProgress(): void {
+    for (const peer of this.peers) this.peerDownSince(peer.number);
     for (const check of [...this.waiters]) check();
   }
 
@@ -230,6 +252,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     trackers.forEach((address, i) => {
       const n = i + 1;
       if (n === trackerNumber) return;
+      this.peerDownSince(n);
       const target = peerAddresses.get(n) ?? address;
       this.peers.push(new PeerTrackerClient(n, target, this, this.key, this.logger));
     });
@@ -237,6 +260,8 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
       this.readyResolve();
       return;
     }
+    // a link that came up is noticed here (a drop is noticed at once, through peerProgress)
+    this.linkSampler = setInterval(() => this.peers.forEach((p) => this.peerDownSince(p.number)), 500).unref();
     const caughtUp = this.peers.map((p) => p.start());
     const timer = setTimeout(() => {
       this.logger.warn(`catch-up took over ${this.options.catchUpWaitMs} ms; serving clients with what is here`);
@@ -252,6 +277,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.linkSampler);
     await Promise.all(this.peers.map((p) => p.stop()));
   }
 
@@ -259,7 +285,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     for (const peer of this.peers) peer.wake();
   }
 
-  private apply(op: Op): void {
+  private apply(op: StampedOp): void {
     const applier = this.appliers.get(op.kind);
     if (!applier) {
       this.logger.warn(`no applier for ${op.kind}; change ignored`);

@@ -64,6 +64,31 @@ export function userStoreContract(harness: StoreHarness<UserStore>): void {
       tokenHash,
       userId,
       createdAt,
+      heldBy: 1,
+      seenAt: createdAt,
+    });
+
+    it('reads a token back by hash, with who holds it since when', () => {
+      store.addToken({ tokenHash: 'aa', userId: 'alice', createdAt: 7, heldBy: 2, seenAt: 8 });
+      expect(store.token('aa')).toEqual({ tokenHash: 'aa', userId: 'alice', createdAt: 7, heldBy: 2, seenAt: 8 });
+      expect(store.token('bb')).toBeUndefined();
+    });
+
+    it('records a new holder and time on a token, and nothing for an unknown one', () => {
+      store.addToken(token('aa', 'alice', 7));
+      expect(store.touchToken('aa', 0, 20)).toBe(true);
+      expect(store.token('aa')).toEqual({ tokenHash: 'aa', userId: 'alice', createdAt: 7, heldBy: 0, seenAt: 20 });
+      expect(store.touchToken('zz', 1, 30)).toBe(false);
+      expect(store.token('zz')).toBeUndefined();
+      expect(store.tokens()).toHaveLength(1);
+    });
+
+    it('does not let a caller change a stored token through the object it got back', () => {
+      store.addToken(token('aa'));
+      const got = store.token('aa') as { heldBy: number };
+      got.heldBy = 9;
+      (store.tokens()[0] as { seenAt: number }).seenAt = 99;
+      expect(store.token('aa')).toEqual(token('aa'));
     });
 
     it('has none at first', () => {
@@ -120,7 +145,7 @@ export function userStoreContract(harness: StoreHarness<UserStore>): void {
     it('forgets every user and every token, and the store works afresh', () => {
       store.add(userRecord({ userId: 'alice', passwordHash: 'old' }));
       store.add(userRecord({ userId: 'bob' }));
-      store.addToken({ tokenHash: 'aa', userId: 'alice', createdAt: 1 });
+      store.addToken({ tokenHash: 'aa', userId: 'alice', createdAt: 1, heldBy: 1, seenAt: 1 });
       store.clear();
       expect(store.count()).toBe(0);
       expect(store.get('alice')).toBeUndefined();
@@ -129,7 +154,7 @@ export function userStoreContract(harness: StoreHarness<UserStore>): void {
       expect(store.tokenUser('aa')).toBeUndefined();
       expect(store.add(userRecord({ userId: 'alice', passwordHash: 'new' }))).toBe(true);
       expect(store.get('alice')?.passwordHash).toBe('new');
-      expect(store.addToken({ tokenHash: 'aa', userId: 'bob', createdAt: 2 })).toBe(true);
+      expect(store.addToken({ tokenHash: 'aa', userId: 'bob', createdAt: 2, heldBy: 0, seenAt: 2 })).toBe(true);
       expect(store.tokenUser('aa')).toBe('bob');
     });
 
@@ -435,7 +460,7 @@ export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
     expect(store.last()).toBeUndefined();
     expect(store.maxLamport()).toBe(0);
     expect(store.count()).toBe(0);
-    expect(store.hasRequest('r1')).toBe(false);
+    expect(store.hasRequest('r1', 'alice')).toBe(false);
   });
 
   it('stores a change and gives every field back', () => {
@@ -536,14 +561,26 @@ export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
     );
   });
 
-  it('finds a change by the client’s request id, and never by an empty one', () => {
+  it('finds a change by the client’s request id and the user who made it, and never by an empty one', () => {
     store.append(stampedOp({ seq: 1, requestId: 'c1-1' }));
     store.append(stampedOp({ seq: 2, requestId: '' }));
     store.append(stampedOp({ origin: 2, seq: 1, requestId: 'c2-7' }));
-    expect(store.hasRequest('c1-1')).toBe(true);
-    expect(store.hasRequest('c2-7')).toBe(true);
-    expect(store.hasRequest('c1-2')).toBe(false);
-    expect(store.hasRequest('C1-1')).toBe(false);
+    expect(store.hasRequest('c1-1', 'alice')).toBe(true);
+    expect(store.hasRequest('c2-7', 'alice')).toBe(true);
+    expect(store.hasRequest('c1-2', 'alice')).toBe(false);
+    expect(store.hasRequest('C1-1', 'alice')).toBe(false);
+    expect(store.hasRequest('', 'alice')).toBe(false);
+  });
+
+  it('scopes request ids to the user: another user’s id, or one sent before login, never matches', () => {
+    store.append(stampedOp({ seq: 1, requestId: 'x1', actor: 'bob' }));
+    store.append(stampedOp({ seq: 2, requestId: 'x2', actor: '', kind: 'create_user', args: ['m', 'plain$pw'] }));
+    expect(store.hasRequest('x1', 'bob')).toBe(true);
+    expect(store.hasRequest('x1', 'alice')).toBe(false);
+    expect(store.hasRequest('x1', 'Bob')).toBe(false);
+    // a change made before login (actor '') is nobody's: no lookup finds it
+    expect(store.hasRequest('x2', 'alice')).toBe(false);
+    expect(store.hasRequest('x2', '')).toBe(false);
   });
 
   it('returns what the work of a transaction returns and keeps its changes', () => {
@@ -562,11 +599,11 @@ export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
       }),
     ).toThrow(boom);
     expect(stamps(store.all())).toEqual(['1/1/1']);
-    expect(store.hasRequest('r2')).toBe(false);
+    expect(store.hasRequest('r2', 'alice')).toBe(false);
     expect(store.versionVector()).toEqual(new Map([[1, 1]]));
     expect(store.maxLamport()).toBe(1);
     // and it is usable afterwards: the rolled-back change can be stored now
     expect(store.append(stampedOp({ seq: 2, requestId: 'r2' }))).toBe(true);
-    expect(store.hasRequest('r2')).toBe(true);
+    expect(store.hasRequest('r2', 'alice')).toBe(true);
   });
 }

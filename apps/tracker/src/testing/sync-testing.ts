@@ -40,6 +40,8 @@ export function trackerConfig(overrides: Partial<TrackerConfig> & { trackerCount
     peerAddresses: new Map<number, HostPort>(),
     keyFile: '/nonexistent/p2p-share-test.key',
     limits: DEFAULT_TRACKER_LIMITS,
+    sessionIdleMs: 60 * 60_000,
+    sessionMaxAgeMs: 7 * 24 * 60 * 60_000,
     ...rest,
   };
   return { ...config, self: rest.self ?? config.trackers[config.trackerNumber - 1] ?? config.trackers[0] };

@@ -605,8 +605,9 @@ describe(TextLineServer.name, () => {
           expect.stringMatching(TOKEN_LINE),
         ]);
         expect(await conn.request('#Z_9 list_groups')).toEqual(['OK 0 no groups yet']);
-        expect(sync.hasRequest('c1-1')).toBe(true);
-        expect(sync.hasRequest('c1-2')).toBe(true); // the session_open of the login
+        // create_user came before login: its id is the connection's alone, no user's
+        expect(sync.hasRequest('c1-1', 'alice')).toBe(false);
+        expect(sync.hasRequest('c1-2', 'alice')).toBe(true); // the session_open of the login
       });
 
       it.each([
@@ -650,15 +651,33 @@ describe(TextLineServer.name, () => {
         expect(await conn.request('#r-8 create_group g1')).toEqual([expect.stringMatching(/^ERR GROUP_EXISTS /)]);
       });
 
-      it('answers a retried create_user as done even on another connection, keeping the first password', async () => {
+      it('answers a retried create_user as done on its own connection only: before login an id is the connection’s', async () => {
         const first = await open();
         expect(await first.request('#u-1 create_user alice first')).toEqual(['OK 0 user alice created']);
+        expect(await first.request('#u-1 create_user alice again')).toEqual([
+          'OK 0 done (request #u-1 had already been applied)',
+        ]);
         first.destroy();
         const second = await open();
         expect(await second.request('#u-1 create_user alice second')).toEqual([
-          'OK 0 done (request #u-1 had already been applied)',
+          'ERR USER_EXISTS user alice already exists',
         ]);
+        expect(await second.request('#u-1 create_user carol pw')).toEqual(['OK 0 user carol created']);
         await login(second, 'alice', 'first');
+      });
+
+      it('never answers a change as done for another user’s request id', async () => {
+        const mallory = await open();
+        await mallory.request('create_user mallory pw');
+        await login(mallory, 'mallory', 'pw');
+        expect(await mallory.request('#x1 create_group m1')).toEqual(['OK 0 group m1 created; you own it']);
+        const bob = await open();
+        await bob.request('create_user bob pw');
+        await login(bob, 'bob', 'pw');
+        expect(await bob.request('#x1 create_group team')).toEqual(['OK 0 group team created; you own it']);
+        expect(await bob.request('#x1 create_group team')).toEqual([
+          'OK 0 done (request #x1 had already been applied)',
+        ]);
       });
 
       it('runs a refused change again when retried: nothing was applied the first time', async () => {

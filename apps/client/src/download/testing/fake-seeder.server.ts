@@ -30,6 +30,8 @@ export interface FakeSeederOptions {
   readonly decide?: Decide;
   /** Answer every connection with `ERR BUSY` and close it, as a seeder at its connection limit does. */
   readonly busy?: boolean;
+  /** Answer only the first this many connections so (then serve as usual). */
+  readonly busyConnections?: number;
 }
 
 /**
@@ -39,6 +41,8 @@ export interface FakeSeederOptions {
 export class FakeSeeder {
   readonly requests: SeenRequest[] = [];
   connections = 0;
+  /** `Date.now()` of each connection accepted. */
+  readonly connectedAt: number[] = [];
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
   private readonly chunkSize: number;
@@ -67,8 +71,9 @@ export class FakeSeeder {
     return this.sockets.size;
   }
 
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  /** Listens on `port` of 127.0.0.1 (default: a free one). */
+  async start(port = 0): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     return this;
   }
 
@@ -94,10 +99,11 @@ export class FakeSeeder {
 
   private accept(socket: net.Socket): void {
     this.connections++;
+    this.connectedAt.push(Date.now());
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
-    if (this.options.busy) {
+    if (this.options.busy || this.connections <= (this.options.busyConnections ?? 0)) {
       socket.end(`ERR ${ErrorCode.Busy} serving 0 connections already; try later\n`);
       return;
     }

@@ -42,9 +42,10 @@ export class ChunkSocket {
     socket.on('error', () => undefined);
   }
 
-  static open(port: number, host = '127.0.0.1'): Promise<ChunkSocket> {
+  /** `localAddress`: the address to connect from (another 127.x.y.z plays another machine). */
+  static open(port: number, host = '127.0.0.1', localAddress?: string): Promise<ChunkSocket> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ port, host, allowHalfOpen: true });
+      const socket = connect({ port, host, localAddress, allowHalfOpen: true });
       socket.once('error', reject);
       socket.once('connect', () => {
         socket.off('error', reject);
