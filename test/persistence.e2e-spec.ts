@@ -43,7 +43,7 @@ describe('tracker state survives kill -9', () => {
     tracker = await startTrackerReady(net.infoFile, 1, dataDir);
     const again = await RawConn.open(net.ports[0]);
     const wrong = await again.request('login alice b-secret');
-    expect(wrong.ok ? 'OK' : wrong.code).toBe('WRONG_PASSWORD');
+    expect(wrong.ok ? 'OK' : wrong.code).toBe('LOGIN_FAILED');
     ok(await again.request('login alice "correct horse"'));
     expect(ok(await again.request('list_groups'))).toEqual(['team owner=alice members=2 you=owner']);
     expect(ok(await again.request('list_requests team'))).toEqual(['carol']);

@@ -49,7 +49,8 @@ describe('security: sessions and request ids', () => {
     /** Both trackers hold the same replicated state. */
     const converged = () =>
       eventually(
-        async () => (await stateDigest(net.ports[0], keyFile, 2)) === (await stateDigest(net.ports[1], keyFile, 1)),
+        async () =>
+          (await stateDigest(net.ports[0], keyFile, 2, 1)) === (await stateDigest(net.ports[1], keyFile, 1, 2)),
         20_000,
         'trackers agreeing',
       );

@@ -102,8 +102,13 @@ export function startTracker(infoFile: string, n: number, dataDir: string, extra
 }
 
 /** Starts tracker N and waits until it listens. */
-export async function startTrackerReady(infoFile: string, n: number, dataDir: string): Promise<Proc> {
-  const p = startTracker(infoFile, n, dataDir);
+export async function startTrackerReady(
+  infoFile: string,
+  n: number,
+  dataDir: string,
+  extra: string[] = [],
+): Promise<Proc> {
+  const p = startTracker(infoFile, n, dataDir, extra);
   await p.waitFor(/listening on/, 15_000);
   return p;
 }

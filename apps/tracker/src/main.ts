@@ -4,10 +4,33 @@ import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions } from '@nestjs/microservices';
 import { readFileSync } from 'node:fs';
 import { assertKeyFileProtected, UnprotectedKeyFileError } from './common/private-files';
-import { ConfigError, parseTrackerArgs, TrackerConfig } from './config/tracker.config';
+import { ConfigError, parseTrackerArgs, TrackerConfig, TrackerLimits } from './config/tracker.config';
 import { SyncService } from './sync/sync.service';
 import { TrackerModule } from './tracker.module';
+import { ConnectionPolicy } from './transport/connection.policy';
 import { TextLineServer } from './transport/text-line.server';
+
+/** File descriptors kept for the database, peer links and the listener beyond client connections. */
+const RESERVED_FDS = 128;
+
+/** The soft open-file limit of this process (Linux), or undefined where it cannot be read. */
+function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Lowers `--max-conns` below the open-file limit, so the limit refuses connections before accept() fails. */
+function fitToOpenFiles(limits: TrackerLimits, logger: Logger): TrackerLimits {
+  const fds = openFileLimit();
+  if (fds === undefined || limits.maxConns + RESERVED_FDS <= fds) return limits;
+  const maxConns = Math.max(1, fds - RESERVED_FDS);
+  logger.warn(`open-file limit is ${fds}: serving ${maxConns} connections at most, not ${limits.maxConns}`);
+  return { ...limits, maxConns };
+}
 
 function readConfig(): TrackerConfig {
   try {
@@ -27,7 +50,8 @@ function readConfig(): TrackerConfig {
 async function bootstrap(): Promise<void> {
   const config = readConfig();
   const logger = new Logger('Tracker');
-  const server = new TextLineServer({ host: config.self.host, port: config.self.port });
+  const policy = new ConnectionPolicy(fitToOpenFiles(config.limits, logger));
+  const server = new TextLineServer({ host: config.self.host, port: config.self.port, policy });
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(TrackerModule.forRoot(config), {
     strategy: server,
     logger: process.env.TRACKER_LOG === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],

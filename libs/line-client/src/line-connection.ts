@@ -51,6 +51,8 @@ export class LineConnection {
   private ended: { kind: LineConnectionEnd; error: Error } | undefined;
   private readonly closeListeners: ((kind: LineConnectionEnd, error: Error) => void)[] = [];
   private readonly dataListeners: (() => void)[] = [];
+  /** Takes a reply that no request waits for (a server's notice before it hangs up); true when it was taken. */
+  private noticeListener: ((reply: Reply) => boolean) | undefined;
   private sealer: LineSealer | undefined;
   private replyBytes = 0;
 
@@ -72,6 +74,7 @@ export class LineConnection {
           const reply = assembler.push(f.line);
           if (!reply) continue;
           const opened = this.sealer ? this.sealer.openReply(reply) : reply;
+          if (this.waiting.length === 0 && this.noticeListener?.(opened)) continue;
           const waiter = this.waiting.shift();
           if (!waiter) throw new Error('a reply without a request');
           const bytes = this.replyBytes;
@@ -145,6 +148,11 @@ export class LineConnection {
   /** Runs `listener` whenever bytes arrive, before they are read (to re-arm a reply timer). */
   onData(listener: () => void): void {
     this.dataListeners.push(listener);
+  }
+
+  /** Offers `listener` every reply that arrives while no request waits; one it does not take ends the connection. */
+  onNotice(listener: (reply: Reply) => boolean): void {
+    this.noticeListener = listener;
   }
 
   /** From now on every request line is sealed and every reply opened (the next reply is the first one checked). */

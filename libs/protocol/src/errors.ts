@@ -11,8 +11,6 @@ export const ErrorCode = {
   NotLoggedIn: 'NOT_LOGGED_IN',
   AlreadyLoggedIn: 'ALREADY_LOGGED_IN',
   UserExists: 'USER_EXISTS',
-  UnknownUser: 'UNKNOWN_USER',
-  WrongPassword: 'WRONG_PASSWORD',
   InvalidId: 'INVALID_ID',
   InvalidPassword: 'INVALID_PASSWORD',
   GroupExists: 'GROUP_EXISTS',
@@ -33,11 +31,14 @@ export const ErrorCode = {
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
   SessionExpired: 'SESSION_EXPIRED',
+  LoginFailed: 'LOGIN_FAILED',
+  TryLater: 'TRY_LATER',
   // connection limits: a peer past one gets this line, then the connection is closed
   TooManyConnections: 'TOO_MANY_CONNECTIONS',
   IdleTimeout: 'IDLE_TIMEOUT',
   /** A file name with a control, bidi or invisible format character, '/', or '.'/'..' (see `fileNameProblem`). */
   InvalidName: 'INVALID_NAME',
+  RequestTooLarge: 'REQUEST_TOO_LARGE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -36,6 +36,20 @@ describe(FrameDecoder.name, () => {
     );
   });
 
+  it('drops the lines skipLines asks for, however long and however split, then yields the rest', () => {
+    const dec = new FrameDecoder(16);
+    dec.push(Buffer.from('cmd\nshort\n' + 'x'.repeat(100)));
+    expect(lines([dec.next()!])).toEqual(['cmd']);
+    dec.skipLines(3);
+    expect(drain(dec)).toEqual([]);
+    expect(dec.bufferedBytes).toBe(0);
+    expect(dec.linesToSkip).toBe(2);
+    dec.push(Buffer.from('y'.repeat(50) + '\nthird\nnext\n'));
+    expect(lines(drain(dec))).toEqual(['next']);
+    expect(dec.linesToSkip).toBe(0);
+    expect(() => dec.skipLines(-1)).toThrow(RangeError);
+  });
+
   it('reports an over-long line once, skips it and resumes', () => {
     const dec = new FrameDecoder(16);
     dec.push(Buffer.alloc(10, 'x'));

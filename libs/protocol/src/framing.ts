@@ -26,6 +26,8 @@ export class FrameDecoder {
   private scanned = 0;
   private discarding = false;
   private expecting = 0;
+  /** Whole lines still to drop unread (`skipLines`). */
+  private skipping = 0;
 
   /** May be raised once the peer is trusted (a tracker may send long lines). */
   constructor(public maxLineBytes: number = DEFAULT_MAX_LINE_BYTES) {}
@@ -38,6 +40,20 @@ export class FrameDecoder {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+  }
+
+  /**
+   * The next `n` lines are dropped as they arrive, whatever their length:
+   * never decoded, never held, never yielded (a refused request's own lines).
+   */
+  skipLines(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`bad line count ${n}`);
+    this.skipping += n;
+  }
+
+  /** Lines `skipLines` has yet to drop. */
+  get linesToSkip(): number {
+    return this.skipping;
   }
 
   /** The next `bytes` bytes of the stream are a binary body, returned whole as one `data` frame. */
@@ -57,6 +73,15 @@ export class FrameDecoder {
         }
         this.drop(at + 1);
         this.discarding = false;
+        continue;
+      }
+      if (this.skipping > 0) {
+        if (at < 0) {
+          this.drop(this.buffered);
+          return undefined;
+        }
+        this.drop(at + 1);
+        this.skipping--;
         continue;
       }
       if (at < 0) {

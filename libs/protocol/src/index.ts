@@ -9,3 +9,4 @@ export * from './metadata';
 export * from './peer';
 export * from './sync';
 export * from './safe-text';
+export * from './units';

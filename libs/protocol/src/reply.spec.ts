@@ -21,8 +21,8 @@ describe('replies', () => {
     expect(formatReply(okReply('2 groups', ['g1', 'g2']))).toBe('OK 2 2 groups\ng1\ng2\n');
     expect(formatReply(okReply('done'))).toBe('OK 0 done\n');
     expect(formatReply(okReply('a\tb', ['x\ry', 'plain', 'z\x00\x01\x7f!']))).toBe('OK 3 a b\nx y\nplain\nz !\n');
-    expect(formatReply(errReply('WRONG_PASSWORD', 'wrong password for alice'))).toBe(
-      'ERR WRONG_PASSWORD wrong password for alice\n',
+    expect(formatReply(errReply('LOGIN_FAILED', 'wrong user id or password'))).toBe(
+      'ERR LOGIN_FAILED wrong user id or password\n',
     );
   });
 

@@ -4,7 +4,7 @@ import { ErrorCode, ProtocolError } from './errors';
  * A tracker answers every request with one header line, then `count` body lines:
  *
  *     OK <count> <message>          e.g. "OK 2 2 groups" followed by two lines
- *     ERR <CODE> <message>          e.g. "ERR WRONG_PASSWORD wrong password for alice"
+ *     ERR <CODE> <message>          e.g. "ERR LOGIN_FAILED wrong user id or password"
  */
 export type Reply = OkReply | ErrReply;
 export interface OkReply {

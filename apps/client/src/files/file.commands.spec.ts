@@ -165,9 +165,9 @@ describe('file commands', () => {
 
     it('leaves the session and the shares alone when the login fails', async () => {
       session.loggedIn('bob');
-      answer(errReply('WRONG_PASSWORD', 'wrong password for alice'));
+      answer(errReply('LOGIN_FAILED', 'wrong user id or password'));
 
-      await expect(login()).rejects.toThrow(new Error('wrong password for alice'));
+      await expect(login()).rejects.toThrow(new Error('wrong user id or password'));
       expect(session.user).toBe('bob');
       expect(tracker.setSessionToken).not.toHaveBeenCalled();
       expect(sharing.reoffer).not.toHaveBeenCalled();
@@ -175,8 +175,8 @@ describe('file commands', () => {
     });
 
     it('shows the code of an ERR without a message', async () => {
-      answer(errReply('UNKNOWN_USER', ''));
-      await expect(login()).rejects.toThrow(new Error('UNKNOWN_USER'));
+      answer(errReply('LOGIN_FAILED', ''));
+      await expect(login()).rejects.toThrow(new Error('LOGIN_FAILED'));
       expect(session.user).toBeUndefined();
     });
 

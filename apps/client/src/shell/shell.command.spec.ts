@@ -222,9 +222,9 @@ describe(ShellCommand.name, () => {
   });
 
   it('prints an ERR reply as an error line', async () => {
-    const tracker = fakeTracker({ 'login alice x': errReply('WRONG_PASSWORD', 'wrong password for alice') });
+    const tracker = fakeTracker({ 'login alice x': errReply('LOGIN_FAILED', 'wrong user id or password') });
     const { lines } = await runShell('login alice x\n', { tracker });
-    expect(lines).toEqual(['error: wrong password for alice']);
+    expect(lines).toEqual(['error: wrong user id or password']);
   });
 
   it('prints a failed request as an error line and goes on', async () => {

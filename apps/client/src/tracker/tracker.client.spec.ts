@@ -84,13 +84,13 @@ describe(TrackerClient.name, () => {
     });
 
     it('returns ERR replies as values', async () => {
-      const server = await start((_, socket) => socket.write('ERR WRONG_PASSWORD wrong password for alice\n'));
+      const server = await start((_, socket) => socket.write('ERR LOGIN_FAILED wrong user id or password\n'));
       const tracker = clientFor([server.address]);
 
       await expect(tracker.request('login alice x')).resolves.toEqual({
         ok: false,
-        code: 'WRONG_PASSWORD',
-        message: 'wrong password for alice',
+        code: 'LOGIN_FAILED',
+        message: 'wrong user id or password',
       });
     });
 
@@ -190,6 +190,71 @@ describe(TrackerClient.name, () => {
       await expect(tracker.request('hello')).resolves.toEqual(okReply('got hello'));
       expect(server.connections).toBe(2);
       expect(out.lines).toEqual([`tracker ${formatHostPort(server.address)} went away; reconnected`]);
+    });
+  });
+
+  describe('a connection the tracker closed for being idle', () => {
+    /** Polls `check` until it holds (the test's own timeout bounds the wait). */
+    const until = async (check: () => boolean) => {
+      while (!check()) await tick(5);
+    };
+    const IDLE = 'ERR IDLE_TIMEOUT closed after 15 s without a request before login\n';
+    const TOKEN = 'ab'.repeat(32);
+    /** Two trackers; the first answers everything and closes its connection as idle when the test says. */
+    async function pair(onLine?: (line: string, socket: import('node:net').Socket) => boolean) {
+      let last: import('node:net').Socket | undefined;
+      const first = await start((line, socket) => {
+        last = socket;
+        if (onLine?.(line, socket)) return;
+        if (withoutId(line) === 'login alice pw') socket.write(`OK 1 logged in\nsession_token:${TOKEN}\n`);
+        else socket.write(echo(line));
+      });
+      const second = await start((line, socket) => socket.write(echo(line)));
+      const closeIdle = () => last!.end(IDLE);
+      return { first, second, closeIdle };
+    }
+
+    it('is replaced by a new one to the same tracker at the next request, without a word', async () => {
+      const { first, second, closeIdle } = await pair();
+      const tracker = clientFor([first.address, second.address]);
+      await tracker.request('list_groups');
+      closeIdle();
+      await until(() => tracker.tracker === undefined);
+      await expect(tracker.request('list_groups')).resolves.toEqual(okReply('got list_groups'));
+      expect(first.connections).toBe(2);
+      expect(second.connections).toBe(0);
+      expect(out.lines).toEqual([]);
+    });
+
+    it('with a session, is replaced at once and the session resumed there, without a word', async () => {
+      const { first, second, closeIdle } = await pair();
+      const tracker = clientFor([first.address, second.address]);
+      const resumed = jest.fn();
+      tracker.onResumed(resumed);
+      const reply = await tracker.request('login alice pw');
+      tracker.setSessionToken(reply.ok ? reply.lines[0].replace('session_token:', '') : undefined);
+      closeIdle();
+      await until(() => resumed.mock.calls.length > 0);
+      expect(withoutId(first.received[1])).toBe(`resume ${TOKEN}`);
+      expect(resumed.mock.calls).toEqual([[first.address]]);
+      expect(second.connections).toBe(0);
+      expect(out.lines).toEqual([]);
+    });
+
+    it('sends a request the tracker answered with IDLE_TIMEOUT again, with the same id, on a new connection', async () => {
+      let closed = false;
+      const { first } = await pair((line, socket) => {
+        if (closed || withoutId(line) !== 'create_group team') return false;
+        closed = true;
+        socket.end(IDLE);
+        return true;
+      });
+      const tracker = clientFor([first.address]);
+      await expect(tracker.request('create_group team')).resolves.toEqual(okReply('got create_group team'));
+      expect(first.received).toHaveLength(2);
+      expect(idOf(first.received[1])).toBe(idOf(first.received[0]));
+      expect(first.connections).toBe(2);
+      expect(out.lines).toEqual([]);
     });
   });
 

@@ -19,12 +19,14 @@ export type TrackerListener = (tracker: HostPort) => void;
 
 /**
  * Why a connection ended: the tracker went away (`gone`: fail over and send the
- * request in flight again), it sent something that is not a reply (`bad`: fail
- * the request, the next one goes to another tracker), or we closed it (`closed`).
+ * request in flight again), it closed an idle connection (`idle`: connect to the
+ * same tracker again, quietly, and send the request in flight again), it sent
+ * something that is not a reply (`bad`: fail the request, the next one goes to
+ * another tracker), or we closed it (`closed`).
  */
 class Broken extends Error {
   constructor(
-    readonly kind: 'gone' | 'bad' | 'closed',
+    readonly kind: 'gone' | 'idle' | 'bad' | 'closed',
     readonly error: Error,
   ) {
     super(error.message);
@@ -72,6 +74,8 @@ export class TrackerClient implements OnModuleDestroy {
   private connecting: Promise<Connection> | undefined;
   /** The connection that broke and has not been replaced yet: the failover starts after it. */
   private lostFrom: Connection | undefined;
+  /** The tracker at this index closed our idle connection: the next connection goes back to it, quietly. */
+  private idleFrom: number | undefined;
   /** The last failover ran out of time: the next request tries each tracker once, without the window. */
   private gaveUp = false;
   /** Tail of the request queue; never rejects. */
@@ -171,7 +175,7 @@ export class TrackerClient implements OnModuleDestroy {
         return await this.roundTrip(conn, first, continuation, timeoutMs);
       } catch (err) {
         if (!(err instanceof Broken)) throw err;
-        if (err.kind !== 'gone' || sends >= maxSends) throw err.error;
+        if ((err.kind !== 'gone' && err.kind !== 'idle') || sends >= maxSends) throw err.error;
         // The tracker went away with the request in flight: the next pass fails over and sends it again.
       }
     }
@@ -192,7 +196,7 @@ export class TrackerClient implements OnModuleDestroy {
     const signal = this.abort.signal;
     const from = this.lostFrom;
     const { trackers } = this.config.get();
-    const start = from === undefined ? 0 : (from.index + 1) % trackers.length;
+    const start = from === undefined ? (this.idleFrom ?? 0) : (from.index + 1) % trackers.length;
     const order = trackers.map((_, i) => (start + i) % trackers.length);
     const deadline = from === undefined || this.gaveUp ? 0 : Date.now() + this.timings.failoverWindowMs;
     for (;;) {
@@ -207,6 +211,7 @@ export class TrackerClient implements OnModuleDestroy {
         }
         this.conn = conn;
         this.lostFrom = undefined;
+        this.idleFrom = undefined;
         this.gaveUp = false;
         this.announce(from, conn, session);
         return conn;
@@ -294,6 +299,11 @@ export class TrackerClient implements OnModuleDestroy {
       conn.line.request(first, continuation).then(
         (reply) => {
           if (conn.pending !== pending) return;
+          if (!reply.ok && reply.code === ErrorCode.IdleTimeout) {
+            // the tracker closed the connection as idle just as this request went out: it was not read
+            this.drop(conn, new Broken('idle', new TrackerConnectionLostError(conn.tracker, reply.message)));
+            return;
+          }
           conn.pending = undefined;
           clearTimeout(pending.timer);
           resolve(reply.ok ? okReply(reply.message, reply.lines) : errReply(reply.code, reply.message));
@@ -325,6 +335,12 @@ export class TrackerClient implements OnModuleDestroy {
     line.onData(() => {
       if (conn.pending) this.arm(conn, conn.pending);
     });
+    // The tracker closes connections that stay quiet too long, with one IDLE_TIMEOUT line.
+    line.onNotice((reply) => {
+      if (reply.ok || reply.code !== ErrorCode.IdleTimeout) return false;
+      this.drop(conn, new Broken('idle', new TrackerConnectionLostError(tracker, reply.message)));
+      return true;
+    });
     // The tracker hung up or the network failed (gone), it sent something that is not a reply (bad), or `close()`
     // aborted the connection (closed).
     line.onClose((kind: LineConnectionEnd, error: Error) => {
@@ -351,7 +367,10 @@ export class TrackerClient implements OnModuleDestroy {
     conn.line.close();
     if (this.conn === conn) {
       this.conn = undefined;
-      if (why.kind !== 'closed') {
+      if (why.kind === 'idle') {
+        this.idleFrom = conn.index;
+        if (!pending && this.token !== undefined) this.reconnectSoon();
+      } else if (why.kind !== 'closed') {
         this.lostFrom = conn;
         if (!pending && this.token !== undefined) this.reconnectSoon();
       }

@@ -5,7 +5,7 @@ import { passThroughInterceptor } from '../testing/pass-through.interceptor';
 import { peerContext } from '../testing/fake-session';
 import { ReplicationInterceptor } from '../sync/replication.interceptor';
 import { AuthController } from './auth.controller';
-import { UnknownSessionError, UserExistsError, WrongPasswordError } from './auth.errors';
+import { UnknownSessionError, UserExistsError, LoginFailedError } from './auth.errors';
 import { AuthService } from './auth.service';
 
 describe(AuthController.name, () => {
@@ -31,16 +31,19 @@ describe(AuthController.name, () => {
 
   it('create_user creates the user and confirms it', async () => {
     auth.createUser.mockResolvedValue(undefined);
-    await expect(controller.createUser({ kind: 'create_user', userId: 'alice', password: 'p w' })).resolves.toEqual(
-      okReply('user alice created'),
-    );
-    expect(auth.createUser).toHaveBeenCalledWith('alice', 'p w');
+    await expect(
+      controller.createUser({ kind: 'create_user', userId: 'alice', password: 'p w' }, peerContext()),
+    ).resolves.toEqual(okReply('user alice created'));
+    // the peer's address, without the port: it may hash only so many passwords at once
+    expect(auth.createUser).toHaveBeenCalledWith('alice', 'p w', '127.0.0.1');
   });
 
   it('create_user passes a refusal through unchanged', async () => {
     const refusal = new UserExistsError('alice');
     auth.createUser.mockRejectedValue(refusal);
-    await expect(controller.createUser({ kind: 'create_user', userId: 'alice', password: 'pw' })).rejects.toBe(refusal);
+    await expect(
+      controller.createUser({ kind: 'create_user', userId: 'alice', password: 'pw' }, peerContext()),
+    ).rejects.toBe(refusal);
   });
 
   it('login logs the connection in and confirms it, with the session token as a body line', async () => {
@@ -71,7 +74,7 @@ describe(AuthController.name, () => {
   });
 
   it('login passes a refusal through unchanged', async () => {
-    const refusal = new WrongPasswordError('alice');
+    const refusal = new LoginFailedError();
     auth.login.mockRejectedValue(refusal);
     await expect(controller.login({ kind: 'login', userId: 'alice', password: 'x' }, peerContext())).rejects.toBe(
       refusal,

@@ -12,8 +12,8 @@ export class AuthController {
 
   @MessagePattern(Cmd.CreateUser)
   @Replicated()
-  async createUser(@Payload() cmd: CreateUserCmd): Promise<OkReply> {
-    await this.auth.createUser(cmd.userId, cmd.password);
+  async createUser(@Payload() cmd: CreateUserCmd, @Ctx() ctx: PeerContext): Promise<OkReply> {
+    await this.auth.createUser(cmd.userId, cmd.password, ctx.remoteHost);
     return okReply(`user ${cmd.userId} created`);
   }
 

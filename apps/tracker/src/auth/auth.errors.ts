@@ -6,14 +6,16 @@ export class UserExistsError extends DomainError {
     super(ErrorCode.UserExists, `user ${userId} already exists`);
   }
 }
-export class UnknownUserError extends DomainError {
-  constructor(userId: string) {
-    super(ErrorCode.UnknownUser, `no user named ${userId}`);
+/** Unknown user or wrong password: one answer, so that nobody learns who has an account. */
+export class LoginFailedError extends DomainError {
+  constructor() {
+    super(ErrorCode.LoginFailed, 'wrong user id or password');
   }
 }
-export class WrongPasswordError extends DomainError {
-  constructor(userId: string) {
-    super(ErrorCode.WrongPassword, `wrong password for ${userId}`);
+/** Refused without trying: a backoff is in force or the tracker is saturated; `seconds` says when to retry. */
+export class TryLaterError extends DomainError {
+  constructor(reason: string, seconds: number) {
+    super(ErrorCode.TryLater, `${reason}; try again in ${Math.max(1, Math.ceil(seconds))} s`);
   }
 }
 export class InvalidPasswordError extends DomainError {

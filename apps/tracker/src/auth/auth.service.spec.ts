@@ -12,11 +12,12 @@ import { OPLOG_STORE } from '../sync/sync.tokens';
 import {
   AlreadyLoggedInError,
   InvalidPasswordError,
+  LoginFailedError,
+  TryLaterError,
   UnknownSessionError,
-  UnknownUserError,
   UserExistsError,
-  WrongPasswordError,
 } from './auth.errors';
+import { LoginThrottle } from './login-throttle';
 import { AuthService } from './auth.service';
 import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
 import { InMemoryUserStore } from './in-memory-user.store';
@@ -25,10 +26,11 @@ import { UserStore } from './user.store';
 
 const hasher = new ScryptPasswordHasher({ N: 1024, r: 8, p: 1 });
 
-async function setup(passwordHasher: PasswordHasher = hasher) {
+async function setup(passwordHasher: PasswordHasher = hasher, throttle?: LoginThrottle) {
   const moduleRef = await Test.createTestingModule({
     providers: [
       AuthService,
+      ...(throttle ? [{ provide: LoginThrottle, useValue: throttle }] : []),
       { provide: USER_STORE, useClass: InMemoryUserStore },
       { provide: PASSWORD_HASHER, useValue: passwordHasher },
       ...syncTestingProviders(),
@@ -195,24 +197,28 @@ describe(AuthService.name, () => {
       expect(service.isOnline('bob')).toBe(false);
     });
 
-    it('refuses an unknown user', async () => {
-      const err = await rejection(service.login(s1, 'nobody', 'pw'));
-      expect(err).toBeInstanceOf(UnknownUserError);
-      expect(err.code).toBe(ErrorCode.UnknownUser);
-      expect(s1.user).toBeUndefined();
-    });
-
-    it('refuses a wrong password', async () => {
-      const err = await rejection(service.login(s1, 'alice', 'pw-b'));
-      expect(err).toBeInstanceOf(WrongPasswordError);
-      expect(err.code).toBe(ErrorCode.WrongPassword);
+    it('refuses an unknown user and a wrong password with one and the same error', async () => {
+      const unknown = await rejection(service.login(s1, 'nobody', 'pw'));
+      const wrong = await rejection(service.login(s1, 'alice', 'pw-b'));
+      for (const err of [unknown, wrong]) {
+        expect(err).toBeInstanceOf(LoginFailedError);
+        expect(err.code).toBe(ErrorCode.LoginFailed);
+        expect(err.message).toBe('wrong user id or password');
+      }
       expect(s1.user).toBeUndefined();
       expect(service.isOnline('alice')).toBe(false);
     });
 
+    it('checks a password for an unknown user too, against a hash of the same cost', async () => {
+      const verify = jest.spyOn(hasher, 'verify');
+      await rejection(service.login(s1, 'nobody', 'pw'));
+      expect(verify).toHaveBeenCalledTimes(1);
+      expect(verify.mock.calls[0][1]).toMatch(/^scrypt\$1024\$8\$1\$/);
+    });
+
     it('refuses a password that differs only in case or trailing space', async () => {
-      await expect(service.login(s1, 'alice', 'PW-A')).rejects.toBeInstanceOf(WrongPasswordError);
-      await expect(service.login(s1, 'alice', 'pw-a ')).rejects.toBeInstanceOf(WrongPasswordError);
+      await expect(service.login(s1, 'alice', 'PW-A')).rejects.toBeInstanceOf(LoginFailedError);
+      await expect(service.login(s1, 'alice', 'pw-a ')).rejects.toBeInstanceOf(LoginFailedError);
     });
 
     it('refuses a second login on the same session, as the same or another user', async () => {
@@ -280,6 +286,65 @@ describe(AuthService.name, () => {
     });
   });
 
+  describe('login backoff', () => {
+    let now: number;
+    const from = (remoteHost: string) => Object.assign(fakeSession(), { remoteHost });
+
+    beforeEach(async () => {
+      now = 0;
+      const throttle = new LoginThrottle(
+        { loginBackoffAfter: 3, loginBackoffMaxMs: 60_000, maxScryptPerIp: 2 },
+        () => now,
+      );
+      ({ service } = await setup(hasher, throttle));
+      await service.createUser('alice', 'pw-a');
+    });
+
+    it('refuses logins from an address with TRY_LATER after a few failures, without checking the password', async () => {
+      for (let i = 0; i < 3; i++)
+        await expect(service.login(from('10.0.0.2'), 'alice', 'guess')).rejects.toThrow(LoginFailedError);
+      const verify = jest.spyOn(hasher, 'verify');
+      const err = await rejection(service.login(from('10.0.0.2'), 'alice', 'pw-a'));
+      expect(err).toBeInstanceOf(TryLaterError);
+      expect(err.message).toBe('too many failed logins; try again in 1 s');
+      expect(verify).not.toHaveBeenCalled();
+      now += 1000;
+      await expect(service.login(from('10.0.0.2'), 'alice', 'pw-a')).resolves.toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    it('lets the owner log in at once from another address while one address is held back', async () => {
+      for (let i = 0; i < 3; i++) await rejection(service.login(from('10.0.0.2'), 'alice', 'guess'));
+      await expect(service.login(from('10.0.0.2'), 'alice', 'x')).rejects.toThrow(TryLaterError);
+      await expect(service.login(from('127.0.0.1'), 'alice', 'pw-a')).resolves.toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    it('lets one address hash two passwords at once; a third login or create_user from it gets TRY_LATER', async () => {
+      const slow: PasswordHasher = {
+        hash: (pw) => new Promise((resolve) => setTimeout(() => resolve(`h:${pw}`), 50)),
+        verify: () => new Promise((resolve) => setTimeout(() => resolve(false), 50)),
+      };
+      ({ service } = await setup(
+        slow,
+        new LoginThrottle({ loginBackoffAfter: 100, loginBackoffMaxMs: 1000, maxScryptPerIp: 2 }),
+      ));
+      await service.createUser('u1', 'pw');
+      const running = [service.login(from('10.0.0.5'), 'u1', 'x'), service.createUser('u2', 'pw', '10.0.0.5')];
+      await expect(service.createUser('u3', 'pw', '10.0.0.5')).rejects.toThrow(
+        'too many password checks from your address at once; try again in 1 s',
+      );
+      await expect(service.login(from('10.0.0.5'), 'u1', 'x')).rejects.toThrow(TryLaterError);
+      await expect(service.createUser('u4', 'pw', '10.0.0.6')).resolves.toBeUndefined();
+      await Promise.allSettled(running);
+      await expect(service.createUser('u5', 'pw', '10.0.0.5')).resolves.toBeUndefined();
+    });
+
+    it('counts unknown users like wrong passwords, so backoff shows nothing about who exists', async () => {
+      for (let i = 0; i < 3; i++) await rejection(service.login(from('10.0.0.3'), `nobody${i}`, 'guess'));
+      await expect(service.login(from('10.0.0.3'), 'nobody9', 'x')).rejects.toThrow(TryLaterError);
+      await expect(service.login(from('10.0.0.3'), 'alice', 'x')).rejects.toThrow(TryLaterError);
+    });
+  });
+
   describe('logout and endSession', () => {
     let s1: Session;
 
@@ -341,8 +406,8 @@ describe(AuthService.name, () => {
     });
 
     it('a refused login commits nothing and issues no token', async () => {
-      await expect(service.login(s1, 'alice', 'wrong')).rejects.toBeInstanceOf(WrongPasswordError);
-      await expect(service.login(s1, 'nobody', 'pw')).rejects.toBeInstanceOf(UnknownUserError);
+      await expect(service.login(s1, 'alice', 'wrong')).rejects.toBeInstanceOf(LoginFailedError);
+      await expect(service.login(s1, 'nobody', 'pw')).rejects.toBeInstanceOf(LoginFailedError);
       await service.login(s2, 'alice', 'pw-a');
       await expect(service.login(s1, 'alice', 'pw-a')).rejects.toBeInstanceOf(AlreadyLoggedInError);
       expect(changes().filter(([kind]) => kind === 'session_open')).toHaveLength(1);

@@ -1,18 +1,19 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
-import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+import { DEFAULT_TRACKER_LIMITS, TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { SyncService } from '../sync/sync.service';
 import { Session } from '../common/session';
 import { assertValidId } from '../common/ids';
 import {
   AlreadyLoggedInError,
   InvalidPasswordError,
+  LoginFailedError,
+  TryLaterError,
   UnknownSessionError,
-  UnknownUserError,
   UserExistsError,
-  WrongPasswordError,
 } from './auth.errors';
+import { LoginThrottle } from './login-throttle';
 import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
 import { PasswordHasher } from './password.hasher';
 import { DEFAULT_SESSION_LIFETIME, SessionLifetime } from './session-lifetime';
@@ -31,6 +32,8 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
   /** userId -> connection id of its live session. */
   private readonly sessions = new Map<string, number>();
   private readonly sessionEndedListeners: SessionEndedListener[] = [];
+  /** A hash of a random password, checked against for unknown users so that they take as long as known ones. */
+  private dummyHash: Promise<string> | undefined;
 
   constructor(
     @Inject(USER_STORE) private readonly users: UserStore,
@@ -38,6 +41,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     private readonly sync: SyncService,
     @Optional() @Inject(TRACKER_CONFIG) config?: Pick<TrackerConfig, 'sessionIdleMs' | 'sessionMaxAgeMs'>,
     @Optional() @Inject(CLOCK) clock: Clock = systemClock,
+    @Optional() private readonly throttle: LoginThrottle = new LoginThrottle(DEFAULT_TRACKER_LIMITS),
   ) {
     const lifetime = {
       ...DEFAULT_SESSION_LIFETIME,
@@ -78,21 +82,35 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     this.lifetime.stop();
   }
 
-  async createUser(userId: string, password: string): Promise<void> {
+  /** `from`: the creating peer's address, which may hash only so many passwords at once. */
+  async createUser(userId: string, password: string, from = ''): Promise<void> {
     assertValidId('user', userId);
     if (password.length < 1 || password.length > MAX_PASSWORD) throw new InvalidPasswordError();
     if (this.users.get(userId)) throw new UserExistsError(userId);
-    const passwordHash = await this.hasher.hash(password);
+    const passwordHash = await this.hashingFor(from, () => this.hasher.hash(password));
     if (this.users.get(userId)) throw new UserExistsError(userId); // created while the hash was computed
     this.sync.commit({ kind: 'create_user', actor: '', args: [userId, passwordHash] });
   }
 
-  /** Logs the session in and returns a session token, which resumes it on any tracker after a failover. */
+  /**
+   * Logs the session in and returns a session token, which resumes it on any tracker after a failover.
+   * Unknown user and wrong password are one refusal after the same work; during a backoff
+   * (see LoginThrottle) the login is refused at once, without checking the password.
+   */
   async login(session: Session, userId: string, password: string): Promise<string> {
     this.assertSessionFree(session);
+    const address = session.remoteHost ?? '';
+    const waitMs = this.throttle.waitMs(address, userId);
+    if (waitMs > 0) throw new TryLaterError('too many failed logins', waitMs / 1000);
+    this.dummyHash ??= this.hasher.hash(randomBytes(16).toString('hex'));
     const user = this.users.get(userId);
-    if (!user) throw new UnknownUserError(userId);
-    if (!(await this.hasher.verify(password, user.passwordHash))) throw new WrongPasswordError(userId);
+    const stored = user?.passwordHash ?? (await this.dummyHash);
+    const matches = await this.hashingFor(address, () => this.hasher.verify(password, stored));
+    if (!user || !matches) {
+      this.throttle.failed(address, userId);
+      throw new LoginFailedError();
+    }
+    this.throttle.succeeded(address, userId);
     // checked after the password, so that nobody learns who is online; and again because
     // another login may have won while the hash was computed
     this.assertSessionFree(session);
@@ -172,6 +190,17 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
 
   exists(userId: string): boolean {
     return this.users.get(userId) !== undefined;
+  }
+
+  /** Runs a password hash on one of `address`'s turns; TRY_LATER when it has none left. */
+  private async hashingFor<T>(address: string, work: () => Promise<T>): Promise<T> {
+    const release = this.throttle.startHashing(address);
+    if (!release) throw new TryLaterError('too many password checks from your address at once', 1);
+    try {
+      return await work();
+    } finally {
+      release();
+    }
   }
 
   private assertSessionFree(session: Session): void {

@@ -2,7 +2,7 @@ import { TrackerInfoError } from '@app/protocol';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ConfigError, parseTrackerArgs, TRACKER_USAGE } from './tracker.config';
+import { ConfigError, DEFAULT_TRACKER_LIMITS, parseTrackerArgs, TRACKER_USAGE } from './tracker.config';
 
 const INFO = '127.0.0.1:7001\n127.0.0.1:7002\n# spare\n10.0.0.5 7003\n';
 
@@ -38,8 +38,45 @@ describe(parseTrackerArgs.name, () => {
       dataDir: resolve('data/tracker-2'),
       peerAddresses: new Map(),
       keyFile: resolve('info.key'),
+      limits: DEFAULT_TRACKER_LIMITS,
       sessionIdleMs: 3_600_000,
       sessionMaxAgeMs: 7 * 86_400_000,
+    });
+  });
+
+  describe('limits', () => {
+    it('sets each limit from its flag, as two words or with =', () => {
+      const argv = ['info.txt', '1', '--max-conns-per-ip', '8', '--max-conns=500', '--idle-timeout-login', '500ms'];
+      argv.push('--idle-timeout', '2h', '--max-line', '128K', '--max-buffered=1M', '--max-pending', '1G');
+      argv.push('--max-scrypt', '4', '--max-scrypt-queue', '0', '--max-scrypt-per-ip', '3');
+      argv.push('--login-backoff-after', '1000000');
+      argv.push('--login-backoff-max', '30');
+      expect(parseTrackerArgs(argv, files()).limits).toEqual({
+        maxConnsPerIp: 8,
+        maxConns: 500,
+        idleTimeoutLoginMs: 500,
+        idleTimeoutMs: 7_200_000,
+        maxLineBytes: 128 * 1024,
+        maxBufferedBytes: 1024 * 1024,
+        maxPendingBytes: 1024 ** 3,
+        maxScrypt: 4,
+        maxScryptQueue: 0,
+        maxScryptPerIp: 3,
+        loginBackoffAfter: 1_000_000,
+        loginBackoffMaxMs: 30_000,
+      });
+    });
+
+    it.each([
+      [['--max-conns', 'many'], /^--max-conns: 'many' is not a whole number/],
+      [['--max-conns-per-ip', '0'], /^--max-conns-per-ip must be at least 1$/],
+      [['--idle-timeout', '5 min'], /^--idle-timeout: '5 min' is not a duration/],
+      [['--max-line', '10'], /^--max-line must be at least 1024$/],
+      [['--max-buffered'], /^--max-buffered: '' is not a size/],
+    ])('refuses %j', (flags, message) => {
+      const err = failure(['info.txt', '1', ...flags]);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err.message).toMatch(message);
     });
   });
 

@@ -1,4 +1,4 @@
-import { HostPort, parseHostPort, parseTrackerInfo } from '@app/protocol';
+import { HostPort, parseBytes, parseDuration, parseHostPort, parseTrackerInfo } from '@app/protocol';
 import { resolve } from 'node:path';
 
 export const TRACKER_CONFIG = Symbol('TRACKER_CONFIG');
@@ -13,14 +13,82 @@ export interface TrackerConfig {
   readonly peerAddresses: ReadonlyMap<number, HostPort>;
   /** The network's shared secret; created beside the tracker info file when missing. */
   readonly keyFile: string;
+  /** What one peer may take of the tracker (`--max-conns`, `--idle-timeout`, ...). */
+  readonly limits: TrackerLimits;
   /** A session token nobody holds stops resuming after this long (`--session-idle`, default 1 h). */
   readonly sessionIdleMs: number;
   /** A session token stops resuming this long after login (`--session-max-age`, default 7 d). */
   readonly sessionMaxAgeMs: number;
 }
 
+/** Connection, buffering and login limits; README "Limits" says what happens past each. */
+export interface TrackerLimits {
+  /** Open connections from one remote address (authenticated trackers do not count). */
+  readonly maxConnsPerIp: number;
+  /** Open connections in all (lowered at start-up to fit the process's open-file limit). */
+  readonly maxConns: number;
+  /** A connection with no one logged in is closed after this long without a complete line (0: never). */
+  readonly idleTimeoutLoginMs: number;
+  /** A logged-in (or tracker) connection is closed after this long without a complete line (0: never). */
+  readonly idleTimeoutMs: number;
+  /** Longest request line from a client. */
+  readonly maxLineBytes: number;
+  /** Continuation lines (`upload_file ... @N`) one connection may have waiting for their command. */
+  readonly maxBufferedBytes: number;
+  /** Continuation lines all connections together may have waiting. */
+  readonly maxPendingBytes: number;
+  /** Password hashes (create_user, login) computed at once, and how many more may wait for a turn. */
+  readonly maxScrypt: number;
+  readonly maxScryptQueue: number;
+  /** Of those running or waiting, how many one remote address may have (so that it cannot fill the queue). */
+  readonly maxScryptPerIp: number;
+  /** Failed logins (per address, per user and address) before each further try waits; the wait doubles up to the max. */
+  readonly loginBackoffAfter: number;
+  readonly loginBackoffMaxMs: number;
+}
+
+export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
+  maxConnsPerIp: 64,
+  maxConns: 10_000,
+  idleTimeoutLoginMs: 15_000,
+  idleTimeoutMs: 3_600_000,
+  maxLineBytes: 64 * 1024,
+  maxBufferedBytes: 16 * 1024 * 1024,
+  maxPendingBytes: 256 * 1024 * 1024,
+  maxScrypt: 2,
+  maxScryptQueue: 64,
+  maxScryptPerIp: 8,
+  loginBackoffAfter: 5,
+  loginBackoffMaxMs: 300_000,
+};
+
+/** `--flag VALUE` -> the limit it sets, how its value is read, and the least value that makes sense. */
+const LIMIT_FLAGS: Readonly<Record<string, [keyof TrackerLimits, (text: string) => number, number]>> = {
+  '--max-conns-per-ip': ['maxConnsPerIp', count, 1],
+  '--max-conns': ['maxConns', count, 1],
+  '--idle-timeout-login': ['idleTimeoutLoginMs', parseDuration, 0],
+  '--idle-timeout': ['idleTimeoutMs', parseDuration, 0],
+  '--max-line': ['maxLineBytes', parseBytes, 1024],
+  '--max-buffered': ['maxBufferedBytes', parseBytes, 0],
+  '--max-pending': ['maxPendingBytes', parseBytes, 0],
+  '--max-scrypt': ['maxScrypt', count, 1],
+  '--max-scrypt-queue': ['maxScryptQueue', count, 0],
+  '--max-scrypt-per-ip': ['maxScryptPerIp', count, 1],
+  '--login-backoff-after': ['loginBackoffAfter', count, 1],
+  '--login-backoff-max': ['loginBackoffMaxMs', parseDuration, 0],
+};
+
+function count(text: string): number {
+  if (!/^\d{1,15}$/.test(text)) throw new RangeError(`'${text}' is not a whole number`);
+  return Number(text);
+}
+
 export const TRACKER_USAGE =
-  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT] [--session-idle DURATION] [--session-max-age DURATION]';
+  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT]' +
+  ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
+  ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
+  ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
+  ' [--session-idle DURATION] [--session-max-age DURATION]';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -32,10 +100,23 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
   let dataDir: string | undefined;
   let keyFile: string | undefined;
   const peerTexts: string[] = [];
+  const limits: { -readonly [K in keyof TrackerLimits]: number } = { ...DEFAULT_TRACKER_LIMITS };
   const session = { idle: 60 * 60_000, maxAge: 7 * 24 * 60 * 60_000 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--key-file' || arg === '--peer-address') {
+    const limit = LIMIT_FLAGS[arg.split('=')[0]];
+    if (limit) {
+      const [key, parse, least] = limit;
+      const text = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      let value: number;
+      try {
+        value = parse(text ?? '');
+      } catch (err) {
+        throw new ConfigError(`${arg.split('=')[0]}: ${(err as Error).message}; ${TRACKER_USAGE}`);
+      }
+      if (value < least) throw new ConfigError(`${arg.split('=')[0]} must be at least ${least}`);
+      limits[key] = value;
+    } else if (arg === '--key-file' || arg === '--peer-address') {
       const value = argv[++i];
       if (!value) throw new ConfigError(`${arg} needs a value; ${TRACKER_USAGE}`);
       if (arg === '--key-file') keyFile = value;
@@ -90,6 +171,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     dataDir: resolve(dataDir ?? `data/tracker-${trackerNumber}`),
     peerAddresses,
     keyFile: resolve(keyFile ?? infoFile.replace(/(\.txt)?$/, '.key')),
+    limits,
     sessionIdleMs: session.idle,
     sessionMaxAgeMs: session.maxAge,
   };

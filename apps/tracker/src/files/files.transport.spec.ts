@@ -9,6 +9,7 @@ import { PASSWORD_HASHER } from '../auth/auth.tokens';
 import { PasswordHasher } from '../auth/password.hasher';
 import { LineSocket } from '../testing/line-socket';
 import { TempDatabases } from '../testing/temp-db';
+import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 import { TrackerModule } from '../tracker.module';
 import { TextLineServer } from '../transport/text-line.server';
 
@@ -45,6 +46,7 @@ describe('files over the wire', () => {
           dataDir,
           peerAddresses: new Map(),
           keyFile: join(dataDir, 'network.key'),
+          limits: DEFAULT_TRACKER_LIMITS,
           sessionIdleMs: 3_600_000,
           sessionMaxAgeMs: 7 * 86_400_000,
         }),

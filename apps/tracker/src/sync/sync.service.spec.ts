@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
-import { WrongPasswordError } from '../auth/auth.errors';
+import { LoginFailedError } from '../auth/auth.errors';
 import { DomainError } from '../common/domain.error';
 import { requestContext } from '../common/request-context';
 import { Session } from '../common/session';
@@ -344,7 +344,7 @@ describe(`${SyncService.name} with the real services`, () => {
         await r.auth.login(session, userId, pw);
         return;
       } catch (err) {
-        if (!(err instanceof WrongPasswordError)) throw err;
+        if (!(err instanceof LoginFailedError)) throw err;
       }
     }
   }
@@ -358,7 +358,7 @@ describe(`${SyncService.name} with the real services`, () => {
     fullSync([t1, t2, t3]);
     expect(new Set([t1, t2, t3].map((t) => t.sync.digest())).size).toBe(1);
     for (const t of [t1, t2, t3]) {
-      await expect(t.auth.login(fakeSession(), 'u1', 'pw2')).rejects.toBeInstanceOf(WrongPasswordError);
+      await expect(t.auth.login(fakeSession(), 'u1', 'pw2')).rejects.toBeInstanceOf(LoginFailedError);
       await expect(t.auth.login(fakeSession(), 'u1', 'pw1')).resolves.toMatch(/^[0-9a-f]{64}$/);
     }
   });

@@ -3,7 +3,7 @@ import { Provider } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service';
 import { InMemoryUserStore } from '../auth/in-memory-user.store';
 import { PasswordHasher } from '../auth/password.hasher';
-import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+import { DEFAULT_TRACKER_LIMITS, TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { FilesService } from '../files/files.service';
 import { InMemoryFileStore } from '../files/in-memory-file.store';
 import { GroupsService } from '../groups/groups.service';
@@ -39,6 +39,7 @@ export function trackerConfig(overrides: Partial<TrackerConfig> & { trackerCount
     dataDir: '/nonexistent/p2p-share-test',
     peerAddresses: new Map<number, HostPort>(),
     keyFile: '/nonexistent/p2p-share-test.key',
+    limits: DEFAULT_TRACKER_LIMITS,
     sessionIdleMs: 60 * 60_000,
     sessionMaxAgeMs: 7 * 24 * 60 * 60_000,
     ...rest,

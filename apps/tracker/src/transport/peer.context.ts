@@ -33,6 +33,12 @@ export class PeerContext extends BaseRpcContext<[]> {
     super([]);
   }
 
+  /** The peer's IP address without the port (and without an IPv4-mapped `::ffff:` prefix). */
+  get remoteHost(): string {
+    const host = this.remoteAddress.slice(0, this.remoteAddress.lastIndexOf(':'));
+    return host.startsWith('::ffff:') ? host.slice(7) : host;
+  }
+
   get user(): string | undefined {
     return this.userId;
   }

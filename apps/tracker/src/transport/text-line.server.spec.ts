@@ -21,7 +21,9 @@ import { SyncController } from '../sync/sync.controller';
 import { SyncService } from '../sync/sync.service';
 import { PassThroughExceptionFilter } from './pass-through.filter';
 import { PeerContext } from './peer.context';
+import { ConnectionPolicy } from './connection.policy';
 import { TextLineServer } from './text-line.server';
+import { DEFAULT_TRACKER_LIMITS, TrackerLimits } from '../config/tracker.config';
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -68,6 +70,20 @@ class ProbeController {
     return okReply(`upload to ${cmd.groupId}`, [cmd.chunkHashes]);
   }
 
+  /** Stands in for a login: continuation lines are only taken from a logged-in session. */
+  @MessagePattern(Cmd.Login)
+  login(@Ctx() ctx: PeerContext): OkReply {
+    ctx.setUser('probe');
+    return okReply('logged in');
+  }
+
+  /** Stands in for a tracker's sync_auth: the connection is an authenticated tracker from now on. */
+  @MessagePattern(Cmd.Resume)
+  becomeTracker(@Ctx() ctx: PeerContext): OkReply {
+    ctx.trackerNumber = 2;
+    return okReply('tracker 2');
+  }
+
   @MessagePattern(Cmd.Logout)
   whoAmI(@Ctx() ctx: PeerContext): OkReply {
     return okReply(`connection ${ctx.connectionId}`);
@@ -80,12 +96,12 @@ interface Harness {
   port: number;
 }
 
-async function startTracker(metadata: ModuleMetadata): Promise<Harness> {
+async function startTracker(metadata: ModuleMetadata, policy?: ConnectionPolicy): Promise<Harness> {
   const moduleRef = await Test.createTestingModule({
     ...metadata,
     providers: [...(metadata.providers ?? []), { provide: APP_FILTER, useClass: PassThroughExceptionFilter }],
   }).compile();
-  const server = new TextLineServer({ host: '127.0.0.1', port: 0 });
+  const server = new TextLineServer({ host: '127.0.0.1', port: 0, policy });
   const app = moduleRef.createNestMicroservice({ strategy: server, logger: false });
   await app.listen();
   return { app, server, port: server.address().port };
@@ -166,7 +182,9 @@ describe(TextLineServer.name, () => {
     });
 
     it('refuses a protocol command that no controller serves', async () => {
-      expect(await conn.request('login alice pw')).toEqual(["ERR UNKNOWN_COMMAND this tracker does not serve 'login'"]);
+      expect(await conn.request('create_user alice pw')).toEqual([
+        "ERR UNKNOWN_COMMAND this tracker does not serve 'create_user'",
+      ]);
     });
 
     it.each(['join_group', 'join_group a b'])('refuses %j with the usage', async (line) => {
@@ -278,6 +296,14 @@ describe(TextLineServer.name, () => {
     describe('continuation lines (upload_file ... @N)', () => {
       const upload = (hashes: string) => `upload_file g1 /tmp/f 10 ${'a'.repeat(40)} ${hashes} 7001`;
 
+      beforeEach(async () => expect(await conn.request('login probe pw')).toEqual(['OK 0 logged in']));
+
+      it('refuses the command before login with NOT_LOGGED_IN and drops its lines unread as commands', async () => {
+        const anon = await open();
+        anon.write(`${upload('@3')}\nh1\nlist_groups\n${'x'.repeat(60_000)}\njoin_group after\n`);
+        expect(await anon.readLines(2)).toEqual([expect.stringMatching(/^ERR NOT_LOGGED_IN /), 'OK 0 joined after']);
+      });
+
       it('reads the N lines after the command into its argument, without running them as commands', async () => {
         conn.write(`${upload('@3')}\nh1,h2\nlist_groups\n\n`);
         conn.write('join_group after\n');
@@ -331,6 +357,123 @@ describe(TextLineServer.name, () => {
     });
   });
 
+  describe('with limits from a connection policy', () => {
+    const start = async (limits: Partial<TrackerLimits>) => {
+      const policy = new ConnectionPolicy({ ...DEFAULT_TRACKER_LIMITS, ...limits });
+      harness = await startTracker({ controllers: [ProbeController] }, policy);
+      running = true;
+      return policy;
+    };
+    const upload = (n: number) => `upload_file g1 /tmp/f 10 ${'a'.repeat(40)} @${n} 7001`;
+    /** Waits until `check` holds, polling; fails after `timeoutMs`. */
+    const until = async (check: () => boolean, timeoutMs = 5000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error('condition not met in time');
+        await delay(10);
+      }
+    };
+
+    it('refuses a connection past the per-address cap with one TOO_MANY_CONNECTIONS line, then closes it', async () => {
+      const policy = await start({ maxConnsPerIp: 2 });
+      const [a, b, c] = [await open(), await open(), await open()];
+      expect(await c.readLines(1)).toEqual(['ERR TOO_MANY_CONNECTIONS at most 2 connections from 127.0.0.1']);
+      await c.waitClosed();
+      expect(await a.request('join_group a')).toEqual(['OK 0 joined a']);
+      expect(await b.request('join_group b')).toEqual(['OK 0 joined b']);
+      a.destroy();
+      await until(() => policy.usage.connections === 1);
+      expect(await (await open()).request('join_group d')).toEqual(['OK 0 joined d']);
+    });
+
+    it('stops counting a connection against its address once it proved it is a tracker', async () => {
+      await start({ maxConnsPerIp: 1 });
+      const tracker = await open();
+      expect(await tracker.request('resume x')).toEqual(['OK 0 tracker 2']);
+      expect(await (await open()).request('join_group next')).toEqual(['OK 0 joined next']);
+    });
+
+    it('reads a line of several MiB whole from a tracker (read-ahead grows past its line limit)', async () => {
+      await start({});
+      const tracker = await open();
+      expect(await tracker.request('resume x')).toEqual(['OK 0 tracker 2']);
+      const [reply] = await tracker.request(`join_group ${'g'.repeat(3 * 1024 * 1024)}`, 1, 10_000);
+      expect(reply).not.toMatch(/LINE_TOO_LONG/);
+      expect(await tracker.request('join_group after')).toEqual(['OK 0 joined after']);
+    });
+
+    it('refuses continuation lines before login without reading them as commands, however many', async () => {
+      await start({});
+      const anon = await open();
+      anon.write(`${upload(4096)}\n`);
+      const line = `${'f'.repeat(1000)}\n`;
+      for (let i = 0; i < 4096; i += 64) anon.write(line.repeat(64));
+      anon.write('join_group after\n');
+      expect(await anon.readLines(2, 30_000)).toEqual([
+        expect.stringMatching(/^ERR NOT_LOGGED_IN /),
+        'OK 0 joined after',
+      ]);
+    });
+
+    it('closes a connection idle before login with IDLE_TIMEOUT, and keeps a logged-in one', async () => {
+      await start({ idleTimeoutLoginMs: 300, idleTimeoutMs: 60_000 });
+      const idle = await open();
+      const user = await open();
+      expect(await user.request('login probe pw')).toEqual(['OK 0 logged in']);
+      const began = Date.now();
+      expect(await idle.readLines(1, 5000)).toEqual([
+        'ERR IDLE_TIMEOUT closed after 0.3 s without a request before login',
+      ]);
+      await idle.waitClosed();
+      expect(Date.now() - began).toBeGreaterThanOrEqual(250);
+      expect(await user.request('join_group still')).toEqual(['OK 0 joined still']);
+    });
+
+    it('counts complete lines as activity, not bytes: a slowloris sender is closed', async () => {
+      await start({ idleTimeoutLoginMs: 400 });
+      const talker = await open();
+      const slow = await open();
+      let closed = false;
+      void slow.waitClosed(10_000).then(() => (closed = true));
+      const began = Date.now();
+      while (!closed && Date.now() - began < 5000) {
+        slow.write('x'); // never a newline
+        expect(await talker.request('join_group t')).toEqual(['OK 0 joined t']); // a line each time: kept
+        await delay(50);
+      }
+      expect(closed).toBe(true);
+      expect(slow.pending).toMatch(/^ERR IDLE_TIMEOUT /);
+      expect(await talker.request('join_group alive')).toEqual(['OK 0 joined alive']);
+    });
+
+    it('refuses a request whose continuation lines outgrow the per-connection budget, and closes', async () => {
+      await start({ maxBufferedBytes: 100_000 });
+      const conn = await open();
+      expect(await conn.request('login probe pw')).toEqual(['OK 0 logged in']);
+      conn.write(`${upload(4)}\n`);
+      for (let i = 0; i < 4; i++) conn.write(`${'b'.repeat(60_000)}\n`);
+      expect(await conn.readLines(1)).toEqual(['ERR REQUEST_TOO_LARGE a request may hold 100000 bytes at most']);
+      await conn.waitClosed();
+    });
+
+    it('answers TRY_LATER when all pending requests together hold too much, drops the lines and goes on', async () => {
+      const policy = await start({ maxBufferedBytes: 200_000, maxPendingBytes: 150_000 });
+      const first = await open();
+      const second = await open();
+      for (const c of [first, second]) expect(await c.request('login probe pw')).toEqual(['OK 0 logged in']);
+      first.write(`${upload(3)}\n${'b'.repeat(60_000)}\n${'b'.repeat(60_000)}\n`); // holds 120,000 bytes
+      await until(() => policy.usage.pendingBytes === 120_000);
+      second.write(`${upload(2)}\n${'c'.repeat(60_000)}\n${'c'.repeat(60_000)}\njoin_group after\n`);
+      expect(await second.readLines(2)).toEqual([
+        'ERR TRY_LATER the tracker is busy with other uploads; try again in 1 s',
+        'OK 0 joined after',
+      ]);
+      first.write('h3\n');
+      expect((await first.readLines(2))[0]).toBe('OK 1 upload to g1');
+      expect(policy.usage.pendingBytes).toBe(0);
+    });
+  });
+
   describe('with the real auth, groups and sync controllers', () => {
     let auth: AuthService;
     let sync: SyncService;
@@ -378,7 +521,8 @@ describe(TextLineServer.name, () => {
       const alice = await open();
       expect(await alice.request('create_group g1')).toEqual(['ERR NOT_LOGGED_IN you must log in first']);
       expect(await alice.request('create_user alice "pass word"')).toEqual(['OK 0 user alice created']);
-      expect(await alice.request('login alice wrong')).toEqual(['ERR WRONG_PASSWORD wrong password for alice']);
+      expect(await alice.request('login alice wrong')).toEqual(['ERR LOGIN_FAILED wrong user id or password']);
+      expect(await alice.request('login nobody wrong')).toEqual(['ERR LOGIN_FAILED wrong user id or password']);
       expect(await alice.request('login alice "pass word"', 2)).toEqual([
         'OK 1 logged in as alice',
         expect.stringMatching(TOKEN_LINE),

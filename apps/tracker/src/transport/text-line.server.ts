@@ -3,9 +3,9 @@ import {
   commandFromTokens,
   continuationLines,
   Frame,
-  DEFAULT_MAX_LINE_BYTES,
   errReply,
   ErrorCode,
+  formatReply,
   ErrReply,
   replyPieces,
   ReplyPiece,
@@ -27,14 +27,15 @@ import { isObservable, lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
 import { requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
+import { ConnectionPolicy, ConnectionSlot, Refusal } from './connection.policy';
 import { TransportEvent } from './transport.events';
+import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 
 export interface TextLineServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly maxLineBytes?: number;
-  /** Connections idle for this long are closed (0: never). */
-  readonly idleTimeoutMs?: number;
+  /** Connection admission, idle timeouts and buffering limits (default: the tracker's default limits). */
+  readonly policy?: ConnectionPolicy;
 }
 
 /** Lines from an authenticated tracker may carry a 200,000-chunk hash list. */
@@ -53,9 +54,6 @@ export interface SyncPayload {
   readonly args: readonly string[];
 }
 
-/** Stop reading from a connection while this many bytes wait to be handled or sent. */
-const BACKPRESSURE_BYTES = 1024 * 1024;
-
 /**
  * Nest transport for the tracker's line protocol: one request line in, one
  * reply (`OK <n> <message>` + n lines, or `ERR <CODE> <message>`) out, in
@@ -70,9 +68,14 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   private readonly handlers = new Map<string, MessageHandler>();
   /** While set, client requests wait for it (trackers' sync lines do not). */
   private clientGate: Promise<unknown> | undefined;
+  private readonly policy: ConnectionPolicy;
+  /** How to close each admitted connection with a refusal (the idle sweep uses it). */
+  private readonly shutters = new Map<ConnectionSlot, (refusal: Refusal) => void>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: TextLineServerOptions) {
     super();
+    this.policy = options.policy ?? new ConnectionPolicy(DEFAULT_TRACKER_LIMITS);
   }
 
   /**
@@ -98,11 +101,14 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     server.listen(this.options.port, this.options.host, () => {
       server.removeAllListeners('error');
       server.on('error', (err) => this.logger.error(`listener error: ${err.message}`));
+      const every = this.policy.sweepEveryMs;
+      if (every > 0) this.sweeper = setInterval(() => this.closeIdle(), every).unref();
       callback();
     });
   }
 
   close(): Promise<void> {
+    clearInterval(this.sweeper);
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
     const server = this.server;
@@ -127,24 +133,59 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
 
   private accept(socket: Socket): void {
     const ctx = new PeerContext(this.nextConnectionId++, `${socket.remoteAddress}:${socket.remotePort}`);
-    const decoder = new FrameDecoder(this.options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
+    this.sockets.add(socket);
+    socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
+    const slot = this.policy.admit(socket.remoteAddress, ctx);
+    if (!(slot instanceof ConnectionSlot)) {
+      this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} refused: ${slot.reply.code}`);
+      socket.on('close', () => this.sockets.delete(socket));
+      shut(socket, slot);
+      return;
+    }
+    const decoder = new FrameDecoder(slot.maxLineBytes(TRACKER_MAX_LINE_BYTES));
     let pumping = false;
     let ended = false;
-    this.sockets.add(socket);
+    /** Set once the connection is being closed for a limit: nothing more is read or answered. */
+    let closing = false;
+    let trusted = false;
     socket.setNoDelay(true);
-    if (this.options.idleTimeoutMs) socket.setTimeout(this.options.idleTimeoutMs, () => socket.destroy());
+    const close = (refusal: Refusal): void => {
+      if (closing) return;
+      closing = true;
+      this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} closed: ${refusal.reply.code}`);
+      shut(socket, refusal);
+    };
+    this.shutters.set(slot, close);
 
     /** A command whose continuation lines (`upload_file ... @N`) are still arriving. */
     let pending: { request: Request; need: number; lines: string[]; overflows: number } | undefined;
+    /** The refusal just answered closes the connection. */
+    let closeAfterReply = false;
     const tooLong = () => errReply(ErrorCode.LineTooLong, `line longer than ${decoder.maxLineBytes} bytes ignored`);
+    const refuse = (refusal: Refusal): Reply => {
+      closeAfterReply = refusal.close;
+      return refusal.reply;
+    };
 
     const step = async (frame: Frame): Promise<Reply | undefined> => {
       if (pending) {
-        if (frame.type === 'line') pending.lines.push(frame.line);
-        else pending.overflows++;
+        if (frame.type === 'line') {
+          const refusal = slot.hold(Buffer.byteLength(frame.line));
+          if (refusal) {
+            // the command is refused now; the rest of its lines are dropped unread
+            slot.dropHeld();
+            decoder.skipLines(pending.need - pending.lines.length - pending.overflows - 1);
+            pending = undefined;
+            return refuse(refusal);
+          }
+          pending.lines.push(frame.line);
+        } else {
+          pending.overflows++;
+        }
         if (pending.lines.length + pending.overflows < pending.need) return undefined;
         const done = pending;
         pending = undefined;
+        slot.dropHeld();
         if (done.overflows > 0) return tooLong();
         const command = withContinuation(done.request.payload as Command, done.lines);
         return this.dispatch({ ...done.request, payload: command }, ctx);
@@ -154,35 +195,61 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       if (parsed === undefined || 'ok' in parsed) return parsed;
       const need = 'kind' in parsed.payload ? continuationLines(parsed.payload) : 0;
       if (need === 0) return this.dispatch(parsed, ctx);
-      pending = { request: parsed, need, lines: [], overflows: 0 };
-      return undefined;
+      const refusal = slot.mayContinue();
+      if (!refusal) {
+        pending = { request: parsed, need, lines: [], overflows: 0 };
+        return undefined;
+      }
+      decoder.skipLines(need); // never held, never read as commands
+      return refuse(refusal);
     };
 
     const pump = async (): Promise<void> => {
       if (pumping) return;
       pumping = true;
       try {
-        for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
+        for (let frame = decoder.next(); frame && !socket.destroyed && !closing; frame = decoder.next()) {
           const opened = ctx.link ? this.openLinked(ctx, frame, socket) : frame;
           if (!opened) break;
-          const reply = await step(opened).catch((err: unknown) => this.toErrorReply(err));
-          if (ctx.trackerNumber !== undefined) decoder.maxLineBytes = TRACKER_MAX_LINE_BYTES;
+          slot.touch();
+          slot.busy++;
+          const reply = await step(opened)
+            .catch((err: unknown) => this.toErrorReply(err))
+            .finally(() => slot.busy--);
+          if (ctx.trackerNumber !== undefined && !trusted) {
+            trusted = true;
+            slot.authenticated();
+            decoder.maxLineBytes = slot.maxLineBytes(TRACKER_MAX_LINE_BYTES);
+          }
+          if (closeAfterReply && reply && 'code' in reply) {
+            close({ reply, close: true });
+            break;
+          }
           if (reply && !socket.destroyed && socket.writable) {
             const flushed = writeReply(socket, ctx.link ? ctx.link.sealReply(reply) : replyPieces(reply));
             if (!flushed) await drained(socket);
+            slot.touch();
           }
         }
       } finally {
         pumping = false;
-        if (ended)
+        if (closing) {
+          // a limit closed it: what the peer sent after that is not read
+        } else if (ended)
           socket.end(); // the peer half-closed: every request it sent has been answered
-        else if (!socket.destroyed && socket.isPaused() && decoder.bufferedBytes < BACKPRESSURE_BYTES) socket.resume();
+        else if (
+          !socket.destroyed &&
+          socket.isPaused() &&
+          decoder.bufferedBytes < slot.readAheadBytes(decoder.maxLineBytes)
+        )
+          socket.resume();
       }
     };
 
     socket.on('data', (chunk: Buffer) => {
+      if (closing) return;
       decoder.push(chunk);
-      if (decoder.bufferedBytes >= BACKPRESSURE_BYTES) socket.pause();
+      if (decoder.bufferedBytes >= slot.readAheadBytes(decoder.maxLineBytes)) socket.pause();
       void pump();
     });
     socket.on('end', () => {
@@ -190,9 +257,10 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       if (decoder.bufferedBytes > 0) decoder.push(Buffer.from('\n')); // a last line without its newline still counts
       void pump();
     });
-    socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
     socket.on('close', () => {
       this.sockets.delete(socket);
+      this.shutters.delete(slot);
+      slot.release();
       ctx.closed();
       void this.handleEvent(
         TransportEvent.PeerClosed,
@@ -211,6 +279,11 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       socket.destroy();
       return undefined;
     }
+  }
+
+  /** Closes every connection idle past the policy's timeout, each with one `ERR IDLE_TIMEOUT` line. */
+  private closeIdle(): void {
+    for (const slot of this.policy.idle()) this.shutters.get(slot)?.(slot.idleRefusal());
   }
 
   /** Turns one complete request line into its reply; undefined for a blank line. */
@@ -285,6 +358,18 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     this.logger.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
     return errReply(ErrorCode.Internal, 'internal error; the request was not completed');
   }
+}
+
+/** How long a refused peer has to read its one error line before the connection is cut. */
+const SHUT_GRACE_MS = 2000;
+
+/** Writes the refusal, ends the connection and destroys it once the line is out (or after a grace period). */
+function shut(socket: Socket, refusal: Refusal): void {
+  socket.pause();
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), SHUT_GRACE_MS).unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.end(formatReply(refusal.reply), () => socket.destroy());
 }
 
 /** Writes a reply; false when the socket asks the writer to wait for 'drain'. */
