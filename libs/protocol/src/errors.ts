@@ -32,6 +32,8 @@ export const ErrorCode = {
   FileChanged: 'FILE_CHANGED',
   Busy: 'BUSY',
   UnknownSession: 'UNKNOWN_SESSION',
+  /** A seeder's one refusal: no valid capability for a file it shares (nothing more is said). */
+  Denied: 'DENIED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

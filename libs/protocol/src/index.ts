@@ -8,3 +8,4 @@ export * from './tracker-info';
 export * from './metadata';
 export * from './peer';
 export * from './sync';
+export * from './capability';

@@ -12,14 +12,31 @@ export interface ClientConfig {
   readonly connectTimeoutMs: number;
   /** Cap on the bytes per second this client uploads to other peers (undefined: none). */
   readonly uploadLimit?: number;
+  /** How long after its expiry this client, seeding, still honours a capability (undefined: the default, 60 s). */
+  readonly capabilitySkewMs?: number;
 }
 
 export interface ClientOptions {
   readonly dataDir?: string;
   readonly uploadLimit?: string;
+  readonly capabilitySkew?: string;
 }
 
-export const CLIENT_USAGE = 'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE]';
+export const CLIENT_USAGE =
+  'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE] [--capability-skew DURATION]';
+
+/**
+ * A duration: `500ms`, `30s`, `5m`, `2h`, `7d` or a bare number of seconds;
+ * zero is allowed; undefined when it is none. (Local to the client config
+ * until a shared parser exists.)
+ */
+export function parseDurationMs(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  const ms = Math.round(Number(m[1]) * scale);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
 
 /** `500K`, `5M`, `1G` (per second, powers of 1024) or a plain number of bytes per second. */
 export function parseRate(text: string): number | undefined {
@@ -55,6 +72,12 @@ export function parseClientArgs(
   if (options.uploadLimit !== undefined && uploadLimit === undefined) {
     throw new ConfigError(`--upload-limit '${options.uploadLimit}' is not a rate such as 500K or 5M; ${CLIENT_USAGE}`);
   }
+  const capabilitySkewMs = options.capabilitySkew === undefined ? undefined : parseDurationMs(options.capabilitySkew);
+  if (options.capabilitySkew !== undefined && capabilitySkewMs === undefined) {
+    throw new ConfigError(
+      `--capability-skew '${options.capabilitySkew}' is not a duration such as 30s or 500ms; ${CLIENT_USAGE}`,
+    );
+  }
   let text: string;
   try {
     text = readFile(trackerInfoFile);
@@ -71,5 +94,6 @@ export function parseClientArgs(
     dataDir: resolve(options.dataDir ?? `data/client-${dirHost}-${self.port}`),
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     uploadLimit,
+    ...(capabilitySkewMs === undefined ? {} : { capabilitySkewMs }),
   };
 }

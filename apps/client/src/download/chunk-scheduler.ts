@@ -195,6 +195,16 @@ export class ChunkScheduler {
     this.release(index, seederId);
   }
 
+  /** `seederId` did not deliver chunk `index` through no fault of the chunk (try again later): it goes back, unblamed. */
+  requeue(index: number, seederId: string): void {
+    this.checkIndex(index);
+    if (this.state[index] === DONE) {
+      this.seeders.get(seederId)?.inFlight.delete(index);
+      return;
+    }
+    this.release(index, seederId);
+  }
+
   /** A missing chunk that no live seeder holds, if there is one: the download cannot finish. */
   unavailableChunk(): number | undefined {
     for (let i = 0; i < this.chunkCount; i++) if (this.state[i] !== DONE && this.avail[i] === 0) return i;

@@ -28,7 +28,7 @@ import { configService, fakeTracker, FakeTracker, SELF, tick } from './testing/f
 const seeder = (userId: string, host: string, port: number): SeederInfo => ({
   userId,
   address: { host, port },
-  filePath: `/home/${userId}/report.pdf`,
+  capability: `cap-${userId}`,
 });
 const BOB = seeder('bob', '127.0.0.1', 7002);
 /** Same port as this client, other host: not this client. */

@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { ClientConfigModule } from '../config/client-config.module';
 import { ClientConfigService } from '../config/client-config.service';
 import { OutputModule } from '../output/output.module';
+import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { ChunkServer } from '../seeding/chunk.server';
 import { SEEDING_OPTIONS, SeedingOptions } from '../seeding/seeding.tokens';
 import { ShareRegistry } from '../seeding/share.registry';
@@ -27,6 +28,9 @@ function seedingOptions(config: ClientConfigService): SeedingOptions {
     get uploadLimit() {
       return config.get().uploadLimit;
     },
+    get capabilitySkewMs() {
+      return config.get().capabilitySkewMs;
+    },
   };
 }
 
@@ -35,6 +39,7 @@ function seedingOptions(config: ClientConfigService): SeedingOptions {
   providers: [
     { provide: SEEDING_OPTIONS, useFactory: seedingOptions, inject: [ClientConfigService] },
     ShareRegistry,
+    CapabilityVerifier,
     ChunkServer,
     ClientSession,
     SharingService,

@@ -18,6 +18,8 @@ export interface ChunkServerOptions {
   readonly maxConnections?: number;
   /** Upload rate cap over all connections, in bytes per second (undefined or 0: no cap). */
   readonly uploadLimit?: number;
+  /** A capability is still honoured this long after its expiry, for clocks that differ (default 60 s). */
+  readonly capabilitySkewMs?: number;
 }
 
 export type SeedingOptions = ShareRegistryOptions & ChunkServerOptions;
@@ -25,3 +27,4 @@ export type SeedingOptions = ShareRegistryOptions & ChunkServerOptions;
 export const DEFAULT_PEER_MAX_LINE_BYTES = 8 * 1024;
 export const DEFAULT_PEER_IDLE_TIMEOUT_MS = 120_000;
 export const DEFAULT_MAX_PEER_CONNECTIONS = 512;
+export const DEFAULT_CAPABILITY_SKEW_MS = 60_000;

@@ -13,10 +13,30 @@ export interface TrackerConfig {
   readonly peerAddresses: ReadonlyMap<number, HostPort>;
   /** The network's shared secret; created beside the tracker info file when missing. */
   readonly keyFile: string;
+  /** Lifetime of the download capabilities this tracker issues (`--capability-ttl`, default 1 h). */
+  readonly capabilityTtlMs: number;
 }
 
 export const TRACKER_USAGE =
-  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT]';
+  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT] [--capability-ttl DURATION]';
+
+/** Default `--capability-ttl`: one hour. */
+export const DEFAULT_CAPABILITY_TTL_MS = 60 * 60 * 1000;
+
+/**
+ * A duration from the command line: `500ms`, `30s`, `5m`, `2h`, `7d` or a
+ * bare number of seconds; undefined when it is none or not above zero.
+ * (Local to the tracker config until a shared parser exists.)
+ */
+export function parseDurationMs(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    (m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
+  const ms = Math.round(Number(m[1]) * scale);
+  return ms > 0 && Number.isSafeInteger(ms) ? ms : undefined;
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -28,6 +48,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
   let dataDir: string | undefined;
   let keyFile: string | undefined;
   const peerTexts: string[] = [];
+  let capabilityTtlMs = DEFAULT_CAPABILITY_TTL_MS;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--key-file' || arg === '--peer-address') {
@@ -35,6 +56,13 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
       if (!value) throw new ConfigError(`${arg} needs a value; ${TRACKER_USAGE}`);
       if (arg === '--key-file') keyFile = value;
       else peerTexts.push(value);
+    } else if (arg === '--capability-ttl') {
+      const value = argv[++i];
+      const ms = value === undefined ? undefined : parseDurationMs(value);
+      if (ms === undefined) {
+        throw new ConfigError(`--capability-ttl needs a duration such as 30s, 5m or 2h; ${TRACKER_USAGE}`);
+      }
+      capabilityTtlMs = ms;
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -80,5 +108,6 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     dataDir: resolve(dataDir ?? `data/tracker-${trackerNumber}`),
     peerAddresses,
     keyFile: resolve(keyFile ?? infoFile.replace(/(\.txt)?$/, '.key')),
+    capabilityTtlMs,
   };
 }

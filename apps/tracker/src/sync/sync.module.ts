@@ -19,6 +19,6 @@ import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
       inject: [TRACKER_CONFIG],
     },
   ],
-  exports: [SyncService],
+  exports: [SyncService, CLUSTER_KEY],
 })
 export class SyncModule {}
