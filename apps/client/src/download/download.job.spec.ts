@@ -512,10 +512,7 @@ describe(DownloadJob.name, () => {
       alice.accepted.clear();
       let n = 0;
       const renew = jest.fn(() =>
-        Promise.resolve([
-          { ...seederInfo('alice', alice), capability: `fresh-${++n}` },
-          seederInfo('bob', bob),
-        ]),
+        Promise.resolve([{ ...seederInfo('alice', alice), capability: `fresh-${++n}` }, seederInfo('bob', bob)]),
       );
       const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]), {
         renewCapabilities: renew,
