@@ -122,7 +122,9 @@ describe('files over the wire', () => {
       fileSize: 1500 * CHUNK_SIZE,
       fileHash: sha1('/home/alice/big file.bin'),
       chunkHashes: chunkList(1500, '/home/alice/big file.bin'),
-      seeders: [{ userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, capability: expect.any(String) }],
+      seeders: [
+        { userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, capability: expect.any(String) as string },
+      ],
     });
     // a capability for bob to fetch from alice, never alice's path
     expect(decodeCapability(meta.seeders[0].capability)?.claims).toMatchObject({
