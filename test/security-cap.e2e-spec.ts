@@ -33,11 +33,13 @@ interface Peer {
  * gets one and the same refusal for a real path, /etc/passwd, a forged,
  * altered or expired capability, or a member's capability shown to another
  * seeder, and no bytes; members download as before, and a download that lasts
- * several capability lifetimes renews them on the way.
+ * several capability lifetimes renews them on the way. Two trackers: the
+ * clients use tracker 1, erin tracker 2, so every capability erin presents
+ * also shows that one tracker's capabilities are good at seeders of the other.
  */
 describe('download capabilities (security: cap)', () => {
   let net: Awaited<ReturnType<typeof trackerNetwork>>;
-  let tracker: Proc;
+  let trackers: Proc[] = [];
   const peers = new Map<string, Peer>();
   /** erin, a member, talks to the tracker directly, as a client written from the protocol would. */
   let erin: RawConn;
@@ -85,9 +87,11 @@ describe('download capabilities (security: cap)', () => {
   }
 
   beforeAll(async () => {
-    net = await trackerNetwork(1);
-    tracker = startTracker(net.infoFile, 1, join(net.dir, 'tracker-data'), ['--capability-ttl', `${TTL_SECONDS}s`]);
-    await tracker.waitFor(/listening on/, 15_000);
+    net = await trackerNetwork(2);
+    trackers = [1, 2].map((n) =>
+      startTracker(net.infoFile, n, join(net.dir, `tracker-${n}`), ['--capability-ttl', `${TTL_SECONDS}s`]),
+    );
+    await Promise.all(trackers.map((t) => t.waitFor(/listening on/, 30_000)));
     const networkKey = Buffer.from(readFileSync(join(net.dir, 'tracker_info.key'), 'utf8').trim(), 'hex');
     const seed = Buffer.from(
       hkdfSync('sha256', networkKey, Buffer.alloc(0), 'p2p-share capability signing key v1', 32),
@@ -108,13 +112,13 @@ describe('download capabilities (security: cap)', () => {
       await peer(name).proc.run('join_group team', /asked to join/);
       await peer('alice').proc.run(`accept_request team ${name}`, /now a member/);
     }
-    erin = await RawConn.open(net.ports[0]);
+    erin = await RawConn.open(net.ports[1]);
     okReply(await erin.request('create_user erin pw-erin'));
     okReply(await erin.request('login erin pw-erin'));
     okReply(await erin.request('join_group team'));
     await peer('alice').proc.run('accept_request team erin', /now a member/);
 
-    // alice and bob seed the same 3 MB file
+    // alice and bob seed the same 3 MB file (announced on tracker 1, seen on tracker 2)
     secretPath = join(peer('alice').dir, 'secret.bin');
     randomFile(secretPath, 3 * MB);
     copyFileSync(secretPath, join(peer('bob').dir, 'secret.bin'));
@@ -122,12 +126,13 @@ describe('download capabilities (security: cap)', () => {
     secretHash = await sha1File(secretPath);
     await peer('alice').proc.run('upload_file team secret.bin', /shared secret\.bin/);
     await peer('bob').proc.run('upload_file team secret.bin', /shared secret\.bin/);
+    await waitFor(async () => (await capabilitiesFor('secret.bin')).size === 2, 'tracker 2 sees both seeders');
   }, 90_000);
 
   afterAll(async () => {
     erin?.close();
     await Promise.all([...peers.values()].map((p) => p.proc.stop('SIGKILL')));
-    await tracker?.stop('SIGKILL');
+    await Promise.all(trackers.map((t) => t.stop('SIGKILL')));
     removeDir(net.dir);
   });
 
@@ -145,18 +150,26 @@ describe('download capabilities (security: cap)', () => {
       expect(c!.expiresAt).toBeGreaterThan(now);
       expect(c!.expiresAt).toBeLessThanOrEqual(Math.ceil(now + TTL_SECONDS + 1));
     }
-    // the login reply carries the key a seeder checks capabilities with
-    const other = await RawConn.open(net.ports[0]);
-    try {
-      okReply(await other.request('create_user frank pw-frank'));
-      const login = okReply(await other.request('login frank pw-frank'));
-      expect(login.lines).toEqual([
-        expect.stringMatching(/^session_token:[0-9a-f]{64}$/),
-        expect.stringMatching(/^capability_key:[A-Za-z0-9_-]{43}$/),
-      ]);
-    } finally {
-      other.close();
+    // the login reply carries the key a seeder checks capabilities with: the same from either tracker
+    const keys: string[] = [];
+    for (const [n, user] of [
+      [0, 'frank'],
+      [1, 'gina'],
+    ] as const) {
+      const other = await RawConn.open(net.ports[n]);
+      try {
+        okReply(await other.request(`create_user ${user} pw-${user}`));
+        const login = okReply(await other.request(`login ${user} pw-${user}`));
+        expect(login.lines).toEqual([
+          expect.stringMatching(/^session_token:[0-9a-f]{64}$/),
+          expect.stringMatching(/^capability_key:[A-Za-z0-9_-]{43}$/),
+        ]);
+        keys.push(login.lines[1]);
+      } finally {
+        other.close();
+      }
     }
+    expect(keys[0]).toBe(keys[1]);
   });
 
   it('serves a member who presents the capability the tracker gave, and refuses an outsider on 127.0.0.2 everything else, byte-identically and without a byte of the file', async () => {
@@ -263,6 +276,14 @@ describe('download capabilities (security: cap)', () => {
     expect(carol.proc.stdout).not.toMatch(/error: .*(DENIED|capabilit)/i);
   }, 150_000);
 });
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 function okReply(reply: Reply): Extract<Reply, { ok: true }> {
   if (!reply.ok) throw new Error(`expected OK, got ERR ${reply.code} ${reply.message}`);
