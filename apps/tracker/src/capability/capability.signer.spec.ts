@@ -35,6 +35,18 @@ describe(CapabilitySigner.name, () => {
     expect(decodeCapability(signer.issue(grant))?.claims.expiresAt).toBe(1_800_000_013);
   });
 
+  it('hands out the same capability for the same grant within a tenth of the lifetime, then a fresh one', () => {
+    const first = signer.issue(grant);
+    now += 200; // within 250 ms, a tenth of 2.5 s
+    expect(signer.issue(grant)).toBe(first);
+    expect(signer.issue({ ...grant, downloaderId: 'carol' })).not.toBe(first);
+    expect(signer.issue({ ...grant, seederId: 'bob' })).not.toBe(first);
+    now += 600; // 800 ms after the first: 1.95 s left, under nine tenths of 2.5 s
+    const second = signer.issue(grant);
+    expect(second).not.toBe(first);
+    expect(decodeCapability(second)?.claims.expiresAt).toBe(1_800_000_004);
+  });
+
   it('signs it so that its public key verifies it offline', () => {
     const decoded = decodeCapability(signer.issue(grant))!;
     expect(verify(null, decoded.signed, publicKeyObject(signer.publicKey), decoded.signature)).toBe(true);
