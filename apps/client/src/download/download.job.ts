@@ -208,6 +208,8 @@ export class DownloadJob {
   private renewAt: number | undefined;
   /** Completed renewals. */
   private renewals = 0;
+  /** Wakes the job for a renewal when no chunk arrives to do it; cleared when the transfer ends. */
+  private renewWake: NodeJS.Timeout | undefined;
 
   constructor(
     readonly metadata: FileMetadata,
@@ -257,7 +259,6 @@ export class DownloadJob {
     });
     this.aborted = new Promise<never>((_, reject) => (this.abortWith = reject));
     this.aborted.catch(() => undefined);
-    this.scheduleRenewal(this.now());
   }
 
   /** How many times fresh capabilities were fetched from the tracker. */
@@ -384,6 +385,7 @@ export class DownloadJob {
   private transfer(): Promise<void> {
     const done = new Promise<void>((resolve) => (this.transferDone = resolve));
     for (const seeder of this.seeders) this.scheduler.addSeeder(seeder.id);
+    this.scheduleRenewal(this.now());
     for (const seeder of this.seeders) this.connect(seeder);
     return done;
   }
@@ -482,12 +484,14 @@ export class DownloadJob {
     if (soonest !== undefined) this.renewTimer(soonest - now);
   }
 
-  /** Makes sure a pump runs at `ms` from now even when no chunk arrives to trigger one (a slow seeder). */
+  /** Makes sure a renewal starts at `ms` from now even when no chunk arrives to trigger one (a slow seeder). */
   private renewTimer(ms: number): void {
-    const timer = setTimeout(() => {
+    clearTimeout(this.renewWake);
+    this.renewWake = setTimeout(() => {
+      this.renewWake = undefined;
       if (!this.transferOver && this.renewAt !== undefined && this.now() >= this.renewAt) void this.renew();
     }, ms);
-    timer.unref();
+    this.renewWake.unref();
   }
 
   private pumpAll(): void {
@@ -631,6 +635,8 @@ export class DownloadJob {
   private stopTransfer(): void {
     if (this.transferOver) return;
     this.transferOver = true;
+    clearTimeout(this.renewWake);
+    this.renewWake = undefined;
     for (const seeder of this.seeders) {
       if (seeder.state !== 'dropped') seeder.state = 'finished';
       seeder.conn.close();
