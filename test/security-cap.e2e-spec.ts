@@ -7,12 +7,23 @@ import {
   parseFileMetadata,
   Reply,
 } from '@app/protocol';
+import { spawnSync } from 'node:child_process';
 import { createPrivateKey, generateKeyPairSync, hkdfSync, KeyObject, sign } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
-import { freePort, Proc, RawConn, removeDir, startClient, startTracker, trackerNetwork } from './support/processes';
+import {
+  CLIENT_MAIN,
+  freePort,
+  Proc,
+  RawConn,
+  removeDir,
+  startClient,
+  startTracker,
+  TRACKER_MAIN,
+  trackerNetwork,
+} from './support/processes';
 
 const MB = 1024 * 1024;
 /** Capabilities live this long: a slow download outlives several of them. */
@@ -134,6 +145,21 @@ describe('download capabilities (security: cap)', () => {
     await Promise.all([...peers.values()].map((p) => p.proc.stop('SIGKILL')));
     await Promise.all(trackers.map((t) => t.stop('SIGKILL')));
     removeDir(net.dir);
+  });
+
+  it('refuses a bad --capability-ttl (tracker) or --capability-skew (client) with one line and exit status 2', () => {
+    const run = (main: string, args: string[]) =>
+      spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 15_000, input: '' });
+    const tracker = run(TRACKER_MAIN, [net.infoFile, '1', '--capability-ttl', 'soon']);
+    expect(tracker.status).toBe(2);
+    expect(tracker.stderr).toMatch(
+      /^error: --capability-ttl needs a duration such as 30s, 5m or 2h; usage: tracker .*\n$/,
+    );
+    const client = run(CLIENT_MAIN, ['127.0.0.1:1', net.infoFile, '--capability-skew', 'soon']);
+    expect(client.status).toBe(2);
+    expect(client.stderr).toMatch(
+      /^error: --capability-skew 'soon' is not a duration such as 30s or 500ms; usage: client .*\n$/,
+    );
   });
 
   it('gives members capabilities in seeder_file_paths, never paths; the client learns the key at login', async () => {
