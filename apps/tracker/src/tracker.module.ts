@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
+import { CapabilityModule } from './capability/capability.module';
 import { TRACKER_CONFIG, TrackerConfig } from './config/tracker.config';
 import { FilesModule } from './files/files.module';
 import { GroupsModule } from './groups/groups.module';
@@ -14,7 +15,14 @@ export class TrackerModule {
     return {
       module: TrackerModule,
       global: true,
-      imports: [StorageModule.forRoot(config.dataDir), SyncModule, AuthModule, GroupsModule, FilesModule],
+      imports: [
+        StorageModule.forRoot(config.dataDir),
+        SyncModule,
+        CapabilityModule,
+        AuthModule,
+        GroupsModule,
+        FilesModule,
+      ],
       providers: [
         { provide: TRACKER_CONFIG, useValue: config },
         { provide: APP_FILTER, useClass: PassThroughExceptionFilter },

@@ -39,6 +39,8 @@ export const ErrorCode = {
   /** A file name with a control, bidi or invisible format character, '/', or '.'/'..' (see `fileNameProblem`). */
   InvalidName: 'INVALID_NAME',
   RequestTooLarge: 'REQUEST_TOO_LARGE',
+  /** A seeder's one refusal: no valid capability for a file it shares (nothing more is said). */
+  Denied: 'DENIED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

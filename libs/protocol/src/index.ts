@@ -10,3 +10,4 @@ export * from './peer';
 export * from './sync';
 export * from './safe-text';
 export * from './units';
+export * from './capability';

@@ -21,8 +21,8 @@ describe('file metadata', () => {
     fileHash: hash(99),
     chunkHashes: [hash(1), hash(2), hash(3)],
     seeders: [
-      { userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, filePath: '/home/a/report, final.pdf' },
-      { userId: 'bob', address: { host: '::1', port: 7002 }, filePath: '/srv/100%/r.pdf' },
+      { userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, capability: '/home/a/report, final.pdf' },
+      { userId: 'bob', address: { host: '::1', port: 7002 }, capability: '/srv/100%/r.pdf' },
     ],
   };
 

@@ -58,7 +58,11 @@ export function parseChunkHashes(text: string): string[] {
 export interface SeederInfo {
   readonly userId: string;
   readonly address: HostPort;
-  readonly filePath: string;
+  /**
+   * What `seeder_file_paths` carries for this seeder: the download capability
+   * the tracker issued for it (see capability.ts), sent back in `GET_CHUNK`.
+   */
+  readonly capability: string;
 }
 
 export interface FileMetadata {
@@ -77,7 +81,9 @@ export interface PackedFileMetadata extends Omit<FileMetadata, 'chunkHashes'> {
 /**
  * The `download_file` reply body: the seed's seven `key:value` lines in the
  * seed's order, then `seeder_hosts` (the IP of each seeder). List values are
- * comma-separated; in paths, `%` and `,` are written `%25` and `%2C`.
+ * comma-separated; `seeder_file_paths` holds a capability per seeder, not its
+ * path (an item is still escaped, `%` and `,` as `%25` and `%2C`, though a
+ * capability has neither).
  */
 export const METADATA_KEYS = [
   'file_name',
@@ -102,7 +108,7 @@ export function formatFileMetadata(meta: FileMetadata | PackedFileMetadata): str
     chunk_hashes: '', // below
     seeders: meta.seeders.map((s) => s.userId).join(','),
     seeder_ports: meta.seeders.map((s) => s.address.port).join(','),
-    seeder_file_paths: meta.seeders.map((s) => escapeItem(s.filePath)).join(','),
+    seeder_file_paths: meta.seeders.map((s) => escapeItem(s.capability)).join(','),
     seeder_hosts: meta.seeders.map((s) => escapeItem(s.address.host)).join(','),
   };
   const chunkLine = () => ('chunkDigests' in meta ? digestsLine(meta.chunkDigests) : chunkHashesLine(meta.chunkHashes));
@@ -173,7 +179,7 @@ export function parseFileMetadata(lines: readonly string[]): FileMetadata {
   const seeders = users.map((userId, i) => {
     const address = parseHostPort(formatHostPort({ host: hosts[i], port: Number(ports[i]) }));
     if (!address) throw new ProtocolError(ErrorCode.BadFileMetadata, `bad address for seeder ${userId}`);
-    return { userId, address, filePath: paths[i] };
+    return { userId, address, capability: paths[i] };
   });
   return {
     fileName: get('file_name'),

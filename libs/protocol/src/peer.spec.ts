@@ -3,8 +3,8 @@ import { formatChunkHeader, formatGetChunk, parseChunkHeader, parseGetChunk } fr
 
 describe('peer protocol', () => {
   it.each([
-    [{ index: 0, filePath: '/tmp/a.bin' }, 'GET_CHUNK 0 /tmp/a.bin'],
-    [{ index: 17, filePath: '/tmp/my file.bin' }, 'GET_CHUNK 17 "/tmp/my file.bin"'],
+    [{ index: 0, capability: 'AQAAAABp_x-9' }, 'GET_CHUNK 0 AQAAAABp_x-9'],
+    [{ index: 17, capability: '/tmp/my file.bin' }, 'GET_CHUNK 17 "/tmp/my file.bin"'],
   ])('GET_CHUNK %j', (req, line) => {
     expect(formatGetChunk(req)).toBe(line);
     expect(parseGetChunk(line)).toEqual(req);

@@ -4,33 +4,36 @@ import { joinArgs, tokenize } from './tokenize';
 /**
  * Client-to-client protocol. A downloader sends one line per chunk:
  *
- *     GET_CHUNK <chunk_index> <file_path>
+ *     GET_CHUNK <chunk_index> <capability>
  *
  * and the seeder answers, in request order, either
  *
  *     CHUNK <chunk_index> <length>\n<length raw bytes>
  *
  * or one line `ERR <CODE> <message>`. A connection may carry many requests.
+ * `<capability>` is what the tracker's `seeder_file_paths` gave for that
+ * seeder (see capability.ts), echoed back unchanged.
  */
 export const GET_CHUNK = 'GET_CHUNK';
 export const CHUNK = 'CHUNK';
 
 export interface GetChunkRequest {
   readonly index: number;
-  readonly filePath: string;
+  /** As received from the tracker in `seeder_file_paths`; not checked here. */
+  readonly capability: string;
 }
 
 export function formatGetChunk(req: GetChunkRequest): string {
-  return joinArgs([GET_CHUNK, String(req.index), req.filePath]);
+  return joinArgs([GET_CHUNK, String(req.index), req.capability]);
 }
 
 export function parseGetChunk(line: string): GetChunkRequest {
-  const [name, index, filePath, ...rest] = tokenize(line);
+  const [name, index, capability, ...rest] = tokenize(line);
   if (name !== GET_CHUNK) throw new ProtocolError(ErrorCode.UnknownCommand, `unknown peer command '${name ?? ''}'`);
-  if (filePath === undefined || rest.length > 0 || !/^\d{1,9}$/.test(index)) {
-    throw new ProtocolError(ErrorCode.BadArguments, 'usage: GET_CHUNK <chunk_index> <file_path>');
+  if (capability === undefined || rest.length > 0 || !/^\d{1,9}$/.test(index)) {
+    throw new ProtocolError(ErrorCode.BadArguments, 'usage: GET_CHUNK <chunk_index> <capability>');
   }
-  return { index: Number(index), filePath };
+  return { index: Number(index), capability };
 }
 
 export function formatChunkHeader(index: number, length: number): string {

@@ -89,6 +89,28 @@ describe('parseClientArgs', () => {
     expect(parseDurationMs(text)).toBe(ms);
   });
 
+  describe('--capability-skew', () => {
+    const skew = (text?: string) =>
+      parseClientArgs(['127.0.0.1:7001', 'ti.txt'], { capabilitySkew: text }, readFile).capabilitySkewMs;
+
+    it.each([
+      ['0', 0],
+      ['500ms', 500],
+      ['30s', 30_000],
+      ['5m', 300_000],
+      ['2h', 7_200_000],
+      ['90', 90_000],
+    ])('reads %j as %d ms', (text, ms) => expect(skew(text)).toBe(ms));
+
+    it('leaves the default to the seeder when not given', () => expect(skew()).toBeUndefined());
+
+    it.each(['-1s', 'soon', '5x', ''])('rejects %j with one line', (text) => {
+      expect(() => skew(text)).toThrow(
+        new ConfigError(`--capability-skew '${text}' is not a duration such as 30s or 500ms; ${CLIENT_USAGE}`),
+      );
+    });
+  });
+
   it('rejects an empty --data-dir', () => {
     expect(() => parseClientArgs(['127.0.0.1:7001', 'ti.txt'], { dataDir: ' ' }, readFile)).toThrow(ConfigError);
   });

@@ -12,6 +12,8 @@ export interface ClientConfig {
   readonly connectTimeoutMs: number;
   /** Cap on the bytes per second this client uploads to other peers (undefined: none). */
   readonly uploadLimit?: number;
+  /** How long after its expiry this client, seeding, still honours a capability (undefined: the default, 60 s). */
+  readonly capabilitySkewMs?: number;
   /** Limits of the chunk server given on the command line (undefined: all defaults). */
   readonly peerLimits?: PeerLimits;
 }
@@ -33,12 +35,13 @@ export interface ClientOptions {
   readonly peerRequestTimeout?: string;
   readonly peerLineTimeout?: string;
   readonly peerIdleTimeout?: string;
+  readonly capabilitySkew?: string;
 }
 
 export const CLIENT_USAGE =
   'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE]' +
   ' [--max-peer-conns N] [--max-peer-conns-per-ip N]' +
-  ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME]';
+  ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME] [--capability-skew TIME]';
 
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -113,6 +116,12 @@ export function parseClientArgs(
     throw new ConfigError(`--upload-limit '${options.uploadLimit}' is not a rate such as 500K or 5M; ${CLIENT_USAGE}`);
   }
   const peerLimits = parsePeerLimits(options);
+  const capabilitySkewMs = options.capabilitySkew === undefined ? undefined : parseDurationMs(options.capabilitySkew);
+  if (options.capabilitySkew !== undefined && capabilitySkewMs === undefined) {
+    throw new ConfigError(
+      `--capability-skew '${options.capabilitySkew}' is not a duration such as 30s or 500ms; ${CLIENT_USAGE}`,
+    );
+  }
   let text: string;
   try {
     text = readFile(trackerInfoFile);
@@ -130,5 +139,6 @@ export function parseClientArgs(
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     uploadLimit,
     peerLimits,
+    ...(capabilitySkewMs === undefined ? {} : { capabilitySkewMs }),
   };
 }

@@ -1,5 +1,5 @@
 import { ChunkHasher, CHUNK_SIZE, Sha1ChunkHasher } from '@app/chunking';
-import { ErrorCode, FileMetadata, SeederInfo } from '@app/protocol';
+import { capabilitySignedBytes, ErrorCode, FileMetadata, formatCapability, SeederInfo } from '@app/protocol';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,13 @@ import { Decide, FakeSeeder, unusedPort } from './testing/fake-seeder.server';
 
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
 
+/** A capability in our format expiring at `expiresAt` (unix seconds), unsigned: the fake seeders do not check. */
+const capabilityUntil = (expiresAt: number, seederId = 'alice'): string =>
+  formatCapability(
+    capabilitySignedBytes({ fileHash: '0'.repeat(40), groupId: 'g1', seederId, downloaderId: 'carol', expiresAt }),
+    Buffer.alloc(64),
+  );
+
 function metadataFor(data: Buffer, seeders: SeederInfo[], chunkSize = CHUNK_SIZE): FileMetadata {
   const chunkHashes: string[] = [];
   for (let at = 0; at < data.length; at += chunkSize) chunkHashes.push(sha1(data.subarray(at, at + chunkSize)));
@@ -21,7 +28,7 @@ function metadataFor(data: Buffer, seeders: SeederInfo[], chunkSize = CHUNK_SIZE
 const seederInfo = (userId: string, s: FakeSeeder): SeederInfo => ({
   userId,
   address: { host: '127.0.0.1', port: s.port },
-  filePath: s.filePath,
+  capability: s.capability,
 });
 
 /** Resolves once `check` holds (polled), failing after `timeoutMs`. */
@@ -257,7 +264,7 @@ describe(DownloadJob.name, () => {
   it('keeps trying a seeder that refuses connections, and downloads from it once it listens', async () => {
     const port = await unusedPort();
     const j = job(
-      metadataFor(data, [{ userId: 'alice', address: { host: '127.0.0.1', port }, filePath: '/share/file.bin' }]),
+      metadataFor(data, [{ userId: 'alice', address: { host: '127.0.0.1', port }, capability: 'cap-alice' }]),
       { retryDelayMs: 10, maxRetryDelayMs: 50 },
     );
     const running = j.run();
@@ -270,9 +277,9 @@ describe(DownloadJob.name, () => {
   });
 
   it('drops a seeder at once when it no longer shares the file', async () => {
-    const alice = await seeder();
+    const alice = await seeder(() => ({ kind: 'err', code: 'NOT_SHARED', message: 'gone' }));
     const bob = await seeder();
-    const j = job(metadataFor(data, [{ ...seederInfo('alice', alice), filePath: '/moved' }, seederInfo('bob', bob)]));
+    const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]));
     await j.run();
     expect(readFileSync(dest).equals(data)).toBe(true);
     expect(j.progress.seeders[0]).toMatchObject({
@@ -280,6 +287,15 @@ describe(DownloadJob.name, () => {
       refused: 1,
       reason: 'no longer shares the file (NOT_SHARED)',
     });
+  });
+
+  it('drops a seeder that answers DENIED when it cannot renew capabilities', async () => {
+    const alice = await seeder();
+    const bob = await seeder();
+    const j = job(metadataFor(data, [{ ...seederInfo('alice', alice), capability: 'stale' }, seederInfo('bob', bob)]));
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(j.progress.seeders[0]).toMatchObject({ state: 'dropped', reason: 'no longer shares the file (DENIED)' });
   });
 
   it(`asks for no more chunks while ${MAX_QUEUED_WRITES} checked ones wait for a slow disk, then goes on`, async () => {
@@ -368,7 +384,7 @@ describe(DownloadJob.name, () => {
   it('downloads from the others while a seeder it cannot reach is being retried', async () => {
     const bob = await seeder();
     const meta = metadataFor(data, [
-      { userId: 'alice', address: { host: '127.0.0.1', port: await unusedPort() }, filePath: '/x' },
+      { userId: 'alice', address: { host: '127.0.0.1', port: await unusedPort() }, capability: 'x' },
       seederInfo('bob', bob),
     ]);
     const j = job(meta);
@@ -533,6 +549,97 @@ describe(DownloadJob.name, () => {
     expect(j.progress).toMatchObject({ state: 'failed', reason: 'cancelled' });
     expectNoFileLeft();
     await alice.allClosed();
+  });
+
+  describe('capability renewal', () => {
+    it('renews when a seeder answers DENIED and goes on, on the same connection, with the fresh capability', async () => {
+      // the old capability is good for two chunks, then "expires"
+      const alice: FakeSeeder = await seeder((req) => {
+        if (req.n === 3) alice.accepted.delete('old');
+      });
+      alice.accepted.clear();
+      alice.accepted.add('old');
+      const renew = jest.fn(() => {
+        alice.accepted.add('fresh');
+        return Promise.resolve([{ ...seederInfo('alice', alice), capability: 'fresh' }]);
+      });
+      const j = job(metadataFor(data, [{ ...seederInfo('alice', alice), capability: 'old' }]), {
+        renewCapabilities: renew,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(renew).toHaveBeenCalledTimes(1);
+      expect(j.capabilityRenewals).toBe(1);
+      expect(alice.connections).toBe(1);
+      expect(j.progress.seeders[0]).toMatchObject({ state: 'finished', chunks: CHUNKS, refused: 0 });
+      expect(alice.requests.at(-1)?.capability).toBe('fresh');
+    });
+
+    it('renews ahead of the expiry the capability carries, before any seeder refuses it', async () => {
+      let clock = 1_000_000_000_000;
+      const first = capabilityUntil(clock / 1000 + 60);
+      const second = capabilityUntil(clock / 1000 + 600);
+      const alice = await seeder((req) => {
+        if (req.n === 2) clock += 50_000; // past two thirds of the first one's 60 s
+      });
+      alice.accepted.add(first);
+      alice.accepted.add(second);
+      const renew = jest.fn(() => Promise.resolve([{ ...seederInfo('alice', alice), capability: second }]));
+      const j = job(metadataFor(data, [{ ...seederInfo('alice', alice), capability: first }]), {
+        renewCapabilities: renew,
+        now: () => clock,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(renew).toHaveBeenCalledTimes(1);
+      expect(alice.requests[0].capability).toBe(first);
+      expect(alice.requests.at(-1)?.capability).toBe(second);
+      expect(j.progress.seeders[0].refused).toBe(0);
+    });
+
+    it('drops a seeder that keeps denying fresh capabilities, and finishes from the others', async () => {
+      const alice = await seeder();
+      const bob = await seeder();
+      alice.accepted.clear();
+      let n = 0;
+      const renew = jest.fn(() =>
+        Promise.resolve([{ ...seederInfo('alice', alice), capability: `fresh-${++n}` }, seederInfo('bob', bob)]),
+      );
+      const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]), {
+        renewCapabilities: renew,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(j.progress.seeders[0]).toMatchObject({
+        state: 'dropped',
+        reason: 'denied 3 fresh capabilities in a row',
+      });
+      expect(renew).toHaveBeenCalledTimes(3);
+    });
+
+    it('drops a denying seeder the tracker no longer offers', async () => {
+      const alice = await seeder();
+      const bob = await seeder();
+      alice.accepted.clear();
+      const renew = jest.fn(() => Promise.resolve([seederInfo('bob', bob)]));
+      const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]), {
+        renewCapabilities: renew,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(j.progress.seeders[0]).toMatchObject({ state: 'dropped', reason: 'no longer shares the file (DENIED)' });
+    });
+
+    it('drops a denying seeder when the renewal fails, and fails when no seeder is left', async () => {
+      const alice = await seeder();
+      alice.accepted.clear();
+      const renew = jest.fn(() => Promise.reject(new Error('tracker unreachable')));
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), { renewCapabilities: renew });
+      await expect(j.run()).rejects.toThrow(
+        'no seeders left: alice denied access, and no fresh capability (tracker unreachable)',
+      );
+      expectNoFileLeft();
+    });
   });
 
   it('refuses metadata whose chunk hashes do not fit the size', async () => {

@@ -1,5 +1,5 @@
 import { ChunkHasher, CHUNK_SIZE, ChunkPlan, planChunks } from '@app/chunking';
-import { ErrorCode, FileMetadata, formatHostPort, isSha1Hex, SeederInfo } from '@app/protocol';
+import { capabilityExpiry, ErrorCode, FileMetadata, formatHostPort, isSha1Hex, SeederInfo } from '@app/protocol';
 import { ChunkBufferPool } from './chunk-buffer.pool';
 import { ChunkScheduler } from './chunk-scheduler';
 import { DownloadError, PeerError } from './download.errors';
@@ -50,6 +50,14 @@ export interface DownloadJobOptions {
    * writes are not counted: they are on disk already). Default 64 MiB; 0 never.
    */
   readonly flushEveryBytes?: number;
+  /**
+   * Asks the tracker for the file's seeders again, with fresh capabilities.
+   * Called in the background once two thirds of a capability's lifetime have
+   * passed, and when a seeder answers `DENIED`; the download goes on with the
+   * new capabilities, on the same connections. Without it, `DENIED` drops the
+   * seeder.
+   */
+  readonly renewCapabilities?: () => Promise<readonly SeederInfo[]>;
 }
 
 export type DownloadState = 'downloading' | 'complete' | 'failed';
@@ -117,7 +125,19 @@ export const MAX_QUEUED_WRITES = 8;
 export const DEFAULT_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
 /** `ERR` codes that mean a seeder no longer serves the file at all. */
-const WHOLE_FILE_REFUSALS = new Set<string>([ErrorCode.NotShared, ErrorCode.FileChanged, ErrorCode.UnknownFile]);
+const WHOLE_FILE_REFUSALS = new Set<string>([
+  ErrorCode.NotShared,
+  ErrorCode.FileChanged,
+  ErrorCode.UnknownFile,
+  ErrorCode.Denied,
+]);
+
+/** A seeder that denies this many fresh capabilities in a row, with no chunk between, is dropped. */
+const MAX_DENIED_CAPABILITIES = 3;
+/** After a failed renewal, the next is tried no sooner than this. */
+const RENEW_RETRY_MS = 5_000;
+/** Renewals are at least this far apart, however short capabilities live. */
+const MIN_RENEW_INTERVAL_MS = 500;
 
 /** `ERR` codes that mean a seeder is busy or closed an idle connection: worth trying again a little later. */
 const RETRY_LATER = new Set<string>([ErrorCode.Busy, ErrorCode.TooManyConnections, ErrorCode.IdleTimeout]);
@@ -144,6 +164,12 @@ function worthRetrying(err: unknown): boolean {
 interface Seeder {
   readonly id: string;
   readonly info: SeederInfo;
+  /** What its requests carry: the latest capability the tracker issued for it. */
+  capability: string;
+  /** A capability it answered `DENIED` to and that is still its latest: no requests until a fresh one comes. */
+  denied?: string;
+  /** Capabilities denied in a row. */
+  denials: number;
   /** The current connection; a new one after each retry. */
   conn: PeerConnection;
   state: SeederState;
@@ -228,6 +254,14 @@ export class DownloadJob {
   private readonly writtenChunks: Uint8Array;
   /** Should `inOrder` give up: hashes the written start of the file from disk during the transfer (large files). */
   private prefixHasher: PrefixHasher | undefined;
+  /** The capability renewal under way, if any. */
+  private renewing: Promise<void> | undefined;
+  /** When (ms, local clock) the capabilities are next renewed; undefined: not before a seeder denies one. */
+  private renewAt: number | undefined;
+  /** Completed renewals. */
+  private renewals = 0;
+  /** Wakes the job for a renewal when no chunk arrives to do it; cleared when the transfer ends. */
+  private renewWake: NodeJS.Timeout | undefined;
 
   constructor(
     readonly metadata: FileMetadata,
@@ -269,6 +303,8 @@ export class DownloadJob {
       return {
         id,
         info,
+        capability: info.capability,
+        denials: 0,
         conn: new PeerConnection({ pool: this.pool }),
         state: 'connecting',
         slots: 0,
@@ -282,6 +318,11 @@ export class DownloadJob {
     });
     this.aborted = new Promise<never>((_, reject) => (this.abortWith = reject));
     this.aborted.catch(() => undefined);
+  }
+
+  /** How many times fresh capabilities were fetched from the tracker. */
+  get capabilityRenewals(): number {
+    return this.renewals;
   }
 
   get fileName(): string {
@@ -409,6 +450,7 @@ export class DownloadJob {
       seeder.lastProgressAt = now;
       this.scheduler.addSeeder(seeder.id);
     }
+    this.scheduleRenewal(now);
     for (const seeder of this.seeders) this.connect(seeder);
     return done;
   }
@@ -474,9 +516,11 @@ export class DownloadJob {
 
   /** Fills the seeder's free request slots with chunks from the scheduler. */
   private pump(seeder: Seeder): void {
+    if (this.renewAt !== undefined && this.now() >= this.renewAt) void this.renew();
     while (
       !this.transferOver &&
       seeder.state === 'active' &&
+      seeder.denied !== seeder.capability &&
       seeder.slots < this.inFlightPerSeeder &&
       this.writes.size < MAX_QUEUED_WRITES
     ) {
@@ -484,11 +528,78 @@ export class DownloadJob {
       if (index === undefined) return;
       seeder.slots++;
       const conn = seeder.conn;
-      conn.fetch(index, seeder.info.filePath, this.chunkLength(index)).then(
+      const capability = seeder.capability;
+      conn.fetch(index, capability, this.chunkLength(index)).then(
         (data) => this.onChunk(seeder, index, data),
-        (err: unknown) => this.onFetchError(seeder, index, err, conn),
+        (err: unknown) => this.onFetchError(seeder, index, err, conn, capability),
       );
     }
+  }
+
+  /**
+   * Fetches fresh capabilities (one renewal at a time) and gives each seeder
+   * its own, matched by user and address; connections stay as they are. A
+   * seeder still waiting on a denied capability afterwards is no longer
+   * offered by the tracker and is dropped.
+   */
+  private renew(): Promise<void> {
+    const ask = this.options.renewCapabilities;
+    if (!ask || this.transferOver) return Promise.resolve();
+    this.renewing ??= (async () => {
+      this.renewAt = undefined;
+      let fresh: readonly SeederInfo[];
+      try {
+        fresh = await ask();
+      } catch (err) {
+        if (this.transferOver) return;
+        this.renewAt = this.now() + RENEW_RETRY_MS;
+        for (const s of this.seeders) {
+          if (s.denied === s.capability) this.drop(s, `denied access, and no fresh capability (${errorText(err)})`);
+        }
+        return;
+      }
+      if (this.transferOver) return;
+      this.renewals++;
+      for (const s of this.seeders) {
+        const same = fresh.find(
+          (f) => f.userId === s.info.userId && formatHostPort(f.address) === formatHostPort(s.info.address),
+        );
+        if (same) s.capability = same.capability;
+      }
+      this.scheduleRenewal(this.now());
+      for (const s of this.seeders) if (s.denied === s.capability) this.drop(s, 'no longer shares the file (DENIED)');
+      this.pumpAll();
+    })().finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  /**
+   * Sets when to renew: once two thirds of the shortest remaining lifetime
+   * among the seeders' capabilities have passed, by the expiry each carries.
+   * Capabilities that carry none (not ours) are never renewed ahead.
+   */
+  private scheduleRenewal(now: number): void {
+    if (!this.options.renewCapabilities) return;
+    let soonest: number | undefined;
+    for (const s of this.seeders) {
+      if (s.state === 'dropped') continue;
+      const expiry = capabilityExpiry(s.capability);
+      if (expiry === undefined) continue;
+      const at = now + Math.max(MIN_RENEW_INTERVAL_MS, ((expiry * 1000 - now) * 2) / 3);
+      soonest = soonest === undefined ? at : Math.min(soonest, at);
+    }
+    this.renewAt = soonest;
+    if (soonest !== undefined) this.renewTimer(soonest - now);
+  }
+
+  /** Makes sure a renewal starts at `ms` from now even when no chunk arrives to trigger one (a slow seeder). */
+  private renewTimer(ms: number): void {
+    clearTimeout(this.renewWake);
+    this.renewWake = setTimeout(() => {
+      this.renewWake = undefined;
+      if (!this.transferOver && this.renewAt !== undefined && this.now() >= this.renewAt) void this.renew();
+    }, ms);
+    this.renewWake.unref();
   }
 
   private pumpAll(): void {
@@ -520,6 +631,7 @@ export class DownloadJob {
     seeder.slots--;
     seeder.lastProgressAt = this.now();
     seeder.retryDelayMs = this.retryDelayMs;
+    seeder.denials = 0;
     this.uses.set(data, 2);
     const write = this.part!.write(data, index * this.plan.chunkSize).then(
       (direct) => {
@@ -569,11 +681,14 @@ export class DownloadJob {
     this.writtenChunks.forEach((written, index) => written && hasher.chunkWritten(index));
   }
 
-  private onFetchError(seeder: Seeder, index: number, err: unknown, conn: PeerConnection): void {
+  private onFetchError(seeder: Seeder, index: number, err: unknown, conn: PeerConnection, capability: string): void {
     seeder.slots--;
     if (this.transferOver || seeder.state === 'dropped') return;
     // a request of a connection already given up on: its chunk went back to the pool then
     if (conn !== seeder.conn || seeder.state === 'retrying') return;
+    if (err instanceof PeerError && err.kind === 'refused' && err.code === ErrorCode.Denied) {
+      if (this.options.renewCapabilities) return this.onDenied(seeder, index, capability);
+    }
     if (err instanceof PeerError && err.kind === 'refused' && !RETRY_LATER.has(err.code ?? '')) {
       seeder.refused++;
       this.scheduler.fail(index, seeder.id);
@@ -584,6 +699,23 @@ export class DownloadJob {
       return this.pumpAll();
     }
     this.lose(seeder, err);
+  }
+
+  /**
+   * The seeder denied `capability` (expired, most likely): the chunk goes back
+   * without blame, the seeder waits for a fresh capability, and a renewal is
+   * asked for unless one came since the request was sent.
+   */
+  private onDenied(seeder: Seeder, index: number, capability: string): void {
+    this.scheduler.cancel(index, seeder.id);
+    if (capability !== seeder.capability || seeder.denied === capability) return this.pumpAll();
+    seeder.denied = capability;
+    seeder.denials++;
+    if (seeder.denials > MAX_DENIED_CAPABILITIES) {
+      return this.drop(seeder, `denied ${MAX_DENIED_CAPABILITIES} fresh capabilities in a row`);
+    }
+    void this.renew();
+    this.pumpAll();
   }
 
   /** Stops using a seeder; its chunks in flight go back to the pool. */
@@ -616,6 +748,8 @@ export class DownloadJob {
   private stopTransfer(): void {
     if (this.transferOver) return;
     this.transferOver = true;
+    clearTimeout(this.renewWake);
+    this.renewWake = undefined;
     for (const seeder of this.seeders) {
       if (seeder.state !== 'dropped') seeder.state = 'finished';
       clearTimeout(seeder.retryTimer);

@@ -123,17 +123,17 @@ export class PeerConnection {
   }
 
   /**
-   * Requests chunk `index` of `filePath`; resolves with exactly
+   * Requests chunk `index` with `capability`; resolves with exactly
    * `expectedLength` bytes, in a buffer from the pool.
    */
-  fetch(index: number, filePath: string, expectedLength: number): Promise<Buffer> {
+  fetch(index: number, capability: string, expectedLength: number): Promise<Buffer> {
     if (this.closedBy) return Promise.reject(this.closedBy);
     const socket = this.socket;
     if (!socket) return Promise.reject(new PeerError('closed', 'not connected'));
     return new Promise<Buffer>((resolve, reject) => {
       if (this.pending.length === 0) this.lastActivity = Date.now();
       this.pending.push({ index, length: expectedLength, resolve, reject });
-      socket.write(`${formatGetChunk({ index, filePath })}\n`);
+      socket.write(`${formatGetChunk({ index, capability })}\n`);
       this.armTimer();
     });
   }

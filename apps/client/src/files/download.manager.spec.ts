@@ -21,10 +21,10 @@ function metadataFor(data: Buffer, seeders: SeederInfo[], fileName = 'report.pdf
   return { fileName, fileSize: data.length, fileHash: sha1(data), chunkHashes, seeders };
 }
 
-const seederInfo = (userId: string, port: number, filePath = '/share/file.bin'): SeederInfo => ({
+const seederInfo = (userId: string, port: number, capability = 'test-capability'): SeederInfo => ({
   userId,
   address: { host: '127.0.0.1', port },
-  filePath,
+  capability,
 });
 
 /**

@@ -1,5 +1,5 @@
 import { CHUNK_HASHER, ChunkHasher } from '@app/chunking';
-import { FileMetadata, formatHostPort } from '@app/protocol';
+import { FileMetadata, formatHostPort, SeederInfo } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { DownloadJob } from '../download/download.job';
 import { OUTPUT, OutputPort } from '../output/output.port';
@@ -33,8 +33,15 @@ export class DownloadManager {
     return this.entries.some((e) => e.job.destPath === destPath && e.job.progress.state === 'downloading');
   }
 
-  start(groupId: string, userId: string, metadata: FileMetadata, destPath: string): DownloadEntry {
-    const job = new DownloadJob(metadata, destPath, this.hasher);
+  /** Starts a download; `renew` asks the tracker for fresh capabilities of the same seeders (see DownloadJob). */
+  start(
+    groupId: string,
+    userId: string,
+    metadata: FileMetadata,
+    destPath: string,
+    renew?: () => Promise<readonly SeederInfo[]>,
+  ): DownloadEntry {
+    const job = new DownloadJob(metadata, destPath, this.hasher, { renewCapabilities: renew });
     const done = this.run(groupId, userId, job);
     const entry = { groupId, userId, job, done };
     this.entries.push(entry);

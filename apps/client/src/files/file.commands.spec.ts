@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { DownloadProgress } from '../download/download.job';
 import { OUTPUT } from '../output/output.port';
+import { CapabilityVerifier } from '../seeding/capability.verifier';
+import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
 import { TempDirs } from '../seeding/testing/seeding.fixtures';
 import { LOCAL_COMMANDS, LocalCommand } from '../shell/local-command';
 import { ShellService } from '../shell/shell.service';
@@ -28,7 +30,7 @@ import { configService, fakeTracker, FakeTracker, SELF, tick } from './testing/f
 const seeder = (userId: string, host: string, port: number): SeederInfo => ({
   userId,
   address: { host, port },
-  filePath: `/home/${userId}/report.pdf`,
+  capability: `cap-${userId}`,
 });
 const BOB = seeder('bob', '127.0.0.1', 7002);
 /** Same port as this client, other host: not this client. */
@@ -66,8 +68,9 @@ describe('file commands', () => {
   let downloads: {
     downloads: { groupId: string; userId: string; job: { progress: Partial<DownloadProgress> } }[];
     isBusy: jest.Mock<boolean, [string]>;
-    start: jest.Mock<unknown, [string, string, FileMetadata, string]>;
+    start: jest.Mock<unknown, [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?]>;
   };
+  let capabilities: CapabilityVerifier;
 
   beforeEach(async () => {
     tracker = Object.assign(fakeTracker(), {
@@ -87,13 +90,15 @@ describe('file commands', () => {
     downloads = {
       downloads: [],
       isBusy: jest.fn<boolean, [string]>(() => false),
-      start: jest.fn<unknown, [string, string, FileMetadata, string]>(),
+      start: jest.fn<unknown, [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?]>(),
     };
     moduleRef = await Test.createTestingModule({
       providers: [
         ...FILE_COMMANDS,
         ClientSession,
         ShellService,
+        CapabilityVerifier,
+        { provide: SEEDING_OPTIONS, useValue: {} },
         { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: FILE_COMMANDS },
         { provide: ClientConfigService, useValue: configService() },
         { provide: TrackerClient, useValue: tracker },
@@ -103,6 +108,7 @@ describe('file commands', () => {
       ],
     }).compile();
     session = moduleRef.get(ClientSession);
+    capabilities = moduleRef.get(CapabilityVerifier);
   });
 
   afterEach(async () => {
@@ -135,22 +141,25 @@ describe('file commands', () => {
       ]);
     });
 
-    it('hands the session token to the tracker client and does not print it', async () => {
+    it('hands the session token to the tracker client, trusts the capability key, and prints neither', async () => {
       const token = '0123456789abcdef'.repeat(4);
-      answer(okReply('logged in as alice', [`session_token:${token}`]));
+      const key = Buffer.alloc(32, 9).toString('base64url');
+      answer(okReply('logged in as alice', [`session_token:${token}`, `capability_key:${key}`]));
 
       await login();
 
       expect(tracker.setSessionToken.mock.calls).toEqual([[token]]);
       expect(out.lines).toEqual(['logged in as alice']);
       expect(session.user).toBe('alice');
+      expect(capabilities.seederId).toBe('alice');
     });
 
-    it('logs in without a token when the tracker sends none', async () => {
+    it('logs in without a token when the tracker sends none, and then honours no capability', async () => {
       answer(okReply('logged in as alice'));
       await login();
       expect(tracker.setSessionToken.mock.calls).toEqual([[undefined]]);
       expect(session.user).toBe('alice');
+      expect(capabilities.seederId).toBeUndefined();
     });
 
     it.each([
@@ -249,9 +258,11 @@ describe('file commands', () => {
     const logout = () => moduleRef.get(LogoutCommand).run();
     beforeEach(() => session.loggedIn('alice'));
 
-    it('logs out and forgets the session token', async () => {
+    it('logs out and forgets the session token and the capability key', async () => {
+      capabilities.trust('alice', Buffer.alloc(32, 9));
       answer(okReply('logged out'));
       await logout();
+      expect(capabilities.seederId).toBeUndefined();
       expect(tracker.lines).toEqual(['logout']);
       expect(session.user).toBeUndefined();
       expect(tracker.setSessionToken.mock.calls).toEqual([[undefined]]);
@@ -313,15 +324,36 @@ describe('file commands', () => {
       expect(tracker.lines).toEqual(['download_file g1 report.pdf']);
       expect(downloads.isBusy).toHaveBeenCalledWith(dest);
       expect(downloads.start).toHaveBeenCalledTimes(1);
-      expect(downloads.start).toHaveBeenCalledWith('g1', 'alice', { ...metadata([BOB, CAROL]) }, dest);
+      expect(downloads.start).toHaveBeenCalledWith(
+        'g1',
+        'alice',
+        { ...metadata([BOB, CAROL]) },
+        dest,
+        expect.any(Function),
+      );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}`]);
+    });
+
+    it('hands the download a way to renew capabilities: asking the tracker again for the same file', async () => {
+      await download(dir);
+      const renew = downloads.start.mock.calls[0][4]!;
+      const fresh = { ...BOB, capability: 'cap-bob-2' };
+      answer(metadataReply(metadata([fresh, ME])));
+      await expect(renew()).resolves.toEqual([fresh, ME]);
+      expect(tracker.lines).toEqual(['download_file g1 report.pdf', 'download_file g1 report.pdf']);
+      expect(out.lines).toHaveLength(1); // renewing is silent
+
+      answer(metadataReply({ ...metadata([fresh]), fileHash: 'e'.repeat(40) }));
+      await expect(renew()).rejects.toThrow('report.pdf is now another file on the tracker');
+      answer(errReply('NOT_MEMBER', 'you are not a member of group g1'));
+      await expect(renew()).rejects.toThrow('you are not a member of group g1');
     });
 
     it('downloads to a new file name in an existing directory', async () => {
       answer(metadataReply(metadata([BOB])));
       const dest = join(dir, 'copy.pdf');
       await download(dest);
-      expect(downloads.start).toHaveBeenCalledWith('g1', 'alice', metadata([BOB]), dest);
+      expect(downloads.start).toHaveBeenCalledWith('g1', 'alice', metadata([BOB]), dest, expect.any(Function));
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${dest}`]);
     });
 

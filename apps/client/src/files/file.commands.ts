@@ -1,9 +1,20 @@
-import { fileNameProblem, formatCommand, parseFileMetadata, Reply } from '@app/protocol';
+import {
+  CAPABILITY_KEY_FIELD,
+  capabilityKeyOf,
+  FileMetadata,
+  fileNameProblem,
+  formatCommand,
+  okReply,
+  parseFileMetadata,
+  Reply,
+  SeederInfo,
+} from '@app/protocol';
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
+import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { LocalCommand } from '../shell/local-command';
 import { sessionTokenOf, withoutSessionToken } from '../tracker/session-token';
 import { TrackerClient } from '../tracker/tracker.client';
@@ -19,6 +30,15 @@ function print(out: OutputPort, reply: Reply): void {
   reply.lines.forEach((l) => out.line(l));
 }
 
+/** A `login` reply without the capability key line, which is for this client only. */
+function withoutCapabilityKey(reply: Reply): Reply {
+  if (!reply.ok) return reply;
+  return okReply(
+    reply.message,
+    reply.lines.filter((l) => !l.startsWith(`${CAPABILITY_KEY_FIELD}:`)),
+  );
+}
+
 @Injectable()
 export class LoginCommand implements LocalCommand, OnModuleInit {
   readonly name = 'login';
@@ -31,6 +51,7 @@ export class LoginCommand implements LocalCommand, OnModuleInit {
     private readonly tracker: TrackerClient,
     private readonly session: ClientSession,
     private readonly sharing: SharingService,
+    private readonly capabilities: CapabilityVerifier,
     @Inject(OUTPUT) private readonly out: OutputPort,
   ) {}
 
@@ -39,14 +60,19 @@ export class LoginCommand implements LocalCommand, OnModuleInit {
     this.tracker.onResumed(() => {
       this.offering = this.offering.then(() => this.offerAgain());
     });
-    this.tracker.onSessionLost(() => this.session.loggedOut());
+    this.tracker.onSessionLost(() => {
+      this.session.loggedOut();
+      this.capabilities.forget();
+    });
   }
 
   async run([userId, password]: readonly string[]): Promise<void> {
     const reply = await this.tracker.request(formatCommand({ kind: 'login', userId, password }));
     if (reply.ok) this.tracker.setSessionToken(sessionTokenOf(reply));
-    print(this.out, withoutSessionToken(reply));
+    print(this.out, withoutCapabilityKey(withoutSessionToken(reply)));
     this.session.loggedIn(userId);
+    // seeding from now on: capabilities signed with the trackers' key, for this user
+    this.capabilities.trust(userId, reply.ok ? capabilityKeyOf(reply.lines) : undefined);
     const { offered, dropped } = await this.sharing.reoffer(userId);
     if (offered > 0) this.out.line(`seeding ${offered} file${offered === 1 ? '' : 's'} again`);
     for (const d of dropped) this.out.line(`no longer sharing ${d}`);
@@ -77,6 +103,7 @@ export class LogoutCommand implements LocalCommand {
   constructor(
     private readonly tracker: TrackerClient,
     private readonly session: ClientSession,
+    private readonly capabilities: CapabilityVerifier,
     @Inject(OUTPUT) private readonly out: OutputPort,
   ) {}
 
@@ -84,6 +111,7 @@ export class LogoutCommand implements LocalCommand {
     const reply = await this.tracker.request('logout');
     if (reply.ok || reply.code === 'NOT_LOGGED_IN') {
       this.session.loggedOut();
+      this.capabilities.forget();
       this.tracker.setSessionToken(undefined);
     }
     print(this.out, reply);
@@ -122,9 +150,7 @@ export class DownloadFileCommand implements LocalCommand {
 
   async run([groupId, fileName, destination]: readonly string[]): Promise<void> {
     const userId = this.session.requireUser();
-    const reply = await this.tracker.request(formatCommand({ kind: 'download_file', groupId, fileName }));
-    if (!reply.ok) throw new Error(reply.message || reply.code);
-    const metadata = parseFileMetadata(reply.lines);
+    const metadata = await this.metadata(groupId, fileName);
     // the name may become a file here: one a tracker could never have accepted is not used
     const nameProblem = fileNameProblem(metadata.fileName);
     if (nameProblem) throw new Error(`the tracker sent an unusable name for ${fileName}: ${nameProblem}`);
@@ -134,11 +160,23 @@ export class DownloadFileCommand implements LocalCommand {
       throw new Error(`no seeder is online for ${fileName} in group ${groupId}; try again later`);
     const destPath = await resolveDestination(destination, basename(metadata.fileName));
     if (this.downloads.isBusy(destPath)) throw new Error(`a download into ${destPath} is already running`);
-    this.downloads.start(groupId, userId, { ...metadata, seeders }, destPath);
+    // fresh capabilities come from asking the tracker again, in the background, for the same file
+    const renew = async (): Promise<readonly SeederInfo[]> => {
+      const again = await this.metadata(groupId, fileName);
+      if (again.fileHash !== metadata.fileHash) throw new Error(`${fileName} is now another file on the tracker`);
+      return again.seeders;
+    };
+    this.downloads.start(groupId, userId, { ...metadata, seeders }, destPath, renew);
     this.out.line(
       `downloading ${metadata.fileName} (${formatBytes(metadata.fileSize)}, ${metadata.chunkHashes.length} chunks) ` +
         `from ${seeders.length} seeder${seeders.length === 1 ? '' : 's'} to ${destPath}`,
     );
+  }
+
+  private async metadata(groupId: string, fileName: string): Promise<FileMetadata> {
+    const reply = await this.tracker.request(formatCommand({ kind: 'download_file', groupId, fileName }));
+    if (!reply.ok) throw new Error(reply.message || reply.code);
+    return parseFileMetadata(reply.lines);
   }
 }
 

@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { ClientConfigModule } from '../config/client-config.module';
 import { ClientConfigService } from '../config/client-config.service';
 import { OutputModule } from '../output/output.module';
+import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { ChunkServer } from '../seeding/chunk.server';
 import { SEEDING_OPTIONS, SeedingOptions } from '../seeding/seeding.tokens';
 import { ShareRegistry } from '../seeding/share.registry';
@@ -42,6 +43,9 @@ function seedingOptions(config: ClientConfigService): SeedingOptions {
     get idleTimeoutMs() {
       return config.get().peerLimits?.idleTimeoutMs;
     },
+    get capabilitySkewMs() {
+      return config.get().capabilitySkewMs;
+    },
   };
 }
 
@@ -50,6 +54,7 @@ function seedingOptions(config: ClientConfigService): SeedingOptions {
   providers: [
     { provide: SEEDING_OPTIONS, useFactory: seedingOptions, inject: [ClientConfigService] },
     ShareRegistry,
+    CapabilityVerifier,
     ChunkServer,
     ClientSession,
     SharingService,

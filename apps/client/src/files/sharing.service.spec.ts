@@ -16,7 +16,9 @@ import {
 import { join } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT } from '../output/output.port';
+import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { ChunkServer } from '../seeding/chunk.server';
+import { TestCapabilityIssuer } from '../seeding/testing/capability.fixtures';
 import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
 import { ShareRegistry } from '../seeding/share.registry';
 import { fileIdentity } from '../seeding/shared-file';
@@ -54,6 +56,7 @@ describe(SharingService.name, () => {
         SharingService,
         ShareRegistry,
         ChunkServer,
+        CapabilityVerifier,
         ClientSession,
         { provide: ClientConfigService, useValue: configService({ dataDir }) },
         { provide: SEEDING_OPTIONS, useValue: { host: '127.0.0.1', port: 0, dataDir } },
@@ -422,10 +425,13 @@ describe(SharingService.name, () => {
   describe('start and share-changed notices', () => {
     const server = () => moduleRef.get(ChunkServer);
 
+    /** Asks the chunk server for the first chunk of the file shared at `path`, with a valid capability. */
     async function requestChunk(path: string) {
+      const issuer = new TestCapabilityIssuer();
+      moduleRef.get(CapabilityVerifier).trust('alice', issuer.rawPublicKey);
       const socket = await ChunkSocket.open(server().address()!.port);
       try {
-        socket.send(formatGetChunk({ index: 0, filePath: path }));
+        socket.send(formatGetChunk({ index: 0, capability: issuer.for(registry.findByPath(path)[0]) }));
         return await socket.readOne();
       } finally {
         socket.destroy();

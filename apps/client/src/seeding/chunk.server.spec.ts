@@ -1,5 +1,5 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { formatGetChunk } from '@app/protocol';
+import { formatGetChunk, formatReply } from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { randomBytes } from 'node:crypto';
 import {
@@ -13,15 +13,17 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { ChunkServer } from './chunk.server';
+import { CapabilityVerifier } from './capability.verifier';
+import { ChunkServer, DENIED_REPLY } from './chunk.server';
 import { ChunkServerListenError } from './seeding.errors';
 import { ChunkServerOptions, SEEDING_OPTIONS } from './seeding.tokens';
 import { ShareRegistry } from './share.registry';
 import { SharedFile } from './shared-file';
+import { TestCapabilityIssuer, withByteFlipped } from './testing/capability.fixtures';
 import { ChunkSocket, PeerAnswer } from './testing/chunk-socket';
 import { eventually, shareOf, TempDirs } from './testing/seeding.fixtures';
 
-const get = (index: number, filePath: string) => formatGetChunk({ index, filePath });
+const get = (index: number, capability: string) => formatGetChunk({ index, capability });
 const openFds = () => readdirSync('/proc/self/fd').length;
 
 function expectChunk(answer: PeerAnswer, index: number, bytes: Buffer): void {
@@ -33,6 +35,9 @@ function expectChunk(answer: PeerAnswer, index: number, bytes: Buffer): void {
 }
 
 const expectErr = (answer: PeerAnswer, code: string) => expect(answer).toMatchObject({ kind: 'err', code });
+/** The one refusal, word for word. */
+const expectDenied = (answer: PeerAnswer) =>
+  expect(answer).toEqual({ kind: 'err', code: DENIED_REPLY.code, message: DENIED_REPLY.message });
 
 describe(ChunkServer.name, () => {
   const temp = new TempDirs();
@@ -45,6 +50,10 @@ describe(ChunkServer.name, () => {
   /** 2 full chunks and a short third one. */
   let big: Buffer;
   let bigPath: string;
+  /** What bob got from the tracker to fetch big.bin from alice. */
+  let bigCap: string;
+  let issuer: TestCapabilityIssuer;
+  let verifier: CapabilityVerifier;
 
   const connect = async () => {
     const s = await ChunkSocket.open(port);
@@ -55,7 +64,7 @@ describe(ChunkServer.name, () => {
 
   const startServer = async (options: Partial<ChunkServerOptions> = {}) => {
     await server?.stop();
-    server = new ChunkServer({ host: '127.0.0.1', port: 0, ...options }, registry);
+    server = new ChunkServer({ host: '127.0.0.1', port: 0, ...options }, registry, verifier);
     server.onShareChanged((share) => changed.push(share));
     port = (await server.start()).port;
   };
@@ -73,7 +82,12 @@ describe(ChunkServer.name, () => {
     await registry.load();
     changed = [];
     big = randomBytes(2 * CHUNK_SIZE + 12_345);
-    bigPath = (await share('shared/big.bin', big)).path;
+    const bigShare = await share('shared/big.bin', big);
+    bigPath = bigShare.path;
+    issuer = new TestCapabilityIssuer();
+    verifier = new CapabilityVerifier({ capabilitySkewMs: 60_000 });
+    verifier.trust('alice', issuer.rawPublicKey);
+    bigCap = issuer.for(bigShare);
     await startServer();
   });
 
@@ -87,7 +101,7 @@ describe(ChunkServer.name, () => {
     it('serves every chunk byte-exact, the short last one included', async () => {
       const s = await connect();
       for (const i of [0, 1, 2]) {
-        s.send(get(i, bigPath));
+        s.send(get(i, bigCap));
         expectChunk(await s.readOne(), i, chunkOf(big, i));
       }
       expect(chunkOf(big, 2)).toHaveLength(12_345);
@@ -95,7 +109,7 @@ describe(ChunkServer.name, () => {
 
     it('answers pipelined requests in order, errors included', async () => {
       const s = await connect();
-      s.send(get(2, bigPath), get(0, bigPath), 'NOPE', get(9, bigPath), get(1, bigPath), get(2, bigPath));
+      s.send(get(2, bigCap), get(0, bigCap), 'NOPE', get(9, bigCap), get(1, bigCap), get(2, bigCap));
       const answers = await s.read(6);
       expectChunk(answers[0], 2, chunkOf(big, 2));
       expectChunk(answers[1], 0, chunkOf(big, 0));
@@ -111,7 +125,7 @@ describe(ChunkServer.name, () => {
       const results = await Promise.all(
         clients.map(async (s, n) => {
           const order = [n % 3, (n + 1) % 3, (n + 2) % 3];
-          s.send(...order.map((i) => get(i, bigPath)));
+          s.send(...order.map((i) => get(i, bigCap)));
           const answers = await s.read(3, 15_000);
           return answers.map(
             (a, k) => a.kind === 'chunk' && a.index === order[k] && a.data.equals(chunkOf(big, a.index)),
@@ -121,19 +135,27 @@ describe(ChunkServer.name, () => {
       expect(results.flat().every(Boolean)).toBe(true);
     });
 
-    it('serves a file whose path needs quoting, and one shared in two groups', async () => {
+    it('serves a file whose path needs quoting, and one shared in two groups, for either group', async () => {
       const spaced = await share('shared/my file.bin', 'hello world');
-      await share('shared/big.bin', big, 'g2');
+      const inG2 = await registry.add(await shareOf(bigPath, { groupId: 'g2' }));
       const s = await connect();
-      s.send(get(0, spaced.path), get(1, bigPath));
-      const [a, b] = await s.read(2);
+      s.send(get(0, issuer.for(spaced)), get(1, bigCap), get(2, issuer.for(inG2)));
+      const [a, b, c] = await s.read(3);
       expectChunk(a, 0, Buffer.from('hello world'));
       expectChunk(b, 1, chunkOf(big, 1));
+      expectChunk(c, 2, chunkOf(big, 2));
+    });
+
+    it('serves a capability that expired less than the allowed clock skew ago', async () => {
+      const s = await connect();
+      const share = registry.findByPath(bigPath)[0];
+      s.send(get(0, issuer.for(share, { expiresAt: Math.floor(Date.now() / 1000) - 30 })));
+      expectChunk(await s.readOne(), 0, chunkOf(big, 0));
     });
 
     it('gives the half-closing peer all its answers, then closes', async () => {
       const s = await connect();
-      s.send(get(0, bigPath), get(1, bigPath), get(2, bigPath));
+      s.send(get(0, bigCap), get(1, bigCap), get(2, bigCap));
       s.socket.end();
       const answers = await s.read(3);
       expect(answers.map((a) => a.kind === 'chunk' && a.index)).toEqual([0, 1, 2]);
@@ -143,42 +165,74 @@ describe(ChunkServer.name, () => {
     it('stops serving a share as soon as it is removed', async () => {
       await registry.remove('g1', 'big.bin', 'alice');
       const s = await connect();
-      s.send(get(0, bigPath));
-      expectErr(await s.readOne(), 'NOT_SHARED');
+      s.send(get(0, bigCap));
+      expectDenied(await s.readOne());
+    });
+  });
+
+  describe('denying', () => {
+    /** Each request the seeder must turn away, whatever it names. */
+    const cases: [string, () => string][] = [
+      ['the real path of a shared file', () => bigPath],
+      ['/etc/passwd', () => '/etc/passwd'],
+      ['a relative path', () => 'shared/big.bin'],
+      ['a ../ climb', () => `${dir}/shared/../../../../etc/passwd`],
+      ['an unshared file next to a shared one', () => join(dir, 'shared', 'secret.txt')],
+      ['garbage in the capability alphabet', () => 'AQAAAABp_x-9'],
+      ['a capability signed with another key', () => new TestCapabilityIssuer().for(registry.findByPath(bigPath)[0])],
+      ['an expired capability', () => issuer.for(shareOfBig(), { expiresAt: Math.floor(Date.now() / 1000) - 61 })],
+      ['a capability for another seeder', () => issuer.for(shareOfBig(), { seederId: 'carol' })],
+      ['a capability for a file not shared here', () => issuer.for(shareOfBig(), { fileHash: 'b'.repeat(40) })],
+      ['a capability for the file in another group', () => issuer.for(shareOfBig(), { groupId: 'g2' })],
+      ['a capability with a character added', () => `${bigCap}A`],
+      ['a capability cut short', () => bigCap.slice(0, -1)],
+    ];
+    const shareOfBig = () => registry.findByPath(bigPath)[0];
+
+    it.each(cases)('denies %s, with the one refusal and no bytes', async (_, request) => {
+      writeFileSync(join(dir, 'shared', 'secret.txt'), 'secret');
+      const s = await connect();
+      s.send(get(0, request()));
+      expectDenied(await s.readOne());
+      expect(s.bytesReceived).toBe(Buffer.byteLength(formatReply(DENIED_REPLY)));
+    });
+
+    it('denies a valid capability with any one byte changed', async () => {
+      const length = Buffer.from(bigCap, 'base64url').length;
+      const s = await connect();
+      for (let at = 0; at < length; at++) s.send(get(0, withByteFlipped(bigCap, at)));
+      const answers = await s.read(length);
+      answers.forEach((a) => expectDenied(a));
+      s.send(get(0, bigCap));
+      expectChunk(await s.readOne(), 0, chunkOf(big, 0));
+    });
+
+    it('denies everything while logged out, and capabilities of the old key after a new one is trusted', async () => {
+      const s = await connect();
+      verifier.forget();
+      s.send(get(0, bigCap));
+      expectDenied(await s.readOne());
+      const next = new TestCapabilityIssuer();
+      verifier.trust('alice', next.rawPublicKey);
+      s.send(get(0, bigCap), get(0, next.for(shareOfBig())));
+      const [old, fresh] = await s.read(2);
+      expectDenied(old);
+      expectChunk(fresh, 0, chunkOf(big, 0));
+    });
+
+    it('denies a capability for alice once bob is the one logged in on this client', async () => {
+      const s = await connect();
+      verifier.trust('bob', issuer.rawPublicKey);
+      s.send(get(0, bigCap));
+      expectDenied(await s.readOne());
     });
   });
 
   describe('refusing', () => {
-    it.each<[string, (d: string) => string]>([
-      ['/etc/passwd', () => '/etc/passwd'],
-      ['a relative path', () => 'shared/big.bin'],
-      ['a bare file name', () => 'big.bin'],
-      ['a relative path with ../', () => '../../etc/passwd'],
-      ['an unshared file next to a shared one', (d) => join(d, 'shared', 'secret.txt')],
-      ['<shared dir>/../<file> naming an unshared file', (d) => `${d}/shared/../big.bin`],
-      ['a ../ climb out of the shared folder', (d) => `${d}/shared/../../../../etc/passwd`],
-      ['a symlink to a shared file', (d) => join(d, 'link-to-big.bin')],
-      ['the shared folder itself', (d) => join(d, 'shared')],
-      ['a different case', (d) => join(d, 'shared', 'BIG.bin')],
-    ])('refuses %s with NOT_SHARED', async (_, pathOf) => {
-      writeFileSync(join(dir, 'shared', 'secret.txt'), 'secret');
-      writeFileSync(join(dir, 'big.bin'), 'not the shared one');
-      symlinkSync(bigPath, join(dir, 'link-to-big.bin'));
-      const s = await connect();
-      s.send(get(0, pathOf(dir)));
-      expectErr(await s.readOne(), 'NOT_SHARED');
-    });
-
-    it('serves a lexically equivalent spelling of a registered path (it names the same registered file)', async () => {
-      const s = await connect();
-      s.send(get(0, `${dir}/shared/./sub/../big.bin`));
-      expectChunk(await s.readOne(), 0, chunkOf(big, 0));
-    });
-
     it('refuses chunk indexes outside the file', async () => {
       const empty = await share('shared/empty.bin', '');
       const s = await connect();
-      s.send(get(3, bigPath), get(999_999_999, bigPath), get(0, empty.path), 'GET_CHUNK -1 ' + bigPath);
+      s.send(get(3, bigCap), get(999_999_999, bigCap), get(0, issuer.for(empty)), 'GET_CHUNK -1 ' + bigCap);
       const answers = await s.read(4);
       expect(answers.map((a) => a.kind === 'err' && a.code)).toEqual([
         'NO_SUCH_CHUNK',
@@ -194,7 +248,7 @@ describe(ChunkServer.name, () => {
       unlinkSync(bigPath);
       symlinkSync('/etc/passwd', bigPath);
       const s = await connect();
-      s.send(get(0, bigPath), get(1, bigPath));
+      s.send(get(0, bigCap), get(1, bigCap));
       const answers = await s.read(2);
       expectErr(answers[0], 'FILE_CHANGED');
       expectErr(answers[1], 'FILE_CHANGED');
@@ -206,7 +260,7 @@ describe(ChunkServer.name, () => {
       renameSync(join(dir, 'shared'), join(dir, 'moved'));
       symlinkSync('/etc', join(dir, 'shared'));
       const s = await connect();
-      s.send(get(0, passwd.path));
+      s.send(get(0, issuer.for(passwd)));
       expectErr(await s.readOne(), 'FILE_CHANGED');
       expect(changed).toEqual([passwd]);
     });
@@ -221,7 +275,7 @@ describe(ChunkServer.name, () => {
       utimesSync(join(dir, 'shared/touched.bin'), new Date(), new Date(Date.now() + 60_000));
 
       const s = await connect();
-      s.send(...entries.map((e) => get(0, e.path)));
+      s.send(...entries.map((e) => get(0, issuer.for(e))));
       expect((await s.read(4)).map((a) => a.kind === 'err' && a.code)).toEqual(Array(4).fill('FILE_CHANGED'));
       expect(changed).toEqual(entries);
     });
@@ -229,18 +283,21 @@ describe(ChunkServer.name, () => {
     it('reports each changed share once however often it is asked for', async () => {
       writeFileSync(bigPath, 'shorter now');
       const s = await connect();
-      s.send(...Array.from({ length: 5 }, () => get(0, bigPath)));
+      s.send(...Array.from({ length: 5 }, () => get(0, bigCap)));
       await s.read(5);
       expect(changed).toHaveLength(1);
     });
 
-    it('serves the current share of a file and reports the stale one', async () => {
+    it('serves the current share of a file, and reports the stale one when asked for it', async () => {
       const old = registry.findByPath(bigPath)[0];
       appendFileSync(bigPath, 'more');
       const fresh = await registry.add(await shareOf(bigPath, { groupId: 'g2', sharedAt: old.sharedAt + 1 }));
       const s = await connect();
-      s.send(get(2, bigPath));
+      s.send(get(2, issuer.for(fresh)));
       expectChunk(await s.readOne(), 2, Buffer.concat([chunkOf(big, 2), Buffer.from('more')]));
+      expect(changed).toEqual([]);
+      s.send(get(2, bigCap));
+      expectErr(await s.readOne(), 'FILE_CHANGED');
       expect(changed).toEqual([old]);
       expect(registry.findByPath(bigPath)[0]).toBe(fresh);
     });
@@ -252,7 +309,7 @@ describe(ChunkServer.name, () => {
       s.write(Buffer.concat([randomBytes(300).map((b) => (b === 0x0a ? 0x20 : b)), Buffer.from('\n')]));
       s.write('\u0000\u0001\u0002\r\n');
       s.send('get_chunk 0 /x', 'GET_CHUNK', 'GET_CHUNK 0 /a /b', 'GET_CHUNK x /a', 'GET_CHUNK 0 "unterminated');
-      s.send('', '   ', get(0, bigPath));
+      s.send('', '   ', get(0, bigCap));
       const answers = await s.read(8);
       expect(answers.slice(0, 7).every((a) => a.kind === 'err')).toBe(true);
       expect(answers.slice(1, 7).map((a) => a.kind === 'err' && a.code)).toEqual([
@@ -270,7 +327,7 @@ describe(ChunkServer.name, () => {
       const s = await connect();
       s.write(`GET_CHUNK 0 /${'a'.repeat(100 * 1024)}\n`);
       s.write(Buffer.alloc(100 * 1024, 'b'));
-      s.write('\n' + get(1, bigPath) + '\n');
+      s.write('\n' + get(1, bigCap) + '\n');
       const [tooLong, again, chunk] = await s.read(3);
       expect(tooLong).toMatchObject({ kind: 'err', code: 'LINE_TOO_LONG' });
       expect(again).toMatchObject({ kind: 'err', code: 'LINE_TOO_LONG' });
@@ -281,7 +338,7 @@ describe(ChunkServer.name, () => {
       const fdsBefore = openFds();
       for (let round = 0; round < 5; round++) {
         const s = await connect();
-        s.send(...Array.from({ length: 30 }, (_, i) => get(i % 3, bigPath)));
+        s.send(...Array.from({ length: 30 }, (_, i) => get(i % 3, bigCap)));
         await eventually(() => s.bytesReceived > 0, 'the first bytes arrive');
         s.destroy();
       }
@@ -289,7 +346,7 @@ describe(ChunkServer.name, () => {
       await eventually(() => openFds() <= fdsBefore, 'every file and socket is closed');
 
       const s = await connect();
-      s.send(get(2, bigPath));
+      s.send(get(2, bigCap));
       expectChunk(await s.readOne(), 2, chunkOf(big, 2));
     });
   });
@@ -298,8 +355,8 @@ describe(ChunkServer.name, () => {
     it('turns away connections beyond the limit with BUSY', async () => {
       await startServer({ maxConnections: 2 });
       const [a, b] = [await connect(), await connect()];
-      a.send(get(2, bigPath));
-      b.send(get(2, bigPath));
+      a.send(get(2, bigCap));
+      b.send(get(2, bigCap));
       await Promise.all([a.readOne(), b.readOne()]);
 
       const c = await connect();
@@ -309,7 +366,7 @@ describe(ChunkServer.name, () => {
       a.destroy();
       await eventually(() => server.connectionCount === 1, 'a slot frees up');
       const d = await connect();
-      d.send(get(2, bigPath));
+      d.send(get(2, bigCap));
       expectChunk(await d.readOne(), 2, chunkOf(big, 2));
     });
 
@@ -328,7 +385,7 @@ describe(ChunkServer.name, () => {
     it('closes idle connections', async () => {
       await startServer({ idleTimeoutMs: 50 });
       const s = await connect();
-      s.send(get(2, bigPath));
+      s.send(get(2, bigCap));
       await s.readOne();
       expectErr(await s.readOne(), 'IDLE_TIMEOUT');
       await s.waitClosed();
@@ -416,7 +473,7 @@ describe(ChunkServer.name, () => {
     });
 
     it('says why it cannot listen', async () => {
-      const other = new ChunkServer({ host: '127.0.0.1', port }, registry);
+      const other = new ChunkServer({ host: '127.0.0.1', port }, registry, verifier);
       const failure = other.start();
       await expect(failure).rejects.toThrow(ChunkServerListenError);
       await expect(failure).rejects.toThrow(`cannot listen on 127.0.0.1:${port}: address in use`);
@@ -424,7 +481,7 @@ describe(ChunkServer.name, () => {
 
     it('closes every connection on stop', async () => {
       const s = await connect();
-      s.send(get(0, bigPath));
+      s.send(get(0, bigCap));
       await s.readOne();
       await server.stop();
       await s.waitClosed();
@@ -437,6 +494,7 @@ describe(ChunkServer.name, () => {
         providers: [
           { provide: SEEDING_OPTIONS, useValue: { host: '127.0.0.1', port: 0, dataDir: join(dir, 'nest-data') } },
           ShareRegistry,
+          CapabilityVerifier,
           ChunkServer,
         ],
       }).compile();

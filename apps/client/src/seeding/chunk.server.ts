@@ -1,18 +1,16 @@
 /*
  * The seeding side of the client-to-client protocol (see `@app/protocol` peer.ts):
  *
- *     GET_CHUNK <chunk_index> <file_path>   ->   CHUNK <chunk_index> <length>\n<length bytes>
- *                                           or   ERR <CODE> <message>\n
+ *     GET_CHUNK <chunk_index> <capability>   ->   CHUNK <chunk_index> <length>\n<length bytes>
+ *                                            or   ERR <CODE> <message>\n
  *
- * Only files in the ShareRegistry are served, looked up by exact string match
- * of the normalised requested path against the stored realpaths; a requested
- * path is never looked up on the filesystem.
- *
- * Authorisation (planned, not implemented): a connection will first send
- * `AUTH <ticket>`, a ticket signed by the tracker naming the requesting user,
- * the group and an expiry; GET_CHUNK will then be answered only for files
- * shared in that group, and refused with an ERR before it. Until then anyone
- * who can reach this address and knows a shared path can fetch its chunks.
+ * A chunk is served only for a capability the CapabilityVerifier honours
+ * (signed by the trackers' key, unexpired, naming the user this client is
+ * logged in as) for a file the ShareRegistry holds under that user, group and
+ * SHA-1. Everything else, a path, a forged, altered or expired capability, one
+ * for another seeder or for a file not shared here, gets the same `DENIED`
+ * line, so that nobody without a capability learns which files exist. Nothing
+ * the request names is ever looked up on the filesystem.
  */
 import { chunkRange, CHUNK_SIZE, planChunks } from '@app/chunking';
 import {
@@ -31,8 +29,8 @@ import {
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
-import { isAbsolute, resolve } from 'node:path';
 import { Observable, Subject } from 'rxjs';
+import { CapabilityVerifier } from './capability.verifier';
 import { ChunkServerListenError } from './seeding.errors';
 import { ConnectionWatch, DEFAULT_SEEDER_LIMITS, SeederLimits, SeederPolicy } from './seeder.policy';
 import { ChunkServerOptions, DEFAULT_PEER_MAX_LINE_BYTES, SEEDING_OPTIONS } from './seeding.tokens';
@@ -47,17 +45,17 @@ const MAX_FREE_BUFFERS = 16;
 
 /** Stop reading requests from a connection while this many bytes of them wait. */
 const PAUSE_BYTES = 64 * 1024;
-/** Longest piece of a requested path quoted back in an error message. */
-const MAX_QUOTED_PATH = 200;
+/** Longest piece of a parse error quoted back. */
+const MAX_QUOTED = 200;
+
+/** The one answer to every request without a capability this seeder honours, whatever it names. */
+export const DENIED_REPLY: ErrReply = errReply(ErrorCode.Denied, 'no valid capability for a file shared here');
 
 /** A connection being turned away gets this long to take its `ERR` line before it is destroyed. */
 const REFUSAL_GRACE_MS = 1_000;
 
 /** Open errors that mean the shared file is no longer what was shared. */
 const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'ENXIO', 'EISDIR']);
-
-const quote = (path: string): string =>
-  JSON.stringify(path.length > MAX_QUOTED_PATH ? `${path.slice(0, MAX_QUOTED_PATH)}...` : path);
 
 function listenFailure(err: NodeJS.ErrnoException): string {
   switch (err.code) {
@@ -157,6 +155,7 @@ export class ChunkServer implements OnApplicationShutdown {
   constructor(
     @Inject(SEEDING_OPTIONS) private readonly options: ChunkServerOptions,
     @Inject(ShareRegistry) private readonly registry: ShareRegistry,
+    @Inject(CapabilityVerifier) private readonly capabilities: CapabilityVerifier,
   ) {
     this.maxLineBytes = options.maxLineBytes ?? DEFAULT_PEER_MAX_LINE_BYTES;
   }
@@ -221,19 +220,24 @@ export class ChunkServer implements OnApplicationShutdown {
   }
 
   /**
-   * Answers one request: reads the chunk of a registered file through a fresh
-   * O_NOFOLLOW fd whose identity must match the registry, or explains why not.
+   * Answers one request: checks its capability, then reads the chunk of the
+   * registered file it names through a fresh O_NOFOLLOW fd whose identity must
+   * match the registry. Without a capability this seeder honours for a file it
+   * shares, the answer is DENIED_REPLY and nothing is opened.
    * The open, the two fstats and the close are synchronous: each is a few
    * microseconds on an inode the kernel holds, and a round trip through the
    * libuv pool (a thread woken, the loop woken back) costs more CPU than the
    * call itself. Only the read, which may wait for the disk, goes to the pool.
    */
-  async readChunk({ index, filePath }: GetChunkRequest): Promise<ChunkAnswer> {
-    if (!isAbsolute(filePath)) return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)} is not absolute`);
-    const path = resolve(filePath);
-    const shares = this.registry.findByPath(path);
-    if (shares.length === 0) return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)}`);
-    if (index >= Math.max(...shares.map((s) => s.chunkCount))) return noSuchChunk(shares[0], index);
+  async readChunk({ index, capability }: GetChunkRequest): Promise<ChunkAnswer> {
+    const claims = this.capabilities.check(capability);
+    if (!claims) return DENIED_REPLY;
+    const sharedNow = () => this.registry.findByHash(claims.groupId, claims.fileHash, claims.seederId);
+    const shares = sharedNow();
+    if (shares.length === 0) return DENIED_REPLY;
+    // from here on the requester holds a capability for the file: it may learn about it
+    const path = shares[0].path;
+    if (index >= shares[0].chunkCount) return noSuchChunk(shares[0], index);
 
     let fd: number;
     try {
@@ -247,10 +251,8 @@ export class ChunkServer implements OnApplicationShutdown {
     try {
       const st = fstatSync(fd);
       const now = st.isFile() ? identityFromStats(path, st) : undefined;
-      const share = now && shares.find((s) => sameIdentity(s, now));
-      if (!share) return this.fileChanged(shares, 'it was modified or replaced since it was shared');
-      this.report(shares.filter((s) => !sameIdentity(s, share)));
-      if (index >= share.chunkCount) return noSuchChunk(share, index);
+      const share = now && sameIdentity(shares[0], now) ? shares[0] : undefined;
+      if (!share) return this.fileChanged([shares[0]], 'it was modified or replaced since it was shared');
 
       const { offset, length } = chunkRange(planChunks(share.size), index);
       const data = this.takeBuffer(length);
@@ -270,9 +272,9 @@ export class ChunkServer implements OnApplicationShutdown {
         this.giveBack(data);
         return this.fileChanged([share], 'it was modified while being read');
       }
-      if (!this.registry.findByPath(path).includes(share)) {
+      if (!sharedNow().includes(share)) {
         this.giveBack(data);
-        return errReply(ErrorCode.NotShared, `not shared: ${quote(filePath)}`); // stopped while being read
+        return DENIED_REPLY; // stopped while being read
       }
       return { ok: true, index, data };
     } finally {
@@ -419,13 +421,13 @@ export class ChunkServer implements OnApplicationShutdown {
     try {
       request = parseGetChunk(frame.line);
     } catch (err) {
-      if (err instanceof ProtocolError) return errReply(err.code, err.message.slice(0, MAX_QUOTED_PATH));
+      if (err instanceof ProtocolError) return errReply(err.code, err.message.slice(0, MAX_QUOTED));
       throw err;
     }
     try {
       return await this.readChunk(request);
     } catch (err) {
-      this.logger.error(`reading chunk ${request.index} of ${request.filePath} failed: ${String(err)}`);
+      this.logger.error(`reading chunk ${request.index} failed: ${String(err)}`);
       return errReply(ErrorCode.Internal, 'could not read the chunk');
     }
   }

@@ -25,8 +25,11 @@ export interface ChunkServerOptions {
   readonly lineTimeoutMs?: number;
   /** Upload rate cap over all connections, in bytes per second (undefined or 0: no cap). */
   readonly uploadLimit?: number;
+  /** A capability is still honoured this long after its expiry, for clocks that differ (default 60 s). */
+  readonly capabilitySkewMs?: number;
 }
 
 export type SeedingOptions = ShareRegistryOptions & ChunkServerOptions;
 
 export const DEFAULT_PEER_MAX_LINE_BYTES = 8 * 1024;
+export const DEFAULT_CAPABILITY_SKEW_MS = 60_000;

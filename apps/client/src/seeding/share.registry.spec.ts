@@ -70,6 +70,31 @@ describe(ShareRegistry.name, () => {
       expect(registry.list().map((s) => s.fileName)).toEqual(['a.bin', 'b.bin']);
     });
 
+    it('finds shares by what a capability names: group, file hash and seeding user', async () => {
+      const registry = await open();
+      const h = (c: string) => c.repeat(40);
+      const a1 = await registry.add(aShare({ fileName: 'a.bin', fileHash: h('A'), sharedAt: 1 }));
+      const a2 = await registry.add(
+        aShare({ fileName: 'copy.bin', path: '/srv/copy.bin', fileHash: h('a'), sharedAt: 2 }),
+      );
+      const inG2 = await registry.add(aShare({ groupId: 'g2', fileHash: h('a') }));
+      const bobs = await registry.add(aShare({ userId: 'bob', fileHash: h('a') }));
+      await registry.add(aShare({ fileName: 'other.bin', path: '/srv/other.bin', fileHash: h('b') }));
+
+      expect(registry.findByHash('g1', h('a'), 'alice')).toEqual([a2, a1]);
+      expect(registry.findByHash('g2', h('a'), 'alice')).toEqual([inG2]);
+      expect(registry.findByHash('g1', h('a'), 'bob')).toEqual([bobs]);
+      expect(registry.findByHash('g3', h('a'), 'alice')).toEqual([]);
+      expect(registry.findByHash('g1', h('c'), 'alice')).toEqual([]);
+
+      // replaced by a share of other bytes under the same name, then removed
+      const changed = await registry.add(aShare({ fileName: 'a.bin', fileHash: h('d') }));
+      expect(registry.findByHash('g1', h('a'), 'alice')).toEqual([a2]);
+      expect(registry.findByHash('g1', h('d'), 'alice')).toEqual([changed]);
+      await registry.remove('g1', 'copy.bin', 'alice');
+      expect(registry.findByHash('g1', h('a'), 'alice')).toEqual([]);
+    });
+
     it('removes all of one user’s shares in a group, and only those', async () => {
       const registry = await open();
       for (const [groupId, fileName, userId] of [

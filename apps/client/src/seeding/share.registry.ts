@@ -13,6 +13,10 @@ export type ShareCheck = 'ok' | 'changed' | 'missing';
 const keyOf = (groupId: string, fileName: string, userId: string): string =>
   JSON.stringify([groupId, fileName, userId]);
 const keyOfShare = (s: SharedFile): string => keyOf(s.groupId, s.fileName, s.userId);
+/** What a capability names: a file by hash, in a group, seeded by a user. */
+const contentKey = (groupId: string, fileHash: string, userId: string): string =>
+  JSON.stringify([groupId, fileHash, userId]);
+const contentKeyOf = (s: SharedFile): string => contentKey(s.groupId, s.fileHash, s.userId);
 
 const byName = (a: SharedFile, b: SharedFile): number =>
   a.groupId.localeCompare(b.groupId) || a.fileName.localeCompare(b.fileName) || a.userId.localeCompare(b.userId);
@@ -32,6 +36,7 @@ const byName = (a: SharedFile, b: SharedFile): number =>
 export class ShareRegistry {
   private readonly shares = new Map<string, SharedFile>();
   private readonly keysByPath = new Map<string, Set<string>>();
+  private readonly keysByContent = new Map<string, Set<string>>();
   private stateFileCache: ShareStateFile | undefined;
   private loading: Promise<void> | undefined;
   private warning: string | undefined;
@@ -125,6 +130,17 @@ export class ShareRegistry {
   }
 
   /**
+   * Shares of the file with SHA-1 `fileHash` that `userId` seeds in `groupId`
+   * (what a download capability names), newest first; usually one.
+   */
+  findByHash(groupId: string, fileHash: string, userId: string): SharedFile[] {
+    const keys = this.keysByContent.get(contentKey(groupId, fileHash, userId));
+    if (!keys) return [];
+    const found = [...keys].map((k) => this.shares.get(k)!);
+    return found.length === 1 ? found : found.sort((a, b) => b.sharedAt - a.sharedAt);
+  }
+
+  /**
    * Stats the share's path afresh (without following a final symlink):
    * 'missing' when nothing can be stat'ed there, 'changed' when what is there
    * is not the same regular file with the same size and mtime, else 'ok'.
@@ -179,23 +195,33 @@ export class ShareRegistry {
   private put(entry: SharedFile): void {
     const key = keyOfShare(entry);
     const old = this.shares.get(key);
-    if (old) this.unindex(old.path, key);
+    if (old) this.unindex(old, key);
     this.shares.set(key, entry);
-    let keys = this.keysByPath.get(entry.path);
-    if (!keys) this.keysByPath.set(entry.path, (keys = new Set()));
-    keys.add(key);
+    addTo(this.keysByPath, entry.path, key);
+    addTo(this.keysByContent, contentKeyOf(entry), key);
   }
 
   private delete(entry: SharedFile): void {
     const key = keyOfShare(entry);
     if (this.shares.get(key) !== entry) return;
     this.shares.delete(key);
-    this.unindex(entry.path, key);
+    this.unindex(entry, key);
   }
 
-  private unindex(path: string, key: string): void {
-    const keys = this.keysByPath.get(path);
-    keys?.delete(key);
-    if (keys?.size === 0) this.keysByPath.delete(path);
+  private unindex(entry: SharedFile, key: string): void {
+    removeFrom(this.keysByPath, entry.path, key);
+    removeFrom(this.keysByContent, contentKeyOf(entry), key);
   }
+}
+
+function addTo(index: Map<string, Set<string>>, at: string, key: string): void {
+  let keys = index.get(at);
+  if (!keys) index.set(at, (keys = new Set()));
+  keys.add(key);
+}
+
+function removeFrom(index: Map<string, Set<string>>, at: string, key: string): void {
+  const keys = index.get(at);
+  keys?.delete(key);
+  if (keys?.size === 0) index.delete(at);
 }

@@ -91,6 +91,14 @@ export class ShellCommand extends CommandRunner {
     return value;
   }
 
+  @Option({
+    flags: '--capability-skew <duration>',
+    description: 'how long after expiry a download capability is still honoured, for clock skew (default 60s)',
+  })
+  parseCapabilitySkew(value: string): string {
+    return value;
+  }
+
   async run(params: string[], options: ClientOptions = {}): Promise<void> {
     this.config.load(params, options);
     try {

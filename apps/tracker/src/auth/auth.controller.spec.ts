@@ -7,9 +7,12 @@ import { ReplicationInterceptor } from '../sync/replication.interceptor';
 import { AuthController } from './auth.controller';
 import { UnknownSessionError, UserExistsError, LoginFailedError } from './auth.errors';
 import { AuthService } from './auth.service';
+import { CapabilitySigner } from '../capability/capability.signer';
+import { testCapabilitySigner } from '../testing/sync-testing';
 
 describe(AuthController.name, () => {
   let controller: AuthController;
+  const signer = testCapabilitySigner();
   const auth = {
     createUser: jest.fn(),
     login: jest.fn(),
@@ -20,7 +23,10 @@ describe(AuthController.name, () => {
 
   beforeEach(async () => {
     jest.resetAllMocks();
-    const moduleRef = await Test.createTestingModule({ controllers: [AuthController], providers: [AuthService] })
+    const moduleRef = await Test.createTestingModule({
+      controllers: [AuthController],
+      providers: [AuthService, { provide: CapabilitySigner, useValue: signer }],
+    })
       .overrideProvider(AuthService)
       .useValue(auth)
       .overrideInterceptor(ReplicationInterceptor)
@@ -46,12 +52,15 @@ describe(AuthController.name, () => {
     ).rejects.toBe(refusal);
   });
 
-  it('login logs the connection in and confirms it, with the session token as a body line', async () => {
+  it('login logs the connection in and confirms it, with the session token and the capability key as body lines', async () => {
     const ctx = peerContext();
     const token = 'ab'.repeat(32);
     auth.login.mockResolvedValue(token);
     await expect(controller.login({ kind: 'login', userId: 'alice', password: 'pw' }, ctx)).resolves.toEqual(
-      okReply('logged in as alice', [`session_token:${token}`]),
+      okReply('logged in as alice', [
+        `session_token:${token}`,
+        `capability_key:${signer.publicKey.toString('base64url')}`,
+      ]),
     );
     expect(auth.login).toHaveBeenCalledWith(ctx, 'alice', 'pw');
   });

@@ -1,6 +1,7 @@
 import { Cmd, CreateUserCmd, LoginCmd, okReply, OkReply, ResumeCmd } from '@app/protocol';
 import { Controller } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { CapabilitySigner } from '../capability/capability.signer';
 import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
 import { TransportEvent } from '../transport/transport.events';
@@ -8,7 +9,10 @@ import { AuthService } from './auth.service';
 
 @Controller()
 export class AuthController {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly capabilities: CapabilitySigner,
+  ) {}
 
   @MessagePattern(Cmd.CreateUser)
   @Replicated()
@@ -17,11 +21,12 @@ export class AuthController {
     return okReply(`user ${cmd.userId} created`);
   }
 
+  /** The reply carries the session token and the public key capabilities are signed with (the same on every tracker). */
   @MessagePattern(Cmd.Login)
   @Replicated()
   async login(@Payload() cmd: LoginCmd, @Ctx() ctx: PeerContext): Promise<OkReply> {
     const token = await this.auth.login(ctx, cmd.userId, cmd.password);
-    return okReply(`logged in as ${cmd.userId}`, [`session_token:${token}`]);
+    return okReply(`logged in as ${cmd.userId}`, [`session_token:${token}`, this.capabilities.publicKeyLine]);
   }
 
   @MessagePattern(Cmd.Resume)

@@ -41,6 +41,31 @@ describe(parseTrackerArgs.name, () => {
       limits: DEFAULT_TRACKER_LIMITS,
       sessionIdleMs: 3_600_000,
       sessionMaxAgeMs: 7 * 86_400_000,
+      capabilityTtlMs: 60 * 60 * 1000,
+    });
+  });
+
+  describe('--capability-ttl', () => {
+    it.each([
+      ['500ms', 500],
+      ['30s', 30_000],
+      ['5m', 300_000],
+      ['2h', 7_200_000],
+      ['7d', 604_800_000],
+      ['3', 3_000],
+      ['1.5', 1_500],
+    ])('reads %j as %d ms', (text, ms) => {
+      expect(parseTrackerArgs(['info.txt', '1', '--capability-ttl', text], files()).capabilityTtlMs).toBe(ms);
+    });
+
+    it.each([['0'], ['-5s'], ['5x'], ['soon'], ['']])('refuses %j with one line', (text) => {
+      expect(() => parseTrackerArgs(['info.txt', '1', '--capability-ttl', text], files())).toThrow(
+        /^--capability-ttl needs a duration such as 30s, 5m or 2h; usage: tracker/,
+      );
+    });
+
+    it('refuses a missing value', () => {
+      expect(() => parseTrackerArgs(['info.txt', '1', '--capability-ttl'], files())).toThrow(/--capability-ttl needs/);
     });
   });
 

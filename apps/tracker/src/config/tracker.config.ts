@@ -19,6 +19,8 @@ export interface TrackerConfig {
   readonly sessionIdleMs: number;
   /** A session token stops resuming this long after login (`--session-max-age`, default 7 d). */
   readonly sessionMaxAgeMs: number;
+  /** Lifetime of the download capabilities this tracker issues (`--capability-ttl`, default 1 h). */
+  readonly capabilityTtlMs: number;
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -88,7 +90,10 @@ export const TRACKER_USAGE =
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
-  ' [--session-idle DURATION] [--session-max-age DURATION]';
+  ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION]';
+
+/** Default `--capability-ttl`: one hour. */
+export const DEFAULT_CAPABILITY_TTL_MS = 60 * 60 * 1000;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -102,6 +107,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
   const peerTexts: string[] = [];
   const limits: { -readonly [K in keyof TrackerLimits]: number } = { ...DEFAULT_TRACKER_LIMITS };
   const session = { idle: 60 * 60_000, maxAge: 7 * 24 * 60 * 60_000 };
+  let capabilityTtlMs = DEFAULT_CAPABILITY_TTL_MS;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const limit = LIMIT_FLAGS[arg.split('=')[0]];
@@ -126,6 +132,12 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
       if (ms === undefined)
         throw new ConfigError(`${arg} needs a duration of 1s to 10 years, such as 30s, 5m, 2h or 7d; ${TRACKER_USAGE}`);
       session[arg === '--session-idle' ? 'idle' : 'maxAge'] = ms;
+    } else if (arg === '--capability-ttl') {
+      const ms = durationOrUndefined(argv[++i]);
+      if (ms === undefined || ms <= 0) {
+        throw new ConfigError(`--capability-ttl needs a duration such as 30s, 5m or 2h; ${TRACKER_USAGE}`);
+      }
+      capabilityTtlMs = ms;
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -174,6 +186,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     limits,
     sessionIdleMs: session.idle,
     sessionMaxAgeMs: session.maxAge,
+    capabilityTtlMs,
   };
 }
 
@@ -184,4 +197,13 @@ function parseSessionDuration(text: string | undefined): number | undefined {
   const m = /^(\d{1,9})(ms|s|m|h|d|)$/.exec(text ?? '');
   const ms = m ? Number(m[1]) * DURATION_UNITS[m[2]] : NaN;
   return ms >= 1000 && ms <= 10 * 365 * 86_400_000 ? ms : undefined;
+}
+
+/** A duration flag's value (see `parseDuration`), or undefined when it is missing or not a duration. */
+function durationOrUndefined(text: string | undefined): number | undefined {
+  try {
+    return text === undefined ? undefined : parseDuration(text);
+  } catch {
+    return undefined;
+  }
 }

@@ -221,8 +221,8 @@ describe(FilesController.name, () => {
       fileHash: sha1('report'),
       chunkHashes: [h1, h2],
       seeders: [
-        { userId: 'bob', address: { host: '10.0.0.2', port: 7002 }, filePath: '/b/report.pdf' },
-        { userId: 'carol', address: { host: '10.0.0.3', port: 7003 }, filePath: '/c/report.pdf' },
+        { userId: 'bob', address: { host: '10.0.0.2', port: 7002 }, capability: 'AQ-bob' },
+        { userId: 'carol', address: { host: '10.0.0.3', port: 7003 }, capability: 'AQ-carol' },
       ],
     };
 

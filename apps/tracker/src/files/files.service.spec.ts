@@ -1,8 +1,19 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { ErrorCode, formatFileMetadata, HostPort, StampedOp } from '@app/protocol';
+import {
+  CapabilityClaims,
+  decodeCapability,
+  ED25519_SPKI_PREFIX,
+  ErrorCode,
+  formatFileMetadata,
+  HostPort,
+  SeederInfo,
+  StampedOp,
+} from '@app/protocol';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, verify } from 'node:crypto';
+import { CapabilitySigner } from '../capability/capability.signer';
+import { DEFAULT_CAPABILITY_TTL_MS } from '../config/tracker.config';
 import { AuthService } from '../auth/auth.service';
 import { PASSWORD_HASHER, USER_STORE } from '../auth/auth.tokens';
 import { InMemoryUserStore } from '../auth/in-memory-user.store';
@@ -91,6 +102,23 @@ describe(FilesService.name, () => {
   const online = (fileName: string, groupId = 'g1', as = alice) =>
     files.download(as.userId, groupId, fileName).seeders.map((s) => s.userId);
 
+  /** The claims of a seeder's capability, once its signature checks out against the signer's public key. */
+  function claimsOf(seeder: SeederInfo): CapabilityClaims {
+    const decoded = decodeCapability(seeder.capability);
+    expect(decoded).toBeDefined();
+    const key = createPublicKey({
+      key: Buffer.concat([ED25519_SPKI_PREFIX, signer.publicKey]),
+      format: 'der',
+      type: 'spki',
+    });
+    expect(verify(null, decoded!.signed, key, decoded!.signature)).toBe(true);
+    return decoded!.claims;
+  }
+  let signer: CapabilitySigner;
+  /** Who `as` would download `fileName` from, and where. */
+  const whereFrom = (as: string, fileName: string, groupId = 'g1') =>
+    files.download(as, groupId, fileName).seeders.map(({ userId, address }) => ({ userId, address }));
+
   beforeEach(async () => {
     const moduleRef = await Test.createTestingModule({
       providers: [
@@ -109,6 +137,7 @@ describe(FilesService.name, () => {
     auth = moduleRef.get(AuthService);
     store = moduleRef.get<FileStore>(FILE_STORE);
     sync = moduleRef.get(SyncService);
+    signer = moduleRef.get(CapabilitySigner);
     [alice, bob, carol] = [await peer('alice'), await peer('bob'), await peer('carol')];
     // alice owns g1, bob is a member; carol has only asked to join.
     groups.create('alice', 'g1');
@@ -137,7 +166,7 @@ describe(FilesService.name, () => {
         fileSize: req.fileSize,
         fileHash: req.fileHash,
         chunkDigests: packChunkHashes(req.chunkHashes),
-        seeders: [{ userId: 'alice', address: address('alice', 7001), filePath: '/home/alice/docs/report.pdf' }],
+        seeders: [{ userId: 'alice', address: address('alice', 7001), capability: expect.any(String) as string }],
       });
     });
 
@@ -243,9 +272,15 @@ describe(FilesService.name, () => {
         chunkCount: 3,
         created: false,
       });
-      expect(files.download('alice', 'g1', 'report.pdf').seeders).toEqual([
-        { userId: 'alice', address: address('alice', 7001), filePath: '/home/alice/report.pdf' },
-        { userId: 'bob', address: address('bob', 7002), filePath: '/srv/bob/report.pdf' },
+      const seeders = files.download('alice', 'g1', 'report.pdf').seeders;
+      expect(seeders.map(({ userId, address }) => ({ userId, address }))).toEqual([
+        { userId: 'alice', address: address('alice', 7001) },
+        { userId: 'bob', address: address('bob', 7002) },
+      ]);
+      expect(seeders.map((s) => claimsOf(s).seederId)).toEqual(['alice', 'bob']);
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.filePath)).toEqual([
+        '/home/alice/report.pdf',
+        '/srv/bob/report.pdf',
       ]);
       expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(2);
       expect(store.getFile('g1', 'report.pdf')?.uploader).toBe('alice');
@@ -254,7 +289,8 @@ describe(FilesService.name, () => {
     it('updates the path when the same user uploads the same file again', () => {
       files.share(alice.as(), upload('g1', '/old/report.pdf'));
       files.share(alice.as(), upload('g1', '/new/report.pdf'));
-      expect(files.download('bob', 'g1', 'report.pdf').seeders.map((s) => s.filePath)).toEqual(['/new/report.pdf']);
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.filePath)).toEqual(['/new/report.pdf']);
+      expect(files.download('bob', 'g1', 'report.pdf').seeders.map((s) => s.userId)).toEqual(['alice']);
       expect(files.list('bob', 'g1')[0].onlineSeeders).toBe(1);
     });
 
@@ -368,9 +404,10 @@ describe(FilesService.name, () => {
       expect(online('report.pdf', 'g1', alice)).toEqual(['alice']);
     });
 
-    it('gives metadata that formats to the seed’s key:value lines', () => {
+    it('gives metadata that formats to the seed’s key:value lines, with a capability in place of the path', () => {
       files.share(alice.as(7001), upload('g1', '/a/with, comma.txt', 'x', 5));
-      const lines = formatFileMetadata(files.download('bob', 'g1', 'with, comma.txt'));
+      const meta = files.download('bob', 'g1', 'with, comma.txt');
+      const lines = formatFileMetadata(meta);
       expect(lines).toEqual([
         'file_name:with, comma.txt',
         'file_size:5',
@@ -378,8 +415,32 @@ describe(FilesService.name, () => {
         `chunk_hashes:${chunkList(1, 'x')[0]}`,
         'seeders:alice',
         'seeder_ports:7001',
-        'seeder_file_paths:/a/with%2C comma.txt',
+        `seeder_file_paths:${meta.seeders[0].capability}`,
         `seeder_hosts:${address('alice', 7001).host}`,
+      ]);
+      expect(lines[6]).toMatch(/^seeder_file_paths:[A-Za-z0-9_-]{100,}$/);
+      expect(lines.join('\n')).not.toContain('/a/');
+    });
+
+    it('issues each seeder a capability naming the file by hash, the group, the seeder, the downloader and an expiry', () => {
+      files.share(alice.as(7001), upload('g1', '/home/alice/report.pdf'));
+      files.addSeeder(bob.as(7002), 'g1', 'report.pdf', '/srv/bob/report.pdf');
+      const before = Date.now();
+      const seeders = files.download('bob', 'g1', 'report.pdf').seeders;
+      const after = Date.now();
+      const claims = seeders.map(claimsOf);
+      expect(claims.map(({ expiresAt: _, ...rest }) => rest)).toEqual([
+        { fileHash: sha1('report'), groupId: 'g1', seederId: 'alice', downloaderId: 'bob' },
+        { fileHash: sha1('report'), groupId: 'g1', seederId: 'bob', downloaderId: 'bob' },
+      ]);
+      for (const { expiresAt } of claims) {
+        expect(expiresAt).toBeGreaterThanOrEqual(Math.ceil((before + DEFAULT_CAPABILITY_TTL_MS) / 1000));
+        expect(expiresAt).toBeLessThanOrEqual(Math.ceil((after + DEFAULT_CAPABILITY_TTL_MS) / 1000));
+      }
+      // another downloader gets capabilities of its own
+      expect(files.download('alice', 'g1', 'report.pdf').seeders.map((s) => claimsOf(s).downloaderId)).toEqual([
+        'alice',
+        'alice',
       ]);
     });
   });
@@ -432,9 +493,8 @@ describe(FilesService.name, () => {
       expect(meta.chunkDigests).toHaveLength(3 * 20);
 
       files.addSeeder(bob.as(8002), 'g1', 'report.pdf', '/b/moved.pdf');
-      expect(files.download('alice', 'g1', 'report.pdf').seeders).toEqual([
-        { userId: 'bob', address: address('bob', 8002), filePath: '/b/moved.pdf' },
-      ]);
+      expect(whereFrom('alice', 'report.pdf')).toEqual([{ userId: 'bob', address: address('bob', 8002) }]);
+      expect(store.getSeeder('g1', 'report.pdf', 'bob')?.filePath).toBe('/b/moved.pdf');
       expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(1);
     });
 
@@ -479,9 +539,8 @@ describe(FilesService.name, () => {
       auth.logout(alice.session);
       await reconnect(alice);
       files.addSeeder(alice.as(7003), 'g1', 'report.pdf', '/a/moved.pdf');
-      expect(files.download('bob', 'g1', 'report.pdf').seeders).toEqual([
-        { userId: 'alice', address: address('alice', 7003), filePath: '/a/moved.pdf' },
-      ]);
+      expect(whereFrom('bob', 'report.pdf')).toEqual([{ userId: 'alice', address: address('alice', 7003) }]);
+      expect(store.getSeeder('g1', 'report.pdf', 'alice')?.filePath).toBe('/a/moved.pdf');
       expect(store.seederCount('g1', 'report.pdf')).toBe(1);
     });
 
@@ -606,9 +665,11 @@ describe(FilesService.name, () => {
         filePath: req.filePath,
       };
       sync.remotePresence(2, { on: true, entry });
-      expect(files.download('alice', 'g1', 'remote.bin').seeders).toEqual([
-        { userId: 'bob', address: { host: '10.9.9.9', port: 7002 }, filePath: req.filePath },
-      ]);
+      expect(whereFrom('alice', 'remote.bin')).toEqual([{ userId: 'bob', address: { host: '10.9.9.9', port: 7002 } }]);
+      expect(claimsOf(files.download('alice', 'g1', 'remote.bin').seeders[0])).toMatchObject({
+        seederId: 'bob',
+        downloaderId: 'alice',
+      });
       expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(1);
       sync.remotePresence(2, 'reset');
       expect(online('remote.bin')).toEqual([]);

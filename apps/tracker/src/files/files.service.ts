@@ -12,6 +12,7 @@ import {
 } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service';
+import { CapabilitySigner } from '../capability/capability.signer';
 import { createHash } from 'node:crypto';
 import { GroupsService } from '../groups/groups.service';
 import { PresenceChange, PresenceEntry, SyncService } from '../sync/sync.service';
@@ -108,6 +109,7 @@ export class FilesService {
     private readonly groups: GroupsService,
     auth: AuthService,
     private readonly sync: SyncService,
+    private readonly capabilities: CapabilitySigner,
   ) {
     auth.onSessionEnded((_userId, connectionId) => this.forgetSession(connectionId));
     groups.onMemberLeft((userId, groupId, groupDeleted) => this.dropMember(userId, groupId, groupDeleted));
@@ -178,7 +180,11 @@ export class FilesService {
     }));
   }
 
-  /** `download_file`: the file's metadata with its online seeders only (possibly none). */
+  /**
+   * `download_file`: the file's metadata with its online seeders only (possibly
+   * none), each with a capability for `userId` in place of its path: seeders'
+   * paths never leave the trackers.
+   */
   download(userId: string, groupId: string, fileName: string): PackedFileMetadata {
     this.groups.assertMember(userId, groupId);
     const file = this.files.getFile(groupId, fileName);
@@ -192,7 +198,14 @@ export class FilesService {
       const session = connectionId === undefined ? undefined : this.sessions.get(connectionId);
       const elsewhere = session ? undefined : this.remoteSeeder(key, s.userId);
       const address = session?.address ?? elsewhere?.address;
-      if (address) seeders.push({ userId: s.userId, address, filePath: s.filePath });
+      if (!address) continue;
+      const capability = this.capabilities.issue({
+        fileHash: file.fileHash,
+        groupId,
+        seederId: s.userId,
+        downloaderId: userId,
+      });
+      seeders.push({ userId: s.userId, address, capability });
     }
     return {
       fileName: file.fileName,

@@ -1,5 +1,5 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { encodeChunkHashes, parseFileMetadata } from '@app/protocol';
+import { decodeCapability, encodeChunkHashes, parseFileMetadata } from '@app/protocol';
 import { INestMicroservice } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { createHash } from 'node:crypto';
@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { AuthService } from '../auth/auth.service';
 import { PASSWORD_HASHER } from '../auth/auth.tokens';
 import { PasswordHasher } from '../auth/password.hasher';
+import { DEFAULT_CAPABILITY_TTL_MS, DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 import { LineSocket } from '../testing/line-socket';
 import { TempDatabases } from '../testing/temp-db';
-import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 import { TrackerModule } from '../tracker.module';
 import { TextLineServer } from '../transport/text-line.server';
 
@@ -49,6 +49,7 @@ describe('files over the wire', () => {
           limits: DEFAULT_TRACKER_LIMITS,
           sessionIdleMs: 3_600_000,
           sessionMaxAgeMs: 7 * 86_400_000,
+          capabilityTtlMs: DEFAULT_CAPABILITY_TTL_MS,
         }),
       ],
     })
@@ -65,9 +66,10 @@ describe('files over the wire', () => {
     const conn = await LineSocket.open(port);
     sockets.push(conn);
     expect(await conn.request(`create_user ${userId} pw`)).toEqual([`OK 0 user ${userId} created`]);
-    expect(await conn.request(`login ${userId} pw`, 2)).toEqual([
-      `OK 1 logged in as ${userId}`,
+    expect(await conn.request(`login ${userId} pw`, 3)).toEqual([
+      `OK 2 logged in as ${userId}`,
       expect.stringMatching(/^session_token:[0-9a-f]{64}$/),
+      expect.stringMatching(/^capability_key:[A-Za-z0-9_-]{43}$/),
     ]);
     return conn;
   }
@@ -117,13 +119,22 @@ describe('files over the wire', () => {
     expect(head).toBe(
       `OK 8 big file.bin: ${1500 * CHUNK_SIZE} bytes, 1 online seeder`.replace('big file.bin', '"big file.bin"'),
     );
-    expect(parseFileMetadata(body)).toEqual({
+    const meta = parseFileMetadata(body);
+    expect(meta).toEqual({
       fileName: 'big file.bin',
       fileSize: 1500 * CHUNK_SIZE,
       fileHash: sha1('/home/alice/big file.bin'),
       chunkHashes: chunkList(1500, '/home/alice/big file.bin'),
-      seeders: [{ userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, filePath: '/home/alice/big file.bin' }],
+      seeders: [
+        { userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, capability: expect.any(String) as string },
+      ],
     });
+    // a capability for bob to fetch from alice, never alice's path
+    expect(decodeCapability(meta.seeders[0].capability)?.claims).toMatchObject({
+      seederId: 'alice',
+      downloaderId: 'bob',
+    });
+    expect(body.join('\n')).not.toContain('/home/alice');
   });
 
   it('answers the refusals with their codes', async () => {
@@ -169,7 +180,7 @@ describe('files over the wire', () => {
     expect(await bob.request('leave_group g1')).toEqual(['OK 0 left group g1']);
     const again = await LineSocket.open(port);
     sockets.push(again);
-    await again.request('login alice pw', 2);
+    await again.request('login alice pw', 3);
     expect(await again.request('list_files g1', 2)).toEqual([
       'OK 1 1 file in group g1',
       `f.bin size=${2 * CHUNK_SIZE} seeders=0`,
@@ -190,7 +201,7 @@ describe('files over the wire', () => {
     await start();
     const conn = await LineSocket.open(port);
     sockets.push(conn);
-    await conn.request('login bob pw', 2);
+    await conn.request('login bob pw', 3);
     expect(await conn.request('list_files g1', 2)).toEqual([
       'OK 1 1 file in group g1',
       `f.bin size=${3 * CHUNK_SIZE} seeders=0`,
@@ -215,7 +226,7 @@ describe('files over the wire', () => {
     await start();
     const conn = await LineSocket.open(port);
     sockets.push(conn);
-    await conn.request('login alice pw', 2);
+    await conn.request('login alice pw', 3);
     conn.write(`#up-1 ${uploadLines('g1', '/a/f.bin', 2, '7001')}`);
     expect(await conn.readLines(1)).toEqual(['OK 0 done (request #up-1 had already been applied)']);
     expect(await conn.request('list_files g1', 2)).toEqual([
@@ -228,7 +239,7 @@ describe('files over the wire', () => {
     const first = await LineSocket.open(port);
     sockets.push(first);
     await first.request('create_user alice pw');
-    const [, tokenLine] = await first.request('login alice pw', 2);
+    const [, tokenLine] = await first.request('login alice pw', 3);
     const token = tokenLine.slice('session_token:'.length);
     for (const s of sockets.splice(0)) s.destroy();
     await app.close();

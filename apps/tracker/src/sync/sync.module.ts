@@ -21,6 +21,6 @@ import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
       inject: [TRACKER_CONFIG],
     },
   ],
-  exports: [SyncService, CLOCK],
+  exports: [SyncService, CLOCK, CLUSTER_KEY],
 })
 export class SyncModule {}

@@ -15,6 +15,7 @@ import {
   replica,
   syncTestingProviders,
   TEST_CLUSTER_KEY,
+  testCapabilitySigner,
   trackerConfig,
 } from '../testing/sync-testing';
 import { TempDatabases } from '../testing/temp-db';
@@ -388,7 +389,7 @@ describe(`${SyncService.name} with the real services`, () => {
       const sync = new SyncService(log, trackerConfig({ trackerNumber: 1, trackerCount: 4 }), TEST_CLUSTER_KEY);
       const auth = new AuthService(new SqliteUserStore(db), plainHasher, sync);
       const groups = new GroupsService(new SqliteGroupStore(db), sync);
-      const files = new FilesService(new SqliteFileStore(db), groups, auth, sync);
+      const files = new FilesService(new SqliteFileStore(db), groups, auth, sync, testCapabilitySigner());
       const memory = replica(1, 4);
       for (const t of [{ auth, groups, files }, memory]) {
         await t.auth.createUser('alice', 'pw');

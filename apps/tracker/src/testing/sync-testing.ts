@@ -3,7 +3,10 @@ import { Provider } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service';
 import { InMemoryUserStore } from '../auth/in-memory-user.store';
 import { PasswordHasher } from '../auth/password.hasher';
-import { DEFAULT_TRACKER_LIMITS, TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+
+import { CapabilitySigner } from '../capability/capability.signer';
+import { CAPABILITY_CLOCK, CAPABILITY_OPTIONS } from '../capability/capability.tokens';
+import { DEFAULT_CAPABILITY_TTL_MS, DEFAULT_TRACKER_LIMITS, TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { FilesService } from '../files/files.service';
 import { InMemoryFileStore } from '../files/in-memory-file.store';
 import { GroupsService } from '../groups/groups.service';
@@ -42,6 +45,7 @@ export function trackerConfig(overrides: Partial<TrackerConfig> & { trackerCount
     limits: DEFAULT_TRACKER_LIMITS,
     sessionIdleMs: 60 * 60_000,
     sessionMaxAgeMs: 7 * 24 * 60 * 60_000,
+    capabilityTtlMs: DEFAULT_CAPABILITY_TTL_MS,
     ...rest,
   };
   return { ...config, self: rest.self ?? config.trackers[config.trackerNumber - 1] ?? config.trackers[0] };
@@ -62,7 +66,18 @@ export function syncTestingProviders(
     opLog ? { provide: OPLOG_STORE, useValue: opLog } : { provide: OPLOG_STORE, useClass: InMemoryOpLogStore },
     { provide: TRACKER_CONFIG, useValue: trackerConfig(config) },
     { provide: CLUSTER_KEY, useValue: TEST_CLUSTER_KEY },
+    CapabilitySigner,
+    { provide: CAPABILITY_OPTIONS, useValue: { ttlMs: DEFAULT_CAPABILITY_TTL_MS } },
+    { provide: CAPABILITY_CLOCK, useValue: () => Date.now() },
   ];
+}
+
+/** The capability signer of the test network (key from TEST_CLUSTER_KEY), with the given clock and lifetime. */
+export function testCapabilitySigner(
+  now: () => number = Date.now,
+  ttlMs = DEFAULT_CAPABILITY_TTL_MS,
+): CapabilitySigner {
+  return new CapabilitySigner(TEST_CLUSTER_KEY, { ttlMs }, now);
 }
 
 /** One tracker's replicated state: the services on in-memory stores around one SyncService. */
@@ -84,6 +99,6 @@ export function replica(trackerNumber: number, trackerCount = Math.max(3, tracke
   const sync = new SyncService(log, trackerConfig({ trackerNumber, trackerCount }), TEST_CLUSTER_KEY);
   const auth = new AuthService(new InMemoryUserStore(), plainHasher, sync);
   const groups = new GroupsService(new InMemoryGroupStore(), sync);
-  const files = new FilesService(new InMemoryFileStore(), groups, auth, sync);
+  const files = new FilesService(new InMemoryFileStore(), groups, auth, sync, testCapabilitySigner());
   return { sync, auth, groups, files, log };
 }

@@ -498,10 +498,12 @@ describe(TextLineServer.name, () => {
     });
 
     const TOKEN_LINE = /^session_token:[0-9a-f]{64}$/;
-    /** Logs in and reads the two reply lines; returns the token. */
+    const KEY_LINE = /^capability_key:[A-Za-z0-9_-]{43}$/;
+    /** Logs in and reads the three reply lines; returns the token. */
     async function login(conn: LineSocket, userId: string, password: string): Promise<string> {
-      const [head, token] = await conn.request(`login ${userId} ${password}`, 2);
-      expect(head).toBe(`OK 1 logged in as ${userId}`);
+      const [head, token, key] = await conn.request(`login ${userId} ${password}`, 3);
+      expect(head).toBe(`OK 2 logged in as ${userId}`);
+      expect(key).toMatch(KEY_LINE);
       expect(token).toMatch(TOKEN_LINE);
       return token.slice('session_token:'.length);
     }
@@ -523,9 +525,10 @@ describe(TextLineServer.name, () => {
       expect(await alice.request('create_user alice "pass word"')).toEqual(['OK 0 user alice created']);
       expect(await alice.request('login alice wrong')).toEqual(['ERR LOGIN_FAILED wrong user id or password']);
       expect(await alice.request('login nobody wrong')).toEqual(['ERR LOGIN_FAILED wrong user id or password']);
-      expect(await alice.request('login alice "pass word"', 2)).toEqual([
-        'OK 1 logged in as alice',
+      expect(await alice.request('login alice "pass word"', 3)).toEqual([
+        'OK 2 logged in as alice',
         expect.stringMatching(TOKEN_LINE),
+        expect.stringMatching(KEY_LINE),
       ]);
       expect(await alice.request('create_group g1')).toEqual(['OK 0 group g1 created; you own it']);
       expect(await alice.request('list_groups', 2)).toEqual(['OK 1 1 group', 'g1 owner=alice members=1 you=owner']);
@@ -600,9 +603,10 @@ describe(TextLineServer.name, () => {
       it('reads a #id in front of a request and answers as usual', async () => {
         const conn = await open();
         expect(await conn.request('#c1-1 create_user alice pw')).toEqual(['OK 0 user alice created']);
-        expect(await conn.request('#c1-2 login alice pw', 2)).toEqual([
-          'OK 1 logged in as alice',
+        expect(await conn.request('#c1-2 login alice pw', 3)).toEqual([
+          'OK 2 logged in as alice',
           expect.stringMatching(TOKEN_LINE),
+          expect.stringMatching(KEY_LINE),
         ]);
         expect(await conn.request('#Z_9 list_groups')).toEqual(['OK 0 no groups yet']);
         // create_user came before login: its id is the connection's alone, no user's

@@ -24,8 +24,8 @@ export type Decide = (req: SeenRequest) => ChunkAnswer | void;
 
 export interface FakeSeederOptions {
   readonly chunkSize?: number;
-  /** The path it shares `data` under. Default `/share/file.bin`. */
-  readonly filePath?: string;
+  /** The capability it serves `data` for (others get `DENIED`). Default `test-capability`. */
+  readonly capability?: string;
   /** Default: serve every request. */
   readonly decide?: Decide;
   /** Answer every connection with `ERR BUSY` and close it, as a seeder at its connection limit does. */
@@ -46,7 +46,9 @@ export class FakeSeeder {
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
   private readonly chunkSize: number;
-  readonly filePath: string;
+  readonly capability: string;
+  /** Capabilities it serves for; starts with `capability`, tests add and remove. */
+  readonly accepted = new Set<string>();
   private waiters: { count: number; resolve: () => void }[] = [];
 
   constructor(
@@ -54,7 +56,8 @@ export class FakeSeeder {
     private readonly options: FakeSeederOptions = {},
   ) {
     this.chunkSize = options.chunkSize ?? CHUNK_SIZE;
-    this.filePath = options.filePath ?? '/share/file.bin';
+    this.capability = options.capability ?? 'test-capability';
+    this.accepted.add(this.capability);
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
@@ -135,7 +138,7 @@ export class FakeSeeder {
   private answer(req: GetChunkRequest, answer: ChunkAnswer): Buffer | string {
     if (answer.kind === 'raw') return answer.bytes;
     if (answer.kind === 'err') return `ERR ${answer.code} ${answer.message}\n`;
-    if (req.filePath !== this.filePath) return `ERR ${ErrorCode.NotShared} not sharing ${req.filePath}\n`;
+    if (!this.accepted.has(req.capability)) return `ERR ${ErrorCode.Denied} no valid capability\n`;
     const offset = req.index * this.chunkSize;
     if (offset >= this.data.length) return `ERR ${ErrorCode.NoSuchChunk} no chunk ${req.index}\n`;
     const body = Buffer.from(this.data.subarray(offset, offset + this.chunkSize));
