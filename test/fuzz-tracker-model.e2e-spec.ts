@@ -16,7 +16,7 @@ import {
  * Model-based fuzz: random sequences of every tracker command (valid and invalid, from three connections and
  * four users per run) against a real tracker process, each answer checked against the model in
  * support/tracker-model.ts. Deterministic per seed: FUZZ_SEED=<n> replays a run, FUZZ_RUNS=<n> sets how many
- * sequences are tried (default 25 of up to 60 commands, most after a common start).
+ * sequences are tried (default 30 of up to 100 commands, most after a common start).
  */
 describe('tracker commands against a model (fuzz)', () => {
   let net: Awaited<ReturnType<typeof trackerNetwork>>;
@@ -34,10 +34,10 @@ describe('tracker commands against a model (fuzz)', () => {
   });
 
   it('answers every command as the model says', async () => {
-    const { seed, runs } = fuzzSettings(25);
+    const { seed, runs } = fuzzSettings(30);
     let run = 0;
-    const warm = fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) });
-    const steps = fc.commands(trackerSteps, { maxCommands: 60, size: 'large' });
+    const warm = fc.oneof({ weight: 9, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) });
+    const steps = fc.noBias(fc.commands(trackerSteps, { maxCommands: 100, size: 'large' }));
     const property = fc.asyncProperty(warm, steps, async (warmUp, cmds) => {
       const real: RealTracker = { port: net.ports[0], conns: [] };
       for (let i = 0; i < CONNECTIONS; i++) real.conns.push(await RawConn.open(net.ports[0]));
@@ -53,7 +53,9 @@ describe('tracker commands against a model (fuzz)', () => {
     try {
       await fc.assert(property, { seed, numRuns: runs });
     } catch (err) {
-      throw new Error(`tracker model fuzz failed; replay with FUZZ_SEED=${seed}\n${(err as Error).message}`);
+      const cause = (err as Error).cause;
+      const why = cause instanceof Error ? `\n${cause.message}` : '';
+      throw new Error(`tracker model fuzz failed; replay with FUZZ_SEED=${seed}\n${(err as Error).message}${why}`);
     }
     if (process.env.FUZZ_STATS) {
       const lines = [...outcomeCounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${n}\t${k}`);

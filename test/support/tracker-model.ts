@@ -117,8 +117,7 @@ const CONTENTS: readonly Content[] = [0, 1, CHUNK + 1, 3 * CHUNK + 17, 599 * CHU
   return { size, hash: sha1(`content-${k}`), chunks: Array.from({ length: count }, (_, i) => sha1(`c${k}/${i}`)) };
 });
 
-const PORT_VARIANTS = ['bare', 'loopback', 'wildcard', 'typed-ip', 'hostname', 'bad-port', 'bad-text'] as const;
-type PortVariant = (typeof PORT_VARIANTS)[number];
+type PortVariant = 'bare' | 'loopback' | 'wildcard' | 'typed-ip' | 'hostname' | 'bad-port' | 'bad-text';
 
 const FLAWS = [
   'none',
@@ -133,8 +132,7 @@ const FLAWS = [
 ] as const;
 type Flaw = (typeof FLAWS)[number];
 
-const PASSWORDS = ['std', 'spaced', 'max', 'empty', 'long'] as const;
-type PasswordVariant = (typeof PASSWORDS)[number];
+type PasswordVariant = 'std' | 'spaced' | 'max' | 'empty' | 'long';
 
 const JUNK = [
   'unknown',
@@ -265,7 +263,7 @@ export class TrackerModel {
   markOnline(conn: number, user: string, group: string, name: string, address: Address): void {
     const key = `${group}/${name}`;
     let users = this.online.get(key);
-    if (!users) this.online.set(key, (users = new Map()));
+    if (!users) this.online.set(key, (users = new Map<string, number>()));
     users.set(user, conn);
     this.connAddress[conn] = address;
   }
@@ -475,8 +473,9 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
       };
     }
     case 'login': {
-      const u = m.userId(s.u);
-      const pw = s.right ? (m.users.get(u) ?? `pw-${s.u}`) : 'wrong-pw';
+      const ref = s.u < 0 ? c : s.u; // -1: the user this connection usually is
+      const u = m.userId(ref);
+      const pw = s.right ? (m.users.get(u) ?? `pw-${ref}`) : 'wrong-pw';
       return {
         line: line('login', u, pw),
         extra: [],
@@ -515,7 +514,11 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
     case 'resume': {
       const live = m.tokens.length ? m.tokens[s.pick % m.tokens.length] : undefined;
       const token =
-        s.token === 'live' && live ? live.token : s.token === 'not-hex' ? 'not-a-token' : sha1(`junk${s.pick}`) + 'ab'.repeat(12);
+        s.token === 'live' && live
+          ? live.token
+          : s.token === 'not-hex'
+            ? 'not-a-token'
+            : sha1(`junk${s.pick}`) + 'ab'.repeat(12);
       return {
         line: line('resume', token),
         extra: [],
@@ -763,7 +766,8 @@ function buildUpload(
   const c = s.c;
   const me = m.connUser[c];
   const g = m.groupId(s.g);
-  const content = CONTENTS[s.content % CONTENTS.length];
+  // content -1: the content that usually goes with this name, so that several members seed one file
+  const content = CONTENTS[(s.content < 0 ? s.name : s.content) % CONTENTS.length];
   const name = FILE_NAMES[s.name % FILE_NAMES.length];
   let path = pathFor(s.dir, me ?? 'nobody', name);
   let sizeText = String(content.size);
@@ -900,7 +904,10 @@ export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
   }
 
   async run(m: TrackerModel, r: RealTracker): Promise<void> {
-    if (this.spec.t === 'reconnect') return this.reconnect(m, r);
+    if (this.spec.t === 'reconnect') {
+      outcomeCounts.set('reconnect', (outcomeCounts.get('reconnect') ?? 0) + 1);
+      return this.reconnect(m, r);
+    }
     const { lines, outcome } = render(m, this.spec);
     const conn = r.conns[this.spec.c];
     conn.write(lines.map((l) => `${l}\n`).join(''));
@@ -935,7 +942,8 @@ export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
         await new Promise((res) => setTimeout(res, 20));
         continue;
       }
-      if (EXPECT.resumeAfterDrop) throw new Error(`resume after a dropped connection: ERR ${reply.code} ${reply.message}`);
+      if (EXPECT.resumeAfterDrop)
+        throw new Error(`resume after a dropped connection: ERR ${reply.code} ${reply.message}`);
       const t = m.tokens.find((x) => x.token === token);
       if (t) t.live = false;
       return;
@@ -951,8 +959,7 @@ export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
 
 /**
  * A common start, so that runs reach files and seeders quickly: users 0-2 exist and are logged in on
- * connections 0-2, user 0 owns group 0 and user 1 is in it, user 2 asked to join. User 3 and groups 1-3
- * are left for the run to create.
+ * connections 0-2, user 0 owns group 0, users 1 and 2 are in it, user 0 shares a file in it. User 3 and groups 1-3 are left for the run to create.
  */
 export function warmStart(): TrackerStep[] {
   const none: Rid = { kind: 'none' };
@@ -963,6 +970,20 @@ export function warmStart(): TrackerStep[] {
     { t: 'join_group', c: 1, rid: none, g: 0 },
     { t: 'join_group', c: 2, rid: none, g: 0 },
     { t: 'accept_request', c: 0, rid: none, g: 0, u: 1 },
+    { t: 'accept_request', c: 0, rid: none, g: 0, u: 2 },
+    {
+      t: 'upload_file',
+      c: 0,
+      rid: none,
+      g: 0,
+      name: 0,
+      content: -1,
+      dir: 0,
+      lines: 0,
+      port: 'bare',
+      pp: 0,
+      flaw: 'none',
+    },
   ];
   return specs.map((spec) => new TrackerStep(spec));
 }
@@ -970,18 +991,32 @@ export function warmStart(): TrackerStep[] {
 /* ------------------------------------------------ arbitraries ------------------------------------------------ */
 
 const conn = fc.integer({ min: 0, max: CONNECTIONS - 1 });
-const userRef = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: USER_POOL - 1 }) }, {
-  weight: 1,
-  arbitrary: fc.integer({ min: USER_POOL, max: USER_POOL + BAD_USER_IDS.length - 1 }),
-});
-const groupRef = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: GROUP_POOL - 1 }) }, {
-  weight: 1,
-  arbitrary: fc.integer({ min: GROUP_POOL, max: GROUP_POOL + BAD_GROUP_IDS.length - 1 }),
-});
-const nameRef = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: 2 }) }, {
-  weight: 2,
-  arbitrary: fc.integer({ min: 3, max: FILE_NAMES.length - 1 }),
-});
+const userRef = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 0, max: USER_POOL - 1 }) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: USER_POOL, max: USER_POOL + BAD_USER_IDS.length - 1 }),
+  },
+);
+const groupRef = fc.oneof(
+  { weight: 6, arbitrary: fc.constant(0) },
+  { weight: 3, arbitrary: fc.constant(1) },
+  { weight: 2, arbitrary: fc.integer({ min: 2, max: GROUP_POOL - 1 }) },
+  { weight: 1, arbitrary: fc.integer({ min: GROUP_POOL, max: GROUP_POOL + BAD_GROUP_IDS.length - 1 }) },
+);
+/** Groups for file commands: mostly the one the common start made. */
+const fileGroupRef = fc.oneof(
+  { weight: 12, arbitrary: fc.constant(0) },
+  { weight: 2, arbitrary: fc.integer({ min: 1, max: GROUP_POOL - 1 }) },
+  { weight: 1, arbitrary: fc.integer({ min: GROUP_POOL, max: GROUP_POOL + BAD_GROUP_IDS.length - 1 }) },
+);
+const nameRef = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 0, max: 2 }) },
+  {
+    weight: 2,
+    arbitrary: fc.integer({ min: 3, max: FILE_NAMES.length - 1 }),
+  },
+);
 const rid: fc.Arbitrary<Rid> = fc.oneof(
   { weight: 6, arbitrary: fc.constant({ kind: 'none' as const }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'fresh' as const }) },
@@ -1007,8 +1042,8 @@ export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracke
   }),
   step('create_user', { u: userRef, pw: fc.constant<PasswordVariant>('std') }),
   step('login', { u: userRef, right: fc.boolean() }),
-  step('login', { u: userRef, right: fc.constant(true) }),
-  step('login', { u: userRef, right: fc.constant(true) }),
+  step('login', { u: fc.constant(-1), right: fc.constant(true) }),
+  step('login', { u: fc.constant(-1), right: fc.constant(true) }),
   step('logout', {}),
   step('list_groups', {}),
   step('create_group', { g: groupRef }),
@@ -1019,13 +1054,19 @@ export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracke
   step('list_requests', { g: groupRef }),
   step('accept_request', { g: groupRef, u: userRef }),
   step('accept_request', { g: groupRef, u: userRef }),
-  ...[1, 2, 3].map(() =>
+  ...[1, 2, 3, 4].map(() =>
     step('upload_file', {
-      g: groupRef,
+      g: fileGroupRef,
       name: nameRef,
-      content: fc.nat(CONTENTS.length - 1),
+      content: fc.oneof(
+        { weight: 4, arbitrary: fc.constant(-1) },
+        { weight: 1, arbitrary: fc.nat(CONTENTS.length - 1) },
+      ),
       dir: fc.nat(3),
-      lines: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) }),
+      lines: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(0) },
+        { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) },
+      ),
       port: portVariant,
       pp: fc.nat(2),
       flaw: fc.oneof(
@@ -1034,12 +1075,13 @@ export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracke
       ),
     }),
   ),
-  step('list_files', { g: groupRef }),
-  step('list_files', { g: groupRef }),
-  step('download_file', { g: groupRef, name: nameRef, dest: fc.boolean() }),
-  step('download_file', { g: groupRef, name: nameRef, dest: fc.boolean() }),
-  step('new_seeder', { g: groupRef, name: nameRef, dir: fc.nat(3), port: portVariant, pp: fc.nat(2) }),
-  step('stop_share', { g: groupRef, name: nameRef }),
+  step('list_files', { g: fileGroupRef }),
+  step('list_files', { g: fileGroupRef }),
+  ...[1, 2, 3, 4].map(() => step('download_file', { g: fileGroupRef, name: nameRef, dest: fc.boolean() })),
+  step('new_seeder', { g: fileGroupRef, name: nameRef, dir: fc.nat(3), port: portVariant, pp: fc.nat(2) }),
+  step('new_seeder', { g: fileGroupRef, name: nameRef, dir: fc.nat(3), port: portVariant, pp: fc.nat(2) }),
+  step('stop_share', { g: fileGroupRef, name: nameRef }),
+  step('stop_share', { g: fileGroupRef, name: nameRef }),
   step('resume', { token: fc.constantFrom('live' as const, 'junk' as const, 'not-hex' as const), pick: fc.nat(20) }),
   step('reconnect', {}),
   step('junk', { junk: fc.constantFrom<Junk>(...JUNK) }),
