@@ -35,6 +35,8 @@ export const EXPECT = {
   continuationBeforeLogin: true,
   /** A session whose connection dropped without `logout` can be resumed with its token on a new connection. */
   resumeAfterDrop: true,
+  /** The only `OK` message a sync line from a peer without the network key may get (the challenge). */
+  keylessSyncOk: /^prove it$/,
 };
 
 /**
