@@ -48,10 +48,18 @@ describe('random and near-valid input on every port (fuzz)', () => {
   let original: string;
   const trackerPort = () => net.ports[0];
 
+  /** Sends a request and measures how long its answer took. */
+  async function timed(conn: RawConn, line: string, times: number[]): Promise<Reply> {
+    const start = Date.now();
+    const reply = await conn.request(line);
+    times.push(Date.now() - start);
+    return reply;
+  }
+
   /** A fresh connection from 127.0.0.1 that logs in as the prober; closed (after logout) by the caller. */
-  async function proberConn(): Promise<RawConn> {
+  async function proberConn(times: number[] = []): Promise<RawConn> {
     const conn = await RawConn.open(trackerPort());
-    const login = await conn.request('login prober pw-prober');
+    const login = await timed(conn, 'login prober pw-prober', times);
     if (!login.ok) throw new Error(`prober login: ERR ${login.code} ${login.message}`);
     return conn;
   }
@@ -72,18 +80,20 @@ describe('random and near-valid input on every port (fuzz)', () => {
     }
   }
 
-  /** A login and a list_groups from 127.0.0.1, as a legitimate client does them. */
-  async function trackerProbe(): Promise<void> {
-    const conn = await proberConn();
+  /** A login and a list_groups from 127.0.0.1, as a legitimate client does them; the slowest answer's time. */
+  async function trackerProbe(): Promise<number> {
+    const times: number[] = [];
+    const conn = await proberConn(times);
     try {
-      const groups = await conn.request('list_groups');
+      const groups = await timed(conn, 'list_groups', times);
       if (!groups.ok || !groups.lines.includes('team owner=alice members=3 you=member')) {
         throw new Error(`list_groups: ${JSON.stringify(groups)}`);
       }
-      await conn.request('logout');
+      await timed(conn, 'logout', times);
     } finally {
       conn.close();
     }
+    return Math.max(...times);
   }
 
   const noInternalErrors = (reply: Reply | { chunk: number }): string =>
@@ -92,7 +102,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
   function report(what: string, stats: AttackStats, memory?: MemoryWatch, probe?: Prober): void {
     if (!process.env.FUZZ_STATS) return;
     const mem = memory ? `, RSS ${(memory.first / MB).toFixed(0)} -> peak ${(memory.peak / MB).toFixed(0)} MB` : '';
-    const p = probe ? `, ${probe.times.length} probes, slowest ${probe.slowest} ms` : '';
+    const p = probe ? `, ${probe.times.length} probes (${probe.times.join(' ')} ms)` : '';
     console.log(
       `${what} (seed ${seed}): ${stats.connections} connections (${stats.closedByPeer} closed by the peer), ` +
         `${(stats.bytesSent / MB).toFixed(1)} MB sent, ${stats.replies} replies${mem}${p}`,
@@ -147,7 +157,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
       port: trackerPort(),
       addresses: ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'],
       connectionsPerAddress: 2,
-      payloads: payloads(trackerPayload, 1200, 1),
+      payloads: payloads(trackerPayload, 3000, 1),
       kind: 'tracker',
       check: noInternalErrors,
     });
@@ -173,7 +183,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
       port: trackerPort(),
       addresses: ['127.0.0.6', '127.0.0.7', '127.0.0.8'],
       connectionsPerAddress: 2,
-      payloads: payloads(syncPayload, 800, 2),
+      payloads: payloads(syncPayload, 2000, 2),
       kind: 'tracker',
       check: (reply) => {
         if (!('ok' in reply)) return 'a chunk from the tracker';
@@ -206,8 +216,9 @@ describe('random and near-valid input on every port (fuzz)', () => {
     /** A request from 127.0.0.1 for a file that is not shared: refused with one line, promptly. */
     const probe = new Prober(
       () =>
-        new Promise<void>((resolve, reject) => {
+        new Promise<number>((resolve, reject) => {
           const socket = connect({ port: seederPort, host: '127.0.0.1' });
+          const start = Date.now();
           let got = '';
           const timer = setTimeout(() => {
             socket.destroy();
@@ -219,7 +230,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
             if (!got.includes('\n')) return;
             clearTimeout(timer);
             socket.destroy();
-            if (/^ERR [A-Z_]+ /.test(got)) resolve();
+            if (/^ERR [A-Z_]+ /.test(got)) resolve(Date.now() - start);
             else reject(new Error(`seeder answered ${JSON.stringify(got.slice(0, 80))}`));
           });
           socket.on('error', (err) => {
@@ -232,7 +243,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
       port: seederPort,
       addresses: ['127.0.0.9', '127.0.0.10', '127.0.0.11', '127.0.0.12'],
       connectionsPerAddress: 2,
-      payloads: payloads(seederPayload(original), 1200, 3),
+      payloads: payloads(seederPayload(original), 3000, 3),
       kind: 'seeder',
       // no attacker request names a shared file by a valid chunk index: none may get bytes
       check: (reply) => ('chunk' in reply ? `an attacker got chunk ${reply.chunk}` : ''),

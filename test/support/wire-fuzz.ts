@@ -67,7 +67,9 @@ const continuationBurst = fc
   .tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 30_000 }), fc.boolean())
   .map(([n, width, ok]) => {
     const line = ok ? Array.from({ length: Math.ceil(width / 41) }, () => 'a'.repeat(40)).join(',') : 'z'.repeat(width);
-    return [`upload_file xg /x/y.bin 1 ${'b'.repeat(40)} @${n} 7000`, ...Array.from({ length: n }, () => line)].join('\n');
+    return [`upload_file xg /x/y.bin 1 ${'b'.repeat(40)} @${n} 7000`, ...Array.from({ length: n }, () => line)].join(
+      '\n',
+    );
   });
 
 const randomBytes = fc.uint8Array({ minLength: 1, maxLength: 4096 });
@@ -107,7 +109,10 @@ const forgedOp = fc.oneof(
 
 /** One sync line from a peer without the network key: the handshake, forged proofs, then anything. */
 const syncLine = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom('sync_hello 2', 'sync_hello 1', 'sync_hello 3', 'sync_hello 0', 'sync_hello') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom('sync_hello 2', 'sync_hello 1', 'sync_hello 3', 'sync_hello 0', 'sync_hello'),
+  },
   { weight: 1, arbitrary: fc.integer().map((n) => `sync_hello ${n}`) },
   { weight: 3, arbitrary: hex(64).map((h) => `sync_auth ${h}`) },
   { weight: 1, arbitrary: fc.oneof(wildText, hex(63), hex(65)).map((h) => `sync_auth ${h}`) },
@@ -163,7 +168,10 @@ export function seederPayload(sharedPath: string): fc.Arbitrary<Payload> {
         .map(([c, a]) => [c, ...a].join(' ')),
     },
     { weight: 2, arbitrary: randomBytes },
-    { weight: 1, arbitrary: fc.integer({ min: 9 * 1024, max: 200 * 1024 }).map((n) => `GET_CHUNK 0 /${'p'.repeat(n)}`) },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: 9 * 1024, max: 200 * 1024 }).map((n) => `GET_CHUNK 0 /${'p'.repeat(n)}`),
+    },
   );
 }
 
@@ -198,6 +206,8 @@ class Attacker {
   private decoder = new FrameDecoder(64 * 1024 * 1024);
   private assembler = new ReplyAssembler();
   private broken = false;
+  /** Called when a reply arrives or the connection closes (the pacing in `send` waits for it). */
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly port: number,
@@ -224,6 +234,7 @@ class Attacker {
       socket.on('close', () => {
         if (!this.closed) this.stats.closedByPeer++;
         this.closed = true;
+        this.wake?.();
         resolve();
       });
     });
@@ -242,7 +253,8 @@ class Attacker {
           if (chunk) {
             this.decoder.expectData(Number(chunk[2]));
             this.note({ chunk: Number(chunk[1]) });
-          } else if (/^ERR [A-Z_]+ /.test(f.line)) this.note({ ok: false, code: f.line.split(' ')[1], message: f.line });
+          } else if (/^ERR [A-Z_]+ /.test(f.line))
+            this.note({ ok: false, code: f.line.split(' ')[1], message: f.line });
           else throw new Error(`not a seeder reply: ${JSON.stringify(f.line.slice(0, 80))}`);
           continue;
         }
@@ -257,12 +269,16 @@ class Attacker {
 
   private note(reply: Reply | { chunk: number }): void {
     this.stats.replies++;
+    this.wake?.();
     const problem = this.check(reply);
     if (problem && this.stats.problems.length < 20) this.stats.problems.push(problem);
   }
 
-  /** Sends one payload (reconnecting first if the peer closed), waiting for the socket to drain. */
-  async send(payload: Payload): Promise<void> {
+  /**
+   * Sends one payload (reconnecting first if the peer closed), waiting for the socket to drain and then for
+   * an answer or `paceMs`, whichever comes first: a fuzz, not a flood (the limits have their own tests).
+   */
+  async send(payload: Payload, paceMs: number): Promise<void> {
     if (this.closed) await this.open();
     const socket = this.socket!;
     if (this.closed) return;
@@ -277,6 +293,17 @@ class Attacker {
         };
         socket.on('drain', done).on('close', done);
       });
+    }
+    if (paceMs > 0 && !this.closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, paceMs);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.wake = done;
+      });
+      this.wake = undefined;
     }
   }
 
@@ -293,6 +320,8 @@ export interface AttackOptions {
   readonly connectionsPerAddress: number;
   readonly payloads: readonly Payload[];
   readonly kind: ReplyKind;
+  /** After each payload, wait at most this long for an answer before sending the next (0: no wait). */
+  readonly paceMs?: number;
   /** A problem with one reply an attacker got, or ''. */
   readonly check?: (reply: Reply | { chunk: number }) => string;
 }
@@ -308,7 +337,8 @@ export async function attack(options: AttackOptions): Promise<AttackStats> {
   }
   await Promise.all(
     attackers.map(async (a, k) => {
-      for (let i = k; i < options.payloads.length; i += attackers.length) await a.send(options.payloads[i]);
+      for (let i = k; i < options.payloads.length; i += attackers.length)
+        await a.send(options.payloads[i], options.paceMs ?? 20);
     }),
   );
   // let the last replies arrive before closing
@@ -355,20 +385,19 @@ export class MemoryWatch {
   }
 }
 
-/** Runs `probe` over and over until stopped, recording how long each took and what failed. */
+/** Runs `probe` over and over until stopped, recording the slowest answer of each run and what failed. */
 export class Prober {
   readonly times: number[] = [];
   readonly failures: string[] = [];
   private running = true;
   private readonly loop: Promise<void>;
 
-  constructor(probe: () => Promise<void>, gapMs = 250) {
+  /** `probe` returns the time its slowest answer took, in ms. */
+  constructor(probe: () => Promise<number>, gapMs = 250) {
     this.loop = (async () => {
       while (this.running) {
-        const start = Date.now();
         try {
-          await probe();
-          this.times.push(Date.now() - start);
+          this.times.push(await probe());
         } catch (err) {
           this.failures.push((err as Error).message);
         }
