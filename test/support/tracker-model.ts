@@ -159,9 +159,27 @@ const JUNK = [
 ] as const;
 type Junk = (typeof JUNK)[number];
 
+/** How a request's words are written: each spelling must mean the same to the tracker. */
+type Spelling = 'plain' | 'tabs' | 'spaces' | 'quoted' | 'crlf';
+
+function spell(words: readonly string[], how: Spelling | undefined): string {
+  switch (how) {
+    case 'tabs':
+      return words.map(quoteArg).join('\t');
+    case 'spaces':
+      return ` ${words.map(quoteArg).join('   ')}  `;
+    case 'quoted':
+      return words.map((w) => `"${w.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(' ');
+    case 'crlf':
+      return `${words.map(quoteArg).join(' ')}\r`;
+    default:
+      return words.map(quoteArg).join(' ');
+  }
+}
+
 type Rid = { readonly kind: 'none' } | { readonly kind: 'fresh' } | { readonly kind: 'reuse'; readonly pick: number };
 
-export type StepSpec = { readonly c: number; readonly rid: Rid } & (
+export type StepSpec = { readonly c: number; readonly rid: Rid; readonly spell?: Spelling } & (
   | { readonly t: 'create_user'; readonly u: number; readonly pw: PasswordVariant }
   | { readonly t: 'login'; readonly u: number; readonly right: boolean }
   | { readonly t: 'logout' }
@@ -422,7 +440,7 @@ export function render(m: TrackerModel, s: StepSpec): Rendered {
 function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra: string[]; outcome: Outcome } {
   const c = s.c;
   const me = m.connUser[c];
-  const line = (...words: string[]) => words.map(quoteArg).join(' ');
+  const line = (...words: string[]) => spell(words, s.spell);
   const verdict = (decide: () => Outcome): Outcome => {
     try {
       if (CHANGES.has(s.t) && rid && requestIdAlreadyApplied(m, rid, c)) return ok([]);
@@ -501,7 +519,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
     }
     case 'logout':
       return {
-        line: 'logout',
+        line: line('logout'),
         extra: [],
         outcome: verdict(() => {
           needUser();
@@ -538,7 +556,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
     }
     case 'list_groups':
       return {
-        line: 'list_groups',
+        line: line('list_groups'),
         extra: [],
         outcome: verdict(() => {
           const u = needUser();
@@ -834,7 +852,7 @@ function buildUpload(
       m.markOnline(c, u, g, name, { host: expectedSeederHost(port.host, CONNECTION_HOST), port: fakePort(c, s.pp) });
     });
   });
-  return { line: words.map(quoteArg).join(' '), extra, outcome };
+  return { line: spell(words, s.spell), extra, outcome };
 }
 
 function buildJunk(m: TrackerModel, junk: Junk): { line: string; extra: string[]; outcome: Outcome } {
@@ -1029,7 +1047,11 @@ const portVariant = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom<PortVariant>('bad-port', 'bad-text') },
 );
 
-const base = { c: conn, rid };
+const spelling = fc.oneof(
+  { weight: 12, arbitrary: fc.constant<Spelling>('plain') },
+  { weight: 1, arbitrary: fc.constantFrom<Spelling>('tabs', 'spaces', 'quoted', 'crlf') },
+);
+const base = { c: conn, rid, spell: spelling };
 const step = <T extends Record<string, fc.Arbitrary<unknown>>>(t: string, fields: T) =>
   fc.record({ t: fc.constant(t), ...base, ...fields }).map((spec) => new TrackerStep(spec as unknown as StepSpec));
 
