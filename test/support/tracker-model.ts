@@ -102,6 +102,9 @@ const FILE_NAMES = [
   'invoice\u202efdp.exe',
   'c1\u0085x.dat',
   'ünï.dat',
+  'say "hi" \\ bye.txt',
+  '\u00e9'.repeat(255),
+  'tab\there.txt',
   'n'.repeat(256),
   '..',
 ];
@@ -134,7 +137,7 @@ const FLAWS = [
 ] as const;
 type Flaw = (typeof FLAWS)[number];
 
-type PasswordVariant = 'std' | 'spaced' | 'max' | 'empty' | 'long';
+type PasswordVariant = 'std' | 'spaced' | 'quotes' | 'max' | 'empty' | 'long';
 
 const JUNK = [
   'unknown',
@@ -366,6 +369,8 @@ const ok = (body: OkOutcome['body'] = [], apply?: (reply: Reply) => void): Outco
 });
 
 const VALID_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+/** Paths may not hold control characters (a tab gets through the tokenizer inside quotes). */
+const CONTROL = /[\x00-\x1f\x7f]/;
 
 /** Commands that change replicated state: a retried one (same request id) is answered without being applied. */
 const CHANGES = new Set([
@@ -475,9 +480,14 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
   switch (s.t) {
     case 'create_user': {
       const u = m.userId(s.u);
-      const pw = { std: `pw-${s.u}`, spaced: `p w ${s.u}`, max: 'm'.repeat(128), empty: '', long: 'l'.repeat(129) }[
-        s.pw
-      ];
+      const pw = {
+        std: `pw-${s.u}`,
+        spaced: `p w ${s.u}`,
+        quotes: `p"w\\${s.u}`,
+        max: 'm'.repeat(128),
+        empty: '',
+        long: 'l'.repeat(129),
+      }[s.pw];
       return {
         line: line('create_user', u, pw),
         extra: [],
@@ -738,6 +748,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
           const u = needUser();
           if (port.bad) refuse('BAD_ARGUMENTS');
           needMember(u, g);
+          if (CONTROL.test(path)) refuse('BAD_FILE_METADATA');
           if (!m.files.get(g)!.has(name)) refuse('UNKNOWN_FILE');
           return ok([], () => {
             recordId();
@@ -832,7 +843,7 @@ function buildUpload(
     if (port.bad) refuse('BAD_ARGUMENTS');
     if (s.flaw === 'badSize' || s.flaw === 'badChunk') refuse('BAD_FILE_METADATA');
     needMember(u, g);
-    if (path === '') refuse('BAD_FILE_METADATA');
+    if (path === '' || CONTROL.test(path)) refuse('BAD_FILE_METADATA');
     const baseName = path.slice(path.lastIndexOf('/') + 1);
     const nameRefusal = fileNameRefusal(baseName);
     if (nameRefusal) refuse(nameRefusal);
@@ -1060,7 +1071,7 @@ export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracke
   step('create_user', {
     u: userRef,
     pw: fc.oneof(
-      { weight: 6, arbitrary: fc.constantFrom<PasswordVariant>('std', 'spaced', 'max') },
+      { weight: 6, arbitrary: fc.constantFrom<PasswordVariant>('std', 'spaced', 'quotes', 'max') },
       { weight: 1, arbitrary: fc.constantFrom<PasswordVariant>('empty', 'long') },
     ),
   }),
