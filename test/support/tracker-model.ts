@@ -926,6 +926,50 @@ function mismatch(outcome: Outcome, reply: Reply): string {
 
 /** How often each command got each answer (`upload_file OK`, `login ERR WRONG_PASSWORD`...), over all runs. */
 export const outcomeCounts = new Map<string, number>();
+const count = (key: string) => outcomeCounts.set(key, (outcomeCounts.get(key) ?? 0) + 1);
+
+/** Throws when the reply is not what the model said; counts the outcome. */
+function check(m: TrackerModel, spec: StepSpec, lines: readonly string[], outcome: Outcome, reply: Reply): void {
+  const problem = mismatch(outcome, reply);
+  if (problem) {
+    throw new Error(
+      `tracker and model disagree on c${spec.c} (${m.connUser[spec.c] ?? 'not logged in'}):\n` +
+        `  sent ${JSON.stringify(lines.join('\n').slice(0, 300))}\n  ${problem}`,
+    );
+  }
+  count(`${spec.t === 'junk' ? `junk:${spec.junk}` : spec.t} ${reply.ok ? 'OK' : `ERR ${reply.code}`}`);
+}
+
+/**
+ * Several requests written at once on one connection, before any answer: the answers must come in order, each
+ * as the model says. Logins are left out (the model needs a login's token before the next request is built).
+ */
+export class PipelinedSteps implements fc.AsyncCommand<TrackerModel, RealTracker> {
+  constructor(readonly specs: readonly StepSpec[]) {}
+
+  check(): boolean {
+    return true;
+  }
+
+  async run(m: TrackerModel, r: RealTracker): Promise<void> {
+    const c = this.specs[0].c;
+    const sent: { spec: StepSpec; lines: string[]; outcome: Outcome; user: string | undefined }[] = [];
+    for (const spec of this.specs) {
+      const user = m.connUser[c];
+      const { lines, outcome } = render(m, spec);
+      // the model moves on as if the answer were as expected; a different answer fails the run below
+      if (outcome.ok) outcome.apply?.({ ok: true, message: '', lines: [] });
+      sent.push({ spec, lines, outcome, user });
+    }
+    r.conns[c].write(sent.flatMap((x) => x.lines.map((l) => `${l}\n`)).join(''));
+    count('pipelined batch');
+    for (const { spec, lines, outcome } of sent) check(m, spec, lines, outcome, await r.conns[c].reply(15_000));
+  }
+
+  toString(): string {
+    return `pipelined[${this.specs.map(describeStep).join(' | ')}]`;
+  }
+}
 
 export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
   constructor(readonly spec: StepSpec) {}
@@ -936,23 +980,15 @@ export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
 
   async run(m: TrackerModel, r: RealTracker): Promise<void> {
     if (this.spec.t === 'reconnect') {
-      outcomeCounts.set('reconnect', (outcomeCounts.get('reconnect') ?? 0) + 1);
+      count('reconnect');
       return this.reconnect(m, r);
     }
     const { lines, outcome } = render(m, this.spec);
     const conn = r.conns[this.spec.c];
     conn.write(lines.map((l) => `${l}\n`).join(''));
     const reply = await conn.reply(15_000);
-    const problem = mismatch(outcome, reply);
-    if (problem) {
-      throw new Error(
-        `tracker and model disagree on c${this.spec.c} (${m.connUser[this.spec.c] ?? 'not logged in'}):\n` +
-          `  sent ${JSON.stringify(lines.join('\n').slice(0, 300))}\n  ${problem}`,
-      );
-    }
+    check(m, this.spec, lines, outcome, reply);
     if (outcome.ok) outcome.apply?.(reply);
-    const key = `${this.spec.t === 'junk' ? `junk:${this.spec.junk}` : this.spec.t} ${reply.ok ? 'OK' : `ERR ${reply.code}`}`;
-    outcomeCounts.set(key, (outcomeCounts.get(key) ?? 0) + 1);
   }
 
   /** Drops the connection without logout and opens a new one; a logged-in session is resumed with its token. */
@@ -1063,11 +1099,18 @@ const spelling = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom<Spelling>('tabs', 'spaces', 'quoted', 'crlf') },
 );
 const base = { c: conn, rid, spell: spelling };
-const step = <T extends Record<string, fc.Arbitrary<unknown>>>(t: string, fields: T) =>
-  fc.record({ t: fc.constant(t), ...base, ...fields }).map((spec) => new TrackerStep(spec as unknown as StepSpec));
+/** The command each step arbitrary makes. */
+const stepKinds = new Map<fc.Arbitrary<unknown>, string>();
+const step = <T extends Record<string, fc.Arbitrary<unknown>>>(t: string, fields: T) => {
+  const arb = fc
+    .record({ t: fc.constant(t), ...base, ...fields })
+    .map((spec) => new TrackerStep(spec as unknown as StepSpec));
+  stepKinds.set(arb, t);
+  return arb;
+};
 
-/** Every tracker command, valid and invalid, as fast-check commands. */
-export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracker>>[] = [
+/** Every tracker command, valid and invalid, one request at a time. */
+const singleSteps: fc.Arbitrary<TrackerStep>[] = [
   step('create_user', {
     u: userRef,
     pw: fc.oneof(
@@ -1120,4 +1163,17 @@ export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracke
   step('resume', { token: fc.constantFrom('live' as const, 'junk' as const, 'not-hex' as const), pick: fc.nat(20) }),
   step('reconnect', {}),
   step('junk', { junk: fc.constantFrom<Junk>(...JUNK) }),
+];
+
+/** Requests that may go in a pipelined batch: all but login (see PipelinedSteps) and reconnect. */
+const pipelinable = singleSteps.filter((arb) => !['login', 'reconnect'].includes(stepKinds.get(arb) ?? 'login'));
+
+/** Every tracker command, valid and invalid, alone or pipelined, as fast-check commands. */
+export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracker>>[] = [
+  ...singleSteps,
+  ...[1, 2].map(() =>
+    fc
+      .tuple(conn, fc.array(fc.oneof(...pipelinable), { minLength: 2, maxLength: 5 }))
+      .map(([c, cmds]) => new PipelinedSteps(cmds.map((cmd) => ({ ...cmd.spec, c })))),
+  ),
 ];
