@@ -259,6 +259,11 @@ export class TrackerModel {
   readonly tokens: { token: string; user: string; live: boolean }[] = [];
   private nextId = 0;
 
+  /** A deep copy, to try what one order of concurrent requests would give without touching this model. */
+  clone(): TrackerModel {
+    return Object.assign(Object.create(TrackerModel.prototype) as TrackerModel, structuredClone({ ...this }));
+  }
+
   constructor(readonly prefix: string) {
     this.connUser = Array.from({ length: CONNECTIONS }, () => undefined);
     this.connToken = Array.from({ length: CONNECTIONS }, () => undefined);
@@ -929,7 +934,14 @@ export const outcomeCounts = new Map<string, number>();
 const count = (key: string) => outcomeCounts.set(key, (outcomeCounts.get(key) ?? 0) + 1);
 
 /** Throws when the reply is not what the model said; counts the outcome. */
-function check(m: TrackerModel, spec: StepSpec, lines: readonly string[], outcome: Outcome, reply: Reply): void {
+function check(
+  m: TrackerModel,
+  spec: StepSpec,
+  lines: readonly string[],
+  outcome: Outcome,
+  reply: Reply,
+  counted = true,
+): void {
   const problem = mismatch(outcome, reply);
   if (problem) {
     throw new Error(
@@ -937,7 +949,66 @@ function check(m: TrackerModel, spec: StepSpec, lines: readonly string[], outcom
         `  sent ${JSON.stringify(lines.join('\n').slice(0, 300))}\n  ${problem}`,
     );
   }
-  count(`${spec.t === 'junk' ? `junk:${spec.junk}` : spec.t} ${reply.ok ? 'OK' : `ERR ${reply.code}`}`);
+  if (counted) count(`${spec.t === 'junk' ? `junk:${spec.junk}` : spec.t} ${reply.ok ? 'OK' : `ERR ${reply.code}`}`);
+}
+
+/**
+ * Two requests on two connections written at the same moment: the tracker may take them in either order, but
+ * its answers must be those of one order or the other, and its state that of the same order.
+ */
+export class RacingSteps implements fc.AsyncCommand<TrackerModel, RealTracker> {
+  constructor(
+    readonly a: StepSpec,
+    readonly b: StepSpec,
+  ) {}
+
+  check(): boolean {
+    return true;
+  }
+
+  async run(m: TrackerModel, r: RealTracker): Promise<void> {
+    const first = render(m.clone(), this.a);
+    const second = render(m.clone(), this.b);
+    const text = (x: Rendered) => x.lines.map((l) => `${l}\n`).join('');
+    r.conns[this.a.c].write(text(first));
+    r.conns[this.b.c].write(text(second));
+    const [ra, rb] = await Promise.all([r.conns[this.a.c].reply(15_000), r.conns[this.b.c].reply(15_000)]);
+    const problems: string[] = [];
+    for (const [x, y, rx, ry] of [
+      [this.a, this.b, ra, rb],
+      [this.b, this.a, rb, ra],
+    ] as const) {
+      const trial = m.clone();
+      try {
+        for (const [spec, reply] of [
+          [x, rx],
+          [y, ry],
+        ] as const) {
+          const { lines, outcome } = render(trial, spec);
+          check(trial, spec, lines, outcome, reply, false);
+          if (outcome.ok) outcome.apply?.(reply);
+        }
+      } catch (err) {
+        problems.push((err as Error).message);
+        continue;
+      }
+      // this order explains both answers: the real model takes it
+      for (const [spec, reply] of [
+        [x, rx],
+        [y, ry],
+      ] as const) {
+        const { outcome } = render(m, spec);
+        if (outcome.ok) outcome.apply?.(reply);
+      }
+      count('race');
+      return;
+    }
+    throw new Error(`no order of two concurrent requests explains the answers:\n${problems.join('\n')}`);
+  }
+
+  toString(): string {
+    return `race[${describeStep(this.a)} | ${describeStep(this.b)}]`;
+  }
 }
 
 /**
@@ -1168,6 +1239,10 @@ const singleSteps: fc.Arbitrary<TrackerStep>[] = [
 /** Requests that may go in a pipelined batch: all but login (see PipelinedSteps) and reconnect. */
 const pipelinable = singleSteps.filter((arb) => !['login', 'reconnect'].includes(stepKinds.get(arb) ?? 'login'));
 
+/** Requests that may race (see RacingSteps): all but reconnect, resume, and those with a request id. */
+const raceable = singleSteps.filter((arb) => !['reconnect', 'resume'].includes(stepKinds.get(arb) ?? 'reconnect'));
+const noRid: Rid = { kind: 'none' };
+
 /** Every tracker command, valid and invalid, alone or pipelined, as fast-check commands. */
 export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracker>>[] = [
   ...singleSteps,
@@ -1176,4 +1251,15 @@ export const trackerSteps: fc.Arbitrary<fc.AsyncCommand<TrackerModel, RealTracke
       .tuple(conn, fc.array(fc.oneof(...pipelinable), { minLength: 2, maxLength: 5 }))
       .map(([c, cmds]) => new PipelinedSteps(cmds.map((cmd) => ({ ...cmd.spec, c })))),
   ),
+  // the same request from two connections at once, and two unrelated ones
+  ...[1, 2].map(() =>
+    fc.tuple(fc.oneof(...raceable), conn, fc.nat(1)).map(([cmd, c, k]) => {
+      const other = (c + 1 + k) % CONNECTIONS;
+      return new RacingSteps({ ...cmd.spec, c, rid: noRid }, { ...cmd.spec, c: other, rid: noRid });
+    }),
+  ),
+  fc.tuple(fc.oneof(...raceable), fc.oneof(...raceable), conn, fc.nat(1)).map(([a, b, c, k]) => {
+    const other = (c + 1 + k) % CONNECTIONS;
+    return new RacingSteps({ ...a.spec, c, rid: noRid }, { ...b.spec, c: other, rid: noRid });
+  }),
 ];
