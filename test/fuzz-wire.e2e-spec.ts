@@ -6,6 +6,7 @@ import { Reply } from '@app/protocol';
 import { randomFile, sha1File } from './support/files';
 import { fuzzSettings } from './support/fuzz-settings';
 import { freePort, Proc, RawConn, removeDir, startClient, startTracker, trackerNetwork } from './support/processes';
+import { stateDigest } from './support/sync';
 import { EXPECT, TRACKER_EXTRA_FLAGS } from './support/tracker-model';
 import {
   attack,
@@ -188,6 +189,9 @@ describe('random and near-valid input on every port (fuzz)', () => {
 
   it('the sync handshake refuses every forged line from a peer without the key, and nothing changes', async () => {
     const before = await memberView();
+    // the whole replicated state (users, session tokens, groups, files), as the test holds the network key
+    const keyFile = join(net.dir, 'tracker_info.key');
+    const digestBefore = await stateDigest(trackerPort(), keyFile, 2);
     const memory = new MemoryWatch(tracker.child.pid!);
     const probe = new Prober(trackerProbe);
     const stats = await attack({
@@ -213,8 +217,9 @@ describe('random and near-valid input on every port (fuzz)', () => {
     expect(probe.slowest).toBeLessThan(ANSWERED_WITHIN_MS);
     expect(Math.max(...loginTimes)).toBeLessThan(LOGIN_ANSWERED_WITHIN_MS);
     expect(memory.peak - memory.first).toBeLessThan(TRACKER_GROWTH_BOUND);
-    // the state a member sees is the same, and nothing the forged lines named exists
+    // the state is the same, as a member sees it and as a whole, and nothing the forged lines named exists
     expect(await memberView()).toEqual(before);
+    expect(await stateDigest(trackerPort(), keyFile, 2)).toBe(digestBefore);
     const check = await RawConn.open(trackerPort());
     const created = await check.request(`create_user ${FORGED.user} pw`);
     check.close();
