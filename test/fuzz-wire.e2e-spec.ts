@@ -177,6 +177,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
     report('tracker port', stats, memory, probe);
 
     expect(tracker.running).toBe(true);
+    expect(tracker.stderr).not.toMatch(/ERROR/);
     expect(stats.problems).toEqual([]);
     expect(stats.replies).toBeGreaterThan(100);
     expect(probe.failures).toEqual([]);
@@ -211,6 +212,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
     report('sync handshake', stats, memory, probe);
 
     expect(tracker.running).toBe(true);
+    expect(tracker.stderr).not.toMatch(/ERROR/);
     expect(stats.problems).toEqual([]);
     expect(stats.replies).toBeGreaterThan(100);
     expect(probe.failures).toEqual([]);
