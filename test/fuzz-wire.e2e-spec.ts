@@ -112,7 +112,8 @@ describe('random and near-valid input on every port (fuzz)', () => {
     const p = probe ? `, ${probe.times.length} probes (${probe.times.join(' ')} ms${logins})` : '';
     console.log(
       `${what} (seed ${seed}): ${stats.connections} connections (${stats.closedByPeer} closed by the peer), ` +
-        `${(stats.bytesSent / MB).toFixed(1)} MB sent, ${stats.replies} replies${mem}${p}`,
+        `${(stats.bytesSent / MB).toFixed(1)} MB sent, ${stats.replies} replies${mem}${p}\n` +
+        [...stats.answers].map(([k, n]) => `${n} ${k}`).join(', '),
     );
   }
 
@@ -170,6 +171,8 @@ describe('random and near-valid input on every port (fuzz)', () => {
       connectionsPerAddress: 2,
       payloads: payloads(trackerPayload, 3000, 1),
       kind: 'tracker',
+      // every other attacker has an account, so that the fuzz reaches what only logged-in users can do
+      preamble: (k) => (k % 2 ? [] : [`create_user xatk${k} pw`, `login xatk${k} pw`]),
       check: noInternalErrors,
     });
     await probe.stop();

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
-import { FrameDecoder, Reply, ReplyAssembler } from '@app/protocol';
+import { COMMAND_SPECS, FrameDecoder, isCommandName, Reply, ReplyAssembler } from '@app/protocol';
 
 /*
  * Random bytes and near-valid lines for the tracker's client port, the sync handshake and a seeder's port,
@@ -11,10 +11,10 @@ import { FrameDecoder, Reply, ReplyAssembler } from '@app/protocol';
 /** One write of an attacker: text lines (sent with '\n') or raw bytes. */
 export type Payload = string | Uint8Array;
 
+/** Commands of near-valid lines (not logout: the attackers that logged in should stay so). */
 const COMMANDS = [
   'create_user',
   'login',
-  'logout',
   'create_group',
   'join_group',
   'leave_group',
@@ -30,7 +30,7 @@ const COMMANDS = [
 ];
 
 /** Ids the attackers use: an `x` and lowercase letters, so that they never meet the test's own users. */
-const attackerId = fc.stringMatching(/^x[a-z]{0,6}$/);
+const attackerId = fc.oneof(fc.constantFrom('x', 'xa', 'xb', 'xatk0', 'xatk1'), fc.stringMatching(/^x[a-z]{0,6}$/));
 const hex = (len: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${len}}$`));
 
 /** Any short text: unicode, controls, quotes, backslashes, tabs, no newline. */
@@ -53,14 +53,38 @@ const arg = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('@1', '@4096', '@0', '@99999999', '-', '""', '"a b"', '#x', '127.0.0.1:1') },
 );
 
-/** A tracker command line that is nearly right: a real command, odd arguments, an id in front now and then. */
+/** A tracker command line that is nearly right: a real command, odd arguments (usually as many as it takes). */
 const nearValidTrackerLine = fc
   .tuple(
     fc.option(fc.oneof(fc.stringMatching(/^#[A-Za-z0-9_-]{1,70}$/), fc.constant('#')), { freq: 5 }),
     fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...COMMANDS) }, { weight: 1, arbitrary: wildText }),
     fc.array(arg, { maxLength: 8 }),
+    fc.boolean(),
   )
-  .map(([id, name, args]) => [id, name, ...args].filter((w) => w !== null).join(' '));
+  .map(([id, name, args, fitting]) => {
+    const count = isCommandName(name) ? COMMAND_SPECS[name].args.length : args.length;
+    const used = fitting
+      ? args
+          .slice(0, count)
+          .concat(Array.from({ length: count }, () => 'xa'))
+          .slice(0, count)
+      : args;
+    return [id, name, ...used].filter((w) => w !== null).join(' ');
+  });
+
+/** An upload that is right but for a detail or two: sizes and chunk counts that may not match, odd ports. */
+const nearValidUpload = fc
+  .tuple(
+    attackerId,
+    fc.constantFrom('/x/f.bin', '/x/a b.txt', 'f', '/x/', '/x/..'),
+    fc.constantFrom(0, 1, 524288, 524289, 1048577),
+    hex(40),
+    fc.array(hex(40), { maxLength: 3 }),
+    fc.constantFrom('7000', '127.0.0.1:7001', '0.0.0.0:7002', '10.1.1.1:7003', '0', 'x:1'),
+  )
+  .map(([g, path, size, hash, chunks, port]) =>
+    ['upload_file', g, `"${path}"`, size, hash, chunks.join(',') || '-', port].join(' '),
+  );
 
 /** An upload with its `@N` continuation lines, not logged in: long lines of almost-hashes. */
 const continuationBurst = fc
@@ -82,6 +106,7 @@ const hugeLine = fc
 /** What attackers send to the tracker's client port. */
 export const trackerPayload: fc.Arbitrary<Payload> = fc.oneof(
   { weight: 8, arbitrary: nearValidTrackerLine },
+  { weight: 2, arbitrary: nearValidUpload },
   { weight: 3, arbitrary: randomBytes },
   { weight: 1, arbitrary: continuationBurst },
   { weight: 1, arbitrary: hugeLine },
@@ -183,6 +208,8 @@ export interface AttackStats {
   bytesSent: number;
   bytesReceived: number;
   replies: number;
+  /** Answers by code (`OK`, `ERR NOT_LOGGED_IN`, `CHUNK`...). */
+  answers: Map<string, number>;
   /** Replies an attacker got that the check function found wrong. */
   problems: string[];
 }
@@ -193,6 +220,7 @@ export const newStats = (): AttackStats => ({
   bytesSent: 0,
   bytesReceived: 0,
   replies: 0,
+  answers: new Map(),
   problems: [],
 });
 
@@ -215,6 +243,7 @@ class Attacker {
     private readonly kind: ReplyKind,
     private readonly stats: AttackStats,
     private readonly check: (reply: Reply | { chunk: number }) => string,
+    private readonly preamble: readonly string[],
   ) {}
 
   private open(): Promise<void> {
@@ -269,6 +298,8 @@ class Attacker {
 
   private note(reply: Reply | { chunk: number }): void {
     this.stats.replies++;
+    const key = 'chunk' in reply ? 'CHUNK' : reply.ok ? 'OK' : `ERR ${reply.code}`;
+    this.stats.answers.set(key, (this.stats.answers.get(key) ?? 0) + 1);
     this.wake?.();
     const problem = this.check(reply);
     if (problem && this.stats.problems.length < 20) this.stats.problems.push(problem);
@@ -279,7 +310,10 @@ class Attacker {
    * an answer or `paceMs`, whichever comes first: a fuzz, not a flood (the limits have their own tests).
    */
   async send(payload: Payload, paceMs: number): Promise<void> {
-    if (this.closed) await this.open();
+    if (this.closed) {
+      await this.open();
+      if (!this.closed && this.preamble.length) this.socket!.write(this.preamble.map((l) => `${l}\n`).join(''));
+    }
     const socket = this.socket!;
     if (this.closed) return;
     const data = typeof payload === 'string' ? Buffer.from(`${payload}\n`) : Buffer.from(payload);
@@ -320,6 +354,8 @@ export interface AttackOptions {
   readonly connectionsPerAddress: number;
   readonly payloads: readonly Payload[];
   readonly kind: ReplyKind;
+  /** Lines each attacker connection sends first (and again after every reconnect), e.g. to log in. */
+  readonly preamble?: (attacker: number) => readonly string[];
   /** After each payload, wait at most this long for an answer before sending the next (0: no wait). */
   readonly paceMs?: number;
   /** A problem with one reply an attacker got, or ''. */
@@ -332,7 +368,8 @@ export async function attack(options: AttackOptions): Promise<AttackStats> {
   const attackers: Attacker[] = [];
   for (const address of options.addresses) {
     for (let i = 0; i < options.connectionsPerAddress; i++) {
-      attackers.push(new Attacker(options.port, address, options.kind, stats, options.check ?? (() => '')));
+      const preamble = options.preamble?.(attackers.length) ?? [];
+      attackers.push(new Attacker(options.port, address, options.kind, stats, options.check ?? (() => ''), preamble));
     }
   }
   await Promise.all(
