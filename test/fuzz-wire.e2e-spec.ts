@@ -25,6 +25,8 @@ import {
 const TRACKER_GROWTH_BOUND = 150 * MB;
 /** Most the seeding client's resident memory may grow while it is attacked. */
 const SEEDER_GROWTH_BOUND = 150 * MB;
+/** And neither may ever be bigger than this (both start at about 80-150 MB). */
+const RSS_BOUND = 400 * MB;
 /** Each request of a legitimate client on 127.0.0.1 is answered within this long while the attack goes on... */
 const ANSWERED_WITHIN_MS = 1000;
 /** ...but a login, which costs an scrypt on a machine the whole suite shares, within this long. */
@@ -188,6 +190,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
     expect(probe.slowest).toBeLessThan(ANSWERED_WITHIN_MS);
     expect(Math.max(...loginTimes)).toBeLessThan(LOGIN_ANSWERED_WITHIN_MS);
     expect(memory.peak - memory.first).toBeLessThan(TRACKER_GROWTH_BOUND);
+    expect(memory.peak).toBeLessThan(RSS_BOUND);
     await trackerProbe();
   }, 120_000);
 
@@ -222,6 +225,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
     expect(probe.slowest).toBeLessThan(ANSWERED_WITHIN_MS);
     expect(Math.max(...loginTimes)).toBeLessThan(LOGIN_ANSWERED_WITHIN_MS);
     expect(memory.peak - memory.first).toBeLessThan(TRACKER_GROWTH_BOUND);
+    expect(memory.peak).toBeLessThan(RSS_BOUND);
     // the state is the same, as a member sees it and as a whole, and nothing the forged lines named exists
     expect(await memberView()).toEqual(before);
     expect(await stateDigest(trackerPort(), keyFile, 2)).toBe(digestBefore);
@@ -280,6 +284,7 @@ describe('random and near-valid input on every port (fuzz)', () => {
     expect(probe.failures).toEqual([]);
     expect(probe.slowest).toBeLessThan(ANSWERED_WITHIN_MS);
     expect(memory.peak - memory.first).toBeLessThan(SEEDER_GROWTH_BOUND);
+    expect(memory.peak).toBeLessThan(RSS_BOUND);
 
     await bob.run('download_file team shared.bin copy.bin', /downloading shared\.bin/);
     await bob.waitFor(/downloaded \[team\] shared\.bin/, 30_000);
