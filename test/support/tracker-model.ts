@@ -261,7 +261,43 @@ export class TrackerModel {
 
   /** A deep copy, to try what one order of concurrent requests would give without touching this model. */
   clone(): TrackerModel {
-    return Object.assign(Object.create(TrackerModel.prototype) as TrackerModel, structuredClone({ ...this }));
+    const copy = Object.assign(
+      Object.create(TrackerModel.prototype) as TrackerModel,
+      structuredClone({ ...this, alternatives: [] }),
+    );
+    copy.alternatives = [];
+    return copy;
+  }
+
+  /**
+   * Other states the tracker may be in: two concurrent requests whose answers do not tell which came first
+   * (two members sharing the same new file at once) leave one state per order, until an answer tells them apart.
+   */
+  alternatives: TrackerModel[] = [];
+
+  /** The state and its alternatives. */
+  candidates(): TrackerModel[] {
+    return [this, ...this.alternatives];
+  }
+
+  /** Becomes the first of `states`, with the others as alternatives (duplicates dropped). */
+  adopt(states: readonly TrackerModel[]): void {
+    const seen = new Set<string>();
+    const unique = states.filter((x) => {
+      const key = x.fingerprint();
+      return seen.has(key) ? false : (seen.add(key), true);
+    });
+    Object.assign(this, unique[0].clone());
+    this.alternatives = unique.slice(1).map((x) => x.clone());
+  }
+
+  fingerprint(): string {
+    // maps in key order: the same state reached in another order is the same state (and not `instanceof Map`:
+    // structuredClone makes its maps in another realm than Jest's)
+    const isMap = (v: unknown): v is Map<string, unknown> => Object.prototype.toString.call(v) === '[object Map]';
+    return JSON.stringify({ ...this, alternatives: [] }, (_k, v: unknown) =>
+      isMap(v) ? [...v].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) : v,
+    );
   }
 
   constructor(readonly prefix: string) {
@@ -522,11 +558,12 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
           return ok(
             (lines) => (lines.length === 1 && /^session_token:[0-9a-f]{64}$/.test(lines[0]) ? '' : 'no session_token'),
             (reply) => {
-              const token = (reply.ok ? reply.lines[0] : '').slice('session_token:'.length);
+              const token = (reply.ok ? (reply.lines[0] ?? '') : '').slice('session_token:'.length);
               recordId();
               m.connUser[c] = u;
               m.connToken[c] = token;
               m.tokens.push({ token, user: u, live: true });
+              m.tokens.sort((x, y) => (x.token < y.token ? -1 : 1)); // in token order, whatever order logins came in
             },
           );
         }),
@@ -547,7 +584,9 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
         }),
       };
     case 'resume': {
-      const live = m.tokens.length ? m.tokens[s.pick % m.tokens.length] : undefined;
+      // picked in token order, so that states differing only in the order of logins pick the same token
+      const byToken = [...m.tokens].sort((x, y) => (x.token < y.token ? -1 : 1));
+      const live = byToken.length ? byToken[s.pick % byToken.length] : undefined;
       const token =
         s.token === 'live' && live
           ? live.token
@@ -967,43 +1006,37 @@ export class RacingSteps implements fc.AsyncCommand<TrackerModel, RealTracker> {
   }
 
   async run(m: TrackerModel, r: RealTracker): Promise<void> {
-    const first = render(m.clone(), this.a);
-    const second = render(m.clone(), this.b);
+    const [first, second] = [render(m.clone(), this.a), render(m.clone(), this.b)];
     const text = (x: Rendered) => x.lines.map((l) => `${l}\n`).join('');
     r.conns[this.a.c].write(text(first));
     r.conns[this.b.c].write(text(second));
     const [ra, rb] = await Promise.all([r.conns[this.a.c].reply(15_000), r.conns[this.b.c].reply(15_000)]);
+    const wire = JSON.stringify([first.lines, second.lines]);
+    // every state the tracker may have been in, taking the two requests in either order
+    const survivors: TrackerModel[] = [];
     const problems: string[] = [];
-    for (const [x, y, rx, ry] of [
-      [this.a, this.b, ra, rb],
-      [this.b, this.a, rb, ra],
-    ] as const) {
-      const trial = m.clone();
-      try {
-        for (const [spec, reply] of [
-          [x, rx],
-          [y, ry],
-        ] as const) {
-          const { lines, outcome } = render(trial, spec);
-          check(trial, spec, lines, outcome, reply, false);
-          if (outcome.ok) outcome.apply?.(reply);
-        }
-      } catch (err) {
-        problems.push((err as Error).message);
-        continue;
-      }
-      // this order explains both answers: the real model takes it
-      for (const [spec, reply] of [
-        [x, rx],
-        [y, ry],
+    for (const candidate of m.candidates()) {
+      for (const order of [
+        [this.a, ra, this.b, rb],
+        [this.b, rb, this.a, ra],
       ] as const) {
-        const { outcome } = render(m, spec);
-        if (outcome.ok) outcome.apply?.(reply);
+        const trial = candidate.clone();
+        try {
+          const x = playOne(trial, order[0], order[1], false);
+          const y = playOne(trial, order[2], order[3], false);
+          const [lineA, lineB] = order[0] === this.a ? [x.lines, y.lines] : [y.lines, x.lines];
+          if (JSON.stringify([lineA, lineB]) !== wire) throw new Error('the state would have sent other lines');
+          survivors.push(trial);
+        } catch (err) {
+          problems.push((err as Error).message);
+        }
       }
-      count('race');
-      return;
     }
-    throw new Error(`no order of two concurrent requests explains the answers:\n${problems.join('\n')}`);
+    if (survivors.length === 0) {
+      throw new Error(`no order of two concurrent requests explains the answers:\n${problems.join('\n')}`);
+    }
+    count('race');
+    m.adopt(survivors);
   }
 
   toString(): string {
@@ -1023,23 +1056,63 @@ export class PipelinedSteps implements fc.AsyncCommand<TrackerModel, RealTracker
   }
 
   async run(m: TrackerModel, r: RealTracker): Promise<void> {
-    const c = this.specs[0].c;
-    const sent: { spec: StepSpec; lines: string[]; outcome: Outcome; user: string | undefined }[] = [];
-    for (const spec of this.specs) {
-      const user = m.connUser[c];
-      const { lines, outcome } = render(m, spec);
-      // the model moves on as if the answer were as expected; a different answer fails the run below
-      if (outcome.ok) outcome.apply?.({ ok: true, message: '', lines: [] });
-      sent.push({ spec, lines, outcome, user });
-    }
-    r.conns[c].write(sent.flatMap((x) => x.lines.map((l) => `${l}\n`)).join(''));
+    const conn = r.conns[this.specs[0].c];
     count('pipelined batch');
-    for (const { spec, lines, outcome } of sent) check(m, spec, lines, outcome, await r.conns[c].reply(15_000));
+    await settle(
+      m,
+      async (requests) => {
+        conn.write(requests.flatMap((x) => x.lines.map((l) => `${l}\n`)).join(''));
+        const replies: Reply[] = [];
+        for (let i = 0; i < requests.length; i++) replies.push(await conn.reply(15_000));
+        return replies;
+      },
+      // without replies the model moves on as if each answer were as expected, to build the next request
+      (state, replies) => this.specs.map((spec, i) => playOne(state, spec, replies?.[i], false)),
+    );
   }
 
   toString(): string {
     return `pipelined[${this.specs.map(describeStep).join(' | ')}]`;
   }
+}
+
+/**
+ * Sends requests built from the model and checks the answers against every state the tracker may be in: those
+ * states that explain every answer live on; none means the tracker is wrong. `play` builds the requests on a
+ * state, checks the replies (throwing on a mismatch) and applies them; it gets no replies on the first call,
+ * which only builds what is sent.
+ */
+async function settle(
+  m: TrackerModel,
+  send: (requests: Rendered[]) => Promise<Reply[]>,
+  play: (state: TrackerModel, replies: Reply[] | undefined) => Rendered[],
+): Promise<void> {
+  const requests = play(m.clone(), undefined);
+  const replies = await send(requests);
+  const wire = JSON.stringify(requests.map((x) => x.lines));
+  const survivors: TrackerModel[] = [];
+  let firstProblem: Error | undefined;
+  for (const candidate of m.candidates()) {
+    const trial = candidate.clone();
+    try {
+      const built = play(trial, replies);
+      if (JSON.stringify(built.map((x) => x.lines)) !== wire) throw new Error('the state would have sent other lines');
+      survivors.push(trial);
+    } catch (err) {
+      firstProblem ??= err as Error;
+    }
+  }
+  if (survivors.length === 0) throw firstProblem!;
+  m.adopt(survivors);
+}
+
+/** Builds one request on `state` and, given its reply, checks and applies it. */
+function playOne(state: TrackerModel, spec: StepSpec, reply: Reply | undefined, counted: boolean): Rendered {
+  const rendered = render(state, spec);
+  const { lines, outcome } = rendered;
+  if (reply) check(state, spec, lines, outcome, reply, counted);
+  if (outcome.ok) outcome.apply?.(reply ?? { ok: true, message: '', lines: [] });
+  return rendered;
 }
 
 export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
@@ -1054,12 +1127,20 @@ export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
       count('reconnect');
       return this.reconnect(m, r);
     }
-    const { lines, outcome } = render(m, this.spec);
     const conn = r.conns[this.spec.c];
-    conn.write(lines.map((l) => `${l}\n`).join(''));
-    const reply = await conn.reply(15_000);
-    check(m, this.spec, lines, outcome, reply);
-    if (outcome.ok) outcome.apply?.(reply);
+    let counted = false;
+    await settle(
+      m,
+      async ([request]) => {
+        conn.write(request.lines.map((l) => `${l}\n`).join(''));
+        return [await conn.reply(15_000)];
+      },
+      (state, replies) => {
+        const once = replies !== undefined && !counted;
+        if (once) counted = true;
+        return [playOne(state, this.spec, replies?.[0], once)];
+      },
+    );
   }
 
   /** Drops the connection without logout and opens a new one; a logged-in session is resumed with its token. */
@@ -1069,7 +1150,8 @@ export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
     const token = m.connToken[c];
     r.conns[c].close();
     r.conns[c] = await RawConn.open(r.port);
-    m.endSession(c);
+    const states = m.candidates();
+    states.forEach((x) => x.endSession(c));
     if (user === undefined || token === undefined) return;
     // the tracker ends the old session when it sees the close; until then the user counts as logged in
     const deadline = Date.now() + 10_000;
@@ -1082,12 +1164,16 @@ export class TrackerStep implements fc.AsyncCommand<TrackerModel, RealTracker> {
       }
       if (EXPECT.resumeAfterDrop)
         throw new Error(`resume after a dropped connection: ERR ${reply.code} ${reply.message}`);
-      const t = m.tokens.find((x) => x.token === token);
-      if (t) t.live = false;
+      for (const x of states) {
+        const t = x.tokens.find((y) => y.token === token);
+        if (t) t.live = false;
+      }
       return;
     }
-    m.connUser[c] = user;
-    m.connToken[c] = token;
+    for (const x of states) {
+      x.connUser[c] = user;
+      x.connToken[c] = token;
+    }
   }
 
   toString(): string {
