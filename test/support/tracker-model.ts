@@ -13,22 +13,22 @@ import { RawConn } from './processes';
  */
 export const EXPECT = {
   /** Code for `login` of a user that does not exist (one answer for both: 'LOGIN_FAILED'). */
-  loginUnknownUserCode: 'UNKNOWN_USER',
+  loginUnknownUserCode: 'LOGIN_FAILED',
   /** Code for `login` with a wrong password (one answer for both: 'LOGIN_FAILED'). */
-  loginWrongPasswordCode: 'WRONG_PASSWORD',
+  loginWrongPasswordCode: 'LOGIN_FAILED',
   /** File names with C1 controls (U+0080-U+009F) or bidi controls are refused at upload_file. */
-  refuseC1AndBidiFileNames: false,
+  refuseC1AndBidiFileNames: true,
   /** The code such a name gets, once refused. */
-  refusedFileNameCode: 'BAD_FILE_METADATA',
+  refusedFileNameCode: 'INVALID_NAME',
   /** A seeder's host is the one its connection comes from; an IP typed into `my_port` is ignored. */
-  seederHostFromConnectionOnly: false,
+  seederHostFromConnectionOnly: true,
   /** `seeder_file_paths` carries opaque tokens (no spaces or commas) instead of the seeders' real paths. */
-  seederPathsAreTokens: false,
+  seederPathsAreTokens: true,
   /**
    * Whom a request id (`#id`) belongs to: 'global' (any earlier change with that id, from anyone, answers
    * `OK 0 done`) or 'user' (only a change made by the same user, or before login on the same connection).
    */
-  requestIdScope: 'global' as 'global' | 'user',
+  requestIdScope: 'user' as 'global' | 'user',
   /** The answer to a sync line (`123456789 ...`) from a peer that has not done the handshake. */
   syncLineRefusalCode: 'FORBIDDEN',
   /** Send `upload_file ... @N` plus N continuation lines on connections that are not logged in. */
@@ -43,7 +43,12 @@ export const EXPECT = {
  * Extra flags for the tracker under test, e.g. `['--login-backoff-after', '1000000']` once login backoff exists
  * (the fuzz tries wrong passwords on purpose and must not be slowed down or locked out by it).
  */
-export const TRACKER_EXTRA_FLAGS: readonly string[] = [];
+export const TRACKER_EXTRA_FLAGS: readonly string[] = [
+  '--login-backoff-after',
+  '1000000',
+  '--idle-timeout-login',
+  '10m',
+];
 
 /** Host of the seeder that announced with `my_port` variant `given` (undefined: bare PORT or wildcard). */
 function expectedSeederHost(given: string | undefined, connectionHost: string): string {
@@ -556,7 +561,12 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
           if (m.users.get(u) !== pw) refuse(EXPECT.loginWrongPasswordCode);
           if (m.connUser.includes(u)) refuse('ALREADY_LOGGED_IN');
           return ok(
-            (lines) => (lines.length === 1 && /^session_token:[0-9a-f]{64}$/.test(lines[0]) ? '' : 'no session_token'),
+            (lines) =>
+              lines.length === 2 &&
+              /^session_token:[0-9a-f]{64}$/.test(lines[0]) &&
+              /^capability_key:[A-Za-z0-9_-]{43}$/.test(lines[1])
+                ? ''
+                : 'no session_token and capability_key',
             (reply) => {
               const token = (reply.ok ? (reply.lines[0] ?? '') : '').slice('session_token:'.length);
               recordId();

@@ -139,6 +139,7 @@ const syncLine = fc.oneof(
     arbitrary: fc.constantFrom('sync_hello 2', 'sync_hello 1', 'sync_hello 3', 'sync_hello 0', 'sync_hello'),
   },
   { weight: 1, arbitrary: fc.integer().map((n) => `sync_hello ${n}`) },
+  { weight: 3, arbitrary: fc.tuple(fc.constantFrom(1, 2, 3), hex(64)).map(([n, nonce]) => `sync_hello ${n} ${nonce}`) },
   { weight: 3, arbitrary: hex(64).map((h) => `sync_auth ${h}`) },
   { weight: 1, arbitrary: fc.oneof(wildText, hex(63), hex(65)).map((h) => `sync_auth ${h}`) },
   {
@@ -163,9 +164,9 @@ export const syncPayload: fc.Arbitrary<Payload> = fc.oneof(
   {
     weight: 6,
     arbitrary: fc
-      .tuple(hex(64), fc.array(syncLine, { minLength: 1, maxLength: 8 }))
-      .map(([proof, lines]) =>
-        [`sync_hello 2`, `sync_auth ${proof}`, ...lines].map((l) => `${SYNC_MARKER_TEXT} ${l}`).join('\n'),
+      .tuple(hex(64), hex(64), fc.array(syncLine, { minLength: 1, maxLength: 8 }))
+      .map(([nonce, proof, lines]) =>
+        [`sync_hello 2 ${nonce}`, `sync_auth ${proof}`, ...lines].map((l) => `${SYNC_MARKER_TEXT} ${l}`).join('\n'),
       ),
   },
   { weight: 4, arbitrary: syncLine.map((l) => `${SYNC_MARKER_TEXT} ${l}`) },
