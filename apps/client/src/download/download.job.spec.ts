@@ -264,7 +264,7 @@ describe(DownloadJob.name, () => {
   it('keeps trying a seeder that refuses connections, and downloads from it once it listens', async () => {
     const port = await unusedPort();
     const j = job(
-      metadataFor(data, [{ userId: 'alice', address: { host: '127.0.0.1', port }, capability: 'cap-alice' }]),
+      metadataFor(data, [{ userId: 'alice', address: { host: '127.0.0.1', port }, capability: 'test-capability' }]),
       { retryDelayMs: 10, maxRetryDelayMs: 50 },
     );
     const running = j.run();

@@ -375,7 +375,7 @@ describe(ChunkServer.name, () => {
       const [idle1, idle2] = [await connect(), await connect()];
       await eventually(() => server.connectionCount === 2, 'both are in');
       const c = await connect();
-      c.send(get(2, bigPath));
+      c.send(get(2, bigCap));
       expectChunk(await c.readOne(), 2, chunkOf(big, 2));
       expectErr(await idle1.readOne(), 'BUSY');
       await idle1.waitClosed();
@@ -395,8 +395,8 @@ describe(ChunkServer.name, () => {
     it('lets one address hold only its share of the slots, with TOO_MANY_CONNECTIONS past it', async () => {
       await startServer({ maxConnectionsPerAddress: 2 });
       const [a, b] = [await connect(), await connect()];
-      a.send(get(2, bigPath));
-      b.send(get(2, bigPath));
+      a.send(get(2, bigCap));
+      b.send(get(2, bigCap));
       await Promise.all([a.readOne(), b.readOne()]);
 
       const c = await connect();
@@ -411,7 +411,7 @@ describe(ChunkServer.name, () => {
       // another address is served meanwhile
       const other = await ChunkSocket.open(port, '127.0.0.1', '127.0.0.2');
       sockets.push(other);
-      other.send(get(0, bigPath));
+      other.send(get(0, bigCap));
       expectChunk(await other.readOne(), 0, chunkOf(big, 0));
     });
 
@@ -421,7 +421,7 @@ describe(ChunkServer.name, () => {
       const silent = await connect();
       const wrong = await connect();
       const started = Date.now();
-      good.send(get(2, bigPath));
+      good.send(get(2, bigCap));
       expectChunk(await good.readOne(), 2, chunkOf(big, 2));
       wrong.send(get(0, join(dir, 'not-shared.bin')), 'NOPE');
       expect((await wrong.read(2)).map((a) => a.kind)).toEqual(['err', 'err']);
@@ -437,7 +437,7 @@ describe(ChunkServer.name, () => {
 
       // the connection served in time, opened before the others, is still there past its deadline
       expect(good.isClosed).toBe(false);
-      good.send(get(2, bigPath));
+      good.send(get(2, bigCap));
       expectChunk(await good.readOne(), 2, chunkOf(big, 2));
     });
 
@@ -445,8 +445,8 @@ describe(ChunkServer.name, () => {
       // 2 MB/s: each full chunk waits ~0.25 s for the cap, longer than the 100 ms idle timeout and request deadline
       await startServer({ requestTimeoutMs: 100, idleTimeoutMs: 100, uploadLimit: 2 * 1024 * 1024 });
       const [a, b] = [await connect(), await connect()];
-      a.send(get(0, bigPath), get(1, bigPath), get(0, bigPath), get(1, bigPath));
-      b.send(get(1, bigPath));
+      a.send(get(0, bigCap), get(1, bigCap), get(0, bigCap), get(1, bigCap));
+      b.send(get(1, bigCap));
       const started = Date.now();
       const answers = await a.read(4);
       [0, 1, 0, 1].forEach((i, k) => expectChunk(answers[k], i, chunkOf(big, i)));
@@ -459,7 +459,7 @@ describe(ChunkServer.name, () => {
     it('closes a peer that trickles its request line', async () => {
       await startServer({ lineTimeoutMs: 300, requestTimeoutMs: 0 });
       const slow = await connect();
-      const line = `${get(2, bigPath)}\n`;
+      const line = `${get(2, bigCap)}\n`;
       let sent = 0;
       const trickle = setInterval(() => sent < line.length && slow.write(line[sent++]), 20);
       try {
