@@ -59,10 +59,11 @@ function expectedSeederHost(given: string | undefined, connectionHost: string): 
 /** Why a file name is refused at upload (a code), or undefined when it is accepted. */
 function fileNameRefusal(name: string): string | undefined {
   const chars = [...name].length;
-  if (chars < 1 || chars > 255 || name === '.' || name === '..') return 'BAD_FILE_METADATA';
-  if (EXPECT.refuseC1AndBidiFileNames && /[\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(name)) {
-    return EXPECT.refusedFileNameCode;
+  if (chars < 1 || chars > 255 || name === '.' || name === '..') {
+    return EXPECT.refuseC1AndBidiFileNames ? EXPECT.refusedFileNameCode : 'BAD_FILE_METADATA';
   }
+  // controls (C0, DEL, C1), every format character (bidi, zero-width, ...) and the line/paragraph separators
+  if (EXPECT.refuseC1AndBidiFileNames && /[\p{Cc}\p{Cf}\u2028\u2029]/u.test(name)) return EXPECT.refusedFileNameCode;
   return undefined;
 }
 
@@ -494,7 +495,9 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
   const line = (...words: string[]) => spell(words, s.spell);
   const verdict = (decide: () => Outcome): Outcome => {
     try {
-      if (CHANGES.has(s.t) && rid && requestIdAlreadyApplied(m, rid, c)) return ok([]);
+      // before login only create_user can change anything: every other change is NOT_LOGGED_IN whatever its id
+      const dedupes = EXPECT.requestIdScope === 'global' || me !== undefined || s.t === 'create_user';
+      if (CHANGES.has(s.t) && rid && dedupes && requestIdAlreadyApplied(m, rid, c)) return ok([]);
       return decide();
     } catch (err) {
       if (err instanceof Refused) return { ok: false, code: err.code };
