@@ -6,7 +6,12 @@ import { PasswordHasher } from '../auth/password.hasher';
 
 import { CapabilitySigner } from '../capability/capability.signer';
 import { CAPABILITY_CLOCK, CAPABILITY_OPTIONS } from '../capability/capability.tokens';
-import { DEFAULT_CAPABILITY_TTL_MS, DEFAULT_TRACKER_LIMITS, TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+import {
+  DEFAULT_CAPABILITY_TTL_MS,
+  DEFAULT_TRACKER_LIMITS,
+  TRACKER_CONFIG,
+  TrackerConfig,
+} from '../config/tracker.config';
 import { FilesService } from '../files/files.service';
 import { InMemoryFileStore } from '../files/in-memory-file.store';
 import { GroupsService } from '../groups/groups.service';
