@@ -12,6 +12,15 @@ export function parseDuration(text: string): number {
   return ms;
 }
 
+/** `parseDuration`, or undefined for a missing text or one that is not a duration. */
+export function tryParseDuration(text: string | undefined): number | undefined {
+  try {
+    return text === undefined ? undefined : parseDuration(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** `123`, `64K`, `16M`, `1G` (powers of 1024; `KB`/`MiB` spellings and lower case accepted) to bytes. */
 export function parseBytes(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?$/i.exec(text.trim());

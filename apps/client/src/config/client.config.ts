@@ -1,4 +1,4 @@
-import { HostPort, parseHostPort, parseTrackerInfo } from '@app/protocol';
+import { HostPort, parseHostPort, parseTrackerInfo, tryParseDuration } from '@app/protocol';
 import { resolve } from 'node:path';
 
 export interface ClientConfig {
@@ -43,15 +43,8 @@ export const CLIENT_USAGE =
   ' [--max-peer-conns N] [--max-peer-conns-per-ip N]' +
   ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME] [--capability-skew TIME]';
 
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** `500ms`, `30s`, `5m`, `2h`, `7d` or a bare number of seconds, in milliseconds; `0` is allowed. */
-export function parseDurationMs(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) return undefined;
-  const ms = Math.round(Number(m[1]) * DURATION_UNITS_MS[m[2] ?? 's']);
-  return Number.isSafeInteger(ms) ? ms : undefined;
-}
+export const parseDurationMs = (text: string): number | undefined => tryParseDuration(text);
 
 /** The chunk server limits among `options`; throws ConfigError naming the flag of a bad value. */
 function parsePeerLimits(options: ClientOptions): PeerLimits | undefined {

@@ -1,4 +1,4 @@
-import { HostPort, parseBytes, parseDuration, parseHostPort, parseTrackerInfo } from '@app/protocol';
+import { HostPort, parseBytes, parseDuration, parseHostPort, parseTrackerInfo, tryParseDuration } from '@app/protocol';
 import { resolve } from 'node:path';
 
 export const TRACKER_CONFIG = Symbol('TRACKER_CONFIG');
@@ -133,7 +133,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
         throw new ConfigError(`${arg} needs a duration of 1s to 10 years, such as 30s, 5m, 2h or 7d; ${TRACKER_USAGE}`);
       session[arg === '--session-idle' ? 'idle' : 'maxAge'] = ms;
     } else if (arg === '--capability-ttl') {
-      const ms = durationOrUndefined(argv[++i]);
+      const ms = tryParseDuration(argv[++i]);
       if (ms === undefined || ms <= 0) {
         throw new ConfigError(`--capability-ttl needs a duration such as 30s, 5m or 2h; ${TRACKER_USAGE}`);
       }
@@ -197,13 +197,4 @@ function parseSessionDuration(text: string | undefined): number | undefined {
   const m = /^(\d{1,9})(ms|s|m|h|d|)$/.exec(text ?? '');
   const ms = m ? Number(m[1]) * DURATION_UNITS[m[2]] : NaN;
   return ms >= 1000 && ms <= 10 * 365 * 86_400_000 ? ms : undefined;
-}
-
-/** A duration flag's value (see `parseDuration`), or undefined when it is missing or not a duration. */
-function durationOrUndefined(text: string | undefined): number | undefined {
-  try {
-    return text === undefined ? undefined : parseDuration(text);
-  } catch {
-    return undefined;
-  }
 }
