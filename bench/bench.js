@@ -551,7 +551,6 @@ async function measureUpload(p, file, size, refs) {
   rmSync(warmup, { force: true });
   const pid = p.child.pid;
   resetPeakRss(pid);
-  const probe = await LineClient.connect('127.0.0.1', p.port);
   const probeMs = [];
   const alone = [];
   const pairs = [];
@@ -583,10 +582,16 @@ async function measureUpload(p, file, size, refs) {
   // have no probe waking them 50 times a second; this upload's own rate is reported with the probe
   settleDisk();
   let uploading = true;
+  // the probe's requests are refused (it holds no capability), and a seeder closes a connection that has been served
+  // nothing for 5 s: the probe connects again when that happens (the reconnect is timed as part of its probe)
+  let probe = await LineClient.connect('127.0.0.1', p.port);
   const probing = (async () => {
     while (uploading) {
       const from = process.hrtime.bigint();
-      await probe.request('GET_CHUNK 0 /nonexistent/probe');
+      await probe.request('GET_CHUNK 0 /nonexistent/probe').catch(async () => {
+        probe.close();
+        probe = await LineClient.connect('127.0.0.1', p.port);
+      });
       probeMs.push(Number(process.hrtime.bigint() - from) / 1e6);
       await sleep(20);
     }

@@ -11,3 +11,4 @@ export * from './sync';
 export * from './safe-text';
 export * from './units';
 export * from './capability';
+export * from './hello';

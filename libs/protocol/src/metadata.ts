@@ -63,6 +63,12 @@ export interface SeederInfo {
    * the tracker issued for it (see capability.ts), sent back in `GET_CHUNK`.
    */
   readonly capability: string;
+  /**
+   * True for a seeder that registered in the seed form (it answers one raw
+   * `GET_CHUNK <i> <file_path>` per connection, and `capability` is then its
+   * file path); absent or false for this project's seeders.
+   */
+  readonly seedForm?: boolean;
 }
 
 export interface FileMetadata {
