@@ -24,6 +24,12 @@ export class PeerContext extends BaseRpcContext<[]> {
   challenge: { dialerNonce: string; listenerNonce: string; trackerNumber: number } | undefined;
   /** Set with `trackerNumber`: every later line in must carry a valid MAC, every reply out gets one. */
   link: LineSecurity | undefined;
+  /**
+   * False while the connection speaks the seed form (the default); true once
+   * its first line was `HELLO p2p-share/2` (framed replies, request ids,
+   * continuation lines). Seeders registered over it are listed in that form.
+   */
+  extended = false;
   private readonly closeListeners: (() => void)[] = [];
 
   constructor(
