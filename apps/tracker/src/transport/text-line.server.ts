@@ -5,9 +5,13 @@ import {
   Frame,
   errReply,
   ErrorCode,
-  formatReply,
   ErrReply,
-  replyPieces,
+  formatReplyIn,
+  HELLO,
+  HELLO_LINE,
+  PROTOCOL_NAME,
+  renderReply,
+  ReplyForm,
   ReplyPiece,
   FrameDecoder,
   okReply,
@@ -54,10 +58,20 @@ export interface SyncPayload {
   readonly args: readonly string[];
 }
 
+/** A sync line (`123456789 ...`): answered framed on every connection, whatever its form. */
+const SYNC_LINE = new RegExp(`^\\s*${SYNC_MARKER}(\\s|$)`);
+
+/** The first bytes of a connection that will speak the extended form. */
+const HELLO_START = Buffer.from(`${HELLO} `, 'latin1');
+
 /**
  * Nest transport for the tracker's line protocol: one request line in, one
- * reply (`OK <n> <message>` + n lines, or `ERR <CODE> <message>`) out, in
- * order, per TCP connection. The first word names the `@MessagePattern`.
+ * reply out, in order, per TCP connection. The first word names the
+ * `@MessagePattern`. A connection speaks the seed form (readable text
+ * replies, `error: <message>`) until its first line is `HELLO p2p-share/2`;
+ * then the extended form (`OK <n> <message>` + n lines, `ERR <CODE>
+ * <message>`, request ids, continuation lines). Sync lines are always
+ * answered framed.
  */
 export class TextLineServer extends Server implements CustomTransportStrategy {
   protected override readonly logger = new Logger(TextLineServer.name);
@@ -139,7 +153,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     if (!(slot instanceof ConnectionSlot)) {
       this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} refused: ${slot.reply.code}`);
       socket.on('close', () => this.sockets.delete(socket));
-      shut(socket, slot);
+      shutUnread(socket, slot); // in the form its first bytes ask for
       return;
     }
     const decoder = new FrameDecoder(slot.maxLineBytes(TRACKER_MAX_LINE_BYTES));
@@ -148,12 +162,14 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     /** Set once the connection is being closed for a limit: nothing more is read or answered. */
     let closing = false;
     let trusted = false;
+    /** No line has arrived yet: the next one may be the HELLO. */
+    let first = true;
     socket.setNoDelay(true);
     const close = (refusal: Refusal): void => {
       if (closing) return;
       closing = true;
       this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} closed: ${refusal.reply.code}`);
-      shut(socket, refusal);
+      shut(socket, refusal, ctx.extended || ctx.link ? 'extended' : 'seed');
     };
     this.shutters.set(slot, close);
 
@@ -191,9 +207,17 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         return this.dispatch({ ...done.request, payload: command }, ctx);
       }
       if (frame.type !== 'line') return tooLong();
+      if (first) {
+        first = false;
+        if (frame.line === HELLO_LINE) {
+          ctx.extended = true;
+          return okReply(PROTOCOL_NAME);
+        }
+      }
       const parsed = this.parseLine(frame.line, ctx);
       if (parsed === undefined || 'ok' in parsed) return parsed;
-      const need = 'kind' in parsed.payload ? continuationLines(parsed.payload) : 0;
+      // `@N` continuation is an extension: in the seed form `@N` is only a malformed list
+      const need = ctx.extended && 'kind' in parsed.payload ? continuationLines(parsed.payload) : 0;
       if (need === 0) return this.dispatch(parsed, ctx);
       const refusal = slot.mayContinue();
       if (!refusal) {
@@ -211,6 +235,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         for (let frame = decoder.next(); frame && !socket.destroyed && !closing; frame = decoder.next()) {
           const opened = ctx.link ? this.openLinked(ctx, frame, socket) : frame;
           if (!opened) break;
+          const syncLine = !ctx.extended && opened.type === 'line' && SYNC_LINE.test(opened.line);
           slot.touch();
           slot.busy++;
           const reply = await step(opened)
@@ -226,7 +251,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
             break;
           }
           if (reply && !socket.destroyed && socket.writable) {
-            const flushed = writeReply(socket, ctx.link ? ctx.link.sealReply(reply) : replyPieces(reply));
+            const form: ReplyForm = ctx.extended || syncLine ? 'extended' : 'seed';
+            const flushed = writeReply(socket, ctx.link ? ctx.link.sealReply(reply) : renderReply(reply, form));
             if (!flushed) await drained(socket);
             slot.touch();
           }
@@ -297,17 +323,19 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     try {
       const tokens = tokenize(line);
       let requestId = '';
-      const id = tokens.length > 0 ? REQUEST_ID.exec(tokens[0]) : null;
+      // request ids are an extension: in the seed form `#1` is a command name like any other (an unknown one)
+      const id = ctx.extended && tokens.length > 0 ? REQUEST_ID.exec(tokens[0]) : null;
       if (id) {
         requestId = id[1];
         tokens.shift();
-      } else if (tokens[0]?.startsWith('#')) {
+      } else if (ctx.extended && tokens[0]?.startsWith('#')) {
         return errReply(ErrorCode.BadSyntax, 'a request id is # and 1-64 letters, digits, _ or -');
       }
       if (tokens.length === 0)
         return requestId ? errReply(ErrorCode.BadSyntax, 'a request id needs a command') : undefined;
       const [name, ...args] = tokens;
       if (name === SYNC_MARKER) return this.parseSync(args, ctx);
+      if (name === HELLO && ctx.extended) return errReply(ErrorCode.BadSyntax, 'HELLO is only the first line');
       return { pattern: name, payload: commandFromTokens(name, args), requestId };
     } catch (err) {
       return this.toErrorReply(err);
@@ -363,13 +391,53 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
 /** How long a refused peer has to read its one error line before the connection is cut. */
 const SHUT_GRACE_MS = 2000;
 
-/** Writes the refusal, ends the connection and destroys it once the line is out (or after a grace period). */
-function shut(socket: Socket, refusal: Refusal): void {
+/** Writes the refusal in `form`, ends the connection and destroys it once the line is out (or after a grace period). */
+function shut(socket: Socket, refusal: Refusal, form: ReplyForm): void {
   socket.pause();
   if (socket.destroyed) return;
   const timer = setTimeout(() => socket.destroy(), SHUT_GRACE_MS).unref();
   socket.once('close', () => clearTimeout(timer));
-  socket.end(formatReply(refusal.reply), () => socket.destroy());
+  socket.end(formatReplyIn(refusal.reply, form), () => socket.destroy());
+}
+
+/** How long a connection refused at admission is given to show its form with its first bytes. */
+export const REFUSAL_FORM_WAIT_MS = 1000;
+/** Refused connections waiting for their first bytes at once; past this, the next ones get the seed form at once. */
+const MAX_REFUSALS_WAITING = 256;
+let refusalsWaiting = 0;
+
+/**
+ * A connection refused before its first line: its first bytes tell the form of
+ * the refusal (`HELLO ` -> `ERR <CODE> ...`, anything else -> `error: ...`).
+ * Waits up to `waitMs` for enough of them, reading no more than the HELLO's
+ * first word, then shuts it.
+ */
+export function shutUnread(socket: Socket, refusal: Refusal, waitMs = REFUSAL_FORM_WAIT_MS): void {
+  if (socket.destroyed) return;
+  if (refusalsWaiting >= MAX_REFUSALS_WAITING) {
+    shut(socket, refusal, 'seed');
+    return;
+  }
+  refusalsWaiting++;
+  let seen = Buffer.alloc(0);
+  let decided = false;
+  const decide = (): void => {
+    if (decided) return;
+    decided = true;
+    refusalsWaiting--;
+    clearTimeout(timer);
+    socket.off('data', onData).off('end', decide).off('close', decide);
+    const framed = seen.length >= HELLO_START.length && seen.subarray(0, HELLO_START.length).equals(HELLO_START);
+    shut(socket, refusal, framed ? 'extended' : 'seed');
+  };
+  const onData = (chunk: Buffer): void => {
+    seen = Buffer.concat([seen, chunk.subarray(0, HELLO_START.length - seen.length)]);
+    const sofar = HELLO_START.subarray(0, seen.length);
+    // enough to tell, or already not the HELLO
+    if (seen.length >= HELLO_START.length || !seen.equals(sofar)) decide();
+  };
+  const timer = setTimeout(decide, waitMs).unref();
+  socket.on('data', onData).once('end', decide).once('close', decide);
 }
 
 /** Writes a reply; false when the socket asks the writer to wait for 'drain'. */
