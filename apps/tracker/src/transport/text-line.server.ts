@@ -58,8 +58,9 @@ export interface SyncPayload {
   readonly args: readonly string[];
 }
 
-/** A sync line (`123456789 ...`): answered framed on every connection, whatever its form. */
-const SYNC_LINE = new RegExp(`^\\s*${SYNC_MARKER}(\\s|$)`);
+/** The answer to a sync line from a peer that is not (yet) a tracker; framed like every answer to a sync line. */
+const SYNC_FORBIDDEN = errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
+const SYNC_PREFIX = `${SYNC_MARKER} `;
 
 /** The first bytes of a connection that will speak the extended form. */
 const HELLO_START = Buffer.from(`${HELLO} `, 'latin1');
@@ -164,6 +165,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     let trusted = false;
     /** No line has arrived yet: the next one may be the HELLO. */
     let first = true;
+    /** The line just handled was a sync line (`123456789 ...`): its reply is framed whatever the form. */
+    let syncLine = false;
     socket.setNoDelay(true);
     const close = (refusal: Refusal): void => {
       if (closing) return;
@@ -184,6 +187,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     };
 
     const step = async (frame: Frame): Promise<Reply | undefined> => {
+      syncLine = false;
       if (pending) {
         if (frame.type === 'line') {
           const refusal = slot.hold(Buffer.byteLength(frame.line));
@@ -215,7 +219,9 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         }
       }
       const parsed = this.parseLine(frame.line, ctx);
-      if (parsed === undefined || 'ok' in parsed) return parsed;
+      if (parsed === undefined) return undefined;
+      syncLine = 'ok' in parsed ? parsed === SYNC_FORBIDDEN : parsed.pattern.startsWith(SYNC_PREFIX);
+      if ('ok' in parsed) return parsed;
       // `@N` continuation is an extension: in the seed form `@N` is only a malformed list
       const need = ctx.extended && 'kind' in parsed.payload ? continuationLines(parsed.payload) : 0;
       if (need === 0) return this.dispatch(parsed, ctx);
@@ -235,7 +241,6 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         for (let frame = decoder.next(); frame && !socket.destroyed && !closing; frame = decoder.next()) {
           const opened = ctx.link ? this.openLinked(ctx, frame, socket) : frame;
           if (!opened) break;
-          const syncLine = !ctx.extended && opened.type === 'line' && SYNC_LINE.test(opened.line);
           slot.touch();
           slot.busy++;
           const reply = await step(opened)
@@ -346,9 +351,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   private parseSync(args: readonly string[], ctx: PeerContext): Request | ErrReply {
     const [name, ...rest] = args;
     const open = name === SyncCmd.Hello || name === SyncCmd.Auth;
-    if (name === undefined || (!open && ctx.trackerNumber === undefined)) {
-      return errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
-    }
+    if (name === undefined || (!open && ctx.trackerNumber === undefined)) return SYNC_FORBIDDEN;
     const pattern = isSyncCommand(name) ? `${SYNC_MARKER} ${name}` : `${SYNC_MARKER} op`;
     return { pattern, payload: { name, args: rest }, requestId: '' };
   }
