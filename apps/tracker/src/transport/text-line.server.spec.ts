@@ -487,6 +487,11 @@ describe(TextLineServer.name, () => {
       await delay(50);
       split.write('LO p2p-share/2\n');
       expect(await split.readLines(1)).toEqual(['ERR TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1']);
+      // a tracker's sync line is answered framed, a refusal of it too
+      const tracker = await open({ hello: false });
+      expect(await tracker.request('123456789 sync_hello 2 ab')).toEqual([
+        'ERR TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1',
+      ]);
       const silent = await open({ hello: false });
       const began = Date.now();
       expect(await silent.readLines(1, 5000)).toEqual(['error: at most 1 connections from 127.0.0.1']);

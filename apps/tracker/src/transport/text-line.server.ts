@@ -31,7 +31,7 @@ import { isObservable, lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
 import { requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
-import { ConnectionPolicy, ConnectionSlot, Refusal } from './connection.policy';
+import { ConnectionPolicy, ConnectionSlot, FORM_PROBE_BYTES, Refusal, refusalForm } from './connection.policy';
 import { TransportEvent } from './transport.events';
 import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 
@@ -61,9 +61,6 @@ export interface SyncPayload {
 /** The answer to a sync line from a peer that is not (yet) a tracker; framed like every answer to a sync line. */
 const SYNC_FORBIDDEN = errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
 const SYNC_PREFIX = `${SYNC_MARKER} `;
-
-/** The first bytes of a connection that will speak the extended form. */
-const HELLO_START = Buffer.from(`${HELLO} `, 'latin1');
 
 /**
  * Nest transport for the tracker's line protocol: one request line in, one
@@ -411,9 +408,8 @@ let refusalsWaiting = 0;
 
 /**
  * A connection refused before its first line: its first bytes tell the form of
- * the refusal (`HELLO ` -> `ERR <CODE> ...`, anything else -> `error: ...`).
- * Waits up to `waitMs` for enough of them, reading no more than the HELLO's
- * first word, then shuts it.
+ * the refusal (see `refusalForm`). Waits up to `waitMs` for enough of them,
+ * keeping no more than `FORM_PROBE_BYTES`, then shuts it.
  */
 export function shutUnread(socket: Socket, refusal: Refusal, waitMs = REFUSAL_FORM_WAIT_MS): void {
   if (socket.destroyed) return;
@@ -424,23 +420,22 @@ export function shutUnread(socket: Socket, refusal: Refusal, waitMs = REFUSAL_FO
   refusalsWaiting++;
   let seen = Buffer.alloc(0);
   let decided = false;
-  const decide = (): void => {
+  const decide = (form: ReplyForm): void => {
     if (decided) return;
     decided = true;
     refusalsWaiting--;
     clearTimeout(timer);
-    socket.off('data', onData).off('end', decide).off('close', decide);
-    const framed = seen.length >= HELLO_START.length && seen.subarray(0, HELLO_START.length).equals(HELLO_START);
-    shut(socket, refusal, framed ? 'extended' : 'seed');
+    socket.off('data', onData).off('end', onEnd).off('close', onEnd);
+    shut(socket, refusal, form);
   };
+  const onEnd = () => decide(refusalForm(seen, true) ?? 'seed');
   const onData = (chunk: Buffer): void => {
-    seen = Buffer.concat([seen, chunk.subarray(0, HELLO_START.length - seen.length)]);
-    const sofar = HELLO_START.subarray(0, seen.length);
-    // enough to tell, or already not the HELLO
-    if (seen.length >= HELLO_START.length || !seen.equals(sofar)) decide();
+    seen = Buffer.concat([seen, chunk.subarray(0, FORM_PROBE_BYTES - seen.length)]);
+    const form = refusalForm(seen, seen.length >= FORM_PROBE_BYTES);
+    if (form) decide(form);
   };
-  const timer = setTimeout(decide, waitMs).unref();
-  socket.on('data', onData).once('end', decide).once('close', decide);
+  const timer = setTimeout(onEnd, waitMs).unref();
+  socket.on('data', onData).once('end', onEnd).once('close', onEnd);
 }
 
 /** Writes a reply; false when the socket asks the writer to wait for 'drain'. */
