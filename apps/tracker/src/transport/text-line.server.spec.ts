@@ -246,6 +246,11 @@ describe(TextLineServer.name, () => {
         const other = await open({ hello: false });
         expect(await other.request('HELLO p2p-share/3')).toEqual(["error: unknown command 'HELLO'"]);
         expect(await other.request('HELLO p2p-share/2')).toEqual(["error: unknown command 'HELLO'"]);
+        // a first line too long to read is a first line too
+        const long = await open({ hello: false });
+        long.write(`${'x'.repeat(70 * 1024)}\n`);
+        expect(await long.readLines(1)).toEqual(['error: line longer than 65536 bytes ignored']);
+        expect(await long.request('HELLO p2p-share/2')).toEqual(["error: unknown command 'HELLO'"]);
       });
     });
 

@@ -207,14 +207,14 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         const command = withContinuation(done.request.payload as Command, done.lines);
         return this.dispatch({ ...done.request, payload: command }, ctx);
       }
-      if (frame.type !== 'line') return tooLong();
       if (first) {
         first = false;
-        if (frame.line === HELLO_LINE) {
+        if (frame.type === 'line' && frame.line === HELLO_LINE) {
           ctx.extended = true;
           return okReply(PROTOCOL_NAME);
         }
       }
+      if (frame.type !== 'line') return tooLong();
       const parsed = this.parseLine(frame.line, ctx);
       if (parsed === undefined) return undefined;
       syncLine = 'ok' in parsed ? parsed === SYNC_FORBIDDEN : parsed.pattern.startsWith(SYNC_PREFIX);
