@@ -1,4 +1,4 @@
-import { FrameDecoder, OkReply, Reply, ReplyAssembler } from '@app/protocol';
+import { FrameDecoder, HELLO_LINE, OkReply, PROTOCOL_NAME, Reply, ReplyAssembler } from '@app/protocol';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, Server, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -38,12 +38,16 @@ class LineConn {
     socket.on('error', () => undefined);
   }
 
-  static open(port: number, localAddress = '127.0.0.1'): Promise<LineConn> {
-    return new Promise((resolve, reject) => {
+  /** Connects and says `HELLO p2p-share/2` first: replies are framed from then on. */
+  static async open(port: number, localAddress = '127.0.0.1'): Promise<LineConn> {
+    const conn = await new Promise<LineConn>((resolve, reject) => {
       const s = new Socket();
       s.once('error', reject);
       s.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(new LineConn(s)));
     });
+    const hello = await conn.must(HELLO_LINE);
+    if (hello.message !== PROTOCOL_NAME) throw new Error(`HELLO answered with ${hello.message}`);
+    return conn;
   }
 
   async request(line: string, timeoutMs = 10_000): Promise<Reply> {

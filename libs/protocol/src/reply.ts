@@ -11,14 +11,31 @@ export interface OkReply {
   readonly ok: true;
   readonly message: string;
   readonly lines: readonly string[];
+  /** How the seed form shows this reply (absent: its message, then every body line). */
+  readonly seed?: SeedRendering;
 }
+
+/**
+ * What a seed-form peer sees of an `OK` reply whose body is not all for people:
+ * - `message`: the message line only (`login`: its token lines are extensions);
+ * - `metadata`: the seven `key:value` lines of the seed's `download_file`
+ *   reply only (the first seven body lines), no message before them.
+ */
+export type SeedRendering = 'message' | 'metadata';
+
+/** The form a reply is written in: the seed's readable text, or this project's `OK`/`ERR` framing. */
+export type ReplyForm = 'seed' | 'extended';
+
+/** `download_file`'s reply in the seed form: exactly these many body lines, the seed's seven fields. */
+export const SEED_METADATA_LINES = 7;
 export interface ErrReply {
   readonly ok: false;
   readonly code: string;
   readonly message: string;
 }
 
-export const okReply = (message: string, lines: readonly string[] = []): OkReply => ({ ok: true, message, lines });
+export const okReply = (message: string, lines: readonly string[] = [], seed?: SeedRendering): OkReply =>
+  seed === undefined ? { ok: true, message, lines } : { ok: true, message, lines, seed };
 export const errReply = (code: string, message: string): ErrReply => ({ ok: false, code, message });
 
 const CONTROL = /[\x00-\x1f\x7f]/;
@@ -52,14 +69,46 @@ export function replyPieces(reply: Reply): ReplyPiece[] {
   if (!reply.ok || !reply.lines.some((l) => l.length >= LONG_LINE)) {
     return [{ text: formatReply(reply), encoding: 'utf8' }];
   }
+  return linePieces(`OK ${reply.lines.length} ${oneLine(reply.message)}\n`, reply.lines);
+}
+
+/**
+ * A reply as a seed-form peer reads it: readable text, every line ending in
+ * `\n`, nothing of the framing. `OK` is its message (`done` when it has none)
+ * and its body lines, or less as `reply.seed` says; `ERR` is
+ * `error: <message>`. In pieces like `replyPieces`, long lines on their own.
+ */
+export function seedReplyPieces(reply: Reply): ReplyPiece[] {
+  if (!reply.ok) return [{ text: `error: ${oneLine(reply.message)}\n`, encoding: 'utf8' }];
+  const head = `${oneLine(reply.message || 'done')}\n`;
+  if (reply.seed === 'message' || reply.lines.length === 0) return [{ text: head, encoding: 'utf8' }];
+  const lines = reply.seed === 'metadata' ? reply.lines.slice(0, SEED_METADATA_LINES) : reply.lines;
+  return linePieces(reply.seed === 'metadata' ? '' : head, lines);
+}
+
+/** A reply in the given form, as pieces to write one after another. */
+export function renderReply(reply: Reply, form: ReplyForm): ReplyPiece[] {
+  return form === 'extended' ? replyPieces(reply) : seedReplyPieces(reply);
+}
+
+/** The text of `renderReply` (tests, and short notices). */
+export function formatReplyIn(reply: Reply, form: ReplyForm): string {
+  if (form === 'extended') return formatReply(reply);
+  return seedReplyPieces(reply)
+    .map((p) => p.text)
+    .join('');
+}
+
+/** `head`, then each line and its newline; short lines share a piece, long ones get one of their own. */
+function linePieces(head: string, lines: readonly string[]): ReplyPiece[] {
   const pieces: ReplyPiece[] = [];
-  let text = `OK ${reply.lines.length} ${oneLine(reply.message)}\n`;
-  for (const line of reply.lines) {
+  let text = head;
+  for (const line of lines) {
     if (line.length < LONG_LINE) {
       text += `${oneLine(line)}\n`;
       continue;
     }
-    pieces.push({ text, encoding: 'utf8' });
+    if (text !== '') pieces.push({ text, encoding: 'utf8' });
     text = '\n';
     if (NOT_PRINTABLE_ASCII.test(line)) pieces.push({ text: oneLine(line), encoding: 'utf8' });
     else pieces.push({ text: line, encoding: 'latin1' });

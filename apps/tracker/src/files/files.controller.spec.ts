@@ -233,14 +233,18 @@ describe(FilesController.name, () => {
           { kind: 'download_file', groupId: 'g1', fileName: 'report.pdf', destinationPath: '/tmp' },
           alice,
         ),
-      ).toEqual(okReply('report.pdf: 1048576 bytes, 2 online seeders', formatFileMetadata(meta)));
+      ).toEqual(okReply('report.pdf: 1048576 bytes, 2 online seeders', formatFileMetadata(meta), 'metadata'));
       expect(files.download).toHaveBeenCalledWith('alice', 'g1', 'report.pdf');
     });
 
     it('still answers when nobody is online', () => {
       files.download.mockReturnValue({ ...meta, fileSize: 1, seeders: [] });
       expect(controller.download({ kind: 'download_file', groupId: 'g1', fileName: 'report.pdf' }, alice)).toEqual(
-        okReply('report.pdf: 1 byte, 0 online seeders', formatFileMetadata({ ...meta, fileSize: 1, seeders: [] })),
+        okReply(
+          'report.pdf: 1 byte, 0 online seeders',
+          formatFileMetadata({ ...meta, fileSize: 1, seeders: [] }),
+          'metadata',
+        ),
       );
     });
   });

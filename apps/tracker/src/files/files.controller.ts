@@ -56,13 +56,14 @@ export class FilesController {
     );
   }
 
-  /** The destination path is the client's business. */
+  /** The destination path is the client's business. The seed form sees only the seven metadata lines. */
   @MessagePattern(Cmd.DownloadFile)
   download(@Payload() cmd: DownloadFileCmd, @Ctx() ctx: PeerContext): OkReply {
     const meta = this.files.download(ctx.requireUser(), cmd.groupId, cmd.fileName);
     return okReply(
       `${shownName(meta.fileName)}: ${plural(meta.fileSize, 'byte')}, ${plural(meta.seeders.length, 'online seeder')}`,
       formatFileMetadata(meta),
+      'metadata', // the seed form: exactly its seven lines, nothing before them
     );
   }
 

@@ -1,5 +1,13 @@
 import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
-import { ConnectionLimits, ConnectionPolicy, ConnectionSlot, normalizeAddress, Refusal } from './connection.policy';
+import {
+  ConnectionLimits,
+  ConnectionPolicy,
+  ConnectionSlot,
+  FORM_PROBE_BYTES,
+  normalizeAddress,
+  Refusal,
+  refusalForm,
+} from './connection.policy';
 
 /** A connection's standing the test can change, as PeerContext changes on login or sync_auth. */
 const standing = () => ({ user: undefined as string | undefined, trackerNumber: undefined as number | undefined });
@@ -192,5 +200,32 @@ describe(ConnectionPolicy.name, () => {
     const t = slot('10.0.0.2', tracker);
     tracker.trackerNumber = 2;
     expect(t.maxLineBytes(1 << 26)).toBe(1 << 26);
+  });
+});
+
+describe(refusalForm.name, () => {
+  const form = (text: string, final = false) => refusalForm(Buffer.from(text, 'latin1'), final);
+
+  it('is framed for a HELLO or a sync line, the seed form for anything else', () => {
+    expect(form('HELLO ')).toBe('extended');
+    expect(form('HELLO p2p-share/2\n')).toBe('extended');
+    expect(form('123456789 sync_hello 2 ab')).toBe('extended');
+    expect(form('login alice pw\n')).toBe('seed');
+    expect(form('HELLX')).toBe('seed');
+    expect(form('HELLO\n')).toBe('seed');
+    expect(form('1234x')).toBe('seed');
+    expect(form('\x00\xff')).toBe('seed');
+  });
+
+  it('waits while the bytes could still be either, unless nothing more will come', () => {
+    for (const part of ['', 'H', 'HELL', 'HELLO', '1', '123456789']) {
+      expect(form(part)).toBeUndefined();
+      expect(form(part, true)).toBe('seed');
+    }
+  });
+
+  it('never needs more than FORM_PROBE_BYTES bytes', () => {
+    expect(FORM_PROBE_BYTES).toBe('123456789 '.length);
+    expect(form('x'.repeat(FORM_PROBE_BYTES))).toBe('seed');
   });
 });
