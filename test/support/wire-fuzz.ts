@@ -351,7 +351,8 @@ class Attacker {
 
   private note(reply: Reply | { chunk: number }): void {
     this.stats.replies++;
-    const key = 'chunk' in reply ? 'CHUNK' : reply.ok ? 'OK' : `ERR ${reply.code}`;
+    const key =
+      'chunk' in reply ? 'CHUNK' : reply.ok ? 'OK' : reply.code === SEED_ERROR ? SEED_ERROR : `ERR ${reply.code}`;
     this.stats.answers.set(key, (this.stats.answers.get(key) ?? 0) + 1);
     this.wake?.();
     const problem = this.check(reply);
