@@ -22,11 +22,11 @@ describe('file metadata', () => {
     chunkHashes: [hash(1), hash(2), hash(3)],
     seeders: [
       { userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, capability: '/home/a/report, final.pdf' },
-      { userId: 'bob', address: { host: '::1', port: 7002 }, capability: '/srv/100%/r.pdf' },
+      { userId: 'bob', address: { host: '::1', port: 7002 }, capability: '/srv/100%/r.pdf', seedForm: true },
     ],
   };
 
-  it('writes the seed key:value lines in the seed order, then seeder_hosts', () => {
+  it('writes the seed key:value lines in the seed order, then seeder_hosts and seeder_protocols', () => {
     const lines = formatFileMetadata(meta);
     expect(lines.map((l) => l.slice(0, l.indexOf(':')))).toEqual([
       'file_name',
@@ -37,10 +37,23 @@ describe('file metadata', () => {
       'seeder_ports',
       'seeder_file_paths',
       'seeder_hosts',
+      'seeder_protocols',
     ]);
     expect(lines[4]).toBe('seeders:alice,bob');
     expect(lines[5]).toBe('seeder_ports:7001,7002');
     expect(lines[6]).toBe('seeder_file_paths:/home/a/report%2C final.pdf,/srv/100%25/r.pdf');
+    expect(lines[8]).toBe('seeder_protocols:p2p-share/2,seed');
+  });
+
+  it('reads seeder_protocols into seedForm; without the line every seeder is ours', () => {
+    const lines = formatFileMetadata(meta);
+    expect(parseFileMetadata(lines).seeders.map((s) => s.seedForm)).toEqual([undefined, true]);
+    const older = parseFileMetadata(lines.slice(0, 8));
+    expect(older.seeders.map((s) => s.seedForm)).toEqual([undefined, undefined]);
+    expect(older.seeders.map((s) => s.capability)).toEqual(meta.seeders.map((s) => s.capability));
+    const replaced = (value: string) => lines.map((l) => (l.startsWith('seeder_protocols:') ? value : l));
+    expect(() => parseFileMetadata(replaced('seeder_protocols:seed'))).toThrow(/differ in length/);
+    expect(() => parseFileMetadata(replaced('seeder_protocols:seed,p2p-share/9'))).toThrow(/unknown protocol/);
   });
 
   it('round-trips', () => {

@@ -1,6 +1,7 @@
 import { HostPort, parseHostPort, formatHostPort } from './address';
 import { Command } from './commands';
 import { ErrorCode, ProtocolError } from './errors';
+import { SeederForm } from './hello';
 
 const SHA1_HEX = /^[0-9a-f]{40}$/;
 export const isSha1Hex = (s: string): boolean => SHA1_HEX.test(s);
@@ -59,8 +60,9 @@ export interface SeederInfo {
   readonly userId: string;
   readonly address: HostPort;
   /**
-   * What `seeder_file_paths` carries for this seeder: the download capability
-   * the tracker issued for it (see capability.ts), sent back in `GET_CHUNK`.
+   * What `seeder_file_paths` carries for this seeder, sent back in `GET_CHUNK`:
+   * the download capability the tracker issued for it (see capability.ts), or,
+   * for a seed-form seeder, the `file_path` it registered.
    */
   readonly capability: string;
   /**
@@ -86,10 +88,11 @@ export interface PackedFileMetadata extends Omit<FileMetadata, 'chunkHashes'> {
 
 /**
  * The `download_file` reply body: the seed's seven `key:value` lines in the
- * seed's order, then `seeder_hosts` (the IP of each seeder). List values are
- * comma-separated; `seeder_file_paths` holds a capability per seeder, not its
- * path (an item is still escaped, `%` and `,` as `%25` and `%2C`, though a
- * capability has neither).
+ * seed's order, then `seeder_hosts` (the IP of each seeder) and
+ * `seeder_protocols` (`p2p-share/2` or `seed` per seeder), both of the
+ * extended form only. List values are comma-separated; `seeder_file_paths`
+ * holds a capability per seeder of ours and the registered path per seed-form
+ * seeder (an item is escaped, `%` and `,` as `%25` and `%2C`).
  */
 export const METADATA_KEYS = [
   'file_name',
@@ -100,6 +103,7 @@ export const METADATA_KEYS = [
   'seeder_ports',
   'seeder_file_paths',
   'seeder_hosts',
+  'seeder_protocols',
 ] as const;
 
 const escapeItem = (s: string) => s.replace(/%/g, '%25').replace(/,/g, '%2C');
@@ -116,6 +120,7 @@ export function formatFileMetadata(meta: FileMetadata | PackedFileMetadata): str
     seeder_ports: meta.seeders.map((s) => s.address.port).join(','),
     seeder_file_paths: meta.seeders.map((s) => escapeItem(s.capability)).join(','),
     seeder_hosts: meta.seeders.map((s) => escapeItem(s.address.host)).join(','),
+    seeder_protocols: meta.seeders.map((s) => (s.seedForm ? SeederForm.Seed : SeederForm.Extended)).join(','),
   };
   const chunkLine = () => ('chunkDigests' in meta ? digestsLine(meta.chunkDigests) : chunkHashesLine(meta.chunkHashes));
   return METADATA_KEYS.map((k) => (k === 'chunk_hashes' ? chunkLine() : `${k}:${values[k]}`));
@@ -179,13 +184,28 @@ export function parseFileMetadata(lines: readonly string[]): FileMetadata {
   const ports = list(get('seeder_ports'));
   const paths = list(get('seeder_file_paths')).map(unescapeItem);
   const hosts = fields.has('seeder_hosts') ? list(get('seeder_hosts')).map(unescapeItem) : users.map(() => '127.0.0.1');
-  if (ports.length !== users.length || paths.length !== users.length || hosts.length !== users.length) {
+  // no seeder_protocols line (an older tracker): every seeder is one of ours
+  const forms = fields.has('seeder_protocols') ? list(get('seeder_protocols')) : users.map(() => SeederForm.Extended);
+  if (
+    ports.length !== users.length ||
+    paths.length !== users.length ||
+    hosts.length !== users.length ||
+    forms.length !== users.length
+  ) {
     throw new ProtocolError(ErrorCode.BadFileMetadata, 'seeder lists differ in length');
   }
-  const seeders = users.map((userId, i) => {
+  const seeders = users.map((userId, i): SeederInfo => {
     const address = parseHostPort(formatHostPort({ host: hosts[i], port: Number(ports[i]) }));
     if (!address) throw new ProtocolError(ErrorCode.BadFileMetadata, `bad address for seeder ${userId}`);
-    return { userId, address, capability: paths[i] };
+    if (forms[i] !== SeederForm.Seed && forms[i] !== SeederForm.Extended) {
+      throw new ProtocolError(
+        ErrorCode.BadFileMetadata,
+        `unknown protocol '${forms[i].slice(0, 40)}' for seeder ${userId}`,
+      );
+    }
+    return forms[i] === SeederForm.Seed
+      ? { userId, address, capability: paths[i], seedForm: true }
+      : { userId, address, capability: paths[i] };
   });
   return {
     fileName: get('file_name'),

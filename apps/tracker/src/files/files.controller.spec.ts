@@ -77,6 +77,7 @@ describe(FilesController.name, () => {
     controller = moduleRef.get(FilesController);
     alice = new PeerContext(42, '192.168.1.20:51234');
     alice.setUser('alice');
+    alice.extended = true; // its connection began with HELLO p2p-share/2
   });
 
   describe('upload_file', () => {
@@ -84,7 +85,7 @@ describe(FilesController.name, () => {
       files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
       expect(controller.upload(uploadCmd(), alice)).toEqual(okReply('shared report.pdf in group g1 (3 chunks)'));
       expect(files.share).toHaveBeenCalledWith(
-        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7001 } },
+        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7001 }, seedForm: false },
         {
           groupId: 'g1',
           filePath: '/home/alice/report.pdf',
@@ -95,11 +96,20 @@ describe(FilesController.name, () => {
       );
     });
 
+    it('announces a seeder on a connection without HELLO as a seed-form one', () => {
+      files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
+      alice.extended = false;
+      controller.upload(uploadCmd(), alice);
+      controller.newSeeder({ kind: 'new_seeder', groupId: 'g1', fileName: 'f', filePath: '/f', myPort: '7001' }, alice);
+      expect(files.share).toHaveBeenCalledWith(expect.objectContaining({ seedForm: true }), expect.anything());
+      expect(files.addSeeder).toHaveBeenCalledWith(expect.objectContaining({ seedForm: true }), 'g1', 'f', '/f');
+    });
+
     it('takes only the port of an IP:PORT: the host is always the connection’s own', () => {
       files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
       controller.upload(uploadCmd({ myPort: '10.0.0.9:7005' }), alice);
       expect(files.share).toHaveBeenCalledWith(
-        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7005 } },
+        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7005 }, seedForm: false },
         expect.anything(),
       );
     });
@@ -253,7 +263,7 @@ describe(FilesController.name, () => {
       ),
     ).toEqual(okReply('now seeding report.pdf in group g1'));
     expect(files.addSeeder).toHaveBeenCalledWith(
-      { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7009 } },
+      { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7009 }, seedForm: false },
       'g1',
       'report.pdf',
       '/dl/report.pdf',

@@ -81,10 +81,18 @@ export class FilesController {
     return okReply(fileDeleted ? `${stopped}; nobody else seeds it, so it is no longer listed` : stopped);
   }
 
-  /** The logged-in user, its session, and where its client serves: this connection's host, the client's port. */
+  /**
+   * The logged-in user, its session, where its client serves (this connection's
+   * host, the client's port) and how: a connection without HELLO is a seed-form one.
+   */
   private announcer(ctx: PeerContext, myPort: string): Announcer {
     const userId = ctx.requireUser();
-    return { userId, connectionId: ctx.connectionId, address: this.seederAddress.resolve(myPort, ctx.remoteAddress) };
+    return {
+      userId,
+      connectionId: ctx.connectionId,
+      address: this.seederAddress.resolve(myPort, ctx.remoteAddress),
+      seedForm: !ctx.extended,
+    };
   }
 }
 

@@ -8,6 +8,7 @@ import {
   Op,
   parseHostPort,
   quoteArg,
+  SeederForm,
   SeederInfo,
 } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
@@ -32,6 +33,8 @@ export interface Announcer {
   readonly userId: string;
   readonly connectionId: number;
   readonly address: HostPort;
+  /** True when the session's connection speaks the seed form (no HELLO): the client then serves paths, not capabilities. */
+  readonly seedForm?: boolean;
 }
 
 export interface ShareRequest {
@@ -78,6 +81,7 @@ const splitKey = (key: string): [string, string] => {
 interface RemoteSeeder {
   readonly address: HostPort;
   readonly filePath: string;
+  readonly seedForm: boolean;
 }
 
 /** The soft state of one live session that announced shares. */
@@ -85,6 +89,8 @@ interface AnnouncingSession {
   readonly userId: string;
   /** Where the user's client serves chunks, as last announced on this session. */
   address: HostPort;
+  /** The form of the session's connection: a seed-form seeder is listed with its path and as `seed`. */
+  seedForm: boolean;
   /** Keys (`fileKey`) of the files this session announced. */
   readonly files: Set<string>;
 }
@@ -182,8 +188,10 @@ export class FilesService {
 
   /**
    * `download_file`: the file's metadata with its online seeders only (possibly
-   * none), each with a capability for `userId` in place of its path: seeders'
-   * paths never leave the trackers.
+   * none). A seeder of ours gets a capability for `userId` in place of its path
+   * (its path never leaves the trackers); a seed-form seeder, which serves
+   * `GET_CHUNK <i> <file_path>` and cannot check capabilities, gets the path it
+   * registered, and is marked `seedForm`.
    */
   download(userId: string, groupId: string, fileName: string): PackedFileMetadata {
     this.groups.assertMember(userId, groupId);
@@ -199,6 +207,10 @@ export class FilesService {
       const elsewhere = session ? undefined : this.remoteSeeder(key, s.userId);
       const address = session?.address ?? elsewhere?.address;
       if (!address) continue;
+      if (session?.seedForm ?? elsewhere?.seedForm) {
+        seeders.push({ userId: s.userId, address, capability: s.filePath, seedForm: true });
+        continue;
+      }
       const capability = this.capabilities.issue({
         fileHash: file.fileHash,
         groupId,
@@ -259,10 +271,11 @@ export class FilesService {
     let session = this.sessions.get(by.connectionId);
     if (!session || session.userId !== by.userId) {
       if (session) this.forgetSession(by.connectionId);
-      session = { userId: by.userId, address: by.address, files: new Set() };
+      session = { userId: by.userId, address: by.address, seedForm: by.seedForm === true, files: new Set() };
       this.sessions.set(by.connectionId, session);
     }
     session.address = by.address;
+    session.seedForm = by.seedForm === true;
     session.files.add(key);
     let users = this.online.get(key);
     if (!users) this.online.set(key, (users = new Map<string, number>()));
@@ -272,7 +285,14 @@ export class FilesService {
     const filePath = this.files.getSeeder(groupId, fileName, by.userId)?.filePath ?? '';
     this.sync.presenceChanged({
       on: true,
-      entry: { userId: by.userId, address: formatHostPort(by.address), groupId, fileName, filePath },
+      entry: {
+        userId: by.userId,
+        address: formatHostPort(by.address),
+        groupId,
+        fileName,
+        filePath,
+        form: formOf(session),
+      },
     });
   }
 
@@ -386,7 +406,14 @@ export class FilesService {
         const session = this.sessions.get(connectionId);
         if (!session) continue;
         const filePath = this.files.getSeeder(groupId, fileName, userId)?.filePath ?? '';
-        entries.push({ userId, address: formatHostPort(session.address), groupId, fileName, filePath });
+        entries.push({
+          userId,
+          address: formatHostPort(session.address),
+          groupId,
+          fileName,
+          filePath,
+          form: formOf(session),
+        });
       }
     }
     return entries;
@@ -408,9 +435,15 @@ export class FilesService {
     if (!address) return;
     let users = byFile.get(key);
     if (!users) byFile.set(key, (users = new Map()));
-    users.set(change.entry.userId, { address, filePath: change.entry.filePath });
+    users.set(change.entry.userId, {
+      address,
+      filePath: change.entry.filePath,
+      seedForm: change.entry.form === SeederForm.Seed,
+    });
   }
 }
+
+const formOf = (session: AnnouncingSession): SeederForm => (session.seedForm ? SeederForm.Seed : SeederForm.Extended);
 
 function assertValidPath(path: string): void {
   if (path.length < 1 || path.length > MAX_PATH_CHARS) {
