@@ -136,12 +136,21 @@ const DIGEST_BYTES = 20;
  * milliseconds and one flat string, not 200,000 small strings joined.
  */
 function digestsLine(digests: Buffer): string {
+  return hexList(digests, CHUNK_HASHES_KEY).toString('latin1');
+}
+
+/** Raw digests as the comma-separated lowercase hex list `upload_file` and its replicated change carry. */
+export function digestsToHexList(digests: Buffer): string {
+  return hexList(digests, Buffer.alloc(0)).toString('latin1');
+}
+
+function hexList(digests: Buffer, prefix: Buffer): Buffer {
   if (digests.length % DIGEST_BYTES !== 0) {
     throw new RangeError(`${digests.length} bytes is not a whole number of SHA-1 digests`);
   }
   const count = digests.length / DIGEST_BYTES;
-  const out = Buffer.allocUnsafe(CHUNK_HASHES_KEY.length + Math.max(0, count * (2 * DIGEST_BYTES + 1) - 1));
-  let at = CHUNK_HASHES_KEY.copy(out, 0);
+  const out = Buffer.allocUnsafe(prefix.length + Math.max(0, count * (2 * DIGEST_BYTES + 1) - 1));
+  let at = prefix.copy(out, 0);
   for (let i = 0, from = 0; i < count; i++) {
     if (i > 0) out[at++] = 0x2c; // ','
     for (const end = from + DIGEST_BYTES; from < end; from++) {
@@ -150,7 +159,7 @@ function digestsLine(digests: Buffer): string {
       out[at++] = HEX_DIGITS[byte & 15];
     }
   }
-  return out.toString('latin1');
+  return out;
 }
 
 /**

@@ -39,7 +39,7 @@ export class FilesController {
       filePath: cmd.filePath,
       fileSize: parseFileSize(cmd.fileSize),
       fileHash: cmd.fileHash,
-      chunkHashes: parseChunkHashes(cmd.chunkHashes),
+      ...(cmd.chunkDigests ? { chunkDigests: cmd.chunkDigests } : { chunkHashes: parseChunkHashes(cmd.chunkHashes) }),
     });
     const shared = `shared ${shownName(fileName)} in group ${cmd.groupId} (${plural(chunkCount, 'chunk')})`;
     return okReply(created ? shared : `${shared}; it was already shared, you seed it too now`);

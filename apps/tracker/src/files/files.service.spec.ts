@@ -45,7 +45,12 @@ const plainHasher: PasswordHasher = {
 };
 
 /** A 3-chunk file (1 MiB + 1 byte) at `path`, with metadata derived from `content`. */
-function upload(groupId: string, path: string, content = 'report', size = 2 * CHUNK_SIZE + 1): ShareRequest {
+function upload(
+  groupId: string,
+  path: string,
+  content = 'report',
+  size = 2 * CHUNK_SIZE + 1,
+): ShareRequest & { chunkHashes: readonly string[] } {
   const chunks = Math.ceil(size / CHUNK_SIZE);
   return { groupId, filePath: path, fileSize: size, fileHash: sha1(content), chunkHashes: chunkList(chunks, content) };
 }

@@ -1,4 +1,5 @@
 import {
+  Cmd,
   Command,
   commandFromTokens,
   continuationLines,
@@ -10,6 +11,7 @@ import {
   replyPieces,
   ReplyPiece,
   FrameDecoder,
+  StreamedFrame,
   okReply,
   ProtocolError,
   Reply,
@@ -29,6 +31,7 @@ import { requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
 import { ConnectionPolicy, ConnectionSlot, Refusal } from './connection.policy';
 import { TransportEvent } from './transport.events';
+import { UploadLineReader } from './upload-line.reader';
 import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 
 export interface TextLineServerOptions {
@@ -166,8 +169,34 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       closeAfterReply = refusal.close;
       return refusal.reply;
     };
+    // a logged-in client's upload_file with every hash inline, longer than a line, is read as it streams in
+    decoder.divert = (start) =>
+      pending || ctx.link || slot.maxUploadLineBytes() === 0
+        ? undefined
+        : UploadLineReader.start(start, {
+            maxHeadBytes: decoder.maxLineBytes,
+            maxLineBytes: slot.maxUploadLineBytes(),
+            requestIds: ctx.extended,
+            reserve: (bytes) => {
+              const refusal = slot.holdDigests(bytes);
+              return refusal && new ProtocolError(refusal.reply.code as ErrorCode, refusal.reply.message);
+            },
+          });
+    const streamed = async (frame: StreamedFrame): Promise<Reply> => {
+      try {
+        const outcome = (frame.sink as UploadLineReader).outcome();
+        if (!outcome.ok) return this.toErrorReply(outcome.error);
+        return await this.dispatch(
+          { pattern: Cmd.UploadFile, payload: outcome.command, requestId: outcome.requestId },
+          ctx,
+        );
+      } finally {
+        slot.dropHeld();
+      }
+    };
 
-    const step = async (frame: Frame): Promise<Reply | undefined> => {
+    const step = async (frame: Frame | StreamedFrame): Promise<Reply | undefined> => {
+      if (frame.type === 'streamed') return streamed(frame);
       if (pending) {
         if (frame.type === 'line') {
           const refusal = slot.hold(Buffer.byteLength(frame.line));
@@ -208,8 +237,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       if (pumping) return;
       pumping = true;
       try {
-        for (let frame = decoder.next(); frame && !socket.destroyed && !closing; frame = decoder.next()) {
-          const opened = ctx.link ? this.openLinked(ctx, frame, socket) : frame;
+        for (let frame = decoder.nextFrame(); frame && !socket.destroyed && !closing; frame = decoder.nextFrame()) {
+          const opened = ctx.link && frame.type !== 'streamed' ? this.openLinked(ctx, frame, socket) : frame;
           if (!opened) break;
           slot.touch();
           slot.busy++;
