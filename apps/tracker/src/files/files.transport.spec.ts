@@ -265,6 +265,29 @@ describe('files over the wire', () => {
     expect(await conn.request(`resume ${token}`)).toEqual([expect.stringMatching(/^ERR UNKNOWN_SESSION /)]);
   });
 
+  it('reads a long inline upload_file line only after login, and stores every hash of it', async () => {
+    const hashes = chunkList(20_000, 'inline'); // an 820 KB line
+    const line = (path: string, list = hashes) =>
+      `upload_file g1 ${path} ${list.length * CHUNK_SIZE} ${sha1(path)} ${list.join(',')} 7001\n`;
+    const stranger = await LineSocket.open(port);
+    sockets.push(stranger);
+    stranger.write(line('/s/f.bin'));
+    expect(await stranger.readLines(1)).toEqual([expect.stringMatching(/^ERR LINE_TOO_LONG /)]);
+
+    const { alice, bob } = await team();
+    const bad = hashes.slice();
+    bad[15_000] = `${bad[15_000].slice(0, 39)}x`;
+    alice.write(line('/a/bad.bin', bad) + line('/a/inline.bin') + 'list_files g1\n');
+    expect(await alice.readLines(4, 10_000)).toEqual([
+      'ERR BAD_FILE_METADATA chunk hash 15000 is not a 40-digit hex SHA-1',
+      'OK 0 shared inline.bin in group g1 (20000 chunks)',
+      'OK 1 1 file in group g1',
+      `inline.bin size=${20_000 * CHUNK_SIZE} seeders=1`,
+    ]);
+    const [, ...body] = await bob.request('download_file g1 inline.bin', 10, 10_000);
+    expect(parseFileMetadata(body).chunkHashes).toEqual(hashes);
+  }, 30_000);
+
   it('answers download_file for a 200,000-chunk file (an 8 MB reply) quickly', async () => {
     const { alice, bob } = await team();
     alice.write(uploadLines('g1', '/a/huge.iso', 200_000, '7001'));
@@ -279,7 +302,7 @@ describe('files over the wire', () => {
       raw.on('data', (text: string) => {
         chunks.push(text);
         for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) newlines++;
-        if (newlines >= 9) resolve();
+        if (newlines >= 10) resolve();
       }),
     );
     raw.resume();

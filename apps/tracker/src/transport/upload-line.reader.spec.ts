@@ -1,5 +1,5 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { ErrorCode, FrameDecoder, ProtocolError, StreamedFrame } from '@app/protocol';
+import { ErrorCode, FrameDecoder, ProtocolError } from '@app/protocol';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { UploadLineLimits, UploadLineOutcome, UploadLineReader } from './upload-line.reader';
@@ -188,7 +188,7 @@ describe('FrameDecoder diverting a long line to a sink', () => {
       decoder.push(stream.subarray(at, at + pieces));
       for (let f = decoder.nextFrame(); f; f = decoder.nextFrame()) {
         if (f.type === 'streamed') {
-          const outcome = ((f as StreamedFrame).sink as UploadLineReader).outcome();
+          const outcome = (f.sink as UploadLineReader).outcome();
           frames.push(
             outcome.ok ? `upload ${outcome.command.chunkDigests!.length / 20}` : `refused ${outcome.error.code}`,
           );

@@ -175,7 +175,7 @@ export class UploadLineReader implements LineSink {
       );
     }
     const refused = this.limits.reserve(this.count * DIGEST_BYTES);
-    if (refused) return this.fail(refused.code as ErrorCode, refused.message);
+    if (refused) return this.fail(refused.code, refused.message);
     this.digests = Buffer.allocUnsafe(this.count * DIGEST_BYTES);
   }
 
