@@ -10,6 +10,8 @@ import {
   parseChunkHashes,
   parseFileMetadata,
   withContinuation,
+  digestsToHexList,
+  hexListToDigests,
 } from './metadata';
 
 const hash = (i: number) => i.toString(16).padStart(40, '0');
@@ -74,6 +76,22 @@ describe('file metadata', () => {
         );
       }),
     );
+  });
+
+  it('turns raw digests into the hex list and back, refusing any other text', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 20 * 30 }), (bytes) => {
+        const digests = Buffer.from(bytes.subarray(0, bytes.length - (bytes.length % 20)));
+        const text = digestsToHexList(digests);
+        expect(text).toBe((digests.toString('hex').match(/.{40}/g) ?? []).join(','));
+        expect(hexListToDigests(text)).toEqual(digests);
+        expect(hexListToDigests(text.toUpperCase())).toEqual(digests);
+      }),
+    );
+    const two = `${hash(1)},${hash(2)}`;
+    for (const bad of [`${two},`, two.replace(',', ';'), `${two.slice(0, -1)}g`, hash(1).slice(1), `,${hash(1)}`]) {
+      expect(hexListToDigests(bad)).toBeUndefined();
+    }
   });
 
   it('refuses raw digests that are not whole 20-byte SHA-1s', () => {

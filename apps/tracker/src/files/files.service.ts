@@ -1,6 +1,7 @@
 import { planChunks } from '@app/chunking';
 import {
   digestsToHexList,
+  hexListToDigests,
   PackedFileMetadata,
   fileNameProblem,
   formatHostPort,
@@ -350,7 +351,8 @@ export class FilesService {
     const existing = this.files.getFile(groupId, fileName);
     if (existing && (existing.fileHash !== fileHash || existing.fileSize !== fileSize)) return;
     if (!existing) {
-      const chunkHashes = packChunkHashes(hashList === '' ? [] : hashList.split(','));
+      const chunkHashes = hexListToDigests(hashList);
+      if (!chunkHashes) return; // not a list of hex SHA-1s: no tracker commits one
       this.files.addFile({ groupId, fileName, fileSize, fileHash, chunkHashes, uploader: actor, createdAt: time });
     }
     this.files.putSeeder({ groupId, fileName, userId: actor, filePath });
