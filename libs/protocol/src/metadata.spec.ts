@@ -12,6 +12,8 @@ import {
   withContinuation,
   digestsToHexList,
   hexListToDigests,
+  DigestsLine,
+  metadataReplyLines,
 } from './metadata';
 
 const hash = (i: number) => i.toString(16).padStart(40, '0');
@@ -92,6 +94,23 @@ describe('file metadata', () => {
     for (const bad of [`${two},`, two.replace(',', ';'), `${two.slice(0, -1)}g`, hash(1).slice(1), `,${hash(1)}`]) {
       expect(hexListToDigests(bad)).toBeUndefined();
     }
+  });
+
+  it('writes a long chunk_hashes line in pieces of at most 64 KiB that add up to the line', () => {
+    for (const count of [0, 1, 1559, 1560, 1561, 204_800]) {
+      const digests = Buffer.alloc(count * 20);
+      for (let i = 0; i < digests.length; i++) digests[i] = (i * 7 + (i >> 5)) & 255;
+      const line = new DigestsLine(digests);
+      const pieces = [...line.chunks()];
+      expect(pieces.every((p) => p.length <= 64 * 1024)).toBe(true);
+      const text = Buffer.concat(pieces).toString('latin1');
+      expect(text).toBe(`chunk_hashes:${digestsToHexList(digests)}`);
+      expect(line.length).toBe(text.length);
+      expect(String(line)).toBe(text);
+    }
+    const { chunkHashes, ...rest } = meta;
+    const packed = { ...rest, chunkDigests: Buffer.from(chunkHashes.join(''), 'hex') };
+    expect(metadataReplyLines(packed).map(String)).toEqual(formatFileMetadata(meta));
   });
 
   it('refuses raw digests that are not whole 20-byte SHA-1s', () => {

@@ -2,6 +2,7 @@ import { HostPort, parseHostPort, formatHostPort } from './address';
 import { Command } from './commands';
 import { ErrorCode, ProtocolError } from './errors';
 import { SeederForm } from './hello';
+import { LongLine, ReplyLine } from './reply';
 
 const SHA1_HEX = /^[0-9a-f]{40}$/;
 export const isSha1Hex = (s: string): boolean => SHA1_HEX.test(s);
@@ -128,6 +129,7 @@ export function formatFileMetadata(meta: FileMetadata | PackedFileMetadata): str
 
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 const CHUNK_HASHES_KEY = Buffer.from('chunk_hashes:', 'latin1');
+const COMMA = Buffer.from(',', 'latin1');
 const DIGEST_BYTES = 20;
 
 /**
@@ -137,6 +139,53 @@ const DIGEST_BYTES = 20;
  */
 function digestsLine(digests: Buffer): string {
   return hexList(digests, CHUNK_HASHES_KEY).toString('latin1');
+}
+
+/** Hex digits (with their commas) written per piece of a long `chunk_hashes:` line: 1,560 hashes, 64 KiB. */
+const DIGESTS_PER_PIECE = 1560;
+
+/**
+ * `chunk_hashes:<h0>,<h1>,...` as a `LongLine`: hex written from the raw
+ * digests into one 64 KiB buffer at a time, when the socket wants it, so a
+ * 204,800-chunk reply never exists whole in memory, as a string or a buffer.
+ */
+export class DigestsLine implements LongLine {
+  readonly length: number;
+
+  constructor(private readonly digests: Buffer) {
+    if (digests.length % DIGEST_BYTES !== 0) {
+      throw new RangeError(`${digests.length} bytes is not a whole number of SHA-1 digests`);
+    }
+    const count = digests.length / DIGEST_BYTES;
+    this.length = CHUNK_HASHES_KEY.length + Math.max(0, count * (2 * DIGEST_BYTES + 1) - 1);
+  }
+
+  *chunks(): Generator<Buffer> {
+    const count = this.digests.length / DIGEST_BYTES;
+    if (count === 0) {
+      yield Buffer.from(CHUNK_HASHES_KEY);
+      return;
+    }
+    for (let from = 0; from < count; from += DIGESTS_PER_PIECE) {
+      const to = Math.min(count, from + DIGESTS_PER_PIECE);
+      const prefix = from === 0 ? CHUNK_HASHES_KEY : COMMA;
+      yield hexList(this.digests.subarray(from * DIGEST_BYTES, to * DIGEST_BYTES), prefix);
+    }
+  }
+
+  toString(): string {
+    return digestsLine(this.digests);
+  }
+}
+
+/**
+ * The `download_file` reply body a tracker writes: `formatFileMetadata`'s
+ * lines, with `chunk_hashes:` a `DigestsLine` (written in 64 KiB pieces).
+ */
+export function metadataReplyLines(meta: PackedFileMetadata): ReplyLine[] {
+  const lines: ReplyLine[] = formatFileMetadata({ ...meta, chunkDigests: Buffer.alloc(0) });
+  lines[METADATA_KEYS.indexOf('chunk_hashes')] = new DigestsLine(meta.chunkDigests);
+  return lines;
 }
 
 /** Raw digests as the comma-separated lowercase hex list `upload_file` and its replicated change carry. */

@@ -1,4 +1,14 @@
-import { ErrorCode, FileMetadata, formatFileMetadata, okReply, ProtocolError, UploadFileCmd } from '@app/protocol';
+import {
+  DigestsLine,
+  ErrorCode,
+  formatFileMetadata,
+  okReply,
+  OkReply,
+  PackedFileMetadata,
+  ProtocolError,
+  ReplyLine,
+  UploadFileCmd,
+} from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { createHash } from 'node:crypto';
 import { NotLoggedInError } from '../common/domain.error';
@@ -225,31 +235,37 @@ describe(FilesController.name, () => {
   });
 
   describe('download_file', () => {
-    const meta: FileMetadata = {
+    const meta: PackedFileMetadata = {
       fileName: 'report.pdf',
       fileSize: 1048576,
       fileHash: sha1('report'),
-      chunkHashes: [h1, h2],
+      chunkDigests: Buffer.from(h1 + h2, 'hex'),
       seeders: [
         { userId: 'bob', address: { host: '10.0.0.2', port: 7002 }, capability: 'AQ-bob' },
         { userId: 'carol', address: { host: '10.0.0.3', port: 7003 }, capability: 'AQ-carol' },
       ],
     };
 
+    /** The reply with its long lines as text. */
+    const asText = (reply: OkReply<ReplyLine>) => okReply(reply.message, reply.lines.map(String));
+
     it('answers the metadata lines with the online seeders, ignoring the destination', () => {
       files.download.mockReturnValue(meta);
-      expect(
-        controller.download(
-          { kind: 'download_file', groupId: 'g1', fileName: 'report.pdf', destinationPath: '/tmp' },
-          alice,
-        ),
-      ).toEqual(okReply('report.pdf: 1048576 bytes, 2 online seeders', formatFileMetadata(meta)));
+      const reply = controller.download(
+        { kind: 'download_file', groupId: 'g1', fileName: 'report.pdf', destinationPath: '/tmp' },
+        alice,
+      );
+      expect(asText(reply)).toEqual(okReply('report.pdf: 1048576 bytes, 2 online seeders', formatFileMetadata(meta)));
+      expect(String(reply.lines[3])).toBe(`chunk_hashes:${h1},${h2}`);
+      expect(reply.lines[3]).toBeInstanceOf(DigestsLine); // written in pieces, never built whole
       expect(files.download).toHaveBeenCalledWith('alice', 'g1', 'report.pdf');
     });
 
     it('still answers when nobody is online', () => {
       files.download.mockReturnValue({ ...meta, fileSize: 1, seeders: [] });
-      expect(controller.download({ kind: 'download_file', groupId: 'g1', fileName: 'report.pdf' }, alice)).toEqual(
+      expect(
+        asText(controller.download({ kind: 'download_file', groupId: 'g1', fileName: 'report.pdf' }, alice)),
+      ).toEqual(
         okReply('report.pdf: 1 byte, 0 online seeders', formatFileMetadata({ ...meta, fileSize: 1, seeders: [] })),
       );
     });

@@ -2,7 +2,7 @@ import {
   Cmd,
   DownloadFileCmd,
   ErrorCode,
-  formatFileMetadata,
+  metadataReplyLines,
   ListFilesCmd,
   NewSeederCmd,
   okReply,
@@ -10,6 +10,7 @@ import {
   parseChunkHashes,
   ProtocolError,
   quoteArg,
+  ReplyLine,
   StopShareCmd,
   UploadFileCmd,
 } from '@app/protocol';
@@ -58,11 +59,11 @@ export class FilesController {
 
   /** The destination path is the client's business. */
   @MessagePattern(Cmd.DownloadFile)
-  download(@Payload() cmd: DownloadFileCmd, @Ctx() ctx: PeerContext): OkReply {
+  download(@Payload() cmd: DownloadFileCmd, @Ctx() ctx: PeerContext): OkReply<ReplyLine> {
     const meta = this.files.download(ctx.requireUser(), cmd.groupId, cmd.fileName);
     return okReply(
       `${shownName(meta.fileName)}: ${plural(meta.fileSize, 'byte')}, ${plural(meta.seeders.length, 'online seeder')}`,
-      formatFileMetadata(meta),
+      metadataReplyLines(meta),
     );
   }
 

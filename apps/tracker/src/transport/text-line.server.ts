@@ -9,7 +9,8 @@ import {
   formatReply,
   ErrReply,
   replyPieces,
-  ReplyPiece,
+  ReplyLine,
+  WirePiece,
   FrameDecoder,
   StreamedFrame,
   okReply,
@@ -182,7 +183,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
               return refusal && new ProtocolError(refusal.reply.code as ErrorCode, refusal.reply.message);
             },
           });
-    const streamed = async (frame: StreamedFrame): Promise<Reply> => {
+    const streamed = async (frame: StreamedFrame): Promise<Reply<ReplyLine>> => {
       try {
         const outcome = (frame.sink as UploadLineReader).outcome();
         if (!outcome.ok) return this.toErrorReply(outcome.error);
@@ -195,7 +196,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       }
     };
 
-    const step = async (frame: Frame | StreamedFrame): Promise<Reply | undefined> => {
+    const step = async (frame: Frame | StreamedFrame): Promise<Reply<ReplyLine> | undefined> => {
       if (frame.type === 'streamed') return streamed(frame);
       if (pending) {
         if (frame.type === 'line') {
@@ -255,8 +256,10 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
             break;
           }
           if (reply && !socket.destroyed && socket.writable) {
-            const flushed = writeReply(socket, ctx.link ? ctx.link.sealReply(reply) : replyPieces(reply));
-            if (!flushed) await drained(socket);
+            // a tracker link's replies are sync replies: text lines only
+            const pieces = ctx.link ? ctx.link.sealReply(reply as Reply) : replyPieces(reply);
+            const flushed = writeReply(socket, pieces);
+            if (flushed !== true) await (flushed === false ? drained(socket) : flushed);
             slot.touch();
           }
         }
@@ -316,7 +319,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   }
 
   /** Turns one complete request line into its reply; undefined for a blank line. */
-  async handleLine(line: string, ctx: PeerContext): Promise<Reply | undefined> {
+  async handleLine(line: string, ctx: PeerContext): Promise<Reply<ReplyLine> | undefined> {
     const parsed = this.parseLine(line, ctx);
     return parsed === undefined || 'ok' in parsed ? parsed : this.dispatch(parsed, ctx);
   }
@@ -355,7 +358,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   }
 
   /** Runs the `@MessagePattern` of the request and turns its outcome into a reply. */
-  private async dispatch(request: Request, ctx: PeerContext): Promise<Reply> {
+  private async dispatch(request: Request, ctx: PeerContext): Promise<Reply<ReplyLine>> {
     try {
       const handler = this.handlerFor(request.pattern);
       if (!handler) {
@@ -401,13 +404,35 @@ function shut(socket: Socket, refusal: Refusal): void {
   socket.end(formatReply(refusal.reply), () => socket.destroy());
 }
 
-/** Writes a reply; false when the socket asks the writer to wait for 'drain'. */
-function writeReply(socket: Socket, pieces: ReplyPiece[]): boolean {
-  if (pieces.length === 1) return socket.write(pieces[0].text, pieces[0].encoding);
+/**
+ * Writes a reply; false when the socket asks the writer to wait for 'drain'.
+ * A reply with a long line streamed in pieces is written as the socket
+ * drains, one piece at a time: a promise that settles when all of it is out.
+ */
+function writeReply(socket: Socket, pieces: WirePiece[]): boolean | Promise<void> {
+  if (pieces.some((p) => 'chunks' in p)) return writeStreamed(socket, pieces);
+  if (pieces.length === 1) return writeText(socket, pieces[0]);
   socket.cork();
-  for (const piece of pieces) socket.write(piece.text, piece.encoding);
+  for (const piece of pieces) writeText(socket, piece);
   socket.uncork();
   return !socket.writableNeedDrain;
+}
+
+const writeText = (socket: Socket, piece: WirePiece): boolean =>
+  'chunks' in piece ? true : socket.write(piece.text, piece.encoding);
+
+async function writeStreamed(socket: Socket, pieces: WirePiece[]): Promise<void> {
+  for (const piece of pieces) {
+    if (socket.destroyed) return;
+    if (!('chunks' in piece)) {
+      if (!writeText(socket, piece)) await drained(socket);
+      continue;
+    }
+    for (const chunk of piece.chunks) {
+      if (socket.destroyed) return;
+      if (!socket.write(chunk)) await drained(socket);
+    }
+  }
 }
 
 /** Resolves when the socket wants more data or is gone; leaves no listener behind either way. */
@@ -428,8 +453,8 @@ async function settle(outcome: Promise<unknown>): Promise<unknown> {
   return isObservable(value) ? lastValueFrom(value, { defaultValue: undefined }) : value;
 }
 
-function toReply(result: unknown): Reply {
+function toReply(result: unknown): Reply<ReplyLine> {
   if (typeof result === 'string') return okReply(result);
-  if (result && typeof result === 'object' && 'ok' in result) return result as Reply;
+  if (result && typeof result === 'object' && 'ok' in result) return result as Reply<ReplyLine>;
   return okReply('');
 }
