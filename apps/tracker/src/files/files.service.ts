@@ -438,7 +438,7 @@ export class FilesService {
       return;
     }
     let byFile = this.remote.get(tracker);
-    if (!byFile) this.remote.set(tracker, (byFile = new Map()));
+    if (!byFile) this.remote.set(tracker, (byFile = new Map<string, Map<string, RemoteSeeder>>()));
     const key = fileKey(change.entry.groupId, change.entry.fileName);
     if (!change.on) {
       byFile.get(key)?.delete(change.entry.userId);
@@ -447,7 +447,7 @@ export class FilesService {
     const address = parseHostPort(change.entry.address);
     if (!address) return;
     let users = byFile.get(key);
-    if (!users) byFile.set(key, (users = new Map()));
+    if (!users) byFile.set(key, (users = new Map<string, RemoteSeeder>()));
     users.set(change.entry.userId, {
       address,
       filePath: change.entry.filePath,
