@@ -160,7 +160,14 @@ const syncLine = fc.oneof(
   {
     weight: 1,
     arbitrary: fc
-      .tuple(attackerId, fc.constantFrom('127.0.0.1:6001', '10.0.0.1:1', 'x'), arg, arg, arg)
+      .tuple(
+        attackerId,
+        fc.constantFrom('127.0.0.1:6001', '10.0.0.1:1', 'x'),
+        arg,
+        arg,
+        arg,
+        fc.constantFrom('seed', 'p2p-share/2', 'x'),
+      )
       .map((p) => `presence_set ${p.join(' ')}`),
   },
   { weight: 1, arbitrary: fc.tuple(attackerId, arg, arg).map((p) => `presence_unset ${p.join(' ')}`) },

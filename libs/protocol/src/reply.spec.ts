@@ -5,11 +5,13 @@ import {
   errReply,
   formatReply,
   formatReplyIn,
+  LongLine,
   okReply,
   parseReplyHeader,
   renderReply,
   Reply,
   ReplyAssembler,
+  ReplyLine,
   replyPieces,
   seedReplyPieces,
 } from './reply';
@@ -106,6 +108,28 @@ describe('replies', () => {
       const pieces = replyPieces(reply);
       expect(pieces.map((p) => p.encoding)).toEqual(['utf8', 'latin1', 'utf8']);
       expect(bytes(reply)).toBe(formatReply(reply));
+    });
+
+    it('writes a LongLine from its chunks, produced only as they are written, the same bytes as formatReply', () => {
+      let produced = 0;
+      const parts = ['chunk_hashes:aa', ',bb', ',cc'];
+      const line: LongLine = {
+        length: parts.join('').length,
+        *chunks() {
+          for (const p of parts) {
+            produced++;
+            yield Buffer.from(p, 'latin1');
+          }
+        },
+        toString: () => parts.join(''),
+      };
+      const reply = okReply<ReplyLine>('meta', ['file_name:a', line, 'seeders:x']);
+      const pieces = replyPieces(reply);
+      expect(produced).toBe(0);
+      const written = pieces.flatMap((p) => ('chunks' in p ? [...p.chunks] : [Buffer.from(p.text, p.encoding)]));
+      expect(produced).toBe(3);
+      expect(Buffer.concat(written).toString('latin1')).toBe(formatReply(reply));
+      expect(formatReply(reply)).toBe('OK 3 meta\nfile_name:a\nchunk_hashes:aa,bb,cc\nseeders:x\n');
     });
 
     it('writes long lines with control or non-ASCII characters through UTF-8, cleaned like formatReply', () => {

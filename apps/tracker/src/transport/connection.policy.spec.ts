@@ -172,6 +172,18 @@ describe(ConnectionPolicy.name, () => {
       expect(b.hold(50)).toBeUndefined();
     });
 
+    it('counts a streamed upload’s digests against the global budget only, and gives them back', () => {
+      const { slot, policy } = setup({ maxBufferedBytes: 10, maxPendingBytes: 1000 });
+      const a = slot('10.0.0.1');
+      expect(a.holdDigests(800)).toBeUndefined(); // past one connection's --max-buffered: that caps continuation lines
+      expect(refusalCode(slot('10.0.0.2').holdDigests(201))).toEqual({ code: 'TRY_LATER', close: false });
+      a.dropHeld();
+      expect(policy.usage.pendingBytes).toBe(0);
+      expect(a.holdDigests(800)).toBeUndefined();
+      a.release();
+      expect(policy.usage.pendingBytes).toBe(0);
+    });
+
     it('lets an authenticated tracker hold more than one connection may, within the global budget', () => {
       const { slot } = setup({ maxBufferedBytes: 10, maxPendingBytes: 1000 });
       const tracker = standing();
@@ -191,6 +203,15 @@ describe(ConnectionPolicy.name, () => {
     expect(s.readAheadBytes(65_536)).toBe(1024 * 1024);
     peer.trackerNumber = 2;
     expect(s.readAheadBytes(64 * 1024 * 1024)).toBe(64 * 1024 * 1024 + 65_536);
+  });
+
+  it('lets only a logged-in client stream an upload_file line, up to --max-upload-line', () => {
+    const { slot } = setup({ maxUploadLineBytes: 1 << 27 });
+    const peer = standing();
+    const s = slot('10.0.0.1', peer);
+    expect(s.maxUploadLineBytes()).toBe(0);
+    peer.user = 'alice';
+    expect(s.maxUploadLineBytes()).toBe(1 << 27);
   });
 
   it('gives a client the configured line limit and a tracker the one given for trackers', () => {

@@ -11,6 +11,7 @@ export type ConnectionLimits = Pick<
   | 'maxLineBytes'
   | 'maxBufferedBytes'
   | 'maxPendingBytes'
+  | 'maxUploadLineBytes'
 >;
 
 /** What the policy needs to know of a connection: is someone logged in on it, or is it a tracker. */
@@ -198,6 +199,23 @@ export class ConnectionSlot {
     }
     this.held += bytes;
     return undefined;
+  }
+
+  /**
+   * Holds `bytes` of a streamed `upload_file`'s digests against the global
+   * budget only (they are a fraction of the line, which has its own cap).
+   */
+  holdDigests(bytes: number): Refusal | undefined {
+    if (!this.policy.takePending(bytes)) {
+      return keep(ErrorCode.TryLater, 'the tracker is busy with other uploads; try again in 1 s');
+    }
+    this.held += bytes;
+    return undefined;
+  }
+
+  /** Longest `upload_file` line this connection may stream in (0: none, before login). */
+  maxUploadLineBytes(): number {
+    return this.standing.user !== undefined ? this.policy.limits.maxUploadLineBytes : 0;
   }
 
   /** The held continuation lines were handed on or thrown away. */

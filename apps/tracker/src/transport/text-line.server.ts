@@ -1,4 +1,5 @@
 import {
+  Cmd,
   Command,
   commandFromTokens,
   continuationLines,
@@ -12,8 +13,10 @@ import {
   PROTOCOL_NAME,
   renderReply,
   ReplyForm,
-  ReplyPiece,
+  ReplyLine,
+  WirePiece,
   FrameDecoder,
+  StreamedFrame,
   okReply,
   ProtocolError,
   Reply,
@@ -33,6 +36,7 @@ import { requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
 import { ConnectionPolicy, ConnectionSlot, FORM_PROBE_BYTES, Refusal, refusalForm } from './connection.policy';
 import { TransportEvent } from './transport.events';
+import { UploadLineReader } from './upload-line.reader';
 import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 
 export interface TextLineServerOptions {
@@ -182,9 +186,35 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       closeAfterReply = refusal.close;
       return refusal.reply;
     };
+    // a logged-in client's upload_file with every hash inline, longer than a line, is read as it streams in
+    decoder.divert = (start) =>
+      pending || ctx.link || slot.maxUploadLineBytes() === 0
+        ? undefined
+        : UploadLineReader.start(start, {
+            maxHeadBytes: decoder.maxLineBytes,
+            maxLineBytes: slot.maxUploadLineBytes(),
+            requestIds: ctx.extended,
+            reserve: (bytes) => {
+              const refusal = slot.holdDigests(bytes);
+              return refusal && new ProtocolError(refusal.reply.code as ErrorCode, refusal.reply.message);
+            },
+          });
+    const streamed = async (frame: StreamedFrame): Promise<Reply<ReplyLine>> => {
+      try {
+        const outcome = (frame.sink as UploadLineReader).outcome();
+        if (!outcome.ok) return this.toErrorReply(outcome.error);
+        return await this.dispatch(
+          { pattern: Cmd.UploadFile, payload: outcome.command, requestId: outcome.requestId },
+          ctx,
+        );
+      } finally {
+        slot.dropHeld();
+      }
+    };
 
-    const step = async (frame: Frame): Promise<Reply | undefined> => {
+    const step = async (frame: Frame | StreamedFrame): Promise<Reply<ReplyLine> | undefined> => {
       syncLine = false;
+      if (frame.type === 'streamed') return streamed(frame);
       if (pending) {
         if (frame.type === 'line') {
           const refusal = slot.hold(Buffer.byteLength(frame.line));
@@ -235,8 +265,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       if (pumping) return;
       pumping = true;
       try {
-        for (let frame = decoder.next(); frame && !socket.destroyed && !closing; frame = decoder.next()) {
-          const opened = ctx.link ? this.openLinked(ctx, frame, socket) : frame;
+        for (let frame = decoder.nextFrame(); frame && !socket.destroyed && !closing; frame = decoder.nextFrame()) {
+          const opened = ctx.link && frame.type !== 'streamed' ? this.openLinked(ctx, frame, socket) : frame;
           if (!opened) break;
           slot.touch();
           slot.busy++;
@@ -254,8 +284,10 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
           }
           if (reply && !socket.destroyed && socket.writable) {
             const form: ReplyForm = ctx.extended || syncLine ? 'extended' : 'seed';
-            const flushed = writeReply(socket, ctx.link ? ctx.link.sealReply(reply) : renderReply(reply, form));
-            if (!flushed) await drained(socket);
+            // a tracker link's replies are sync replies: text lines only
+            const pieces = ctx.link ? ctx.link.sealReply(reply as Reply) : renderReply(reply, form);
+            const flushed = writeReply(socket, pieces);
+            if (flushed !== true) await (flushed === false ? drained(socket) : flushed);
             slot.touch();
           }
         }
@@ -315,7 +347,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   }
 
   /** Turns one complete request line into its reply; undefined for a blank line. */
-  async handleLine(line: string, ctx: PeerContext): Promise<Reply | undefined> {
+  async handleLine(line: string, ctx: PeerContext): Promise<Reply<ReplyLine> | undefined> {
     const parsed = this.parseLine(line, ctx);
     return parsed === undefined || 'ok' in parsed ? parsed : this.dispatch(parsed, ctx);
   }
@@ -354,7 +386,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   }
 
   /** Runs the `@MessagePattern` of the request and turns its outcome into a reply. */
-  private async dispatch(request: Request, ctx: PeerContext): Promise<Reply> {
+  private async dispatch(request: Request, ctx: PeerContext): Promise<Reply<ReplyLine>> {
     try {
       const handler = this.handlerFor(request.pattern);
       if (!handler) {
@@ -438,13 +470,35 @@ export function shutUnread(socket: Socket, refusal: Refusal, waitMs = REFUSAL_FO
   socket.on('data', onData).once('end', onEnd).once('close', onEnd);
 }
 
-/** Writes a reply; false when the socket asks the writer to wait for 'drain'. */
-function writeReply(socket: Socket, pieces: ReplyPiece[]): boolean {
-  if (pieces.length === 1) return socket.write(pieces[0].text, pieces[0].encoding);
+/**
+ * Writes a reply; false when the socket asks the writer to wait for 'drain'.
+ * A reply with a long line streamed in pieces is written as the socket
+ * drains, one piece at a time: a promise that settles when all of it is out.
+ */
+function writeReply(socket: Socket, pieces: WirePiece[]): boolean | Promise<void> {
+  if (pieces.some((p) => 'chunks' in p)) return writeStreamed(socket, pieces);
+  if (pieces.length === 1) return writeText(socket, pieces[0]);
   socket.cork();
-  for (const piece of pieces) socket.write(piece.text, piece.encoding);
+  for (const piece of pieces) writeText(socket, piece);
   socket.uncork();
   return !socket.writableNeedDrain;
+}
+
+const writeText = (socket: Socket, piece: WirePiece): boolean =>
+  'chunks' in piece ? true : socket.write(piece.text, piece.encoding);
+
+async function writeStreamed(socket: Socket, pieces: WirePiece[]): Promise<void> {
+  for (const piece of pieces) {
+    if (socket.destroyed) return;
+    if (!('chunks' in piece)) {
+      if (!writeText(socket, piece)) await drained(socket);
+      continue;
+    }
+    for (const chunk of piece.chunks) {
+      if (socket.destroyed) return;
+      if (!socket.write(chunk)) await drained(socket);
+    }
+  }
 }
 
 /** Resolves when the socket wants more data or is gone; leaves no listener behind either way. */
@@ -465,8 +519,8 @@ async function settle(outcome: Promise<unknown>): Promise<unknown> {
   return isObservable(value) ? lastValueFrom(value, { defaultValue: undefined }) : value;
 }
 
-function toReply(result: unknown): Reply {
+function toReply(result: unknown): Reply<ReplyLine> {
   if (typeof result === 'string') return okReply(result);
-  if (result && typeof result === 'object' && 'ok' in result) return result as Reply;
+  if (result && typeof result === 'object' && 'ok' in result) return result as Reply<ReplyLine>;
   return okReply('');
 }
