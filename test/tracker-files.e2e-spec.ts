@@ -120,11 +120,11 @@ describe('tracker files: seed-form seeders and long inline upload_file lines', (
     return { trackers, open };
   }
 
-  /** A connection that says HELLO first (ours), when the tracker answers it. */
-  async function extended(open: () => Promise<TextConn>): Promise<{ conn: TextConn; hello: boolean }> {
+  /** A connection that says HELLO first (ours). */
+  async function extended(open: () => Promise<TextConn>): Promise<{ conn: TextConn }> {
     const conn = await open();
-    const answer = await conn.send(HELLO_LINE, /^(OK|ERR) /);
-    return { conn, hello: answer === HELLO_REPLY };
+    expect(await conn.send(HELLO_LINE, /^(OK|ERR) /)).toBe(HELLO_REPLY);
+    return { conn };
   }
 
   /** The download_file reply's key:value lines (seed lines, then ours), from file_name: to seeder_protocols:. */
@@ -147,7 +147,7 @@ describe('tracker files: seed-form seeders and long inline upload_file lines', (
     await alice.send('create_user alice pa', /user alice created/);
     await alice.send('login alice pa', /logged in as alice/);
     await alice.send('create_group team', /team/);
-    const { conn: bob, hello } = await extended(() => open(2));
+    const { conn: bob } = await extended(() => open(2));
     await bob.send('create_user bob pb', /user bob created/);
     await bob.send('login bob pb', /logged in as bob/);
     await bob.send('join_group team', /team/);
@@ -182,14 +182,12 @@ describe('tracker files: seed-form seeders and long inline upload_file lines', (
       },
     ]);
 
-    if (hello) {
-      // bob's connection said HELLO: as a seeder he is ours, and gets a capability, not his path
-      await bob.send('new_seeder team "my, file.bin" /home/bob/copy.bin 7302', /now seeding/);
-      await eventually(async () => (await metadata(bob, 'team', '"my, file.bin"'))[4] === 'seeders:alice,bob');
-      const [, , , , , , paths, , forms] = await metadata(bob, 'team', '"my, file.bin"');
-      expect(forms).toBe('seeder_protocols:seed,p2p-share/2');
-      expect(paths).toMatch(/^seeder_file_paths:\/home\/alice\/my%2C file\.bin,[A-Za-z0-9_-]{100,}$/);
-    }
+    // bob's connection said HELLO: as a seeder he is ours, and gets a capability, not his path
+    await bob.send('new_seeder team "my, file.bin" /home/bob/copy.bin 7302', /now seeding/);
+    await eventually(async () => (await metadata(bob, 'team', '"my, file.bin"'))[4] === 'seeders:alice,bob');
+    const [, , , , , , paths, , forms] = await metadata(bob, 'team', '"my, file.bin"');
+    expect(forms).toBe('seeder_protocols:seed,p2p-share/2');
+    expect(paths).toMatch(/^seeder_file_paths:\/home\/alice\/my%2C file\.bin,[A-Za-z0-9_-]{100,}$/);
   }, 60_000);
 
   it('takes a 204,800-hash upload_file line from a seed-form session within a bounded RSS, and answers every hash', async () => {

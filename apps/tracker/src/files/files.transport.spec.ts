@@ -1,5 +1,5 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { decodeCapability, encodeChunkHashes, HELLO_LINE, HELLO_REPLY, parseFileMetadata } from '@app/protocol';
+import { decodeCapability, encodeChunkHashes, parseFileMetadata } from '@app/protocol';
 import { INestMicroservice } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { createHash } from 'node:crypto';
@@ -35,8 +35,6 @@ describe('files over the wire', () => {
   let app: INestMicroservice;
   let port: number;
   const sockets: LineSocket[] = [];
-  /** Whether the transport answers HELLO (connections are then extended, and their seeders ours). */
-  let extended = false;
 
   async function start(): Promise<void> {
     const moduleRef = await Test.createTestingModule({
@@ -65,9 +63,8 @@ describe('files over the wire', () => {
   }
 
   async function user(userId: string): Promise<LineSocket> {
-    const conn = await LineSocket.open(port);
+    const conn = await LineSocket.open(port); // says HELLO: an extended connection, so alice seeds as ours
     sockets.push(conn);
-    extended = (await conn.request(HELLO_LINE))[0] === HELLO_REPLY;
     expect(await conn.request(`create_user ${userId} pw`)).toEqual([`OK 0 user ${userId} created`]);
     expect(await conn.request(`login ${userId} pw`, 3)).toEqual([
       `OK 2 logged in as ${userId}`,
@@ -133,15 +130,9 @@ describe('files over the wire', () => {
           userId: 'alice',
           address: { host: '127.0.0.1', port: 7001 },
           capability: expect.any(String) as string,
-          ...(extended ? {} : { seedForm: true }),
         },
       ],
     });
-    if (!extended) {
-      // alice registered over a seed-form connection: she serves paths, so her path is listed
-      expect(meta.seeders[0].capability).toBe('/home/alice/big file.bin');
-      return;
-    }
     // a capability for bob to fetch from alice, never alice's path
     expect(decodeCapability(meta.seeders[0].capability)?.claims).toMatchObject({
       seederId: 'alice',
