@@ -1,3 +1,4 @@
+import { HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { ChunkBufferPool } from './chunk-buffer.pool';
@@ -5,9 +6,14 @@ import { PeerError } from './download.errors';
 import { PeerConnection } from './peer.connection';
 import { unusedPort } from './testing/fake-seeder.server';
 
-/** A server whose one accepted socket the test drives by hand. */
+/**
+ * A server whose one accepted socket the test drives by hand. A first line
+ * `HELLO p2p-share/2` is answered `OK 0 p2p-share/2` and not listed in
+ * `lines`, unless `greet` is false (then it is listed and left unanswered).
+ */
 class ScriptedPeer {
   readonly lines: string[] = [];
+  greet = true;
   socket: net.Socket | undefined;
   private readonly server = net.createServer((s) => this.accept(s));
   private waiters: { count: number; resolve: () => void }[] = [];
@@ -54,10 +60,19 @@ class ScriptedPeer {
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClosed());
     let text = '';
+    let greeted = false;
     socket.on('data', (b: Buffer) => {
       text += b.toString('latin1');
       for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n')) {
-        this.lines.push(text.slice(0, at));
+        const line = text.slice(0, at);
+        if (this.greet && line === HELLO_LINE && !greeted) {
+          greeted = true;
+          socket.write(`${HELLO_REPLY}\n`);
+          text = text.slice(at + 1);
+          continue;
+        }
+        greeted = true;
+        this.lines.push(line);
         text = text.slice(at + 1);
       }
       this.waiters = this.waiters.filter((w) => (this.lines.length >= w.count ? (w.resolve(), false) : true));
