@@ -64,6 +64,9 @@ export class FakeSeeder {
   connections = 0;
   /** `HELLO p2p-share/2` lines received as first lines. */
   hellos = 0;
+  /** Seed form: requests received and not yet answered now, and the most there were at once. */
+  private unanswered = 0;
+  peakUnanswered = 0;
   /** `Date.now()` of each connection accepted. */
   readonly connectedAt: number[] = [];
   private readonly sockets = new Set<net.Socket>();
@@ -190,6 +193,15 @@ export class FakeSeeder {
       const seen = { ...req, n: this.requests.length + 1 };
       this.requests.push(seen);
       this.waiters = this.waiters.filter((w) => (this.requests.length >= w.count ? (w.resolve(), false) : true));
+      this.peakUnanswered = Math.max(this.peakUnanswered, ++this.unanswered);
+      let counted = true;
+      const over = () => {
+        if (counted) this.unanswered--;
+        counted = false;
+      };
+      // all of the answer handed to the kernel: the client may have it and ask for the next one before the close
+      socket.once('finish', over);
+      socket.once('close', over);
       const answer = this.options.decide?.(seen) ?? { kind: 'serve' };
       if (answer.kind === 'stall') return;
       if (answer.kind === 'vanish') return this.vanish();
