@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
-import { COMMAND_SPECS, FrameDecoder, isCommandName, Reply, ReplyAssembler } from '@app/protocol';
+import { COMMAND_SPECS, FrameDecoder, HELLO_REPLY, isCommandName, Reply, ReplyAssembler } from '@app/protocol';
 
 /*
  * Random bytes and near-valid lines for the tracker's client port, the sync handshake and a seeder's port,
@@ -280,6 +280,7 @@ class Attacker {
         if (f.type === 'data') continue;
         if (this.kind === 'seeder') {
           const chunk = /^CHUNK (\d+) (\d+)$/.exec(f.line);
+          if (f.line === HELLO_REPLY) continue; // the answer to an extended attacker's HELLO
           if (chunk) {
             this.decoder.expectData(Number(chunk[2]));
             this.note({ chunk: Number(chunk[1]) });
