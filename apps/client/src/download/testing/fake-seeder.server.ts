@@ -48,6 +48,8 @@ export interface FakeSeederOptions {
    * answered with the chunk's raw bytes and a close; every refusal (and BUSY) is a close without a byte.
    */
   readonly form?: 'extended' | 'seed';
+  /** Serve whatever the request names (as a seed seeder serving by index, whose item cannot be known ahead). */
+  readonly acceptAny?: boolean;
   /** Seed form: what it does with a first line that is no `GET_CHUNK` (our HELLO): close silently, or send junk. */
   readonly onUnknown?: 'close' | 'junk';
 }
@@ -219,7 +221,7 @@ export class FakeSeeder {
 
   /** The bytes of the chunk `req` asks for; undefined when it is denied or past the end. */
   private body(req: GetChunkRequest, corrupt: boolean): Buffer | undefined {
-    if (!this.accepted.has(req.capability)) return undefined;
+    if (!this.options.acceptAny && !this.accepted.has(req.capability)) return undefined;
     const offset = req.index * this.chunkSize;
     if (offset >= this.data.length) return undefined;
     const body = Buffer.from(this.data.subarray(offset, offset + this.chunkSize));
@@ -230,7 +232,8 @@ export class FakeSeeder {
   private answer(req: GetChunkRequest, answer: ChunkAnswer): Buffer | string {
     if (answer.kind === 'raw') return answer.bytes;
     if (answer.kind === 'err') return `ERR ${answer.code} ${answer.message}\n`;
-    if (!this.accepted.has(req.capability)) return `ERR ${ErrorCode.Denied} no valid capability\n`;
+    if (!this.options.acceptAny && !this.accepted.has(req.capability))
+      return `ERR ${ErrorCode.Denied} no valid capability\n`;
     const body = this.body(req, answer.kind === 'corrupt');
     if (!body) return `ERR ${ErrorCode.NoSuchChunk} no chunk ${req.index}\n`;
     return Buffer.concat([Buffer.from(`${formatChunkHeader(req.index, body.length)}\n`), body]);
