@@ -389,6 +389,63 @@ describe(PeerConnection.name, () => {
     });
   });
 
+  describe('the HELLO that opens the extended form', () => {
+    beforeEach(() => (peer.greet = false));
+
+    it('sends HELLO p2p-share/2 first and is ready once OK 0 p2p-share/2 is back', async () => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000 });
+      await peer.received(1);
+      expect(peer.lines).toEqual([HELLO_LINE]);
+      await peer.write(`${HELLO_REPLY}\n`);
+      await expect(form).resolves.toBe('extended');
+      const got = conn.fetch(0, 'cap', 3);
+      await peer.received(2);
+      expect(peer.lines[1]).toBe('GET_CHUNK 0 cap');
+      await peer.write(chunk(0, Buffer.from('abc')));
+      expect((await got).toString()).toBe('abc');
+    });
+
+    it('takes an ERR answer to the HELLO as a refusal of the connection, with its code', async () => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000 });
+      await peer.received(1);
+      await peer.write('ERR BUSY serving 512 connections already; try later\n');
+      await expect(form).rejects.toMatchObject({
+        kind: 'connect',
+        code: 'BUSY',
+        message: /refused the connection: BUSY serving 512 connections already/,
+      });
+    });
+
+    it.each([
+      ['junk', (p: ScriptedPeer) => p.write('invalid command\n')],
+      [
+        'raw bytes without a newline, then a close',
+        (p: ScriptedPeer) => p.write(randomBytes(300)).then(() => p.stop()),
+      ],
+      ['a close without a byte', (p: ScriptedPeer) => p.stop()],
+    ])('finds a seeder that answers the HELLO with %s to speak only the seed form', async (_, answer) => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000 });
+      await peer.received(1);
+      await answer(peer);
+      await expect(form).resolves.toBe('seed');
+      expect(conn.isOpen).toBe(false);
+    });
+
+    it('finds a seeder that does not answer the HELLO within the connect timeout to speak only the seed form', async () => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 200 });
+      await peer.received(1);
+      await expect(form).resolves.toBe('seed');
+      await peer.clientClosed();
+    });
+
+    it('rejects when closed locally while waiting for the answer', async () => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000 });
+      await peer.received(1);
+      conn.close();
+      await expect(form).rejects.toMatchObject({ kind: 'closed' });
+    });
+  });
+
   it('rejects a fetch before connecting', async () => {
     await expect(new PeerConnection().fetch(0, '/f', 1)).rejects.toMatchObject({ kind: 'closed' });
   });

@@ -135,6 +135,9 @@ export class SeedPeerConnection implements ChunkLink {
         lastActivity = Date.now();
         socket.setNoDelay(true);
         socket.write(`${formatGetChunk({ index, capability: item })}\n`);
+        // from now on the inactivity timeout runs, not the connect timeout
+        clearTimeout(timer);
+        watch();
       });
       socket.on('error', (err) =>
         settle(connected ? early() : new PeerError('connect', `cannot connect to ${this.peer}: ${err.message}`)),
