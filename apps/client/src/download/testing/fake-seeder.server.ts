@@ -136,7 +136,8 @@ export class FakeSeeder {
     socket.on('error', () => undefined);
     const seed = this.options.form === 'seed';
     if (this.options.busy || this.connections <= (this.options.busyConnections ?? 0)) {
-      socket.end(seed ? undefined : `ERR ${ErrorCode.Busy} serving 0 connections already; try later\n`);
+      if (seed) socket.end();
+      else socket.end(`ERR ${ErrorCode.Busy} serving 0 connections already; try later\n`);
       return;
     }
     if (seed) return this.acceptSeed(socket);
@@ -189,7 +190,8 @@ export class FakeSeeder {
         req = parseGetChunk(frame.line);
       } catch {
         if (frame.line === HELLO_LINE) this.hellos++;
-        socket.end(this.options.onUnknown === 'junk' ? SEED_JUNK : undefined);
+        if (this.options.onUnknown === 'junk') socket.end(SEED_JUNK);
+        else socket.end();
         return;
       }
       const seen = { ...req, n: this.requests.length + 1 };
