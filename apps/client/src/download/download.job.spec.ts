@@ -732,6 +732,17 @@ describe(DownloadJob.name, () => {
       );
     });
 
+    it('sends a seed seeder its file path as the item, and asks for no capability renewal for it', async () => {
+      const s = await seedSeeder({ acceptAny: true });
+      const renew = jest.fn(() => Promise.resolve([] as SeederInfo[]));
+      const info = { ...seedInfo('sam', s), capability: '/home/sam/report.pdf' };
+      const j = job(metadataFor(data, [info]), { renewCapabilities: renew });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(new Set(s.requests.map((r) => r.capability))).toEqual(new Set(['/home/sam/report.pdf']));
+      expect(renew).not.toHaveBeenCalled();
+    });
+
     it('fails a chunk of a seed-form seeder that goes silent, and takes it from the other', async () => {
       const silent = await seedSeeder({ decide: (r) => (r.index === 0 ? { kind: 'stall' } : undefined) });
       const good = await seeder();

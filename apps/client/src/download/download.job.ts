@@ -205,8 +205,11 @@ interface Seeder {
 /**
  * Downloads one file from its seeders into `destPath`.
  *
- * Every seeder gets one connection with up to `inFlightPerSeeder` requests
- * outstanding; a `ChunkScheduler` decides which chunk each fetches (rarest
+ * Every seeder of ours gets one connection (opened with `HELLO p2p-share/2`)
+ * with up to `inFlightPerSeeder` requests outstanding; a seeder that speaks only
+ * the seed form (listed so by the tracker, or found so when it does not answer
+ * the HELLO as ours do) gets up to as many connections at once, one per chunk,
+ * each reading the chunk's raw bytes. A `ChunkScheduler` decides which chunk each fetches (rarest
  * first, end-game duplicates near the end). Each chunk is checked against its
  * SHA-1 and written at its offset into `<dest>.part`, so only chunks in
  * flight, and a few that came early, are ever in memory. Seeders that fail to
