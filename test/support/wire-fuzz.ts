@@ -310,6 +310,7 @@ class Attacker {
         if (f.type === 'data') continue;
         if (this.kind === 'seeder') {
           const chunk = /^CHUNK (\d+) (\d+)$/.exec(f.line);
+          if (f.line === HELLO_REPLY) continue; // the answer to an extended attacker's HELLO
           if (chunk) {
             this.decoder.expectData(Number(chunk[2]));
             this.note({ chunk: Number(chunk[1]) });
