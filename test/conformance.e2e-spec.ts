@@ -245,6 +245,7 @@ describe('conformance: the seed form against real trackers and clients', () => {
     await Promise.all(trackers.map((t) => t.waitFor(/listening on/, 30_000)));
     await startSeed('sam', 1);
     await startSeed('sue', 2);
+    for (const user of ['sam', 'sue']) seedSeeders.set(user, await SeedSeeder.start());
     await startOurs('olive', ['--upload-limit', '4M']);
     await startOurs('oscar');
   }, 60_000);
@@ -371,8 +372,7 @@ describe('conformance: the seed form against real trackers and clients', () => {
 
   it('our client downloads a 3.3-chunk file from a seed-form seeder registered on the other tracker (its item is the path)', async () => {
     const sue = seed('sue');
-    const seeder = await SeedSeeder.start();
-    seedSeeders.set('sue', seeder);
+    const seeder = seedSeeders.get('sue')!;
     const original = join(dirOf('sue'), 'g.bin');
     randomFile(original, THREE_AND_A_BIT);
     expect(await sue.uploadFile('club', original, seeder.port)).toBe('shared g.bin in group club (4 chunks)\n');
@@ -404,8 +404,7 @@ describe('conformance: the seed form against real trackers and clients', () => {
     randomFile(original, CHUNKS * CHUNK);
     const samCopy = join(dirOf('sam'), 'h.bin');
     copyFileSync(original, samCopy);
-    const samSeeder = await SeedSeeder.start();
-    seedSeeders.set('sam', samSeeder);
+    const samSeeder = seedSeeders.get('sam')!;
 
     await olive.proc.run('upload_file club h.bin', /shared h\.bin in group club \(16 chunks\)/);
     expect(await sam.uploadFile('club', samCopy, samSeeder.port)).toBe(
@@ -464,7 +463,9 @@ describe('conformance: the seed form against real trackers and clients', () => {
 
     // stop_share takes sam off; the others still seed
     expect(await sam.send('stop_share club h.bin')).toBe('stopped sharing h.bin in group club\n');
-    expect(await oscar.proc.run('list_files club', /h\.bin/)).toMatch(/^h\.bin size=8388608 seeders=3$/m);
+    expect(await oscar.proc.run('list_files club', /h\.bin size=\d+ seeders=\d+/)).toMatch(
+      /h\.bin size=8388608 seeders=3/,
+    );
     expect((await sam.downloadMetadata('club', 'h.bin')).seeders.sort()).toEqual(['olive', 'oscar', 'sue']);
   });
 
