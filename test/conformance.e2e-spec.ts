@@ -428,14 +428,10 @@ describe('conformance: the seed form against real trackers and clients', () => {
       sue.downloadFile(meta!, sueDest),
     ]);
 
-    const from = /chunks from (\w+) (\d+), (\w+) (\d+)/.exec(ourEnd);
-    expect(from).not.toBeNull();
-    const oscarFrom = new Map([
-      [from![1], Number(from![2])],
-      [from![3], Number(from![4])],
-    ]);
-    expect(oscarFrom.get('olive')).toBeGreaterThan(0);
-    expect(oscarFrom.get('sam')).toBeGreaterThan(0);
+    // our client took chunks from both kinds of seeder
+    expect(ourEnd).toMatch(
+      /downloaded \[club\] h\.bin .*chunks from (olive [1-9]\d*, sam [1-9]\d*|sam [1-9]\d*, olive [1-9]\d*)/,
+    );
     expect(readFileSync(join(oscar.dir, 'h-copy.bin')).equals(readFileSync(original))).toBe(true);
 
     expect(seedGot.failures).toEqual([]);
