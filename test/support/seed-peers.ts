@@ -402,12 +402,18 @@ export interface SeedServed {
 export class SeedSeeder {
   readonly served: SeedServed[] = [];
   private readonly sockets = new Set<Socket>();
+  /** When the upload link is free again, with `bytesPerSecond` set. */
+  private busyUntil = 0;
 
-  private constructor(private readonly server: Server) {}
+  private constructor(
+    private readonly server: Server,
+    private readonly bytesPerSecond: number,
+  ) {}
 
-  static async start(): Promise<SeedSeeder> {
+  /** Starts serving on 127.0.0.1; `bytesPerSecond` (0: no limit) paces its chunks, over all connections, as a slow link would. */
+  static async start(bytesPerSecond = 0): Promise<SeedSeeder> {
     const server = createServer();
-    const seeder = new SeedSeeder(server);
+    const seeder = new SeedSeeder(server, bytesPerSecond);
     server.on('connection', (socket) => seeder.serve(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -457,8 +463,15 @@ export class SeedSeeder {
       data = await readChunk(path, index).catch(() => undefined);
     }
     this.served.push({ line, bytes: data?.length ?? 0 });
-    if (data && data.length > 0) socket.end(data);
-    else socket.destroy();
+    if (!data || data.length === 0) {
+      socket.destroy();
+      return;
+    }
+    if (this.bytesPerSecond > 0) {
+      this.busyUntil = Math.max(Date.now(), this.busyUntil) + (data.length / this.bytesPerSecond) * 1000;
+      await new Promise((resolve) => setTimeout(resolve, this.busyUntil - Date.now()));
+    }
+    socket.end(data);
   }
 }
 
