@@ -397,7 +397,10 @@ describe('conformance: the seed form against real trackers and clients', () => {
     expect(readFileSync(join(olive.dir, 'g-copy.bin')).equals(readFileSync(original))).toBe(true);
     // one request per connection, in the seed's words, each answered with the chunk
     expect(seeder.served.length).toBeGreaterThanOrEqual(4);
-    for (const s of seeder.served) expect(s.line).toMatch(new RegExp(`^GET_CHUNK [0-3] ${original}$`));
+    for (const s of seeder.served) {
+      expect(s.line).toMatch(new RegExp(`^GET_CHUNK [0-3] ${original}$`));
+      expect({ line: s.line, extraBytes: s.extraBytes }).toEqual({ line: s.line, extraBytes: 0 });
+    }
     expect(new Set(seeder.served.filter((s) => s.bytes > 0).map((s) => s.line)).size).toBe(4);
   });
 
@@ -483,6 +486,13 @@ describe('conformance: the seed form against real trackers and clients', () => {
     const fileHash = sha1(hashes.join(''));
     const path = join(dirOf('sam'), 'huge.bin'); // never read: only the metadata travels
     const size = HUGE_CHUNKS * CHUNK; // 100 GiB
+    // before login the line limit stands: the line is refused, the connection stays
+    const anon = await SeedClient.connect(net.ports[0]);
+    seeds.set('anon', anon);
+    expect(await anon.uploadMetadata('club', path, size, fileHash, hashes, 7000)).toMatch(
+      /^error: line longer than \d+ bytes ignored\n$/,
+    );
+    expect(await anon.send('list_groups')).toBe('error: you must log in first\n');
     const started = Date.now();
     expect(await sam.uploadMetadata('club', path, size, fileHash, hashes, seedSeeders.get('sam')!.port)).toBe(
       `shared huge.bin in group club (${HUGE_CHUNKS} chunks)\n`,

@@ -390,6 +390,8 @@ export interface SeedServed {
   line: string;
   /** Bytes written back: the chunk's length, or 0 for a request it could not serve. */
   bytes: number;
+  /** Bytes the peer sent after that first line (a second request, say), which the seed's seeder never reads. */
+  extraBytes: number;
 }
 
 /**
@@ -441,20 +443,27 @@ export class SeedSeeder {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
     let text = '';
-    const onData = (d: Buffer) => {
-      text += d.toString('utf8');
+    let served: SeedServed | undefined;
+    socket.on('data', (d: Buffer) => {
+      if (served) {
+        served.extraBytes += d.length;
+        return;
+      }
+      text += d.toString('latin1');
       const nl = text.indexOf('\n');
       if (nl < 0) {
         if (text.length > 8192) socket.destroy();
         return;
       }
-      socket.off('data', onData);
-      void this.answer(socket, text.slice(0, nl).replace(/\r$/, ''));
-    };
-    socket.on('data', onData);
+      const line = Buffer.from(text.slice(0, nl), 'latin1').toString('utf8').replace(/\r$/, '');
+      served = { line, bytes: 0, extraBytes: text.length - nl - 1 };
+      this.served.push(served);
+      void this.answer(socket, served);
+    });
   }
 
-  private async answer(socket: Socket, line: string): Promise<void> {
+  private async answer(socket: Socket, served: SeedServed): Promise<void> {
+    const line = served.line;
     const words = line.split(' ');
     const index = Number(words[1]);
     const path = words.slice(2).join(' ');
@@ -462,7 +471,7 @@ export class SeedSeeder {
     if (words[0] === 'GET_CHUNK' && words.length >= 3 && Number.isInteger(index) && index >= 0) {
       data = await readChunk(path, index).catch(() => undefined);
     }
-    this.served.push({ line, bytes: data?.length ?? 0 });
+    served.bytes = data?.length ?? 0;
     if (!data || data.length === 0) {
       socket.destroy();
       return;
