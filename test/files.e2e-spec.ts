@@ -12,7 +12,7 @@ import {
 import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
 import { freePort, Proc, removeDir, sleep, startClient, startTrackerReady, trackerNetwork } from './support/processes';
-import { FrameDecoder } from '@app/protocol';
+import { FrameDecoder, HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import { Socket } from 'node:net';
 
 const MB = 1024 * 1024;
@@ -235,7 +235,7 @@ describe('file sharing between real clients', () => {
   });
 });
 
-/** Sends one peer-protocol line and returns the first line of the answer. */
+/** Sends one peer-protocol line in the extended form (HELLO first) and returns the first line of the answer after the HELLO's. */
 function peerRequest(port: number, line: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = new Socket();
@@ -246,7 +246,8 @@ function peerRequest(port: number, line: string): Promise<string> {
     }, 5000);
     socket.on('data', (d: Buffer) => {
       decoder.push(d);
-      const f = decoder.next();
+      let f = decoder.next();
+      if (f?.type === 'line' && f.line === HELLO_REPLY) f = decoder.next();
       if (f?.type === 'line') {
         clearTimeout(timer);
         socket.destroy();
@@ -254,7 +255,7 @@ function peerRequest(port: number, line: string): Promise<string> {
       }
     });
     socket.on('error', reject);
-    socket.connect(port, '127.0.0.1', () => socket.write(line + '\n'));
+    socket.connect(port, '127.0.0.1', () => socket.write(`${HELLO_LINE}\n${line}\n`));
   });
 }
 

@@ -4,6 +4,8 @@ import {
   decodeCapability,
   ED25519_PKCS8_PREFIX,
   formatCapability,
+  HELLO_LINE,
+  HELLO_REPLY,
   parseFileMetadata,
   Reply,
 } from '@app/protocol';
@@ -237,6 +239,9 @@ describe('download capabilities (security: cap)', () => {
       for (const index of [0, 1, 999]) {
         const answer = await exchange(alice, `GET_CHUNK ${index} ${arg}\n`, '127.0.0.2');
         expect({ what, index, answer: answer.toString('latin1') }).toEqual({ what, index, answer: DENIED });
+        // in the seed form (no HELLO) the refusal is a close without a byte
+        const seedAnswer = await exchange(alice, `GET_CHUNK ${index} ${arg}\n`, '127.0.0.2', 'seed');
+        expect({ what, index, bytes: seedAnswer.length }).toEqual({ what, index, bytes: 0 });
       }
     }
     // the same on one connection, pipelined: every answer is the one line, and nothing else comes
@@ -248,6 +253,9 @@ describe('download capabilities (security: cap)', () => {
     // and one the test signs itself with the key derived as documented is honoured
     const ours = await exchange(alice, `GET_CHUNK 5 ${signed({})}\n`);
     expect(ours.subarray(0, ours.indexOf(0x0a)).toString()).toBe('CHUNK 5 524288');
+    // in the seed form a member gets exactly the raw bytes of the chunk, nothing before or after
+    const raw = await exchange(alice, `GET_CHUNK 1 ${caps.get('alice')}\n`, '127.0.0.1', 'seed');
+    expect(raw.equals(readFileSync(secretPath).subarray(512 * 1024, 1024 * 1024))).toBe(true);
   });
 
   it('answers a member within one second while outsiders on 127.0.0.3 hammer the seeder', async () => {
@@ -318,9 +326,25 @@ function okReply(reply: Reply): Extract<Reply, { ok: true }> {
 
 /**
  * Sends `request` to a seeder from `localAddress`, half-closes, and returns
- * every byte the seeder sent until it closed (it answers all, then ends).
+ * every byte the seeder sent until it closed (it answers all, then ends). In
+ * the extended form (default) `HELLO p2p-share/2` goes first and its
+ * `OK 0 p2p-share/2` line is checked and cut off the answer; in the seed form
+ * the request goes alone and the answer is every raw byte.
  */
-function exchange(port: number, request: string, localAddress = '127.0.0.1', timeoutMs = 15_000): Promise<Buffer> {
+async function exchange(
+  port: number,
+  request: string,
+  localAddress = '127.0.0.1',
+  form: 'extended' | 'seed' = 'extended',
+): Promise<Buffer> {
+  if (form === 'seed') return rawExchange(port, request, localAddress);
+  const answer = await rawExchange(port, `${HELLO_LINE}\n${request}`, localAddress);
+  const greeting = Buffer.from(`${HELLO_REPLY}\n`);
+  expect(answer.subarray(0, greeting.length).toString('latin1')).toBe(greeting.toString('latin1'));
+  return answer.subarray(greeting.length);
+}
+
+function rawExchange(port: number, request: string, localAddress: string, timeoutMs = 15_000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const pieces: Buffer[] = [];
     const socket: Socket = connect({ host: '127.0.0.1', port, localAddress }, () => socket.end(request));

@@ -1,4 +1,4 @@
-import { Reply } from '@app/protocol';
+import { HELLO_LINE, HELLO_REPLY, Reply } from '@app/protocol';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
@@ -20,13 +20,24 @@ import {
  * client on 127.0.0.1 must be answered within a second throughout.
  */
 
-/** A raw attacker socket from `localAddress`: collects what it is sent, knows when it is closed. */
+/**
+ * A raw attacker socket from `localAddress`: collects what it is sent, knows when it is closed. It opens with
+ * `HELLO p2p-share/2` and waits for the answer so that what it is sent is framed; `text` is what came after the
+ * `OK 0 p2p-share/2` (or everything, when the connection was refused).
+ */
 class Attacker {
   text = '';
   closed = false;
+  greeted = false;
   private constructor(readonly socket: Socket) {
     socket.setEncoding('latin1');
-    socket.on('data', (d: string) => (this.text += d));
+    socket.on('data', (d: string) => {
+      this.text += d;
+      if (!this.greeted && this.text.length >= HELLO_REPLY.length + 1) {
+        this.greeted = true;
+        if (this.text.startsWith(`${HELLO_REPLY}\n`)) this.text = this.text.slice(HELLO_REPLY.length + 1);
+      }
+    });
     socket.on('close', () => (this.closed = true));
     socket.on('error', () => undefined);
   }
@@ -37,7 +48,13 @@ class Attacker {
       socket.once('error', reject);
       socket.once('connect', () => {
         socket.off('error', reject);
-        resolve(new Attacker(socket));
+        socket.write(`${HELLO_LINE}\n`);
+        const attacker = new Attacker(socket);
+        // the answer to the HELLO (or the refusal and the close) is in before anything else is sent
+        until(() => attacker.greeted || attacker.closed, 10_000, 'the answer to HELLO').then(
+          () => resolve(attacker),
+          reject,
+        );
       });
     });
   }

@@ -1,4 +1,4 @@
-import { FrameDecoder, OkReply, Reply, ReplyAssembler } from '@app/protocol';
+import { FrameDecoder, HELLO_LINE, HELLO_REPLY, OkReply, PROTOCOL_NAME, Reply, ReplyAssembler } from '@app/protocol';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, Server, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -38,12 +38,16 @@ class LineConn {
     socket.on('error', () => undefined);
   }
 
-  static open(port: number, localAddress = '127.0.0.1'): Promise<LineConn> {
-    return new Promise((resolve, reject) => {
+  /** Connects and says `HELLO p2p-share/2` first: replies are framed from then on. */
+  static async open(port: number, localAddress = '127.0.0.1'): Promise<LineConn> {
+    const conn = await new Promise<LineConn>((resolve, reject) => {
       const s = new Socket();
       s.once('error', reject);
       s.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(new LineConn(s)));
     });
+    const hello = await conn.must(HELLO_LINE);
+    if (hello.message !== PROTOCOL_NAME) throw new Error(`HELLO answered with ${hello.message}`);
+    return conn;
   }
 
   async request(line: string, timeoutMs = 10_000): Promise<Reply> {
@@ -211,9 +215,13 @@ describe('members cannot hurt each other', () => {
 
   it('never lets a seeder’s escape sequences or bidi overrides reach the downloader’s terminal', async () => {
     const hostile = Buffer.from('\x1b[2J\x1b[H\x1b]0;owned\x07\u202eexe.pdf \x9b31m\r\n', 'utf8');
+    // it answers our HELLO as ours do, then the request with the hostile bytes where a chunk header belongs
     const server = createServer((socket) => {
       socket.on('error', () => undefined);
-      socket.once('data', () => socket.end(hostile));
+      socket.once('data', () => {
+        socket.write(`${HELLO_REPLY}\n`);
+        socket.once('data', () => socket.end(hostile));
+      });
     });
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.2', resolve));
@@ -230,6 +238,25 @@ describe('members cannot hurt each other', () => {
     expect(failed).toContain('sent a malformed reply ("\\x1b[2J\\x1b[H\\x1b]0;owned\\x07\\u{202e}exe.pd...")');
     expect(await carol.run('show_downloads', /\[F\] \[team\] evil\.bin/)).not.toMatch(RAW_CONTROL);
     expect(existsSync(join(carolDir, 'evil.bin'))).toBe(false);
+
+    // one that answers the HELLO itself with them is taken for a seed-form seeder: its bytes are chunk data, checked
+    // by their SHA-1 and never shown
+    const seedLike = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.end(hostile));
+    });
+    servers.push(seedLike);
+    await new Promise<void>((resolve) => seedLike.listen(0, '127.0.0.2', resolve));
+    const seedLikePort = (seedLike.address() as { port: number }).port;
+    await mallory.must(`upload_file team /m/evil2.bin 10 ${sha1Of(7)} ${sha1Of(8)} ${seedLikePort}`);
+    const before2 = carol.stdout.length;
+    await carol.run('download_file team evil2.bin .', /downloading evil2\.bin/);
+    const failed2 = await carol.waitFor(/^error: download of evil2\.bin failed: .*$/m, 30_000);
+    expect(failed2).toMatch(/corrupt/);
+    const printed2 = Buffer.from(carol.stdout.slice(before2), 'utf8');
+    expect(printed2.includes(0x1b)).toBe(false);
+    expect(RAW_CONTROL.test(carol.stdout.replace(/\n/g, ''))).toBe(false);
+    expect(existsSync(join(carolDir, 'evil2.bin'))).toBe(false);
     await answeredPromptly(legit);
   }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { FrameDecoder } from '@app/protocol';
+import { FrameDecoder, HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import { mkdirSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -87,6 +87,8 @@ class Attack {
       const socket = connect({ host: '127.0.0.1', port: this.port, localAddress: address });
       const decoder = new FrameDecoder();
       socket.on('connect', () => {
+        // the extended form, whose refusals and deadlines come with a reason
+        socket.write(`${HELLO_LINE}\n`);
         this.open.add(socket);
         this.peakOpen = Math.max(this.peakOpen, this.open.size);
         if (this.mode === 'slowloris') this.sendByte(socket);
@@ -94,8 +96,9 @@ class Attack {
       });
       socket.on('data', (d: Buffer) => {
         decoder.push(d);
-        const f = decoder.next();
-        if (f?.type === 'line' && record.line === undefined) record.line = f.line;
+        for (let f = decoder.next(); f; f = decoder.next()) {
+          if (f.type === 'line' && f.line !== HELLO_REPLY && record.line === undefined) record.line = f.line;
+        }
       });
       socket.on('error', () => undefined);
       socket.on('close', () => {
@@ -120,7 +123,10 @@ class Attack {
   }
 }
 
-/** Opens a connection from 127.0.0.1, sends one request line and returns the first answer line and how long it took. */
+/**
+ * Opens a connection from 127.0.0.1 in the extended form (HELLO first), sends one request line and returns the first
+ * answer line after the HELLO's `OK` (or the `ERR` in its place) and how long it took.
+ */
 function ask(port: number, line: string): Promise<{ line: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
@@ -130,10 +136,11 @@ function ask(port: number, line: string): Promise<{ line: string; ms: number }> 
       socket.destroy();
       reject(new Error(`no answer to ${line} within 10 s`));
     }, 10_000);
-    socket.on('connect', () => socket.write(`${line}\n`));
+    socket.on('connect', () => socket.write(`${HELLO_LINE}\n${line}\n`));
     socket.on('data', (d: Buffer) => {
       decoder.push(d);
-      const f = decoder.next();
+      let f = decoder.next();
+      if (f?.type === 'line' && f.line === HELLO_REPLY) f = decoder.next();
       if (f?.type !== 'line') return;
       clearTimeout(timer);
       socket.destroy();

@@ -15,7 +15,8 @@ class LineClient {
   /** Connects to `host:port`; rejects after `timeoutMs`. */
   static async connect(host, port, timeoutMs = 10_000) {
     try {
-      return new LineClient(await lib().LineConnection.open({ host, port }, { timeoutMs }));
+      // HELLO first: trackers and our seeders then speak the extended form (framed replies, pipelining)
+      return new LineClient(await lib().LineConnection.open({ host, port }, { timeoutMs, hello: true }));
     } catch (err) {
       throw new Error(`connect to ${host}:${port}: ${err.message}`);
     }

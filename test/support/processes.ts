@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { FrameDecoder, Reply, ReplyAssembler } from '@app/protocol';
+import { FrameDecoder, HELLO_LINE, PROTOCOL_NAME, Reply, ReplyAssembler } from '@app/protocol';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const TRACKER_MAIN = join(ROOT, 'dist/apps/tracker/apps/tracker/src/main.js');
@@ -154,13 +154,24 @@ export class RawConn {
     socket.on('error', () => undefined);
   }
 
-  /** Connects to 127.0.0.1:`port`, from `localAddress` when given (an attacker's 127.0.0.2, ...). */
-  static open(port: number, localAddress?: string): Promise<RawConn> {
-    return new Promise((res, rej) => {
+  /**
+   * Connects to 127.0.0.1:`port`, from `localAddress` when given (an attacker's 127.0.0.2, ...), and
+   * sends `HELLO p2p-share/2` first so that replies are framed (rejects unless it gets `OK 0 p2p-share/2`).
+   * `{ hello: false }`: nothing is sent (the seed form, or a test that sends its own first line).
+   */
+  static async open(port: number, localAddress?: string, options: { hello?: boolean } = {}): Promise<RawConn> {
+    const conn = await new Promise<RawConn>((res, rej) => {
       const s = new Socket();
       s.once('error', rej);
       s.connect({ port, host: '127.0.0.1', localAddress }, () => res(new RawConn(s)));
     });
+    if (options.hello === false) return conn;
+    const hello = await conn.request(HELLO_LINE);
+    if (!hello.ok || hello.message !== PROTOCOL_NAME || hello.lines.length > 0) {
+      conn.close();
+      throw new Error(`HELLO answered with ${JSON.stringify(hello)}`);
+    }
+    return conn;
   }
 
   write(data: string | Buffer): void {

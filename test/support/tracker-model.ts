@@ -774,6 +774,8 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
             `seeder_ports:${seeders.map((x) => x.address.port).join(',')}`,
             'seeder_file_paths:',
             `seeder_hosts:${seeders.map((x) => x.address.host).join(',')}`,
+            // the model's connections begin with HELLO p2p-share/2: every seeder is one of ours
+            `seeder_protocols:${seeders.map(() => 'p2p-share/2').join(',')}`,
           ];
           return ok((lines) => {
             if (lines.length !== want.length) return `${lines.length} lines instead of ${want.length}`;

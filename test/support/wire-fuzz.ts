@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
-import { COMMAND_SPECS, FrameDecoder, isCommandName, Reply, ReplyAssembler } from '@app/protocol';
+import {
+  COMMAND_SPECS,
+  FrameDecoder,
+  HELLO_LINE,
+  HELLO_REPLY,
+  isCommandName,
+  Reply,
+  ReplyAssembler,
+} from '@app/protocol';
 
 /*
  * Random bytes and near-valid lines for the tracker's client port, the sync handshake and a seeder's port,
@@ -152,7 +160,14 @@ const syncLine = fc.oneof(
   {
     weight: 1,
     arbitrary: fc
-      .tuple(attackerId, fc.constantFrom('127.0.0.1:6001', '10.0.0.1:1', 'x'), arg, arg, arg)
+      .tuple(
+        attackerId,
+        fc.constantFrom('127.0.0.1:6001', '10.0.0.1:1', 'x'),
+        arg,
+        arg,
+        arg,
+        fc.constantFrom('seed', 'p2p-share/2', 'x'),
+      )
       .map((p) => `presence_set ${p.join(' ')}`),
   },
   { weight: 1, arbitrary: fc.tuple(attackerId, arg, arg).map((p) => `presence_unset ${p.join(' ')}`) },
@@ -228,6 +243,11 @@ export const newStats = (): AttackStats => ({
 /** How an attacker reads what comes back: tracker replies (`OK n`/`ERR`) or seeder replies (`CHUNK i len` + bytes). */
 export type ReplyKind = 'tracker' | 'seeder';
 
+/** A framed reply header, as only extended-form connections (and sync lines) get. */
+const FRAMED_HEADER = /^(OK \d+|ERR [A-Z][A-Z0-9_]*)( |$)/;
+/** The code a seed-form `error: <message>` line is noted under. */
+export const SEED_ERROR = 'error:';
+
 /** A connection from `localAddress` that sends payloads, reads and checks what comes back, and tolerates closes. */
 class Attacker {
   private socket: Socket | undefined;
@@ -237,6 +257,10 @@ class Attacker {
   private broken = false;
   /** Called when a reply arrives or the connection closes (the pacing in `send` waits for it). */
   private wake: (() => void) | undefined;
+  /** Extended form: the answer to the HELLO is still to come. */
+  private greeting = false;
+  /** Seed form: body lines of a framed (sync) reply still to come. */
+  private framedBody = 0;
 
   constructor(
     private readonly port: number,
@@ -245,6 +269,10 @@ class Attacker {
     private readonly stats: AttackStats,
     private readonly check: (reply: Reply | { chunk: number }) => string,
     private readonly preamble: readonly string[],
+    /** Sends `HELLO p2p-share/2` first (extended form); else the connection speaks the seed form. */
+    private readonly hello: boolean,
+    /** Seed form: framed replies are expected (sync lines), not a problem. */
+    private readonly seedFramedOk: boolean,
   ) {}
 
   private open(): Promise<void> {
@@ -254,6 +282,8 @@ class Attacker {
       this.decoder = new FrameDecoder(64 * 1024 * 1024);
       this.assembler = new ReplyAssembler();
       this.broken = false;
+      this.greeting = this.hello;
+      this.framedBody = 0;
       this.stats.connections++;
       socket.on('connect', () => {
         this.closed = false;
@@ -280,12 +310,22 @@ class Attacker {
         if (f.type === 'data') continue;
         if (this.kind === 'seeder') {
           const chunk = /^CHUNK (\d+) (\d+)$/.exec(f.line);
+          if (f.line === HELLO_REPLY) continue; // the answer to an extended attacker's HELLO
           if (chunk) {
             this.decoder.expectData(Number(chunk[2]));
             this.note({ chunk: Number(chunk[1]) });
           } else if (/^ERR [A-Z_]+ /.test(f.line))
             this.note({ ok: false, code: f.line.split(' ')[1], message: f.line });
           else throw new Error(`not a seeder reply: ${JSON.stringify(f.line.slice(0, 80))}`);
+          continue;
+        }
+        if (this.greeting) {
+          this.greeting = false;
+          if (f.line !== HELLO_REPLY) throw new Error(`HELLO answered with ${JSON.stringify(f.line.slice(0, 80))}`);
+          continue;
+        }
+        if (!this.hello) {
+          this.readSeedLine(f.line);
           continue;
         }
         const reply = this.assembler.push(f.line);
@@ -297,9 +337,30 @@ class Attacker {
     }
   }
 
+  /**
+   * A line on a seed-form connection: readable text (`error: <message>` or a message or body line), or part
+   * of a framed reply to a sync line. Text lines are noted one by one (a seed reply has no line count).
+   */
+  private readSeedLine(line: string): void {
+    if (this.framedBody > 0 || FRAMED_HEADER.test(line)) {
+      if (this.framedBody > 0) this.framedBody--;
+      else {
+        if (!this.seedFramedOk) throw new Error(`a seed-form connection got a framed line: ${line.slice(0, 80)}`);
+        const count = /^OK (\d+)/.exec(line);
+        this.framedBody = count ? Number(count[1]) : 0;
+      }
+      const reply = this.assembler.push(line);
+      if (reply) this.note(reply);
+      return;
+    }
+    if (line.startsWith('error: ')) this.note({ ok: false, code: SEED_ERROR, message: line.slice(7) });
+    else this.note({ ok: true, message: line, lines: [] });
+  }
+
   private note(reply: Reply | { chunk: number }): void {
     this.stats.replies++;
-    const key = 'chunk' in reply ? 'CHUNK' : reply.ok ? 'OK' : `ERR ${reply.code}`;
+    const key =
+      'chunk' in reply ? 'CHUNK' : reply.ok ? 'OK' : reply.code === SEED_ERROR ? SEED_ERROR : `ERR ${reply.code}`;
     this.stats.answers.set(key, (this.stats.answers.get(key) ?? 0) + 1);
     this.wake?.();
     const problem = this.check(reply);
@@ -313,7 +374,8 @@ class Attacker {
   async send(payload: Payload, paceMs: number): Promise<void> {
     if (this.closed) {
       await this.open();
-      if (!this.closed && this.preamble.length) this.socket!.write(this.preamble.map((l) => `${l}\n`).join(''));
+      const first = this.hello ? [HELLO_LINE, ...this.preamble] : this.preamble;
+      if (!this.closed && first.length) this.socket!.write(first.map((l) => `${l}\n`).join(''));
     }
     const socket = this.socket!;
     if (this.closed) return;
@@ -359,8 +421,15 @@ export interface AttackOptions {
   readonly preamble?: (attacker: number) => readonly string[];
   /** After each payload, wait at most this long for an answer before sending the next (0: no wait). */
   readonly paceMs?: number;
-  /** A problem with one reply an attacker got, or ''. */
+  /** A problem with one reply an attacker got, or ''. Seed-form lines come as one reply each (see `readSeedLine`). */
   readonly check?: (reply: Reply | { chunk: number }) => string;
+  /**
+   * Whether attacker k opens with `HELLO p2p-share/2` (extended form) or speaks the seed form (tracker
+   * kind only; default: half of them each, crossed with the preamble's every-other pattern).
+   */
+  readonly hello?: (attacker: number) => boolean;
+  /** Seed-form attackers may get framed replies (their lines are sync lines); else a framed line is a problem. */
+  readonly seedFramedOk?: boolean;
 }
 
 /** Sends every payload once, spread over the attacker connections, each connection in order. */
@@ -369,8 +438,12 @@ export async function attack(options: AttackOptions): Promise<AttackStats> {
   const attackers: Attacker[] = [];
   for (const address of options.addresses) {
     for (let i = 0; i < options.connectionsPerAddress; i++) {
-      const preamble = options.preamble?.(attackers.length) ?? [];
-      attackers.push(new Attacker(options.port, address, options.kind, stats, options.check ?? (() => ''), preamble));
+      const k = attackers.length;
+      const preamble = options.preamble?.(k) ?? [];
+      const hello = options.kind === 'tracker' && (options.hello?.(k) ?? Math.floor(k / 2) % 2 === 0);
+      const check = options.check ?? (() => '');
+      const seedFramedOk = options.seedFramedOk ?? false;
+      attackers.push(new Attacker(options.port, address, options.kind, stats, check, preamble, hello, seedFramedOk));
     }
   }
   await Promise.all(

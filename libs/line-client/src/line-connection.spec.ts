@@ -109,6 +109,52 @@ describe(LineConnection.name, () => {
     await expect(open(port, abort.signal)).rejects.toBeInstanceOf(LineConnectError);
   });
 
+  describe('with hello', () => {
+    const hello = (port: number, timeoutMs = 2000) =>
+      LineConnection.open({ host: '127.0.0.1', port }, { timeoutMs, hello: true }).then((c) => {
+        conns.push(c);
+        return c;
+      });
+
+    it('sends HELLO p2p-share/2 first and resolves once OK 0 p2p-share/2 came back', async () => {
+      const { srv, port, lines } = await server((line) =>
+        line === 'HELLO p2p-share/2' ? 'OK 0 p2p-share/2\n' : `OK 0 got ${line}\n`,
+      );
+      servers.push(srv);
+      const c = await hello(port);
+      expect(lines).toEqual(['HELLO p2p-share/2']);
+      expect(await c.request('next')).toEqual({ ...okReply('got next'), bytes: 'OK 0 got next\n'.length });
+    });
+
+    it('rejects with the refusal when the HELLO is answered with ERR', async () => {
+      const { srv, port } = await server(() => 'ERR TOO_MANY_CONNECTIONS at most 1 connections\n');
+      servers.push(srv);
+      const err = (await hello(port).catch((e: unknown) => e)) as LineConnectError;
+      expect(err).toBeInstanceOf(LineConnectError);
+      expect(err.refusal).toEqual(errReply('TOO_MANY_CONNECTIONS', 'at most 1 connections'));
+      expect(err.message).toBe('refused: TOO_MANY_CONNECTIONS at most 1 connections');
+    });
+
+    it('rejects with the text of a seed-form answer, or of anything else that is not the OK', async () => {
+      for (const answer of ["error: unknown command 'HELLO'\n", 'OK 0 p2p-share/3\n', 'OK 1 p2p-share/2\nx\n']) {
+        const { srv, port } = await server(() => answer);
+        servers.push(srv);
+        const err = (await hello(port).catch((e: unknown) => e)) as LineConnectError;
+        expect(err).toBeInstanceOf(LineConnectError);
+        expect(err.message).toBe(`HELLO answered with '${answer.split('\n')[0]}'`);
+      }
+    });
+
+    it('rejects when the peer closes without answering, or says nothing in time', async () => {
+      const { srv, port } = await server((_line, socket) => void socket.end());
+      servers.push(srv);
+      await expect(hello(port)).rejects.toThrow(/no answer to HELLO/);
+      const { srv: mute, port: mutePort } = await server(() => undefined);
+      servers.push(mute);
+      await expect(hello(mutePort, 200)).rejects.toThrow(new LineConnectError('connect timed out'));
+    });
+  });
+
   it('seals requests and opens replies once secured', async () => {
     const { srv, port, lines } = await server(() => 'OK 0 #sealed\n');
     servers.push(srv);

@@ -1,4 +1,13 @@
-import { FrameDecoder, HostPort, Reply, ReplyAssembler } from '@app/protocol';
+import {
+  ErrReply,
+  FrameDecoder,
+  HELLO_LINE,
+  HELLO_REPLY,
+  HostPort,
+  parseReplyHeader,
+  Reply,
+  ReplyAssembler,
+} from '@app/protocol';
 import { connect, Socket } from 'node:net';
 
 /** A reply line may carry every chunk hash of a large file. */
@@ -21,6 +30,12 @@ export interface LineConnectionOptions {
   readonly maxReplyLineBytes?: number;
   /** TCP keep-alive probe delay (0: off). */
   readonly keepAliveMs?: number;
+  /**
+   * Send `HELLO p2p-share/2` first and resolve only once `OK 0 p2p-share/2`
+   * came back: the connection then speaks the extended form (framed replies,
+   * request ids, continuation lines). Within `timeoutMs` too.
+   */
+  readonly hello?: boolean;
 }
 
 /**
@@ -32,6 +47,20 @@ export type LineConnectionEnd = 'gone' | 'bad' | 'closed';
 
 export class LineConnectError extends Error {
   override readonly name = 'LineConnectError';
+
+  /** `refusal`: the peer's `ERR` answer to the HELLO (e.g. `TOO_MANY_CONNECTIONS`), when that is why. */
+  constructor(
+    message: string,
+    readonly refusal?: ErrReply,
+  ) {
+    super(message);
+  }
+}
+
+/** How the peer answered the HELLO. */
+interface Greeting {
+  resolve(): void;
+  reject(err: LineConnectError): void;
 }
 
 interface Waiter {
@@ -55,6 +84,8 @@ export class LineConnection {
   private noticeListener: ((reply: Reply) => boolean) | undefined;
   private sealer: LineSealer | undefined;
   private replyBytes = 0;
+  /** Set while the answer to the HELLO is awaited: the first line is read as that answer. */
+  private greeting: Greeting | undefined;
 
   private constructor(
     private readonly socket: Socket,
@@ -70,6 +101,10 @@ export class LineConnection {
         decoder.push(chunk);
         for (let f = decoder.next(); f && !this.ended; f = decoder.next()) {
           if (f.type !== 'line') throw new Error(`reply line longer than ${decoder.maxLineBytes} bytes`);
+          if (this.greeting) {
+            this.greeted(f.line);
+            continue;
+          }
           this.replyBytes += f.line.length + 1;
           const reply = assembler.push(f.line);
           if (!reply) continue;
@@ -114,11 +149,56 @@ export class LineConnection {
       signal?.addEventListener('abort', onAbort);
       socket.once('error', fail);
       socket.once('connect', () => {
-        cleanup();
+        if (!options.hello) {
+          cleanup();
+          socket.removeListener('error', fail);
+          resolve(new LineConnection(socket, options));
+          return;
+        }
         socket.removeListener('error', fail);
-        resolve(new LineConnection(socket, options));
+        const conn = new LineConnection(socket, options);
+        const failHello = (err: Error) => {
+          cleanup();
+          conn.close(err);
+          reject(err instanceof LineConnectError ? err : new LineConnectError(err.message));
+        };
+        conn.greeting = {
+          resolve: () => {
+            cleanup();
+            resolve(conn);
+          },
+          reject: failHello,
+        };
+        conn.onClose((_kind, error) => {
+          if (conn.greeting) failHello(new LineConnectError(`no answer to HELLO: ${error.message}`));
+        });
+        socket.write(`${HELLO_LINE}\n`);
       });
     });
+  }
+
+  /** The first line after the HELLO: `OK 0 p2p-share/2` opens the connection, anything else rejects it. */
+  private greeted(line: string): void {
+    const greeting = this.greeting!;
+    this.greeting = undefined;
+    if (line === HELLO_REPLY) {
+      greeting.resolve();
+      return;
+    }
+    let refusal: ErrReply | undefined;
+    try {
+      const header = parseReplyHeader(line);
+      if (!header.ok) refusal = header;
+    } catch {
+      // not framed at all: a peer that speaks only the seed form (`error: ...`) or something else
+    }
+    const shown = line.length > 200 ? `${line.slice(0, 200)}...` : line;
+    greeting.reject(
+      new LineConnectError(
+        refusal ? `refused: ${refusal.code} ${refusal.message}` : `HELLO answered with '${shown}'`,
+        refusal,
+      ),
+    );
   }
 
   get closed(): boolean {

@@ -74,7 +74,12 @@ export type LeaveGroupCmd = CommandOf<'leave_group'>;
 export type ListGroupsCmd = CommandOf<'list_groups'>;
 export type ListRequestsCmd = CommandOf<'list_requests'>;
 export type AcceptRequestCmd = CommandOf<'accept_request'>;
-export type UploadFileCmd = CommandOf<'upload_file'>;
+/**
+ * `chunkDigests`: the list already packed (20 raw bytes per chunk, in order),
+ * as the tracker's transport hands over an inline list too long for a line,
+ * read as it streamed in; `chunkHashes` is then ''.
+ */
+export type UploadFileCmd = CommandOf<'upload_file'> & { readonly chunkDigests?: Buffer };
 export type ListFilesCmd = CommandOf<'list_files'>;
 export type DownloadFileCmd = CommandOf<'download_file'>;
 export type NewSeederCmd = CommandOf<'new_seeder'>;

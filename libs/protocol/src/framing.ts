@@ -12,6 +12,29 @@ export type Frame =
   | { readonly type: 'overflow'; readonly limit: number }
   | { readonly type: 'data'; readonly data: Buffer };
 
+/** What `nextFrame` yields besides a `Frame`: a long line a sink took over (see `divert`) is over for it. */
+export interface StreamedFrame {
+  readonly type: 'streamed';
+  readonly sink: LineSink;
+}
+
+/**
+ * Takes over a line longer than the limit (see `FrameDecoder.divert`): it is
+ * given the line's bytes as they arrive, and says how many it consumed.
+ */
+export interface LineSink {
+  /**
+   * Bytes of the line, from where the last call stopped. Returns how many it
+   * took: all of them until it is `finished`, then those up to the line's
+   * `\n` (included), or up to where it gave up early.
+   */
+  write(bytes: Buffer): number;
+  /** The line is over for it: it read the `\n`, or gave up early (see `sawNewline`). */
+  readonly finished: boolean;
+  /** True once it read the `\n`; when it gave up before, the rest of the line is skipped unread. */
+  readonly sawNewline: boolean;
+}
+
 const NEWLINE = 0x0a;
 
 /**
@@ -28,6 +51,14 @@ export class FrameDecoder {
   private expecting = 0;
   /** Whole lines still to drop unread (`skipLines`). */
   private skipping = 0;
+  /** The sink taking the current long line, while it does. */
+  private sink: LineSink | undefined;
+  /**
+   * Asked, for a line that passed the limit, whether a sink takes it over
+   * (given the line's first `maxLineBytes` bytes or more, not yet consumed);
+   * undefined (or returning undefined): the line overflows as usual.
+   */
+  divert: ((start: Buffer) => LineSink | undefined) | undefined;
 
   /** May be raised once the peer is trusted (a tracker may send long lines). */
   constructor(public maxLineBytes: number = DEFAULT_MAX_LINE_BYTES) {}
@@ -62,8 +93,16 @@ export class FrameDecoder {
     this.expecting = bytes;
   }
 
+  /** The next frame; only a decoder that diverts long lines (`divert`) yields `streamed` frames, through `nextFrame`. */
   next(): Frame | undefined {
+    const frame = this.nextFrame();
+    if (frame?.type === 'streamed') throw new Error('a diverted line is read with nextFrame()');
+    return frame;
+  }
+
+  nextFrame(): Frame | StreamedFrame | undefined {
     if (this.expecting > 0) return this.nextData();
+    if (this.sink) return this.nextStreamed();
     for (;;) {
       const at = this.findNewline();
       if (this.discarding) {
@@ -84,6 +123,13 @@ export class FrameDecoder {
         this.skipping--;
         continue;
       }
+      if ((at < 0 && this.buffered > this.maxLineBytes) || at > this.maxLineBytes) {
+        const sink = this.divert?.(this.peek(Math.min(this.buffered, this.maxLineBytes + 1)));
+        if (sink) {
+          this.sink = sink;
+          return this.nextStreamed();
+        }
+      }
       if (at < 0) {
         if (this.buffered > this.maxLineBytes) {
           this.drop(this.buffered);
@@ -100,6 +146,26 @@ export class FrameDecoder {
       const end = at > 0 && raw[at - 1] === 0x0d ? at - 1 : at;
       return { type: 'line', line: raw.toString('utf8', 0, end) };
     }
+  }
+
+  /** Feeds the sink what is buffered; the `streamed` frame once its line is over for it. */
+  private nextStreamed(): StreamedFrame | undefined {
+    const sink = this.sink!;
+    while (this.chunks.length > 0) {
+      this.drop(sink.write(this.chunks[0]));
+      if (sink.finished) {
+        this.sink = undefined;
+        if (!sink.sawNewline) this.discarding = true;
+        return { type: 'streamed', sink };
+      }
+    }
+    return undefined;
+  }
+
+  /** The first `n` buffered bytes, left in place. */
+  private peek(n: number): Buffer {
+    if (this.chunks[0].length >= n) return this.chunks[0].subarray(0, n);
+    return Buffer.concat(this.chunks, this.buffered).subarray(0, n);
   }
 
   private nextData(): Frame | undefined {

@@ -10,6 +10,10 @@ import {
   parseChunkHashes,
   parseFileMetadata,
   withContinuation,
+  digestsToHexList,
+  hexListToDigests,
+  DigestsLine,
+  metadataReplyLines,
 } from './metadata';
 
 const hash = (i: number) => i.toString(16).padStart(40, '0');
@@ -22,11 +26,11 @@ describe('file metadata', () => {
     chunkHashes: [hash(1), hash(2), hash(3)],
     seeders: [
       { userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, capability: '/home/a/report, final.pdf' },
-      { userId: 'bob', address: { host: '::1', port: 7002 }, capability: '/srv/100%/r.pdf' },
+      { userId: 'bob', address: { host: '::1', port: 7002 }, capability: '/srv/100%/r.pdf', seedForm: true },
     ],
   };
 
-  it('writes the seed key:value lines in the seed order, then seeder_hosts', () => {
+  it('writes the seed key:value lines in the seed order, then seeder_hosts and seeder_protocols', () => {
     const lines = formatFileMetadata(meta);
     expect(lines.map((l) => l.slice(0, l.indexOf(':')))).toEqual([
       'file_name',
@@ -37,10 +41,23 @@ describe('file metadata', () => {
       'seeder_ports',
       'seeder_file_paths',
       'seeder_hosts',
+      'seeder_protocols',
     ]);
     expect(lines[4]).toBe('seeders:alice,bob');
     expect(lines[5]).toBe('seeder_ports:7001,7002');
     expect(lines[6]).toBe('seeder_file_paths:/home/a/report%2C final.pdf,/srv/100%25/r.pdf');
+    expect(lines[8]).toBe('seeder_protocols:p2p-share/2,seed');
+  });
+
+  it('reads seeder_protocols into seedForm; without the line every seeder is ours', () => {
+    const lines = formatFileMetadata(meta);
+    expect(parseFileMetadata(lines).seeders.map((s) => s.seedForm)).toEqual([undefined, true]);
+    const older = parseFileMetadata(lines.slice(0, 8));
+    expect(older.seeders.map((s) => s.seedForm)).toEqual([undefined, undefined]);
+    expect(older.seeders.map((s) => s.capability)).toEqual(meta.seeders.map((s) => s.capability));
+    const replaced = (value: string) => lines.map((l) => (l.startsWith('seeder_protocols:') ? value : l));
+    expect(() => parseFileMetadata(replaced('seeder_protocols:seed'))).toThrow(/differ in length/);
+    expect(() => parseFileMetadata(replaced('seeder_protocols:seed,p2p-share/9'))).toThrow(/unknown protocol/);
   });
 
   it('round-trips', () => {
@@ -61,6 +78,39 @@ describe('file metadata', () => {
         );
       }),
     );
+  });
+
+  it('turns raw digests into the hex list and back, refusing any other text', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 20 * 30 }), (bytes) => {
+        const digests = Buffer.from(bytes.subarray(0, bytes.length - (bytes.length % 20)));
+        const text = digestsToHexList(digests);
+        expect(text).toBe((digests.toString('hex').match(/.{40}/g) ?? []).join(','));
+        expect(hexListToDigests(text)).toEqual(digests);
+        expect(hexListToDigests(text.toUpperCase())).toEqual(digests);
+      }),
+    );
+    const two = `${hash(1)},${hash(2)}`;
+    for (const bad of [`${two},`, two.replace(',', ';'), `${two.slice(0, -1)}g`, hash(1).slice(1), `,${hash(1)}`]) {
+      expect(hexListToDigests(bad)).toBeUndefined();
+    }
+  });
+
+  it('writes a long chunk_hashes line in pieces of at most 64 KiB that add up to the line', () => {
+    for (const count of [0, 1, 1559, 1560, 1561, 204_800]) {
+      const digests = Buffer.alloc(count * 20);
+      for (let i = 0; i < digests.length; i++) digests[i] = (i * 7 + (i >> 5)) & 255;
+      const line = new DigestsLine(digests);
+      const pieces = [...line.chunks()];
+      expect(pieces.every((p) => p.length <= 64 * 1024)).toBe(true);
+      const text = Buffer.concat(pieces).toString('latin1');
+      expect(text).toBe(`chunk_hashes:${digestsToHexList(digests)}`);
+      expect(line.length).toBe(text.length);
+      expect(String(line)).toBe(text);
+    }
+    const { chunkHashes, ...rest } = meta;
+    const packed = { ...rest, chunkDigests: Buffer.from(chunkHashes.join(''), 'hex') };
+    expect(metadataReplyLines(packed).map(String)).toEqual(formatFileMetadata(meta));
   });
 
   it('refuses raw digests that are not whole 20-byte SHA-1s', () => {

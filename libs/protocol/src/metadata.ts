@@ -1,6 +1,8 @@
 import { HostPort, parseHostPort, formatHostPort } from './address';
 import { Command } from './commands';
 import { ErrorCode, ProtocolError } from './errors';
+import { SeederForm } from './hello';
+import { LongLine, ReplyLine } from './reply';
 
 const SHA1_HEX = /^[0-9a-f]{40}$/;
 export const isSha1Hex = (s: string): boolean => SHA1_HEX.test(s);
@@ -59,8 +61,9 @@ export interface SeederInfo {
   readonly userId: string;
   readonly address: HostPort;
   /**
-   * What `seeder_file_paths` carries for this seeder: the download capability
-   * the tracker issued for it (see capability.ts), sent back in `GET_CHUNK`.
+   * What `seeder_file_paths` carries for this seeder, sent back in `GET_CHUNK`:
+   * the download capability the tracker issued for it (see capability.ts), or,
+   * for a seed-form seeder, the `file_path` it registered.
    */
   readonly capability: string;
   /**
@@ -86,10 +89,11 @@ export interface PackedFileMetadata extends Omit<FileMetadata, 'chunkHashes'> {
 
 /**
  * The `download_file` reply body: the seed's seven `key:value` lines in the
- * seed's order, then `seeder_hosts` (the IP of each seeder). List values are
- * comma-separated; `seeder_file_paths` holds a capability per seeder, not its
- * path (an item is still escaped, `%` and `,` as `%25` and `%2C`, though a
- * capability has neither).
+ * seed's order, then `seeder_hosts` (the IP of each seeder) and
+ * `seeder_protocols` (`p2p-share/2` or `seed` per seeder), both of the
+ * extended form only. List values are comma-separated; `seeder_file_paths`
+ * holds a capability per seeder of ours and the registered path per seed-form
+ * seeder (an item is escaped, `%` and `,` as `%25` and `%2C`).
  */
 export const METADATA_KEYS = [
   'file_name',
@@ -100,6 +104,7 @@ export const METADATA_KEYS = [
   'seeder_ports',
   'seeder_file_paths',
   'seeder_hosts',
+  'seeder_protocols',
 ] as const;
 
 const escapeItem = (s: string) => s.replace(/%/g, '%25').replace(/,/g, '%2C');
@@ -116,6 +121,7 @@ export function formatFileMetadata(meta: FileMetadata | PackedFileMetadata): str
     seeder_ports: meta.seeders.map((s) => s.address.port).join(','),
     seeder_file_paths: meta.seeders.map((s) => escapeItem(s.capability)).join(','),
     seeder_hosts: meta.seeders.map((s) => escapeItem(s.address.host)).join(','),
+    seeder_protocols: meta.seeders.map((s) => (s.seedForm ? SeederForm.Seed : SeederForm.Extended)).join(','),
   };
   const chunkLine = () => ('chunkDigests' in meta ? digestsLine(meta.chunkDigests) : chunkHashesLine(meta.chunkHashes));
   return METADATA_KEYS.map((k) => (k === 'chunk_hashes' ? chunkLine() : `${k}:${values[k]}`));
@@ -123,6 +129,7 @@ export function formatFileMetadata(meta: FileMetadata | PackedFileMetadata): str
 
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 const CHUNK_HASHES_KEY = Buffer.from('chunk_hashes:', 'latin1');
+const COMMA = Buffer.from(',', 'latin1');
 const DIGEST_BYTES = 20;
 
 /**
@@ -131,12 +138,96 @@ const DIGEST_BYTES = 20;
  * milliseconds and one flat string, not 200,000 small strings joined.
  */
 function digestsLine(digests: Buffer): string {
+  return hexList(digests, CHUNK_HASHES_KEY).toString('latin1');
+}
+
+/** Hex digits (with their commas) written per piece of a long `chunk_hashes:` line: 1,560 hashes, 64 KiB. */
+const DIGESTS_PER_PIECE = 1560;
+
+/**
+ * `chunk_hashes:<h0>,<h1>,...` as a `LongLine`: hex written from the raw
+ * digests into one 64 KiB buffer at a time, when the socket wants it, so a
+ * 204,800-chunk reply never exists whole in memory, as a string or a buffer.
+ */
+export class DigestsLine implements LongLine {
+  readonly length: number;
+
+  constructor(private readonly digests: Buffer) {
+    if (digests.length % DIGEST_BYTES !== 0) {
+      throw new RangeError(`${digests.length} bytes is not a whole number of SHA-1 digests`);
+    }
+    const count = digests.length / DIGEST_BYTES;
+    this.length = CHUNK_HASHES_KEY.length + Math.max(0, count * (2 * DIGEST_BYTES + 1) - 1);
+  }
+
+  *chunks(): Generator<Buffer> {
+    const count = this.digests.length / DIGEST_BYTES;
+    if (count === 0) {
+      yield Buffer.from(CHUNK_HASHES_KEY);
+      return;
+    }
+    for (let from = 0; from < count; from += DIGESTS_PER_PIECE) {
+      const to = Math.min(count, from + DIGESTS_PER_PIECE);
+      const prefix = from === 0 ? CHUNK_HASHES_KEY : COMMA;
+      yield hexList(this.digests.subarray(from * DIGEST_BYTES, to * DIGEST_BYTES), prefix);
+    }
+  }
+
+  toString(): string {
+    return digestsLine(this.digests);
+  }
+}
+
+/**
+ * The `download_file` reply body a tracker writes: `formatFileMetadata`'s
+ * lines, with `chunk_hashes:` a `DigestsLine` (written in 64 KiB pieces).
+ */
+export function metadataReplyLines(meta: PackedFileMetadata): ReplyLine[] {
+  const lines: ReplyLine[] = formatFileMetadata({ ...meta, chunkDigests: Buffer.alloc(0) });
+  lines[METADATA_KEYS.indexOf('chunk_hashes')] = new DigestsLine(meta.chunkDigests);
+  return lines;
+}
+
+/** Raw digests as the comma-separated lowercase hex list `upload_file` and its replicated change carry. */
+export function digestsToHexList(digests: Buffer): string {
+  return hexList(digests, Buffer.alloc(0)).toString('latin1');
+}
+
+/**
+ * Inverse of `digestsToHexList`, straight into raw digests: no array of
+ * 204,800 small strings on the way. Undefined when the text is not such a list.
+ */
+export function hexListToDigests(text: string): Buffer | undefined {
+  if (text === '') return Buffer.alloc(0);
+  if ((text.length + 1) % (2 * DIGEST_BYTES + 1) !== 0) return undefined;
+  const count = (text.length + 1) / (2 * DIGEST_BYTES + 1);
+  const out = Buffer.allocUnsafe(count * DIGEST_BYTES);
+  for (let i = 0, at = 0; i < count; i++) {
+    if (i > 0 && text.charCodeAt(at++) !== 0x2c) return undefined;
+    for (let j = 0; j < DIGEST_BYTES; j++, at += 2) {
+      const hi = hexValue(text.charCodeAt(at));
+      const lo = hexValue(text.charCodeAt(at + 1));
+      if (hi < 0 || lo < 0) return undefined;
+      out[i * DIGEST_BYTES + j] = (hi << 4) | lo;
+    }
+  }
+  return out;
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}
+
+function hexList(digests: Buffer, prefix: Buffer): Buffer {
   if (digests.length % DIGEST_BYTES !== 0) {
     throw new RangeError(`${digests.length} bytes is not a whole number of SHA-1 digests`);
   }
   const count = digests.length / DIGEST_BYTES;
-  const out = Buffer.allocUnsafe(CHUNK_HASHES_KEY.length + Math.max(0, count * (2 * DIGEST_BYTES + 1) - 1));
-  let at = CHUNK_HASHES_KEY.copy(out, 0);
+  const out = Buffer.allocUnsafe(prefix.length + Math.max(0, count * (2 * DIGEST_BYTES + 1) - 1));
+  let at = prefix.copy(out, 0);
   for (let i = 0, from = 0; i < count; i++) {
     if (i > 0) out[at++] = 0x2c; // ','
     for (const end = from + DIGEST_BYTES; from < end; from++) {
@@ -145,7 +236,7 @@ function digestsLine(digests: Buffer): string {
       out[at++] = HEX_DIGITS[byte & 15];
     }
   }
-  return out.toString('latin1');
+  return out;
 }
 
 /**
@@ -179,13 +270,28 @@ export function parseFileMetadata(lines: readonly string[]): FileMetadata {
   const ports = list(get('seeder_ports'));
   const paths = list(get('seeder_file_paths')).map(unescapeItem);
   const hosts = fields.has('seeder_hosts') ? list(get('seeder_hosts')).map(unescapeItem) : users.map(() => '127.0.0.1');
-  if (ports.length !== users.length || paths.length !== users.length || hosts.length !== users.length) {
+  // no seeder_protocols line (an older tracker): every seeder is one of ours
+  const forms = fields.has('seeder_protocols') ? list(get('seeder_protocols')) : users.map(() => SeederForm.Extended);
+  if (
+    ports.length !== users.length ||
+    paths.length !== users.length ||
+    hosts.length !== users.length ||
+    forms.length !== users.length
+  ) {
     throw new ProtocolError(ErrorCode.BadFileMetadata, 'seeder lists differ in length');
   }
-  const seeders = users.map((userId, i) => {
+  const seeders = users.map((userId, i): SeederInfo => {
     const address = parseHostPort(formatHostPort({ host: hosts[i], port: Number(ports[i]) }));
     if (!address) throw new ProtocolError(ErrorCode.BadFileMetadata, `bad address for seeder ${userId}`);
-    return { userId, address, capability: paths[i] };
+    if (forms[i] !== SeederForm.Seed && forms[i] !== SeederForm.Extended) {
+      throw new ProtocolError(
+        ErrorCode.BadFileMetadata,
+        `unknown protocol '${forms[i].slice(0, 40)}' for seeder ${userId}`,
+      );
+    }
+    return forms[i] === SeederForm.Seed
+      ? { userId, address, capability: paths[i], seedForm: true }
+      : { userId, address, capability: paths[i] };
   });
   return {
     fileName: get('file_name'),

@@ -2,17 +2,29 @@ import { ErrorCode, ProtocolError } from './errors';
 import { joinArgs, tokenize } from './tokenize';
 
 /**
- * Client-to-client protocol. A downloader sends one line per chunk:
+ * Client-to-client protocol, in two forms chosen by a connection's first line
+ * (see hello.ts).
  *
- *     GET_CHUNK <chunk_index> <capability>
+ * Seed form (the default, README-seed.md's): the first line is the one
+ * request of the connection,
  *
- * and the seeder answers, in request order, either
+ *     GET_CHUNK <chunk_index> <item>
+ *
+ * answered with exactly the chunk's raw bytes (its length is known from the
+ * file size), after which the seeder ends the connection. Any refusal or error
+ * sends no byte: the connection is closed.
+ *
+ * Extended form: after `HELLO p2p-share/2` / `OK 0 p2p-share/2`, a downloader
+ * sends one line per chunk, pipelined, and the seeder answers, in request
+ * order, either
  *
  *     CHUNK <chunk_index> <length>\n<length raw bytes>
  *
  * or one line `ERR <CODE> <message>`. A connection may carry many requests.
- * `<capability>` is what the tracker's `seeder_file_paths` gave for that
- * seeder (see capability.ts), echoed back unchanged.
+ *
+ * `<item>` is what the tracker's `seeder_file_paths` gave for that seeder,
+ * echoed back unchanged: a capability (see capability.ts) for our seeders, the
+ * registered file path for seed-form ones.
  */
 export const GET_CHUNK = 'GET_CHUNK';
 export const CHUNK = 'CHUNK';

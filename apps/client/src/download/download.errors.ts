@@ -5,9 +5,12 @@
  * - `timeout`: requests were outstanding and no byte arrived for the inactivity timeout;
  * - `closed`: the connection ended (either side) before the answer;
  * - `protocol`: the seeder sent something that is not the answer asked for;
- * - `refused`: the seeder answered `ERR <code> <message>` for this one request.
+ * - `refused`: the seeder answered `ERR <code> <message>` for this one request;
+ * - `failed`: a seed-form seeder's connection for one chunk ended before all of
+ *   its bytes came, or sent nothing for the inactivity timeout (the seed form's
+ *   only way to refuse is to close without a byte).
  */
-export type PeerErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol' | 'refused';
+export type PeerErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol' | 'refused' | 'failed';
 
 export class PeerError extends Error {
   override readonly name = 'PeerError';

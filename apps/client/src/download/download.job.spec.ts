@@ -8,7 +8,7 @@ import { DownloadError } from './download.errors';
 import { defaultInFlightPerSeeder, DownloadJob, DownloadJobOptions, MAX_QUEUED_WRITES } from './download.job';
 import { PartFile } from './part-file';
 import { PREFIX_HASHER_MIN_BYTES } from './prefix-hasher';
-import { Decide, FakeSeeder, unusedPort } from './testing/fake-seeder.server';
+import { Decide, FakeSeeder, FakeSeederOptions, unusedPort } from './testing/fake-seeder.server';
 
 const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
 
@@ -70,6 +70,14 @@ describe(DownloadJob.name, () => {
     started.push(s);
     return s;
   };
+
+  /** A seeder speaking only the seed form: one request per connection, raw bytes, silent refusals. */
+  const seedSeeder = async (options: FakeSeederOptions = {}) => {
+    const s = await new FakeSeeder(data, { form: 'seed', ...options }).start();
+    started.push(s);
+    return s;
+  };
+  const seedInfo = (userId: string, s: FakeSeeder): SeederInfo => ({ ...seederInfo(userId, s), seedForm: true });
 
   const job = (meta: FileMetadata, options: DownloadJobOptions = {}) =>
     new DownloadJob(meta, dest, hasher, { inactivityTimeoutMs: 5_000, ...options });
@@ -639,6 +647,111 @@ describe(DownloadJob.name, () => {
         'no seeders left: alice denied access, and no fresh capability (tracker unreachable)',
       );
       expectNoFileLeft();
+    });
+  });
+
+  describe('seeders that speak only the seed form', () => {
+    it('downloads byte for byte from a seed-form seeder, one connection per chunk and no HELLO', async () => {
+      const s = await seedSeeder();
+      const j = job(metadataFor(data, [seedInfo('sam', s)]));
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(s.hellos).toBe(0);
+      expect(s.indexes.sort((a, b) => a - b)).toEqual(Array.from({ length: CHUNKS }, (_, i) => i));
+      expect(s.connections).toBe(CHUNKS);
+      expect(s.requests.every((r) => r.capability === s.capability)).toBe(true);
+      // a bounded number of connections at once: the pipeline depth
+      expect(s.peakUnanswered).toBeLessThanOrEqual(defaultInFlightPerSeeder(1));
+      expect(j.progress.seeders[0]).toMatchObject({ state: 'finished', chunks: CHUNKS, refused: 0, corrupt: 0 });
+    });
+
+    it('downloads from a seed-form seeder and one of ours side by side, using both', async () => {
+      const [ours, theirs] = [await seeder(), await seedSeeder()];
+      const j = job(metadataFor(data, [seederInfo('alice', ours), seedInfo('sam', theirs)]));
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(ours.hellos).toBe(1);
+      expect(ours.connections).toBe(1);
+      expect(theirs.hellos).toBe(0);
+      expect(ours.requests.length).toBeGreaterThan(0);
+      expect(theirs.requests.length).toBeGreaterThan(0);
+      expect(theirs.connections).toBe(theirs.requests.length);
+    });
+
+    it.each(['junk', 'close'] as const)(
+      'finds a seeder that answers the HELLO with %s to speak the seed form, and downloads from it so',
+      async (onUnknown) => {
+        const s = await seedSeeder({ onUnknown });
+        const j = job(metadataFor(data, [seederInfo('sam', s)]));
+        await j.run();
+        expect(readFileSync(dest).equals(data)).toBe(true);
+        expect(s.hellos).toBe(1);
+        expect(s.requests).toHaveLength(CHUNKS);
+        expect(j.progress.seeders[0]).toMatchObject({ state: 'finished', chunks: CHUNKS, retries: 0 });
+      },
+    );
+
+    it('asks again for a chunk whose seed-form seeder vanished mid-chunk, from the other seeder', async () => {
+      const flaky = await seedSeeder({ decide: (r) => (r.index === 3 ? { kind: 'cut', bytes: 1000 } : undefined) });
+      const other = await seeder();
+      const j = job(metadataFor(data, [seedInfo('sam', flaky), seederInfo('alice', other)]));
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(flaky.indexes).toContain(3);
+      expect(other.indexes).toContain(3);
+    });
+
+    it('finishes from its only seed-form seeder when a connection ends mid-chunk once', async () => {
+      const s = await seedSeeder({ decide: (r) => (r.n === 2 ? { kind: 'cut', bytes: 70_000 } : undefined) });
+      const j = job(metadataFor(data, [seedInfo('sam', s)]));
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(s.requests).toHaveLength(CHUNKS + 1);
+      expect(j.progress.seeders[0]).toMatchObject({ state: 'finished', refused: 1 });
+    });
+
+    it('checks every chunk of a seed-form seeder: a wrong chunk is fetched from the other', async () => {
+      const bad = await seedSeeder({ decide: (r) => (r.index === 1 ? { kind: 'corrupt' } : undefined) });
+      const good = await seeder();
+      const j = job(metadataFor(data, [seedInfo('sam', bad), seederInfo('alice', good)]));
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(j.progress.seeders[0].corrupt).toBe(1);
+      expect(good.indexes).toContain(1);
+    });
+
+    it('drops a seed-form seeder that keeps closing without the chunk, and finishes from the other', async () => {
+      const refusing = await seedSeeder({ decide: () => ({ kind: 'err', code: 'X', message: 'x' }) });
+      const good = await seeder();
+      const j = job(metadataFor(data, [seedInfo('sam', refusing), seederInfo('alice', good)]));
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(j.progress.seeders[0].state).toBe('dropped');
+      expect(j.progress.seeders[0].reason).toMatch(
+        /^failed 3 chunks \(last: .* closed the connection without sending chunk \d+\)$/,
+      );
+    });
+
+    it('sends a seed seeder its file path as the item, and asks for no capability renewal for it', async () => {
+      const s = await seedSeeder({ acceptAny: true });
+      const renew = jest.fn(() => Promise.resolve([] as SeederInfo[]));
+      const info = { ...seedInfo('sam', s), capability: '/home/sam/report.pdf' };
+      const j = job(metadataFor(data, [info]), { renewCapabilities: renew });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(new Set(s.requests.map((r) => r.capability))).toEqual(new Set(['/home/sam/report.pdf']));
+      expect(renew).not.toHaveBeenCalled();
+    });
+
+    it('fails a chunk of a seed-form seeder that goes silent, and takes it from the other', async () => {
+      const silent = await seedSeeder({ decide: (r) => (r.index === 0 ? { kind: 'stall' } : undefined) });
+      const good = await seeder();
+      const j = job(metadataFor(data, [seedInfo('sam', silent), seederInfo('alice', good)]), {
+        inactivityTimeoutMs: 300,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(good.indexes).toContain(0);
     });
   });
 

@@ -6,7 +6,14 @@ import { DownloadError, PeerError } from './download.errors';
 import { DEFAULT_MAX_HELD_CHUNKS, InOrderHasher } from './in-order-hasher';
 import { PartFile } from './part-file';
 import { PREFIX_HASHER_MIN_BYTES, PrefixHasher } from './prefix-hasher';
-import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_INACTIVITY_TIMEOUT_MS, PeerConnection } from './peer.connection';
+import {
+  ChunkLink,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_INACTIVITY_TIMEOUT_MS,
+  PeerConnection,
+  PeerForm,
+} from './peer.connection';
+import { SeedPeerConnection } from './seed-peer.connection';
 import { SpeedMeter } from './speed-meter';
 
 export interface DownloadJobOptions {
@@ -170,8 +177,13 @@ interface Seeder {
   denied?: string;
   /** Capabilities denied in a row. */
   denials: number;
-  /** The current connection; a new one after each retry. */
-  conn: PeerConnection;
+  /**
+   * Speaks only the seed form (listed so by the tracker, or found so when it did not answer our HELLO): one
+   * connection per chunk, raw bytes.
+   */
+  seedForm: boolean;
+  /** The current connection (seed form: the connections, one per chunk); a new one after each retry. */
+  conn: ChunkLink;
   state: SeederState;
   /** Requests outstanding, or received and not yet checked. */
   slots: number;
@@ -193,8 +205,11 @@ interface Seeder {
 /**
  * Downloads one file from its seeders into `destPath`.
  *
- * Every seeder gets one connection with up to `inFlightPerSeeder` requests
- * outstanding; a `ChunkScheduler` decides which chunk each fetches (rarest
+ * Every seeder of ours gets one connection (opened with `HELLO p2p-share/2`)
+ * with up to `inFlightPerSeeder` requests outstanding; a seeder that speaks only
+ * the seed form (listed so by the tracker, or found so when it does not answer
+ * the HELLO as ours do) gets up to as many connections at once, one per chunk,
+ * each reading the chunk's raw bytes. A `ChunkScheduler` decides which chunk each fetches (rarest
  * first, end-game duplicates near the end). Each chunk is checked against its
  * SHA-1 and written at its offset into `<dest>.part`, so only chunks in
  * flight, and a few that came early, are ever in memory. Seeders that fail to
@@ -305,7 +320,8 @@ export class DownloadJob {
         info,
         capability: info.capability,
         denials: 0,
-        conn: new PeerConnection({ pool: this.pool }),
+        seedForm: info.seedForm === true,
+        conn: this.newLink(info.seedForm === true),
         state: 'connecting',
         slots: 0,
         chunks: 0,
@@ -464,8 +480,14 @@ export class DownloadJob {
         inactivityTimeoutMs: this.options.inactivityTimeoutMs ?? DEFAULT_INACTIVITY_TIMEOUT_MS,
       })
       .then(
-        () => {
+        (form: PeerForm) => {
           if (seeder.state !== 'connecting' || seeder.conn !== conn) return;
+          if (form === 'seed' && !seeder.seedForm) {
+            // it did not answer our HELLO as ours do: it speaks only the seed form, so go on in that form
+            seeder.seedForm = true;
+            seeder.conn = this.newLink(true);
+            return this.connect(seeder);
+          }
           seeder.state = 'active';
           this.pump(seeder);
         },
@@ -474,6 +496,11 @@ export class DownloadJob {
           this.lose(seeder, err);
         },
       );
+  }
+
+  /** A connection to a seeder of the given form, reading chunks into the job's buffer pool. */
+  private newLink(seedForm: boolean): ChunkLink {
+    return seedForm ? new SeedPeerConnection({ pool: this.pool }) : new PeerConnection({ pool: this.pool });
   }
 
   /** The seeder's connection failed with `err`: try it again later if that is worth it, else drop it. */
@@ -507,7 +534,7 @@ export class DownloadJob {
       seeder.retryTimer = undefined;
       if (this.transferOver || seeder.state !== 'retrying') return;
       seeder.state = 'connecting';
-      seeder.conn = new PeerConnection({ pool: this.pool });
+      seeder.conn = this.newLink(seeder.seedForm);
       this.connect(seeder);
     }, delay);
     // its chunks go to the others meanwhile
@@ -681,13 +708,22 @@ export class DownloadJob {
     this.writtenChunks.forEach((written, index) => written && hasher.chunkWritten(index));
   }
 
-  private onFetchError(seeder: Seeder, index: number, err: unknown, conn: PeerConnection, capability: string): void {
+  private onFetchError(seeder: Seeder, index: number, err: unknown, conn: ChunkLink, capability: string): void {
     seeder.slots--;
     if (this.transferOver || seeder.state === 'dropped') return;
     // a request of a connection already given up on: its chunk went back to the pool then
     if (conn !== seeder.conn || seeder.state === 'retrying') return;
     if (err instanceof PeerError && err.kind === 'refused' && err.code === ErrorCode.Denied) {
       if (this.options.renewCapabilities) return this.onDenied(seeder, index, capability);
+    }
+    if (err instanceof PeerError && err.kind === 'failed') {
+      // a seed-form seeder's connection for this chunk ended short or went silent: the seed form's refusal
+      seeder.refused++;
+      this.scheduler.fail(index, seeder.id);
+      if (seeder.refused >= this.maxRefused) {
+        this.drop(seeder, `failed ${seeder.refused} chunks (last: ${err.message})`);
+      }
+      return this.pumpAll();
     }
     if (err instanceof PeerError && err.kind === 'refused' && !RETRY_LATER.has(err.code ?? '')) {
       seeder.refused++;
@@ -820,5 +856,7 @@ function describeLoss(err: unknown, lastRefusal: string | undefined): string {
       return err.code ? `refused the connection (${err.code})` : `is unreachable (${peerDetail(err)})`;
     case 'refused':
       return `refused (${err.code ?? 'ERR'})`;
+    case 'failed':
+      return `failed a chunk (${err.message})`;
   }
 }

@@ -1,3 +1,4 @@
+import { HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { ChunkBufferPool } from './chunk-buffer.pool';
@@ -5,9 +6,14 @@ import { PeerError } from './download.errors';
 import { PeerConnection } from './peer.connection';
 import { unusedPort } from './testing/fake-seeder.server';
 
-/** A server whose one accepted socket the test drives by hand. */
+/**
+ * A server whose one accepted socket the test drives by hand. A first line
+ * `HELLO p2p-share/2` is answered `OK 0 p2p-share/2` and not listed in
+ * `lines`, unless `greet` is false (then it is listed and left unanswered).
+ */
 class ScriptedPeer {
   readonly lines: string[] = [];
+  greet = true;
   socket: net.Socket | undefined;
   private readonly server = net.createServer((s) => this.accept(s));
   private waiters: { count: number; resolve: () => void }[] = [];
@@ -54,10 +60,19 @@ class ScriptedPeer {
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClosed());
     let text = '';
+    let greeted = false;
     socket.on('data', (b: Buffer) => {
       text += b.toString('latin1');
       for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n')) {
-        this.lines.push(text.slice(0, at));
+        const line = text.slice(0, at);
+        if (this.greet && line === HELLO_LINE && !greeted) {
+          greeted = true;
+          socket.write(`${HELLO_REPLY}\n`);
+          text = text.slice(at + 1);
+          continue;
+        }
+        greeted = true;
+        this.lines.push(line);
         text = text.slice(at + 1);
       }
       this.waiters = this.waiters.filter((w) => (this.lines.length >= w.count ? (w.resolve(), false) : true));
@@ -371,6 +386,63 @@ describe(PeerConnection.name, () => {
     await expect(new PeerConnection().connect('127.0.0.1', port, { connectTimeoutMs: 2_000 })).rejects.toMatchObject({
       kind: 'connect',
       message: new RegExp(`cannot connect to 127.0.0.1:${port}: .*ECONNREFUSED`),
+    });
+  });
+
+  describe('the HELLO that opens the extended form', () => {
+    beforeEach(() => (peer.greet = false));
+
+    it('sends HELLO p2p-share/2 first and is ready once OK 0 p2p-share/2 is back', async () => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000 });
+      await peer.received(1);
+      expect(peer.lines).toEqual([HELLO_LINE]);
+      await peer.write(`${HELLO_REPLY}\n`);
+      await expect(form).resolves.toBe('extended');
+      const got = conn.fetch(0, 'cap', 3);
+      await peer.received(2);
+      expect(peer.lines[1]).toBe('GET_CHUNK 0 cap');
+      await peer.write(chunk(0, Buffer.from('abc')));
+      expect((await got).toString()).toBe('abc');
+    });
+
+    it('takes an ERR answer to the HELLO as a refusal of the connection, with its code', async () => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000 });
+      await peer.received(1);
+      await peer.write('ERR BUSY serving 512 connections already; try later\n');
+      await expect(form).rejects.toMatchObject({
+        kind: 'connect',
+        code: 'BUSY',
+        message: /refused the connection: BUSY serving 512 connections already/,
+      });
+    });
+
+    it.each([
+      ['junk', (p: ScriptedPeer) => p.write('invalid command\n')],
+      [
+        'raw bytes without a newline, then a close',
+        (p: ScriptedPeer) => p.write(randomBytes(300)).then(() => p.stop()),
+      ],
+      ['a close without a byte', (p: ScriptedPeer) => p.stop()],
+    ])('finds a seeder that answers the HELLO with %s to speak only the seed form', async (_, answer) => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000 });
+      await peer.received(1);
+      await answer(peer);
+      await expect(form).resolves.toBe('seed');
+      expect(conn.isOpen).toBe(false);
+    });
+
+    it('finds a seeder that does not answer the HELLO within the connect timeout to speak only the seed form', async () => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 200 });
+      await peer.received(1);
+      await expect(form).resolves.toBe('seed');
+      await peer.clientClosed();
+    });
+
+    it('rejects when closed locally while waiting for the answer', async () => {
+      const form = conn.connect('127.0.0.1', peer.port, { connectTimeoutMs: 2_000 });
+      await peer.received(1);
+      conn.close();
+      await expect(form).rejects.toMatchObject({ kind: 'closed' });
     });
   });
 

@@ -1,4 +1,12 @@
-import { excerpt, formatGetChunk, formatHostPort, parseChunkHeader, parseReplyHeader } from '@app/protocol';
+import {
+  excerpt,
+  formatGetChunk,
+  formatHostPort,
+  HELLO_LINE,
+  HELLO_REPLY,
+  parseChunkHeader,
+  parseReplyHeader,
+} from '@app/protocol';
 import * as net from 'node:net';
 import { ChunkBufferPool } from './chunk-buffer.pool';
 import { PeerError } from './download.errors';
@@ -13,10 +21,29 @@ const MAX_SHOWN_MESSAGE = 120;
 export const DEFAULT_INACTIVITY_TIMEOUT_MS = 15_000;
 
 export interface PeerConnectOptions {
-  /** Give up connecting after this long. */
+  /** Give up connecting after this long (and on the answer to the HELLO: the seeder then speaks the seed form). */
   readonly connectTimeoutMs?: number;
   /** With requests outstanding, this long without a byte from the seeder fails them all and closes. */
   readonly inactivityTimeoutMs?: number;
+}
+
+/**
+ * How a seeder speaks: `extended` (this project's: `HELLO p2p-share/2`, then
+ * pipelined requests answered with `CHUNK` headers) or `seed` (one
+ * `GET_CHUNK` per connection, answered with raw bytes).
+ */
+export type PeerForm = 'extended' | 'seed';
+
+/** A way to fetch chunks from one seeder: one pipelined connection, or a connection per chunk. */
+export interface ChunkLink {
+  /** `host:port` of the seeder. */
+  readonly address: string;
+  /** Gets ready to fetch; resolves with the form the seeder turned out to speak. */
+  connect(host: string, port: number, options?: PeerConnectOptions): Promise<PeerForm>;
+  /** Chunk `index` of exactly `expectedLength` bytes, in a buffer from the link's pool; `item` names the file. */
+  fetch(index: number, item: string, expectedLength: number): Promise<Buffer>;
+  /** Closes everything; outstanding requests fail with a `closed` error. */
+  close(): void;
 }
 
 interface Pending {
@@ -39,15 +66,18 @@ interface Pending {
  * allocation; header and `ERR` lines go through a small reused scratch
  * buffer (see `PeerReplyReader`).
  */
-export class PeerConnection {
+export class PeerConnection implements ChunkLink {
   private socket: net.Socket | undefined;
+  /** The answer to the HELLO being waited for. */
+  private greeting: { resolve: (form: PeerForm) => void; reject: (err: PeerError) => void } | undefined;
   private readonly pool: ChunkBufferPool;
   private readonly pending: Pending[] = [];
   private readonly reader = new PeerReplyReader(
     {
       line: (line) => this.onLine(line),
       body: (data) => this.settle().resolve(data),
-      overflow: (limit) => this.protocolError(`sent a line longer than ${limit} bytes`),
+      overflow: (limit) =>
+        this.greeting ? this.greeted('seed') : this.protocolError(`sent a line longer than ${limit} bytes`),
     },
     MAX_PEER_LINE_BYTES,
   );
@@ -75,8 +105,17 @@ export class PeerConnection {
     return this.socket !== undefined && this.closedBy === undefined;
   }
 
-  /** Opens the connection; rejects with a `connect` `PeerError`. */
-  async connect(host: string, port: number, options: PeerConnectOptions = {}): Promise<void> {
+  /**
+   * Opens the connection and sends `HELLO p2p-share/2`; resolves `extended`
+   * once `OK 0 p2p-share/2` is back. An `ERR` answer rejects with a `connect`
+   * `PeerError` carrying its code (as a refusal of the connection). Any other
+   * answer, a close or reset without one, or no answer within the connect
+   * timeout means the seeder speaks only the seed form: the connection is
+   * closed and `seed` resolved (the caller goes on with a `SeedPeerConnection`;
+   * our own seeders serve that form too, so the fallback is always safe).
+   * Rejects with a `connect` `PeerError` when no connection can be made.
+   */
+  async connect(host: string, port: number, options: PeerConnectOptions = {}): Promise<PeerForm> {
     if (this.socket || this.closedBy) throw new Error('a PeerConnection connects once');
     this.peer = formatHostPort({ host, port });
     this.inactivityTimeoutMs = options.inactivityTimeoutMs ?? DEFAULT_INACTIVITY_TIMEOUT_MS;
@@ -115,11 +154,28 @@ export class PeerConnection {
     }
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on('error', (err) =>
-      this.abort(new PeerError('closed', `connection to ${this.peer} failed: ${err.message}`)),
-    );
-    socket.on('end', () => this.abort(new PeerError('closed', `${this.peer} closed the connection`)));
-    socket.on('close', () => this.abort(new PeerError('closed', `${this.peer} closed the connection`)));
+    // a seed-form seeder may close or reset on a line it does not know: that too says it speaks the seed form
+    const lost = (err: PeerError) => (this.greeting ? this.greeted('seed') : this.abort(err));
+    socket.on('error', (err) => lost(new PeerError('closed', `connection to ${this.peer} failed: ${err.message}`)));
+    socket.on('end', () => lost(new PeerError('closed', `${this.peer} closed the connection`)));
+    socket.on('close', () => lost(new PeerError('closed', `${this.peer} closed the connection`)));
+    return new Promise<PeerForm>((resolve, reject) => {
+      const timer = setTimeout(() => this.greeted('seed'), timeoutMs);
+      this.greeting = {
+        resolve: (form) => (clearTimeout(timer), resolve(form)),
+        reject: (err) => (clearTimeout(timer), reject(err)),
+      };
+      socket.write(`${HELLO_LINE}\n`);
+    });
+  }
+
+  /** The HELLO is answered (`extended`) or will not be (`seed`: the connection is closed). */
+  private greeted(form: PeerForm): void {
+    const greeting = this.greeting;
+    if (!greeting) return;
+    this.greeting = undefined;
+    if (form === 'seed') this.abort(new PeerError('closed', `${this.peer} speaks only the seed form`));
+    greeting.resolve(form);
   }
 
   /**
@@ -144,6 +200,10 @@ export class PeerConnection {
   }
 
   private onLine(line: string): void {
+    if (this.greeting) {
+      if (line === HELLO_REPLY) return this.greeted('extended');
+      if (!line.startsWith('ERR ')) return this.greeted('seed');
+    }
     const head = this.pending[0];
     if (line.startsWith('ERR')) {
       let reply;
@@ -205,6 +265,10 @@ export class PeerConnection {
   private abort(err: PeerError): void {
     if (this.closedBy) return;
     this.closedBy = err;
+    // an `ERR` answer to the HELLO, or a local close, while it is awaited
+    const greeting = this.greeting;
+    this.greeting = undefined;
+    greeting?.reject(err);
     this.disarmTimer();
     // destroying the socket closes its handle at once: no read lands in the body after this
     this.socket?.destroy();

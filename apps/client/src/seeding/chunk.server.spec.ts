@@ -1,5 +1,5 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { formatGetChunk, formatReply } from '@app/protocol';
+import { formatGetChunk, formatReply, HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { randomBytes } from 'node:crypto';
 import {
@@ -55,8 +55,15 @@ describe(ChunkServer.name, () => {
   let issuer: TestCapabilityIssuer;
   let verifier: CapabilityVerifier;
 
+  /** A connection in the extended form (its HELLO sent, the `OK 0 p2p-share/2` taken). */
   const connect = async () => {
     const s = await ChunkSocket.open(port);
+    sockets.push(s);
+    return s;
+  };
+  /** A connection in the seed form: no HELLO, raw bytes collected. */
+  const connectSeed = async (localAddress?: string) => {
+    const s = await ChunkSocket.open(port, '127.0.0.1', localAddress, 'seed');
     sockets.push(s);
     return s;
   };
@@ -194,7 +201,14 @@ describe(ChunkServer.name, () => {
       const s = await connect();
       s.send(get(0, request()));
       expectDenied(await s.readOne());
-      expect(s.bytesReceived).toBe(Buffer.byteLength(formatReply(DENIED_REPLY)));
+      expect(s.bytesReceived).toBe(Buffer.byteLength(`${HELLO_REPLY}\n${formatReply(DENIED_REPLY)}`));
+    });
+
+    it.each(cases)('denies %s in the seed form with no byte and a close', async (_, request) => {
+      writeFileSync(join(dir, 'shared', 'secret.txt'), 'secret');
+      const s = await connectSeed();
+      s.send(get(0, request()));
+      expect((await s.readAllUntilClosed()).length).toBe(0);
     });
 
     it('denies a valid capability with any one byte changed', async () => {
@@ -351,6 +365,93 @@ describe(ChunkServer.name, () => {
     });
   });
 
+  describe('seed form (no HELLO first)', () => {
+    it('answers a GET_CHUNK with exactly the raw bytes of the chunk, the short last one included, then closes', async () => {
+      for (const i of [0, 1, 2]) {
+        const s = await connectSeed();
+        s.send(get(i, bigCap));
+        expect((await s.readAllUntilClosed()).equals(chunkOf(big, i))).toBe(true);
+        s.destroy(); // as the seed's downloader does once it has its bytes
+      }
+      await eventually(() => server.connectionCount === 0, 'every slot is freed');
+    });
+
+    it('answers only the first request of a connection', async () => {
+      const s = await connectSeed();
+      s.send(get(1, bigCap), get(0, bigCap), get(2, bigCap));
+      expect((await s.readAllUntilClosed()).equals(chunkOf(big, 1))).toBe(true);
+    });
+
+    it('serves many seed connections at once', async () => {
+      const all = await Promise.all(Array.from({ length: 6 }, () => connectSeed()));
+      all.forEach((s, k) => s.send(get(k % 3, bigCap)));
+      const got = await Promise.all(all.map((s) => s.readAllUntilClosed()));
+      got.forEach((bytes, k) => expect(bytes.equals(chunkOf(big, k % 3))).toBe(true));
+    });
+
+    it.each([
+      ['an unknown command', 'NOPE 0 x'],
+      ['a bad line', 'GET_CHUNK x'],
+      ['an index past the end', 'GET_CHUNK 3 CAP'],
+      ['a HELLO of another version', 'HELLO p2p-share/3'],
+      ['a blank line', ''],
+    ])('closes without a byte on %s', async (_, line) => {
+      const s = await connectSeed();
+      s.send(line.replace('CAP', bigCap));
+      expect((await s.readAllUntilClosed()).length).toBe(0);
+    });
+
+    it('closes without a byte when the shared file changed', async () => {
+      appendFileSync(bigPath, 'more');
+      const s = await connectSeed();
+      s.send(get(0, bigCap));
+      expect((await s.readAllUntilClosed()).length).toBe(0);
+      expect(changed).toHaveLength(1);
+    });
+
+    it('closes without a byte a connection that sends nothing within the request deadline', async () => {
+      await startServer({ requestTimeoutMs: 200 });
+      const silent = await connectSeed();
+      const partial = await connectSeed();
+      partial.write('GET_CHUNK 0');
+      expect((await silent.readAllUntilClosed()).length).toBe(0);
+      expect((await partial.readAllUntilClosed()).length).toBe(0);
+    });
+
+    it('keeps the upload cap for seed connections', async () => {
+      await startServer({ uploadLimit: 2 * 1024 * 1024 });
+      const [a, b] = [await connectSeed(), await connectSeed()];
+      const started = Date.now();
+      a.send(get(0, bigCap));
+      b.send(get(1, bigCap));
+      const [ga, gb] = await Promise.all([a.readAllUntilClosed(), b.readAllUntilClosed()]);
+      expect(ga.equals(chunkOf(big, 0)) && gb.equals(chunkOf(big, 1))).toBe(true);
+      // 1 MiB at 2 MiB/s: the second chunk waits its turn behind the first
+      expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    });
+  });
+
+  describe('extended form (HELLO first)', () => {
+    it('answers the HELLO with exactly `OK 0 p2p-share/2`, then serves pipelined requests with headers', async () => {
+      const s = await connectSeed();
+      s.send(HELLO_LINE);
+      await eventually(() => s.raw.length >= HELLO_REPLY.length + 1, 'the HELLO is answered');
+      expect(s.raw.toString()).toBe(`${HELLO_REPLY}\n`);
+      s.send(get(2, bigCap));
+      const header = `CHUNK 2 ${chunkOf(big, 2).length}\n`;
+      await eventually(() => s.raw.length >= HELLO_REPLY.length + 1 + header.length + 12_345, 'the chunk arrives');
+      expect(s.raw.equals(Buffer.concat([Buffer.from(`${HELLO_REPLY}\n${header}`), chunkOf(big, 2)]))).toBe(true);
+      expect(s.isClosed).toBe(false);
+    });
+
+    it('answers a later HELLO with BAD_SYNTAX and goes on', async () => {
+      const s = await connect();
+      s.send(HELLO_LINE, get(0, bigCap));
+      expect(await s.readOne()).toEqual({ kind: 'err', code: 'BAD_SYNTAX', message: 'HELLO is only the first line' });
+      expectChunk(await s.readOne(), 0, chunkOf(big, 0));
+    });
+  });
+
   describe('connections', () => {
     it('turns away connections beyond the limit with BUSY', async () => {
       await startServer({ maxConnections: 2 });
@@ -362,6 +463,15 @@ describe(ChunkServer.name, () => {
       const c = await connect();
       expectErr(await c.readOne(), 'BUSY');
       await c.waitClosed();
+      // in the seed form the same refusal is a close without a byte, once its first line shows the form
+      const seed = await connectSeed();
+      seed.send(get(2, bigCap));
+      expect((await seed.readAllUntilClosed()).length).toBe(0);
+      // and one that sends nothing is closed without a byte after the 1 s wait for its first line
+      const mute = await connectSeed();
+      const since = Date.now();
+      expect((await mute.readAllUntilClosed(4000)).length).toBe(0);
+      expect(Date.now() - since).toBeGreaterThanOrEqual(900);
 
       a.destroy();
       await eventually(() => server.connectionCount === 1, 'a slot frees up');
@@ -380,6 +490,17 @@ describe(ChunkServer.name, () => {
       expectErr(await idle1.readOne(), 'BUSY');
       await idle1.waitClosed();
       expect(idle2.isClosed).toBe(false);
+    });
+
+    it('closes an evicted seed-form connection without a byte', async () => {
+      await startServer({ maxConnections: 1 });
+      const idle = await connectSeed();
+      idle.write('GET_CH');
+      await eventually(() => server.connectionCount === 1, 'it is in');
+      const c = await connect();
+      c.send(get(2, bigCap));
+      expectChunk(await c.readOne(), 2, chunkOf(big, 2));
+      expect((await idle.readAllUntilClosed()).length).toBe(0);
     });
 
     it('closes idle connections', async () => {
@@ -407,6 +528,9 @@ describe(ChunkServer.name, () => {
         message: '2 connections from 127.0.0.1 already (at most 2); try later',
       });
       await c.waitClosed();
+      const seed = await connectSeed();
+      seed.send(get(2, bigCap));
+      expect((await seed.readAllUntilClosed()).length).toBe(0);
 
       // another address is served meanwhile
       const other = await ChunkSocket.open(port, '127.0.0.1', '127.0.0.2');

@@ -1,8 +1,15 @@
 /*
- * The seeding side of the client-to-client protocol (see `@app/protocol` peer.ts):
+ * The seeding side of the client-to-client protocol (see `@app/protocol` peer.ts
+ * and hello.ts), in two forms chosen by a connection's first line:
+ *
+ * - extended: `HELLO p2p-share/2` -> `OK 0 p2p-share/2`, then pipelined
  *
  *     GET_CHUNK <chunk_index> <capability>   ->   CHUNK <chunk_index> <length>\n<length bytes>
  *                                            or   ERR <CODE> <message>\n
+ *
+ * - seed (any other first line): that line is the one request of the
+ *   connection; a chunk is answered with exactly its raw bytes and the
+ *   connection is ended, anything else with no byte at all and a close.
  *
  * A chunk is served only for a capability the CapabilityVerifier honours
  * (signed by the trackers' key, unexpired, naming the user this client is
@@ -23,6 +30,9 @@ import {
   Frame,
   FrameDecoder,
   GetChunkRequest,
+  HELLO,
+  HELLO_LINE,
+  HELLO_REPLY,
   parseGetChunk,
   ProtocolError,
 } from '@app/protocol';
@@ -53,6 +63,41 @@ export const DENIED_REPLY: ErrReply = errReply(ErrorCode.Denied, 'no valid capab
 
 /** A connection being turned away gets this long to take its `ERR` line before it is destroyed. */
 const REFUSAL_GRACE_MS = 1_000;
+/** A connection refused before its first line waits this long for it, to learn which form to refuse it in. */
+const FIRST_LINE_WAIT_MS = 1_000;
+/** A seed-form connection whose chunk is handed to the kernel is destroyed after this, should the peer not close. */
+const SEED_LINGER_MS = 5_000;
+
+/** The first bytes of an extended connection. */
+const HELLO_PREFIX = Buffer.from(`${HELLO} `);
+
+/** How a connection speaks: decided by its first line. */
+type Form = 'unknown' | 'seed' | 'extended';
+
+/** What the chunk server knows of one connection's form. */
+interface ConnectionForm {
+  form: Form;
+  /** Its first bytes (up to `HELLO_PREFIX.length`), while the form is unknown. */
+  head: Buffer;
+  /** Being turned away: no request is answered any more. */
+  closing: boolean;
+}
+
+/**
+ * The form that `head`, a connection's first bytes, announces: extended for
+ * `HELLO `, seed for anything else, undefined while it may still become `HELLO `.
+ */
+export function formOfFirstBytes(head: Buffer): Exclude<Form, 'unknown'> | undefined {
+  const n = Math.min(head.length, HELLO_PREFIX.length);
+  if (!head.subarray(0, n).equals(HELLO_PREFIX.subarray(0, n))) return 'seed';
+  return n === HELLO_PREFIX.length ? 'extended' : undefined;
+}
+
+function keepHead(state: ConnectionForm, bytes: Buffer): void {
+  if (state.head.length >= HELLO_PREFIX.length) return;
+  const take = bytes.subarray(0, HELLO_PREFIX.length - state.head.length);
+  state.head = Buffer.concat([state.head, take]);
+}
 
 /** Open errors that mean the shared file is no longer what was shared. */
 const GONE_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'ENXIO', 'EISDIR']);
@@ -93,12 +138,12 @@ export function seederLimits(options: ChunkServerOptions): SeederLimits {
 }
 
 /**
- * Sends one `ERR` line and closes. What the peer sends meanwhile is read and
- * dropped (closing on unread bytes would reset the connection, and the peer
- * could lose the line); a peer that has not closed its side within a second is
- * cut off.
+ * Sends one `ERR` line (none without `reply`: the seed form's refusal) and
+ * closes. What the peer sends meanwhile is read and dropped (closing on unread
+ * bytes would reset the connection, and the peer could lose the line); a peer
+ * that has not closed its side within a second is cut off.
  */
-function refuse(socket: Socket, reply: ErrReply): void {
+function refuse(socket: Socket, reply?: ErrReply): void {
   if (socket.destroyed) return;
   if (!socket.writable) return void socket.destroy();
   const timer = setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS);
@@ -108,7 +153,40 @@ function refuse(socket: Socket, reply: ErrReply): void {
   socket.on('data', () => undefined);
   socket.resume();
   // once both sides have ended (allowHalfOpen), the socket closes by itself
-  socket.end(formatReply(reply));
+  if (reply) socket.end(formatReply(reply));
+  else socket.end();
+}
+
+/**
+ * Refuses a connection whose form is not known yet: waits up to
+ * FIRST_LINE_WAIT_MS for its first bytes; `HELLO ` gets the `ERR` line as the
+ * answer to the HELLO, anything else (or nothing) a close without a byte.
+ */
+function refuseOnFirstLine(socket: Socket, reply: ErrReply, head: Buffer = Buffer.alloc(0)): void {
+  if (socket.destroyed) return;
+  socket.removeAllListeners('data');
+  let seen = head;
+  let done = false;
+  const decide = (form: Exclude<Form, 'unknown'>) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    refuse(socket, form === 'extended' ? reply : undefined);
+  };
+  const onData = (bytes: Buffer) => {
+    if (seen.length < HELLO_PREFIX.length) seen = Buffer.concat([seen, bytes.subarray(0, HELLO_PREFIX.length)]);
+    const form = formOfFirstBytes(seen);
+    if (form) decide(form);
+  };
+  const timer = setTimeout(() => decide('seed'), FIRST_LINE_WAIT_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', () => decide(formOfFirstBytes(seen) ?? 'seed'));
+  const known = formOfFirstBytes(seen);
+  if (known) return decide(known);
+  socket.on('data', onData);
+  socket.resume();
 }
 
 /** Resolves on 'drain' or 'close', whichever comes first, and leaves no listener behind. */
@@ -315,17 +393,18 @@ export class ChunkServer implements OnApplicationShutdown {
     this.sockets.add(socket);
     socket.on('error', (err) => this.logger.debug(`peer connection error: ${err.message}`));
     socket.on('close', () => this.sockets.delete(socket));
+    const state: ConnectionForm = { form: 'unknown', head: Buffer.alloc(0), closing: false };
     const admission = this.policy.admit(socket.remoteAddress, {
       // bytes the kernel took: they grow as the peer reads
       sentBytes: () => socket.bytesWritten - socket.writableLength,
-      expire: (reply) => refuse(socket, reply),
+      expire: (reply) => expire(socket, state, reply),
     });
-    if (!admission.ok) return refuse(socket, admission.reply);
+    if (!admission.ok) return refuseOnFirstLine(socket, admission.reply);
     socket.once('close', () => admission.watch.release());
-    this.serve(socket, admission.watch);
+    this.serve(socket, admission.watch, state);
   }
 
-  private serve(socket: Socket, watch: ConnectionWatch): void {
+  private serve(socket: Socket, watch: ConnectionWatch, state: ConnectionForm): void {
     const decoder = new FrameDecoder(this.maxLineBytes);
     let pumping = false;
     let ended = false;
@@ -334,7 +413,18 @@ export class ChunkServer implements OnApplicationShutdown {
     const loop = async (): Promise<void> => {
       // the next chunk is read from disk while the previous one is still going out: at most two per connection
       let sending: Promise<void> | undefined;
-      for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
+      for (let frame = decoder.next(); frame && !socket.destroyed && !state.closing; frame = decoder.next()) {
+        if (state.form === 'seed') return; // its one request is answered
+        if (state.form === 'unknown') {
+          if (frame.type === 'line' && frame.line === HELLO_LINE) {
+            state.form = 'extended';
+            if (!socket.write(`${HELLO_REPLY}\n`)) sending = drained(socket);
+            continue;
+          }
+          // any other first line is the one request of a seed-form connection
+          state.form = 'seed';
+          return this.serveSeed(socket, watch, state, frame);
+        }
         // the one place a request counts as served: answered with a chunk (an ERR answer does not count)
         const answer = await watch.during(this.answer(frame), (a) => a?.ok === true);
         if (answer === undefined) continue;
@@ -391,6 +481,7 @@ export class ChunkServer implements OnApplicationShutdown {
 
     socket.on('data', (chunk: Buffer) => {
       watch.received(chunk);
+      if (state.form === 'unknown') keepHead(state, chunk);
       decoder.push(chunk);
       if (decoder.bufferedBytes >= PAUSE_BYTES) socket.pause();
       pump();
@@ -398,6 +489,37 @@ export class ChunkServer implements OnApplicationShutdown {
     socket.on('end', () => {
       ended = true;
       pump();
+    });
+  }
+
+  /**
+   * Answers the one request of a seed-form connection: the chunk's raw bytes,
+   * nothing before or after, then the end of the connection; any refusal or
+   * error closes it without a byte.
+   */
+  private async serveSeed(socket: Socket, watch: ConnectionWatch, state: ConnectionForm, frame: Frame): Promise<void> {
+    // nothing after the request is read as a request: the connection ends with its answer
+    socket.removeAllListeners('data');
+    socket.on('data', () => undefined);
+    socket.resume();
+    const answer = await watch.during(this.answer(frame), (a) => a?.ok === true);
+    if (!answer?.ok || state.closing) {
+      if (answer?.ok) this.giveBack(answer.data);
+      if (!state.closing) refuse(socket);
+      return;
+    }
+    const { data } = answer;
+    await watch.during(this.pace(data.length));
+    if (socket.destroyed || !socket.writable || state.closing) {
+      this.giveBack(data);
+      return;
+    }
+    socket.write(data, () => this.giveBack(data));
+    socket.end(() => {
+      // all of it is with the kernel: a peer that does not close its side is let go of a while later
+      const timer = setTimeout(() => socket.destroy(), SEED_LINGER_MS);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
     });
   }
 
@@ -417,6 +539,9 @@ export class ChunkServer implements OnApplicationShutdown {
       return errReply(ErrorCode.LineTooLong, `request line longer than ${this.maxLineBytes} bytes ignored`);
     }
     if (frame.line.trim() === '') return undefined;
+    if (frame.line.startsWith(HELLO_PREFIX.toString()) || frame.line === HELLO) {
+      return errReply(ErrorCode.BadSyntax, 'HELLO is only the first line');
+    }
     let request: GetChunkRequest;
     try {
       request = parseGetChunk(frame.line);
@@ -431,6 +556,20 @@ export class ChunkServer implements OnApplicationShutdown {
       return errReply(ErrorCode.Internal, 'could not read the chunk');
     }
   }
+}
+
+/**
+ * A deadline passed or the connection was evicted: `reply` goes out only on
+ * an extended connection. One whose form is not known yet, evicted to make
+ * room, is refused as at admission (by its first line); an expired one, or a
+ * seed-form one, is closed without a byte.
+ */
+function expire(socket: Socket, state: ConnectionForm, reply: ErrReply): void {
+  const form = state.form;
+  state.closing = true;
+  if (form === 'extended') return refuse(socket, reply);
+  if (form === 'unknown' && reply.code !== ErrorCode.IdleTimeout) return refuseOnFirstLine(socket, reply, state.head);
+  refuse(socket);
 }
 
 function noSuchChunk(share: SharedFile, index: number): ErrReply {

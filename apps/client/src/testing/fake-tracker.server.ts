@@ -1,3 +1,4 @@
+import { HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import * as net from 'node:net';
 
 export type LineHandler = (line: string, socket: net.Socket) => unknown;
@@ -5,16 +6,22 @@ export type LineHandler = (line: string, socket: net.Socket) => unknown;
 /**
  * An in-process TCP server on a free 127.0.0.1 port playing tracker: it
  * splits requests into lines and hands each to `handler`, which writes
- * whatever reply bytes the test wants.
+ * whatever reply bytes the test wants. A connection's first line
+ * `HELLO p2p-share/2` is answered `OK 0 p2p-share/2` here (and counted in
+ * `hellos`, not in `received`) unless `answerHello` is false.
  */
 export class FakeTrackerServer {
   readonly received: string[] = [];
   connections = 0;
+  hellos = 0;
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
   private lineWaiters: { count: number; resolve: () => void }[] = [];
 
-  constructor(private readonly handler: LineHandler) {
+  constructor(
+    private readonly handler: LineHandler,
+    private readonly answerHello = true,
+  ) {
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
@@ -49,11 +56,19 @@ export class FakeTrackerServer {
     socket.on('error', () => undefined);
     let buffered = '';
     let chain = Promise.resolve();
+    let first = true;
     socket.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
       for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
         const line = buffered.slice(0, at);
         buffered = buffered.slice(at + 1);
+        if (first && this.answerHello && line === HELLO_LINE) {
+          first = false;
+          this.hellos++;
+          socket.write(`${HELLO_REPLY}\n`);
+          continue;
+        }
+        first = false;
         this.received.push(line);
         this.lineWaiters = this.lineWaiters.filter((w) =>
           this.received.length >= w.count ? (w.resolve(), false) : true,

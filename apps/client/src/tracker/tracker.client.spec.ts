@@ -1,4 +1,4 @@
-import { ErrorCode, errReply, formatHostPort, formatReply, okReply } from '@app/protocol';
+import { ErrorCode, errReply, formatHostPort, formatReply, HELLO_LINE, okReply } from '@app/protocol';
 import { configServiceFor } from '../testing/client-config.factory';
 import { CollectingOutput } from '../testing/collecting.output';
 import { closedPort, FakeTrackerServer, writeInParts } from '../testing/fake-tracker.server';
@@ -169,6 +169,44 @@ describe(TrackerClient.name, () => {
         `no tracker reachable (tried 127.0.0.1:${a.port}, 127.0.0.1:${b.port})`,
       );
       expect(Date.now() - started).toBeLessThan(2000);
+    });
+
+    it('opens every connection with HELLO p2p-share/2 and sends requests only after its OK', async () => {
+      const server = await start((line, socket) => socket.write(echo(line)));
+      const tracker = clientFor([server.address]);
+
+      await expect(tracker.request('hi')).resolves.toEqual(okReply('got hi'));
+      expect(server.hellos).toBe(1);
+      expect(server.received.map(withoutId)).toEqual(['hi']);
+    });
+
+    it('passes over a tracker that refuses the HELLO (too many connections), and says why when all do', async () => {
+      const refusing = new FakeTrackerServer(
+        (line, socket) => void socket.end('ERR TOO_MANY_CONNECTIONS at most 8 connections from 127.0.0.1\n'),
+        false,
+      );
+      await refusing.start();
+      servers.push(refusing);
+      const server = await start((line, socket) => socket.write(echo(line)));
+      await expect(clientFor([refusing.address, server.address]).request('hi')).resolves.toEqual(okReply('got hi'));
+      expect(refusing.received).toEqual([HELLO_LINE]);
+
+      const alone = clientFor([refusing.address]);
+      await expect(alone.request('x')).rejects.toThrow(
+        `no tracker reachable (tried ${formatHostPort(refusing.address)}); ` +
+          `${formatHostPort(refusing.address)} refused: at most 8 connections from 127.0.0.1`,
+      );
+    });
+
+    it('does not take a tracker that answers the HELLO in the seed form', async () => {
+      const seedOnly = new FakeTrackerServer(
+        (line, socket) => void socket.write("error: unknown command 'HELLO'\n"),
+        false,
+      );
+      await seedOnly.start();
+      servers.push(seedOnly);
+      await expect(clientFor([seedOnly.address]).request('x')).rejects.toThrow(TrackerUnreachableError);
+      expect(seedOnly.received).toEqual([HELLO_LINE]);
     });
 
     it('reconnects after a connection dropped while idle (no session: on the next request)', async () => {

@@ -1,4 +1,4 @@
-import { LineConnection, LineConnectionEnd, MAX_REPLY_LINE_BYTES } from '@app/line-client';
+import { LineConnectError, LineConnection, LineConnectionEnd, MAX_REPLY_LINE_BYTES } from '@app/line-client';
 import { ErrorCode, errReply, formatHostPort, HostPort, joinArgs, okReply, Reply } from '@app/protocol';
 import { Inject, Injectable, OnModuleDestroy, Optional } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
@@ -72,6 +72,8 @@ type SessionState = 'none' | 'resumed' | 'lost' | 'expired' | 'broken';
 export class TrackerClient implements OnModuleDestroy {
   private conn: Connection | undefined;
   private connecting: Promise<Connection> | undefined;
+  /** Why the last tracker that answered our HELLO refused the connection (`TOO_MANY_CONNECTIONS`, ...). */
+  private lastRefusal: string | undefined;
   /** The connection that broke and has not been replaced yet: the failover starts after it. */
   private lostFrom: Connection | undefined;
   /** The tracker at this index closed our idle connection: the next connection goes back to it, quietly. */
@@ -221,7 +223,7 @@ export class TrackerClient implements OnModuleDestroy {
       if (left <= 0) break;
       await pause(Math.min(this.timings.retryPauseMs, left), signal);
     }
-    if (from === undefined) throw new TrackerUnreachableError(trackers);
+    if (from === undefined) throw new TrackerUnreachableError(trackers, this.lastRefusal);
     this.gaveUp = true;
     throw new TrackerFailoverError(trackers);
   }
@@ -229,14 +231,21 @@ export class TrackerClient implements OnModuleDestroy {
   private async openOne(index: number, signal: AbortSignal): Promise<Connection | undefined> {
     const { trackers, connectTimeoutMs } = this.config.get();
     try {
+      // every tracker connection speaks the extended form: framed replies, request ids, continuation lines
       const line = await LineConnection.open(trackers[index], {
         timeoutMs: connectTimeoutMs,
         signal,
         maxReplyLineBytes: MAX_REPLY_LINE_BYTES,
         keepAliveMs: 30_000,
+        hello: true,
       });
+      this.lastRefusal = undefined;
       return this.attach(index, trackers[index], line);
-    } catch {
+    } catch (err) {
+      // a refusal (TOO_MANY_CONNECTIONS) is the answer to the HELLO: that tracker is passed over like one that is down
+      if (err instanceof LineConnectError && err.refusal) {
+        this.lastRefusal = `${formatHostPort(trackers[index])} refused: ${err.refusal.message}`;
+      }
       return undefined;
     }
   }

@@ -3,8 +3,12 @@ import { formatHostPort, HostPort } from '@app/protocol';
 /** No tracker in the file accepted a connection (at start-up, before any tracker was in use). */
 export class TrackerUnreachableError extends Error {
   override readonly name = 'TrackerUnreachableError';
-  constructor(readonly tried: readonly HostPort[]) {
-    super(`no tracker reachable (tried ${tried.map(formatHostPort).join(', ')})`);
+  /** `refusal`: why the last tracker that answered turned the connection down (e.g. too many connections). */
+  constructor(
+    readonly tried: readonly HostPort[],
+    refusal?: string,
+  ) {
+    super(`no tracker reachable (tried ${tried.map(formatHostPort).join(', ')})${refusal ? `; ${refusal}` : ''}`);
   }
 }
 

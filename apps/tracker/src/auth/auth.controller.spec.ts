@@ -52,15 +52,16 @@ describe(AuthController.name, () => {
     ).rejects.toBe(refusal);
   });
 
-  it('login logs the connection in and confirms it, with the session token and the capability key as body lines', async () => {
+  it('login logs the connection in and confirms it, with the session token and the capability key as body lines (extended form only)', async () => {
     const ctx = peerContext();
     const token = 'ab'.repeat(32);
     auth.login.mockResolvedValue(token);
     await expect(controller.login({ kind: 'login', userId: 'alice', password: 'pw' }, ctx)).resolves.toEqual(
-      okReply('logged in as alice', [
-        `session_token:${token}`,
-        `capability_key:${signer.publicKey.toString('base64url')}`,
-      ]),
+      okReply(
+        'logged in as alice',
+        [`session_token:${token}`, `capability_key:${signer.publicKey.toString('base64url')}`],
+        'message',
+      ),
     );
     expect(auth.login).toHaveBeenCalledWith(ctx, 'alice', 'pw');
   });

@@ -26,7 +26,12 @@ export class AuthController {
   @Replicated()
   async login(@Payload() cmd: LoginCmd, @Ctx() ctx: PeerContext): Promise<OkReply> {
     const token = await this.auth.login(ctx, cmd.userId, cmd.password);
-    return okReply(`logged in as ${cmd.userId}`, [`session_token:${token}`, this.capabilities.publicKeyLine]);
+    // the token lines are extensions: the seed form shows the message only
+    return okReply(
+      `logged in as ${cmd.userId}`,
+      [`session_token:${token}`, this.capabilities.publicKeyLine],
+      'message',
+    );
   }
 
   @MessagePattern(Cmd.Resume)

@@ -72,7 +72,17 @@ describe(parseTrackerArgs.name, () => {
   describe('limits', () => {
     it('sets each limit from its flag, as two words or with =', () => {
       const argv = ['info.txt', '1', '--max-conns-per-ip', '8', '--max-conns=500', '--idle-timeout-login', '500ms'];
-      argv.push('--idle-timeout', '2h', '--max-line', '128K', '--max-buffered=1M', '--max-pending', '1G');
+      argv.push(
+        '--idle-timeout',
+        '2h',
+        '--max-line',
+        '128K',
+        '--max-buffered=1M',
+        '--max-pending',
+        '1G',
+        '--max-upload-line',
+        '8M',
+      );
       argv.push('--max-scrypt', '4', '--max-scrypt-queue', '0', '--max-scrypt-per-ip', '3');
       argv.push('--login-backoff-after', '1000000');
       argv.push('--login-backoff-max', '30');
@@ -84,6 +94,7 @@ describe(parseTrackerArgs.name, () => {
         maxLineBytes: 128 * 1024,
         maxBufferedBytes: 1024 * 1024,
         maxPendingBytes: 1024 ** 3,
+        maxUploadLineBytes: 8 * 1024 * 1024,
         maxScrypt: 4,
         maxScryptQueue: 0,
         maxScryptPerIp: 3,

@@ -37,8 +37,10 @@ export interface TrackerLimits {
   readonly maxLineBytes: number;
   /** Continuation lines (`upload_file ... @N`) one connection may have waiting for their command. */
   readonly maxBufferedBytes: number;
-  /** Continuation lines all connections together may have waiting. */
+  /** Continuation lines (and the digests of streamed upload_file lines) all connections together may have waiting. */
   readonly maxPendingBytes: number;
+  /** Longest `upload_file` line with its hashes inline, from a logged-in client (read as it streams in). */
+  readonly maxUploadLineBytes: number;
   /** Password hashes (create_user, login) computed at once, and how many more may wait for a turn. */
   readonly maxScrypt: number;
   readonly maxScryptQueue: number;
@@ -57,6 +59,7 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
   maxLineBytes: 64 * 1024,
   maxBufferedBytes: 16 * 1024 * 1024,
   maxPendingBytes: 256 * 1024 * 1024,
+  maxUploadLineBytes: 192 * 1024 * 1024, // 4,096,000 inline hashes (41 bytes each) and a head of --max-line
   maxScrypt: 2,
   maxScryptQueue: 64,
   maxScryptPerIp: 8,
@@ -73,6 +76,7 @@ const LIMIT_FLAGS: Readonly<Record<string, [keyof TrackerLimits, (text: string) 
   '--max-line': ['maxLineBytes', parseBytes, 1024],
   '--max-buffered': ['maxBufferedBytes', parseBytes, 0],
   '--max-pending': ['maxPendingBytes', parseBytes, 0],
+  '--max-upload-line': ['maxUploadLineBytes', parseBytes, 1024],
   '--max-scrypt': ['maxScrypt', count, 1],
   '--max-scrypt-queue': ['maxScryptQueue', count, 0],
   '--max-scrypt-per-ip': ['maxScryptPerIp', count, 1],
@@ -88,7 +92,7 @@ function count(text: string): number {
 export const TRACKER_USAGE =
   'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT]' +
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
-  ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
+  ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-upload-line BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
   ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION]';
 

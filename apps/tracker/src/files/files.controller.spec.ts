@@ -1,4 +1,14 @@
-import { ErrorCode, FileMetadata, formatFileMetadata, okReply, ProtocolError, UploadFileCmd } from '@app/protocol';
+import {
+  DigestsLine,
+  ErrorCode,
+  formatFileMetadata,
+  okReply,
+  OkReply,
+  PackedFileMetadata,
+  ProtocolError,
+  ReplyLine,
+  UploadFileCmd,
+} from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { createHash } from 'node:crypto';
 import { NotLoggedInError } from '../common/domain.error';
@@ -77,6 +87,7 @@ describe(FilesController.name, () => {
     controller = moduleRef.get(FilesController);
     alice = new PeerContext(42, '192.168.1.20:51234');
     alice.setUser('alice');
+    alice.extended = true; // its connection began with HELLO p2p-share/2
   });
 
   describe('upload_file', () => {
@@ -84,7 +95,7 @@ describe(FilesController.name, () => {
       files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
       expect(controller.upload(uploadCmd(), alice)).toEqual(okReply('shared report.pdf in group g1 (3 chunks)'));
       expect(files.share).toHaveBeenCalledWith(
-        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7001 } },
+        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7001 }, seedForm: false },
         {
           groupId: 'g1',
           filePath: '/home/alice/report.pdf',
@@ -95,11 +106,20 @@ describe(FilesController.name, () => {
       );
     });
 
+    it('announces a seeder on a connection without HELLO as a seed-form one', () => {
+      files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
+      alice.extended = false;
+      controller.upload(uploadCmd(), alice);
+      controller.newSeeder({ kind: 'new_seeder', groupId: 'g1', fileName: 'f', filePath: '/f', myPort: '7001' }, alice);
+      expect(files.share).toHaveBeenCalledWith(expect.objectContaining({ seedForm: true }), expect.anything());
+      expect(files.addSeeder).toHaveBeenCalledWith(expect.objectContaining({ seedForm: true }), 'g1', 'f', '/f');
+    });
+
     it('takes only the port of an IP:PORT: the host is always the connection’s own', () => {
       files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
       controller.upload(uploadCmd({ myPort: '10.0.0.9:7005' }), alice);
       expect(files.share).toHaveBeenCalledWith(
-        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7005 } },
+        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7005 }, seedForm: false },
         expect.anything(),
       );
     });
@@ -215,33 +235,40 @@ describe(FilesController.name, () => {
   });
 
   describe('download_file', () => {
-    const meta: FileMetadata = {
+    const meta: PackedFileMetadata = {
       fileName: 'report.pdf',
       fileSize: 1048576,
       fileHash: sha1('report'),
-      chunkHashes: [h1, h2],
+      chunkDigests: Buffer.from(h1 + h2, 'hex'),
       seeders: [
         { userId: 'bob', address: { host: '10.0.0.2', port: 7002 }, capability: 'AQ-bob' },
         { userId: 'carol', address: { host: '10.0.0.3', port: 7003 }, capability: 'AQ-carol' },
       ],
     };
 
+    /** The reply with its long lines as text. */
+    const asText = (reply: OkReply<ReplyLine>) => okReply(reply.message, reply.lines.map(String));
+
     it('answers the metadata lines with the online seeders, ignoring the destination', () => {
       files.download.mockReturnValue(meta);
-      expect(
-        controller.download(
-          { kind: 'download_file', groupId: 'g1', fileName: 'report.pdf', destinationPath: '/tmp' },
-          alice,
-        ),
-      ).toEqual(okReply('report.pdf: 1048576 bytes, 2 online seeders', formatFileMetadata(meta)));
+      const reply = controller.download(
+        { kind: 'download_file', groupId: 'g1', fileName: 'report.pdf', destinationPath: '/tmp' },
+        alice,
+      );
+      expect(asText(reply)).toEqual(okReply('report.pdf: 1048576 bytes, 2 online seeders', formatFileMetadata(meta)));
+      expect(reply.seed).toBe('metadata');
+      expect(String(reply.lines[3])).toBe(`chunk_hashes:${h1},${h2}`);
+      expect(reply.lines[3]).toBeInstanceOf(DigestsLine); // written in pieces, never built whole
       expect(files.download).toHaveBeenCalledWith('alice', 'g1', 'report.pdf');
     });
 
     it('still answers when nobody is online', () => {
       files.download.mockReturnValue({ ...meta, fileSize: 1, seeders: [] });
-      expect(controller.download({ kind: 'download_file', groupId: 'g1', fileName: 'report.pdf' }, alice)).toEqual(
+      const reply = controller.download({ kind: 'download_file', groupId: 'g1', fileName: 'report.pdf' }, alice);
+      expect(asText(reply)).toEqual(
         okReply('report.pdf: 1 byte, 0 online seeders', formatFileMetadata({ ...meta, fileSize: 1, seeders: [] })),
       );
+      expect(reply.seed).toBe('metadata');
     });
   });
 
@@ -253,7 +280,7 @@ describe(FilesController.name, () => {
       ),
     ).toEqual(okReply('now seeding report.pdf in group g1'));
     expect(files.addSeeder).toHaveBeenCalledWith(
-      { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7009 } },
+      { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7009 }, seedForm: false },
       'g1',
       'report.pdf',
       '/dl/report.pdf',

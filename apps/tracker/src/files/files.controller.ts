@@ -2,7 +2,7 @@ import {
   Cmd,
   DownloadFileCmd,
   ErrorCode,
-  formatFileMetadata,
+  metadataReplyLines,
   ListFilesCmd,
   NewSeederCmd,
   okReply,
@@ -10,6 +10,7 @@ import {
   parseChunkHashes,
   ProtocolError,
   quoteArg,
+  ReplyLine,
   StopShareCmd,
   UploadFileCmd,
 } from '@app/protocol';
@@ -39,7 +40,7 @@ export class FilesController {
       filePath: cmd.filePath,
       fileSize: parseFileSize(cmd.fileSize),
       fileHash: cmd.fileHash,
-      chunkHashes: parseChunkHashes(cmd.chunkHashes),
+      ...(cmd.chunkDigests ? { chunkDigests: cmd.chunkDigests } : { chunkHashes: parseChunkHashes(cmd.chunkHashes) }),
     });
     const shared = `shared ${shownName(fileName)} in group ${cmd.groupId} (${plural(chunkCount, 'chunk')})`;
     return okReply(created ? shared : `${shared}; it was already shared, you seed it too now`);
@@ -56,13 +57,14 @@ export class FilesController {
     );
   }
 
-  /** The destination path is the client's business. */
+  /** The destination path is the client's business. The seed form sees only the seven metadata lines. */
   @MessagePattern(Cmd.DownloadFile)
-  download(@Payload() cmd: DownloadFileCmd, @Ctx() ctx: PeerContext): OkReply {
+  download(@Payload() cmd: DownloadFileCmd, @Ctx() ctx: PeerContext): OkReply<ReplyLine> {
     const meta = this.files.download(ctx.requireUser(), cmd.groupId, cmd.fileName);
     return okReply(
       `${shownName(meta.fileName)}: ${plural(meta.fileSize, 'byte')}, ${plural(meta.seeders.length, 'online seeder')}`,
-      formatFileMetadata(meta),
+      metadataReplyLines(meta),
+      'metadata', // the seed form: exactly its seven lines, nothing before them
     );
   }
 
@@ -81,10 +83,18 @@ export class FilesController {
     return okReply(fileDeleted ? `${stopped}; nobody else seeds it, so it is no longer listed` : stopped);
   }
 
-  /** The logged-in user, its session, and where its client serves: this connection's host, the client's port. */
+  /**
+   * The logged-in user, its session, where its client serves (this connection's
+   * host, the client's port) and how: a connection without HELLO is a seed-form one.
+   */
   private announcer(ctx: PeerContext, myPort: string): Announcer {
     const userId = ctx.requireUser();
-    return { userId, connectionId: ctx.connectionId, address: this.seederAddress.resolve(myPort, ctx.remoteAddress) };
+    return {
+      userId,
+      connectionId: ctx.connectionId,
+      address: this.seederAddress.resolve(myPort, ctx.remoteAddress),
+      seedForm: !ctx.extended,
+    };
   }
 }
 

@@ -6,6 +6,7 @@ import {
   ErrorCode,
   formatFileMetadata,
   HostPort,
+  SeederForm,
   SeederInfo,
   StampedOp,
 } from '@app/protocol';
@@ -44,7 +45,12 @@ const plainHasher: PasswordHasher = {
 };
 
 /** A 3-chunk file (1 MiB + 1 byte) at `path`, with metadata derived from `content`. */
-function upload(groupId: string, path: string, content = 'report', size = 2 * CHUNK_SIZE + 1): ShareRequest {
+function upload(
+  groupId: string,
+  path: string,
+  content = 'report',
+  size = 2 * CHUNK_SIZE + 1,
+): ShareRequest & { chunkHashes: readonly string[] } {
   const chunks = Math.ceil(size / CHUNK_SIZE);
   return { groupId, filePath: path, fileSize: size, fileHash: sha1(content), chunkHashes: chunkList(chunks, content) };
 }
@@ -417,9 +423,42 @@ describe(FilesService.name, () => {
         'seeder_ports:7001',
         `seeder_file_paths:${meta.seeders[0].capability}`,
         `seeder_hosts:${address('alice', 7001).host}`,
+        'seeder_protocols:p2p-share/2',
       ]);
       expect(lines[6]).toMatch(/^seeder_file_paths:[A-Za-z0-9_-]{100,}$/);
       expect(lines.join('\n')).not.toContain('/a/');
+    });
+
+    it('lists a seeder that registered over a seed-form connection with its path and as seed', () => {
+      files.share({ ...alice.as(7001), seedForm: true }, upload('g1', '/a/plain.txt', 'x', 5));
+      files.share(bob.as(7002), upload('g1', '/b/plain.txt', 'x', 5));
+      const meta = files.download('bob', 'g1', 'plain.txt');
+      expect(meta.seeders[0]).toEqual({
+        userId: 'alice',
+        address: address('alice', 7001),
+        capability: '/a/plain.txt',
+        seedForm: true,
+      });
+      expect(claimsOf(meta.seeders[1]).seederId).toBe('bob');
+      expect(formatFileMetadata(meta).slice(6)).toEqual([
+        `seeder_file_paths:/a/plain.txt,${meta.seeders[1].capability}`,
+        `seeder_hosts:${address('alice', 7001).host},${address('bob', 7002).host}`,
+        'seeder_protocols:seed,p2p-share/2',
+      ]);
+    });
+
+    it('tells the other trackers each seeder’s form in its presence', () => {
+      const pushed = jest.spyOn(sync, 'presenceChanged');
+      files.share({ ...alice.as(7001), seedForm: true }, upload('g1', '/a/plain.txt', 'x', 5));
+      files.addSeeder(bob.as(7002), 'g1', 'plain.txt', '/b/plain.txt');
+      expect(pushed.mock.calls.map(([c]) => (c.on ? [c.entry.userId, c.entry.form, c.entry.filePath] : c))).toEqual([
+        ['alice', SeederForm.Seed, '/a/plain.txt'],
+        ['bob', SeederForm.Extended, '/b/plain.txt'],
+      ]);
+      expect(sync.localPresence().map((e) => [e.userId, e.form])).toEqual([
+        ['alice', SeederForm.Seed],
+        ['bob', SeederForm.Extended],
+      ]);
     });
 
     it('issues each seeder a capability naming the file by hash, the group, the seeder, the downloader and an expiry', () => {
@@ -477,6 +516,7 @@ describe(FilesService.name, () => {
         'seeder_ports:',
         'seeder_file_paths:',
         'seeder_hosts:',
+        'seeder_protocols:',
       ]);
     });
 
@@ -663,6 +703,7 @@ describe(FilesService.name, () => {
         groupId: 'g1',
         fileName: 'remote.bin',
         filePath: req.filePath,
+        form: SeederForm.Extended,
       };
       sync.remotePresence(2, { on: true, entry });
       expect(whereFrom('alice', 'remote.bin')).toEqual([{ userId: 'bob', address: { host: '10.9.9.9', port: 7002 } }]);
@@ -676,6 +717,39 @@ describe(FilesService.name, () => {
       sync.remotePresence(2, { on: true, entry });
       sync.remotePresence(2, { on: false, entry });
       expect(online('remote.bin')).toEqual([]);
+    });
+
+    it('lists a seed-form seeder of another tracker with its path, as its presence says', () => {
+      const req = upload('g1', '/b/dir, with comma/remote.bin', 'remote');
+      sync.receive(
+        fromTracker2(
+          'upload_file',
+          'bob',
+          'g1',
+          req.filePath,
+          String(req.fileSize),
+          req.fileHash,
+          req.chunkHashes.join(','),
+        ),
+      );
+      files.share(alice.as(7001), upload('g1', '/a/remote.bin', 'remote'));
+      const entry = {
+        userId: 'bob',
+        address: '10.9.9.9:7002',
+        groupId: 'g1',
+        fileName: 'remote.bin',
+        filePath: req.filePath,
+        form: SeederForm.Seed,
+      };
+      sync.remotePresence(2, { on: true, entry });
+      const meta = files.download('alice', 'g1', 'remote.bin');
+      expect(meta.seeders).toEqual([
+        { userId: 'bob', address: { host: '10.9.9.9', port: 7002 }, capability: req.filePath, seedForm: true },
+        { userId: 'alice', address: address('alice', 7001), capability: expect.any(String) as string },
+      ]);
+      const lines = formatFileMetadata(meta);
+      expect(lines[6]).toBe(`seeder_file_paths:/b/dir%2C with comma/remote.bin,${meta.seeders[1].capability}`);
+      expect(lines[8]).toBe('seeder_protocols:seed,p2p-share/2');
     });
 
     it('ignores a change from another tracker that no longer fits', () => {

@@ -1,5 +1,7 @@
 import { planChunks } from '@app/chunking';
 import {
+  digestsToHexList,
+  hexListToDigests,
   PackedFileMetadata,
   fileNameProblem,
   formatHostPort,
@@ -8,6 +10,7 @@ import {
   Op,
   parseHostPort,
   quoteArg,
+  SeederForm,
   SeederInfo,
 } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
@@ -32,6 +35,8 @@ export interface Announcer {
   readonly userId: string;
   readonly connectionId: number;
   readonly address: HostPort;
+  /** True when the session's connection speaks the seed form (no HELLO): the client then serves paths, not capabilities. */
+  readonly seedForm?: boolean;
 }
 
 export interface ShareRequest {
@@ -40,8 +45,10 @@ export interface ShareRequest {
   readonly filePath: string;
   readonly fileSize: number;
   readonly fileHash: string;
-  /** Hex SHA-1 of each 512 KiB chunk, in order. */
-  readonly chunkHashes: readonly string[];
+  /** Hex SHA-1 of each 512 KiB chunk, in order... */
+  readonly chunkHashes?: readonly string[];
+  /** ...or the same already packed, 20 raw bytes each (a long inline list read as it streamed in). */
+  readonly chunkDigests?: Buffer;
 }
 
 export interface ShareOutcome {
@@ -78,6 +85,7 @@ const splitKey = (key: string): [string, string] => {
 interface RemoteSeeder {
   readonly address: HostPort;
   readonly filePath: string;
+  readonly seedForm: boolean;
 }
 
 /** The soft state of one live session that announced shares. */
@@ -85,6 +93,8 @@ interface AnnouncingSession {
   readonly userId: string;
   /** Where the user's client serves chunks, as last announced on this session. */
   address: HostPort;
+  /** The form of the session's connection: a seed-form seeder is listed with its path and as `seed`. */
+  seedForm: boolean;
   /** Keys (`fileKey`) of the files this session announced. */
   readonly files: Set<string>;
 }
@@ -139,14 +149,21 @@ export class FilesService {
     const fileHash = req.fileHash.toLowerCase();
     if (!isSha1Hex(fileHash)) throw new BadFileMetadataError('file_hash must be a 40-digit hex SHA-1');
     const expected = planChunks(req.fileSize).count;
-    if (req.chunkHashes.length !== expected) {
+    const given = req.chunkDigests ? Math.floor(req.chunkDigests.length / 20) : (req.chunkHashes?.length ?? 0);
+    if (given !== expected || (req.chunkDigests && req.chunkDigests.length % 20 !== 0)) {
       throw new BadFileMetadataError(
-        `a file of ${req.fileSize} bytes has ${expected} chunk${expected === 1 ? '' : 's'} of 512 KiB, but ${req.chunkHashes.length} chunk hash${req.chunkHashes.length === 1 ? ' was' : 'es were'} given`,
+        `a file of ${req.fileSize} bytes has ${expected} chunk${expected === 1 ? '' : 's'} of 512 KiB, but ${given} chunk hash${given === 1 ? ' was' : 'es were'} given`,
       );
     }
-    const bad = req.chunkHashes.findIndex((h) => !isSha1Hex(h.toLowerCase()));
-    if (bad >= 0) throw new BadFileMetadataError(`chunk hash ${bad} is not a 40-digit hex SHA-1`);
-    const chunkHashes = packChunkHashes(req.chunkHashes);
+    let chunkHashes: Buffer;
+    if (req.chunkDigests) {
+      chunkHashes = req.chunkDigests;
+    } else {
+      const hashes = req.chunkHashes ?? [];
+      const bad = hashes.findIndex((h) => !isSha1Hex(h.toLowerCase()));
+      if (bad >= 0) throw new BadFileMetadataError(`chunk hash ${bad} is not a 40-digit hex SHA-1`);
+      chunkHashes = packChunkHashes(hashes);
+    }
 
     const { groupId } = req;
     const existing = this.files.getFile(groupId, fileName);
@@ -164,7 +181,8 @@ export class FilesService {
     this.sync.commit({
       kind: 'upload_file',
       actor: by.userId,
-      args: [groupId, req.filePath, String(req.fileSize), fileHash, req.chunkHashes.join(',').toLowerCase()],
+      // the replicated change carries the list as text (8.4 MB for 204,800 chunks), as every tracker's log has it
+      args: [groupId, req.filePath, String(req.fileSize), fileHash, digestsToHexList(chunkHashes)],
     });
     this.markOnline(by, groupId, fileName);
     return { fileName, chunkCount: expected, created };
@@ -182,8 +200,10 @@ export class FilesService {
 
   /**
    * `download_file`: the file's metadata with its online seeders only (possibly
-   * none), each with a capability for `userId` in place of its path: seeders'
-   * paths never leave the trackers.
+   * none). A seeder of ours gets a capability for `userId` in place of its path
+   * (its path never leaves the trackers); a seed-form seeder, which serves
+   * `GET_CHUNK <i> <file_path>` and cannot check capabilities, gets the path it
+   * registered, and is marked `seedForm`.
    */
   download(userId: string, groupId: string, fileName: string): PackedFileMetadata {
     this.groups.assertMember(userId, groupId);
@@ -199,6 +219,10 @@ export class FilesService {
       const elsewhere = session ? undefined : this.remoteSeeder(key, s.userId);
       const address = session?.address ?? elsewhere?.address;
       if (!address) continue;
+      if (session?.seedForm ?? elsewhere?.seedForm) {
+        seeders.push({ userId: s.userId, address, capability: s.filePath, seedForm: true });
+        continue;
+      }
       const capability = this.capabilities.issue({
         fileHash: file.fileHash,
         groupId,
@@ -259,10 +283,11 @@ export class FilesService {
     let session = this.sessions.get(by.connectionId);
     if (!session || session.userId !== by.userId) {
       if (session) this.forgetSession(by.connectionId);
-      session = { userId: by.userId, address: by.address, files: new Set() };
+      session = { userId: by.userId, address: by.address, seedForm: by.seedForm === true, files: new Set() };
       this.sessions.set(by.connectionId, session);
     }
     session.address = by.address;
+    session.seedForm = by.seedForm === true;
     session.files.add(key);
     let users = this.online.get(key);
     if (!users) this.online.set(key, (users = new Map<string, number>()));
@@ -272,7 +297,14 @@ export class FilesService {
     const filePath = this.files.getSeeder(groupId, fileName, by.userId)?.filePath ?? '';
     this.sync.presenceChanged({
       on: true,
-      entry: { userId: by.userId, address: formatHostPort(by.address), groupId, fileName, filePath },
+      entry: {
+        userId: by.userId,
+        address: formatHostPort(by.address),
+        groupId,
+        fileName,
+        filePath,
+        form: formOf(session),
+      },
     });
   }
 
@@ -319,7 +351,8 @@ export class FilesService {
     const existing = this.files.getFile(groupId, fileName);
     if (existing && (existing.fileHash !== fileHash || existing.fileSize !== fileSize)) return;
     if (!existing) {
-      const chunkHashes = packChunkHashes(hashList === '' ? [] : hashList.split(','));
+      const chunkHashes = hexListToDigests(hashList);
+      if (!chunkHashes) return; // not a list of hex SHA-1s: no tracker commits one
       this.files.addFile({ groupId, fileName, fileSize, fileHash, chunkHashes, uploader: actor, createdAt: time });
     }
     this.files.putSeeder({ groupId, fileName, userId: actor, filePath });
@@ -386,7 +419,14 @@ export class FilesService {
         const session = this.sessions.get(connectionId);
         if (!session) continue;
         const filePath = this.files.getSeeder(groupId, fileName, userId)?.filePath ?? '';
-        entries.push({ userId, address: formatHostPort(session.address), groupId, fileName, filePath });
+        entries.push({
+          userId,
+          address: formatHostPort(session.address),
+          groupId,
+          fileName,
+          filePath,
+          form: formOf(session),
+        });
       }
     }
     return entries;
@@ -398,7 +438,7 @@ export class FilesService {
       return;
     }
     let byFile = this.remote.get(tracker);
-    if (!byFile) this.remote.set(tracker, (byFile = new Map()));
+    if (!byFile) this.remote.set(tracker, (byFile = new Map<string, Map<string, RemoteSeeder>>()));
     const key = fileKey(change.entry.groupId, change.entry.fileName);
     if (!change.on) {
       byFile.get(key)?.delete(change.entry.userId);
@@ -407,10 +447,16 @@ export class FilesService {
     const address = parseHostPort(change.entry.address);
     if (!address) return;
     let users = byFile.get(key);
-    if (!users) byFile.set(key, (users = new Map()));
-    users.set(change.entry.userId, { address, filePath: change.entry.filePath });
+    if (!users) byFile.set(key, (users = new Map<string, RemoteSeeder>()));
+    users.set(change.entry.userId, {
+      address,
+      filePath: change.entry.filePath,
+      seedForm: change.entry.form === SeederForm.Seed,
+    });
   }
 }
+
+const formOf = (session: AnnouncingSession): SeederForm => (session.seedForm ? SeederForm.Seed : SeederForm.Extended);
 
 function assertValidPath(path: string): void {
   if (path.length < 1 || path.length > MAX_PATH_CHARS) {

@@ -63,7 +63,7 @@ describe('files over the wire', () => {
   }
 
   async function user(userId: string): Promise<LineSocket> {
-    const conn = await LineSocket.open(port);
+    const conn = await LineSocket.open(port); // says HELLO: an extended connection, so alice seeds as ours
     sockets.push(conn);
     expect(await conn.request(`create_user ${userId} pw`)).toEqual([`OK 0 user ${userId} created`]);
     expect(await conn.request(`login ${userId} pw`, 3)).toEqual([
@@ -115,9 +115,9 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `"big file.bin" size=${1500 * CHUNK_SIZE} seeders=1`,
     ]);
-    const [head, ...body] = await bob.request('download_file g1 "big file.bin" /tmp/out', 9);
+    const [head, ...body] = await bob.request('download_file g1 "big file.bin" /tmp/out', 10);
     expect(head).toBe(
-      `OK 8 big file.bin: ${1500 * CHUNK_SIZE} bytes, 1 online seeder`.replace('big file.bin', '"big file.bin"'),
+      `OK 9 big file.bin: ${1500 * CHUNK_SIZE} bytes, 1 online seeder`.replace('big file.bin', '"big file.bin"'),
     );
     const meta = parseFileMetadata(body);
     expect(meta).toEqual({
@@ -126,7 +126,11 @@ describe('files over the wire', () => {
       fileHash: sha1('/home/alice/big file.bin'),
       chunkHashes: chunkList(1500, '/home/alice/big file.bin'),
       seeders: [
-        { userId: 'alice', address: { host: '127.0.0.1', port: 7001 }, capability: expect.any(String) as string },
+        {
+          userId: 'alice',
+          address: { host: '127.0.0.1', port: 7001 },
+          capability: expect.any(String) as string,
+        },
       ],
     });
     // a capability for bob to fetch from alice, never alice's path
@@ -174,7 +178,7 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `f.bin size=${2 * CHUNK_SIZE} seeders=1`,
     ]);
-    const [, ...body] = await bob.request('download_file g1 f.bin', 9);
+    const [, ...body] = await bob.request('download_file g1 f.bin', 10);
     expect(parseFileMetadata(body).seeders.map((s) => s.userId)).toEqual(['bob']);
 
     expect(await bob.request('leave_group g1')).toEqual(['OK 0 left group g1']);
@@ -206,8 +210,8 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `f.bin size=${3 * CHUNK_SIZE} seeders=0`,
     ]);
-    const [head, ...body] = await conn.request('download_file g1 f.bin', 9);
-    expect(head).toBe(`OK 8 f.bin: ${3 * CHUNK_SIZE} bytes, 0 online seeders`);
+    const [head, ...body] = await conn.request('download_file g1 f.bin', 10);
+    expect(head).toBe(`OK 9 f.bin: ${3 * CHUNK_SIZE} bytes, 0 online seeders`);
     expect(parseFileMetadata(body).chunkHashes).toEqual(chunkList(3, '/a/f.bin'));
   });
 
@@ -252,6 +256,29 @@ describe('files over the wire', () => {
     expect(await conn.request(`resume ${token}`)).toEqual([expect.stringMatching(/^ERR UNKNOWN_SESSION /)]);
   });
 
+  it('reads a long inline upload_file line only after login, and stores every hash of it', async () => {
+    const hashes = chunkList(20_000, 'inline'); // an 820 KB line
+    const line = (path: string, list = hashes) =>
+      `upload_file g1 ${path} ${list.length * CHUNK_SIZE} ${sha1(path)} ${list.join(',')} 7001\n`;
+    const stranger = await LineSocket.open(port);
+    sockets.push(stranger);
+    stranger.write(line('/s/f.bin'));
+    expect(await stranger.readLines(1)).toEqual([expect.stringMatching(/^ERR LINE_TOO_LONG /)]);
+
+    const { alice, bob } = await team();
+    const bad = hashes.slice();
+    bad[15_000] = `${bad[15_000].slice(0, 39)}x`;
+    alice.write(line('/a/bad.bin', bad) + line('/a/inline.bin') + 'list_files g1\n');
+    expect(await alice.readLines(4, 10_000)).toEqual([
+      'ERR BAD_FILE_METADATA chunk hash 15000 is not a 40-digit hex SHA-1',
+      'OK 0 shared inline.bin in group g1 (20000 chunks)',
+      'OK 1 1 file in group g1',
+      `inline.bin size=${20_000 * CHUNK_SIZE} seeders=1`,
+    ]);
+    const [, ...body] = await bob.request('download_file g1 inline.bin', 10, 10_000);
+    expect(parseFileMetadata(body).chunkHashes).toEqual(hashes);
+  }, 30_000);
+
   it('answers download_file for a 200,000-chunk file (an 8 MB reply) quickly', async () => {
     const { alice, bob } = await team();
     alice.write(uploadLines('g1', '/a/huge.iso', 200_000, '7001'));
@@ -266,14 +293,14 @@ describe('files over the wire', () => {
       raw.on('data', (text: string) => {
         chunks.push(text);
         for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) newlines++;
-        if (newlines >= 9) resolve();
+        if (newlines >= 10) resolve();
       }),
     );
     raw.resume();
     raw.write('download_file g1 huge.iso\n');
     await received;
-    const [head, ...body] = chunks.join('').split('\n').slice(0, 9);
-    expect(head).toBe(`OK 8 huge.iso: ${200_000 * CHUNK_SIZE} bytes, 1 online seeder`);
+    const [head, ...body] = chunks.join('').split('\n').slice(0, 10);
+    expect(head).toBe(`OK 9 huge.iso: ${200_000 * CHUNK_SIZE} bytes, 1 online seeder`);
     expect(parseFileMetadata(body).chunkHashes).toHaveLength(200_000);
   }, 30_000);
 });

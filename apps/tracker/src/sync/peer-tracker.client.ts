@@ -297,6 +297,7 @@ function presenceLine(change: PresenceChange): string {
         e.groupId,
         e.fileName,
         change.entry.filePath,
+        change.entry.form,
       ])
     : joinArgs([SYNC_MARKER, SyncCmd.PresenceUnset, e.userId, e.groupId, e.fileName]);
 }

@@ -1,4 +1,13 @@
-import { encodeOp, ErrorCode, okReply, parseVersionVector, ProtocolError, SYNC_MARKER, SyncCmd } from '@app/protocol';
+import {
+  encodeOp,
+  ErrorCode,
+  okReply,
+  parseVersionVector,
+  ProtocolError,
+  SeederForm,
+  SYNC_MARKER,
+  SyncCmd,
+} from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { DomainError } from '../common/domain.error';
 import { stampedOp } from '../testing/factories';
@@ -221,7 +230,14 @@ describe(SyncController.name, () => {
   });
 
   describe('presence', () => {
-    const entry = { userId: 'bob', address: '10.0.0.2:7002', groupId: 'g1', fileName: 'f.bin', filePath: '/b/f.bin' };
+    const entry = {
+      userId: 'bob',
+      address: '10.0.0.2:7002',
+      groupId: 'g1',
+      fileName: 'f.bin',
+      filePath: '/b/f.bin',
+      form: SeederForm.Seed,
+    };
     let heard: jest.Mock;
 
     beforeEach(() => {
@@ -232,7 +248,10 @@ describe(SyncController.name, () => {
 
     it('hands a tracker’s presence on, under its number', () => {
       controller.presenceReset(ctx);
-      controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', entry.address, 'g1', 'f.bin', '/b/f.bin'), ctx);
+      controller.presenceSet(
+        payload(SyncCmd.PresenceSet, 'bob', entry.address, 'g1', 'f.bin', '/b/f.bin', 'seed'),
+        ctx,
+      );
       controller.presenceUnset(payload(SyncCmd.PresenceUnset, 'bob', 'g1', 'f.bin'), ctx);
       expect(heard.mock.calls).toEqual([
         [2, 'reset'],
@@ -243,7 +262,15 @@ describe(SyncController.name, () => {
 
     it('refuses a bad address', () => {
       refusal(
-        () => controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', 'nowhere', 'g1', 'f', '/f'), ctx),
+        () => controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', 'nowhere', 'g1', 'f', '/f', 'seed'), ctx),
+        ErrorCode.BadArguments,
+      );
+      refusal(
+        () => controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', entry.address, 'g1', 'f', '/f', 'ftp'), ctx),
+        ErrorCode.BadArguments,
+      );
+      refusal(
+        () => controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', entry.address, 'g1', 'f', '/f'), ctx),
         ErrorCode.BadArguments,
       );
       expect(heard).not.toHaveBeenCalled();

@@ -7,6 +7,7 @@ import {
   OkReply,
   parseHostPort,
   parseVersionVector,
+  SeederForm,
   SYNC_MARKER,
   SyncCmd,
 } from '@app/protocol';
@@ -128,9 +129,19 @@ export class SyncController {
 
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresenceSet}`)
   presenceSet(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
-    const [userId, address, groupId, fileName, filePath] = argsOf(p, 5, '<user> <ip:port> <group> <file> <path>');
+    const [userId, address, groupId, fileName, filePath, form] = argsOf(
+      p,
+      6,
+      '<user> <ip:port> <group> <file> <path> <p2p-share/2|seed>',
+    );
     if (!parseHostPort(address)) throw new DomainError(ErrorCode.BadArguments, `bad address ${address}`);
-    this.sync.remotePresence(ctx.trackerNumber!, { on: true, entry: { userId, address, groupId, fileName, filePath } });
+    if (form !== SeederForm.Extended && form !== SeederForm.Seed) {
+      throw new DomainError(ErrorCode.BadArguments, `unknown seeder protocol '${form.slice(0, 40)}'`);
+    }
+    this.sync.remotePresence(ctx.trackerNumber!, {
+      on: true,
+      entry: { userId, address, groupId, fileName, filePath, form },
+    });
     return okReply('');
   }
 

@@ -1,4 +1,4 @@
-import { compareOps, Op, StampedOp } from '@app/protocol';
+import { compareOps, Op, SeederForm, StampedOp } from '@app/protocol';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import fc from 'fast-check';
@@ -311,7 +311,14 @@ describe(SyncService.name, () => {
 
   describe('presence', () => {
     it('gathers this tracker’s presence from its sources and hands remote presence to listeners', () => {
-      const entry = { userId: 'alice', address: '10.0.0.1:7001', groupId: 'g1', fileName: 'f', filePath: '/f' };
+      const entry = {
+        userId: 'alice',
+        address: '10.0.0.1:7001',
+        groupId: 'g1',
+        fileName: 'f',
+        filePath: '/f',
+        form: SeederForm.Extended,
+      };
       sync.addPresenceSource(() => [entry]);
       sync.addPresenceSource(() => []);
       expect(sync.localPresence()).toEqual([entry]);

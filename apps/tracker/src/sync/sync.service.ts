@@ -1,4 +1,4 @@
-import { compareOps, formatHostPort, Op, StampedOp, VersionVector } from '@app/protocol';
+import { compareOps, formatHostPort, Op, SeederForm, StampedOp, VersionVector } from '@app/protocol';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
@@ -28,10 +28,12 @@ export interface PresenceEntry {
   readonly groupId: string;
   readonly fileName: string;
   readonly filePath: string;
+  /** How the seeder speaks: the form of the connection its session registered the file over. */
+  readonly form: SeederForm;
 }
 export type PresenceChange =
   | { readonly on: true; readonly entry: PresenceEntry }
-  | { readonly on: false; readonly entry: Omit<PresenceEntry, 'address' | 'filePath'> };
+  | { readonly on: false; readonly entry: Omit<PresenceEntry, 'address' | 'filePath' | 'form'> };
 
 export interface SyncOptions {
   /** How long a client's reply may wait for peers to acknowledge its change. */

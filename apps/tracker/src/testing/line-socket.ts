@@ -1,3 +1,4 @@
+import { HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import { connect, Socket } from 'node:net';
 
 /**
@@ -22,8 +23,13 @@ export class LineSocket {
     socket.on('error', () => undefined);
   }
 
-  static open(port: number, host = '127.0.0.1'): Promise<LineSocket> {
-    return new Promise((resolve, reject) => {
+  /**
+   * Connects; by default sends `HELLO p2p-share/2` and reads its `OK 0
+   * p2p-share/2`, so that the connection speaks the extended form (framed
+   * replies). `{ hello: false }`: a seed-form connection, nothing sent yet.
+   */
+  static async open(port: number, host = '127.0.0.1', options: { hello?: boolean } = {}): Promise<LineSocket> {
+    const conn = await new Promise<LineSocket>((resolve, reject) => {
       const socket = connect({ port, host });
       socket.once('error', reject);
       socket.once('connect', () => {
@@ -31,6 +37,13 @@ export class LineSocket {
         resolve(new LineSocket(socket));
       });
     });
+    if (options.hello === false) return conn;
+    const [reply] = await conn.request(HELLO_LINE);
+    if (reply !== HELLO_REPLY) {
+      conn.destroy();
+      throw new Error(`HELLO answered with ${JSON.stringify(reply)}`);
+    }
+    return conn;
   }
 
   write(data: string | Buffer): void {

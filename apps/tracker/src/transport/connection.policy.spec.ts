@@ -1,5 +1,13 @@
 import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
-import { ConnectionLimits, ConnectionPolicy, ConnectionSlot, normalizeAddress, Refusal } from './connection.policy';
+import {
+  ConnectionLimits,
+  ConnectionPolicy,
+  ConnectionSlot,
+  FORM_PROBE_BYTES,
+  normalizeAddress,
+  Refusal,
+  refusalForm,
+} from './connection.policy';
 
 /** A connection's standing the test can change, as PeerContext changes on login or sync_auth. */
 const standing = () => ({ user: undefined as string | undefined, trackerNumber: undefined as number | undefined });
@@ -164,6 +172,18 @@ describe(ConnectionPolicy.name, () => {
       expect(b.hold(50)).toBeUndefined();
     });
 
+    it('counts a streamed upload’s digests against the global budget only, and gives them back', () => {
+      const { slot, policy } = setup({ maxBufferedBytes: 10, maxPendingBytes: 1000 });
+      const a = slot('10.0.0.1');
+      expect(a.holdDigests(800)).toBeUndefined(); // past one connection's --max-buffered: that caps continuation lines
+      expect(refusalCode(slot('10.0.0.2').holdDigests(201))).toEqual({ code: 'TRY_LATER', close: false });
+      a.dropHeld();
+      expect(policy.usage.pendingBytes).toBe(0);
+      expect(a.holdDigests(800)).toBeUndefined();
+      a.release();
+      expect(policy.usage.pendingBytes).toBe(0);
+    });
+
     it('lets an authenticated tracker hold more than one connection may, within the global budget', () => {
       const { slot } = setup({ maxBufferedBytes: 10, maxPendingBytes: 1000 });
       const tracker = standing();
@@ -185,6 +205,15 @@ describe(ConnectionPolicy.name, () => {
     expect(s.readAheadBytes(64 * 1024 * 1024)).toBe(64 * 1024 * 1024 + 65_536);
   });
 
+  it('lets only a logged-in client stream an upload_file line, up to --max-upload-line', () => {
+    const { slot } = setup({ maxUploadLineBytes: 1 << 27 });
+    const peer = standing();
+    const s = slot('10.0.0.1', peer);
+    expect(s.maxUploadLineBytes()).toBe(0);
+    peer.user = 'alice';
+    expect(s.maxUploadLineBytes()).toBe(1 << 27);
+  });
+
   it('gives a client the configured line limit and a tracker the one given for trackers', () => {
     const { slot } = setup({ maxLineBytes: 2048 });
     const tracker = standing();
@@ -192,5 +221,32 @@ describe(ConnectionPolicy.name, () => {
     const t = slot('10.0.0.2', tracker);
     tracker.trackerNumber = 2;
     expect(t.maxLineBytes(1 << 26)).toBe(1 << 26);
+  });
+});
+
+describe(refusalForm.name, () => {
+  const form = (text: string, final = false) => refusalForm(Buffer.from(text, 'latin1'), final);
+
+  it('is framed for a HELLO or a sync line, the seed form for anything else', () => {
+    expect(form('HELLO ')).toBe('extended');
+    expect(form('HELLO p2p-share/2\n')).toBe('extended');
+    expect(form('123456789 sync_hello 2 ab')).toBe('extended');
+    expect(form('login alice pw\n')).toBe('seed');
+    expect(form('HELLX')).toBe('seed');
+    expect(form('HELLO\n')).toBe('seed');
+    expect(form('1234x')).toBe('seed');
+    expect(form('\x00\xff')).toBe('seed');
+  });
+
+  it('waits while the bytes could still be either, unless nothing more will come', () => {
+    for (const part of ['', 'H', 'HELL', 'HELLO', '1', '123456789']) {
+      expect(form(part)).toBeUndefined();
+      expect(form(part, true)).toBe('seed');
+    }
+  });
+
+  it('never needs more than FORM_PROBE_BYTES bytes', () => {
+    expect(FORM_PROBE_BYTES).toBe('123456789 '.length);
+    expect(form('x'.repeat(FORM_PROBE_BYTES))).toBe('seed');
   });
 });

@@ -1,4 +1,4 @@
-import { errReply, ErrorCode, ErrReply } from '@app/protocol';
+import { errReply, ErrorCode, ErrReply, HELLO, ReplyForm, SYNC_MARKER } from '@app/protocol';
 import { TrackerLimits } from '../config/tracker.config';
 
 /** The limits the transport enforces; the rest of `TrackerLimits` is the login's business. */
@@ -11,6 +11,7 @@ export type ConnectionLimits = Pick<
   | 'maxLineBytes'
   | 'maxBufferedBytes'
   | 'maxPendingBytes'
+  | 'maxUploadLineBytes'
 >;
 
 /** What the policy needs to know of a connection: is someone logged in on it, or is it a tracker. */
@@ -200,6 +201,23 @@ export class ConnectionSlot {
     return undefined;
   }
 
+  /**
+   * Holds `bytes` of a streamed `upload_file`'s digests against the global
+   * budget only (they are a fraction of the line, which has its own cap).
+   */
+  holdDigests(bytes: number): Refusal | undefined {
+    if (!this.policy.takePending(bytes)) {
+      return keep(ErrorCode.TryLater, 'the tracker is busy with other uploads; try again in 1 s');
+    }
+    this.held += bytes;
+    return undefined;
+  }
+
+  /** Longest `upload_file` line this connection may stream in (0: none, before login). */
+  maxUploadLineBytes(): number {
+    return this.standing.user !== undefined ? this.policy.limits.maxUploadLineBytes : 0;
+  }
+
   /** The held continuation lines were handed on or thrown away. */
   dropHeld(): void {
     this.policy.givePending(this.held);
@@ -218,6 +236,31 @@ export class ConnectionSlot {
 
 /** How far a logged-in connection (or a tracker) is read ahead of the request being handled. */
 const READ_AHEAD_BYTES = 1024 * 1024;
+
+/**
+ * First bytes that mean the peer reads framed replies: the HELLO that selects
+ * the extended form, and a sync line (always answered framed).
+ */
+const FRAMED_STARTS = [`${HELLO} `, `${SYNC_MARKER} `].map((s) => Buffer.from(s, 'latin1'));
+/** Bytes of a refused connection read to learn its form: enough for the longest framed start. */
+export const FORM_PROBE_BYTES = Math.max(...FRAMED_STARTS.map((b) => b.length));
+
+/**
+ * The form to refuse a connection in, from its first bytes: framed
+ * (`extended`) when they begin with `HELLO ` or a sync line's marker, else
+ * the seed form. Undefined while they could still be either, unless `final`
+ * (nothing more will be read: the wait is over or the peer has ended).
+ */
+export function refusalForm(first: Buffer, final: boolean): ReplyForm | undefined {
+  let open = false;
+  for (const start of FRAMED_STARTS) {
+    const n = Math.min(first.length, start.length);
+    if (first.compare(start, 0, n, 0, n) !== 0) continue;
+    if (n === start.length) return 'extended';
+    open = true;
+  }
+  return open && !final ? undefined : 'seed';
+}
 
 /** `::ffff:1.2.3.4` is `1.2.3.4`: one host is one address however it reached us. */
 export function normalizeAddress(address: string | undefined): string {

@@ -84,6 +84,15 @@ class ProbeController {
     return okReply('tracker 2');
   }
 
+  /** Metadata-like: the seed form shows only its first seven lines. */
+  @MessagePattern(Cmd.DownloadFile)
+  download(@Payload() cmd: { fileName: string }): OkReply {
+    const hashes = cmd.fileName === 'big' ? Array(2000).fill('a'.repeat(40)).join(',') : 'a'.repeat(40);
+    const lines = ['file_name:f', 'file_size:3', `file_hash:${'b'.repeat(40)}`, `chunk_hashes:${hashes}`];
+    lines.push('seeders:u', 'seeder_ports:7001', 'seeder_file_paths:/p', 'seeder_hosts:h', 'seeder_protocols:seed');
+    return okReply('f: 3 bytes', lines, 'metadata');
+  }
+
   @MessagePattern(Cmd.Logout)
   whoAmI(@Ctx() ctx: PeerContext): OkReply {
     return okReply(`connection ${ctx.connectionId}`);
@@ -110,8 +119,9 @@ async function startTracker(metadata: ModuleMetadata, policy?: ConnectionPolicy)
 describe(TextLineServer.name, () => {
   let harness: Harness;
   const sockets: LineSocket[] = [];
-  const open = async () => {
-    const s = await LineSocket.open(harness.port);
+  /** An extended-form connection (it sent the HELLO), or with `{ hello: false }` a seed-form one. */
+  const open = async (options: { hello?: boolean } = {}) => {
+    const s = await LineSocket.open(harness.port, '127.0.0.1', options);
     sockets.push(s);
     return s;
   };
@@ -160,6 +170,88 @@ describe(TextLineServer.name, () => {
     it('serves clients as usual when the gate fails instead of opening', async () => {
       harness.server.holdClientsUntil(Promise.reject(new Error('catch-up failed')));
       expect(await conn.request('create_group g1')).toEqual(['OK 0 made g1']);
+    });
+
+    describe('in the seed form (no HELLO)', () => {
+      let seed: LineSocket;
+      beforeEach(async () => (seed = await open({ hello: false })));
+
+      it('answers with readable text: the message and the body lines, errors as error:', async () => {
+        expect(await seed.request('list_groups', 3)).toEqual(['2 groups', 'g1 owner=alice', 'g2 owner=bob']);
+        expect(await seed.request('join_group denied')).toEqual(['error: only the owner of group denied can do that']);
+        expect(await seed.request('join_group boom')).toEqual(['error: internal error; the request was not completed']);
+        expect(await seed.request('frobnicate')).toEqual(["error: unknown command 'frobnicate'"]);
+        expect(await seed.request('create_group g9')).toEqual(['made g9']);
+        expect(await seed.request('leave_group x')).toEqual(['left x']);
+        expect(seed.pending).toBe('');
+      });
+
+      it('shows only the seven seed lines of a metadata reply, a long chunk list too', async () => {
+        const lines = await seed.request('download_file g f', 7);
+        expect(lines.map((l) => l.slice(0, l.indexOf(':')))).toEqual([
+          'file_name',
+          'file_size',
+          'file_hash',
+          'chunk_hashes',
+          'seeders',
+          'seeder_ports',
+          'seeder_file_paths',
+        ]);
+        const big = await seed.request('download_file g big', 7);
+        expect(big[3]).toBe(`chunk_hashes:${Array(2000).fill('a'.repeat(40)).join(',')}`);
+        expect(big[6]).toBe('seeder_file_paths:/p');
+        expect(await seed.request('create_group after')).toEqual(['made after']);
+      });
+
+      it('honours neither request ids nor a later HELLO, and answers pipelined requests in order', async () => {
+        seed.write('#7 create_group a\ncreate_group b\nHELLO p2p-share/2\ncreate_group c\n');
+        expect(await seed.readLines(4)).toEqual([
+          "error: unknown command '#7'",
+          'made b',
+          "error: unknown command 'HELLO'",
+          'made c',
+        ]);
+      });
+
+      it('reads an @N chunk list as a bad argument, not as continuation lines', async () => {
+        expect(await seed.request('login u p')).toEqual(['logged in']);
+        seed.write(`upload_file g1 /tmp/f 10 ${'a'.repeat(40)} @1 7001\ncreate_group next\n`);
+        // the probe echoes the chunk list; the next line is a command of its own
+        expect(await seed.readLines(3)).toEqual(['upload to g1', '@1', 'made next']);
+      });
+
+      it('answers sync lines framed', async () => {
+        expect(await seed.request('123456789 sync_fetch')).toEqual([expect.stringMatching(/^ERR FORBIDDEN /)]);
+      });
+    });
+
+    describe('after HELLO p2p-share/2', () => {
+      it('answers OK 0 p2p-share/2, then framed replies; a later HELLO is a syntax error', async () => {
+        const raw = await open({ hello: false });
+        raw.write('HELLO p2p-share/2\n#1 create_group a\nHELLO p2p-share/2\n');
+        expect(await raw.readLines(3)).toEqual([
+          'OK 0 p2p-share/2',
+          'OK 0 made a',
+          'ERR BAD_SYNTAX HELLO is only the first line',
+        ]);
+      });
+
+      it('gives the whole metadata reply with its count', async () => {
+        const lines = await conn.request('download_file g f', 10);
+        expect(lines[0]).toBe('OK 9 f: 3 bytes');
+        expect(lines.slice(8)).toEqual(['seeder_hosts:h', 'seeder_protocols:seed']);
+      });
+
+      it('takes HELLO only as the very first line, HELLO with another version is not it', async () => {
+        const other = await open({ hello: false });
+        expect(await other.request('HELLO p2p-share/3')).toEqual(["error: unknown command 'HELLO'"]);
+        expect(await other.request('HELLO p2p-share/2')).toEqual(["error: unknown command 'HELLO'"]);
+        // a first line too long to read is a first line too
+        const long = await open({ hello: false });
+        long.write(`${'x'.repeat(70 * 1024)}\n`);
+        expect(await long.readLines(1)).toEqual(['error: line longer than 65536 bytes ignored']);
+        expect(await long.request('HELLO p2p-share/2')).toEqual(["error: unknown command 'HELLO'"]);
+      });
     });
 
     it('answers OK with the count and the body lines', async () => {
@@ -376,14 +468,50 @@ describe(TextLineServer.name, () => {
 
     it('refuses a connection past the per-address cap with one TOO_MANY_CONNECTIONS line, then closes it', async () => {
       const policy = await start({ maxConnsPerIp: 2 });
-      const [a, b, c] = [await open(), await open(), await open()];
-      expect(await c.readLines(1)).toEqual(['ERR TOO_MANY_CONNECTIONS at most 2 connections from 127.0.0.1']);
+      const [a, b, c] = [await open(), await open(), await open({ hello: false })];
+      // its HELLO shows it reads the extended form: the refusal is its answer, framed
+      expect(await c.request('HELLO p2p-share/2')).toEqual([
+        'ERR TOO_MANY_CONNECTIONS at most 2 connections from 127.0.0.1',
+      ]);
       await c.waitClosed();
       expect(await a.request('join_group a')).toEqual(['OK 0 joined a']);
       expect(await b.request('join_group b')).toEqual(['OK 0 joined b']);
       a.destroy();
       await until(() => policy.usage.connections === 1);
       expect(await (await open()).request('join_group d')).toEqual(['OK 0 joined d']);
+    });
+
+    it('refuses past the cap in the seed form a connection whose first line is not the HELLO, or that sends nothing', async () => {
+      await start({ maxConnsPerIp: 1 });
+      await open();
+      const seed = await open({ hello: false });
+      expect(await seed.request('login alice pw')).toEqual(['error: at most 1 connections from 127.0.0.1']);
+      await seed.waitClosed();
+      const split = await open({ hello: false });
+      split.write('HEL'); // not enough to tell yet
+      await delay(50);
+      split.write('LO p2p-share/2\n');
+      expect(await split.readLines(1)).toEqual(['ERR TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1']);
+      // a tracker's sync line is answered framed, a refusal of it too
+      const tracker = await open({ hello: false });
+      expect(await tracker.request('123456789 sync_hello 2 ab')).toEqual([
+        'ERR TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1',
+      ]);
+      const silent = await open({ hello: false });
+      const began = Date.now();
+      expect(await silent.readLines(1, 5000)).toEqual(['error: at most 1 connections from 127.0.0.1']);
+      expect(Date.now() - began).toBeGreaterThanOrEqual(900); // it waited for a first line
+      await silent.waitClosed();
+    });
+
+    it('closes an idle seed-form connection with an error: line, an extended one with ERR IDLE_TIMEOUT', async () => {
+      await start({ idleTimeoutLoginMs: 300 });
+      const [seed, framed] = [await open({ hello: false }), await open()];
+      expect(await seed.readLines(1, 5000)).toEqual(['error: closed after 0.3 s without a request before login']);
+      expect(await framed.readLines(1, 5000)).toEqual([
+        'ERR IDLE_TIMEOUT closed after 0.3 s without a request before login',
+      ]);
+      await Promise.all([seed.waitClosed(), framed.waitClosed()]);
     });
 
     it('stops counting a connection against its address once it proved it is a tracker', async () => {

@@ -1,15 +1,22 @@
 import {
+  Cmd,
   Command,
   commandFromTokens,
   continuationLines,
   Frame,
   errReply,
   ErrorCode,
-  formatReply,
   ErrReply,
-  replyPieces,
-  ReplyPiece,
+  formatReplyIn,
+  HELLO,
+  HELLO_LINE,
+  PROTOCOL_NAME,
+  renderReply,
+  ReplyForm,
+  ReplyLine,
+  WirePiece,
   FrameDecoder,
+  StreamedFrame,
   okReply,
   ProtocolError,
   Reply,
@@ -27,8 +34,9 @@ import { isObservable, lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
 import { requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
-import { ConnectionPolicy, ConnectionSlot, Refusal } from './connection.policy';
+import { ConnectionPolicy, ConnectionSlot, FORM_PROBE_BYTES, Refusal, refusalForm } from './connection.policy';
 import { TransportEvent } from './transport.events';
+import { UploadLineReader } from './upload-line.reader';
 import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 
 export interface TextLineServerOptions {
@@ -54,10 +62,18 @@ export interface SyncPayload {
   readonly args: readonly string[];
 }
 
+/** The answer to a sync line from a peer that is not (yet) a tracker; framed like every answer to a sync line. */
+const SYNC_FORBIDDEN = errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
+const SYNC_PREFIX = `${SYNC_MARKER} `;
+
 /**
  * Nest transport for the tracker's line protocol: one request line in, one
- * reply (`OK <n> <message>` + n lines, or `ERR <CODE> <message>`) out, in
- * order, per TCP connection. The first word names the `@MessagePattern`.
+ * reply out, in order, per TCP connection. The first word names the
+ * `@MessagePattern`. A connection speaks the seed form (readable text
+ * replies, `error: <message>`) until its first line is `HELLO p2p-share/2`;
+ * then the extended form (`OK <n> <message>` + n lines, `ERR <CODE>
+ * <message>`, request ids, continuation lines). Sync lines are always
+ * answered framed.
  */
 export class TextLineServer extends Server implements CustomTransportStrategy {
   protected override readonly logger = new Logger(TextLineServer.name);
@@ -139,7 +155,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     if (!(slot instanceof ConnectionSlot)) {
       this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} refused: ${slot.reply.code}`);
       socket.on('close', () => this.sockets.delete(socket));
-      shut(socket, slot);
+      shutUnread(socket, slot); // in the form its first bytes ask for
       return;
     }
     const decoder = new FrameDecoder(slot.maxLineBytes(TRACKER_MAX_LINE_BYTES));
@@ -148,12 +164,16 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     /** Set once the connection is being closed for a limit: nothing more is read or answered. */
     let closing = false;
     let trusted = false;
+    /** No line has arrived yet: the next one may be the HELLO. */
+    let first = true;
+    /** The line just handled was a sync line (`123456789 ...`): its reply is framed whatever the form. */
+    let syncLine = false;
     socket.setNoDelay(true);
     const close = (refusal: Refusal): void => {
       if (closing) return;
       closing = true;
       this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} closed: ${refusal.reply.code}`);
-      shut(socket, refusal);
+      shut(socket, refusal, ctx.extended || ctx.link ? 'extended' : 'seed');
     };
     this.shutters.set(slot, close);
 
@@ -166,8 +186,35 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       closeAfterReply = refusal.close;
       return refusal.reply;
     };
+    // a logged-in client's upload_file with every hash inline, longer than a line, is read as it streams in
+    decoder.divert = (start) =>
+      pending || ctx.link || slot.maxUploadLineBytes() === 0
+        ? undefined
+        : UploadLineReader.start(start, {
+            maxHeadBytes: decoder.maxLineBytes,
+            maxLineBytes: slot.maxUploadLineBytes(),
+            requestIds: ctx.extended,
+            reserve: (bytes) => {
+              const refusal = slot.holdDigests(bytes);
+              return refusal && new ProtocolError(refusal.reply.code as ErrorCode, refusal.reply.message);
+            },
+          });
+    const streamed = async (frame: StreamedFrame): Promise<Reply<ReplyLine>> => {
+      try {
+        const outcome = (frame.sink as UploadLineReader).outcome();
+        if (!outcome.ok) return this.toErrorReply(outcome.error);
+        return await this.dispatch(
+          { pattern: Cmd.UploadFile, payload: outcome.command, requestId: outcome.requestId },
+          ctx,
+        );
+      } finally {
+        slot.dropHeld();
+      }
+    };
 
-    const step = async (frame: Frame): Promise<Reply | undefined> => {
+    const step = async (frame: Frame | StreamedFrame): Promise<Reply<ReplyLine> | undefined> => {
+      syncLine = false;
+      if (frame.type === 'streamed') return streamed(frame);
       if (pending) {
         if (frame.type === 'line') {
           const refusal = slot.hold(Buffer.byteLength(frame.line));
@@ -190,10 +237,20 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         const command = withContinuation(done.request.payload as Command, done.lines);
         return this.dispatch({ ...done.request, payload: command }, ctx);
       }
+      if (first) {
+        first = false;
+        if (frame.type === 'line' && frame.line === HELLO_LINE) {
+          ctx.extended = true;
+          return okReply(PROTOCOL_NAME);
+        }
+      }
       if (frame.type !== 'line') return tooLong();
       const parsed = this.parseLine(frame.line, ctx);
-      if (parsed === undefined || 'ok' in parsed) return parsed;
-      const need = 'kind' in parsed.payload ? continuationLines(parsed.payload) : 0;
+      if (parsed === undefined) return undefined;
+      syncLine = 'ok' in parsed ? parsed === SYNC_FORBIDDEN : parsed.pattern.startsWith(SYNC_PREFIX);
+      if ('ok' in parsed) return parsed;
+      // `@N` continuation is an extension: in the seed form `@N` is only a malformed list
+      const need = ctx.extended && 'kind' in parsed.payload ? continuationLines(parsed.payload) : 0;
       if (need === 0) return this.dispatch(parsed, ctx);
       const refusal = slot.mayContinue();
       if (!refusal) {
@@ -208,8 +265,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       if (pumping) return;
       pumping = true;
       try {
-        for (let frame = decoder.next(); frame && !socket.destroyed && !closing; frame = decoder.next()) {
-          const opened = ctx.link ? this.openLinked(ctx, frame, socket) : frame;
+        for (let frame = decoder.nextFrame(); frame && !socket.destroyed && !closing; frame = decoder.nextFrame()) {
+          const opened = ctx.link && frame.type !== 'streamed' ? this.openLinked(ctx, frame, socket) : frame;
           if (!opened) break;
           slot.touch();
           slot.busy++;
@@ -226,8 +283,11 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
             break;
           }
           if (reply && !socket.destroyed && socket.writable) {
-            const flushed = writeReply(socket, ctx.link ? ctx.link.sealReply(reply) : replyPieces(reply));
-            if (!flushed) await drained(socket);
+            const form: ReplyForm = ctx.extended || syncLine ? 'extended' : 'seed';
+            // a tracker link's replies are sync replies: text lines only
+            const pieces = ctx.link ? ctx.link.sealReply(reply as Reply) : renderReply(reply, form);
+            const flushed = writeReply(socket, pieces);
+            if (flushed !== true) await (flushed === false ? drained(socket) : flushed);
             slot.touch();
           }
         }
@@ -287,7 +347,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   }
 
   /** Turns one complete request line into its reply; undefined for a blank line. */
-  async handleLine(line: string, ctx: PeerContext): Promise<Reply | undefined> {
+  async handleLine(line: string, ctx: PeerContext): Promise<Reply<ReplyLine> | undefined> {
     const parsed = this.parseLine(line, ctx);
     return parsed === undefined || 'ok' in parsed ? parsed : this.dispatch(parsed, ctx);
   }
@@ -297,17 +357,19 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     try {
       const tokens = tokenize(line);
       let requestId = '';
-      const id = tokens.length > 0 ? REQUEST_ID.exec(tokens[0]) : null;
+      // request ids are an extension: in the seed form `#1` is a command name like any other (an unknown one)
+      const id = ctx.extended && tokens.length > 0 ? REQUEST_ID.exec(tokens[0]) : null;
       if (id) {
         requestId = id[1];
         tokens.shift();
-      } else if (tokens[0]?.startsWith('#')) {
+      } else if (ctx.extended && tokens[0]?.startsWith('#')) {
         return errReply(ErrorCode.BadSyntax, 'a request id is # and 1-64 letters, digits, _ or -');
       }
       if (tokens.length === 0)
         return requestId ? errReply(ErrorCode.BadSyntax, 'a request id needs a command') : undefined;
       const [name, ...args] = tokens;
       if (name === SYNC_MARKER) return this.parseSync(args, ctx);
+      if (name === HELLO && ctx.extended) return errReply(ErrorCode.BadSyntax, 'HELLO is only the first line');
       return { pattern: name, payload: commandFromTokens(name, args), requestId };
     } catch (err) {
       return this.toErrorReply(err);
@@ -318,15 +380,13 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   private parseSync(args: readonly string[], ctx: PeerContext): Request | ErrReply {
     const [name, ...rest] = args;
     const open = name === SyncCmd.Hello || name === SyncCmd.Auth;
-    if (name === undefined || (!open && ctx.trackerNumber === undefined)) {
-      return errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
-    }
+    if (name === undefined || (!open && ctx.trackerNumber === undefined)) return SYNC_FORBIDDEN;
     const pattern = isSyncCommand(name) ? `${SYNC_MARKER} ${name}` : `${SYNC_MARKER} op`;
     return { pattern, payload: { name, args: rest }, requestId: '' };
   }
 
   /** Runs the `@MessagePattern` of the request and turns its outcome into a reply. */
-  private async dispatch(request: Request, ctx: PeerContext): Promise<Reply> {
+  private async dispatch(request: Request, ctx: PeerContext): Promise<Reply<ReplyLine>> {
     try {
       const handler = this.handlerFor(request.pattern);
       if (!handler) {
@@ -363,22 +423,82 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
 /** How long a refused peer has to read its one error line before the connection is cut. */
 const SHUT_GRACE_MS = 2000;
 
-/** Writes the refusal, ends the connection and destroys it once the line is out (or after a grace period). */
-function shut(socket: Socket, refusal: Refusal): void {
+/** Writes the refusal in `form`, ends the connection and destroys it once the line is out (or after a grace period). */
+function shut(socket: Socket, refusal: Refusal, form: ReplyForm): void {
   socket.pause();
   if (socket.destroyed) return;
   const timer = setTimeout(() => socket.destroy(), SHUT_GRACE_MS).unref();
   socket.once('close', () => clearTimeout(timer));
-  socket.end(formatReply(refusal.reply), () => socket.destroy());
+  socket.end(formatReplyIn(refusal.reply, form), () => socket.destroy());
 }
 
-/** Writes a reply; false when the socket asks the writer to wait for 'drain'. */
-function writeReply(socket: Socket, pieces: ReplyPiece[]): boolean {
-  if (pieces.length === 1) return socket.write(pieces[0].text, pieces[0].encoding);
+/** How long a connection refused at admission is given to show its form with its first bytes. */
+export const REFUSAL_FORM_WAIT_MS = 1000;
+/** Refused connections waiting for their first bytes at once; past this, the next ones get the seed form at once. */
+const MAX_REFUSALS_WAITING = 256;
+let refusalsWaiting = 0;
+
+/**
+ * A connection refused before its first line: its first bytes tell the form of
+ * the refusal (see `refusalForm`). Waits up to `waitMs` for enough of them,
+ * keeping no more than `FORM_PROBE_BYTES`, then shuts it.
+ */
+export function shutUnread(socket: Socket, refusal: Refusal, waitMs = REFUSAL_FORM_WAIT_MS): void {
+  if (socket.destroyed) return;
+  if (refusalsWaiting >= MAX_REFUSALS_WAITING) {
+    shut(socket, refusal, 'seed');
+    return;
+  }
+  refusalsWaiting++;
+  let seen = Buffer.alloc(0);
+  let decided = false;
+  const decide = (form: ReplyForm): void => {
+    if (decided) return;
+    decided = true;
+    refusalsWaiting--;
+    clearTimeout(timer);
+    socket.off('data', onData).off('end', onEnd).off('close', onEnd);
+    shut(socket, refusal, form);
+  };
+  const onEnd = () => decide(refusalForm(seen, true) ?? 'seed');
+  const onData = (chunk: Buffer): void => {
+    seen = Buffer.concat([seen, chunk.subarray(0, FORM_PROBE_BYTES - seen.length)]);
+    const form = refusalForm(seen, seen.length >= FORM_PROBE_BYTES);
+    if (form) decide(form);
+  };
+  const timer = setTimeout(onEnd, waitMs).unref();
+  socket.on('data', onData).once('end', onEnd).once('close', onEnd);
+}
+
+/**
+ * Writes a reply; false when the socket asks the writer to wait for 'drain'.
+ * A reply with a long line streamed in pieces is written as the socket
+ * drains, one piece at a time: a promise that settles when all of it is out.
+ */
+function writeReply(socket: Socket, pieces: WirePiece[]): boolean | Promise<void> {
+  if (pieces.some((p) => 'chunks' in p)) return writeStreamed(socket, pieces);
+  if (pieces.length === 1) return writeText(socket, pieces[0]);
   socket.cork();
-  for (const piece of pieces) socket.write(piece.text, piece.encoding);
+  for (const piece of pieces) writeText(socket, piece);
   socket.uncork();
   return !socket.writableNeedDrain;
+}
+
+const writeText = (socket: Socket, piece: WirePiece): boolean =>
+  'chunks' in piece ? true : socket.write(piece.text, piece.encoding);
+
+async function writeStreamed(socket: Socket, pieces: WirePiece[]): Promise<void> {
+  for (const piece of pieces) {
+    if (socket.destroyed) return;
+    if (!('chunks' in piece)) {
+      if (!writeText(socket, piece)) await drained(socket);
+      continue;
+    }
+    for (const chunk of piece.chunks) {
+      if (socket.destroyed) return;
+      if (!socket.write(chunk)) await drained(socket);
+    }
+  }
 }
 
 /** Resolves when the socket wants more data or is gone; leaves no listener behind either way. */
@@ -399,8 +519,8 @@ async function settle(outcome: Promise<unknown>): Promise<unknown> {
   return isObservable(value) ? lastValueFrom(value, { defaultValue: undefined }) : value;
 }
 
-function toReply(result: unknown): Reply {
+function toReply(result: unknown): Reply<ReplyLine> {
   if (typeof result === 'string') return okReply(result);
-  if (result && typeof result === 'object' && 'ok' in result) return result as Reply;
+  if (result && typeof result === 'object' && 'ok' in result) return result as Reply<ReplyLine>;
   return okReply('');
 }

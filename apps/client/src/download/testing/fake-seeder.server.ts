@@ -1,5 +1,13 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { ErrorCode, formatChunkHeader, FrameDecoder, GetChunkRequest, parseGetChunk } from '@app/protocol';
+import {
+  ErrorCode,
+  formatChunkHeader,
+  FrameDecoder,
+  GetChunkRequest,
+  HELLO_LINE,
+  HELLO_REPLY,
+  parseGetChunk,
+} from '@app/protocol';
 import * as net from 'node:net';
 
 /** What the fake seeder does with one request. */
@@ -13,7 +21,9 @@ export type ChunkAnswer =
   /** Destroy every socket of this seeder at once. */
   | { readonly kind: 'vanish' }
   /** Send these bytes instead of an answer. */
-  | { readonly kind: 'raw'; readonly bytes: Buffer | string };
+  | { readonly kind: 'raw'; readonly bytes: Buffer | string }
+  /** Send the first `bytes` bytes of the right answer, then destroy the connection (a seeder dying mid-chunk). */
+  | { readonly kind: 'cut'; readonly bytes: number };
 
 export interface SeenRequest extends GetChunkRequest {
   /** 1 for the first request this seeder received. */
@@ -32,7 +42,20 @@ export interface FakeSeederOptions {
   readonly busy?: boolean;
   /** Answer only the first this many connections so (then serve as usual). */
   readonly busyConnections?: number;
+  /**
+   * `extended` (default): answers a first `HELLO p2p-share/2` with `OK 0 p2p-share/2`, then pipelined requests with
+   * `CHUNK` headers. `seed`: as the seed's seeders do, the first line is the one request of the connection,
+   * answered with the chunk's raw bytes and a close; every refusal (and BUSY) is a close without a byte.
+   */
+  readonly form?: 'extended' | 'seed';
+  /** Serve whatever the request names (as a seed seeder serving by index, whose item cannot be known ahead). */
+  readonly acceptAny?: boolean;
+  /** Seed form: what it does with a first line that is no `GET_CHUNK` (our HELLO): close silently, or send junk. */
+  readonly onUnknown?: 'close' | 'junk';
 }
+
+/** What the seed-form fake sends to a line it does not know, with `onUnknown: 'junk'`. */
+export const SEED_JUNK = 'invalid command\n';
 
 /**
  * An in-process chunk server on a free 127.0.0.1 port speaking the peer
@@ -41,6 +64,11 @@ export interface FakeSeederOptions {
 export class FakeSeeder {
   readonly requests: SeenRequest[] = [];
   connections = 0;
+  /** `HELLO p2p-share/2` lines received as first lines. */
+  hellos = 0;
+  /** Seed form: requests received and not yet answered now, and the most there were at once. */
+  private unanswered = 0;
+  peakUnanswered = 0;
   /** `Date.now()` of each connection accepted. */
   readonly connectedAt: number[] = [];
   private readonly sockets = new Set<net.Socket>();
@@ -106,16 +134,27 @@ export class FakeSeeder {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
+    const seed = this.options.form === 'seed';
     if (this.options.busy || this.connections <= (this.options.busyConnections ?? 0)) {
-      socket.end(`ERR ${ErrorCode.Busy} serving 0 connections already; try later\n`);
+      if (seed) socket.end();
+      else socket.end(`ERR ${ErrorCode.Busy} serving 0 connections already; try later\n`);
       return;
     }
+    if (seed) return this.acceptSeed(socket);
     const decoder = new FrameDecoder();
     let stalled = false;
+    let first = true;
     socket.on('data', (bytes: Buffer) => {
       decoder.push(bytes);
       for (let frame = decoder.next(); frame && !socket.destroyed; frame = decoder.next()) {
         if (frame.type !== 'line') continue;
+        if (first && frame.line === HELLO_LINE) {
+          first = false;
+          this.hellos++;
+          socket.write(`${HELLO_REPLY}\n`);
+          continue;
+        }
+        first = false;
         let req: GetChunkRequest;
         try {
           req = parseGetChunk(frame.line);
@@ -130,19 +169,75 @@ export class FakeSeeder {
         const answer = this.options.decide?.(seen) ?? { kind: 'serve' };
         if (answer.kind === 'stall') stalled = true;
         else if (answer.kind === 'vanish') this.vanish();
+        else if (answer.kind === 'cut') this.cut(socket, this.answer(req, { kind: 'serve' }), answer.bytes);
         else socket.write(this.answer(req, answer));
       }
     });
   }
 
+  /** One request per connection, raw bytes or a silent close, as the seed's seeders do. */
+  private acceptSeed(socket: net.Socket): void {
+    const decoder = new FrameDecoder();
+    let answered = false;
+    socket.on('data', (bytes: Buffer) => {
+      if (answered) return;
+      decoder.push(bytes);
+      const frame = decoder.next();
+      if (!frame || frame.type !== 'line') return;
+      answered = true;
+      let req: GetChunkRequest;
+      try {
+        req = parseGetChunk(frame.line);
+      } catch {
+        if (frame.line === HELLO_LINE) this.hellos++;
+        if (this.options.onUnknown === 'junk') socket.end(SEED_JUNK);
+        else socket.end();
+        return;
+      }
+      const seen = { ...req, n: this.requests.length + 1 };
+      this.requests.push(seen);
+      this.waiters = this.waiters.filter((w) => (this.requests.length >= w.count ? (w.resolve(), false) : true));
+      this.peakUnanswered = Math.max(this.peakUnanswered, ++this.unanswered);
+      let counted = true;
+      const over = () => {
+        if (counted) this.unanswered--;
+        counted = false;
+      };
+      // all of the answer handed to the kernel: the client may have it and ask for the next one before the close
+      socket.once('finish', over);
+      socket.once('close', over);
+      const answer = this.options.decide?.(seen) ?? { kind: 'serve' };
+      if (answer.kind === 'stall') return;
+      if (answer.kind === 'vanish') return this.vanish();
+      if (answer.kind === 'raw') return void socket.end(answer.bytes);
+      const body = this.body(req, answer.kind === 'corrupt');
+      if (answer.kind === 'err' || !body) return void socket.end();
+      if (answer.kind === 'cut') return this.cut(socket, body, answer.bytes);
+      socket.end(body);
+    });
+  }
+
+  private cut(socket: net.Socket, bytes: Buffer | string, n: number): void {
+    socket.write(Buffer.from(bytes).subarray(0, n), () => socket.destroy());
+  }
+
+  /** The bytes of the chunk `req` asks for; undefined when it is denied or past the end. */
+  private body(req: GetChunkRequest, corrupt: boolean): Buffer | undefined {
+    if (!this.options.acceptAny && !this.accepted.has(req.capability)) return undefined;
+    const offset = req.index * this.chunkSize;
+    if (offset >= this.data.length) return undefined;
+    const body = Buffer.from(this.data.subarray(offset, offset + this.chunkSize));
+    if (corrupt) body[body.length >> 1] ^= 0xff;
+    return body;
+  }
+
   private answer(req: GetChunkRequest, answer: ChunkAnswer): Buffer | string {
     if (answer.kind === 'raw') return answer.bytes;
     if (answer.kind === 'err') return `ERR ${answer.code} ${answer.message}\n`;
-    if (!this.accepted.has(req.capability)) return `ERR ${ErrorCode.Denied} no valid capability\n`;
-    const offset = req.index * this.chunkSize;
-    if (offset >= this.data.length) return `ERR ${ErrorCode.NoSuchChunk} no chunk ${req.index}\n`;
-    const body = Buffer.from(this.data.subarray(offset, offset + this.chunkSize));
-    if (answer.kind === 'corrupt') body[body.length >> 1] ^= 0xff;
+    if (!this.options.acceptAny && !this.accepted.has(req.capability))
+      return `ERR ${ErrorCode.Denied} no valid capability\n`;
+    const body = this.body(req, answer.kind === 'corrupt');
+    if (!body) return `ERR ${ErrorCode.NoSuchChunk} no chunk ${req.index}\n`;
     return Buffer.concat([Buffer.from(`${formatChunkHeader(req.index, body.length)}\n`), body]);
   }
 }

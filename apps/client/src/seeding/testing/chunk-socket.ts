@@ -1,4 +1,4 @@
-import { FrameDecoder, parseChunkHeader, parseReplyHeader } from '@app/protocol';
+import { FrameDecoder, HELLO_LINE, HELLO_REPLY, parseChunkHeader, parseReplyHeader } from '@app/protocol';
 import { connect, Socket } from 'node:net';
 
 /** One answer of a seeder, as a downloader reads it. */
@@ -7,11 +7,21 @@ export type PeerAnswer =
   | { readonly kind: 'err'; readonly code: string; readonly message: string };
 
 /**
+ * How the socket speaks: `extended` sends `HELLO p2p-share/2` first and takes
+ * its `OK 0 p2p-share/2` silently (an `ERR` in its place is read as an
+ * answer); `seed` sends nothing first and only collects the raw bytes
+ * received (`raw`), parsing nothing.
+ */
+export type ChunkSocketForm = 'extended' | 'seed';
+
+/**
  * A raw TCP client of the chunk server: write request lines, read answers
  * (`CHUNK` header + body, or `ERR` line) in order. No sleeps: every wait is
  * for bytes, a close, or a timeout that fails the test.
  */
 export class ChunkSocket {
+  private readonly received: Buffer[] = [];
+  private greeted = false;
   private readonly decoder = new FrameDecoder(1024 * 1024);
   private readonly answers: PeerAnswer[] = [];
   private header: { index: number; length: number } | undefined;
@@ -21,9 +31,18 @@ export class ChunkSocket {
   /** Raw bytes received so far. */
   bytesReceived = 0;
 
-  private constructor(readonly socket: Socket) {
+  private constructor(
+    readonly socket: Socket,
+    readonly form: ChunkSocketForm,
+  ) {
+    if (form === 'extended') socket.write(`${HELLO_LINE}\n`);
     socket.on('data', (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
+      if (form === 'seed') {
+        this.received.push(chunk);
+        this.waiter?.();
+        return;
+      }
       this.decoder.push(chunk);
       try {
         this.parse();
@@ -43,13 +62,18 @@ export class ChunkSocket {
   }
 
   /** `localAddress`: the address to connect from (another 127.x.y.z plays another machine). */
-  static open(port: number, host = '127.0.0.1', localAddress?: string): Promise<ChunkSocket> {
+  static open(
+    port: number,
+    host = '127.0.0.1',
+    localAddress?: string,
+    form: ChunkSocketForm = 'extended',
+  ): Promise<ChunkSocket> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port, host, localAddress, allowHalfOpen: true });
       socket.once('error', reject);
       socket.once('connect', () => {
         socket.off('error', reject);
-        resolve(new ChunkSocket(socket));
+        resolve(new ChunkSocket(socket, form));
       });
     });
   }
@@ -73,6 +97,17 @@ export class ChunkSocket {
     return (await this.read(1, timeoutMs))[0];
   }
 
+  /** Every byte received so far (seed form only). */
+  get raw(): Buffer {
+    return Buffer.concat(this.received);
+  }
+
+  /** Seed form: resolves with every byte received once the server has closed the connection. */
+  async readAllUntilClosed(timeoutMs = 5000): Promise<Buffer> {
+    await this.waitClosed(timeoutMs);
+    return this.raw;
+  }
+
   /** Resolves once the server has closed (or half-closed) the connection. */
   waitClosed(timeoutMs = 5000): Promise<void> {
     return this.until(() => this.closed, 'the server closes the connection', timeoutMs, true);
@@ -93,6 +128,10 @@ export class ChunkSocket {
         this.answers.push({ kind: 'chunk', index: this.header!.index, data: frame.data });
         this.header = undefined;
         continue;
+      }
+      if (!this.greeted) {
+        this.greeted = true;
+        if (frame.line === HELLO_REPLY) continue;
       }
       if (frame.line.startsWith('CHUNK ')) {
         const header = parseChunkHeader(frame.line);

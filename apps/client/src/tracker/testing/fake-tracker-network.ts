@@ -1,4 +1,4 @@
-import { errReply, formatReply, okReply, Reply, tokenize } from '@app/protocol';
+import { errReply, formatReply, HELLO_LINE, HELLO_REPLY, okReply, Reply, tokenize } from '@app/protocol';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 
@@ -76,6 +76,8 @@ export class FakeTrackerNetwork {
 
 export class FakeNetworkTracker {
   connections = 0;
+  /** Connections whose first line was `HELLO p2p-share/2` (answered, not recorded as a request). */
+  hellos = 0;
   private readonly server = net.createServer((socket) => this.accept(socket));
   private readonly sockets = new Set<net.Socket>();
   private listening = false;
@@ -121,11 +123,19 @@ export class FakeNetworkTracker {
     const state: { user: string | undefined; token: string | undefined } = { user: undefined, token: undefined };
     let buffered = '';
     let chain = Promise.resolve();
+    let first = true;
     socket.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
       for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
         const raw = buffered.slice(0, at);
         buffered = buffered.slice(at + 1);
+        if (first && raw === HELLO_LINE) {
+          first = false;
+          this.hellos++;
+          socket.write(`${HELLO_REPLY}\n`);
+          continue;
+        }
+        first = false;
         chain = chain.then(() => this.handle(raw, socket, state));
       }
     });
