@@ -24,7 +24,7 @@ const HUGE_CHUNKS = 204_800;
  * The bound on tracker 1's peak RSS (VmHWM, since its start) across the
  * 204,800-hash `upload_file` and its `download_file`. The line and the reply
  * are 8.4 MB each; the tracker stores the file, replicates the op to tracker 2
- * and answers by position. Measured: about 145 MiB before and 265 MiB after
+ * and answers by position. Measured: about 145 MiB before and 240-267 MiB after
  * (the `@N` upload of today's extended form peaks about as high); 320 MiB leaves
  * room for a busier garbage collector, and a tracker that held the line as
  * UTF-16 strings, arrays of strings and string-built replies goes well past it.
