@@ -546,7 +546,8 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
           if (m.users.has(u)) refuse('USER_EXISTS');
           return ok([], () => {
             m.users.set(u, pw);
-            recordId();
+            // an account is made by nobody: its id is the connection's before login, and nobody's after
+            if (me === undefined) recordId();
           });
         }),
       };
@@ -571,8 +572,8 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
                 ? ''
                 : 'no session_token and capability_key',
             (reply) => {
+              // the login's id was the connection's, which has a user from now on: it binds nothing
               const token = (reply.ok ? (reply.lines[0] ?? '') : '').slice('session_token:'.length);
-              recordId();
               m.connUser[c] = u;
               m.connToken[c] = token;
               m.tokens.push({ token, user: u, live: true });

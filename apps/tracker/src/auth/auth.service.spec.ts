@@ -6,6 +6,7 @@ import { InvalidIdError } from '../common/domain.error';
 import { Session } from '../common/session';
 import { fakeSession } from '../testing/fake-session';
 import { replica, syncTestingProviders } from '../testing/sync-testing';
+import { requestContext } from '../common/request-context';
 import { OpLogStore } from '../sync/oplog.store';
 import { SyncService } from '../sync/sync.service';
 import { OPLOG_STORE } from '../sync/sync.tokens';
@@ -195,6 +196,15 @@ describe(AuthService.name, () => {
       expect(s1.user).toBe('alice');
       expect(service.isOnline('alice')).toBe(true);
       expect(service.isOnline('bob')).toBe(false);
+    });
+
+    it("files the session's op under the logout's request id but not the login's (sent before there was a user)", async () => {
+      await requestContext.run({ requestId: 'r1' }, () => service.login(s1, 'alice', 'pw-a'));
+      requestContext.run({ requestId: 'r2' }, () => service.logout(s1));
+      // a later change of alice's with the login's id is hers to make; one with the logout's id is a retry
+      expect(sync.hasRequest('r1', 'alice')).toBe(false);
+      expect(sync.hasRequest('r2', 'alice')).toBe(true);
+      expect(changes().map(([kind]) => kind)).toEqual(expect.arrayContaining(['session_open', 'session_close']));
     });
 
     it('refuses an unknown user and a wrong password with one and the same error', async () => {

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
+import { NO_REQUEST } from '../common/request-context';
 import { DEFAULT_TRACKER_LIMITS, TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { SyncService } from '../sync/sync.service';
 import { Session } from '../common/session';
@@ -119,7 +120,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     const token = randomBytes(32).toString('hex');
     const tokenHash = hashToken(token);
-    this.sync.commit({ kind: 'session_open', actor: userId, args: [tokenHash] });
+    this.sync.commit({ kind: 'session_open', actor: userId, args: [tokenHash], requestId: NO_REQUEST });
     this.sessions.set(userId, session.connectionId);
     session.setUser(userId);
     session.tokenHash = tokenHash;

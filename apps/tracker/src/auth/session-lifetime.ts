@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
+import { NO_REQUEST } from '../common/request-context';
 import { SyncService } from '../sync/sync.service';
 import { SessionExpiredError } from './auth.errors';
 import { SessionTokenRecord, UserStore } from './user.store';
@@ -85,7 +86,7 @@ export class SessionLifetime {
       this.users.removeToken(tokenHash);
       throw new SessionExpiredError();
     }
-    this.sync.commit({ kind: 'session_resume', actor: token?.userId ?? '', args: [tokenHash] });
+    this.sync.commit({ kind: 'session_resume', actor: token?.userId ?? '', args: [tokenHash], requestId: NO_REQUEST });
     this.heldHere.add(tokenHash);
   }
 
@@ -94,7 +95,8 @@ export class SessionLifetime {
     this.heldHere.delete(tokenHash);
     try {
       const token = this.users.token(tokenHash);
-      if (token) this.sync.commit({ kind: 'session_seen', actor: token.userId, args: [tokenHash] });
+      if (token)
+        this.sync.commit({ kind: 'session_seen', actor: token.userId, args: [tokenHash], requestId: NO_REQUEST });
     } catch (err) {
       // e.g. the database closed first at shutdown: the next start releases what this tracker held
       this.logger.warn(`could not record the end of a session: ${err instanceof Error ? err.message : String(err)}`);
@@ -120,7 +122,7 @@ export class SessionLifetime {
   start(): void {
     for (const token of this.users.tokens()) {
       if (token.heldBy === this.sync.trackerNumber && !this.heldHere.has(token.tokenHash)) {
-        this.sync.commit({ kind: 'session_seen', actor: token.userId, args: [token.tokenHash] });
+        this.sync.commit({ kind: 'session_seen', actor: token.userId, args: [token.tokenHash], requestId: NO_REQUEST });
       }
     }
     this.sweep();

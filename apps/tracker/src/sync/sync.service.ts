@@ -113,12 +113,17 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     this.participants.push(participant);
   }
 
-  /** Records and applies a change made on this tracker. Runs synchronously, in one transaction. */
-  commit(change: Omit<Op, 'requestId' | 'time'> & { time?: number }): StampedOp {
+  /**
+   * Records and applies a change made on this tracker. Runs synchronously, in
+   * one transaction. The op carries the id of the request being served (what
+   * makes a retried request "already applied"), unless `requestId` says
+   * otherwise: '' for bookkeeping that is not the request's own change.
+   */
+  commit(change: Omit<Op, 'requestId' | 'time'> & { time?: number; requestId?: string }): StampedOp {
     const op: StampedOp = {
       ...change,
       time: change.time ?? this.clock.now(),
-      requestId: currentRequestId(),
+      requestId: change.requestId ?? currentRequestId(),
       origin: this.config.trackerNumber,
       seq: this.mySeq + 1,
       lamport: this.lamport + 1,
