@@ -3,7 +3,15 @@ import { mkdirSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
-import { freePort, Proc, removeDir, startClient, startTrackerReady, trackerNetwork } from './support/processes';
+import {
+  formGroup,
+  freePort,
+  Proc,
+  removeDir,
+  startClient,
+  startTrackerReady,
+  trackerNetwork,
+} from './support/processes';
 
 const MB = 1024 * 1024;
 /** The seeder's deadlines, shortened from 5 s so that the test sees them pass (caps stay at their defaults). */
@@ -204,16 +212,10 @@ describe('seeder connection limits under attack', () => {
       ['--data-dir', join(bobDir, '.state')],
       bobDir,
     );
-    for (const [proc, name] of [
+    await formGroup([
       [alice, 'alice'],
       [bob, 'bob'],
-    ] as const) {
-      await proc.run(`create_user ${name} pw-${name}`, /created/);
-      await proc.run(`login ${name} pw-${name}`, /logged in/);
-    }
-    await alice.run('create_group team', /created/);
-    await bob.run('join_group team', /asked to join/);
-    await alice.run('accept_request team bob', /now a member/);
+    ]);
     randomFile(join(aliceDir, 'big.bin'), 8 * MB);
     original = await sha1File(join(aliceDir, 'big.bin'));
     await alice.run('upload_file team big.bin', /shared big\.bin in group team \(16 chunks\)/);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { FakeSeeder } from '../apps/client/src/download/testing/fake-seeder.server';
 import { randomFile, sha1File } from './support/files';
 import {
+  formGroup,
   freePort,
   Proc,
   RawConn,
@@ -76,16 +77,10 @@ describe('seed-form peers (the chunk port without HELLO)', () => {
       ['--data-dir', join(bobDir, '.state')],
       bobDir,
     );
-    for (const [proc, name] of [
+    await formGroup([
       [alice, 'alice'],
       [bob, 'bob'],
-    ] as const) {
-      await proc.run(`create_user ${name} pw-${name}`, /created/);
-      await proc.run(`login ${name} pw-${name}`, /logged in/);
-    }
-    await alice.run('create_group team', /created/);
-    await bob.run('join_group team', /asked to join/);
-    await alice.run('accept_request team bob', /now a member/);
+    ]);
 
     erin = await extendedTracker(network.ports[0]);
     ok(await erin.request('create_user erin pw-erin'));

@@ -206,3 +206,20 @@ export class RawConn {
     w.forEach((f) => f());
   }
 }
+
+/**
+ * Registers and logs in each client as its user (`pw-<name>` passwords), then
+ * the first makes `group` and lets every other one in.
+ */
+export async function formGroup(clients: readonly (readonly [Proc, string])[], group = 'team'): Promise<void> {
+  for (const [proc, name] of clients) {
+    await proc.run(`create_user ${name} pw-${name}`, /created/);
+    await proc.run(`login ${name} pw-${name}`, /logged in/);
+  }
+  const [[owner], ...members] = clients;
+  await owner.run(`create_group ${group}`, /created/);
+  for (const [proc, name] of members) {
+    await proc.run(`join_group ${group}`, /asked to join/);
+    await owner.run(`accept_request ${group} ${name}`, /now a member/);
+  }
+}

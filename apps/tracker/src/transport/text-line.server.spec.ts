@@ -737,9 +737,11 @@ describe(TextLineServer.name, () => {
           expect.stringMatching(KEY_LINE),
         ]);
         expect(await conn.request('#Z_9 list_groups')).toEqual(['OK 0 no groups yet']);
-        // create_user came before login: its id is the connection's alone, no user's
+        // create_user and login came before there was a user: their ids are the connection's alone, no user's
         expect(sync.hasRequest('c1-1', 'alice')).toBe(false);
-        expect(sync.hasRequest('c1-2', 'alice')).toBe(true); // the session_open of the login
+        expect(sync.hasRequest('c1-2', 'alice')).toBe(false);
+        // so alice's own first change may carry the login's id
+        expect(await conn.request('#c1-2 create_group team')).toEqual(['OK 0 group team created; you own it']);
       });
 
       it.each([
