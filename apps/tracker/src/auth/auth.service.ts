@@ -17,7 +17,7 @@ import {
 import { LoginThrottle } from './login-throttle';
 import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
 import { PasswordHasher } from './password.hasher';
-import { DEFAULT_SESSION_LIFETIME, SessionLifetime } from './session-lifetime';
+import { DEFAULT_SESSION_LIFETIME, SessionLifetime, tokenFootprint } from './session-lifetime';
 import { UserStore } from './user.store';
 
 const MAX_PASSWORD = 128;
@@ -50,16 +50,28 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
       ...(config?.sessionMaxAgeMs && { maxAgeMs: config.sessionMaxAgeMs }),
     };
     this.lifetime = new SessionLifetime(users, sync, lifetime, clock);
-    sync.register('create_user', ({ args: [userId, passwordHash], time }) => {
-      this.users.add({ userId, passwordHash, createdAt: time });
-    });
-    sync.register('session_open', ({ actor, args: [tokenHash], time, origin }) => {
-      this.users.addToken({ tokenHash, userId: actor, createdAt: time, heldBy: origin, seenAt: time });
-      this.lifetime.opened(tokenHash, origin);
-    });
-    sync.register('session_close', ({ args: [tokenHash] }) => {
-      this.users.removeToken(tokenHash);
-    });
+    sync.register(
+      'create_user',
+      ({ args: [userId, passwordHash], time }) => {
+        this.users.add({ userId, passwordHash, createdAt: time });
+      },
+      ({ args: [userId] }) => [`u:${userId}`],
+    );
+    sync.register(
+      'session_open',
+      ({ actor, args: [tokenHash], time, origin }) => {
+        this.users.addToken({ tokenHash, userId: actor, createdAt: time, heldBy: origin, seenAt: time });
+        this.lifetime.opened(tokenHash, origin);
+      },
+      ({ actor, args: [tokenHash] }) => [`u:${actor}`, `t:${tokenHash}`],
+    );
+    sync.register(
+      'session_close',
+      ({ args: [tokenHash] }) => {
+        this.users.removeToken(tokenHash);
+      },
+      tokenFootprint,
+    );
     sync.participate({
       name: 'auth',
       reset: () => this.users.clear(),

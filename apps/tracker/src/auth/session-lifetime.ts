@@ -1,3 +1,4 @@
+import { Op } from '@app/protocol';
 import { Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { NO_REQUEST } from '../common/request-context';
@@ -47,14 +48,22 @@ export class SessionLifetime {
     private readonly policy: SessionLifetimePolicy,
     private readonly clock: Clock,
   ) {
-    sync.register('session_resume', ({ args: [tokenHash], origin, time }) => {
-      this.users.touchToken(tokenHash, origin, time);
-    });
-    sync.register('session_seen', ({ args: [tokenHash], origin, time }) => {
-      const token = this.users.token(tokenHash);
-      // only the holder releases: a late release from a tracker the session has left changes nothing
-      if (token && token.heldBy === origin) this.users.touchToken(tokenHash, 0, Math.max(token.seenAt, time));
-    });
+    sync.register(
+      'session_resume',
+      ({ args: [tokenHash], origin, time }) => {
+        this.users.touchToken(tokenHash, origin, time);
+      },
+      tokenFootprint,
+    );
+    sync.register(
+      'session_seen',
+      ({ args: [tokenHash], origin, time }) => {
+        const token = this.users.token(tokenHash);
+        // only the holder releases: a late release from a tracker the session has left changes nothing
+        if (token && token.heldBy === origin) this.users.touchToken(tokenHash, 0, Math.max(token.seenAt, time));
+      },
+      tokenFootprint,
+    );
   }
 
   /** A `session_open` was applied: when it was made here (not replayed), this tracker's connection holds it. */
@@ -142,3 +151,6 @@ export class SessionLifetime {
     }
   }
 }
+
+/** A session op reads and writes its token only. */
+export const tokenFootprint = ({ args: [tokenHash] }: Op): string[] => [`t:${tokenHash}`];

@@ -17,7 +17,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service';
 import { CapabilitySigner } from '../capability/capability.signer';
 import { createHash } from 'node:crypto';
-import { GroupsService } from '../groups/groups.service';
+import { groupFootprint, GroupsService } from '../groups/groups.service';
 import { PresenceChange, PresenceEntry, SyncService } from '../sync/sync.service';
 import { FileStore, packChunkHashes } from './file.store';
 import {
@@ -123,9 +123,10 @@ export class FilesService {
   ) {
     auth.onSessionEnded((_userId, connectionId) => this.forgetSession(connectionId));
     groups.onMemberLeft((userId, groupId, groupDeleted) => this.dropMember(userId, groupId, groupDeleted));
-    sync.register('upload_file', (op) => this.applyUpload(op));
-    sync.register('new_seeder', (op) => this.applyNewSeeder(op));
-    sync.register('stop_share', (op) => this.applyStopShare(op));
+    // a file lives in its group: membership and the group's files are the group's keys
+    sync.register('upload_file', (op) => this.applyUpload(op), groupFootprint);
+    sync.register('new_seeder', (op) => this.applyNewSeeder(op), groupFootprint);
+    sync.register('stop_share', (op) => this.applyStopShare(op), groupFootprint);
     sync.participate({
       name: 'files',
       reset: () => this.files.clear(),

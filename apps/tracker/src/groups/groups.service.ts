@@ -41,10 +41,14 @@ export class GroupsService {
     @Inject(GROUP_STORE) private readonly groups: GroupStore,
     private readonly sync: SyncService,
   ) {
-    sync.register('create_group', (op) => this.applyCreate(op));
-    sync.register('join_group', (op) => this.applyJoin(op));
-    sync.register('leave_group', (op) => this.applyLeave(op));
-    sync.register('accept_request', (op) => this.applyAccept(op));
+    sync.register('create_group', (op) => this.applyCreate(op), groupFootprint);
+    sync.register('join_group', (op) => this.applyJoin(op), groupFootprint);
+    sync.register('leave_group', (op) => this.applyLeave(op), groupFootprint);
+    sync.register(
+      'accept_request',
+      (op) => this.applyAccept(op),
+      ({ actor, args: [groupId, candidate] }) => [`g:${groupId}`, `u:${actor}`, `u:${candidate}`],
+    );
     sync.participate({ name: 'groups', reset: () => this.groups.clear(), describe: () => this.describe() });
   }
 
@@ -205,3 +209,6 @@ export class GroupsService {
     return group;
   }
 }
+
+/** A group op reads and writes that group (its owner, members, requests and, on leaving, its files) and its actor. */
+export const groupFootprint = ({ actor, args: [groupId] }: Op): string[] => [`g:${groupId}`, `u:${actor}`];

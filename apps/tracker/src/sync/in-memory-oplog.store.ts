@@ -37,6 +37,10 @@ export class InMemoryOpLogStore implements OpLogStore {
     return this.ops.filter((op) => op.seq > (vv.get(op.origin) ?? 0)).slice(0, limit);
   }
 
+  following(op: StampedOp, limit: number): StampedOp[] {
+    return this.ops.filter((other) => compareOps(other, op) > 0).slice(0, limit);
+  }
+
   versionVector(): Map<number, number> {
     const vv = new Map<number, number>();
     for (const op of this.ops) vv.set(op.origin, Math.max(vv.get(op.origin) ?? 0, op.seq));

@@ -9,6 +9,8 @@ export interface OpLogStore {
   all(): Iterable<StampedOp>;
   /** Changes whose seq is above `vv[origin]` (every change of an origin missing from vv), in the total order. */
   after(vv: VersionVector, limit: number): StampedOp[];
+  /** Up to `limit` changes that sort after `op` (which need not be stored), in the total order. */
+  following(op: StampedOp, limit: number): StampedOp[];
   /** Highest seq stored per origin. */
   versionVector(): Map<number, number>;
   /** The last change in the total order. */

@@ -110,6 +110,10 @@ export class SqliteOpLogStore implements OpLogStore {
     return ops.sort(compareOps).slice(0, limit);
   }
 
+  following(op: StampedOp, limit: number): StampedOp[] {
+    return this.sql.page.all(op.lamport, op.lamport, op.origin, op.origin, op.seq, limit).map(toOp);
+  }
+
   versionVector(): Map<number, number> {
     return new Map(this.sql.origins.all().map((r) => [r.origin, r.seq]));
   }

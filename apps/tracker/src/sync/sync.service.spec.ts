@@ -1,3 +1,4 @@
+import { CHUNK_SIZE } from '@app/chunking';
 import { compareOps, Op, SeederForm, StampedOp } from '@app/protocol';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -260,6 +261,70 @@ describe(SyncService.name, () => {
       expect(reset).not.toHaveBeenCalled();
     });
 
+    describe('a late change that touches nothing changed after it', () => {
+      /** Kind `k`: appends its second arg to the list under key `args[1]`; its footprint is that key. */
+      const lists = new Map<string, string[]>();
+      const keyed = (origin: number, seq: number, lamport: number, key: string) =>
+        stampedOp({ kind: 'k', origin, seq, lamport, args: [`${origin}/${seq}`, key] });
+      const state = () => [...lists].sort(([a], [b]) => (a < b ? -1 : 1));
+      beforeEach(() => {
+        lists.clear();
+        reset.mockImplementation(() => {
+          applied.length = 0;
+          lists.clear();
+        });
+        sync.register(
+          'k',
+          ({ args: [id, key] }) => lists.set(key, [...(lists.get(key) ?? []), id]),
+          ({ args: [, key] }) => [key],
+        );
+      });
+
+      it('is applied in place, without replaying the log, to the state a replay builds', async () => {
+        const ops = [keyed(1, 1, 1, 'x'), keyed(3, 1, 3, 'y'), keyed(3, 2, 4, 'x'), keyed(1, 2, 2, 'z')];
+        for (const op of ops) expect(sync.receive(op)).toBe('applied');
+        expect(reset).not.toHaveBeenCalled();
+        const inPlace = state();
+        lists.clear();
+        await setup();
+        sync.register(
+          'k',
+          ({ args: [id, key] }) => lists.set(key, [...(lists.get(key) ?? []), id]),
+          ({ args: [, key] }) => [key],
+        );
+        for (const op of [...ops].sort(compareOps)) sync.receive(op);
+        expect(state()).toEqual(inPlace);
+        expect(inPlace).toEqual([
+          ['x', ['1/1', '3/2']],
+          ['y', ['3/1']],
+          ['z', ['1/2']],
+        ]);
+      });
+
+      it('replays when a change applied after it shares a key', () => {
+        sync.receive(keyed(1, 1, 1, 'x'));
+        sync.receive(keyed(3, 1, 3, 'x'));
+        expect(sync.receive(keyed(1, 2, 2, 'x'))).toBe('replayed');
+        expect(state()).toEqual([['x', ['1/1', '1/2', '3/1']]]);
+      });
+
+      it('replays when a change applied after it declares no footprint, or its own kind declares none', () => {
+        sync.receive(keyed(1, 1, 1, 'x'));
+        sync.receive(from(3, 1, 3));
+        expect(sync.receive(keyed(1, 2, 2, 'y'))).toBe('replayed');
+        expect(sync.receive(from(1, 3, 2))).toBe('replayed');
+        expect(reset).toHaveBeenCalledTimes(2);
+      });
+
+      it('replays when more than 64 changes sort after it', () => {
+        for (let i = 1; i <= 65; i++) sync.receive(keyed(3, i, 10 + i, `k${i}`));
+        expect(sync.receive(keyed(1, 1, 1, 'x'))).toBe('replayed');
+        for (let i = 1; i <= 64; i++) sync.receive(keyed(4, i, 100 + i, `m${i}`));
+        expect(sync.receive(keyed(1, 2, 100, 'y'))).toBe('applied');
+        expect(reset).toHaveBeenCalledTimes(1);
+      });
+    });
+
     it('reaches the same state, and digest, from the same changes in any order', async () => {
       const ops = [from(1, 1, 1), from(3, 1, 1), from(1, 2, 2), from(3, 2, 4), from(1, 3, 3)];
       for (const op of ops) sync.receive(op);
@@ -369,6 +434,38 @@ describe(`${SyncService.name} with the real services`, () => {
       await expect(t.auth.login(fakeSession(), 'u1', 'pw2')).rejects.toBeInstanceOf(LoginFailedError);
       await expect(t.auth.login(fakeSession(), 'u1', 'pw1')).resolves.toMatch(/^[0-9a-f]{64}$/);
     }
+  });
+
+  it('applies changes made at once on two trackers in place, without replaying a log that holds a big file', async () => {
+    const [t1, t2, t3] = network();
+    const hashes = Array.from({ length: 20_000 }, (_, i) => sha1(`chunk ${i}`));
+    await t1.auth.createUser('alice', 'pw1');
+    t1.groups.create('alice', 'g1');
+    t1.files.share(
+      { userId: 'alice', connectionId: 1, address: { host: '10.0.0.1', port: 7001 } },
+      {
+        groupId: 'g1',
+        filePath: '/a/big.img',
+        fileSize: hashes.length * CHUNK_SIZE,
+        fileHash: sha1('big'),
+        chunkHashes: hashes,
+      },
+    );
+    // meanwhile on tracker 2, with the same clocks: each of its changes sorts before some of tracker 1's
+    await t2.auth.createUser('bob', 'pw2');
+    t2.groups.create('bob', 'g2');
+    t2.groups.create('bob', 'g3');
+    const replays = [t1, t2].map((t) => jest.spyOn(t.sync as unknown as { replay(): void }, 'replay'));
+    const outcomes = [
+      ...t2.sync.opsAfter(t1.sync.versionVector(), 100).map((op) => t1.sync.receive(op)),
+      ...t1.sync.opsAfter(t2.sync.versionVector(), 100).map((op) => t2.sync.receive(op)),
+    ];
+    expect(outcomes).toEqual(Array(6).fill('applied'));
+    for (const spy of replays) expect(spy).not.toHaveBeenCalled();
+    // the state a tracker builds from the whole log in order
+    for (const op of [...t1.log.all()]) t3.sync.receive(op);
+    expect(t1.sync.digest()).toBe(t3.sync.digest());
+    expect(t2.sync.digest()).toBe(t3.sync.digest());
   });
 
   it('makes two accepts of one request, on two trackers, one membership', () => {

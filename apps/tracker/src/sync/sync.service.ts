@@ -11,6 +11,15 @@ import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
 /** Applies one change to the stored state. Must be deterministic and do nothing when the change no longer fits. */
 export type Applier = (op: StampedOp) => void;
 
+/**
+ * The parts of the state an op of one kind reads or writes, as keys (`g:<group>`, `u:<user>`, `t:<token>`).
+ * Two ops with no key in common commute: applied in either order they leave the same state.
+ */
+export type Footprint = (op: StampedOp) => readonly string[];
+
+/** Late changes are applied in place when at most this many applied ones sort after them; past that, a replay. */
+const MAX_REORDER_DISTANCE = 64;
+
 /** A part of the replicated state: it can be emptied (before a replay) and described (for the digest). */
 export interface StateParticipant {
   readonly name: string;
@@ -63,6 +72,7 @@ export const DEFAULT_SYNC_OPTIONS: SyncOptions = {
 export class SyncService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(SyncService.name);
   private readonly appliers = new Map<string, Applier>();
+  private readonly footprints = new Map<string, Footprint>();
   private readonly participants: StateParticipant[] = [];
   private readonly presenceSources: (() => PresenceEntry[])[] = [];
   private readonly remotePresenceListeners: ((tracker: number, change: PresenceChange | 'reset') => void)[] = [];
@@ -104,9 +114,15 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     this.options = { ...this.options, ...options };
   }
 
-  register(kind: string, applier: Applier): void {
+  /**
+   * `footprint`: every key of the state the applier reads or writes. A change of a kind without one makes every
+   * late change that sorts before it replay the log; with one, a late change that shares no key with the
+   * changes applied after it is applied in place.
+   */
+  register(kind: string, applier: Applier, footprint?: Footprint): void {
     if (this.appliers.has(kind)) throw new Error(`an applier for ${kind} is registered twice`);
     this.appliers.set(kind, applier);
+    if (footprint) this.footprints.set(kind, footprint);
   }
 
   participate(participant: StateParticipant): void {
@@ -144,7 +160,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     if (op.origin === this.config.trackerNumber && op.seq <= this.mySeq) return 'duplicate';
     const outcome = this.log.transaction(() => {
       if (!this.log.append(op)) return 'duplicate' as const;
-      if (!this.lastApplied || compareOps(op, this.lastApplied) > 0) {
+      if (!this.lastApplied || compareOps(op, this.lastApplied) > 0 || this.commutesWithLater(op)) {
         this.apply(op);
         return 'applied' as const;
       }
@@ -310,6 +326,22 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
       return;
     }
     applier(op);
+  }
+
+  /**
+   * Whether `op` (stored, sorting before what is applied) touches nothing the changes applied after it touched:
+   * then applying it now leaves the state a replay would build, without re-applying the whole log.
+   */
+  private commutesWithLater(op: StampedOp): boolean {
+    const mine = this.footprints.get(op.kind)?.(op);
+    if (!mine) return false;
+    const later = this.log.following(op, MAX_REORDER_DISTANCE + 1);
+    if (later.length > MAX_REORDER_DISTANCE) return false;
+    const keys = new Set(mine);
+    return later.every((other) => {
+      const theirs = this.footprints.get(other.kind)?.(other);
+      return theirs !== undefined && theirs.every((key) => !keys.has(key));
+    });
   }
 
   /** Rebuilds the whole state from the log, in the total order. Runs inside the caller's transaction. */

@@ -463,6 +463,20 @@ export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
     expect(store.hasRequest('r1', 'alice')).toBe(false);
   });
 
+  it('gives the changes that sort after a given one, in the total order, up to a limit', () => {
+    for (const op of mixed()) store.append(op);
+    expect(stamps(store.following(stampedOp({ lamport: 3, origin: 2, seq: 2 }), 10))).toEqual([
+      '3/3/1',
+      '4/1/3',
+      '5/2/3',
+      '6/3/2',
+    ]);
+    expect(stamps(store.following(stampedOp({ lamport: 1, origin: 1, seq: 1 }), 2))).toEqual(['1/2/1', '2/1/2']);
+    // a change that is not stored: the ones after its place
+    expect(stamps(store.following(stampedOp({ lamport: 4, origin: 9, seq: 1 }), 10))).toEqual(['5/2/3', '6/3/2']);
+    expect(store.following(stampedOp({ lamport: 6, origin: 3, seq: 2 }), 10)).toEqual([]);
+  });
+
   it('stores a change and gives every field back', () => {
     const op = stampedOp({
       kind: 'upload_file',
