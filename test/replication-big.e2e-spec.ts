@@ -139,4 +139,45 @@ describe('replication of big metadata', () => {
     expect(groups.filter((g) => /^a\d+ /.test(g))).toHaveLength(onA.length);
     expect(groups.filter((g) => /^b\d+ /.test(g))).toHaveLength(onB.length);
   }, 180_000);
+
+  it('an upload_file line over 64 MiB, as long as --max-upload-line allows, replicates, and the link carries on', async () => {
+    const net = await trackerNetwork(2);
+    dirs.push(net.dir);
+    const keyFile = net.infoFile.replace(/\.txt$/, '.key');
+    const trackers = [1, 2].map((n) => startTracker(net.infoFile, n, join(net.dir, `data-${n}`)));
+    procs.push(...trackers);
+    for (const t of trackers) await t.waitFor(/listening on/, 15_000);
+    const a = await RawConn.open(net.ports[0]);
+    conns.push(a);
+    must(await a.request('create_user alice pa'));
+    must(await a.request('login alice pa'));
+    must(await a.request('create_group huge'));
+
+    // 1,700,000 chunks (830 GiB): a 70 MB line, over the 64 MiB a tracker link used to take, under the 192 MiB upload limit
+    const count = 1_700_000;
+    const hashes = Array.from({ length: count }, (_, i) => i.toString(16).padStart(40, '0'));
+    const line = `upload_file huge /data/huge.img ${count * CHUNK_SIZE} ${sha1('huge')} ${hashes.join(',')} 7001`;
+    expect(line.length).toBeGreaterThan(64 * 1024 * 1024);
+    expect(must(await a.request(line))).toEqual([]);
+    must(await a.request('create_group after'));
+    await eventually(
+      async () => {
+        const [d1, d2] = await Promise.all([
+          stateDigest(net.ports[0], keyFile, 2, 1),
+          stateDigest(net.ports[1], keyFile, 1, 2),
+        ]);
+        return d1 === d2;
+      },
+      60_000,
+      'trackers 1 and 2 agreeing',
+    );
+    const b = await RawConn.open(net.ports[1]);
+    conns.push(b);
+    must(await b.request('login alice pa'));
+    expect(must(await b.request('list_groups'))).toEqual([
+      'after owner=alice members=1 you=owner',
+      'huge owner=alice members=1 you=owner',
+    ]);
+    expect(must(await b.request('list_files huge'))).toEqual(['huge.img size=' + count * CHUNK_SIZE + ' seeders=1']);
+  }, 180_000);
 });

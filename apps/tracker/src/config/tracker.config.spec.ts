@@ -1,8 +1,17 @@
-import { TrackerInfoError } from '@app/protocol';
+import { encodeOp, quoteArg, TrackerInfoError } from '@app/protocol';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ConfigError, DEFAULT_TRACKER_LIMITS, parseTrackerArgs, TRACKER_USAGE } from './tracker.config';
+import { stampedOp } from '../testing/factories';
+import {
+  ConfigError,
+  DEFAULT_TRACKER_LIMITS,
+  longestOpLineBytes,
+  MAX_SYNC_LINE_BYTES,
+  parseTrackerArgs,
+  SYNC_LINE_OVERHEAD_BYTES,
+  TRACKER_USAGE,
+} from './tracker.config';
 
 const INFO = '127.0.0.1:7001\n127.0.0.1:7002\n# spare\n10.0.0.5 7003\n';
 
@@ -113,6 +122,48 @@ describe(parseTrackerArgs.name, () => {
       const err = failure(['info.txt', '1', ...flags]);
       expect(err).toBeInstanceOf(ConfigError);
       expect(err.message).toMatch(message);
+    });
+
+    describe('an upload_file always replicates: its op fits a line between trackers', () => {
+      it('holds for the defaults, and for the largest --max-upload-line allowed', () => {
+        expect(longestOpLineBytes(DEFAULT_TRACKER_LIMITS)).toBeLessThanOrEqual(MAX_SYNC_LINE_BYTES);
+        const largest = MAX_SYNC_LINE_BYTES - SYNC_LINE_OVERHEAD_BYTES - DEFAULT_TRACKER_LIMITS.maxLineBytes;
+        const limits = parseTrackerArgs(['info.txt', '1', '--max-upload-line', String(largest)], files()).limits;
+        expect(limits.maxUploadLineBytes).toBe(largest);
+      });
+
+      it.each([
+        [['--max-upload-line', '256M']],
+        [['--max-upload-line', String(MAX_SYNC_LINE_BYTES - SYNC_LINE_OVERHEAD_BYTES - 64 * 1024 + 1)]],
+        [['--max-buffered', '256M']],
+        [['--max-line', '200M']],
+      ])('refuses %j', (flags) => {
+        const err = failure(['info.txt', '1', ...flags]);
+        expect(err).toBeInstanceOf(ConfigError);
+        expect(err.message).toMatch(/could not replicate to the other trackers/);
+      });
+
+      it('an op adds less than the allowance to the command line it came from, even with a path full of quotes', () => {
+        const hashes = Array.from({ length: 1000 }, (_, i) => i.toString(16).padStart(40, '0')).join(',');
+        const path = `/a/${'"\\ '.repeat(10_000)}f.bin`;
+        const command = `upload_file team ${quoteArg(path)} ${1000 * 524_288} ${'f'.repeat(40)} ${hashes} 7001`;
+        const op = stampedOp({
+          kind: 'upload_file',
+          actor: 'a'.repeat(64),
+          requestId: 'r'.repeat(64),
+          origin: 9999,
+          seq: Number.MAX_SAFE_INTEGER,
+          lamport: Number.MAX_SAFE_INTEGER,
+          time: Number.MAX_SAFE_INTEGER,
+          args: ['g'.repeat(64), path, String(1000 * 524_288), 'f'.repeat(40), hashes],
+        });
+        const line = `123456789 ${encodeOp(op)}`;
+        expect(line.length - command.length).toBeLessThan(SYNC_LINE_OVERHEAD_BYTES);
+        // longestOpLineBytes allows a whole head (--max-line) on top of that
+        expect(line.length - hashes.length).toBeLessThan(
+          DEFAULT_TRACKER_LIMITS.maxLineBytes + SYNC_LINE_OVERHEAD_BYTES,
+        );
+      });
     });
   });
 

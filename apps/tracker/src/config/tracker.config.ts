@@ -67,6 +67,26 @@ export const DEFAULT_TRACKER_LIMITS: TrackerLimits = {
   loginBackoffMaxMs: 300_000,
 };
 
+/**
+ * The longest line one tracker sends another. A replicated upload_file carries the whole hash list on one line,
+ * so a link must take the longest op any tracker of the network can commit: a peer that refused one would
+ * refuse it again on every reconnect, and nothing after it would ever replicate. Every tracker uses this one
+ * constant, and refuses limits that would let a client make a longer op (`longestOpLineBytes`).
+ */
+export const MAX_SYNC_LINE_BYTES = 256 * 1024 * 1024;
+
+/** An op line's fields besides the command's own text (marker, stamps, actor, request id) and its MAC. */
+export const SYNC_LINE_OVERHEAD_BYTES = 64 * 1024;
+
+/**
+ * The longest op line a client's command can make under `limits`: the longest upload_file (inline, or a head
+ * with its `@N` lines), its head once more (quoting a path may double it), and the op's own fields.
+ */
+export function longestOpLineBytes(limits: TrackerLimits): number {
+  const command = Math.max(limits.maxUploadLineBytes, limits.maxLineBytes + limits.maxBufferedBytes);
+  return command + limits.maxLineBytes + SYNC_LINE_OVERHEAD_BYTES;
+}
+
 /** `--flag VALUE` -> the limit it sets, how its value is read, and the least value that makes sense. */
 const LIMIT_FLAGS: Readonly<Record<string, [keyof TrackerLimits, (text: string) => number, number]>> = {
   '--max-conns-per-ip': ['maxConnsPerIp', count, 1],
@@ -153,6 +173,11 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     } else {
       positional.push(arg);
     }
+  }
+  if (longestOpLineBytes(limits) > MAX_SYNC_LINE_BYTES) {
+    throw new ConfigError(
+      `--max-upload-line, or --max-line plus --max-buffered, too large: an upload_file could not replicate to the other trackers (they take lines of ${MAX_SYNC_LINE_BYTES} bytes)`,
+    );
   }
   if (positional.length !== 2) throw new ConfigError(TRACKER_USAGE);
   const [infoFile, numberText] = positional;

@@ -12,6 +12,7 @@ import {
 } from '@app/protocol';
 import { LineConnection } from '@app/line-client';
 import { Logger } from '@nestjs/common';
+import { MAX_SYNC_LINE_BYTES } from '../config/tracker.config';
 import {
   checkSyncProof,
   LinkParties,
@@ -134,7 +135,12 @@ export class PeerTrackerClient {
       let delay = this.timings.retryMs;
       let conn: LineConnection | undefined;
       try {
-        conn = await LineConnection.open(this.address, { timeoutMs: this.timings.connectTimeoutMs, keepAliveMs: 5000 });
+        conn = await LineConnection.open(this.address, {
+          timeoutMs: this.timings.connectTimeoutMs,
+          keepAliveMs: 5000,
+          // a catch-up reply carries ops, each as long as the longest op a tracker commits
+          maxReplyLineBytes: MAX_SYNC_LINE_BYTES,
+        });
       } catch {
         // nobody listens there (yet): try again soon, nothing was sent
       }

@@ -37,7 +37,7 @@ import { PeerContext } from './peer.context';
 import { ConnectionPolicy, ConnectionSlot, FORM_PROBE_BYTES, Refusal, refusalForm } from './connection.policy';
 import { TransportEvent } from './transport.events';
 import { UploadLineReader } from './upload-line.reader';
-import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
+import { DEFAULT_TRACKER_LIMITS, MAX_SYNC_LINE_BYTES } from '../config/tracker.config';
 
 export interface TextLineServerOptions {
   readonly host: string;
@@ -46,8 +46,8 @@ export interface TextLineServerOptions {
   readonly policy?: ConnectionPolicy;
 }
 
-/** Lines from an authenticated tracker may carry a 200,000-chunk hash list. */
-const TRACKER_MAX_LINE_BYTES = 64 * 1024 * 1024;
+/** Lines from an authenticated tracker carry whole hash lists: as long as the longest op any tracker commits. */
+const TRACKER_MAX_LINE_BYTES = MAX_SYNC_LINE_BYTES;
 
 /** One parsed request: the pattern of its handler, what the handler gets, and the client's `#id`. */
 interface Request {
