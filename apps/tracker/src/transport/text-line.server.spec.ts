@@ -530,6 +530,15 @@ describe(TextLineServer.name, () => {
       expect(await tracker.request('join_group after')).toEqual(['OK 0 joined after']);
     });
 
+    it('reads a 70 MB line whole from a tracker: as long as the longest op a client can make, past the old 64 MiB', async () => {
+      await start({});
+      const tracker = await open();
+      expect(await tracker.request('resume x')).toEqual(['OK 0 tracker 2']);
+      // answered in a few bytes: only the line's way in is measured
+      expect(await tracker.request(`resume ${'t'.repeat(70_000_000)}`, 1, 60_000)).toEqual(['OK 0 tracker 2']);
+      expect(await tracker.request('join_group after')).toEqual(['OK 0 joined after']);
+    }, 90_000);
+
     it('refuses continuation lines before login without reading them as commands, however many', async () => {
       await start({});
       const anon = await open();
