@@ -90,12 +90,11 @@ describe('replication of big metadata', () => {
     a.write(onA.map((l) => `${l}\n`).join(''));
     b.write(onB.map((l) => `${l}\n`).join(''));
 
-    /** Reads `count` replies; each one's arrival (ms after the start) and the longest gap between two. */
+    /** Reads `count` replies, each with its arrival (ms after the start). */
     const replies = async (conn: RawConn, count: number) => {
       const got: { reply: Reply; at: number }[] = [];
       for (let i = 0; i < count; i++) got.push({ reply: await conn.reply(60_000), at: performance.now() - started });
-      const gaps = got.slice(1).map((g, i) => g.at - got[i].at);
-      return { got, longestGap: Math.max(...gaps) };
+      return { got };
     };
     const [fromA, fromB] = await Promise.all([replies(a, 2 + onA.length), replies(b, onB.length)]);
     const uploads = fromA.got.slice(0, 2);
@@ -120,7 +119,8 @@ describe('replication of big metadata', () => {
         `${onB.length} through tracker 2 ${writesMsB.toFixed(0)} ms; slowest write ${longestGap.toFixed(0)} ms; ` +
         `digests equal ${convergeMs} ms after the last answer; log replays: ${replays.join(' and ')}`,
     );
-    // a wedged link costs every write the replication wait (500 writes: 1,000 s); a live one, milliseconds
+    // a wedged link costs every write the replication wait (500 writes: 1,000 s); a replay of the whole log for
+    // each change from the other tracker cost ~200 ms a write with these files in it; a live link, milliseconds
     expect(writesMsA / onA.length).toBeLessThan(REPLICATION_WAIT_MS / 20);
     expect(writesMsB / onB.length).toBeLessThan(REPLICATION_WAIT_MS / 20);
     expect(longestGap).toBeLessThan(REPLICATION_WAIT_MS);
