@@ -170,7 +170,7 @@ describe(TextLineServer.name, () => {
       // a sync line from a peer that has not authenticated is answered at once, past the held request
       const other = await open();
       expect(await other.request('123456789 sync_fetch')).toEqual([expect.stringMatching(/^ERR FORBIDDEN /)]);
-      await delay(30);
+      await delay(30); // the behaviour under test: for a while, the held request gets no answer
       expect(replies).toEqual([]);
       release();
       await held;
@@ -529,7 +529,7 @@ describe(TextLineServer.name, () => {
       await seed.waitClosed();
       const split = await open({ hello: false });
       split.write('HEL'); // not enough to tell yet
-      await delay(50);
+      await delay(50); // the behaviour under test: a HELLO that arrives in pieces, some time apart
       split.write('LO p2p-share/2\n');
       expect(await split.readLines(1)).toEqual(['ERR TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1']);
       // a tracker's sync line is answered framed, a refusal of it too
@@ -607,7 +607,7 @@ describe(TextLineServer.name, () => {
       while (!closed && Date.now() - began < 5000) {
         slow.write('x'); // never a newline
         expect(await talker.request('join_group t')).toEqual(['OK 0 joined t']); // a line each time: kept
-        await delay(50);
+        await delay(50); // the behaviour under test: a byte every so often, never a line
       }
       expect(closed).toBe(true);
       expect(slow.pending).toMatch(/^ERR IDLE_TIMEOUT /);
