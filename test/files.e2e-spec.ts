@@ -54,6 +54,33 @@ describe('file sharing between real clients', () => {
   const peer = (name: string) => peers.get(name)!.proc;
   const dirOf = (name: string) => peers.get(name)!.dir;
 
+  /** A new client of a new user, logged in and a member of team: for a test that kills or restarts its client. */
+  async function newMember(name: string): Promise<Peer> {
+    const fresh = await startPeer(name);
+    await fresh.proc.run(`create_user ${name} pw-${name}`, /created/);
+    await fresh.proc.run(`login ${name} pw-${name}`, /logged in/);
+    await fresh.proc.run('join_group team', /asked to join/);
+    await peer('alice').run(`accept_request team ${name}`, /now a member/);
+    return fresh;
+  }
+
+  /** Waits until `name`'s download of `fileName` has verified some bytes but is not done: mid-transfer. */
+  async function midTransfer(name: string, fileName: string): Promise<void> {
+    const row = new RegExp(`^\\[(\\w)\\] \\[team\\] ${fileName.replace('.', '\\.')}(?: ([\\d.]+)%)?`, 'm');
+    await waitUntil(async () => {
+      const m = row.exec(await peer(name).run('show_downloads', row));
+      if (!m || m[1] !== 'D') throw new Error(`${fileName} is no longer downloading: ${m?.[0]}`);
+      return Number(m[2]) > 0;
+    });
+  }
+
+  /** The number of online seeders that `name`'s list_files shows for `fileName`. */
+  async function seedersOf(name: string, fileName: string): Promise<number> {
+    const listed = await peer(name).run('list_files team', /files? in group team/);
+    const m = new RegExp(`${fileName.replace('.', '\\.')} size=\\d+ seeders=(\\d+)`).exec(listed);
+    return m ? Number(m[1]) : 0;
+  }
+
   beforeAll(async () => {
     net = await trackerNetwork(1);
     tracker = await startTrackerReady(net.infoFile, 1, join(net.dir, 'tracker-data'));
@@ -185,8 +212,7 @@ describe('file sharing between real clients', () => {
     await peer('alice').run('upload_file team kill.bin', /shared kill\.bin/);
     await peer('bob').run('upload_file team kill.bin', /shared kill\.bin/);
     await peer('carol').run('download_file team kill.bin kill-copy.bin', /downloading kill\.bin .* from 2 seeders/);
-    await sleep(600);
-    expect(await peer('carol').run('show_downloads', /kill\.bin/)).toMatch(/^\[D\] \[team\] kill\.bin/m);
+    await midTransfer('carol', 'kill.bin');
     await peers.get('bob')!.proc.stop('SIGKILL');
     const done = await peer('carol').waitFor(/downloaded \[team\] kill\.bin.*/, 30_000);
     // bob is tried again with backoff (he might come back) while alice serves the rest
@@ -195,39 +221,49 @@ describe('file sharing between real clients', () => {
   });
 
   it('a client restarted on the same address offers its shares again after login', async () => {
-    const old = peers.get('bob')!;
-    expect(old.proc.running).toBe(false);
-    // while bob is away, his files are listed with fewer online seeders
-    expect(await peer('carol').run('list_files team', /kill\.bin/)).toMatch(/kill\.bin size=20971520 seeders=2/);
-    // meanwhile kill.bin changes on disk: it must not be offered again
-    writeSync(openSync(join(old.dir, 'kill.bin'), 'a'), Buffer.from('one more byte'));
-    const { proc } = await startPeer('bob', old.port);
-    await proc.run('login bob pw-bob', /logged in as bob/);
-    expect(await proc.waitFor(/seeding \d+ files? again/)).toMatch(/seeding 2 files again/);
-    expect(proc.stdout).toMatch(/no longer sharing kill\.bin \(changed on disk\)/);
-    const listed = await peer('carol').run('list_files team', /kill\.bin/);
-    expect(listed).toMatch(/shared\.bin size=20971520 seeders=3/);
-    expect(listed).toMatch(/kill\.bin size=20971520 seeders=2/);
+    const erin = await newMember('erin');
+    sameFileAt('keep.bin', 1 * MB, 'alice', 'erin');
+    sameFileAt('change.bin', 1 * MB, 'alice', 'erin');
+    for (const name of ['alice', 'erin']) {
+      await peer(name).run('upload_file team keep.bin', /shared keep\.bin/);
+      await peer(name).run('upload_file team change.bin', /shared change\.bin/);
+    }
+    expect(await seedersOf('carol', 'keep.bin')).toBe(2);
+    await erin.proc.stop('SIGKILL');
+    // while erin is away, her files are listed with fewer online seeders
+    await waitUntil(async () => (await seedersOf('carol', 'keep.bin')) === 1);
+    expect(await seedersOf('carol', 'change.bin')).toBe(1);
+    // meanwhile change.bin changes on disk: it must not be offered again
+    writeSync(openSync(join(erin.dir, 'change.bin'), 'a'), Buffer.from('one more byte'));
+    const { proc } = await startPeer('erin', erin.port);
+    await proc.run('login erin pw-erin', /logged in as erin/);
+    expect(await proc.waitFor(/seeding \d+ files? again/)).toMatch(/seeding 1 file again/);
+    expect(proc.stdout).toMatch(/no longer sharing change\.bin \(changed on disk\)/);
+    expect(await seedersOf('carol', 'keep.bin')).toBe(2);
+    expect(await seedersOf('carol', 'change.bin')).toBe(1);
   });
 
   it('fails cleanly when the only seeder goes away and stays away, leaving no file behind', async () => {
-    randomFile(join(dirOf('bob'), 'solo.bin'), 20 * MB);
-    await peer('bob').run('upload_file team solo.bin', /shared solo\.bin/);
+    const frank = await newMember('frank');
+    randomFile(join(frank.dir, 'solo.bin'), 20 * MB);
+    await frank.proc.run('upload_file team solo.bin', /shared solo\.bin/);
     await peer('carol').run('download_file team solo.bin solo-copy.bin', /downloading solo\.bin .* from 1 seeder/);
-    await sleep(800);
-    await peers.get('bob')!.proc.stop('SIGKILL');
-    // bob is retried for 30 s without a chunk from him before the download gives up
+    await midTransfer('carol', 'solo.bin');
+    await frank.proc.stop('SIGKILL');
+    // frank is retried for 30 s without a chunk from him before the download gives up
     const failed = await peer('carol').waitFor(/^error: download of solo\.bin failed: .+/m, 50_000);
-    expect(failed).toMatch(/no seeders left: bob .*; gave up after \d+ retries, no chunk for 3\d\.\d s/);
+    expect(failed).toMatch(/no seeders left: frank .*; gave up after \d+ retries, no chunk for 3\d\.\d s/);
     expect(await peer('carol').run('show_downloads', /solo\.bin/)).toMatch(/^\[F\] \[team\] solo\.bin \(.+\)/m);
     expect(readdirSync(dirOf('carol')).filter((f) => f.startsWith('solo'))).toEqual([]);
   }, 90_000);
 
   it("leave_group stops the leaver's shares there", async () => {
-    const before = await peer('alice').run('list_files team', /shared\.bin/);
-    expect(before).toMatch(/shared\.bin size=20971520 seeders=2/); // alice and carol; bob is gone
+    sameFileAt('leave.bin', 1 * MB, 'alice', 'carol');
+    await peer('alice').run('upload_file team leave.bin', /shared leave\.bin/);
+    await peer('carol').run('upload_file team leave.bin', /shared leave\.bin/);
+    expect(await seedersOf('alice', 'leave.bin')).toBe(2);
     await peer('carol').run('leave_group team', /left group team/);
-    expect(await peer('alice').run('list_files team', /shared\.bin/)).toMatch(/shared\.bin size=20971520 seeders=1/);
+    expect(await seedersOf('alice', 'leave.bin')).toBe(1);
     // a client that quits at end of input waits for its downloads and exits 0
     const carol = peer('carol');
     carol.child.stdin?.end();

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CLIENT_MAIN,
@@ -17,8 +17,16 @@ describe('client shell against a real tracker', () => {
   let net: Awaited<ReturnType<typeof trackerNetwork>>;
   let tracker: Proc;
   const clients: Proc[] = [];
+  let runs = 0;
+  /** `--data-dir` and working folder of a fresh client, both in the test's temp folder, never in the checkout. */
+  const isolated = () => {
+    const dir = join(net.dir, `client-${++runs}`);
+    mkdirSync(dir);
+    return { extra: ['--data-dir', join(dir, '.state')], cwd: dir };
+  };
   const client = async () => {
-    const p = startClient(`127.0.0.1:${await freePort()}`, net.infoFile);
+    const { extra, cwd } = isolated();
+    const p = startClient(`127.0.0.1:${await freePort()}`, net.infoFile, extra, cwd);
     clients.push(p);
     return p;
   };
@@ -83,21 +91,26 @@ describe('client shell against a real tracker', () => {
 
   it('answers bad input with error lines and keeps going', async () => {
     const port = await freePort();
-    const { code, stdout } = await runClientScript(`127.0.0.1:${port}`, net.infoFile, [
-      'frobnicate',
-      'create_user',
-      'create_user dave',
-      'create_user dave d-pass',
-      'login dave wrong',
-      'login nobody x',
-      'login dave d-pass',
-      'login dave d-pass',
-      'join_group no-such-group',
-      'create_group "bad group"',
-      'accept_request no-such-group eve',
-      'login "unterminated',
-      'list_groups',
-    ]);
+    const { code, stdout } = await runClientScript(
+      `127.0.0.1:${port}`,
+      net.infoFile,
+      [
+        'frobnicate',
+        'create_user',
+        'create_user dave',
+        'create_user dave d-pass',
+        'login dave wrong',
+        'login nobody x',
+        'login dave d-pass',
+        'login dave d-pass',
+        'join_group no-such-group',
+        'create_group "bad group"',
+        'accept_request no-such-group eve',
+        'login "unterminated',
+        'list_groups',
+      ],
+      isolated(),
+    );
     expect(code).toBe(0);
     const lines = stdout.trim().split('\n');
     const errors = lines.filter((l) => l.startsWith('error:'));
@@ -115,7 +128,7 @@ describe('client shell against a real tracker', () => {
   });
 
   it('prints no prompt when stdin is not a terminal and exits at end of input', async () => {
-    const { code, stdout } = await runClientScript(`127.0.0.1:${await freePort()}`, net.infoFile, ['help']);
+    const { code, stdout } = await runClientScript(`127.0.0.1:${await freePort()}`, net.infoFile, ['help'], isolated());
     expect(code).toBe(0);
     expect(stdout).not.toMatch(/\$>/);
     for (const cmd of ['create_user', 'login', 'join_group', 'accept_request', 'list_groups', 'exit']) {
@@ -124,8 +137,14 @@ describe('client shell against a real tracker', () => {
   });
 
   describe('argv handling', () => {
+    // run from the test's temp folder: a client that got as far as its default ./data folder makes it there
     const run = (...args: string[]) =>
-      spawnSync(process.execPath, [CLIENT_MAIN, ...args], { encoding: 'utf8', timeout: 15_000, input: '' });
+      spawnSync(process.execPath, [CLIENT_MAIN, ...args], {
+        encoding: 'utf8',
+        timeout: 15_000,
+        input: '',
+        cwd: net.dir,
+      });
 
     it.each([
       [['127.0.0.1:7001'], /usage/],
@@ -156,7 +175,8 @@ describe('client shell against a real tracker', () => {
     it('says so when no tracker answers', async () => {
       const dead = join(net.dir, 'dead-info.txt');
       writeFileSync(dead, `127.0.0.1:${await freePort()}\n`);
-      const r = run('127.0.0.1:7001', dead);
+      const { extra } = isolated();
+      const r = run(`127.0.0.1:${await freePort()}`, dead, ...extra);
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/^error: no tracker reachable/m);
     });

@@ -7,6 +7,19 @@ import { eventually, must, stateDigest } from './support/sync';
 
 const code = (r: Reply) => (r.ok ? 'OK' : r.code);
 const hash = (i: number) => i.toString(16).padStart(40, '0');
+/** Refusals that the groups' state explains (a group that exists already, a user who is no member...). */
+const STATE_REFUSALS = new Set([
+  'GROUP_EXISTS',
+  'UNKNOWN_GROUP',
+  'NOT_MEMBER',
+  'ALREADY_MEMBER',
+  'REQUEST_PENDING',
+  'NO_SUCH_REQUEST',
+  'NOT_OWNER',
+  'FILE_CONFLICT',
+  'NOT_SEEDING',
+  'UNKNOWN_FILE',
+]);
 
 /** Trackers that replicate: every tracker of tracker_info.txt ends with the same state. */
 describe('tracker sync', () => {
@@ -152,7 +165,8 @@ describe('tracker sync', () => {
     let seed = 12345;
     const rand = (n: number) => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
+      // the high bits: the low bits of this generator cycle fast (with `seed % n` no join_group was ever drawn)
+      return Math.floor((seed / 2 ** 31) * n);
     };
     const users = ['u0', 'u1', 'u2', 'u3', 'u4', 'u5'];
     const groups = ['g0', 'g1', 'g2'];
@@ -171,6 +185,12 @@ describe('tracker sync', () => {
       }
     };
     for (let t = 1; t <= 3; t++) await connect(t);
+    /** `<command> <OK or error code>` -> how many times. */
+    const outcomes = new Map<string, number>();
+    const tally = (command: string, reply: Reply) => {
+      const key = `${command} ${code(reply)}`;
+      outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+    };
     const step = async (i: number) => {
       const t = rand(3);
       if (!trackers[t].running) return;
@@ -185,8 +205,10 @@ describe('tracker sync', () => {
         `upload_file ${g} /f/file${rand(4)}.bin 1 ${hash(rand(3))} ${hash(9)} 127.0.0.1:${7000 + u}`,
         `stop_share ${g} file${rand(4)}.bin`,
       ];
-      await conn.request(ops[rand(ops.length)]).catch(() => undefined);
-      if (i % 7 === 0) await conn.request('list_files ' + g).catch(() => undefined);
+      const op = ops[rand(ops.length)];
+      // every request to a running tracker is answered: a refusal is counted, a lost request fails the test
+      tally(op.split(' ')[0], await conn.request(op));
+      if (i % 7 === 0) tally('list_files', await conn.request('list_files ' + g));
     };
     for (let i = 0; i < 120; i++) {
       await Promise.all([step(i), step(i), step(i)]);
@@ -199,6 +221,17 @@ describe('tracker sync', () => {
       }
     }
     await converged();
+    // equal digests alone would pass if every operation had been refused: the run must have changed things,
+    // and been refused only for what the state of the groups explains
+    const refusals = [...outcomes.keys()].map((k) => k.split(' ')[1]).filter((c) => c !== 'OK');
+    expect(new Set(refusals)).toEqual(new Set(refusals.filter((c) => STATE_REFUSALS.has(c))));
+    const changed = (command: string) => outcomes.get(`${command} OK`) ?? 0;
+    for (const command of ['create_group', 'join_group', 'leave_group', 'upload_file']) {
+      expect({ command, succeeded: changed(command) > 0 }).toEqual({ command, succeeded: true });
+    }
+    const changes = ['create_group', 'join_group', 'leave_group', 'accept_request', 'upload_file', 'stop_share'];
+    // about 65 in a run on an idle machine; the outcomes depend on how fast changes replicate
+    expect(changes.reduce((n, command) => n + changed(command), 0)).toBeGreaterThanOrEqual(30);
   });
 
   it('trackers cut off from each other keep serving and converge when the link returns', async () => {

@@ -119,9 +119,14 @@ export function startClient(address: string, infoFile: string, extra: string[] =
   );
 }
 
-/** Runs a client over a whole script on stdin and waits for it to exit. */
-export async function runClientScript(address: string, infoFile: string, lines: string[], timeoutMs = 30_000) {
-  const p = startClient(address, infoFile);
+/** Runs a client over a whole script on stdin and waits for it to exit; pass `--data-dir` in `extra`. */
+export async function runClientScript(
+  address: string,
+  infoFile: string,
+  lines: string[],
+  { extra = [], cwd, timeoutMs = 30_000 }: { extra?: string[]; cwd?: string; timeoutMs?: number } = {},
+) {
+  const p = startClient(address, infoFile, extra, cwd);
   p.child.stdin?.end(lines.map((l) => l + '\n').join(''));
   const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
   const { code } = await p.exited;

@@ -325,6 +325,9 @@ describe(DownloadJob.name, () => {
       const running = j.run();
       // every chunk asked for is answered at once: what keeps more from being asked is the queue of writes
       await Promise.all([alice.receivedRequests(4), bob.receivedRequests(4)]);
+      // the queue of writes fills: every chunk asked for so far came in and waits for the disk
+      await eventually(() => spy.mock.calls.length >= MAX_QUEUED_WRITES);
+      // the behaviour under test: for a while after that, no more chunks are asked for
       await new Promise((resolve) => setTimeout(resolve, 300));
       // a checked chunk frees its seeder's slot at once (more than the 2 x 4 slots were asked for), until the queue
       // was full; then only the chunks already asked for came in
@@ -382,6 +385,7 @@ describe(DownloadJob.name, () => {
       running.catch(() => undefined);
       const perSeeder = count === 2 ? 4 : 2;
       await Promise.all(stalled.map((s) => s.receivedRequests(perSeeder)));
+      // the behaviour under test: for a while, nothing more is asked of any of them
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(stalled.map((s) => s.requests.length)).toEqual(stalled.map(() => perSeeder));
       j.cancel();

@@ -332,7 +332,7 @@ describe(PeerConnection.name, () => {
     const started = Date.now();
     for (let i = 0; i < parts; i++) {
       await peer.write(stream.subarray((i * stream.length) / parts, ((i + 1) * stream.length) / parts));
-      await new Promise((resolve) => setTimeout(resolve, 60));
+      await new Promise((resolve) => setTimeout(resolve, 60)); // the behaviour under test: a slow trickle
     }
     expect(Date.now() - started).toBeGreaterThan(300);
     expect((await result).equals(body)).toBe(true);
@@ -344,6 +344,7 @@ describe(PeerConnection.name, () => {
     await peer.received(1);
     await peer.write(chunk(0, Buffer.from('z')));
     await got;
+    // the behaviour under test: idle for longer than the timeout, and still open
     await new Promise((resolve) => setTimeout(resolve, 120));
     expect(conn.isOpen).toBe(true);
   });

@@ -1,6 +1,7 @@
 import { COMMAND_SPECS, CommandName, errReply, okReply, Reply, usage } from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -41,9 +42,22 @@ function fakeTracker(replies: Record<string, Reply | Error> = {}) {
   };
 }
 
+/** A port that was free a moment ago on 127.0.0.1, for the shell's chunk server. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
 describe(ShellCommand.name, () => {
   let dir: string;
   let infoFile: string;
+  let runs = 0;
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'client-shell-'));
@@ -79,7 +93,9 @@ describe(ShellCommand.name, () => {
       });
     if (options.local) builder = builder.overrideProvider(LOCAL_COMMANDS).useValue(options.local);
     const moduleRef = await builder.compile();
-    await moduleRef.get(ShellCommand).run(options.args ?? ['127.0.0.1:7001', infoFile], {});
+    // every run seeds from its own free port and keeps its state in its own folder, never in ./data
+    const args = options.args ?? [`127.0.0.1:${await freePort()}`, infoFile];
+    await moduleRef.get(ShellCommand).run(args, { dataDir: join(dir, `data-${++runs}`) });
     await moduleRef.close();
     return { lines: out.lines, tracker, echoed: () => echoed };
   }

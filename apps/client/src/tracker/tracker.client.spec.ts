@@ -18,6 +18,10 @@ const withoutId = (line: string) => line.replace(ID, '');
 const idOf = (line: string) => ID.exec(line)?.[1];
 const echo = (line: string) => formatReply(okReply(`got ${withoutId(line)}`));
 const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Polls `check` until it holds (the test's own timeout bounds the wait). */
+const until = async (check: () => boolean) => {
+  while (!check()) await tick(5);
+};
 
 /** Short enough for tests; the failover window still spans a few passes over the list. */
 const FAST: Partial<TrackerTimings> = { replyTimeoutMs: 1000, failoverWindowMs: 400, retryPauseMs: 50 };
@@ -106,7 +110,7 @@ describe(TrackerClient.name, () => {
       const first = tracker.request('first');
       const second = tracker.request('second');
       await server.receivedLines(1);
-      await tick(20);
+      await tick(20); // the behaviour under test: for a while, nothing more is sent
       expect(server.received.map(withoutId)).toEqual(['first']);
       release();
 
@@ -222,8 +226,7 @@ describe(TrackerClient.name, () => {
 
       await expect(tracker.request('bye')).resolves.toEqual(okReply('got bye'));
       await closed;
-      await tick(20);
-      expect(tracker.tracker).toBeUndefined();
+      await until(() => tracker.tracker === undefined);
       expect(server.connections).toBe(1);
       await expect(tracker.request('hello')).resolves.toEqual(okReply('got hello'));
       expect(server.connections).toBe(2);
@@ -232,10 +235,6 @@ describe(TrackerClient.name, () => {
   });
 
   describe('a connection the tracker closed for being idle', () => {
-    /** Polls `check` until it holds (the test's own timeout bounds the wait). */
-    const until = async (check: () => boolean) => {
-      while (!check()) await tick(5);
-    };
     const IDLE = 'ERR IDLE_TIMEOUT closed after 15 s without a request before login\n';
     const TOKEN = 'ab'.repeat(32);
     /** Two trackers; the first answers everything and closes its connection as idle when the test says. */
@@ -485,7 +484,7 @@ describe(TrackerClient.name, () => {
           if (n !== 1 || line !== 'list_groups') return undefined;
           await writeInParts(socket, ['OK 6 slow\n']);
           for (const l of lines) {
-            await tick(80);
+            await tick(80); // the behaviour under test: a reply whose lines come slower than the timeout
             socket.write(`${l}\n`);
           }
           return 'hang';
@@ -503,7 +502,7 @@ describe(TrackerClient.name, () => {
 
       await network.trackers[0].stop();
       await network.until(() => network.seenBy(2).length === 1);
-      await tick(20);
+      await until(() => resumed.mock.calls.length > 0 && out.lines.length > 0);
 
       expect(network.seenBy(2)[0].line).toBe(`resume ${tracker.sessionToken}`);
       expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);

@@ -1,7 +1,7 @@
 import { Cmd, JoinGroupCmd, okReply, OkReply, Reply, ReplyAssembler, SYNC_MARKER, SyncCmd } from '@app/protocol';
 import { Controller, INestMicroservice, ModuleMetadata } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
+import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { of } from 'rxjs';
 import { AuthController } from '../auth/auth.controller';
@@ -15,6 +15,7 @@ import { GroupsService } from '../groups/groups.service';
 import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { LineSocket } from '../testing/line-socket';
+import { waitUntil } from '../testing/wait-until';
 import { syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
 import { checkSyncProof, LinkParties, newNonce, syncProof, SyncLinkSecurity } from '../sync/sync-link.security';
 import { SyncController } from '../sync/sync.controller';
@@ -23,6 +24,7 @@ import { PassThroughExceptionFilter } from './pass-through.filter';
 import { PeerContext } from './peer.context';
 import { ConnectionPolicy } from './connection.policy';
 import { TextLineServer } from './text-line.server';
+import { TransportEvent } from './transport.events';
 import { DEFAULT_TRACKER_LIMITS, TrackerLimits } from '../config/tracker.config';
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -30,6 +32,14 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Stands in for real controllers: each command exercises one transport path. */
 @Controller()
 class ProbeController {
+  /** What the probe saw, in order: `join <group>` per join_group run, `closed <connection>` per closed peer. */
+  static readonly seen: string[] = [];
+
+  @EventPattern(TransportEvent.PeerClosed)
+  closed(@Ctx() ctx: PeerContext): void {
+    ProbeController.seen.push(`closed ${ctx.connectionId}`);
+  }
+
   @MessagePattern(Cmd.ListGroups)
   list(): OkReply {
     return okReply('2 groups', ['g1 owner=alice', 'g2 owner=bob']);
@@ -37,6 +47,7 @@ class ProbeController {
 
   @MessagePattern(Cmd.JoinGroup)
   async join(@Payload() cmd: JoinGroupCmd): Promise<OkReply> {
+    ProbeController.seen.push(`join ${cmd.groupId}`);
     switch (cmd.groupId) {
       case 'boom':
         throw new Error('kaboom');
@@ -159,7 +170,7 @@ describe(TextLineServer.name, () => {
       // a sync line from a peer that has not authenticated is answered at once, past the held request
       const other = await open();
       expect(await other.request('123456789 sync_fetch')).toEqual([expect.stringMatching(/^ERR FORBIDDEN /)]);
-      await delay(30);
+      await delay(30); // the behaviour under test: for a while, the held request gets no answer
       expect(replies).toEqual([]);
       release();
       await held;
@@ -379,6 +390,35 @@ describe(TextLineServer.name, () => {
       expect(await conn.readLines(1)).toEqual(['OK 0 slow done']);
     });
 
+    describe('a last line without its newline', () => {
+      beforeEach(() => ProbeController.seen.splice(0));
+
+      // The rule: the peer's FIN ends its last line, as a newline would. Such a line runs and is answered
+      // before the tracker closes its side (what `printf 'join_group g1' | nc` expects).
+      it('runs and is answered when the peer half-closes after it', async () => {
+        conn.write('join_group a\njoin_group tail');
+        conn.socket.end();
+        expect(await conn.readLines(2)).toEqual(['OK 0 joined a', 'OK 0 joined tail']);
+        await conn.waitClosed();
+        await waitUntil(() => ProbeController.seen.some((e) => e.startsWith('closed ')), 'the close event');
+        expect(ProbeController.seen).toEqual(['join a', 'join tail', expect.stringMatching(/^closed /)]);
+      });
+
+      it('runs in the seed form too', async () => {
+        const seed = await open({ hello: false });
+        seed.write('join_group tail');
+        seed.socket.end();
+        expect(await seed.readLines(1)).toEqual(['joined tail']);
+      });
+
+      it('still runs when the peer closes both ways (its FIN too ends the line), unanswered', async () => {
+        conn.write('join_group tail');
+        conn.destroy();
+        await waitUntil(() => ProbeController.seen.some((e) => e.startsWith('closed ')), 'the close event');
+        expect(ProbeController.seen).toEqual(['join tail', expect.stringMatching(/^closed /)]);
+      });
+    });
+
     it('still answers every pipelined request of a client that half-closes', async () => {
       conn.write('join_group a\njoin_group slow\njoin_group b\n');
       conn.socket.end();
@@ -489,7 +529,7 @@ describe(TextLineServer.name, () => {
       await seed.waitClosed();
       const split = await open({ hello: false });
       split.write('HEL'); // not enough to tell yet
-      await delay(50);
+      await delay(50); // the behaviour under test: a HELLO that arrives in pieces, some time apart
       split.write('LO p2p-share/2\n');
       expect(await split.readLines(1)).toEqual(['ERR TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1']);
       // a tracker's sync line is answered framed, a refusal of it too
@@ -576,7 +616,7 @@ describe(TextLineServer.name, () => {
       while (!closed && Date.now() - began < 5000) {
         slow.write('x'); // never a newline
         expect(await talker.request('join_group t')).toEqual(['OK 0 joined t']); // a line each time: kept
-        await delay(50);
+        await delay(50); // the behaviour under test: a byte every so often, never a line
       }
       expect(closed).toBe(true);
       expect(slow.pending).toMatch(/^ERR IDLE_TIMEOUT /);
