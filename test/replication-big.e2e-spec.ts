@@ -24,6 +24,20 @@ describe('replication of big metadata', () => {
   const procs: Proc[] = [];
   const conns: RawConn[] = [];
 
+  /** Two real trackers of one network, listening, each on its own data dir. */
+  async function twoTrackers(): Promise<{
+    net: Awaited<ReturnType<typeof trackerNetwork>>;
+    keyFile: string;
+    trackers: Proc[];
+  }> {
+    const net = await trackerNetwork(2);
+    dirs.push(net.dir);
+    const trackers = [1, 2].map((n) => startTracker(net.infoFile, n, join(net.dir, `data-${n}`)));
+    procs.push(...trackers);
+    for (const t of trackers) await t.waitFor(/listening on/, 15_000);
+    return { net, keyFile: net.infoFile.replace(/\.txt$/, '.key'), trackers };
+  }
+
   afterEach(async () => {
     conns.splice(0).forEach((c) => c.close());
     await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
@@ -31,12 +45,7 @@ describe('replication of big metadata', () => {
   });
 
   it('a 204,800-hash upload_file (inline and @N), then 1,000 pipelined writes on both trackers: no write waits, both converge', async () => {
-    const net = await trackerNetwork(2);
-    dirs.push(net.dir);
-    const keyFile = net.infoFile.replace(/\.txt$/, '.key');
-    const trackers = [1, 2].map((n) => startTracker(net.infoFile, n, join(net.dir, `data-${n}`)));
-    procs.push(...trackers);
-    for (const t of trackers) await t.waitFor(/listening on/, 15_000);
+    const { net, keyFile, trackers } = await twoTrackers();
     const open = async (n: number) => {
       const c = await RawConn.open(net.ports[n - 1]);
       conns.push(c);
@@ -141,12 +150,7 @@ describe('replication of big metadata', () => {
   }, 180_000);
 
   it('an upload_file line over 64 MiB, as long as --max-upload-line allows, replicates, and the link carries on', async () => {
-    const net = await trackerNetwork(2);
-    dirs.push(net.dir);
-    const keyFile = net.infoFile.replace(/\.txt$/, '.key');
-    const trackers = [1, 2].map((n) => startTracker(net.infoFile, n, join(net.dir, `data-${n}`)));
-    procs.push(...trackers);
-    for (const t of trackers) await t.waitFor(/listening on/, 15_000);
+    const { net, keyFile } = await twoTrackers();
     const a = await RawConn.open(net.ports[0]);
     conns.push(a);
     must(await a.request('create_user alice pa'));
