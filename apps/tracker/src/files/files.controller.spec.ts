@@ -4,23 +4,34 @@ import {
   formatFileMetadata,
   okReply,
   OkReply,
-  PackedFileMetadata,
   ProtocolError,
   ReplyLine,
   UploadFileCmd,
 } from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { createHash } from 'node:crypto';
+import { AuthService } from '../auth/auth.service';
+import { PASSWORD_HASHER, USER_STORE } from '../auth/auth.tokens';
+import { InMemoryUserStore } from '../auth/in-memory-user.store';
 import { NotLoggedInError } from '../common/domain.error';
+import { GroupsService } from '../groups/groups.service';
+import { NotMemberError } from '../groups/groups.errors';
+import { GROUP_STORE } from '../groups/groups.tokens';
+import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { passThroughInterceptor } from '../testing/pass-through.interceptor';
 import { peerContext } from '../testing/fake-session';
+import { plainHasher, syncTestingProviders } from '../testing/sync-testing';
+import { thrownBy } from '../testing/thrown';
+import { OpLogStore } from '../sync/oplog.store';
 import { ReplicationInterceptor } from '../sync/replication.interceptor';
+import { OPLOG_STORE } from '../sync/sync.tokens';
 import { PeerContext } from '../transport/peer.context';
-import { TRACKER_CONFIG } from '../config/tracker.config';
-import { trackerConfig } from '../testing/sync-testing';
+import { FileStore, packChunkHashes } from './file.store';
 import { FilesController, parseFileSize } from './files.controller';
-import { FileConflictError, TrackerAddressAsSeederError } from './files.errors';
-import { FileListing, FilesService } from './files.service';
+import { FileConflictError, NotSeedingError, TrackerAddressAsSeederError, UnknownFileError } from './files.errors';
+import { FilesService } from './files.service';
+import { FILE_STORE } from './files.tokens';
+import { InMemoryFileStore } from './in-memory-file.store';
 import { SeederAddressRule } from './seeder-address.rule';
 
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
@@ -28,26 +39,27 @@ const [h1, h2, h3] = [sha1('1'), sha1('2'), sha1('3')];
 
 /** Runs `work`, expecting a protocol error with `code`. */
 function protocolRefusal(work: () => unknown, code: ErrorCode): void {
-  let thrown: unknown;
-  try {
-    work();
-  } catch (err) {
-    thrown = err;
-  }
+  const thrown = thrownBy(work);
   expect(thrown).toBeInstanceOf(ProtocolError);
   expect((thrown as ProtocolError).code).toBe(code);
 }
 
+/** A connection from `remoteAddress` with `user` on it; extended unless it is a seed-form one (no HELLO). */
+function connection(connectionId: number, remoteAddress: string, user: string, extended = true): PeerContext {
+  const ctx = new PeerContext(connectionId, remoteAddress);
+  ctx.setUser(user);
+  ctx.extended = extended;
+  return ctx;
+}
+
 describe(FilesController.name, () => {
   let controller: FilesController;
-  const files = {
-    share: jest.fn(),
-    list: jest.fn(),
-    download: jest.fn(),
-    addSeeder: jest.fn(),
-    stopShare: jest.fn(),
-  };
+  let files: FilesService;
+  let auth: AuthService;
+  let store: FileStore;
+  let opLog: OpLogStore;
   let alice: PeerContext;
+  let bob: PeerContext;
 
   const uploadCmd = (overrides: Partial<UploadFileCmd> = {}): UploadFileCmd => ({
     kind: 'upload_file',
@@ -59,262 +71,333 @@ describe(FilesController.name, () => {
     myPort: '7001',
     ...overrides,
   });
+  const newSeeder = (ctx: PeerContext, myPort = '7009', fileName = 'report.pdf', filePath = '/dl/report.pdf') =>
+    controller.newSeeder({ kind: 'new_seeder', groupId: 'g1', fileName, filePath, myPort }, ctx);
+  const stopShare = (ctx: PeerContext, fileName = 'report.pdf') =>
+    controller.stopShare({ kind: 'stop_share', groupId: 'g1', fileName }, ctx);
+  /** Who bob would download `fileName` from, where, and in which form. */
+  const seedersFor = (fileName = 'report.pdf') =>
+    files.download('bob', 'g1', fileName).seeders.map(({ userId, address, seedForm }) => ({
+      userId,
+      address,
+      seedForm: seedForm === true,
+    }));
 
   beforeEach(async () => {
-    jest.resetAllMocks();
     const moduleRef = await Test.createTestingModule({
       controllers: [FilesController],
       providers: [
         FilesService,
+        GroupsService,
+        AuthService,
         SeederAddressRule,
+        { provide: FILE_STORE, useClass: InMemoryFileStore },
+        { provide: GROUP_STORE, useClass: InMemoryGroupStore },
+        { provide: USER_STORE, useClass: InMemoryUserStore },
+        { provide: PASSWORD_HASHER, useValue: plainHasher },
         // this tracker listens on 192.168.1.2:6001, its peer on 192.168.1.3:6002
-        {
-          provide: TRACKER_CONFIG,
-          useValue: trackerConfig({
-            trackers: [
-              { host: '192.168.1.2', port: 6001 },
-              { host: '192.168.1.3', port: 6002 },
-            ],
-          }),
-        },
+        ...syncTestingProviders({
+          trackers: [
+            { host: '192.168.1.2', port: 6001 },
+            { host: '192.168.1.3', port: 6002 },
+          ],
+        }),
       ],
     })
-      .overrideProvider(FilesService)
-      .useValue(files)
       .overrideInterceptor(ReplicationInterceptor)
       .useValue(passThroughInterceptor)
       .compile();
     controller = moduleRef.get(FilesController);
-    alice = new PeerContext(42, '192.168.1.20:51234');
-    alice.setUser('alice');
-    alice.extended = true; // its connection began with HELLO p2p-share/2
+    files = moduleRef.get(FilesService);
+    auth = moduleRef.get(AuthService);
+    store = moduleRef.get<FileStore>(FILE_STORE);
+    opLog = moduleRef.get<OpLogStore>(OPLOG_STORE);
+    // alice owns g1 and bob is a member; carol has only asked to join
+    const groups = moduleRef.get(GroupsService);
+    groups.create('alice', 'g1');
+    groups.join('bob', 'g1');
+    groups.accept('alice', 'g1', 'bob');
+    groups.join('carol', 'g1');
+    alice = connection(42, '192.168.1.20:51234', 'alice'); // its connection began with HELLO p2p-share/2
+    bob = connection(43, '10.0.0.2:40000', 'bob');
   });
 
   describe('upload_file', () => {
-    it('shares the parsed metadata for the logged-in user, serving on the connection’s IP', () => {
-      files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
+    it('registers the parsed metadata with the logged-in user as seeder, serving on the connection’s IP', () => {
       expect(controller.upload(uploadCmd(), alice)).toEqual(okReply('shared report.pdf in group g1 (3 chunks)'));
-      expect(files.share).toHaveBeenCalledWith(
-        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7001 }, seedForm: false },
-        {
-          groupId: 'g1',
-          filePath: '/home/alice/report.pdf',
-          fileSize: 1048577,
-          fileHash: sha1('report'),
-          chunkHashes: [h1, h2, h3],
-        },
-      );
+      expect(store.getFile('g1', 'report.pdf')).toMatchObject({
+        fileSize: 1048577,
+        fileHash: sha1('report'),
+        uploader: 'alice',
+      });
+      expect(store.chunkHashes('g1', 'report.pdf')).toEqual(packChunkHashes([h1, h2, h3]));
+      expect(store.getSeeder('g1', 'report.pdf', 'alice')?.filePath).toBe('/home/alice/report.pdf');
+      expect(seedersFor()).toEqual([
+        { userId: 'alice', address: { host: '192.168.1.20', port: 7001 }, seedForm: false },
+      ]);
     });
 
-    it('announces a seeder on a connection without HELLO as a seed-form one', () => {
-      files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
-      alice.extended = false;
-      controller.upload(uploadCmd(), alice);
-      controller.newSeeder({ kind: 'new_seeder', groupId: 'g1', fileName: 'f', filePath: '/f', myPort: '7001' }, alice);
-      expect(files.share).toHaveBeenCalledWith(expect.objectContaining({ seedForm: true }), expect.anything());
-      expect(files.addSeeder).toHaveBeenCalledWith(expect.objectContaining({ seedForm: true }), 'g1', 'f', '/f');
+    it('lists a seeder announced on a connection without HELLO as a seed-form one, with its path', () => {
+      const seedForm = connection(44, '192.168.1.20:51235', 'alice', false);
+      controller.upload(uploadCmd(), seedForm);
+      newSeeder(connection(45, '10.0.0.2:40001', 'bob', false));
+      expect(files.download('bob', 'g1', 'report.pdf').seeders).toEqual([
+        {
+          userId: 'alice',
+          address: { host: '192.168.1.20', port: 7001 },
+          capability: '/home/alice/report.pdf',
+          seedForm: true,
+        },
+        { userId: 'bob', address: { host: '10.0.0.2', port: 7009 }, capability: '/dl/report.pdf', seedForm: true },
+      ]);
     });
 
     it('takes only the port of an IP:PORT: the host is always the connection’s own', () => {
-      files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
       controller.upload(uploadCmd({ myPort: '10.0.0.9:7005' }), alice);
-      expect(files.share).toHaveBeenCalledWith(
-        { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7005 }, seedForm: false },
-        expect.anything(),
-      );
+      expect(seedersFor()).toEqual([
+        { userId: 'alice', address: { host: '192.168.1.20', port: 7005 }, seedForm: false },
+      ]);
     });
 
     it.each(['6001', '192.168.1.2:6001', '10.9.9.9:6001'])(
       'refuses my_port %j from a connection on the tracker’s own host: that is the tracker’s address',
       (myPort) => {
-        const onTrackerHost = new PeerContext(43, '192.168.1.2:40000');
-        onTrackerHost.setUser('mallory');
-        expect(() => controller.upload(uploadCmd({ myPort }), onTrackerHost)).toThrow(TrackerAddressAsSeederError);
-        expect(() =>
-          controller.newSeeder(
-            { kind: 'new_seeder', groupId: 'g1', fileName: 'f', filePath: '/f', myPort },
-            onTrackerHost,
-          ),
-        ).toThrow(/is where a tracker of this network listens/);
-        expect(files.share).not.toHaveBeenCalled();
-        expect(files.addSeeder).not.toHaveBeenCalled();
+        controller.upload(uploadCmd(), alice);
+        const before = opLog.count();
+        const onTrackerHost = connection(46, '192.168.1.2:40000', 'bob');
+        const err = thrownBy(() =>
+          controller.upload(uploadCmd({ filePath: '/b/other', fileSize: '0', chunkHashes: '', myPort }), onTrackerHost),
+        );
+        expect(err).toBeInstanceOf(TrackerAddressAsSeederError);
+        expect(err).toHaveProperty('code', ErrorCode.BadArguments);
+        expect(thrownBy(() => newSeeder(onTrackerHost, myPort))).toBeInstanceOf(TrackerAddressAsSeederError);
+        expect(store.getFile('g1', 'other')).toBeUndefined();
+        expect(store.getSeeder('g1', 'report.pdf', 'bob')).toBeUndefined();
+        expect(opLog.count()).toBe(before);
       },
     );
 
     it('accepts the tracker’s port from a client on another host: that host serves there', () => {
-      files.share.mockReturnValue({ fileName: 'report.pdf', chunkCount: 3, created: true });
       controller.upload(uploadCmd({ myPort: '6001' }), alice);
-      expect(files.share).toHaveBeenCalledWith(
-        expect.objectContaining({ address: { host: '192.168.1.20', port: 6001 } }),
-        expect.anything(),
-      );
+      expect(seedersFor()).toEqual([
+        { userId: 'alice', address: { host: '192.168.1.20', port: 6001 }, seedForm: false },
+      ]);
     });
 
     it('says so when the user joined the seeders of a file already shared, and quotes names with spaces', () => {
-      files.share.mockReturnValue({ fileName: 'my report.pdf', chunkCount: 1, created: false });
-      expect(
-        controller.upload(uploadCmd({ filePath: '/a/my report.pdf', fileSize: '1', chunkHashes: h1 }), alice),
-      ).toEqual(okReply('shared "my report.pdf" in group g1 (1 chunk); it was already shared, you seed it too now'));
+      const cmd = uploadCmd({ filePath: '/a/my report.pdf', fileSize: '1', chunkHashes: h1 });
+      expect(controller.upload(cmd, alice)).toEqual(okReply('shared "my report.pdf" in group g1 (1 chunk)'));
+      expect(controller.upload({ ...cmd, filePath: '/b/my report.pdf' }, bob)).toEqual(
+        okReply('shared "my report.pdf" in group g1 (1 chunk); it was already shared, you seed it too now'),
+      );
+      expect(seedersFor('my report.pdf').map((s) => s.userId)).toEqual(['alice', 'bob']);
     });
 
     it('reads an empty chunk list for an empty file', () => {
-      files.share.mockReturnValue({ fileName: 'empty', chunkCount: 0, created: true });
-      expect(controller.upload(uploadCmd({ fileSize: '0', chunkHashes: '' }), alice)).toEqual(
+      expect(controller.upload(uploadCmd({ filePath: '/a/empty', fileSize: '0', chunkHashes: '' }), alice)).toEqual(
         okReply('shared empty in group g1 (0 chunks)'),
       );
-      expect(files.share).toHaveBeenCalledWith(
-        expect.anything(),
-        expect.objectContaining({ fileSize: 0, chunkHashes: [] }),
-      );
+      expect(store.getFile('g1', 'empty')).toMatchObject({ fileSize: 0 });
+      expect(store.chunkHashes('g1', 'empty')).toHaveLength(0);
     });
 
-    it.each(['-1', '1.5', 'abc', '', '1e6', '99999999999999999'])(
-      'refuses the size %j with BAD_FILE_METADATA',
-      (size) => {
-        protocolRefusal(() => controller.upload(uploadCmd({ fileSize: size }), alice), ErrorCode.BadFileMetadata);
-        expect(files.share).not.toHaveBeenCalled();
-      },
-    );
-
-    it('refuses a malformed chunk list with BAD_FILE_METADATA', () => {
-      protocolRefusal(
-        () => controller.upload(uploadCmd({ chunkHashes: `${h1},nope,${h3}` }), alice),
-        ErrorCode.BadFileMetadata,
-      );
-      expect(files.share).not.toHaveBeenCalled();
-    });
-
-    it.each(['0', '65536', 'port', '1.2.3.4:', ':7001', '1.2.3.4:0', '1.2.3.4:7001:1'])(
-      'refuses my_port %j with BAD_ARGUMENTS',
-      (myPort) => {
-        protocolRefusal(() => controller.upload(uploadCmd({ myPort }), alice), ErrorCode.BadArguments);
-        expect(files.share).not.toHaveBeenCalled();
-      },
-    );
-
-    it('passes a service refusal through unchanged', () => {
-      const refusal = new FileConflictError('g1', 'report.pdf');
-      files.share.mockImplementation(() => {
-        throw refusal;
+    describe('refuses malformed arguments before anything is stored', () => {
+      let before: number;
+      beforeEach(() => {
+        before = opLog.count();
       });
-      expect(() => controller.upload(uploadCmd(), alice)).toThrow(refusal);
+      afterEach(() => {
+        expect(store.listFiles('g1')).toEqual([]);
+        expect(opLog.count()).toBe(before);
+      });
+
+      it.each(['-1', '1.5', 'abc', '', '1e6', '99999999999999999'])('the size %j with BAD_FILE_METADATA', (size) => {
+        protocolRefusal(() => controller.upload(uploadCmd({ fileSize: size }), alice), ErrorCode.BadFileMetadata);
+      });
+
+      it('a malformed chunk list with BAD_FILE_METADATA', () => {
+        protocolRefusal(
+          () => controller.upload(uploadCmd({ chunkHashes: `${h1},nope,${h3}` }), alice),
+          ErrorCode.BadFileMetadata,
+        );
+      });
+
+      it.each(['0', '65536', 'port', '1.2.3.4:', ':7001', '1.2.3.4:0', '1.2.3.4:7001:1'])(
+        'my_port %j with BAD_ARGUMENTS',
+        (myPort) => {
+          protocolRefusal(() => controller.upload(uploadCmd({ myPort }), alice), ErrorCode.BadArguments);
+        },
+      );
+    });
+
+    it('a different file under a registered name is refused with FILE_CONFLICT and the registered one stays', () => {
+      controller.upload(uploadCmd(), alice);
+      const err = thrownBy(() =>
+        controller.upload(uploadCmd({ filePath: '/b/report.pdf', fileHash: sha1('other') }), bob),
+      );
+      expect(err).toBeInstanceOf(FileConflictError);
+      expect(err).toHaveProperty('code', ErrorCode.FileConflict);
+      expect(store.getFile('g1', 'report.pdf')?.fileHash).toBe(sha1('report'));
+      expect(seedersFor().map((s) => s.userId)).toEqual(['alice']);
+    });
+
+    it('a user who is not a member of the group is refused with NOT_MEMBER', () => {
+      const err = thrownBy(() => controller.upload(uploadCmd(), connection(47, '10.0.0.3:40000', 'carol')));
+      expect(err).toBeInstanceOf(NotMemberError);
+      expect(err).toHaveProperty('code', ErrorCode.NotMember);
+      expect(store.getFile('g1', 'report.pdf')).toBeUndefined();
     });
   });
 
   describe('list_files', () => {
-    const listing = (fileName: string, fileSize: number, onlineSeeders: number): FileListing => ({
-      fileName,
-      fileSize,
-      onlineSeeders,
-    });
-
-    it('writes one line per file, names quoted so they can be typed back', () => {
-      files.list.mockReturnValue([
-        listing('a report.pdf', 1048577, 2),
-        listing('b.txt', 0, 0),
-        listing('say "hi"', 5, 1),
-      ]);
-      expect(controller.list({ kind: 'list_files', groupId: 'g1' }, alice)).toEqual(
+    it('writes one line per file with its online seeders, names quoted so they can be typed back', () => {
+      const list = () => controller.list({ kind: 'list_files', groupId: 'g1' }, alice);
+      expect(list()).toEqual(okReply('no files in group g1'));
+      controller.upload(uploadCmd({ filePath: '/a/a report.pdf' }), alice);
+      expect(list()).toEqual(okReply('1 file in group g1', ['"a report.pdf" size=1048577 seeders=1']));
+      controller.upload(uploadCmd({ filePath: '/b/a report.pdf' }), bob);
+      controller.upload(uploadCmd({ filePath: '/b/b.txt', fileSize: '0', chunkHashes: '' }), bob);
+      controller.upload(uploadCmd({ filePath: '/a/say "hi"', fileSize: '5', chunkHashes: h1 }), alice);
+      auth.endSession(bob); // bob's connection closed: he still seeds, but is not online
+      expect(list()).toEqual(
         okReply('3 files in group g1', [
-          '"a report.pdf" size=1048577 seeders=2',
+          '"a report.pdf" size=1048577 seeders=1',
           'b.txt size=0 seeders=0',
           '"say \\"hi\\"" size=5 seeders=1',
         ]),
       );
-      expect(files.list).toHaveBeenCalledWith('alice', 'g1');
     });
 
-    it('says so when there are none, and uses the singular for one', () => {
-      files.list.mockReturnValue([]);
-      expect(controller.list({ kind: 'list_files', groupId: 'g1' }, alice)).toEqual(okReply('no files in group g1'));
-      files.list.mockReturnValue([listing('x', 1, 1)]);
-      expect(controller.list({ kind: 'list_files', groupId: 'g1' }, alice)).toEqual(
-        okReply('1 file in group g1', ['x size=1 seeders=1']),
+    it('refuses a user who is not a member', () => {
+      const carol = connection(47, '10.0.0.3:40000', 'carol');
+      expect(thrownBy(() => controller.list({ kind: 'list_files', groupId: 'g1' }, carol))).toBeInstanceOf(
+        NotMemberError,
       );
     });
   });
 
   describe('download_file', () => {
-    const meta: PackedFileMetadata = {
-      fileName: 'report.pdf',
-      fileSize: 1048576,
-      fileHash: sha1('report'),
-      chunkDigests: Buffer.from(h1 + h2, 'hex'),
-      seeders: [
-        { userId: 'bob', address: { host: '10.0.0.2', port: 7002 }, capability: 'AQ-bob' },
-        { userId: 'carol', address: { host: '10.0.0.3', port: 7003 }, capability: 'AQ-carol' },
-      ],
-    };
-
     /** The reply with its long lines as text. */
     const asText = (reply: OkReply<ReplyLine>) => okReply(reply.message, reply.lines.map(String));
+    const download = (ctx: PeerContext, fileName = 'report.pdf') =>
+      controller.download({ kind: 'download_file', groupId: 'g1', fileName, destinationPath: '/tmp' }, ctx);
 
     it('answers the metadata lines with the online seeders, ignoring the destination', () => {
-      files.download.mockReturnValue(meta);
-      const reply = controller.download(
-        { kind: 'download_file', groupId: 'g1', fileName: 'report.pdf', destinationPath: '/tmp' },
-        alice,
-      );
-      expect(asText(reply)).toEqual(okReply('report.pdf: 1048576 bytes, 2 online seeders', formatFileMetadata(meta)));
+      controller.upload(uploadCmd(), alice);
+      newSeeder(bob, '7002');
+      const reply = download(bob);
+      expect(reply.message).toBe('report.pdf: 1048577 bytes, 2 online seeders');
       expect(reply.seed).toBe('metadata');
-      expect(String(reply.lines[3])).toBe(`chunk_hashes:${h1},${h2}`);
+      const lines = reply.lines.map(String);
+      expect(lines).toEqual([
+        'file_name:report.pdf',
+        'file_size:1048577',
+        `file_hash:${sha1('report')}`,
+        `chunk_hashes:${h1},${h2},${h3}`,
+        'seeders:alice,bob',
+        'seeder_ports:7001,7002',
+        // a capability for bob per seeder, in place of the seeders' paths
+        expect.stringMatching(/^seeder_file_paths:[\w-]{40,},[\w-]{40,}$/),
+        'seeder_hosts:192.168.1.20,10.0.0.2',
+        'seeder_protocols:p2p-share/2,p2p-share/2',
+      ]);
       expect(reply.lines[3]).toBeInstanceOf(DigestsLine); // written in pieces, never built whole
-      expect(files.download).toHaveBeenCalledWith('alice', 'g1', 'report.pdf');
     });
 
     it('still answers when nobody is online', () => {
-      files.download.mockReturnValue({ ...meta, fileSize: 1, seeders: [] });
-      const reply = controller.download({ kind: 'download_file', groupId: 'g1', fileName: 'report.pdf' }, alice);
+      controller.upload(uploadCmd({ fileSize: '1', chunkHashes: h1 }), alice);
+      auth.endSession(alice);
+      const reply = download(bob);
       expect(asText(reply)).toEqual(
-        okReply('report.pdf: 1 byte, 0 online seeders', formatFileMetadata({ ...meta, fileSize: 1, seeders: [] })),
+        okReply(
+          'report.pdf: 1 byte, 0 online seeders',
+          formatFileMetadata({
+            fileName: 'report.pdf',
+            fileSize: 1,
+            fileHash: sha1('report'),
+            chunkDigests: packChunkHashes([h1]),
+            seeders: [],
+          }),
+        ),
       );
       expect(reply.seed).toBe('metadata');
     });
+
+    it('refuses an unknown file with UNKNOWN_FILE', () => {
+      const err = thrownBy(() => download(bob, 'nope'));
+      expect(err).toBeInstanceOf(UnknownFileError);
+      expect(err).toHaveProperty('code', ErrorCode.UnknownFile);
+    });
   });
 
-  it('new_seeder announces the logged-in user as a seeder at its address', () => {
-    expect(
-      controller.newSeeder(
-        { kind: 'new_seeder', groupId: 'g1', fileName: 'report.pdf', filePath: '/dl/report.pdf', myPort: '7009' },
-        alice,
-      ),
-    ).toEqual(okReply('now seeding report.pdf in group g1'));
-    expect(files.addSeeder).toHaveBeenCalledWith(
-      { userId: 'alice', connectionId: 42, address: { host: '192.168.1.20', port: 7009 }, seedForm: false },
-      'g1',
-      'report.pdf',
-      '/dl/report.pdf',
-    );
+  describe('new_seeder', () => {
+    it('adds the logged-in user as a seeder at its address', () => {
+      controller.upload(uploadCmd(), alice);
+      expect(newSeeder(bob)).toEqual(okReply('now seeding report.pdf in group g1'));
+      expect(store.getSeeder('g1', 'report.pdf', 'bob')?.filePath).toBe('/dl/report.pdf');
+      expect(seedersFor()).toContainEqual({
+        userId: 'bob',
+        address: { host: '10.0.0.2', port: 7009 },
+        seedForm: false,
+      });
+    });
+
+    it('refuses an unknown file and stores no seeder', () => {
+      expect(thrownBy(() => newSeeder(bob))).toBeInstanceOf(UnknownFileError);
+      expect(store.getSeeder('g1', 'report.pdf', 'bob')).toBeUndefined();
+    });
   });
 
-  it('stop_share says whether the file is gone', () => {
-    files.stopShare.mockReturnValue({ fileDeleted: false });
-    expect(controller.stopShare({ kind: 'stop_share', groupId: 'g1', fileName: 'report.pdf' }, alice)).toEqual(
-      okReply('stopped sharing report.pdf in group g1'),
-    );
-    expect(files.stopShare).toHaveBeenCalledWith('alice', 'g1', 'report.pdf');
-    files.stopShare.mockReturnValue({ fileDeleted: true });
-    expect(controller.stopShare({ kind: 'stop_share', groupId: 'g1', fileName: 'report.pdf' }, alice)).toEqual(
-      okReply('stopped sharing report.pdf in group g1; nobody else seeds it, so it is no longer listed'),
-    );
+  describe('stop_share', () => {
+    it('says whether the file is gone', () => {
+      controller.upload(uploadCmd(), alice);
+      newSeeder(bob);
+      expect(stopShare(bob)).toEqual(okReply('stopped sharing report.pdf in group g1'));
+      expect(store.getSeeder('g1', 'report.pdf', 'bob')).toBeUndefined();
+      expect(store.getFile('g1', 'report.pdf')).toBeDefined();
+      expect(stopShare(alice)).toEqual(
+        okReply('stopped sharing report.pdf in group g1; nobody else seeds it, so it is no longer listed'),
+      );
+      expect(store.getFile('g1', 'report.pdf')).toBeUndefined();
+    });
+
+    it('refuses a user who does not seed the file', () => {
+      controller.upload(uploadCmd(), alice);
+      const err = thrownBy(() => stopShare(bob));
+      expect(err).toBeInstanceOf(NotSeedingError);
+      expect(err).toHaveProperty('code', ErrorCode.NotSeeding);
+      expect(store.getSeeder('g1', 'report.pdf', 'alice')).toBeDefined();
+    });
   });
 
   describe('on a connection with nobody logged in', () => {
     const anonymous = () => peerContext();
     it.each<[string, (c: FilesController) => unknown]>([
-      ['upload_file', (c) => c.upload(uploadCmd(), anonymous())],
+      ['upload_file', (c) => c.upload(uploadCmd({ filePath: '/x/new' }), anonymous())],
       ['upload_file with a bad port', (c) => c.upload(uploadCmd({ myPort: 'x' }), anonymous())],
       ['list_files', (c) => c.list({ kind: 'list_files', groupId: 'g1' }, anonymous())],
-      ['download_file', (c) => c.download({ kind: 'download_file', groupId: 'g1', fileName: 'f' }, anonymous())],
+      [
+        'download_file',
+        (c) => c.download({ kind: 'download_file', groupId: 'g1', fileName: 'report.pdf' }, anonymous()),
+      ],
       [
         'new_seeder',
         (c) =>
-          c.newSeeder({ kind: 'new_seeder', groupId: 'g1', fileName: 'f', filePath: '/f', myPort: '1' }, anonymous()),
+          c.newSeeder(
+            { kind: 'new_seeder', groupId: 'g1', fileName: 'report.pdf', filePath: '/f', myPort: '7001' },
+            anonymous(),
+          ),
       ],
-      ['stop_share', (c) => c.stopShare({ kind: 'stop_share', groupId: 'g1', fileName: 'f' }, anonymous())],
-    ])('%s throws NotLoggedInError without calling the service', (_name, call) => {
-      expect(() => call(controller)).toThrow(NotLoggedInError);
-      for (const fn of Object.values(files)) expect(fn).not.toHaveBeenCalled();
+      ['stop_share', (c) => c.stopShare({ kind: 'stop_share', groupId: 'g1', fileName: 'report.pdf' }, anonymous())],
+    ])('%s throws NotLoggedInError and changes nothing', (_name, call) => {
+      controller.upload(uploadCmd(), alice);
+      const before = opLog.count();
+      const err = thrownBy(() => call(controller));
+      expect(err).toBeInstanceOf(NotLoggedInError);
+      expect(err).toHaveProperty('code', ErrorCode.NotLoggedIn);
+      expect(opLog.count()).toBe(before);
+      expect(store.listFiles('g1').map((f) => f.fileName)).toEqual(['report.pdf']);
+      expect(store.seeders('g1', 'report.pdf').map((s) => s.userId)).toEqual(['alice']);
     });
   });
 });
