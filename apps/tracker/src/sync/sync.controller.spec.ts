@@ -12,7 +12,16 @@ import { Test } from '@nestjs/testing';
 import { DomainError } from '../common/domain.error';
 import { stampedOp } from '../testing/factories';
 import { peerContext } from '../testing/fake-session';
-import { syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
+import { plainHasher, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
+import { AuthService } from '../auth/auth.service';
+import { PASSWORD_HASHER, USER_STORE } from '../auth/auth.tokens';
+import { InMemoryUserStore } from '../auth/in-memory-user.store';
+import { FilesService } from '../files/files.service';
+import { FILE_STORE } from '../files/files.tokens';
+import { InMemoryFileStore } from '../files/in-memory-file.store';
+import { GroupsService } from '../groups/groups.service';
+import { GROUP_STORE } from '../groups/groups.tokens';
+import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { PeerContext } from '../transport/peer.context';
 import { SyncPayload } from '../transport/text-line.server';
 import { checkSyncProof, LinkParties, syncProof, SyncLinkSecurity } from './sync-link.security';
@@ -37,16 +46,30 @@ function refusal(work: () => unknown, code: ErrorCode): DomainError | ProtocolEr
 describe(SyncController.name, () => {
   let controller: SyncController;
   let sync: SyncService;
+  let files: FilesService;
+  let groups: GroupsService;
   let ctx: PeerContext;
 
   beforeEach(async () => {
     // This is tracker 1 of 3.
     const moduleRef = await Test.createTestingModule({
       controllers: [SyncController],
-      providers: syncTestingProviders({ trackerNumber: 1, trackerCount: 3 }),
+      providers: [
+        ...syncTestingProviders({ trackerNumber: 1, trackerCount: 3 }),
+        // the services that apply what other trackers send, on in-memory stores
+        FilesService,
+        GroupsService,
+        AuthService,
+        { provide: FILE_STORE, useClass: InMemoryFileStore },
+        { provide: GROUP_STORE, useClass: InMemoryGroupStore },
+        { provide: USER_STORE, useClass: InMemoryUserStore },
+        { provide: PASSWORD_HASHER, useValue: plainHasher },
+      ],
     }).compile();
     controller = moduleRef.get(SyncController);
     sync = moduleRef.get(SyncService);
+    files = moduleRef.get(FilesService);
+    groups = moduleRef.get(GroupsService);
     ctx = peerContext();
   });
 
@@ -212,11 +235,13 @@ describe(SyncController.name, () => {
       expect(controller.change(payload(name, ...args))).toEqual(okReply('applied'));
       expect(controller.change(payload(name, ...args))).toEqual(okReply('duplicate'));
       expect(sync.versionVector()).toEqual(new Map([[2, 1]]));
+      expect(groups.list('alice')).toEqual([{ groupId: 'g1', owner: 'alice', memberCount: 1, you: 'owner' }]);
     });
 
     it('refuses a change with a bad stamp', () => {
       refusal(() => controller.change(payload('create_group', 'g1', 'alice', '0/1/1/1/-')), ErrorCode.BadArguments);
       expect(sync.versionVector()).toEqual(new Map());
+      expect(groups.allGroupIds()).toEqual([]);
     });
   });
 
@@ -230,62 +255,90 @@ describe(SyncController.name, () => {
   });
 
   describe('presence', () => {
-    const entry = {
+    const H1 = 'a'.repeat(40);
+    /** Where alice would download f.bin from here: the seeders the files service lists for it. */
+    const whereFrom = () =>
+      files.download('alice', 'g1', 'f.bin').seeders.map(({ userId, address, capability, seedForm }) => ({
+        userId,
+        address,
+        capability,
+        seedForm: seedForm === true,
+      }));
+    const set = (on: PeerContext, form = 'seed', address = '10.0.0.2:7002') =>
+      controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', address, 'g1', 'f.bin', '/b/f.bin', form), on);
+    const bobBySeed = {
       userId: 'bob',
-      address: '10.0.0.2:7002',
-      groupId: 'g1',
-      fileName: 'f.bin',
-      filePath: '/b/f.bin',
-      form: SeederForm.Seed,
+      address: { host: '10.0.0.2', port: 7002 },
+      capability: '/b/f.bin',
+      seedForm: true,
     };
-    let heard: jest.Mock;
 
     beforeEach(() => {
-      heard = jest.fn();
-      sync.onRemotePresence(heard);
+      // tracker 2 replicated: alice owns g1, bob is a member and shared f.bin (1 byte) from its own client
+      [
+        { kind: 'create_group', actor: 'alice', args: ['g1'] },
+        { kind: 'join_group', actor: 'bob', args: ['g1'] },
+        { kind: 'accept_request', actor: 'alice', args: ['g1', 'bob'] },
+        { kind: 'upload_file', actor: 'bob', args: ['g1', '/b/f.bin', '1', H1, H1] },
+      ].forEach((op, i) => sync.receive(stampedOp({ ...op, origin: 2, seq: i + 1, lamport: i + 1 })));
       ctx.trackerNumber = 2;
     });
 
-    it('hands a tracker’s presence on, under its number', () => {
-      controller.presenceReset(ctx);
-      controller.presenceSet(
-        payload(SyncCmd.PresenceSet, 'bob', entry.address, 'g1', 'f.bin', '/b/f.bin', 'seed'),
-        ctx,
-      );
-      controller.presenceUnset(payload(SyncCmd.PresenceUnset, 'bob', 'g1', 'f.bin'), ctx);
-      expect(heard.mock.calls).toEqual([
-        [2, 'reset'],
-        [2, { on: true, entry }],
-        [2, { on: false, entry: { userId: 'bob', groupId: 'g1', fileName: 'f.bin' } }],
+    it('lists the seeders a tracker says are online at its clients, in their form, until it takes them back', () => {
+      expect(whereFrom()).toEqual([]);
+      expect(controller.presenceReset(ctx)).toEqual(okReply(''));
+      expect(set(ctx)).toEqual(okReply(''));
+      expect(whereFrom()).toEqual([bobBySeed]);
+      expect(controller.presenceUnset(payload(SyncCmd.PresenceUnset, 'bob', 'g1', 'f.bin'), ctx)).toEqual(okReply(''));
+      expect(whereFrom()).toEqual([]);
+      set(ctx, SeederForm.Extended);
+      // a seeder of ours gets a capability for alice, never its path
+      expect(whereFrom()).toEqual([
+        {
+          userId: 'bob',
+          address: { host: '10.0.0.2', port: 7002 },
+          capability: expect.not.stringContaining('/b/f.bin') as string,
+          seedForm: false,
+        },
       ]);
+      controller.presenceReset(ctx);
+      expect(whereFrom()).toEqual([]);
     });
 
-    it('refuses a bad address', () => {
+    it('keeps each tracker’s presence under its own number', () => {
+      controller.presenceReset(ctx);
+      set(ctx);
+      const tracker3 = peerContext();
+      tracker3.trackerNumber = 3;
+      controller.presenceReset(tracker3);
+      controller.presenceUnset(payload(SyncCmd.PresenceUnset, 'bob', 'g1', 'f.bin'), tracker3);
+      expect(whereFrom()).toEqual([bobBySeed]);
+    });
+
+    it('refuses a bad address, an unknown form and a wrong argument count, and lists nobody', () => {
+      controller.presenceReset(ctx);
+      refusal(() => set(ctx, 'seed', 'nowhere'), ErrorCode.BadArguments);
+      refusal(() => set(ctx, 'ftp'), ErrorCode.BadArguments);
       refusal(
-        () => controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', 'nowhere', 'g1', 'f', '/f', 'seed'), ctx),
+        () =>
+          controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', '10.0.0.2:7002', 'g1', 'f.bin', '/b/f.bin'), ctx),
         ErrorCode.BadArguments,
       );
-      refusal(
-        () => controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', entry.address, 'g1', 'f', '/f', 'ftp'), ctx),
-        ErrorCode.BadArguments,
-      );
-      refusal(
-        () => controller.presenceSet(payload(SyncCmd.PresenceSet, 'bob', entry.address, 'g1', 'f', '/f'), ctx),
-        ErrorCode.BadArguments,
-      );
-      expect(heard).not.toHaveBeenCalled();
+      refusal(() => controller.presenceUnset(payload(SyncCmd.PresenceUnset, 'bob', 'g1'), ctx), ErrorCode.BadArguments);
+      expect(whereFrom()).toEqual([]);
     });
 
     it('forgets a tracker’s presence when the link that sent it closes, unless a newer link took over', () => {
       controller.presenceReset(ctx);
+      set(ctx);
       const newer = peerContext();
       newer.trackerNumber = 2;
       controller.presenceReset(newer);
-      heard.mockClear();
+      set(newer);
       ctx.closed();
-      expect(heard).not.toHaveBeenCalled();
+      expect(whereFrom()).toEqual([bobBySeed]);
       newer.closed();
-      expect(heard.mock.calls).toEqual([[2, 'reset']]);
+      expect(whereFrom()).toEqual([]);
     });
   });
 });
