@@ -24,3 +24,28 @@ export const SeederForm = {
   Seed: 'seed',
 } as const;
 export type SeederForm = (typeof SeederForm)[keyof typeof SeederForm];
+
+/** The first bytes of a connection in the extended form. */
+export const HELLO_START = Buffer.from(`${HELLO} `, 'latin1');
+
+/**
+ * The form a connection's first bytes announce, for a server that must answer
+ * before it has read a whole line (a refusal): `extended` once they begin with
+ * one of `framedStarts` (e.g. `HELLO_START`), `seed` once they cannot, and
+ * undefined while they still might, unless `final` (nothing more will be
+ * read: the wait is over or the peer has ended), when that is `seed` too.
+ */
+export function formOfFirstBytes(
+  first: Buffer,
+  framedStarts: readonly Buffer[],
+  final = false,
+): 'extended' | 'seed' | undefined {
+  let open = false;
+  for (const start of framedStarts) {
+    const n = Math.min(first.length, start.length);
+    if (first.compare(start, 0, n, 0, n) !== 0) continue;
+    if (n === start.length) return 'extended';
+    open = true;
+  }
+  return open && !final ? undefined : 'seed';
+}

@@ -30,9 +30,11 @@ import {
   Frame,
   FrameDecoder,
   GetChunkRequest,
+  formOfFirstBytes,
   HELLO,
   HELLO_LINE,
   HELLO_REPLY,
+  HELLO_START,
   parseGetChunk,
   ProtocolError,
 } from '@app/protocol';
@@ -68,34 +70,24 @@ const FIRST_LINE_WAIT_MS = 1_000;
 /** A seed-form connection whose chunk is handed to the kernel is destroyed after this, should the peer not close. */
 const SEED_LINGER_MS = 5_000;
 
-/** The first bytes of an extended connection. */
-const HELLO_PREFIX = Buffer.from(`${HELLO} `);
-
 /** How a connection speaks: decided by its first line. */
 type Form = 'unknown' | 'seed' | 'extended';
 
 /** What the chunk server knows of one connection's form. */
 interface ConnectionForm {
   form: Form;
-  /** Its first bytes (up to `HELLO_PREFIX.length`), while the form is unknown. */
+  /** Its first bytes (up to `HELLO_START.length`), while the form is unknown. */
   head: Buffer;
   /** Being turned away: no request is answered any more. */
   closing: boolean;
 }
 
-/**
- * The form that `head`, a connection's first bytes, announces: extended for
- * `HELLO `, seed for anything else, undefined while it may still become `HELLO `.
- */
-export function formOfFirstBytes(head: Buffer): Exclude<Form, 'unknown'> | undefined {
-  const n = Math.min(head.length, HELLO_PREFIX.length);
-  if (!head.subarray(0, n).equals(HELLO_PREFIX.subarray(0, n))) return 'seed';
-  return n === HELLO_PREFIX.length ? 'extended' : undefined;
-}
+/** The form a connection's first bytes announce (undefined while they may still become `HELLO `). */
+const formOf = (head: Buffer, final = false) => formOfFirstBytes(head, [HELLO_START], final);
 
 function keepHead(state: ConnectionForm, bytes: Buffer): void {
-  if (state.head.length >= HELLO_PREFIX.length) return;
-  const take = bytes.subarray(0, HELLO_PREFIX.length - state.head.length);
+  if (state.head.length >= HELLO_START.length) return;
+  const take = bytes.subarray(0, HELLO_START.length - state.head.length);
   state.head = Buffer.concat([state.head, take]);
 }
 
@@ -175,15 +167,15 @@ function refuseOnFirstLine(socket: Socket, reply: ErrReply, head: Buffer = Buffe
     refuse(socket, form === 'extended' ? reply : undefined);
   };
   const onData = (bytes: Buffer) => {
-    if (seen.length < HELLO_PREFIX.length) seen = Buffer.concat([seen, bytes.subarray(0, HELLO_PREFIX.length)]);
-    const form = formOfFirstBytes(seen);
+    if (seen.length < HELLO_START.length) seen = Buffer.concat([seen, bytes.subarray(0, HELLO_START.length)]);
+    const form = formOf(seen);
     if (form) decide(form);
   };
   const timer = setTimeout(() => decide('seed'), FIRST_LINE_WAIT_MS);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
-  socket.once('end', () => decide(formOfFirstBytes(seen) ?? 'seed'));
-  const known = formOfFirstBytes(seen);
+  socket.once('end', () => decide(formOf(seen, true) ?? 'seed'));
+  const known = formOf(seen);
   if (known) return decide(known);
   socket.on('data', onData);
   socket.resume();
@@ -539,7 +531,7 @@ export class ChunkServer implements OnApplicationShutdown {
       return errReply(ErrorCode.LineTooLong, `request line longer than ${this.maxLineBytes} bytes ignored`);
     }
     if (frame.line.trim() === '') return undefined;
-    if (frame.line.startsWith(HELLO_PREFIX.toString()) || frame.line === HELLO) {
+    if (frame.line.startsWith(HELLO_START.toString()) || frame.line === HELLO) {
       return errReply(ErrorCode.BadSyntax, 'HELLO is only the first line');
     }
     let request: GetChunkRequest;

@@ -1,4 +1,4 @@
-import { errReply, ErrorCode, ErrReply, HELLO, ReplyForm, SYNC_MARKER } from '@app/protocol';
+import { errReply, ErrorCode, ErrReply, formOfFirstBytes, HELLO_START, ReplyForm, SYNC_MARKER } from '@app/protocol';
 import { TrackerLimits } from '../config/tracker.config';
 
 /** The limits the transport enforces; the rest of `TrackerLimits` is the login's business. */
@@ -241,7 +241,7 @@ const READ_AHEAD_BYTES = 1024 * 1024;
  * First bytes that mean the peer reads framed replies: the HELLO that selects
  * the extended form, and a sync line (always answered framed).
  */
-const FRAMED_STARTS = [`${HELLO} `, `${SYNC_MARKER} `].map((s) => Buffer.from(s, 'latin1'));
+const FRAMED_STARTS = [HELLO_START, Buffer.from(`${SYNC_MARKER} `, 'latin1')];
 /** Bytes of a refused connection read to learn its form: enough for the longest framed start. */
 export const FORM_PROBE_BYTES = Math.max(...FRAMED_STARTS.map((b) => b.length));
 
@@ -252,14 +252,7 @@ export const FORM_PROBE_BYTES = Math.max(...FRAMED_STARTS.map((b) => b.length));
  * (nothing more will be read: the wait is over or the peer has ended).
  */
 export function refusalForm(first: Buffer, final: boolean): ReplyForm | undefined {
-  let open = false;
-  for (const start of FRAMED_STARTS) {
-    const n = Math.min(first.length, start.length);
-    if (first.compare(start, 0, n, 0, n) !== 0) continue;
-    if (n === start.length) return 'extended';
-    open = true;
-  }
-  return open && !final ? undefined : 'seed';
+  return formOfFirstBytes(first, FRAMED_STARTS, final);
 }
 
 /** `::ffff:1.2.3.4` is `1.2.3.4`: one host is one address however it reached us. */
