@@ -214,12 +214,11 @@ export function hexListToDigests(text: string): Buffer | undefined {
   return out;
 }
 
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  return -1;
-}
+/** The value of each hex digit (`0-9`, `a-f`, `A-F`) by its character code, -1 for every other code below 256. */
+export const HEX_VALUE = new Int8Array(256).fill(-1);
+for (let i = 0; i < 10; i++) HEX_VALUE[0x30 + i] = i;
+for (let i = 0; i < 6; i++) HEX_VALUE[0x41 + i] = HEX_VALUE[0x61 + i] = 10 + i;
+const hexValue = (c: number): number => (c < 256 ? HEX_VALUE[c] : -1);
 
 function hexList(digests: Buffer, prefix: Buffer): Buffer {
   if (digests.length % DIGEST_BYTES !== 0) {

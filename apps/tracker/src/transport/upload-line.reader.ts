@@ -1,5 +1,5 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { Cmd, ErrorCode, LineSink, ProtocolError, REQUEST_ID, tokenize, UploadFileCmd } from '@app/protocol';
+import { Cmd, ErrorCode, HEX_VALUE, LineSink, ProtocolError, REQUEST_ID, tokenize, UploadFileCmd } from '@app/protocol';
 
 /** What an `UploadLineReader` may use and hold. */
 export interface UploadLineLimits {
@@ -30,11 +30,6 @@ const COMMA = 0x2c;
 /** Where `chunk_hashes` may begin: after blanks, a first hash and its comma. */
 const LIST_START = /[ \t]+(?=[0-9a-fA-F]{40},)/g;
 const UPLOAD_START = /^(#[A-Za-z0-9_-]{1,64}[ \t]+)?upload_file[ \t]/;
-
-/** Hex digit value of each byte, or -1. */
-const HEX = new Int8Array(256).fill(-1);
-for (let i = 0; i < 10; i++) HEX[0x30 + i] = i;
-for (let i = 0; i < 6; i++) HEX[0x41 + i] = HEX[0x61 + i] = 10 + i;
 
 type Phase = 'head' | 'hashes' | 'port' | 'done';
 
@@ -185,7 +180,7 @@ export class UploadLineReader implements LineSink {
     while (i < n) {
       const b = bytes[i];
       if (this.digit < HASH_CHARS) {
-        const v = HEX[b];
+        const v = HEX_VALUE[b];
         if (v < 0)
           return this.failAt(
             bytes,
