@@ -70,6 +70,9 @@ const FIRST_LINE_WAIT_MS = 1_000;
 /** A seed-form connection whose chunk is handed to the kernel is destroyed after this, should the peer not close. */
 const SEED_LINGER_MS = 5_000;
 
+/** A request line that starts so is a HELLO (checked on every request: built once). */
+const HELLO_WORD = `${HELLO} `;
+
 /** How a connection speaks: decided by its first line. */
 type Form = 'unknown' | 'seed' | 'extended';
 
@@ -531,7 +534,7 @@ export class ChunkServer implements OnApplicationShutdown {
       return errReply(ErrorCode.LineTooLong, `request line longer than ${this.maxLineBytes} bytes ignored`);
     }
     if (frame.line.trim() === '') return undefined;
-    if (frame.line.startsWith(HELLO_START.toString()) || frame.line === HELLO) {
+    if (frame.line.startsWith(HELLO_WORD) || frame.line === HELLO) {
       return errReply(ErrorCode.BadSyntax, 'HELLO is only the first line');
     }
     let request: GetChunkRequest;
