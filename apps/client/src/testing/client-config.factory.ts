@@ -2,12 +2,18 @@ import { HostPort } from '@app/protocol';
 import { ClientConfig } from '../config/client.config';
 import { ClientConfigService } from '../config/client-config.service';
 
+/**
+ * A data dir nothing can be written under (`/dev/null` is not a folder): a spec whose code writes client state
+ * must give its own temporary one, so no spec shares a folder with another or with a real client.
+ */
+export const UNWRITABLE_DATA_DIR = '/dev/null/p2p-share-test-client';
+
 export function clientConfig(overrides: Partial<ClientConfig> = {}): ClientConfig {
   return {
     self: { host: '127.0.0.1', port: 7001 },
     trackerInfoFile: 'tracker_info.txt',
     trackers: [{ host: '127.0.0.1', port: 7000 }],
-    dataDir: '/tmp/p2p-share-test-client',
+    dataDir: UNWRITABLE_DATA_DIR,
     connectTimeoutMs: 2000,
     ...overrides,
   };

@@ -454,7 +454,14 @@ describe(TrackerClient.name, () => {
       await network.trackers[1].stop();
 
       const listed = tracker.request('list_groups');
-      await tick(300);
+      let settled = false;
+      void listed.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      await network.until(() => network.seen.some((r) => r.line === 'list_groups'));
+      await tick(300); // the behaviour under test: for a while no tracker is up, and the request waits
+      expect(settled).toBe(false);
       await network.trackers[1].start();
 
       await expect(listed).resolves.toEqual(okReply('done list_groups'));
@@ -539,7 +546,7 @@ describe(TrackerClient.name, () => {
 
       const listed = tracker.request('list_groups');
       await network.until(() => network.seen.some((r) => r.line === 'list_groups'));
-      await tick(100);
+      await tick(100); // the behaviour under test: closed while it is failing over, not before
       tracker.close();
 
       await expect(listed).rejects.toThrow(TrackerConnectionLostError);
