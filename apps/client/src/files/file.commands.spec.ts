@@ -14,6 +14,7 @@ import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient, TrackerListener } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
 import { DownloadManager } from './download.manager';
+import { DownloadStarter } from './download-starter';
 import {
   DownloadFileCommand,
   FILE_COMMANDS,
@@ -68,8 +69,15 @@ describe('file commands', () => {
   let downloads: {
     downloads: { groupId: string; userId: string; job: { progress: Partial<DownloadProgress> } }[];
     isBusy: jest.Mock<boolean, [string]>;
-    start: jest.Mock<unknown, [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?]>;
+    start: jest.Mock<
+      unknown,
+      [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?, unknown?]
+    >;
+    prepareResume: jest.Mock<Promise<unknown>, [FileMetadata, string]>;
   };
+  /** What `prepareResume` gives: a fresh start. */
+  const freshStart = { resuming: false };
+  let dataDir: string;
   let capabilities: CapabilityVerifier;
 
   beforeEach(async () => {
@@ -90,8 +98,13 @@ describe('file commands', () => {
     downloads = {
       downloads: [],
       isBusy: jest.fn<boolean, [string]>(() => false),
-      start: jest.fn<unknown, [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?]>(),
+      start: jest.fn<
+        unknown,
+        [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?, unknown?]
+      >(() => ({ done: new Promise(() => undefined), interrupted: false })),
+      prepareResume: jest.fn<Promise<unknown>, [FileMetadata, string]>(() => Promise.resolve(freshStart)),
     };
+    dataDir = temp.make('file-commands-data-');
     moduleRef = await Test.createTestingModule({
       providers: [
         ...FILE_COMMANDS,
@@ -100,7 +113,8 @@ describe('file commands', () => {
         CapabilityVerifier,
         { provide: SEEDING_OPTIONS, useValue: {} },
         { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: FILE_COMMANDS },
-        { provide: ClientConfigService, useValue: configService() },
+        DownloadStarter,
+        { provide: ClientConfigService, useValue: configService({ dataDir }) },
         { provide: TrackerClient, useValue: tracker },
         { provide: SharingService, useValue: sharing },
         { provide: DownloadManager, useValue: downloads },
@@ -330,6 +344,7 @@ describe('file commands', () => {
         { ...metadata([BOB, CAROL]) },
         dest,
         expect.any(Function),
+        freshStart,
       );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}`]);
     });
@@ -353,7 +368,14 @@ describe('file commands', () => {
       answer(metadataReply(metadata([BOB])));
       const dest = join(dir, 'copy.pdf');
       await download(dest);
-      expect(downloads.start).toHaveBeenCalledWith('g1', 'alice', metadata([BOB]), dest, expect.any(Function));
+      expect(downloads.start).toHaveBeenCalledWith(
+        'g1',
+        'alice',
+        metadata([BOB]),
+        dest,
+        expect.any(Function),
+        freshStart,
+      );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${dest}`]);
     });
 
