@@ -693,11 +693,12 @@ export class DownloadJob {
       (direct) => {
         this.writes.delete(write);
         this.letGo(data);
+        // on disk even if the transfer just stopped: a later download may resume it
+        this.options.onChunkWritten?.(index);
         if (this.transferOver) return;
         this.writtenChunks[index] = 1;
         this.prefixHasher?.chunkWritten(index);
         this.bytesDone += data.length;
-        this.options.onChunkWritten?.(index);
         // a direct write is on disk already: flushing it would only stall the next ones on the journal
         if (!direct) this.unflushedBytes += data.length;
         this.flush(false);
