@@ -70,7 +70,7 @@ describe('file commands', () => {
     leftGroup: jest.Mock<Promise<number>, [string]>;
   };
   let downloads: {
-    downloads: { groupId: string; userId: string; job: { progress: Partial<DownloadProgress> } }[];
+    downloads: { groupId: string; userId: string; job: { progress: Partial<DownloadProgress> }; resume?: unknown }[];
     isBusy: jest.Mock<boolean, [string]>;
     start: jest.Mock<
       unknown,
@@ -660,6 +660,23 @@ describe('file commands', () => {
         '[C] [g2] notes.txt -> /home/alice/notes.txt',
         '[F] [g2] broken.bin (no seeders left: bob timed out)',
         '[F] [g3] other.bin (failed)',
+      ]);
+    });
+
+    it('shows a resumed download checking its .part, then how many chunks it resumed', async () => {
+      const resume = { isChecking: true, checkedCount: 3, listedCount: 40, partPath: '/home/alice/movie.mkv.part' };
+      const resumed = {
+        ...entry('g1', { fileName: 'movie.mkv', state: 'downloading', percent: 0 }),
+        resume,
+      };
+      downloads.downloads = [resumed];
+      await show();
+      resume.isChecking = false;
+      resumed.job.progress = { ...resumed.job.progress, percent: 55, resumedChunks: 40, chunkCount: 80 };
+      await show();
+      expect(out.lines).toEqual([
+        '[D] [g1] movie.mkv checking 3 of 40 chunks in /home/alice/movie.mkv.part',
+        '[D] [g1] movie.mkv 55.0% 0 B/s (resumed 40 of 80 chunks)',
       ]);
     });
   });
