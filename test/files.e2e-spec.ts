@@ -243,7 +243,7 @@ describe('file sharing between real clients', () => {
     expect(await seedersOf('carol', 'change.bin')).toBe(1);
   });
 
-  it('fails cleanly when the only seeder goes away and stays away, leaving no file behind', async () => {
+  it('fails cleanly when the only seeder goes away and stays away, keeping only the .part to resume from', async () => {
     const frank = await newMember('frank');
     randomFile(join(frank.dir, 'solo.bin'), 20 * MB);
     await frank.proc.run('upload_file team solo.bin', /shared solo\.bin/);
@@ -254,7 +254,12 @@ describe('file sharing between real clients', () => {
     const failed = await peer('carol').waitFor(/^error: download of solo\.bin failed: .+/m, 50_000);
     expect(failed).toMatch(/no seeders left: frank .*; gave up after \d+ retries, no chunk for 3\d\.\d s/);
     expect(await peer('carol').run('show_downloads', /solo\.bin/)).toMatch(/^\[F\] \[team\] solo\.bin \(.+\)/m);
-    expect(readdirSync(dirOf('carol')).filter((f) => f.startsWith('solo'))).toEqual([]);
+    expect(failed).toMatch(/; kept .*solo-copy\.bin\.part to resume from/);
+    expect(
+      readdirSync(dirOf('carol'))
+        .filter((f) => f.startsWith('solo'))
+        .sort(),
+    ).toEqual(['solo-copy.bin.part', 'solo-copy.bin.part.chunks']);
   }, 90_000);
 
   it("leave_group stops the leaver's shares there", async () => {

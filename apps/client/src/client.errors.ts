@@ -13,3 +13,5 @@ export class StartupError extends Error {
 export const EXIT_USAGE = 2;
 /** The client started but could not do its job (no tracker answered): exit status 1. */
 export const EXIT_FAILURE = 1;
+/** Stopped by Ctrl-C (SIGINT), as shells report it: exit status 130. */
+export const EXIT_INTERRUPTED = 130;

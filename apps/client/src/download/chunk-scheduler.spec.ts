@@ -222,6 +222,36 @@ describe(ChunkScheduler.name, () => {
     expect(new ChunkScheduler(0).isDone).toBe(true);
   });
 
+  it('starting with chunks present (a resumed download), hands out only the missing ones', () => {
+    const s = new ChunkScheduler(6, { endGame: false });
+    for (const i of [0, 2, 3]) expect(s.markPresent(i)).toBe(true);
+    expect(s.markPresent(2)).toBe(false);
+    expect([s.doneCount, s.remainingCount]).toEqual([3, 3]);
+    s.addSeeder('a');
+    s.addSeeder('b', [1]);
+    expect(drain(s, 'b')).toEqual([1]);
+    expect(drain(s, 'a').sort()).toEqual([4, 5]);
+    expect(s.unavailableChunk()).toBeUndefined();
+    for (const i of [1, 4, 5]) expect(s.complete(i, i === 1 ? 'b' : 'a')).toBe(true);
+    expect(s.isDone).toBe(true);
+
+    const all = new ChunkScheduler(2);
+    all.markPresent(0);
+    all.markPresent(1);
+    expect(all.isDone).toBe(true);
+    all.addSeeder('a');
+    expect(all.next('a')).toBeUndefined();
+    // a present chunk no seeder holds does not stop the download
+    const partial = new ChunkScheduler(2);
+    partial.addSeeder('a', [1]);
+    expect(partial.unavailableChunk()).toBe(0);
+    partial.markPresent(0);
+    expect(partial.unavailableChunk()).toBeUndefined();
+    expect(() => partial.markPresent(2)).toThrow(RangeError);
+    partial.next('a');
+    expect(() => partial.markPresent(1)).toThrow(/in flight/);
+  });
+
   it('never hands out a done chunk, a chunk the seeder lacks, or one it already has in flight', () => {
     const op = fc.oneof(
       fc.record({ t: fc.constant('next' as const), s: fc.nat(2) }),

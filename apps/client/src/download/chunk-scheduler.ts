@@ -100,6 +100,19 @@ export class ChunkScheduler {
     return this.state[index] === DONE;
   }
 
+  /**
+   * Records chunk `index` as done before any seeder is asked for it: it was on disk already (a resumed download).
+   * True when it was not done yet. Only for a chunk nobody is fetching.
+   */
+  markPresent(index: number): boolean {
+    this.checkIndex(index);
+    if (this.state[index] === DONE) return false;
+    if (this.requesters.has(index)) throw new Error(`chunk ${index} is in flight`);
+    this.state[index] = DONE;
+    this.done++;
+    return true;
+  }
+
   /** Chunks requested from `seederId` and not yet answered. */
   inFlightOf(seederId: string): number[] {
     return [...(this.seeders.get(seederId)?.inFlight ?? [])];

@@ -768,4 +768,99 @@ describe(DownloadJob.name, () => {
     );
     expectNoFileLeft();
   });
+
+  describe('resuming a .part (openPart, keepPart)', () => {
+    /** A `.part` holding `chunks` of `content` (and zeros elsewhere), closed and kept, as an earlier download leaves it. */
+    async function partWith(content: Buffer, chunks: number[]): Promise<void> {
+      const part = await PartFile.create(dest, content.length);
+      for (const i of chunks) await part.write(content.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE), i * CHUNK_SIZE);
+      await part.close();
+    }
+    const resumeFrom = (size: number, present: number[]) => () =>
+      PartFile.reopen(dest, size).then((part) => ({ part, present }));
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+    it('fetches only the chunks not present, and checks the whole file from disk', async () => {
+      await partWith(data, [0, 1, 2, 5]);
+      const alice = await seeder();
+      const written: number[] = [];
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
+        openPart: resumeFrom(FILE_SIZE, [0, 1, 2, 5]),
+        onChunkWritten: (i) => written.push(i),
+        keepPart: true,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(readdirSync(dir)).toEqual(['report.pdf']);
+      expect(alice.indexes.sort((a, b) => a - b)).toEqual([3, 4, 6, 7, 8, 9]);
+      expect(written.sort((a, b) => a - b)).toEqual([3, 4, 6, 7, 8, 9]);
+      expect(j.progress).toMatchObject({
+        state: 'complete',
+        resumedChunks: 4,
+        resumedBytes: 4 * CHUNK_SIZE,
+        chunksDone: CHUNKS,
+        bytesDone: FILE_SIZE,
+        verifiedBytes: FILE_SIZE,
+      });
+      expect(j.progress.seeders[0].chunks).toBe(6);
+    });
+
+    it('asks no seeder when every chunk is present', async () => {
+      await partWith(data, range(0, CHUNKS));
+      const alice = await seeder();
+      await job(metadataFor(data, [seederInfo('alice', alice)]), {
+        openPart: resumeFrom(FILE_SIZE, range(0, CHUNKS)),
+      }).run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(alice.connections).toBe(0);
+    });
+
+    it('a present chunk that is wrong on disk fails the whole-file check, and the untrusted .part goes', async () => {
+      // chunk 4 is claimed present but was never written: zeros
+      await partWith(data, [0, 1, 2, 3]);
+      const alice = await seeder();
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
+        openPart: resumeFrom(FILE_SIZE, [0, 1, 2, 3, 4]),
+        keepPart: true,
+      });
+      await expect(j.run()).rejects.toThrow('report.pdf failed its whole-file check');
+      expectNoFileLeft();
+    });
+
+    it('keeps the .part when cancelled or when the seeders fail, with keepPart', async () => {
+      const alice = await seeder((req) => (req.index < 3 ? undefined : { kind: 'stall' }));
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), { keepPart: true });
+      const run = j.run();
+      await eventually(() => j.progress.chunksDone === 3);
+      j.cancel();
+      await expect(run).rejects.toThrow('cancelled');
+      expect(readdirSync(dir)).toEqual(['report.pdf.part']);
+      expect(
+        readFileSync(`${dest}.part`)
+          .subarray(0, 3 * CHUNK_SIZE)
+          .equals(data.subarray(0, 3 * CHUNK_SIZE)),
+      ).toBe(true);
+
+      const corrupt = await seeder(() => ({ kind: 'corrupt' }));
+      const again = job(metadataFor(data, [seederInfo('bob', corrupt)]), {
+        openPart: resumeFrom(FILE_SIZE, [0, 1, 2]),
+        keepPart: true,
+      });
+      await expect(again.run()).rejects.toThrow('no seeders left: bob served 3 corrupt chunks');
+      expect(readdirSync(dir)).toEqual(['report.pdf.part']);
+    });
+
+    it('a large file resumed from its first half is hashed from disk while the rest downloads', async () => {
+      const big = randomBytes(PREFIX_HASHER_MIN_BYTES + 3 * CHUNK_SIZE + 777);
+      const count = Math.ceil(big.length / CHUNK_SIZE);
+      const half = range(0, Math.floor(count / 2));
+      await partWith(big, half);
+      const alice = await seeder(undefined, big);
+      const j = job(metadataFor(big, [seederInfo('alice', alice)]), { openPart: resumeFrom(big.length, half) });
+      await j.run();
+      expect(readFileSync(dest).equals(big)).toBe(true);
+      expect(alice.indexes.sort((a, b) => a - b)).toEqual(range(half.length, count));
+      expect(j.progress.verifiedBytes).toBe(big.length);
+    });
+  });
 });

@@ -65,6 +65,18 @@ export interface DownloadJobOptions {
    * seeder.
    */
   readonly renewCapabilities?: () => Promise<readonly SeederInfo[]>;
+  /**
+   * Gives the `.part` to write into, and the chunks already in it and verified (a resumed download: they are not
+   * fetched, and the whole-file SHA-1 is then taken from disk). Default: a new `.part` (`PartFile.create`).
+   */
+  readonly openPart?: () => Promise<{ part: PartFile; present: readonly number[] }>;
+  /** Chunk `index` is verified and written into the `.part` (not yet synced). */
+  readonly onChunkWritten?: (index: number) => void;
+  /**
+   * A failed or cancelled download closes its `.part` and leaves it, for a later one to resume; except when the
+   * whole-file check failed (its bytes cannot be trusted). Default false: the `.part` is deleted.
+   */
+  readonly keepPart?: boolean;
 }
 
 export type DownloadState = 'downloading' | 'complete' | 'failed';
@@ -101,6 +113,10 @@ export interface DownloadProgress {
   readonly percent: number;
   readonly chunksDone: number;
   readonly chunkCount: number;
+  /** Chunks found in the `.part` of an earlier download and not fetched again (counted in `chunksDone`). */
+  readonly resumedChunks: number;
+  /** Their bytes (counted in `bytesDone`). */
+  readonly resumedBytes: number;
   /** Bytes per second over the last few seconds (0 once finished). */
   readonly speed: number;
   /** Bytes per second since the start. */
@@ -220,7 +236,8 @@ interface Seeder {
  * chunks in file order as they come (`InOrderHasher`), or from the file on
  * disk should they come too far out of order; once every chunk is in and it
  * matches, the file is synced, and only then given its name. Any
- * failure, or `cancel()`, deletes the `.part` file.
+ * failure, or `cancel()`, deletes the `.part` file, unless told to keep it
+ * (`keepPart`) for a later download to resume (`openPart`).
  */
 export class DownloadJob {
   private readonly plan: ChunkPlan;
@@ -246,6 +263,11 @@ export class DownloadJob {
   private startedAt = 0;
   private finishedAt: number | undefined;
   private bytesDone = 0;
+  /** Chunks and bytes that were in the `.part` already (`openPart`). */
+  private resumedChunks = 0;
+  private resumedBytes = 0;
+  /** The whole-file check failed: the `.part` is not kept. */
+  private untrusted = false;
   private speed: SpeedMeter | undefined;
 
   private part: PartFile | undefined;
@@ -368,7 +390,7 @@ export class DownloadJob {
     }
   }
 
-  /** Stops the download; `run()` then rejects with reason `cancelled` and the `.part` file is removed. */
+  /** Stops the download; `run()` then rejects with reason `cancelled` and the `.part` file is removed (or kept: `keepPart`). */
   cancel(): void {
     this.abort(new DownloadError('cancelled'));
   }
@@ -388,6 +410,8 @@ export class DownloadJob {
       percent: total === 0 ? (this.state === 'complete' ? 100 : 0) : (100 * this.bytesDone) / total,
       chunksDone: this.scheduler.doneCount,
       chunkCount: this.plan.count,
+      resumedChunks: this.resumedChunks,
+      resumedBytes: this.resumedBytes,
       speed: this.speed && this.state === 'downloading' ? this.speed.current(now) : 0,
       averageSpeed: this.speed?.average(now) ?? 0,
       elapsedMs,
@@ -419,9 +443,13 @@ export class DownloadJob {
     if (this.seeders.length === 0 && plan.count > 0) {
       throw new DownloadError(`no seeder is online for ${metadata.fileName}`);
     }
-    const part = (this.part = await PartFile.create(this.destPath, plan.fileSize));
+    const opened = this.options.openPart
+      ? await this.options.openPart()
+      : { part: await PartFile.create(this.destPath, plan.fileSize), present: [] };
+    const part = (this.part = opened.part);
     if (this.abortError) throw this.abortError;
-    if (plan.count > 0) await this.race(this.transfer());
+    this.markPresent(opened.present);
+    if (!this.scheduler.isDone) await this.race(this.transfer());
     this.verifying = true;
     // the disk catches up with the last writes while the rest of the file is hashed
     this.flush(true);
@@ -435,6 +463,7 @@ export class DownloadJob {
       digest = await this.race(this.prefixHasher ? this.prefixHasher.finish().catch(reread) : reread());
     }
     if (digest.fileHash !== metadata.fileHash.toLowerCase() || digest.size !== plan.fileSize) {
+      this.untrusted = true;
       throw new DownloadError(
         `${metadata.fileName} failed its whole-file check: SHA-1 ${digest.fileHash}, expected ${metadata.fileHash}`,
       );
@@ -664,6 +693,8 @@ export class DownloadJob {
       (direct) => {
         this.writes.delete(write);
         this.letGo(data);
+        // on disk even if the transfer just stopped: a later download may resume it
+        this.options.onChunkWritten?.(index);
         if (this.transferOver) return;
         this.writtenChunks[index] = 1;
         this.prefixHasher?.chunkWritten(index);
@@ -671,7 +702,7 @@ export class DownloadJob {
         // a direct write is on disk already: flushing it would only stall the next ones on the journal
         if (!direct) this.unflushedBytes += data.length;
         this.flush(false);
-        this.speed?.record(this.bytesDone, this.now());
+        this.speed?.record(this.bytesDone - this.resumedBytes, this.now());
         if (this.scheduler.isDone && this.writes.size === 0) return this.finishTransfer();
         this.pumpAll();
       },
@@ -793,13 +824,31 @@ export class DownloadJob {
     }
   }
 
-  /** Waits for writes and the flush still running, then deletes the `.part` file. */
+  /** Waits for writes and the flush still running, then deletes the `.part` file (or closes it: `keepPart`). */
   private async cleanUp(): Promise<void> {
     this.inOrder.clear();
     this.prefixHasher?.close();
     await Promise.allSettled(this.writes);
     while (this.flushing) await this.flushing;
-    await this.part?.discard();
+    if (this.options.keepPart && !this.untrusted) await this.part?.close();
+    else await this.part?.discard();
+  }
+
+  /**
+   * Chunks already in the `.part` (verified by whoever opened it): done before any seeder is asked. The in-order
+   * hash cannot include them without reading them back, so the whole-file SHA-1 is taken from disk instead.
+   */
+  private markPresent(present: readonly number[]): void {
+    for (const index of present) {
+      if (!this.scheduler.markPresent(index)) continue;
+      this.writtenChunks[index] = 1;
+      this.resumedChunks++;
+      this.resumedBytes += this.chunkLength(index);
+    }
+    if (this.resumedChunks === 0) return;
+    this.bytesDone += this.resumedBytes;
+    this.inOrder.clear();
+    this.hashFromDisk();
   }
 
   /**

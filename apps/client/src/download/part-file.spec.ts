@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { FileHandle, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,5 +175,40 @@ describe(PartFile.name, () => {
     writeFileSync(`${dest}.part`, 'interrupted');
     await expect(PartFile.create(dest, 10)).rejects.toThrow(/\.part already exists/);
     expect(readFileSync(`${dest}.part`, 'utf8')).toBe('interrupted');
+  });
+
+  it('close keeps the .part; reopen continues it and commits the whole file', async () => {
+    const data = randomBytes(CHUNK * 4);
+    const first = await PartFile.create(dest, data.length);
+    await first.write(data.subarray(0, CHUNK * 2), 0);
+    await first.close();
+    expect(
+      readFileSync(`${dest}.part`)
+        .subarray(0, CHUNK * 2)
+        .equals(data.subarray(0, CHUNK * 2)),
+    ).toBe(true);
+
+    const again = await PartFile.reopen(dest, data.length);
+    await again.write(data.subarray(CHUNK * 2), CHUNK * 2);
+    expect((await again.sha1()).size).toBe(data.length);
+    await again.commit();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(existsSync(`${dest}.part`)).toBe(false);
+  });
+
+  it('reopens only a regular .part of the right size, never creating one or replacing the destination', async () => {
+    await expect(PartFile.reopen(dest, 10)).rejects.toThrow(/cannot open .*movie\.mkv\.part/);
+    expect(existsSync(`${dest}.part`)).toBe(false);
+    writeFileSync(`${dest}.part`, 'short');
+    await expect(PartFile.reopen(dest, 10)).rejects.toThrow(/movie\.mkv\.part is 5 bytes, not 10: not this download's/);
+    expect(readFileSync(`${dest}.part`, 'utf8')).toBe('short');
+    rmSync(`${dest}.part`);
+    symlinkSync(join(dir, 'elsewhere'), `${dest}.part`);
+    await expect(PartFile.reopen(dest, 10)).rejects.toThrow(/cannot open/);
+    rmSync(`${dest}.part`);
+    writeFileSync(`${dest}.part`, Buffer.alloc(10));
+    writeFileSync(dest, 'mine');
+    await expect(PartFile.reopen(dest, 10)).rejects.toThrow(/already exists; not overwriting it/);
+    expect(readFileSync(dest, 'utf8')).toBe('mine');
   });
 });

@@ -53,8 +53,9 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDE
 /**
  * The `<dest>.part` file a download writes into. Created exclusively and
  * sized up front; chunks land with positional writes; `commit` gives it the
- * destination name without ever replacing an existing file, and `discard`
- * removes it. Never touches a file it did not create.
+ * destination name without ever replacing an existing file, `discard`
+ * removes it and `close` keeps it for a later download to resume (`reopen`).
+ * Never touches a file it did not create or was not told to resume.
  */
 export class PartFile {
   private handle: FileHandle | undefined;
@@ -93,11 +94,41 @@ export class PartFile {
       await part.discard();
       throw new DownloadError(`cannot make ${path} ${size} bytes long: ${errorText(err)}`);
     }
+    await part.openDirect(options);
+    return part;
+  }
+
+  /**
+   * Opens the `<destPath>.part` an earlier download of the same file left (a resumed download): never creates one,
+   * never follows a symlink, and refuses when `destPath` exists or the `.part` is not a regular file of `size` bytes.
+   */
+  static async reopen(destPath: string, size: number, options: PartFileOptions = {}): Promise<PartFile> {
+    const path = `${destPath}.part`;
+    if (await exists(destPath)) throw new DownloadError(`${destPath} already exists; not overwriting it`);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, constants.O_RDWR | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw new DownloadError(`cannot open ${path}: ${errorText(err)}`);
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw new DownloadError(`${path} is not a regular file`);
+      if (st.size !== size) throw new DownloadError(`${path} is ${st.size} bytes, not ${size}: not this download's`);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err instanceof DownloadError ? err : new DownloadError(`cannot check ${path}: ${errorText(err)}`);
+    }
+    const part = new PartFile(destPath, path, handle);
+    await part.openDirect(options);
+    return part;
+  }
+
+  private async openDirect(options: PartFileOptions): Promise<void> {
     if ((options.directIo ?? true) && O_DIRECT !== 0) {
       // a file system without O_DIRECT refuses the open (EINVAL): every write then goes through the page cache
-      part.direct = await open(path, constants.O_WRONLY | O_DIRECT).catch(() => undefined);
+      this.direct = await open(this.path, constants.O_WRONLY | O_DIRECT).catch(() => undefined);
     }
-    return part;
   }
 
   /** Bytes written with `O_DIRECT` so far. */
@@ -205,6 +236,14 @@ export class PartFile {
     }
     await unlink(this.path).catch(() => undefined);
     await syncDir(dirname(this.destPath));
+  }
+
+  /** Closes the `.part` file and leaves it where it is, for a later download to resume; never throws. */
+  async close(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    this.stopDirect();
+    await handle?.close().catch(() => undefined);
   }
 
   /** Closes and deletes the `.part` file; never throws. */

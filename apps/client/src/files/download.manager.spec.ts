@@ -219,6 +219,46 @@ describe(DownloadManager.name, () => {
     });
   });
 
+  describe('with a .part to resume from', () => {
+    it('a stopped download keeps its .part and record; the next one fetches only the rest', async () => {
+      const data = randomBytes(4 * CHUNK_SIZE + 100);
+      const dest = join(dir, 'report.pdf');
+      const first = await startSeeder(data, (req) => (req.index >= 2 ? { kind: 'stall' } : undefined));
+      const meta = metadataFor(data, [seederInfo('bob', first.port)]);
+      const resume = await manager.prepareResume(meta, dest);
+      expect(resume.resuming).toBe(false);
+      const entry = manager.start('g1', 'alice', meta, dest, undefined, resume);
+      await eventually(() => entry.job.progress.chunksDone === 2, 'two chunks are in');
+      manager.cancelAll();
+      await entry.done;
+      expect(entry.interrupted).toBe(true);
+      expect(out.lines).toEqual([`error: download of report.pdf failed: cancelled; kept ${dest}.part to resume from`]);
+      expect(readdirSync(dir).sort()).toEqual(['report.pdf.part', 'report.pdf.part.chunks']);
+
+      const second = await startSeeder(data);
+      const again = { ...meta, seeders: [seederInfo('bob', second.port)] };
+      const resumed = await manager.prepareResume(again, dest);
+      expect([resumed.resuming, resumed.listedCount]).toEqual([true, 2]);
+      await manager.start('g1', 'alice', again, dest, undefined, resumed).done;
+      expect(out.lines[1]).toMatch(/; chunks from bob 3; resumed 2 of 5 chunks from .*report\.pdf\.part, fetched 3$/);
+      expect(second.indexes.sort((a, b) => a - b)).toEqual([2, 3, 4]);
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(readdirSync(dir)).toEqual(['report.pdf']);
+    });
+
+    it('a download whose whole file fails its check removes the .part and its record', async () => {
+      const data = randomBytes(CHUNK_SIZE + 100);
+      const bob = await startSeeder(data);
+      const meta = { ...metadataFor(data, [seederInfo('bob', bob.port)]), fileHash: sha1(Buffer.from('other')) };
+      const dest = join(dir, 'report.pdf');
+      await manager.start('g1', 'alice', meta, dest, undefined, await manager.prepareResume(meta, dest)).done;
+      expect(out.lines).toEqual([
+        expect.stringMatching(/^error: download of report\.pdf failed: .*failed its whole-file check/),
+      ]);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+  });
+
   describe('with fake jobs', () => {
     const jobs: FakeJob[] = [];
     const meta = (fileName = 'report.pdf', fileSize = 5 * 1024 * 1024): FileMetadata => ({

@@ -1,20 +1,23 @@
 import { errReply, FileMetadata, formatFileMetadata, okReply, Reply, SeederInfo } from '@app/protocol';
 import { Test, TestingModule } from '@nestjs/testing';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
-import { DownloadProgress } from '../download/download.job';
+import { DownloadError } from '../download/download.errors';
+import { DownloadProgress, DownloadState } from '../download/download.job';
 import { OUTPUT } from '../output/output.port';
 import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
-import { TempDirs } from '../seeding/testing/seeding.fixtures';
+import { eventually, TempDirs } from '../seeding/testing/seeding.fixtures';
 import { LOCAL_COMMANDS, LocalCommand } from '../shell/local-command';
 import { ShellService } from '../shell/shell.service';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient, TrackerListener } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
 import { DownloadManager } from './download.manager';
+import { DownloadStarter } from './download-starter';
 import {
+  CancelDownloadCommand,
   DownloadFileCommand,
   FILE_COMMANDS,
   LeaveGroupCommand,
@@ -24,6 +27,7 @@ import {
   StopShareCommand,
   UploadFileCommand,
 } from './file.commands';
+import { RunningDownloadsFile } from './running-downloads.file';
 import { SharingService } from './sharing.service';
 import { configService, fakeTracker, FakeTracker, SELF, tick } from './testing/files.fixtures';
 
@@ -66,10 +70,18 @@ describe('file commands', () => {
     leftGroup: jest.Mock<Promise<number>, [string]>;
   };
   let downloads: {
-    downloads: { groupId: string; userId: string; job: { progress: Partial<DownloadProgress> } }[];
+    downloads: { groupId: string; userId: string; job: { progress: Partial<DownloadProgress> }; resume?: unknown }[];
     isBusy: jest.Mock<boolean, [string]>;
-    start: jest.Mock<unknown, [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?]>;
+    start: jest.Mock<
+      unknown,
+      [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?, unknown?]
+    >;
+    prepareResume: jest.Mock<Promise<unknown>, [FileMetadata, string]>;
+    find: jest.Mock<unknown, [string, string]>;
   };
+  /** What `prepareResume` gives: a fresh start. */
+  const freshStart = { resuming: false };
+  let dataDir: string;
   let capabilities: CapabilityVerifier;
 
   beforeEach(async () => {
@@ -90,8 +102,14 @@ describe('file commands', () => {
     downloads = {
       downloads: [],
       isBusy: jest.fn<boolean, [string]>(() => false),
-      start: jest.fn<unknown, [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?]>(),
+      start: jest.fn<
+        unknown,
+        [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?, unknown?]
+      >(() => ({ done: new Promise(() => undefined), interrupted: false })),
+      prepareResume: jest.fn<Promise<unknown>, [FileMetadata, string]>(() => Promise.resolve(freshStart)),
+      find: jest.fn<unknown, [string, string]>(() => undefined),
     };
+    dataDir = temp.make('file-commands-data-');
     moduleRef = await Test.createTestingModule({
       providers: [
         ...FILE_COMMANDS,
@@ -100,7 +118,8 @@ describe('file commands', () => {
         CapabilityVerifier,
         { provide: SEEDING_OPTIONS, useValue: {} },
         { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: FILE_COMMANDS },
-        { provide: ClientConfigService, useValue: configService() },
+        DownloadStarter,
+        { provide: ClientConfigService, useValue: configService({ dataDir }) },
         { provide: TrackerClient, useValue: tracker },
         { provide: SharingService, useValue: sharing },
         { provide: DownloadManager, useValue: downloads },
@@ -181,6 +200,47 @@ describe('file commands', () => {
       expect(tracker.setSessionToken).not.toHaveBeenCalled();
       expect(sharing.reoffer).not.toHaveBeenCalled();
       expect(out.lines).toEqual([]);
+    });
+
+    it('continues the downloads of this user that were running when the client stopped', async () => {
+      const dir = temp.make('files-commands-');
+      const list = new RunningDownloadsFile(dataDir);
+      const mine = { userId: 'alice', groupId: 'g1', fileName: 'report.pdf', destPath: join(dir, 'report.pdf') };
+      const gone = { ...mine, fileName: 'gone.pdf', destPath: join(dir, 'gone.pdf') };
+      const busy = { ...mine, destPath: join(dir, 'busy.pdf') };
+      const bobs = { ...mine, userId: 'bob', destPath: join(dir, 'bob.pdf') };
+      for (const d of [mine, gone, busy, bobs]) await list.add(d);
+      downloads.isBusy.mockImplementation((path) => path === busy.destPath);
+      tracker.request.mockImplementation((line: string) =>
+        Promise.resolve(
+          line.startsWith('login')
+            ? okReply('logged in as alice')
+            : line === 'download_file g1 report.pdf'
+              ? metadataReply(metadata([BOB]))
+              : errReply('UNKNOWN_FILE', 'no file gone.pdf in group g1'),
+        ),
+      );
+
+      await login();
+
+      expect(downloads.start).toHaveBeenCalledTimes(1);
+      expect(downloads.start).toHaveBeenCalledWith(
+        'g1',
+        'alice',
+        metadata([BOB]),
+        mine.destPath,
+        expect.any(Function),
+        freshStart,
+      );
+      expect(out.lines).toEqual([
+        'logged in as alice',
+        `resuming the download of report.pdf in group g1 to ${mine.destPath}`,
+        `downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${mine.destPath}`,
+        `resuming the download of gone.pdf in group g1 to ${gone.destPath}`,
+        `error: cannot resume the download of gone.pdf: no file gone.pdf in group g1 (download_file g1 gone.pdf ${gone.destPath} tries again)`,
+      ]);
+      // the one that cannot go on is taken off the list; the running one, the busy one and bob's stay
+      expect(await list.list()).toEqual([mine, busy, bobs]);
     });
 
     it('shows the code of an ERR without a message', async () => {
@@ -330,6 +390,7 @@ describe('file commands', () => {
         { ...metadata([BOB, CAROL]) },
         dest,
         expect.any(Function),
+        freshStart,
       );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}`]);
     });
@@ -353,7 +414,14 @@ describe('file commands', () => {
       answer(metadataReply(metadata([BOB])));
       const dest = join(dir, 'copy.pdf');
       await download(dest);
-      expect(downloads.start).toHaveBeenCalledWith('g1', 'alice', metadata([BOB]), dest, expect.any(Function));
+      expect(downloads.start).toHaveBeenCalledWith(
+        'g1',
+        'alice',
+        metadata([BOB]),
+        dest,
+        expect.any(Function),
+        freshStart,
+      );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${dest}`]);
     });
 
@@ -422,6 +490,103 @@ describe('file commands', () => {
       answer(errReply('UNKNOWN_FILE', 'no file report.pdf in group g1'));
       await expect(download(dir)).rejects.toThrow(new Error('no file report.pdf in group g1'));
       expect(downloads.start).not.toHaveBeenCalled();
+    });
+
+    it('lists the download in downloads.json while it runs, and still when it stopped because the client quit', async () => {
+      const ends: { entry: { interrupted: boolean }; end: () => void }[] = [];
+      downloads.start.mockImplementation(() => {
+        let end!: () => void;
+        const entry = { done: new Promise<void>((resolve) => (end = resolve)), interrupted: false };
+        ends.push({ entry, end });
+        return entry;
+      });
+      const list = new RunningDownloadsFile(dataDir);
+      const listed = (name: string) => ({
+        userId: 'alice',
+        groupId: 'g1',
+        fileName: 'report.pdf',
+        destPath: join(dir, name),
+      });
+      await download(join(dir, 'a.pdf'));
+      await download(join(dir, 'b.pdf'));
+      expect(await list.list()).toEqual([listed('a.pdf'), listed('b.pdf')]);
+
+      // b ends first, so that its change of the list (none) is made before a's
+      ends[1].entry.interrupted = true; // stopped by Ctrl-C
+      ends[1].end();
+      ends[0].end(); // completed, failed or cancelled by the user
+      const listedNow = () =>
+        (JSON.parse(readFileSync(join(dataDir, 'downloads.json'), 'utf8')) as { downloads: { destPath: string }[] })
+          .downloads;
+      await eventually(() => !listedNow().some((d) => d.destPath.endsWith('a.pdf')), 'a.pdf is taken off the list');
+      expect(await list.list()).toEqual([listed('b.pdf')]);
+    });
+
+    it('says when it resumes a .part, and passes on a refusal of one', async () => {
+      const dest = join(dir, 'report.pdf');
+      downloads.prepareResume.mockResolvedValueOnce({ resuming: true, partPath: `${dest}.part`, listedCount: 2 });
+      await download(dir);
+      expect(out.lines).toEqual([
+        `downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}, resuming from ${dest}.part (2 chunks recorded there)`,
+      ]);
+      expect(downloads.prepareResume).toHaveBeenCalledWith(metadata([BOB, ME, CAROL]), dest);
+
+      downloads.start.mockClear();
+      downloads.prepareResume.mockRejectedValueOnce(new DownloadError(`${dest}.part belongs to another file`));
+      await expect(download(dir)).rejects.toThrow(`${dest}.part belongs to another file`);
+      expect(downloads.start).not.toHaveBeenCalled();
+    });
+  });
+
+  describe(CancelDownloadCommand.name, () => {
+    const cancel = (...args: string[]) => moduleRef.get(CancelDownloadCommand).run(args);
+    /** A download in the given state whose `cancel` ends it. */
+    const entryIn = (state: DownloadState) => {
+      let end!: () => void;
+      const done = new Promise<void>((resolve) => (end = resolve));
+      const resume = { discard: jest.fn(() => Promise.resolve()) };
+      const job = { destPath: '/downloads/report.pdf', progress: { state }, cancel: jest.fn(() => end()) };
+      if (state !== 'downloading') end();
+      downloads.find.mockReturnValue({ job, done, resume });
+      return { job, resume };
+    };
+
+    it('stops a running download and keeps its .part', async () => {
+      const { job, resume } = entryIn('downloading');
+      await cancel('g1', 'report.pdf');
+      expect(downloads.find).toHaveBeenCalledWith('g1', 'report.pdf');
+      expect(job.cancel).toHaveBeenCalledTimes(1);
+      expect(resume.discard).not.toHaveBeenCalled();
+      expect(out.lines).toEqual([
+        'kept /downloads/report.pdf.part: download_file g1 report.pdf /downloads/report.pdf resumes it',
+      ]);
+    });
+
+    it('with --discard, deletes the .part of a running or failed download', async () => {
+      for (const state of ['downloading', 'failed'] as const) {
+        const { resume } = entryIn(state);
+        await cancel('g1', 'report.pdf', '--discard');
+        expect(resume.discard).toHaveBeenCalledTimes(1);
+      }
+      expect(out.lines).toEqual([
+        'deleted /downloads/report.pdf.part and its chunk record',
+        'deleted /downloads/report.pdf.part and its chunk record',
+      ]);
+    });
+
+    it('refuses what it cannot cancel, changing nothing', async () => {
+      await expect(cancel('g1', 'report.pdf')).rejects.toThrow('no download of report.pdf in group g1 in this session');
+      const complete = entryIn('complete');
+      await expect(cancel('g1', 'report.pdf', '--discard')).rejects.toThrow('the download of report.pdf is complete');
+      expect(complete.resume.discard).not.toHaveBeenCalled();
+      entryIn('failed');
+      await expect(cancel('g1', 'report.pdf')).rejects.toThrow('the download of report.pdf is not running');
+      const running = entryIn('downloading');
+      await expect(cancel('g1', 'report.pdf', '--force')).rejects.toThrow(
+        "unknown option '--force'; usage: cancel_download <group_id> <file_name> [--discard]",
+      );
+      expect(running.job.cancel).not.toHaveBeenCalled();
+      expect(out.lines).toEqual([]);
     });
   });
 
@@ -495,6 +660,23 @@ describe('file commands', () => {
         '[C] [g2] notes.txt -> /home/alice/notes.txt',
         '[F] [g2] broken.bin (no seeders left: bob timed out)',
         '[F] [g3] other.bin (failed)',
+      ]);
+    });
+
+    it('shows a resumed download checking its .part, then how many chunks it resumed', async () => {
+      const resume = { isChecking: true, checkedCount: 3, listedCount: 40, partPath: '/home/alice/movie.mkv.part' };
+      const resumed = {
+        ...entry('g1', { fileName: 'movie.mkv', state: 'downloading', percent: 0 }),
+        resume,
+      };
+      downloads.downloads = [resumed];
+      await show();
+      resume.isChecking = false;
+      resumed.job.progress = { ...resumed.job.progress, percent: 55, resumedChunks: 40, chunkCount: 80 };
+      await show();
+      expect(out.lines).toEqual([
+        '[D] [g1] movie.mkv checking 3 of 40 chunks in /home/alice/movie.mkv.part',
+        '[D] [g1] movie.mkv 55.0% 0 B/s (resumed 40 of 80 chunks)',
       ]);
     });
   });

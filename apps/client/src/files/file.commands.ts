@@ -1,18 +1,5 @@
-import {
-  CAPABILITY_KEY_FIELD,
-  capabilityKeyOf,
-  FileMetadata,
-  fileNameProblem,
-  formatCommand,
-  okReply,
-  parseFileMetadata,
-  Reply,
-  SeederInfo,
-} from '@app/protocol';
+import { CAPABILITY_KEY_FIELD, capabilityKeyOf, formatCommand, okReply, Reply } from '@app/protocol';
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
-import { stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { LocalCommand } from '../shell/local-command';
@@ -20,8 +7,9 @@ import { sessionTokenOf, withoutSessionToken } from '../tracker/session-token';
 import { TrackerClient } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
 import { DownloadManager } from './download.manager';
+import { DownloadStarter } from './download-starter';
 import { SharingService } from './sharing.service';
-import { formatBytes, formatRate } from './units';
+import { formatRate } from './units';
 
 /** Prints a tracker reply the way the shell prints every reply; throws on ERR so the shell shows `error:`. */
 function print(out: OutputPort, reply: Reply): void {
@@ -52,6 +40,7 @@ export class LoginCommand implements LocalCommand, OnModuleInit {
     private readonly session: ClientSession,
     private readonly sharing: SharingService,
     private readonly capabilities: CapabilityVerifier,
+    private readonly starter: DownloadStarter,
     @Inject(OUTPUT) private readonly out: OutputPort,
   ) {}
 
@@ -76,6 +65,7 @@ export class LoginCommand implements LocalCommand, OnModuleInit {
     const { offered, dropped } = await this.sharing.reoffer(userId);
     if (offered > 0) this.out.line(`seeding ${offered} file${offered === 1 ? '' : 's'} again`);
     for (const d of dropped) this.out.line(`no longer sharing ${d}`);
+    if (reply.ok) await this.starter.resumeRunning(userId);
   }
 
   /**
@@ -140,59 +130,11 @@ export class DownloadFileCommand implements LocalCommand {
   readonly args = ['group_id', 'file_name', 'destination_path'];
   readonly summary = 'download a file from every online seeder, in the background (see show_downloads)';
 
-  constructor(
-    private readonly tracker: TrackerClient,
-    private readonly session: ClientSession,
-    private readonly downloads: DownloadManager,
-    private readonly config: ClientConfigService,
-    @Inject(OUTPUT) private readonly out: OutputPort,
-  ) {}
+  constructor(private readonly starter: DownloadStarter) {}
 
   async run([groupId, fileName, destination]: readonly string[]): Promise<void> {
-    const userId = this.session.requireUser();
-    const metadata = await this.metadata(groupId, fileName);
-    // the name may become a file here: one a tracker could never have accepted is not used
-    const nameProblem = fileNameProblem(metadata.fileName);
-    if (nameProblem) throw new Error(`the tracker sent an unusable name for ${fileName}: ${nameProblem}`);
-    const self = this.config.get().self;
-    const seeders = metadata.seeders.filter((s) => !(s.address.host === self.host && s.address.port === self.port));
-    if (seeders.length === 0)
-      throw new Error(`no seeder is online for ${fileName} in group ${groupId}; try again later`);
-    const destPath = await resolveDestination(destination, basename(metadata.fileName));
-    if (this.downloads.isBusy(destPath)) throw new Error(`a download into ${destPath} is already running`);
-    // fresh capabilities come from asking the tracker again, in the background, for the same file
-    const renew = async (): Promise<readonly SeederInfo[]> => {
-      const again = await this.metadata(groupId, fileName);
-      if (again.fileHash !== metadata.fileHash) throw new Error(`${fileName} is now another file on the tracker`);
-      return again.seeders;
-    };
-    this.downloads.start(groupId, userId, { ...metadata, seeders }, destPath, renew);
-    this.out.line(
-      `downloading ${metadata.fileName} (${formatBytes(metadata.fileSize)}, ${metadata.chunkHashes.length} chunks) ` +
-        `from ${seeders.length} seeder${seeders.length === 1 ? '' : 's'} to ${destPath}`,
-    );
+    await this.starter.start(groupId, fileName, destination);
   }
-
-  private async metadata(groupId: string, fileName: string): Promise<FileMetadata> {
-    const reply = await this.tracker.request(formatCommand({ kind: 'download_file', groupId, fileName }));
-    if (!reply.ok) throw new Error(reply.message || reply.code);
-    return parseFileMetadata(reply.lines);
-  }
-}
-
-/** A directory keeps the file's name; otherwise the path names the new file. Never an existing file. */
-async function resolveDestination(destination: string, fileName: string): Promise<string> {
-  const target = resolve(destination);
-  const st = await stat(target).catch(() => undefined);
-  if (/[\\/]$/.test(destination) && !st?.isDirectory()) throw new Error(`no such directory: ${target}`);
-  const path = st?.isDirectory() ? join(target, fileName) : target;
-  if (st && !st.isDirectory()) throw new Error(`${path} already exists; choose another destination`);
-  if (st?.isDirectory() && (await stat(path).catch(() => undefined))) {
-    throw new Error(`${path} already exists; choose another destination`);
-  }
-  const parent = await stat(dirname(path)).catch(() => undefined);
-  if (!parent?.isDirectory()) throw new Error(`no such directory: ${dirname(path)}`);
-  return path;
 }
 
 @Injectable()
@@ -247,17 +189,56 @@ export class ShowDownloadsCommand implements LocalCommand {
   run(): Promise<void> {
     const entries = this.downloads.downloads;
     if (entries.length === 0) this.out.line('no downloads yet');
-    for (const { groupId, job } of entries) {
+    for (const { groupId, job, resume } of entries) {
       const p = job.progress;
       const head = `[${groupId}] ${p.fileName}`;
       if (p.state === 'complete') this.out.line(`[C] ${head} -> ${p.destPath}`);
       else if (p.state === 'failed') this.out.line(`[F] ${head} (${p.reason ?? 'failed'})`);
-      else {
+      else if (resume?.isChecking) {
+        this.out.line(
+          `[D] ${head} checking ${resume.checkedCount} of ${resume.listedCount} chunks in ${resume.partPath}`,
+        );
+      } else {
         const phase = p.verifying ? ' verifying' : '';
-        this.out.line(`[D] ${head} ${p.percent.toFixed(1)}% ${formatRate(p.speed)}${phase}`);
+        const resumed = p.resumedChunks ? ` (resumed ${p.resumedChunks} of ${p.chunkCount} chunks)` : '';
+        this.out.line(`[D] ${head} ${p.percent.toFixed(1)}% ${formatRate(p.speed)}${phase}${resumed}`);
       }
     }
     return Promise.resolve();
+  }
+}
+
+@Injectable()
+export class CancelDownloadCommand implements LocalCommand {
+  readonly name = 'cancel_download';
+  readonly args = ['group_id', 'file_name'];
+  readonly optional = ['--discard'];
+  readonly summary = 'stop a download; its .part stays for download_file to resume, unless --discard';
+
+  constructor(
+    private readonly downloads: DownloadManager,
+    @Inject(OUTPUT) private readonly out: OutputPort,
+  ) {}
+
+  async run([groupId, fileName, flag]: readonly string[]): Promise<void> {
+    if (flag !== undefined && flag !== '--discard') {
+      throw new Error(`unknown option '${flag}'; usage: cancel_download <group_id> <file_name> [--discard]`);
+    }
+    const discard = flag === '--discard';
+    const entry = this.downloads.find(groupId, fileName);
+    if (!entry) throw new Error(`no download of ${fileName} in group ${groupId} in this session`);
+    const { state } = entry.job.progress;
+    if (state === 'complete') throw new Error(`the download of ${fileName} is complete`);
+    if (state === 'failed' && !discard) throw new Error(`the download of ${fileName} is not running`);
+    entry.job.cancel();
+    await entry.done;
+    const part = `${entry.job.destPath}.part`;
+    if (discard) {
+      await entry.resume?.discard();
+      this.out.line(`deleted ${part} and its chunk record`);
+    } else if (entry.resume) {
+      this.out.line(`kept ${part}: download_file ${groupId} ${fileName} ${entry.job.destPath} resumes it`);
+    }
   }
 }
 
@@ -269,4 +250,5 @@ export const FILE_COMMANDS = [
   StopShareCommand,
   LeaveGroupCommand,
   ShowDownloadsCommand,
+  CancelDownloadCommand,
 ];

@@ -10,6 +10,7 @@ import { ShareRegistry } from '../seeding/share.registry';
 import { TrackerModule } from '../tracker/tracker.module';
 import { ClientSession } from './client-session';
 import { DownloadManager } from './download.manager';
+import { DownloadStarter } from './download-starter';
 import { FILE_COMMANDS } from './file.commands';
 import { SharingService } from './sharing.service';
 
@@ -59,6 +60,7 @@ function seedingOptions(config: ClientConfigService): SeedingOptions {
     ClientSession,
     SharingService,
     DownloadManager,
+    DownloadStarter,
     ...FILE_COMMANDS,
   ],
   exports: [SharingService, DownloadManager, ClientSession, ...FILE_COMMANDS],

@@ -6,8 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ClientModule } from '../client.module';
+import { DownloadManager } from '../files/download.manager';
 import { StartupError } from '../client.errors';
 import { OUTPUT } from '../output/output.port';
+import { eventually } from '../seeding/testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerConnectionLostError, TrackerUnreachableError } from '../tracker/tracker.errors';
@@ -71,6 +73,7 @@ describe(ShellCommand.name, () => {
     local?: LocalCommand[];
     interactive?: boolean;
     args?: string[];
+    downloads?: unknown;
   }
 
   /** Runs the shell over `input` until it returns; resolves with what it printed. */
@@ -92,6 +95,7 @@ describe(ShellCommand.name, () => {
         interactive: options.interactive ?? false,
       });
     if (options.local) builder = builder.overrideProvider(LOCAL_COMMANDS).useValue(options.local);
+    if (options.downloads) builder = builder.overrideProvider(DownloadManager).useValue(options.downloads);
     const moduleRef = await builder.compile();
     // every run seeds from its own free port and keeps its state in its own folder, never in ./data
     const args = options.args ?? [`127.0.0.1:${await freePort()}`, infoFile];
@@ -278,6 +282,48 @@ describe(ShellCommand.name, () => {
 
     expect(lines).toEqual(['ok logout']);
     expect(echoed()).toContain(PROMPT);
+  });
+
+  describe('Ctrl-C', () => {
+    /** One download running until `cancelAll`; the input stays open, so only Ctrl-C ends the shell. */
+    function running() {
+      const entries = [{ job: { progress: { state: 'downloading' } } }];
+      return {
+        downloads: entries,
+        cancelAll: jest.fn(() => (entries[0].job.progress.state = 'failed')),
+        idle: jest.fn(() => Promise.resolve()),
+      };
+    }
+    const stopping =
+      'stopping 1 download; its .part files stay and resume at the next login (Ctrl-C again quits at once)';
+
+    afterEach(() => (process.exitCode = undefined));
+
+    it('at the prompt stops the running downloads (their files kept) and leaves with status 130', async () => {
+      const input = new PassThrough();
+      const downloads = running();
+      const shell = runShell(input, { interactive: true, downloads });
+      // Ctrl-C as a terminal sends it: a key that readline reads
+      input.write('\x03');
+      const { lines } = await shell;
+      expect(downloads.cancelAll).toHaveBeenCalledTimes(1);
+      expect(lines).toEqual([stopping]);
+      expect(process.exitCode).toBe(130);
+    });
+
+    it('as a SIGINT does the same, and the handler goes with the shell', async () => {
+      const input = new PassThrough();
+      const downloads = running();
+      const before = process.listenerCount('SIGINT');
+      const shell = runShell(input, { downloads });
+      await eventually(() => process.listenerCount('SIGINT') === before + 1, 'the shell listens for SIGINT');
+      process.emit('SIGINT');
+      const { lines } = await shell;
+      expect(downloads.cancelAll).toHaveBeenCalledTimes(1);
+      expect(lines).toEqual([stopping]);
+      expect(process.exitCode).toBe(130);
+      expect(process.listenerCount('SIGINT')).toBe(before);
+    });
   });
 
   it('does not prompt on piped input', async () => {

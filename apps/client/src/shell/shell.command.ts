@@ -1,7 +1,7 @@
 import { Inject } from '@nestjs/common';
 import { CommandRunner, Option, RootCommand } from 'nest-commander';
 import * as readline from 'node:readline';
-import { EXIT_FAILURE, StartupError } from '../client.errors';
+import { EXIT_FAILURE, EXIT_INTERRUPTED, StartupError } from '../client.errors';
 import { ClientOptions } from '../config/client.config';
 import { ClientConfigService } from '../config/client-config.service';
 import { DownloadManager } from '../files/download.manager';
@@ -101,6 +101,40 @@ export class ShellCommand extends CommandRunner {
 
   async run(params: string[], options: ClientOptions = {}): Promise<void> {
     this.config.load(params, options);
+    process.on('SIGINT', this.interrupt);
+    try {
+      await this.runShell();
+    } finally {
+      process.off('SIGINT', this.interrupt);
+    }
+  }
+
+  /** Closes the `$>` loop when Ctrl-C stops the client. */
+  private closeInput: (() => void) | undefined;
+  private interrupts = 0;
+
+  /**
+   * Ctrl-C (at the prompt, or a SIGINT): the first stops the running downloads, keeping their `.part` files and chunk
+   * records (they continue at the next login), and leaves; a second leaves at once, leaving the files as they are.
+   */
+  private readonly interrupt = (): void => {
+    if (++this.interrupts > 1) {
+      this.out.line('stopped at once; the .part files stay and resume at the next login');
+      process.exit(EXIT_INTERRUPTED);
+    }
+    process.exitCode = EXIT_INTERRUPTED;
+    const running = this.downloads.downloads.filter((d) => d.job.progress.state === 'downloading').length;
+    if (running > 0) {
+      this.out.line(
+        `stopping ${running} download${running === 1 ? '' : 's'}; ${running === 1 ? 'its' : 'their'} .part ` +
+          `files stay and resume at the next login (Ctrl-C again quits at once)`,
+      );
+    }
+    this.downloads.cancelAll();
+    this.closeInput?.();
+  };
+
+  private async runShell(): Promise<void> {
     try {
       await this.sharing.start();
     } catch (err) {
@@ -114,7 +148,7 @@ export class ShellCommand extends CommandRunner {
         if (err instanceof TrackerUnreachableError) throw new StartupError(err.message, EXIT_FAILURE);
         throw err;
       }
-      await this.loop();
+      if (this.interrupts === 0) await this.loop();
       await this.finishDownloads();
     } finally {
       this.tracker.close();
@@ -122,20 +156,14 @@ export class ShellCommand extends CommandRunner {
     }
   }
 
-  /** Input is over: running downloads finish (or fail) first; Ctrl-C cancels them. */
+  /** Input is over: running downloads finish (or fail) first; Ctrl-C stops them (see `interrupt`). */
   private async finishDownloads(): Promise<void> {
     const running = this.downloads.downloads.filter((d) => d.job.progress.state === 'downloading').length;
     // even with none running, a download that just completed may still be announcing itself as seeded
     if (running > 0 && this.io.interactive) {
-      this.out.line(`waiting for ${running} download${running === 1 ? '' : 's'} to finish (Ctrl-C cancels)`);
+      this.out.line(`waiting for ${running} download${running === 1 ? '' : 's'} to finish (Ctrl-C stops them)`);
     }
-    const cancel = () => this.downloads.cancelAll();
-    process.once('SIGINT', cancel);
-    try {
-      await this.downloads.idle();
-    } finally {
-      process.off('SIGINT', cancel);
-    }
+    await this.downloads.idle();
   }
 
   private async loop(): Promise<void> {
@@ -148,8 +176,9 @@ export class ShellCommand extends CommandRunner {
       historySize: 1000,
     });
     const lines = new LineSource(rl);
-    // Ctrl-C at the prompt leaves like Ctrl-D does.
-    rl.on('SIGINT', () => rl.close());
+    // Ctrl-C at the prompt (a terminal's, which readline reads as a key) is the same as a SIGINT
+    rl.on('SIGINT', this.interrupt);
+    this.closeInput = () => rl.close();
     try {
       for (;;) {
         if (interactive) rl.prompt();
@@ -161,6 +190,7 @@ export class ShellCommand extends CommandRunner {
         if ((await this.shell.execute(line)) === 'exit') return;
       }
     } finally {
+      this.closeInput = undefined;
       rl.close();
     }
   }

@@ -102,7 +102,11 @@ export class ShellError extends Error {
 function localEntry(cmd: LocalCommand): ShellEntry {
   const optional = cmd.optional ?? [];
   // Same format as `usage` from @app/protocol.
-  const shown = [cmd.name, ...cmd.args.map((a) => `<${a}>`), ...optional.map((a) => `[<${a}>]`)].join(' ');
+  const shown = [
+    cmd.name,
+    ...cmd.args.map((a) => `<${a}>`),
+    ...optional.map((a) => (a.startsWith('--') ? `[${a}]` : `[<${a}>]`)),
+  ].join(' ');
   return {
     name: cmd.name,
     usage: shown,
