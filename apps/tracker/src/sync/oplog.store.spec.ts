@@ -20,8 +20,24 @@ describe(SqliteOpLogStore.name, () => {
     const store = new SqliteOpLogStore(first);
     const ops = [
       stampedOp({ origin: 1, seq: 1, lamport: 1, requestId: 'c1-1' }),
-      stampedOp({ origin: 2, seq: 1, lamport: 1, kind: 'create_user', args: ['bob', 'plain$pw'], actor: '' }),
-      stampedOp({ origin: 1, seq: 2, lamport: 3, args: ['g "2"', ''] }),
+      stampedOp({
+        origin: 2,
+        seq: 1,
+        lamport: 1,
+        kind: 'create_user',
+        userId: 'bob',
+        passwordHash: 'plain$pw',
+        actor: '',
+      }),
+      stampedOp({
+        origin: 1,
+        seq: 2,
+        lamport: 3,
+        kind: 'new_seeder',
+        groupId: 'g2',
+        fileName: 'a "2".bin',
+        filePath: '/x/a "2".bin',
+      }),
     ];
     for (const op of ops) store.append(op);
     store.transaction(() => store.append(stampedOp({ origin: 2, seq: 2, lamport: 4 })));
