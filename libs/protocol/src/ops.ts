@@ -139,12 +139,16 @@ function sha1(kind: string, value: string): string {
 
 /** `<40 hex>,<40 hex>,...` or empty; checked in place, without building digests or an array of strings. */
 function hashList(kind: string, value: string): string {
-  const unit = 41; // 40 hex digits and a comma
-  if (value.length > 0 && (value.length + 1) % unit !== 0) throw bad(kind, 'chunk_hashes is not a list of SHA-1s');
-  for (let at = 0; at < value.length; at++) {
-    const c = value.charCodeAt(at);
-    const ok = at % unit === unit - 1 ? c === 0x2c : c < 256 && HEX_VALUE[c] >= 0;
-    if (!ok) throw bad(kind, `chunk_hashes is not a list of SHA-1s (at character ${at})`);
+  const n = value.length;
+  if (n > 0 && (n + 1) % 41 !== 0) throw bad(kind, 'chunk_hashes is not a list of SHA-1s');
+  for (let start = 0; start < n; start += 41) {
+    for (let at = start; at < start + 40; at++) {
+      const c = value.charCodeAt(at);
+      if (c > 255 || HEX_VALUE[c] < 0) throw bad(kind, `chunk_hashes is not a list of SHA-1s (at character ${at})`);
+    }
+    if (start + 40 < n && value.charCodeAt(start + 40) !== 0x2c) {
+      throw bad(kind, `chunk_hashes is not a list of SHA-1s (at character ${start + 40})`);
+    }
   }
   return value;
 }

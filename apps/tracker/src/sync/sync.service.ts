@@ -149,10 +149,11 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
 
   /**
    * Records and applies a change made on this tracker. Runs synchronously, in
-   * one unit of work. A change its kind's codec would refuse (so every peer
-   * would) is refused here with a ProtocolError, before anything is written. The op carries the id of the request being served (what
+   * one unit of work. The op carries the id of the request being served (what
    * makes a retried request "already applied"), unless `requestId` says
-   * otherwise: '' for bookkeeping that is not the request's own change.
+   * otherwise: '' for bookkeeping that is not the request's own change. A
+   * change its kind's codec would refuse (so every peer would) is refused here
+   * with a ProtocolError, before anything is written.
    */
   commit<C extends Change>(change: C): StampedOpOf<C['kind']> {
     const op = {
@@ -163,7 +164,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
       seq: this.mySeq + 1,
       lamport: this.lamport + 1,
     } as StampedOp as StampedOpOf<C['kind']>;
-    decodeOpBody(op.kind, encodeOpArgs(op));
+    decodeOpBody(op.kind, encodeOpArgs(op)); // throws for a change no peer would take
     this.work.run(() => {
       this.log.append(op);
       this.apply(op);
