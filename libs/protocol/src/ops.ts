@@ -10,51 +10,68 @@ import { HEX_VALUE } from './metadata';
  * a persisted format: a codec may accept more than it did, never less, and
  * must encode what it decodes back to the same text.
  */
+
+/** The kinds of change, by name: the only place their wire names are written. */
+export const OpKind = {
+  CreateUser: 'create_user',
+  SessionOpen: 'session_open',
+  SessionClose: 'session_close',
+  SessionResume: 'session_resume',
+  SessionSeen: 'session_seen',
+  CreateGroup: 'create_group',
+  JoinGroup: 'join_group',
+  LeaveGroup: 'leave_group',
+  AcceptRequest: 'accept_request',
+  UploadFile: 'upload_file',
+  NewSeeder: 'new_seeder',
+  StopShare: 'stop_share',
+} as const;
+
 export interface CreateUserOp {
-  readonly kind: 'create_user';
+  readonly kind: typeof OpKind.CreateUser;
   readonly userId: string;
   readonly passwordHash: string;
 }
 /** A login on the origin tracker: the session's token (by its SHA-256), held by the actor. */
 export interface SessionOpenOp {
-  readonly kind: 'session_open';
+  readonly kind: typeof OpKind.SessionOpen;
   readonly tokenHash: string;
 }
 /** Logout: the token is revoked. */
 export interface SessionCloseOp {
-  readonly kind: 'session_close';
+  readonly kind: typeof OpKind.SessionClose;
   readonly tokenHash: string;
 }
 /** The session was taken up (after a failover) on the origin tracker. */
 export interface SessionResumeOp {
-  readonly kind: 'session_resume';
+  readonly kind: typeof OpKind.SessionResume;
   readonly tokenHash: string;
 }
 /** The origin tracker's connection holding the session closed without logout: idle from the change's time. */
 export interface SessionSeenOp {
-  readonly kind: 'session_seen';
+  readonly kind: typeof OpKind.SessionSeen;
   readonly tokenHash: string;
 }
 export interface CreateGroupOp {
-  readonly kind: 'create_group';
+  readonly kind: typeof OpKind.CreateGroup;
   readonly groupId: string;
 }
 export interface JoinGroupOp {
-  readonly kind: 'join_group';
+  readonly kind: typeof OpKind.JoinGroup;
   readonly groupId: string;
 }
 export interface LeaveGroupOp {
-  readonly kind: 'leave_group';
+  readonly kind: typeof OpKind.LeaveGroup;
   readonly groupId: string;
 }
 export interface AcceptRequestOp {
-  readonly kind: 'accept_request';
+  readonly kind: typeof OpKind.AcceptRequest;
   readonly groupId: string;
   /** The user let in. */
   readonly candidate: string;
 }
 export interface UploadFileOp {
-  readonly kind: 'upload_file';
+  readonly kind: typeof OpKind.UploadFile;
   readonly groupId: string;
   /** Absolute path on the uploader's machine; its basename names the file. */
   readonly filePath: string;
@@ -67,13 +84,13 @@ export interface UploadFileOp {
   readonly chunkHashList: string;
 }
 export interface NewSeederOp {
-  readonly kind: 'new_seeder';
+  readonly kind: typeof OpKind.NewSeeder;
   readonly groupId: string;
   readonly fileName: string;
   readonly filePath: string;
 }
 export interface StopShareOp {
-  readonly kind: 'stop_share';
+  readonly kind: typeof OpKind.StopShare;
   readonly groupId: string;
   readonly fileName: string;
 }
@@ -163,88 +180,88 @@ interface OpCodec<K extends OpKind> {
 
 /** The one place that knows each kind's positional form. */
 const OP_CODECS: { readonly [K in OpKind]: OpCodec<K> } = {
-  create_user: {
+  [OpKind.CreateUser]: {
     args: ['user_id', 'password_hash'],
     encode: (op) => [op.userId, op.passwordHash],
     decode: ([userId, passwordHash]) => ({
-      kind: 'create_user',
-      userId: id('create_user', 'user_id', userId),
-      passwordHash: text('create_user', 'password_hash', passwordHash),
+      kind: OpKind.CreateUser,
+      userId: id(OpKind.CreateUser, 'user_id', userId),
+      passwordHash: text(OpKind.CreateUser, 'password_hash', passwordHash),
     }),
   },
-  session_open: {
+  [OpKind.SessionOpen]: {
     args: ['token_hash'],
     encode: (op) => [op.tokenHash],
-    decode: ([hash]) => ({ kind: 'session_open', tokenHash: tokenHash('session_open', hash) }),
+    decode: ([hash]) => ({ kind: OpKind.SessionOpen, tokenHash: tokenHash(OpKind.SessionOpen, hash) }),
   },
-  session_close: {
+  [OpKind.SessionClose]: {
     args: ['token_hash'],
     encode: (op) => [op.tokenHash],
-    decode: ([hash]) => ({ kind: 'session_close', tokenHash: tokenHash('session_close', hash) }),
+    decode: ([hash]) => ({ kind: OpKind.SessionClose, tokenHash: tokenHash(OpKind.SessionClose, hash) }),
   },
-  session_resume: {
+  [OpKind.SessionResume]: {
     args: ['token_hash'],
     encode: (op) => [op.tokenHash],
-    decode: ([hash]) => ({ kind: 'session_resume', tokenHash: tokenHash('session_resume', hash) }),
+    decode: ([hash]) => ({ kind: OpKind.SessionResume, tokenHash: tokenHash(OpKind.SessionResume, hash) }),
   },
-  session_seen: {
+  [OpKind.SessionSeen]: {
     args: ['token_hash'],
     encode: (op) => [op.tokenHash],
-    decode: ([hash]) => ({ kind: 'session_seen', tokenHash: tokenHash('session_seen', hash) }),
+    decode: ([hash]) => ({ kind: OpKind.SessionSeen, tokenHash: tokenHash(OpKind.SessionSeen, hash) }),
   },
-  create_group: {
+  [OpKind.CreateGroup]: {
     args: ['group_id'],
     encode: (op) => [op.groupId],
-    decode: ([groupId]) => ({ kind: 'create_group', groupId: id('create_group', 'group_id', groupId) }),
+    decode: ([groupId]) => ({ kind: OpKind.CreateGroup, groupId: id(OpKind.CreateGroup, 'group_id', groupId) }),
   },
-  join_group: {
+  [OpKind.JoinGroup]: {
     args: ['group_id'],
     encode: (op) => [op.groupId],
-    decode: ([groupId]) => ({ kind: 'join_group', groupId: id('join_group', 'group_id', groupId) }),
+    decode: ([groupId]) => ({ kind: OpKind.JoinGroup, groupId: id(OpKind.JoinGroup, 'group_id', groupId) }),
   },
-  leave_group: {
+  [OpKind.LeaveGroup]: {
     args: ['group_id'],
     encode: (op) => [op.groupId],
-    decode: ([groupId]) => ({ kind: 'leave_group', groupId: id('leave_group', 'group_id', groupId) }),
+    decode: ([groupId]) => ({ kind: OpKind.LeaveGroup, groupId: id(OpKind.LeaveGroup, 'group_id', groupId) }),
   },
-  accept_request: {
+  [OpKind.AcceptRequest]: {
     args: ['group_id', 'user_id'],
     encode: (op) => [op.groupId, op.candidate],
     decode: ([groupId, candidate]) => ({
-      kind: 'accept_request',
-      groupId: id('accept_request', 'group_id', groupId),
-      candidate: id('accept_request', 'user_id', candidate),
+      kind: OpKind.AcceptRequest,
+      groupId: id(OpKind.AcceptRequest, 'group_id', groupId),
+      candidate: id(OpKind.AcceptRequest, 'user_id', candidate),
     }),
   },
-  upload_file: {
+  [OpKind.UploadFile]: {
     args: ['group_id', 'file_path', 'file_size', 'file_hash', 'chunk_hashes'],
     encode: (op) => [op.groupId, op.filePath, String(op.fileSize), op.fileHash, op.chunkHashList],
     decode: ([groupId, filePath, fileSize, fileHash, chunkHashList]) => ({
-      kind: 'upload_file',
-      groupId: id('upload_file', 'group_id', groupId),
-      filePath: text('upload_file', 'file_path', filePath),
-      fileSize: size('upload_file', fileSize),
-      fileHash: sha1('upload_file', fileHash),
-      chunkHashList: hashList('upload_file', chunkHashList),
+      kind: OpKind.UploadFile,
+      groupId: id(OpKind.UploadFile, 'group_id', groupId),
+      filePath: text(OpKind.UploadFile, 'file_path', filePath),
+      fileSize: size(OpKind.UploadFile, fileSize),
+      fileHash: sha1(OpKind.UploadFile, fileHash),
+      chunkHashList: hashList(OpKind.UploadFile, chunkHashList),
     }),
   },
-  new_seeder: {
+  [OpKind.NewSeeder]: {
     args: ['group_id', 'file_name', 'file_path'],
     encode: (op) => [op.groupId, op.fileName, op.filePath],
     decode: ([groupId, fileName, filePath]) => ({
-      kind: 'new_seeder',
-      groupId: id('new_seeder', 'group_id', groupId),
-      fileName: text('new_seeder', 'file_name', fileName),
-      filePath: text('new_seeder', 'file_path', filePath),
+      kind: OpKind.NewSeeder,
+      groupId: id(OpKind.NewSeeder, 'group_id', groupId),
+      fileName: text(OpKind.NewSeeder, 'file_name', fileName),
+      filePath: text(OpKind.NewSeeder, 'file_path', filePath),
     }),
   },
-  stop_share: {
+  [OpKind.StopShare]: {
     args: ['group_id', 'file_name'],
     encode: (op) => [op.groupId, op.fileName],
     decode: ([groupId, fileName]) => ({
-      kind: 'stop_share',
-      groupId: id('stop_share', 'group_id', groupId),
-      fileName: text('stop_share', 'file_name', fileName),
+      kind: OpKind.StopShare,
+      groupId: id(OpKind.StopShare, 'group_id', groupId),
+      fileName: text(OpKind.StopShare, 'file_name', fileName),
     }),
   },
 };

@@ -1,3 +1,4 @@
+import { OpKind } from '@app/protocol';
 import { SyncService } from '../sync/sync.service';
 import { UserStore } from './user.store';
 
@@ -16,14 +17,14 @@ export interface SessionApplierHooks {
  */
 export function registerAuthAppliers(sync: SyncService, users: UserStore, hooks: SessionApplierHooks): void {
   sync.register(
-    'create_user',
+    OpKind.CreateUser,
     ({ userId, passwordHash, time }) => {
       users.add({ userId, passwordHash, createdAt: time });
     },
     ({ userId }) => [`u:${userId}`],
   );
   sync.register(
-    'session_open',
+    OpKind.SessionOpen,
     ({ actor, tokenHash, time, origin }) => {
       users.addToken({ tokenHash, userId: actor, createdAt: time, heldBy: origin, seenAt: time });
       hooks.opened(tokenHash, origin);
@@ -31,21 +32,21 @@ export function registerAuthAppliers(sync: SyncService, users: UserStore, hooks:
     ({ actor, tokenHash }) => [`u:${actor}`, `t:${tokenHash}`],
   );
   sync.register(
-    'session_close',
+    OpKind.SessionClose,
     ({ tokenHash }) => {
       users.removeToken(tokenHash);
     },
     tokenFootprint,
   );
   sync.register(
-    'session_resume',
+    OpKind.SessionResume,
     ({ tokenHash, origin, time }) => {
       users.touchToken(tokenHash, origin, time);
     },
     tokenFootprint,
   );
   sync.register(
-    'session_seen',
+    OpKind.SessionSeen,
     ({ tokenHash, origin, time }) => {
       const token = users.token(tokenHash);
       // only the holder releases: a late release from a tracker the session has left changes nothing

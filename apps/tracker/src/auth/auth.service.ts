@@ -1,3 +1,4 @@
+import { OpKind } from '@app/protocol';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
@@ -82,7 +83,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     if (this.users.get(userId)) throw new UserExistsError(userId);
     const passwordHash = await this.hashingFor(from, () => this.hasher.hash(password));
     if (this.users.get(userId)) throw new UserExistsError(userId); // created while the hash was computed
-    this.sync.commit({ kind: 'create_user', actor: '', userId, passwordHash });
+    this.sync.commit({ kind: OpKind.CreateUser, actor: '', userId, passwordHash });
   }
 
   /**
@@ -112,7 +113,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     const token = randomBytes(32).toString('hex');
     const tokenHash = hashToken(token);
-    this.sync.commit({ kind: 'session_open', actor: userId, tokenHash, requestId: NO_REQUEST });
+    this.sync.commit({ kind: OpKind.SessionOpen, actor: userId, tokenHash, requestId: NO_REQUEST });
     this.sessions.set(userId, session.connectionId);
     session.setUser(userId);
     session.tokenHash = tokenHash;
@@ -140,7 +141,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     const userId = session.user;
     const tokenHash = session.tokenHash;
     if (tokenHash) {
-      this.sync.commit({ kind: 'session_close', actor: userId ?? '', tokenHash });
+      this.sync.commit({ kind: OpKind.SessionClose, actor: userId ?? '', tokenHash });
       this.lifetime.closed(tokenHash);
     }
     this.endSession(session);

@@ -1,3 +1,4 @@
+import { OpKind } from '@app/protocol';
 import { Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { NO_REQUEST } from '../common/request-context';
@@ -77,7 +78,7 @@ export class SessionLifetime {
       this.users.removeToken(tokenHash);
       throw new SessionExpiredError();
     }
-    this.sync.commit({ kind: 'session_resume', actor: token?.userId ?? '', tokenHash, requestId: NO_REQUEST });
+    this.sync.commit({ kind: OpKind.SessionResume, actor: token?.userId ?? '', tokenHash, requestId: NO_REQUEST });
     this.heldHere.add(tokenHash);
   }
 
@@ -86,7 +87,7 @@ export class SessionLifetime {
     this.heldHere.delete(tokenHash);
     try {
       const token = this.users.token(tokenHash);
-      if (token) this.sync.commit({ kind: 'session_seen', actor: token.userId, tokenHash, requestId: NO_REQUEST });
+      if (token) this.sync.commit({ kind: OpKind.SessionSeen, actor: token.userId, tokenHash, requestId: NO_REQUEST });
     } catch (err) {
       // e.g. the database closed first at shutdown: the next start releases what this tracker held
       this.logger.warn(`could not record the end of a session: ${err instanceof Error ? err.message : String(err)}`);
@@ -113,7 +114,7 @@ export class SessionLifetime {
     for (const token of this.users.tokens()) {
       if (token.heldBy === this.sync.trackerNumber && !this.heldHere.has(token.tokenHash)) {
         this.sync.commit({
-          kind: 'session_seen',
+          kind: OpKind.SessionSeen,
           actor: token.userId,
           tokenHash: token.tokenHash,
           requestId: NO_REQUEST,

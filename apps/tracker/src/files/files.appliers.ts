@@ -1,4 +1,4 @@
-import { fileNameProblem, hexListToDigests } from '@app/protocol';
+import { fileNameProblem, hexListToDigests, OpKind } from '@app/protocol';
 import { groupFootprint } from '../groups/groups.appliers';
 import { SyncService } from '../sync/sync.service';
 import { FileStore } from './file.store';
@@ -20,7 +20,7 @@ export interface FileApplierHooks {
  */
 export function registerFileAppliers(sync: SyncService, files: FileStore, hooks: FileApplierHooks): void {
   sync.register(
-    'upload_file',
+    OpKind.UploadFile,
     ({ actor, time, groupId, filePath, fileSize, fileHash, chunkHashList }) => {
       if (!hooks.isMember(actor, groupId)) return;
       const fileName = baseName(filePath);
@@ -37,7 +37,7 @@ export function registerFileAppliers(sync: SyncService, files: FileStore, hooks:
     groupFootprint,
   );
   sync.register(
-    'new_seeder',
+    OpKind.NewSeeder,
     ({ actor, groupId, fileName, filePath }) => {
       if (!hooks.isMember(actor, groupId)) return;
       files.putSeeder({ groupId, fileName, userId: actor, filePath });
@@ -45,7 +45,7 @@ export function registerFileAppliers(sync: SyncService, files: FileStore, hooks:
     groupFootprint,
   );
   sync.register(
-    'stop_share',
+    OpKind.StopShare,
     ({ actor, groupId, fileName }) => {
       if (files.removeSeeder(groupId, fileName, actor)) hooks.deleteIfUnseeded(groupId, fileName);
     },

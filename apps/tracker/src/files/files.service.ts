@@ -1,11 +1,12 @@
 import { planChunks } from '@app/chunking';
 import {
   digestsToHexList,
-  PackedFileMetadata,
   fileNameProblem,
   formatHostPort,
   HostPort,
   isSha1Hex,
+  OpKind,
+  PackedFileMetadata,
   parseHostPort,
   quoteArg,
   SeederForm,
@@ -176,7 +177,7 @@ export class FilesService {
     }
     const created = !existing;
     this.sync.commit({
-      kind: 'upload_file',
+      kind: OpKind.UploadFile,
       actor: by.userId,
       groupId,
       filePath: req.filePath,
@@ -246,7 +247,7 @@ export class FilesService {
     this.groups.assertMember(by.userId, groupId);
     assertValidPath(filePath);
     if (!this.files.getFile(groupId, fileName)) throw new UnknownFileError(groupId, fileName);
-    this.sync.commit({ kind: 'new_seeder', actor: by.userId, groupId, fileName, filePath });
+    this.sync.commit({ kind: OpKind.NewSeeder, actor: by.userId, groupId, fileName, filePath });
     this.markOnline(by, groupId, fileName);
   }
 
@@ -254,7 +255,7 @@ export class FilesService {
   stopShare(userId: string, groupId: string, fileName: string): StopOutcome {
     this.groups.assertMember(userId, groupId);
     if (!this.files.getSeeder(groupId, fileName, userId)) throw new NotSeedingError(groupId, fileName);
-    this.sync.commit({ kind: 'stop_share', actor: userId, groupId, fileName });
+    this.sync.commit({ kind: OpKind.StopShare, actor: userId, groupId, fileName });
     this.markOffline(groupId, fileName, userId);
     return { fileDeleted: !this.files.getFile(groupId, fileName) };
   }

@@ -1,3 +1,4 @@
+import { OpKind } from '@app/protocol';
 import { SyncService } from '../sync/sync.service';
 import { GroupStore } from './group.store';
 
@@ -19,14 +20,14 @@ export interface GroupApplierHooks {
  */
 export function registerGroupAppliers(sync: SyncService, groups: GroupStore, hooks: GroupApplierHooks): void {
   sync.register(
-    'create_group',
+    OpKind.CreateGroup,
     ({ groupId, actor, time }) => {
       groups.create({ groupId, owner: actor, createdAt: time });
     },
     groupFootprint,
   );
   sync.register(
-    'join_group',
+    OpKind.JoinGroup,
     ({ actor, groupId }) => {
       if (!groups.get(groupId) || groups.isMember(groupId, actor)) return;
       groups.addRequest(groupId, actor);
@@ -34,7 +35,7 @@ export function registerGroupAppliers(sync: SyncService, groups: GroupStore, hoo
     groupFootprint,
   );
   sync.register(
-    'leave_group',
+    OpKind.LeaveGroup,
     ({ actor, groupId }) => {
       const group = groups.get(groupId);
       if (!group) return;
@@ -58,7 +59,7 @@ export function registerGroupAppliers(sync: SyncService, groups: GroupStore, hoo
     groupFootprint,
   );
   sync.register(
-    'accept_request',
+    OpKind.AcceptRequest,
     ({ actor, groupId, candidate }) => {
       const group = groups.get(groupId);
       if (!group || group.owner !== actor || !groups.hasRequest(groupId, candidate)) return;

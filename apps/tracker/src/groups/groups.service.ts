@@ -1,3 +1,4 @@
+import { OpKind } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { assertValidId } from '../common/ids';
 import {
@@ -52,14 +53,14 @@ export class GroupsService {
   create(userId: string, groupId: string): void {
     assertValidId('group', groupId);
     if (this.groups.get(groupId)) throw new GroupExistsError(groupId);
-    this.sync.commit({ kind: 'create_group', actor: userId, groupId });
+    this.sync.commit({ kind: OpKind.CreateGroup, actor: userId, groupId });
   }
 
   join(userId: string, groupId: string): void {
     this.require(groupId);
     if (this.groups.isMember(groupId, userId)) throw new AlreadyMemberError(groupId);
     if (this.groups.hasRequest(groupId, userId)) throw new RequestPendingError(groupId);
-    this.sync.commit({ kind: 'join_group', actor: userId, groupId });
+    this.sync.commit({ kind: OpKind.JoinGroup, actor: userId, groupId });
   }
 
   /** Leaves a group, or withdraws a pending request to join it. An owner who leaves hands the group on. */
@@ -75,7 +76,7 @@ export class GroupsService {
       const successor = this.groups.members(groupId).find((m) => m !== userId);
       outcome = successor === undefined ? { kind: 'deleted' } : { kind: 'left-owner', newOwner: successor };
     }
-    this.sync.commit({ kind: 'leave_group', actor: userId, groupId });
+    this.sync.commit({ kind: OpKind.LeaveGroup, actor: userId, groupId });
     return outcome;
   }
 
@@ -103,7 +104,7 @@ export class GroupsService {
     this.requireOwner(userId, groupId);
     if (this.groups.isMember(groupId, candidate)) throw new AlreadyMemberError(groupId, candidate);
     if (!this.groups.hasRequest(groupId, candidate)) throw new NoSuchRequestError(groupId, candidate);
-    this.sync.commit({ kind: 'accept_request', actor: userId, groupId, candidate });
+    this.sync.commit({ kind: OpKind.AcceptRequest, actor: userId, groupId, candidate });
   }
 
   list(userId: string): GroupView[] {
