@@ -8,7 +8,7 @@
 // Two shortcuts, both outside the tracker's code:
 // - scrypt runs once: the password hash comes from the tracker's own PASSWORD_HASHER (its production cost, a fresh
 //   salt) and is reused for every user, so that every user's password works but no two hashes are computed.
-//   create_user commits exactly { kind: 'create_user', actor: '', args: [userId, passwordHash] } after hashing.
+//   create_user commits exactly { kind: 'create_user', actor: '', userId, passwordHash } after hashing.
 // - changes are committed in batches of one SQLite transaction each (the tracker's own transactions nest inside as
 //   savepoints), so there is one fsync per batch instead of one per change.
 //
@@ -71,7 +71,7 @@ async function main() {
     };
     // what AuthService.createUser commits once the hash is computed
     inBatches(users, (i) =>
-      asRequest(`u${i}`, () => sync.commit({ kind: 'create_user', actor: '', args: [`user${i}`, passwordHash] })),
+      asRequest(`u${i}`, () => sync.commit({ kind: 'create_user', actor: '', userId: `user${i}`, passwordHash })),
     );
     // the groups service's own create(): validation, then its commit
     inBatches(groups, (j) => asRequest(`g${j}`, () => groupsService.create(`user${j % users}`, `group${j}`)));

@@ -8,6 +8,7 @@ export * from './tracker-info';
 export * from './metadata';
 export * from './peer';
 export * from './sync';
+export * from './ops';
 export * from './safe-text';
 export * from './units';
 export * from './capability';

@@ -1,4 +1,5 @@
 import { ErrorCode, ProtocolError } from './errors';
+import { decodeOpBody, encodeOpArgs, OpBody, OpBodyOf, OpKind } from './ops';
 import { joinArgs, tokenize } from './tokenize';
 
 /**
@@ -24,10 +25,8 @@ export type SyncCmdName = (typeof SyncCmd)[keyof typeof SyncCmd];
 const SYNC_NAMES = new Set<string>(Object.values(SyncCmd));
 export const isSyncCommand = (name: string): name is SyncCmdName => SYNC_NAMES.has(name);
 
-/** A replicated change, as applied on every tracker in the same total order. */
-export interface Op {
-  readonly kind: string;
-  readonly args: readonly string[];
+/** Who made a change and when: the part of a change its kind does not decide. */
+export interface OpMeta {
   /** The user who made the change ('' when nobody was logged in, as for create_user). */
   readonly actor: string;
   /** Epoch ms at the origin; used for every timestamp the change stores. */
@@ -36,13 +35,20 @@ export interface Op {
   readonly requestId: string;
 }
 
-export interface StampedOp extends Op {
+/** Where a change sits in the total order. */
+export interface OpStamp {
   /** Number of the tracker that accepted the change. */
   readonly origin: number;
   /** 1, 2, 3... per origin. */
   readonly seq: number;
   readonly lamport: number;
 }
+
+/** A replicated change, as applied on every tracker in the same total order: one of the kinds of ops.ts. */
+export type Op = OpBody & OpMeta;
+export type StampedOp = Op & OpStamp;
+/** A stamped change of one kind, as its applier gets it. */
+export type StampedOpOf<K extends OpKind> = OpBodyOf<K> & OpMeta & OpStamp;
 
 /** Total order every tracker applies changes in: Lamport clock, then origin tracker, then sequence. */
 export function compareOps(
@@ -56,9 +62,10 @@ const STAMP = /^(\d{1,4})\/(\d{1,15})\/(\d{1,15})\/(\d{1,15})\/([A-Za-z0-9_-]{1,
 
 export function encodeOp(op: StampedOp): string {
   const stamp = `${op.origin}/${op.seq}/${op.lamport}/${op.time}/${op.requestId || '-'}`;
-  return joinArgs([op.kind, ...op.args, op.actor || '-', stamp]);
+  return joinArgs([op.kind, ...encodeOpArgs(op), op.actor || '-', stamp]);
 }
 
+/** A change from its tokens; a ProtocolError for a bad stamp, an unknown kind or args that do not fit it. */
 export function decodeOpTokens(tokens: readonly string[]): StampedOp {
   if (tokens.length < 3)
     throw new ProtocolError(ErrorCode.BadArguments, 'a change needs a command, an actor and a stamp');
@@ -70,8 +77,7 @@ export function decodeOpTokens(tokens: readonly string[]): StampedOp {
   const [origin, seq, lamport, time] = stamp.slice(1, 5).map(Number);
   if (origin < 1 || seq < 1 || lamport < 1) throw new ProtocolError(ErrorCode.BadArguments, 'bad change stamp');
   return {
-    kind,
-    args: tokens.slice(1, -2),
+    ...decodeOpBody(kind, tokens.slice(1, -2)),
     actor: actor === '-' ? '' : actor,
     time,
     requestId: stamp[5] === '-' ? '' : stamp[5],

@@ -1,3 +1,4 @@
+import { OpKind } from '@app/protocol';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
@@ -14,10 +15,11 @@ import {
   UnknownSessionError,
   UserExistsError,
 } from './auth.errors';
+import { registerAuthAppliers } from './auth.appliers';
 import { LoginThrottle } from './login-throttle';
 import { PASSWORD_HASHER, USER_STORE } from './auth.tokens';
 import { PasswordHasher } from './password.hasher';
-import { DEFAULT_SESSION_LIFETIME, SessionLifetime, tokenFootprint } from './session-lifetime';
+import { DEFAULT_SESSION_LIFETIME, SessionLifetime } from './session-lifetime';
 import { UserStore } from './user.store';
 
 const MAX_PASSWORD = 128;
@@ -50,28 +52,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
       ...(config?.sessionMaxAgeMs && { maxAgeMs: config.sessionMaxAgeMs }),
     };
     this.lifetime = new SessionLifetime(users, sync, lifetime, clock);
-    sync.register(
-      'create_user',
-      ({ args: [userId, passwordHash], time }) => {
-        this.users.add({ userId, passwordHash, createdAt: time });
-      },
-      ({ args: [userId] }) => [`u:${userId}`],
-    );
-    sync.register(
-      'session_open',
-      ({ actor, args: [tokenHash], time, origin }) => {
-        this.users.addToken({ tokenHash, userId: actor, createdAt: time, heldBy: origin, seenAt: time });
-        this.lifetime.opened(tokenHash, origin);
-      },
-      ({ actor, args: [tokenHash] }) => [`u:${actor}`, `t:${tokenHash}`],
-    );
-    sync.register(
-      'session_close',
-      ({ args: [tokenHash] }) => {
-        this.users.removeToken(tokenHash);
-      },
-      tokenFootprint,
-    );
+    registerAuthAppliers(sync, users, this.lifetime);
     sync.participate({
       name: 'auth',
       reset: () => this.users.clear(),
@@ -102,7 +83,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     if (this.users.get(userId)) throw new UserExistsError(userId);
     const passwordHash = await this.hashingFor(from, () => this.hasher.hash(password));
     if (this.users.get(userId)) throw new UserExistsError(userId); // created while the hash was computed
-    this.sync.commit({ kind: 'create_user', actor: '', args: [userId, passwordHash] });
+    this.sync.commit({ kind: OpKind.CreateUser, actor: '', userId, passwordHash });
   }
 
   /**
@@ -132,7 +113,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     const token = randomBytes(32).toString('hex');
     const tokenHash = hashToken(token);
-    this.sync.commit({ kind: 'session_open', actor: userId, args: [tokenHash], requestId: NO_REQUEST });
+    this.sync.commit({ kind: OpKind.SessionOpen, actor: userId, tokenHash, requestId: NO_REQUEST });
     this.sessions.set(userId, session.connectionId);
     session.setUser(userId);
     session.tokenHash = tokenHash;
@@ -160,7 +141,7 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
     const userId = session.user;
     const tokenHash = session.tokenHash;
     if (tokenHash) {
-      this.sync.commit({ kind: 'session_close', actor: userId ?? '', args: [tokenHash] });
+      this.sync.commit({ kind: OpKind.SessionClose, actor: userId ?? '', tokenHash });
       this.lifetime.closed(tokenHash);
     }
     this.endSession(session);

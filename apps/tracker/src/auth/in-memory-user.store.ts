@@ -1,10 +1,28 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
 import { SessionTokenRecord, UserRecord, UserStore } from './user.store';
 
 @Injectable()
-export class InMemoryUserStore implements UserStore {
+export class InMemoryUserStore implements UserStore, Checkpointable {
   private readonly users = new Map<string, UserRecord>();
   private readonly tokenMap = new Map<string, SessionTokenRecord>();
+
+  /** Enlists with the in-memory unit of work when one is provided beside it, so that a failed change undoes it too. */
+  constructor(@Optional() work?: InMemoryUnitOfWork) {
+    work?.enlist(this);
+  }
+
+  /** Records are replaced, never changed in place: copies of the maps hold the state. */
+  checkpoint(): Restore {
+    const users = new Map(this.users);
+    const tokens = new Map(this.tokenMap);
+    return () => {
+      this.users.clear();
+      users.forEach((u, id) => this.users.set(id, u));
+      this.tokenMap.clear();
+      tokens.forEach((t, hash) => this.tokenMap.set(hash, t));
+    };
+  }
 
   add(user: UserRecord): boolean {
     if (this.users.has(user.userId)) return false;

@@ -3,7 +3,8 @@ import { Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { FakeClock } from '../testing/fake-clock';
 import { fakeSession } from '../testing/fake-session';
-import { plainHasher, TEST_CLUSTER_KEY, trackerConfig } from '../testing/sync-testing';
+import { inMemoryStores, plainHasher, TEST_CLUSTER_KEY, trackerConfig } from '../testing/sync-testing';
+import { InMemoryUnitOfWork } from '../storage/in-memory-unit-of-work';
 import { InMemoryOpLogStore } from '../sync/in-memory-oplog.store';
 import { SyncService } from '../sync/sync.service';
 import { SessionExpiredError, UnknownSessionError } from './auth.errors';
@@ -22,16 +23,16 @@ interface Tracker {
   readonly auth: AuthService;
   readonly users: InMemoryUserStore;
   readonly log: InMemoryOpLogStore;
+  readonly work: InMemoryUnitOfWork;
 }
 
 /** Tracker `n` of two, on in-memory stores (kept across a `restart`), all on one fake clock. */
-function tracker(n: number, clock: FakeClock, stores?: Pick<Tracker, 'users' | 'log'>): Tracker {
-  const log = stores?.log ?? new InMemoryOpLogStore();
-  const users = stores?.users ?? new InMemoryUserStore();
+function tracker(n: number, clock: FakeClock, stores?: Pick<Tracker, 'users' | 'log' | 'work'>): Tracker {
+  const { log, users, work } = stores ?? inMemoryStores();
   const config = trackerConfig({ trackerNumber: n, trackerCount: 2, sessionIdleMs: IDLE, sessionMaxAgeMs: MAX_AGE });
-  const sync = new SyncService(log, config, TEST_CLUSTER_KEY, clock);
+  const sync = new SyncService(log, work, config, TEST_CLUSTER_KEY, clock);
   const auth = new AuthService(users, plainHasher, sync, config, clock);
-  return { sync, auth, users, log };
+  return { sync, auth, users, log, work };
 }
 
 /** The process died and started again on the same database: new services, same stores; start-up hooks run. */
@@ -244,13 +245,12 @@ describe(SessionLifetime.name, () => {
       const token = await loginAndDrop(t1);
       clock.advance(IDLE + PURGE_AFTER);
       expect(t1.users.token(sha256(token))).toBeDefined();
-      // a change that sorts before everything applied, of a kind that declares no footprint (so it may touch
-      // anything), makes tracker 1 replay its log
-      t1.sync.register('touches_anything', () => undefined);
+      // a login of alice's on tracker 2 that sorts before everything applied shares her key with her later
+      // changes, so tracker 1 replays its log (that token, as old, is purged with the other)
       const outcome = t1.sync.receive({
-        kind: 'touches_anything',
-        args: [],
-        actor: '',
+        kind: 'session_open',
+        tokenHash: sha256('late'),
+        actor: 'alice',
         time: 1,
         requestId: '',
         origin: 2,
@@ -267,7 +267,8 @@ describe(SessionLifetime.name, () => {
     old.sync.receiveAll([
       {
         kind: 'create_user',
-        args: ['carol', 'plain$pw'],
+        userId: 'carol',
+        passwordHash: 'plain$pw',
         actor: '',
         time: clock.now(),
         requestId: '',
@@ -277,7 +278,7 @@ describe(SessionLifetime.name, () => {
       },
       {
         kind: 'session_open',
-        args: [sha256('a'.repeat(64))],
+        tokenHash: sha256('a'.repeat(64)),
         actor: 'carol',
         time: clock.now(),
         requestId: '',
@@ -302,7 +303,8 @@ describe(SessionLifetime.name, () => {
 describe(`${SyncService.name}.peerDownSince`, () => {
   it('counts a peer never reached as down since it was first asked about, and this tracker as never down', () => {
     const clock = new FakeClock();
-    const sync = new SyncService(new InMemoryOpLogStore(), trackerConfig({ trackerCount: 2 }), TEST_CLUSTER_KEY, clock);
+    const { log, work } = inMemoryStores();
+    const sync = new SyncService(log, work, trackerConfig({ trackerCount: 2 }), TEST_CLUSTER_KEY, clock);
     const first = clock.now();
     expect(sync.peerDownSince(2)).toBe(first);
     clock.advance(5000);

@@ -1,4 +1,4 @@
-import { Op } from '@app/protocol';
+import { OpKind } from '@app/protocol';
 import { Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { NO_REQUEST } from '../common/request-context';
@@ -47,24 +47,7 @@ export class SessionLifetime {
     private readonly sync: SyncService,
     private readonly policy: SessionLifetimePolicy,
     private readonly clock: Clock,
-  ) {
-    sync.register(
-      'session_resume',
-      ({ args: [tokenHash], origin, time }) => {
-        this.users.touchToken(tokenHash, origin, time);
-      },
-      tokenFootprint,
-    );
-    sync.register(
-      'session_seen',
-      ({ args: [tokenHash], origin, time }) => {
-        const token = this.users.token(tokenHash);
-        // only the holder releases: a late release from a tracker the session has left changes nothing
-        if (token && token.heldBy === origin) this.users.touchToken(tokenHash, 0, Math.max(token.seenAt, time));
-      },
-      tokenFootprint,
-    );
-  }
+  ) {}
 
   /** A `session_open` was applied: when it was made here (not replayed), this tracker's connection holds it. */
   opened(tokenHash: string, origin: number): void {
@@ -95,7 +78,7 @@ export class SessionLifetime {
       this.users.removeToken(tokenHash);
       throw new SessionExpiredError();
     }
-    this.sync.commit({ kind: 'session_resume', actor: token?.userId ?? '', args: [tokenHash], requestId: NO_REQUEST });
+    this.sync.commit({ kind: OpKind.SessionResume, actor: token?.userId ?? '', tokenHash, requestId: NO_REQUEST });
     this.heldHere.add(tokenHash);
   }
 
@@ -104,8 +87,7 @@ export class SessionLifetime {
     this.heldHere.delete(tokenHash);
     try {
       const token = this.users.token(tokenHash);
-      if (token)
-        this.sync.commit({ kind: 'session_seen', actor: token.userId, args: [tokenHash], requestId: NO_REQUEST });
+      if (token) this.sync.commit({ kind: OpKind.SessionSeen, actor: token.userId, tokenHash, requestId: NO_REQUEST });
     } catch (err) {
       // e.g. the database closed first at shutdown: the next start releases what this tracker held
       this.logger.warn(`could not record the end of a session: ${err instanceof Error ? err.message : String(err)}`);
@@ -131,7 +113,12 @@ export class SessionLifetime {
   start(): void {
     for (const token of this.users.tokens()) {
       if (token.heldBy === this.sync.trackerNumber && !this.heldHere.has(token.tokenHash)) {
-        this.sync.commit({ kind: 'session_seen', actor: token.userId, args: [token.tokenHash], requestId: NO_REQUEST });
+        this.sync.commit({
+          kind: OpKind.SessionSeen,
+          actor: token.userId,
+          tokenHash: token.tokenHash,
+          requestId: NO_REQUEST,
+        });
       }
     }
     this.sweep();
@@ -151,6 +138,3 @@ export class SessionLifetime {
     }
   }
 }
-
-/** A session op reads and writes its token only. */
-export const tokenFootprint = ({ args: [tokenHash] }: Op): string[] => [`t:${tokenHash}`];

@@ -155,7 +155,11 @@ describe(parseTrackerArgs.name, () => {
           seq: Number.MAX_SAFE_INTEGER,
           lamport: Number.MAX_SAFE_INTEGER,
           time: Number.MAX_SAFE_INTEGER,
-          args: ['g'.repeat(64), path, String(1000 * 524_288), 'f'.repeat(40), hashes],
+          groupId: 'g'.repeat(32),
+          filePath: path,
+          fileSize: 1000 * 524_288,
+          fileHash: 'f'.repeat(40),
+          chunkHashList: hashes,
         });
         const line = `123456789 ${encodeOp(op)}`;
         expect(line.length - command.length).toBeLessThan(SYNC_LINE_OVERHEAD_BYTES);

@@ -10,6 +10,7 @@ import { fakeSession } from '../testing/fake-session';
 import { syncTestingProviders } from '../testing/sync-testing';
 import { TempDatabases } from '../testing/temp-db';
 import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
+import { SqliteUnitOfWork } from '../storage/unit-of-work';
 import { SqliteGroupStore } from '../groups/sqlite-group.store';
 
 /** The hooks FilesService relies on: GroupsService.onMemberLeft and AuthService.onSessionEnded. */
@@ -74,7 +75,7 @@ describe('GroupsService.onMemberLeft', () => {
       providers: [
         GroupsService,
         { provide: GROUP_STORE, useValue: new SqliteGroupStore(db) },
-        ...syncTestingProviders({}, new SqliteOpLogStore(db)),
+        ...syncTestingProviders({}, { opLog: new SqliteOpLogStore(db), work: new SqliteUnitOfWork(db) }),
       ],
     }).compile();
     groups = moduleRef.get(GroupsService);

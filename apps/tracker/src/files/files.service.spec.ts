@@ -2,7 +2,9 @@ import { CHUNK_SIZE } from '@app/chunking';
 import {
   CapabilityClaims,
   decodeCapability,
+  decodeOpBody,
   ED25519_SPKI_PREFIX,
+  encodeOpArgs,
   ErrorCode,
   formatFileMetadata,
   HostPort,
@@ -27,6 +29,7 @@ import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { fakeSession } from '../testing/fake-session';
 import { syncTestingProviders } from '../testing/sync-testing';
 import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
+import { SqliteUnitOfWork } from '../storage/unit-of-work';
 import { SyncService } from '../sync/sync.service';
 import { TempDatabases } from '../testing/temp-db';
 import { FileStore, packChunkHashes, unpackChunkHashes } from './file.store';
@@ -631,12 +634,12 @@ describe(FilesService.name, () => {
     const changes = () =>
       [...sync.opsAfter(new Map(), 1000)]
         .filter((op) => ['upload_file', 'new_seeder', 'stop_share'].includes(op.kind))
-        .map((op) => [op.kind, op.actor, ...op.args]);
+        .map((op) => [op.kind, op.actor, ...encodeOpArgs(op)]);
     /** A change from tracker 2 ordered before every change here but the first: receiving it replays the log. */
     /** A change of group g1 that sorts before everything here (zed leaving a group he never asked to join). */
     const late = (): StampedOp => ({
       kind: 'leave_group',
-      args: ['g1'],
+      groupId: 'g1',
       actor: 'zed',
       time: 1,
       requestId: '',
@@ -648,7 +651,7 @@ describe(FilesService.name, () => {
     /** A change made on tracker 2, ordered after everything here. */
     const fromTracker2 = (kind: string, actor: string, ...args: string[]): StampedOp => {
       seq++;
-      return { kind, actor, args, time: 77, requestId: '', origin: 2, seq, lamport: 10_000 + seq };
+      return { ...decodeOpBody(kind, args), actor, time: 77, requestId: '', origin: 2, seq, lamport: 10_000 + seq };
     };
     beforeEach(() => {
       seq = 0;
@@ -928,7 +931,7 @@ describe(`${FilesService.name} at scale, on the SQLite store`, () => {
         { provide: GROUP_STORE, useClass: InMemoryGroupStore },
         { provide: USER_STORE, useClass: InMemoryUserStore },
         { provide: PASSWORD_HASHER, useValue: plainHasher },
-        ...syncTestingProviders({}, new SqliteOpLogStore(db)),
+        ...syncTestingProviders({}, { opLog: new SqliteOpLogStore(db), work: new SqliteUnitOfWork(db) }),
       ],
     }).compile();
     files = moduleRef.get(FilesService);

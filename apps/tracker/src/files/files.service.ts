@@ -1,13 +1,12 @@
 import { planChunks } from '@app/chunking';
 import {
   digestsToHexList,
-  hexListToDigests,
-  PackedFileMetadata,
   fileNameProblem,
   formatHostPort,
   HostPort,
   isSha1Hex,
-  Op,
+  OpKind,
+  PackedFileMetadata,
   parseHostPort,
   quoteArg,
   SeederForm,
@@ -17,9 +16,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service';
 import { CapabilitySigner } from '../capability/capability.signer';
 import { createHash } from 'node:crypto';
-import { groupFootprint, GroupsService } from '../groups/groups.service';
+import { GroupsService } from '../groups/groups.service';
 import { PresenceChange, PresenceEntry, SyncService } from '../sync/sync.service';
 import { FileStore, packChunkHashes } from './file.store';
+import { baseName, registerFileAppliers } from './files.appliers';
 import {
   BadFileMetadataError,
   FileConflictError,
@@ -72,9 +72,6 @@ export interface StopOutcome {
 const MAX_PATH_CHARS = 4096;
 const CONTROL = /[\x00-\x1f\x7f]/;
 
-/** The part of a path after its last '/'. */
-const baseName = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
-
 const fileKey = (groupId: string, fileName: string): string => `${groupId}/${fileName}`;
 /** Group ids cannot hold '/', so the first one ends the group. */
 const splitKey = (key: string): [string, string] => {
@@ -123,10 +120,10 @@ export class FilesService {
   ) {
     auth.onSessionEnded((_userId, connectionId) => this.forgetSession(connectionId));
     groups.onMemberLeft((userId, groupId, groupDeleted) => this.dropMember(userId, groupId, groupDeleted));
-    // a file lives in its group: membership and the group's files are the group's keys
-    sync.register('upload_file', (op) => this.applyUpload(op), groupFootprint);
-    sync.register('new_seeder', (op) => this.applyNewSeeder(op), groupFootprint);
-    sync.register('stop_share', (op) => this.applyStopShare(op), groupFootprint);
+    registerFileAppliers(sync, files, {
+      isMember: (userId, groupId) => groups.isMember(userId, groupId),
+      deleteIfUnseeded: (groupId, fileName) => this.deleteIfUnseeded(groupId, fileName),
+    });
     sync.participate({
       name: 'files',
       reset: () => this.files.clear(),
@@ -180,10 +177,14 @@ export class FilesService {
     }
     const created = !existing;
     this.sync.commit({
-      kind: 'upload_file',
+      kind: OpKind.UploadFile,
       actor: by.userId,
+      groupId,
+      filePath: req.filePath,
+      fileSize: req.fileSize,
+      fileHash,
       // the replicated change carries the list as text (8.4 MB for 204,800 chunks), as every tracker's log has it
-      args: [groupId, req.filePath, String(req.fileSize), fileHash, digestsToHexList(chunkHashes)],
+      chunkHashList: digestsToHexList(chunkHashes),
     });
     this.markOnline(by, groupId, fileName);
     return { fileName, chunkCount: expected, created };
@@ -246,7 +247,7 @@ export class FilesService {
     this.groups.assertMember(by.userId, groupId);
     assertValidPath(filePath);
     if (!this.files.getFile(groupId, fileName)) throw new UnknownFileError(groupId, fileName);
-    this.sync.commit({ kind: 'new_seeder', actor: by.userId, args: [groupId, fileName, filePath] });
+    this.sync.commit({ kind: OpKind.NewSeeder, actor: by.userId, groupId, fileName, filePath });
     this.markOnline(by, groupId, fileName);
   }
 
@@ -254,7 +255,7 @@ export class FilesService {
   stopShare(userId: string, groupId: string, fileName: string): StopOutcome {
     this.groups.assertMember(userId, groupId);
     if (!this.files.getSeeder(groupId, fileName, userId)) throw new NotSeedingError(groupId, fileName);
-    this.sync.commit({ kind: 'stop_share', actor: userId, args: [groupId, fileName] });
+    this.sync.commit({ kind: OpKind.StopShare, actor: userId, groupId, fileName });
     this.markOffline(groupId, fileName, userId);
     return { fileDeleted: !this.files.getFile(groupId, fileName) };
   }
@@ -340,32 +341,6 @@ export class FilesService {
       const [groupId, fileName] = splitKey(key);
       this.sync.presenceChanged({ on: false, entry: { userId: session.userId, groupId, fileName } });
     }
-  }
-
-  // Appliers: run on every tracker, in the same order; a change that no longer fits does nothing.
-
-  private applyUpload({ actor, time, args: [groupId, filePath, sizeText, fileHash, hashList] }: Op): void {
-    if (!this.groups.isMember(actor, groupId)) return;
-    const fileName = baseName(filePath);
-    if (fileNameProblem(fileName)) return; // a name no tracker accepts today is not created from an old op either
-    const fileSize = Number(sizeText);
-    const existing = this.files.getFile(groupId, fileName);
-    if (existing && (existing.fileHash !== fileHash || existing.fileSize !== fileSize)) return;
-    if (!existing) {
-      const chunkHashes = hexListToDigests(hashList);
-      if (!chunkHashes) return; // not a list of hex SHA-1s: no tracker commits one
-      this.files.addFile({ groupId, fileName, fileSize, fileHash, chunkHashes, uploader: actor, createdAt: time });
-    }
-    this.files.putSeeder({ groupId, fileName, userId: actor, filePath });
-  }
-
-  private applyNewSeeder({ actor, args: [groupId, fileName, filePath] }: Op): void {
-    if (!this.groups.isMember(actor, groupId)) return;
-    this.files.putSeeder({ groupId, fileName, userId: actor, filePath });
-  }
-
-  private applyStopShare({ actor, args: [groupId, fileName] }: Op): void {
-    if (this.files.removeSeeder(groupId, fileName, actor)) this.deleteIfUnseeded(groupId, fileName);
   }
 
   private describe(): string[] {

@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
 import { compareNames, FileInfo, FileRecord, FileStore, FileSummary, SeederRecord } from './file.store';
 
 interface FileState {
@@ -17,23 +18,35 @@ const infoOf = (r: FileRecord): FileInfo => ({
 });
 
 @Injectable()
-export class InMemoryFileStore implements FileStore {
+export class InMemoryFileStore implements FileStore, Checkpointable {
   /** groupId -> fileName -> file. */
   private groups = new Map<string, Map<string, FileState>>();
 
+  /** Enlists with the in-memory unit of work when one is provided beside it, so that a failed change undoes it too. */
+  constructor(@Optional() work?: InMemoryUnitOfWork) {
+    work?.enlist(this);
+  }
+
   transaction<T>(work: () => T): T {
+    const restore = this.checkpoint();
+    try {
+      return work();
+    } catch (err) {
+      restore();
+      throw err;
+    }
+  }
+
+  checkpoint(): Restore {
     const snapshot = new Map(
       [...this.groups].map(([groupId, files]) => [
         groupId,
         new Map([...files].map(([name, f]) => [name, { record: f.record, seeders: new Map(f.seeders) }])),
       ]),
     );
-    try {
-      return work();
-    } catch (err) {
+    return () => {
       this.groups = snapshot;
-      throw err;
-    }
+    };
   }
 
   addFile(file: FileRecord): boolean {

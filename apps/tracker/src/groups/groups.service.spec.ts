@@ -1,4 +1,4 @@
-import { ErrorCode } from '@app/protocol';
+import { decodeOpBody, encodeOpArgs, ErrorCode, StampedOp } from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { DomainError, InvalidIdError } from '../common/domain.error';
 import { GroupStore } from './group.store';
@@ -17,11 +17,11 @@ import { InMemoryGroupStore } from './in-memory-group.store';
 import { syncTestingProviders } from '../testing/sync-testing';
 import { TempDatabases } from '../testing/temp-db';
 import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
+import { SqliteUnitOfWork } from '../storage/unit-of-work';
 import { SqliteGroupStore } from './sqlite-group.store';
 import { OpLogStore } from '../sync/oplog.store';
 import { SyncService } from '../sync/sync.service';
 import { OPLOG_STORE } from '../sync/sync.tokens';
-import { StampedOp } from '@app/protocol';
 
 /** Runs `work`, expecting it to throw an instance of `type` carrying `code`. */
 function expectDomainError(work: () => unknown, type: new (...args: never[]) => DomainError, code: ErrorCode): void {
@@ -290,12 +290,12 @@ describe(GroupsService.name, () => {
   });
 
   describe('replication', () => {
-    const changes = () => [...opLog.all()].map((op) => [op.kind, op.actor, ...op.args]);
+    const changes = () => [...opLog.all()].map((op) => [op.kind, op.actor, ...encodeOpArgs(op)]);
     let seq = 0;
     /** A change made on tracker 2, ordered after everything here. */
     const fromTracker2 = (kind: string, actor: string, ...args: string[]): StampedOp => {
       seq++;
-      return { kind, actor, args, time: 5, requestId: '', origin: 2, seq, lamport: 1000 + seq };
+      return { ...decodeOpBody(kind, args), actor, time: 5, requestId: '', origin: 2, seq, lamport: 1000 + seq };
     };
     beforeEach(() => (seq = 0));
 
@@ -372,7 +372,7 @@ describe(GroupsService.name, () => {
       const rival: StampedOp = {
         kind: 'create_group',
         actor: 'bob',
-        args: ['g1'],
+        groupId: 'g1',
         time: 5,
         requestId: '',
         origin: 2,
@@ -409,15 +409,14 @@ describe(GroupsService.name, () => {
     });
 
     it('undoes the leave, hand-over included, when a listener throws', async () => {
-      // The op log and the stores share one SQLite transaction, as in the tracker; the in-memory
-      // stores of the other tests cannot roll back together with the op log.
+      // The op log and the stores share one SQLite transaction, as in the tracker.
       const db = dbs.open();
       const log = new SqliteOpLogStore(db);
       const moduleRef = await Test.createTestingModule({
         providers: [
           GroupsService,
           { provide: GROUP_STORE, useValue: new SqliteGroupStore(db) },
-          ...syncTestingProviders({}, log),
+          ...syncTestingProviders({}, { opLog: log, work: new SqliteUnitOfWork(db) }),
         ],
       }).compile();
       service = moduleRef.get(GroupsService);

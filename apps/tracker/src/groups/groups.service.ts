@@ -1,4 +1,4 @@
-import { Op } from '@app/protocol';
+import { OpKind } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { assertValidId } from '../common/ids';
 import {
@@ -11,6 +11,7 @@ import {
   UnknownGroupError,
 } from './groups.errors';
 import { GroupRecord, GroupStore } from './group.store';
+import { registerGroupAppliers } from './groups.appliers';
 import { GROUP_STORE } from './groups.tokens';
 import { SyncService } from '../sync/sync.service';
 
@@ -41,28 +42,25 @@ export class GroupsService {
     @Inject(GROUP_STORE) private readonly groups: GroupStore,
     private readonly sync: SyncService,
   ) {
-    sync.register('create_group', (op) => this.applyCreate(op), groupFootprint);
-    sync.register('join_group', (op) => this.applyJoin(op), groupFootprint);
-    sync.register('leave_group', (op) => this.applyLeave(op), groupFootprint);
-    sync.register(
-      'accept_request',
-      (op) => this.applyAccept(op),
-      ({ actor, args: [groupId, candidate] }) => [`g:${groupId}`, `u:${actor}`, `u:${candidate}`],
-    );
+    registerGroupAppliers(sync, groups, {
+      memberLeft: (userId, groupId, deleted) => {
+        for (const listener of this.memberLeftListeners) listener(userId, groupId, deleted);
+      },
+    });
     sync.participate({ name: 'groups', reset: () => this.groups.clear(), describe: () => this.describe() });
   }
 
   create(userId: string, groupId: string): void {
     assertValidId('group', groupId);
     if (this.groups.get(groupId)) throw new GroupExistsError(groupId);
-    this.sync.commit({ kind: 'create_group', actor: userId, args: [groupId] });
+    this.sync.commit({ kind: OpKind.CreateGroup, actor: userId, groupId });
   }
 
   join(userId: string, groupId: string): void {
     this.require(groupId);
     if (this.groups.isMember(groupId, userId)) throw new AlreadyMemberError(groupId);
     if (this.groups.hasRequest(groupId, userId)) throw new RequestPendingError(groupId);
-    this.sync.commit({ kind: 'join_group', actor: userId, args: [groupId] });
+    this.sync.commit({ kind: OpKind.JoinGroup, actor: userId, groupId });
   }
 
   /** Leaves a group, or withdraws a pending request to join it. An owner who leaves hands the group on. */
@@ -78,7 +76,7 @@ export class GroupsService {
       const successor = this.groups.members(groupId).find((m) => m !== userId);
       outcome = successor === undefined ? { kind: 'deleted' } : { kind: 'left-owner', newOwner: successor };
     }
-    this.sync.commit({ kind: 'leave_group', actor: userId, args: [groupId] });
+    this.sync.commit({ kind: OpKind.LeaveGroup, actor: userId, groupId });
     return outcome;
   }
 
@@ -106,7 +104,7 @@ export class GroupsService {
     this.requireOwner(userId, groupId);
     if (this.groups.isMember(groupId, candidate)) throw new AlreadyMemberError(groupId, candidate);
     if (!this.groups.hasRequest(groupId, candidate)) throw new NoSuchRequestError(groupId, candidate);
-    this.sync.commit({ kind: 'accept_request', actor: userId, args: [groupId, candidate] });
+    this.sync.commit({ kind: OpKind.AcceptRequest, actor: userId, groupId, candidate });
   }
 
   list(userId: string): GroupView[] {
@@ -147,45 +145,6 @@ export class GroupsService {
     return this.groups.members(groupId);
   }
 
-  // Appliers: run on every tracker, in the same order; a change that no longer fits does nothing.
-
-  private applyCreate(op: Op): void {
-    this.groups.create({ groupId: op.args[0], owner: op.actor, createdAt: op.time });
-  }
-
-  private applyJoin({ actor, args: [groupId] }: Op): void {
-    if (!this.groups.get(groupId) || this.groups.isMember(groupId, actor)) return;
-    this.groups.addRequest(groupId, actor);
-  }
-
-  private applyLeave({ actor, args: [groupId] }: Op): void {
-    const group = this.groups.get(groupId);
-    if (!group) return;
-    if (!this.groups.isMember(groupId, actor)) {
-      this.groups.removeRequest(groupId, actor);
-      return;
-    }
-    this.groups.removeMember(groupId, actor);
-    let deleted = false;
-    if (group.owner === actor) {
-      const [successor] = this.groups.members(groupId);
-      if (successor === undefined) {
-        this.groups.delete(groupId);
-        deleted = true;
-      } else {
-        this.groups.setOwner(groupId, successor);
-      }
-    }
-    for (const listener of this.memberLeftListeners) listener(actor, groupId, deleted);
-  }
-
-  private applyAccept({ actor, args: [groupId, candidate] }: Op): void {
-    const group = this.groups.get(groupId);
-    if (!group || group.owner !== actor || !this.groups.hasRequest(groupId, candidate)) return;
-    this.groups.removeRequest(groupId, candidate);
-    if (!this.groups.isMember(groupId, candidate)) this.groups.addMember(groupId, candidate);
-  }
-
   private describe(): string[] {
     return this.groups
       .list()
@@ -209,6 +168,3 @@ export class GroupsService {
     return group;
   }
 }
-
-/** A group op reads and writes that group (its owner, members, requests and, on leaving, its files) and its actor. */
-export const groupFootprint = ({ actor, args: [groupId] }: Op): string[] => [`g:${groupId}`, `u:${actor}`];

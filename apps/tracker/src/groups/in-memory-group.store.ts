@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
 import { GroupRecord, GroupStore, GroupSummary } from './group.store';
 
 interface GroupState {
@@ -9,23 +10,35 @@ interface GroupState {
 }
 
 @Injectable()
-export class InMemoryGroupStore implements GroupStore {
+export class InMemoryGroupStore implements GroupStore, Checkpointable {
   private readonly groups = new Map<string, GroupState>();
 
+  /** Enlists with the in-memory unit of work when one is provided beside it, so that a failed change undoes it too. */
+  constructor(@Optional() work?: InMemoryUnitOfWork) {
+    work?.enlist(this);
+  }
+
   transaction<T>(work: () => T): T {
+    const restore = this.checkpoint();
+    try {
+      return work();
+    } catch (err) {
+      restore();
+      throw err;
+    }
+  }
+
+  checkpoint(): Restore {
     const snapshot = new Map(
       [...this.groups].map(([id, g]) => [
         id,
         { record: g.record, members: new Set(g.members), requests: new Set(g.requests) },
       ]),
     );
-    try {
-      return work();
-    } catch (err) {
+    return () => {
       this.groups.clear();
       for (const [id, g] of snapshot) this.groups.set(id, g);
-      throw err;
-    }
+    };
   }
 
   create(group: GroupRecord): boolean {

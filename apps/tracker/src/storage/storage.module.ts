@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { makePrivateDir, makePrivateFile, makePrivateIfExists } from '../common/private-files';
 import { SQLITE_DB } from './storage.tokens';
+import { SqliteUnitOfWork, UNIT_OF_WORK } from './unit-of-work';
 
 /**
  * Opens `<dataDir>/tracker.db`: WAL journal, full fsync on commit, so an acknowledged change survives kill -9.
@@ -30,8 +31,11 @@ export class StorageModule implements OnApplicationShutdown {
   static forRoot(dataDir: string): DynamicModule {
     return {
       module: StorageModule,
-      providers: [{ provide: SQLITE_DB, useFactory: () => openDatabase(dataDir) }],
-      exports: [SQLITE_DB],
+      providers: [
+        { provide: SQLITE_DB, useFactory: () => openDatabase(dataDir) },
+        { provide: UNIT_OF_WORK, useClass: SqliteUnitOfWork },
+      ],
+      exports: [SQLITE_DB, UNIT_OF_WORK],
     };
   }
 

@@ -1,23 +1,36 @@
 import { compareOps, StampedOp, VersionVector } from '@app/protocol';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
 import { OpLogStore } from './oplog.store';
 
 @Injectable()
-export class InMemoryOpLogStore implements OpLogStore {
+export class InMemoryOpLogStore implements OpLogStore, Checkpointable {
   private ops: StampedOp[] = [];
   private readonly keys = new Set<string>();
 
+  /** Enlists with the in-memory unit of work when one is provided beside it, so that a failed change undoes it too. */
+  constructor(@Optional() work?: InMemoryUnitOfWork) {
+    work?.enlist(this);
+  }
+
   transaction<T>(work: () => T): T {
-    const ops = [...this.ops];
-    const keys = new Set(this.keys);
+    const restore = this.checkpoint();
     try {
       return work();
     } catch (err) {
+      restore();
+      throw err;
+    }
+  }
+
+  checkpoint(): Restore {
+    const ops = [...this.ops];
+    const keys = new Set(this.keys);
+    return () => {
       this.ops = ops;
       this.keys.clear();
       keys.forEach((k) => this.keys.add(k));
-      throw err;
-    }
+    };
   }
 
   append(op: StampedOp): boolean {

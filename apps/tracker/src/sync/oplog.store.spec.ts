@@ -1,4 +1,5 @@
-import { compareOps } from '@app/protocol';
+import { compareOps, ProtocolError } from '@app/protocol';
+import Database from 'better-sqlite3';
 import { opLogStoreContract } from '../testing/store-contracts';
 import { stampedOp } from '../testing/factories';
 import { TempDatabases } from '../testing/temp-db';
@@ -20,8 +21,24 @@ describe(SqliteOpLogStore.name, () => {
     const store = new SqliteOpLogStore(first);
     const ops = [
       stampedOp({ origin: 1, seq: 1, lamport: 1, requestId: 'c1-1' }),
-      stampedOp({ origin: 2, seq: 1, lamport: 1, kind: 'create_user', args: ['bob', 'plain$pw'], actor: '' }),
-      stampedOp({ origin: 1, seq: 2, lamport: 3, args: ['g "2"', ''] }),
+      stampedOp({
+        origin: 2,
+        seq: 1,
+        lamport: 1,
+        kind: 'create_user',
+        userId: 'bob',
+        passwordHash: 'plain$pw',
+        actor: '',
+      }),
+      stampedOp({
+        origin: 1,
+        seq: 2,
+        lamport: 3,
+        kind: 'new_seeder',
+        groupId: 'g2',
+        fileName: 'a "2".bin',
+        filePath: '/x/a "2".bin',
+      }),
     ];
     for (const op of ops) store.append(op);
     store.transaction(() => store.append(stampedOp({ origin: 2, seq: 2, lamport: 4 })));
@@ -45,6 +62,70 @@ describe(SqliteOpLogStore.name, () => {
     expect(again.last()).toEqual(stampedOp({ origin: 2, seq: 2, lamport: 4 }));
     expect(again.hasRequest('c1-1', 'alice')).toBe(true);
     expect(again.append(ops[0])).toBe(false);
+  });
+
+  describe('the oplog table, a persisted format', () => {
+    const H = (c: string) => c.repeat(40);
+    const row = (db: Database.Database, origin: number, seq: number) =>
+      db.prepare('SELECT kind, actor, request_id, args FROM oplog WHERE origin = ? AND seq = ?').get(origin, seq);
+    const insertRaw = (db: Database.Database, seq: number, kind: string, args: string) =>
+      db
+        .prepare(
+          "INSERT INTO oplog (origin, seq, lamport, time, kind, actor, request_id, args) VALUES (3, ?, ?, 5, ?, 'bob', '', ?)",
+        )
+        .run(seq, seq, kind, args);
+
+    it('stores a typed change as its kind and a JSON array of its positional args, as before the kinds were typed', () => {
+      const db = dbs.open();
+      const store = new SqliteOpLogStore(db);
+      store.append(
+        stampedOp({
+          origin: 1,
+          seq: 1,
+          kind: 'upload_file',
+          groupId: 'g1',
+          filePath: '/a b/"q".bin',
+          fileSize: 524_289,
+          fileHash: H('a'),
+          chunkHashList: `${H('b')},${H('c')}`,
+          actor: 'bob',
+          requestId: 'c1-1',
+        }),
+      );
+      store.append(stampedOp({ origin: 1, seq: 2, kind: 'accept_request', groupId: 'g1', candidate: 'carol' }));
+      expect(row(db, 1, 1)).toEqual({
+        kind: 'upload_file',
+        actor: 'bob',
+        request_id: 'c1-1',
+        args: `["g1","/a b/\\"q\\".bin","524289","${H('a')}","${H('b')},${H('c')}"]`,
+      });
+      expect(row(db, 1, 2)).toEqual({ kind: 'accept_request', actor: 'alice', request_id: '', args: '["g1","carol"]' });
+    });
+
+    it('reads rows written before the kinds were typed as typed changes', () => {
+      const db = dbs.open();
+      const store = new SqliteOpLogStore(db);
+      insertRaw(db, 1, 'create_user', '["bob","scrypt$16384$8$1$c2FsdA==$a2V5"]');
+      insertRaw(db, 2, 'new_seeder', '["g1","f.bin","/home/bob/f.bin"]');
+      expect([...store.all()]).toEqual([
+        expect.objectContaining({ kind: 'create_user', userId: 'bob', passwordHash: 'scrypt$16384$8$1$c2FsdA==$a2V5' }),
+        expect.objectContaining({ kind: 'new_seeder', groupId: 'g1', fileName: 'f.bin', filePath: '/home/bob/f.bin' }),
+      ]);
+    });
+
+    it.each([
+      ['an unknown kind', 'drop_table', '["g1"]', /stored change 3\/1: unknown change kind 'drop_table'/],
+      ['args that are not JSON', 'create_group', '["g1"', /stored change 3\/1: its args are not a JSON array/],
+      ['args that are not strings', 'create_group', '[1]', /its args are not a JSON array of strings/],
+      ['a wrong arg count', 'create_group', '["g1","g2"]', /stored change 3\/1: bad create_group change: takes 1/],
+      ['a bad token', 'upload_file', `["g1","/f","1","${H('a')}","xyz"]`, /chunk_hashes is not a list/],
+    ])('refuses a row with %s, naming it, when it is read', (_, kind, args, why) => {
+      const db = dbs.open();
+      const store = new SqliteOpLogStore(db);
+      insertRaw(db, 1, kind, args);
+      expect(() => [...store.all()]).toThrow(why);
+      expect(() => store.last()).toThrow(ProtocolError);
+    });
   });
 
   it('shares the log with the other stores’ transaction on the same database', () => {

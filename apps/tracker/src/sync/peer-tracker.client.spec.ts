@@ -1,9 +1,8 @@
 import { INestMicroservice, Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { createServer, Server, Socket } from 'node:net';
-import { trackerConfig, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
+import { inMemoryStores, trackerConfig, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
 import { TextLineServer } from '../transport/text-line.server';
-import { InMemoryOpLogStore } from './in-memory-oplog.store';
 import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient } from './peer-tracker.client';
 import { SyncController } from './sync.controller';
 import { SyncService } from './sync.service';
@@ -94,7 +93,8 @@ describe(PeerTrackerClient.name, () => {
 
   /** Tracker 1's link to tracker 2 at `port`, dialing with `key`. */
   function dialer(port: number, key = TEST_CLUSTER_KEY, timings = FAST) {
-    const sync = new SyncService(new InMemoryOpLogStore(), trackerConfig({ trackerNumber: 1, trackerCount: 2 }), key);
+    const { log, work } = inMemoryStores();
+    const sync = new SyncService(log, work, trackerConfig({ trackerNumber: 1, trackerCount: 2 }), key);
     const link = new PeerTrackerClient(2, { host: '127.0.0.1', port }, sync, key, logger as unknown as Logger, timings);
     cleanup.push(() => link.stop());
     return { sync, link };
@@ -106,7 +106,7 @@ describe(PeerTrackerClient.name, () => {
     const one = dialer(two.port);
     await one.link.start();
     expect(one.link.connected).toBe(true);
-    one.sync.commit({ kind: 'create_group', args: ['g1'], actor: 'alice' });
+    one.sync.commit({ kind: 'create_group', groupId: 'g1', actor: 'alice' });
     one.link.wake(); // this SyncService was not bootstrapped: it does not know the link
     await until(() => two.sync.versionVector().get(1) === 1, 'the change reaching tracker 2');
     await until(() => one.link.ackedSeq(1) === 1, 'tracker 2 acknowledging it');
@@ -122,7 +122,7 @@ describe(PeerTrackerClient.name, () => {
       const two = await listener(listenerKey);
       cleanup.push(() => two.app.close());
       const one = dialer(two.port, dialerKey);
-      one.sync.commit({ kind: 'create_group', args: ['g1'], actor: 'alice' });
+      one.sync.commit({ kind: 'create_group', groupId: 'g1', actor: 'alice' });
       await one.link.start();
       await until(() => logger.warn.mock.calls.length >= 2, 'two failed tries');
       expect(one.link.connected).toBe(false);
@@ -142,7 +142,7 @@ describe(PeerTrackerClient.name, () => {
     const port = await fake.listen();
     cleanup.push(() => fake.close());
     const one = dialer(port);
-    one.sync.commit({ kind: 'create_group', args: ['g1'], actor: 'alice' });
+    one.sync.commit({ kind: 'create_group', groupId: 'g1', actor: 'alice' });
     await one.link.start();
     // a try counts once its hello has arrived: the connection alone can be seen before the line
     await until(() => fake.received.length >= 3, 'three hellos');

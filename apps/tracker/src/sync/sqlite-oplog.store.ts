@@ -1,4 +1,12 @@
-import { compareOps, StampedOp, VersionVector } from '@app/protocol';
+import {
+  compareOps,
+  decodeOpBody,
+  ErrorCode,
+  encodeOpArgs,
+  ProtocolError,
+  StampedOp,
+  VersionVector,
+} from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { SQLITE_DB } from '../storage/storage.tokens';
@@ -17,16 +25,35 @@ interface OpRow {
 
 const PAGE = 256;
 
-const toOp = (r: OpRow): StampedOp => ({
-  origin: r.origin,
-  seq: r.seq,
-  lamport: r.lamport,
-  time: r.time,
-  kind: r.kind,
-  actor: r.actor,
-  requestId: r.request_id,
-  args: JSON.parse(r.args) as string[],
-});
+/** A stored row as a typed change; a row that is not a valid change (a corrupt database) is named in the error. */
+function toOp(r: OpRow): StampedOp {
+  let args: unknown;
+  try {
+    args = JSON.parse(r.args);
+  } catch {
+    args = undefined;
+  }
+  const where = `stored change ${r.origin}/${r.seq}`;
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
+    throw new ProtocolError(ErrorCode.BadArguments, `${where}: its args are not a JSON array of strings`);
+  }
+  let body;
+  try {
+    body = decodeOpBody(r.kind, args);
+  } catch (err) {
+    if (err instanceof ProtocolError) throw new ProtocolError(err.code, `${where}: ${err.message}`);
+    throw err;
+  }
+  return {
+    ...body,
+    origin: r.origin,
+    seq: r.seq,
+    lamport: r.lamport,
+    time: r.time,
+    actor: r.actor,
+    requestId: r.request_id,
+  };
+}
 
 @Injectable()
 export class SqliteOpLogStore implements OpLogStore {
@@ -85,7 +112,8 @@ export class SqliteOpLogStore implements OpLogStore {
         op.kind,
         op.actor,
         op.requestId,
-        JSON.stringify(op.args),
+        // the args column is the kind's positional args as a JSON array, exactly as before the ops were typed
+        JSON.stringify(encodeOpArgs(op)),
       ).changes === 1
     );
   }

@@ -199,9 +199,9 @@ describe(SyncController.name, () => {
 
   describe('fetch', () => {
     const ops = [
-      stampedOp({ origin: 2, seq: 1, lamport: 1, args: ['a'] }),
-      stampedOp({ origin: 3, seq: 1, lamport: 2, args: ['b c'] }),
-      stampedOp({ origin: 2, seq: 2, lamport: 3, args: ['d'], requestId: 'c1-2' }),
+      stampedOp({ origin: 2, seq: 1, lamport: 1, groupId: 'a' }),
+      stampedOp({ origin: 3, seq: 1, lamport: 2, kind: 'new_seeder', groupId: 'a', fileName: 'b c', filePath: '/b c' }),
+      stampedOp({ origin: 2, seq: 2, lamport: 3, groupId: 'd', requestId: 'c1-2' }),
     ];
     beforeEach(() => {
       for (const op of ops) sync.receive(op);
@@ -243,6 +243,22 @@ describe(SyncController.name, () => {
       expect(sync.versionVector()).toEqual(new Map());
       expect(groups.allGroupIds()).toEqual([]);
     });
+
+    it.each([
+      ['of an unknown kind', ['drop_everything', 'g1']],
+      ['with an arg too many', ['create_group', 'g1', 'g2']],
+      ['with an arg too few', ['accept_request', 'g1']],
+      ['with a group id no tracker accepts', ['create_group', 'g 1']],
+      ['with a file size that is not a number', ['upload_file', 'g1', '/a/f', '1e3', 'a'.repeat(40), 'b'.repeat(40)]],
+    ])('refuses a change %s, storing and applying nothing', (_, [name, ...args]) => {
+      const error = refusal(
+        () => controller.change(payload(name, ...args, 'alice', '2/1/1/1/-')),
+        ErrorCode.BadArguments,
+      );
+      expect(error.message).toContain(name);
+      expect(sync.versionVector()).toEqual(new Map());
+      expect(groups.allGroupIds()).toEqual([]);
+    });
   });
 
   describe('digest', () => {
@@ -276,10 +292,18 @@ describe(SyncController.name, () => {
     beforeEach(() => {
       // tracker 2 replicated: alice owns g1, bob is a member and shared f.bin (1 byte) from its own client
       [
-        { kind: 'create_group', actor: 'alice', args: ['g1'] },
-        { kind: 'join_group', actor: 'bob', args: ['g1'] },
-        { kind: 'accept_request', actor: 'alice', args: ['g1', 'bob'] },
-        { kind: 'upload_file', actor: 'bob', args: ['g1', '/b/f.bin', '1', H1, H1] },
+        { kind: 'create_group', actor: 'alice', groupId: 'g1' } as const,
+        { kind: 'join_group', actor: 'bob', groupId: 'g1' } as const,
+        { kind: 'accept_request', actor: 'alice', groupId: 'g1', candidate: 'bob' } as const,
+        {
+          kind: 'upload_file',
+          actor: 'bob',
+          groupId: 'g1',
+          filePath: '/b/f.bin',
+          fileSize: 1,
+          fileHash: H1,
+          chunkHashList: H1,
+        } as const,
       ].forEach((op, i) => sync.receive(stampedOp({ ...op, origin: 2, seq: i + 1, lamport: i + 1 })));
       ctx.trackerNumber = 2;
     });

@@ -1,5 +1,5 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { compareOps, Op, SeederForm, StampedOp } from '@app/protocol';
+import { compareOps, encodeOpArgs, Op, ProtocolError, SeederForm, StampedOp } from '@app/protocol';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import fc from 'fast-check';
@@ -26,6 +26,8 @@ import { FilesService } from '../files/files.service';
 import { SqliteFileStore } from '../files/sqlite-file.store';
 import { GroupsService } from '../groups/groups.service';
 import { SqliteGroupStore } from '../groups/sqlite-group.store';
+import { InMemoryUnitOfWork } from '../storage/in-memory-unit-of-work';
+import { SqliteUnitOfWork } from '../storage/unit-of-work';
 import { SqliteOpLogStore } from './sqlite-oplog.store';
 import { InMemoryOpLogStore } from './in-memory-oplog.store';
 import { OpLogStore } from './oplog.store';
@@ -81,14 +83,22 @@ describe(SyncService.name, () => {
   const applied: Op[] = [];
   const reset = jest.fn();
 
-  async function setup(trackerNumber = 2, opLog?: OpLogStore): Promise<void> {
+  async function setup(trackerNumber = 2, opLog?: InMemoryOpLogStore): Promise<void> {
+    const work = new InMemoryUnitOfWork();
+    if (opLog) work.enlist(opLog);
     const moduleRef = await Test.createTestingModule({
-      providers: syncTestingProviders({ trackerNumber, trackerCount: 3 }, opLog),
+      providers: syncTestingProviders({ trackerNumber, trackerCount: 3 }, opLog && { opLog, work }),
     }).compile();
     sync = moduleRef.get(SyncService);
     log = moduleRef.get<OpLogStore>(OPLOG_STORE);
-    for (const kind of ['a', 'b']) sync.register(kind, (op) => applied.push(op));
-    sync.participate({ name: 'test', reset, describe: () => applied.map((op) => `${op.kind} ${op.args.join(',')}`) });
+    // this SyncService alone: two kinds of change recorded as they are applied, no module's appliers
+    sync.register('create_group', (op) => applied.push(op));
+    sync.register('accept_request', (op) => applied.push(op));
+    sync.participate({
+      name: 'test',
+      reset,
+      describe: () => applied.map((op) => `${op.kind} ${encodeOpArgs(op).join(',')}`),
+    });
   }
 
   beforeEach(async () => {
@@ -100,39 +110,51 @@ describe(SyncService.name, () => {
   afterEach(() => jest.restoreAllMocks());
 
   const stamp = (op: StampedOp) => `${op.origin}/${op.seq}/${op.lamport}`;
-  const kinds = () => applied.map((op) => op.args[0]);
+  /** The first arg of each applied change: the group id of a `create_group`. */
+  const kinds = () => applied.map((op) => encodeOpArgs(op)[0]);
 
   describe('commit', () => {
     it('stamps changes with this tracker’s number, seq 1, 2, 3... and a rising Lamport clock', () => {
-      const ops = ['x', 'y', 'z'].map((arg) => sync.commit({ kind: 'a', actor: 'alice', args: [arg] }));
+      const ops = ['x', 'y', 'z'].map((arg) => sync.commit({ kind: 'create_group', actor: 'alice', groupId: arg }));
       expect(ops.map(stamp)).toEqual(['2/1/1', '2/2/2', '2/3/3']);
       expect([...log.all()]).toEqual(ops);
       expect(sync.versionVector()).toEqual(new Map([[2, 3]]));
     });
 
     it('applies the change through the applier registered for its kind, once, and returns it', () => {
-      const op = sync.commit({ kind: 'b', actor: 'bob', args: ['g1', 'x y'], time: 1234 });
+      const op = sync.commit({ kind: 'accept_request', actor: 'bob', groupId: 'g1', candidate: 'carol', time: 1234 });
       expect(applied).toEqual([op]);
-      expect(op).toMatchObject({ kind: 'b', actor: 'bob', args: ['g1', 'x y'], time: 1234, requestId: '' });
+      expect(op).toMatchObject({
+        kind: 'accept_request',
+        actor: 'bob',
+        groupId: 'g1',
+        candidate: 'carol',
+        time: 1234,
+        requestId: '',
+      });
     });
 
     it('dates a change now unless told otherwise', () => {
       const before = Date.now();
-      const op = sync.commit({ kind: 'a', actor: '', args: [] });
+      const op = sync.commit({ kind: 'create_group', actor: '', groupId: 'g' });
       expect(op.time).toBeGreaterThanOrEqual(before);
       expect(op.time).toBeLessThanOrEqual(Date.now());
     });
 
     it('records the client’s request id of the request being handled', () => {
-      const op = requestContext.run({ requestId: 'c9-1' }, () => sync.commit({ kind: 'a', actor: 'a', args: [] }));
+      const op = requestContext.run({ requestId: 'c9-1' }, () =>
+        sync.commit({ kind: 'create_group', actor: 'a', groupId: 'g' }),
+      );
       expect(op.requestId).toBe('c9-1');
       expect(sync.hasRequest('c9-1', 'a')).toBe(true);
       expect(sync.hasRequest('c9-2', 'a')).toBe(false);
     });
 
     it('scopes request ids to the user who made the change', () => {
-      requestContext.run({ requestId: 'x1' }, () => sync.commit({ kind: 'a', actor: 'bob', args: [] }));
-      requestContext.run({ requestId: 'x2' }, () => sync.commit({ kind: 'create_user', actor: '', args: ['m'] }));
+      requestContext.run({ requestId: 'x1' }, () => sync.commit({ kind: 'create_group', actor: 'bob', groupId: 'g' }));
+      requestContext.run({ requestId: 'x2' }, () =>
+        sync.commit({ kind: 'create_user', actor: '', userId: 'm', passwordHash: 'plain$m' }),
+      );
       expect(sync.hasRequest('x1', 'bob')).toBe(true);
       expect(sync.hasRequest('x1', 'alice')).toBe(false);
       // made before login: no user's id
@@ -141,55 +163,64 @@ describe(SyncService.name, () => {
     });
 
     it('never matches the empty request id of a request without #id', () => {
-      sync.commit({ kind: 'a', actor: 'a', args: [] });
+      sync.commit({ kind: 'create_group', actor: 'a', groupId: 'g' });
       expect(sync.hasRequest('', 'a')).toBe(false);
     });
 
     it('runs its clock above every change it has received', () => {
-      sync.receive(stampedOp({ kind: 'a', origin: 3, seq: 1, lamport: 41 }));
-      expect(stamp(sync.commit({ kind: 'a', actor: 'a', args: [] }))).toBe('2/1/42');
+      sync.receive(stampedOp({ origin: 3, seq: 1, lamport: 41 }));
+      expect(stamp(sync.commit({ kind: 'create_group', actor: 'a', groupId: 'g' }))).toBe('2/1/42');
     });
 
     it('stores nothing and uses up no seq when the applier throws', () => {
-      sync.register('boom', () => {
+      sync.register('leave_group', () => {
         throw new Error('applier broke');
       });
-      expect(() => sync.commit({ kind: 'boom', actor: 'a', args: [] })).toThrow('applier broke');
+      expect(() => sync.commit({ kind: 'leave_group', actor: 'a', groupId: 'g' })).toThrow('applier broke');
       expect(log.count()).toBe(0);
-      expect(stamp(sync.commit({ kind: 'a', actor: 'a', args: [] }))).toBe('2/1/1');
+      expect(stamp(sync.commit({ kind: 'create_group', actor: 'a', groupId: 'g' }))).toBe('2/1/1');
     });
 
-    it('logs and skips a change of a kind nobody registered, keeping it in the log', () => {
+    it('refuses a change its kind’s codec refuses, storing nothing and using up no seq', () => {
+      const bad = () => sync.commit({ kind: 'create_group', actor: 'a', groupId: 'not an id' });
+      expect(bad).toThrow(ProtocolError);
+      expect(bad).toThrow(/bad create_group change: group_id 'not an id'/);
+      expect(log.count()).toBe(0);
+      expect(applied).toEqual([]);
+      expect(stamp(sync.commit({ kind: 'create_group', actor: 'a', groupId: 'g' }))).toBe('2/1/1');
+    });
+
+    it('logs and skips a change of a kind no module registered an applier for, keeping it in the log', () => {
       const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-      sync.commit({ kind: 'unknown_kind', actor: 'a', args: [] });
-      expect(warn).toHaveBeenCalledWith(expect.stringContaining('unknown_kind'));
+      sync.commit({ kind: 'stop_share', actor: 'a', groupId: 'g', fileName: 'f' });
+      expect(warn).toHaveBeenCalledWith(expect.stringContaining('stop_share'));
       expect(applied).toEqual([]);
       expect(log.count()).toBe(1);
     });
 
     it('refuses a second applier for the same kind', () => {
-      expect(() => sync.register('a', () => undefined)).toThrow(/registered twice/);
+      expect(() => sync.register('create_group', () => undefined)).toThrow(/registered twice/);
     });
 
     it('continues the stored log after a restart: next seq and a higher clock', async () => {
       const stored = new InMemoryOpLogStore();
-      stored.append(stampedOp({ kind: 'a', origin: 2, seq: 1, lamport: 1 }));
-      stored.append(stampedOp({ kind: 'a', origin: 2, seq: 2, lamport: 5 }));
-      stored.append(stampedOp({ kind: 'a', origin: 1, seq: 1, lamport: 9 }));
+      stored.append(stampedOp({ origin: 2, seq: 1, lamport: 1 }));
+      stored.append(stampedOp({ origin: 2, seq: 2, lamport: 5 }));
+      stored.append(stampedOp({ origin: 1, seq: 1, lamport: 9 }));
       await setup(2, stored);
-      expect(stamp(sync.commit({ kind: 'a', actor: 'a', args: [] }))).toBe('2/3/10');
+      expect(stamp(sync.commit({ kind: 'create_group', actor: 'a', groupId: 'g' }))).toBe('2/3/10');
     });
   });
 
   describe('receive', () => {
-    const from = (origin: number, seq: number, lamport: number, arg = `${origin}/${seq}`) =>
-      stampedOp({ kind: 'a', origin, seq, lamport, args: [arg] });
+    const from = (origin: number, seq: number, lamport: number, groupId = `${origin}-${seq}`) =>
+      stampedOp({ origin, seq, lamport, groupId });
 
     it('stores and applies changes that come in order', () => {
       expect(sync.receive(from(1, 1, 1))).toBe('applied');
       expect(sync.receive(from(3, 1, 2))).toBe('applied');
       expect(sync.receive(from(1, 2, 3))).toBe('applied');
-      expect(kinds()).toEqual(['1/1', '3/1', '1/2']);
+      expect(kinds()).toEqual(['1-1', '3-1', '1-2']);
       expect(reset).not.toHaveBeenCalled();
       expect(sync.versionVector()).toEqual(
         new Map([
@@ -202,34 +233,34 @@ describe(SyncService.name, () => {
     it('takes a batch of changes in one go, in the order given, skipping those it holds', () => {
       sync.receive(from(1, 1, 1));
       sync.receiveAll([from(1, 1, 1), from(3, 1, 2), from(1, 2, 3)]);
-      expect(kinds()).toEqual(['1/1', '3/1', '1/2']);
+      expect(kinds()).toEqual(['1-1', '3-1', '1-2']);
       expect(log.count()).toBe(3);
-      sync.commit({ kind: 'a', actor: 'a', args: ['mine'] });
+      sync.commit({ kind: 'create_group', actor: 'a', groupId: 'mine' });
       expect(stamp([...log.all()].pop()!)).toBe('2/1/4');
     });
 
     it('keeps none of a batch when one of its changes fails, and its clock as it was', () => {
-      sync.register('boom', () => {
+      sync.register('leave_group', () => {
         throw new Error('applier failed');
       });
-      const bad = stampedOp({ kind: 'boom', origin: 3, seq: 1, lamport: 50, args: [] });
+      const bad = stampedOp({ kind: 'leave_group', groupId: 'g', origin: 3, seq: 1, lamport: 50 });
       expect(() => sync.receiveAll([from(1, 1, 1), bad])).toThrow('applier failed');
       expect(log.count()).toBe(0);
       expect(sync.versionVector()).toEqual(new Map());
-      sync.commit({ kind: 'a', actor: 'a', args: ['mine'] });
+      sync.commit({ kind: 'create_group', actor: 'a', groupId: 'mine' });
       expect(stamp([...log.all()][0])).toBe('2/1/1');
     });
 
     it('ignores a change it holds already', () => {
       sync.receive(from(1, 1, 1));
       expect(sync.receive(from(1, 1, 1))).toBe('duplicate');
-      expect(sync.receive({ ...from(1, 1, 1), args: ['other'] })).toBe('duplicate');
-      expect(kinds()).toEqual(['1/1']);
+      expect(sync.receive(from(1, 1, 1, 'other'))).toBe('duplicate');
+      expect(kinds()).toEqual(['1-1']);
       expect(log.count()).toBe(1);
     });
 
     it('ignores its own changes coming back', () => {
-      sync.commit({ kind: 'a', actor: 'a', args: ['mine'] });
+      sync.commit({ kind: 'create_group', actor: 'a', groupId: 'mine' });
       const [mine] = [...log.all()];
       expect(sync.receive(mine)).toBe('duplicate');
       expect(sync.receive({ ...mine, lamport: 99 })).toBe('duplicate');
@@ -239,19 +270,19 @@ describe(SyncService.name, () => {
     it('replays the whole log in the total order when a change sorts before what is applied', () => {
       sync.receive(from(1, 1, 1));
       sync.receive(from(1, 2, 5));
-      sync.commit({ kind: 'a', actor: 'a', args: ['mine'] }); // 2/1/6
+      sync.commit({ kind: 'create_group', actor: 'a', groupId: 'mine' }); // 2/1/6
       expect(sync.receive(from(3, 1, 2))).toBe('replayed');
       expect(reset).toHaveBeenCalledTimes(1);
-      expect(kinds()).toEqual(['1/1', '3/1', '1/2', 'mine']);
+      expect(kinds()).toEqual(['1-1', '3-1', '1-2', 'mine']);
       // the clock stays above everything: the next change still sorts last
-      expect(stamp(sync.commit({ kind: 'a', actor: 'a', args: ['next'] }))).toBe('2/2/7');
-      expect(kinds()).toEqual(['1/1', '3/1', '1/2', 'mine', 'next']);
+      expect(stamp(sync.commit({ kind: 'create_group', actor: 'a', groupId: 'next' }))).toBe('2/2/7');
+      expect(kinds()).toEqual(['1-1', '3-1', '1-2', 'mine', 'next']);
     });
 
     it('breaks a tie of Lamport clocks by origin, then seq', () => {
       expect(sync.receive(from(3, 1, 4))).toBe('applied');
       expect(sync.receive(from(1, 1, 4))).toBe('replayed');
-      expect(kinds()).toEqual(['1/1', '3/1']);
+      expect(kinds()).toEqual(['1-1', '3-1']);
     });
 
     it('does not replay for a change that sorts after everything applied', () => {
@@ -262,10 +293,10 @@ describe(SyncService.name, () => {
     });
 
     describe('a late change that touches nothing changed after it', () => {
-      /** Kind `k`: appends its second arg to the list under key `args[1]`; its footprint is that key. */
+      /** `join_group` here appends its actor to the list under its group id; its footprint is that id alone. */
       const lists = new Map<string, string[]>();
       const keyed = (origin: number, seq: number, lamport: number, key: string) =>
-        stampedOp({ kind: 'k', origin, seq, lamport, args: [`${origin}/${seq}`, key] });
+        stampedOp({ kind: 'join_group', origin, seq, lamport, actor: `${origin}-${seq}`, groupId: key });
       const state = () => [...lists].sort(([a], [b]) => (a < b ? -1 : 1));
       beforeEach(() => {
         lists.clear();
@@ -274,9 +305,9 @@ describe(SyncService.name, () => {
           lists.clear();
         });
         sync.register(
-          'k',
-          ({ args: [id, key] }) => lists.set(key, [...(lists.get(key) ?? []), id]),
-          ({ args: [, key] }) => [key],
+          'join_group',
+          ({ actor, groupId }) => lists.set(groupId, [...(lists.get(groupId) ?? []), actor]),
+          ({ groupId }) => [groupId],
         );
       });
 
@@ -288,16 +319,16 @@ describe(SyncService.name, () => {
         lists.clear();
         await setup();
         sync.register(
-          'k',
-          ({ args: [id, key] }) => lists.set(key, [...(lists.get(key) ?? []), id]),
-          ({ args: [, key] }) => [key],
+          'join_group',
+          ({ actor, groupId }) => lists.set(groupId, [...(lists.get(groupId) ?? []), actor]),
+          ({ groupId }) => [groupId],
         );
         for (const op of [...ops].sort(compareOps)) sync.receive(op);
         expect(state()).toEqual(inPlace);
         expect(inPlace).toEqual([
-          ['x', ['1/1', '3/2']],
-          ['y', ['3/1']],
-          ['z', ['1/2']],
+          ['x', ['1-1', '3-2']],
+          ['y', ['3-1']],
+          ['z', ['1-2']],
         ]);
       });
 
@@ -305,7 +336,7 @@ describe(SyncService.name, () => {
         sync.receive(keyed(1, 1, 1, 'x'));
         sync.receive(keyed(3, 1, 3, 'x'));
         expect(sync.receive(keyed(1, 2, 2, 'x'))).toBe('replayed');
-        expect(state()).toEqual([['x', ['1/1', '1/2', '3/1']]]);
+        expect(state()).toEqual([['x', ['1-1', '1-2', '3-1']]]);
       });
 
       it('replays when a change applied after it declares no footprint, or its own kind declares none', () => {
@@ -333,7 +364,7 @@ describe(SyncService.name, () => {
       await setup();
       for (const op of [...ops].reverse()) sync.receive(op);
       expect(kinds()).toEqual(first.kinds);
-      expect(kinds()).toEqual([...ops].sort(compareOps).map((op) => op.args[0]));
+      expect(kinds()).toEqual([...ops].sort(compareOps).map((op) => encodeOpArgs(op)[0]));
       expect(sync.digest()).toBe(first.digest);
     });
   });
@@ -342,7 +373,7 @@ describe(SyncService.name, () => {
     it('is the same for the same state and changes with it', () => {
       const empty = sync.digest();
       expect(empty).toMatch(/^[0-9a-f]{40}$/);
-      sync.commit({ kind: 'a', actor: 'a', args: ['x'] });
+      sync.commit({ kind: 'create_group', actor: 'a', groupId: 'x' });
       const one = sync.digest();
       expect(one).not.toBe(empty);
       expect(sync.digest()).toBe(one);
@@ -354,7 +385,7 @@ describe(SyncService.name, () => {
       const settled = (p: Promise<void>) =>
         Promise.race([p.then(() => 'flushed'), new Promise((r) => setTimeout(() => r('waited'), 100))]);
       await expect(settled(sync.flush())).resolves.toBe('flushed');
-      sync.commit({ kind: 'a', actor: 'a', args: [] });
+      sync.commit({ kind: 'create_group', actor: 'a', groupId: 'g' });
       sync.configure({ replicationWaitMs: 60_000 });
       await expect(settled(sync.flush())).resolves.toBe('flushed');
     });
@@ -490,7 +521,12 @@ describe(`${SyncService.name} with the real services`, () => {
     try {
       const db = dbs.open();
       const log = new SqliteOpLogStore(db);
-      const sync = new SyncService(log, trackerConfig({ trackerNumber: 1, trackerCount: 4 }), TEST_CLUSTER_KEY);
+      const sync = new SyncService(
+        log,
+        new SqliteUnitOfWork(db),
+        trackerConfig({ trackerNumber: 1, trackerCount: 4 }),
+        TEST_CLUSTER_KEY,
+      );
       const auth = new AuthService(new SqliteUserStore(db), plainHasher, sync);
       const groups = new GroupsService(new SqliteGroupStore(db), sync);
       const files = new FilesService(new SqliteFileStore(db), groups, auth, sync, testCapabilitySigner());
@@ -510,7 +546,8 @@ describe(`${SyncService.name} with the real services`, () => {
       const late = stampedOp({
         kind: 'create_user',
         actor: '',
-        args: ['zed', 'plain$z'],
+        userId: 'zed',
+        passwordHash: 'plain$z',
         origin: 2,
         seq: 1,
         lamport: 1,
@@ -654,7 +691,7 @@ describe(`${SyncService.name} with the real services`, () => {
         expect(origins.map((t) => t.sync.digest())).toEqual([digest, digest, digest]);
 
         const ops = [...origins[0].log.all()];
-        expect(ops.filter((op) => op.kind === 'create_user' && op.args[0] === 'u1')).toHaveLength(2);
+        expect(ops.filter((op) => op.kind === 'create_user' && op.userId === 'u1')).toHaveLength(2);
         expect(ops.filter((op) => op.kind === 'accept_request')).not.toHaveLength(0);
         const random = prng(seed);
         const [merged, scrambled] = [replica(4, 4), replica(4, 4)];

@@ -1,21 +1,37 @@
-import { compareOps, formatHostPort, Op, SeederForm, StampedOp, VersionVector } from '@app/protocol';
+import {
+  compareOps,
+  decodeOpBody,
+  encodeOpArgs,
+  formatHostPort,
+  OpBody,
+  OpKind,
+  OpMeta,
+  SeederForm,
+  StampedOp,
+  StampedOpOf,
+  VersionVector,
+} from '@app/protocol';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
 import { currentRequestId } from '../common/request-context';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+import { UNIT_OF_WORK, UnitOfWork } from '../storage/unit-of-work';
 import { OpLogStore } from './oplog.store';
 import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient } from './peer-tracker.client';
 import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
 
 /** Applies one change to the stored state. Must be deterministic and do nothing when the change no longer fits. */
-export type Applier = (op: StampedOp) => void;
+export type Applier<K extends OpKind = OpKind> = (op: StampedOpOf<K>) => void;
 
 /**
  * The parts of the state an op of one kind reads or writes, as keys (`g:<group>`, `u:<user>`, `t:<token>`).
  * Two ops with no key in common commute: applied in either order they leave the same state.
  */
-export type Footprint = (op: StampedOp) => readonly string[];
+export type Footprint<K extends OpKind = OpKind> = (op: StampedOpOf<K>) => readonly string[];
+
+/** A change made on this tracker: one of the kinds of ops.ts, with its actor; time and request id as commit says. */
+export type Change = OpBody & Pick<OpMeta, 'actor'> & Partial<Pick<OpMeta, 'time' | 'requestId'>>;
 
 /** Late changes are applied in place when at most this many applied ones sort after them; past that, a replay. */
 const MAX_REORDER_DISTANCE = 64;
@@ -71,8 +87,8 @@ export const DEFAULT_SYNC_OPTIONS: SyncOptions = {
 @Injectable()
 export class SyncService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(SyncService.name);
-  private readonly appliers = new Map<string, Applier>();
-  private readonly footprints = new Map<string, Footprint>();
+  private readonly appliers = new Map<OpKind, (op: StampedOp) => void>();
+  private readonly footprints = new Map<OpKind, (op: StampedOp) => readonly string[]>();
   private readonly participants: StateParticipant[] = [];
   private readonly presenceSources: (() => PresenceEntry[])[] = [];
   private readonly remotePresenceListeners: ((tracker: number, change: PresenceChange | 'reset') => void)[] = [];
@@ -92,6 +108,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
 
   constructor(
     @Inject(OPLOG_STORE) private readonly log: OpLogStore,
+    @Inject(UNIT_OF_WORK) private readonly work: UnitOfWork,
     @Inject(TRACKER_CONFIG) private readonly config: TrackerConfig,
     @Inject(CLUSTER_KEY) private readonly key: Buffer,
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
@@ -119,10 +136,11 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
    * late change that sorts before it replay the log; with one, a late change that shares no key with the
    * changes applied after it is applied in place.
    */
-  register(kind: string, applier: Applier, footprint?: Footprint): void {
+  register<K extends OpKind>(kind: K, applier: Applier<K>, footprint?: Footprint<K>): void {
     if (this.appliers.has(kind)) throw new Error(`an applier for ${kind} is registered twice`);
-    this.appliers.set(kind, applier);
-    if (footprint) this.footprints.set(kind, footprint);
+    // the maps are keyed by kind: an op is only ever handed to the functions registered for its own kind
+    this.appliers.set(kind, applier as (op: StampedOp) => void);
+    if (footprint) this.footprints.set(kind, footprint as (op: StampedOp) => readonly string[]);
   }
 
   participate(participant: StateParticipant): void {
@@ -131,20 +149,23 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
 
   /**
    * Records and applies a change made on this tracker. Runs synchronously, in
-   * one transaction. The op carries the id of the request being served (what
+   * one unit of work. The op carries the id of the request being served (what
    * makes a retried request "already applied"), unless `requestId` says
-   * otherwise: '' for bookkeeping that is not the request's own change.
+   * otherwise: '' for bookkeeping that is not the request's own change. A
+   * change its kind's codec would refuse (so every peer would) is refused here
+   * with a ProtocolError, before anything is written.
    */
-  commit(change: Omit<Op, 'requestId' | 'time'> & { time?: number; requestId?: string }): StampedOp {
-    const op: StampedOp = {
+  commit<C extends Change>(change: C): StampedOpOf<C['kind']> {
+    const op = {
       ...change,
       time: change.time ?? this.clock.now(),
       requestId: change.requestId ?? currentRequestId(),
       origin: this.config.trackerNumber,
       seq: this.mySeq + 1,
       lamport: this.lamport + 1,
-    };
-    this.log.transaction(() => {
+    } as StampedOp as StampedOpOf<C['kind']>;
+    decodeOpBody(op.kind, encodeOpArgs(op)); // throws for a change no peer would take
+    this.work.run(() => {
       this.log.append(op);
       this.apply(op);
     });
@@ -158,7 +179,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   /** A change from another tracker: stored and applied once; 'duplicate' when it was here already. */
   receive(op: StampedOp): 'applied' | 'replayed' | 'duplicate' {
     if (op.origin === this.config.trackerNumber && op.seq <= this.mySeq) return 'duplicate';
-    const outcome = this.log.transaction(() => {
+    const outcome = this.work.run(() => {
       if (!this.log.append(op)) return 'duplicate' as const;
       if (!this.lastApplied || compareOps(op, this.lastApplied) > 0 || this.commutesWithLater(op)) {
         this.apply(op);
@@ -184,7 +205,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   receiveAll(ops: readonly StampedOp[]): void {
     const before = { lamport: this.lamport, mySeq: this.mySeq, lastApplied: this.lastApplied };
     try {
-      this.log.transaction(() => {
+      this.work.run(() => {
         for (const op of ops) this.receive(op);
       });
     } catch (err) {

@@ -1,4 +1,4 @@
-import { StampedOp } from '@app/protocol';
+import { OpBody, OpMeta, OpStamp, StampedOp } from '@app/protocol';
 import { GroupRecord } from '../groups/group.store';
 import { UserRecord } from '../auth/user.store';
 
@@ -10,12 +10,15 @@ export function groupRecord(overrides: Partial<GroupRecord> = {}): GroupRecord {
   return { groupId: 'g1', owner: 'alice', createdAt: 1_700_000_000_000, ...overrides };
 }
 
-/** A replicated change from tracker 1; `seq` and `lamport` default to each other. */
-export function stampedOp(overrides: Partial<StampedOp> = {}): StampedOp {
+/**
+ * A replicated change from tracker 1, by default `create_group g1` by alice; `seq` and `lamport` default to
+ * each other. A `kind` given comes with all of its fields.
+ */
+export function stampedOp(overrides: Partial<OpMeta & OpStamp> & (OpBody | object) = {}): StampedOp {
   const seq = overrides.seq ?? overrides.lamport ?? 1;
+  const body = 'kind' in overrides ? {} : { kind: 'create_group', groupId: 'g1' };
   return {
-    kind: 'create_group',
-    args: ['g1'],
+    ...body,
     actor: 'alice',
     time: 1_700_000_000_000,
     requestId: '',
@@ -23,5 +26,5 @@ export function stampedOp(overrides: Partial<StampedOp> = {}): StampedOp {
     seq,
     lamport: seq,
     ...overrides,
-  };
+  } as StampedOp;
 }

@@ -451,7 +451,9 @@ export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
       [4, 1, 3],
       [6, 3, 2],
       [5, 2, 3],
-    ].map(([lamport, origin, seq]) => stampedOp({ lamport, origin, seq, args: [`g${origin}-${seq}`] }));
+    ].map(([lamport, origin, seq]) =>
+      stampedOp({ lamport, origin, seq, kind: 'create_group', groupId: `g${origin}-${seq}` }),
+    );
 
   it('starts empty', () => {
     expect([...store.all()]).toEqual([]);
@@ -480,7 +482,11 @@ export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
   it('stores a change and gives every field back', () => {
     const op = stampedOp({
       kind: 'upload_file',
-      args: ['g1', '/home/a b/"q".txt', '0', 'ab'.repeat(20), '', 'ünï'],
+      groupId: 'g1',
+      filePath: '/home/a b/"q" ünï.txt',
+      fileSize: 524_289,
+      fileHash: 'ab'.repeat(20),
+      chunkHashList: `${'cd'.repeat(20)},${'EF'.repeat(20)}`,
       actor: 'alice',
       time: 1_764_140_000_123,
       requestId: 'c1a2-9_x',
@@ -494,17 +500,19 @@ export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
     expect(store.count()).toBe(1);
   });
 
-  it('keeps an empty actor, request id and argument list', () => {
-    const op = stampedOp({ kind: 'x', args: [], actor: '', requestId: '' });
+  it('keeps an empty actor and request id', () => {
+    const op = stampedOp({ kind: 'create_user', userId: 'm', passwordHash: 'plain$pw', actor: '', requestId: '' });
     store.append(op);
     expect([...store.all()]).toEqual([op]);
   });
 
   it('ignores a change whose (origin, seq) it holds, even with other content, and keeps the first', () => {
-    const first = stampedOp({ origin: 1, seq: 1, lamport: 1, args: ['first'] });
+    const first = stampedOp({ origin: 1, seq: 1, lamport: 1, kind: 'create_group', groupId: 'first' });
     expect(store.append(first)).toBe(true);
     expect(store.append(first)).toBe(false);
-    expect(store.append(stampedOp({ origin: 1, seq: 1, lamport: 9, args: ['second'] }))).toBe(false);
+    expect(store.append(stampedOp({ origin: 1, seq: 1, lamport: 9, kind: 'create_group', groupId: 'second' }))).toBe(
+      false,
+    );
     expect([...store.all()]).toEqual([first]);
     expect(store.count()).toBe(1);
     // the same seq from another origin, or the same origin with another seq, is another change
@@ -588,7 +596,9 @@ export function opLogStoreContract(harness: StoreHarness<OpLogStore>): void {
 
   it('scopes request ids to the user: another user’s id, or one sent before login, never matches', () => {
     store.append(stampedOp({ seq: 1, requestId: 'x1', actor: 'bob' }));
-    store.append(stampedOp({ seq: 2, requestId: 'x2', actor: '', kind: 'create_user', args: ['m', 'plain$pw'] }));
+    store.append(
+      stampedOp({ seq: 2, requestId: 'x2', actor: '', kind: 'create_user', userId: 'm', passwordHash: 'plain$pw' }),
+    );
     expect(store.hasRequest('x1', 'bob')).toBe(true);
     expect(store.hasRequest('x1', 'alice')).toBe(false);
     expect(store.hasRequest('x1', 'Bob')).toBe(false);

@@ -18,6 +18,8 @@ import { GroupsService } from '../groups/groups.service';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { InMemoryOpLogStore } from '../sync/in-memory-oplog.store';
 import { OpLogStore } from '../sync/oplog.store';
+import { InMemoryUnitOfWork } from '../storage/in-memory-unit-of-work';
+import { UNIT_OF_WORK, UnitOfWork } from '../storage/unit-of-work';
 import { SyncService } from '../sync/sync.service';
 import { CLUSTER_KEY, OPLOG_STORE } from '../sync/sync.tokens';
 
@@ -57,18 +59,29 @@ export function trackerConfig(overrides: Partial<TrackerConfig> & { trackerCount
 }
 
 /**
- * The real SyncService on an in-memory op log (or the one given), with a
- * config (one tracker unless overridden) and the test network key. Every
- * service that commits changes needs these; call `moduleRef.init()` (or
- * `app.init()`/`listen()`) when something awaits `SyncService.ready`.
+ * The real SyncService on an in-memory op log and the in-memory unit of work
+ * (which every in-memory store provided beside them enlists with), or on the
+ * op log and unit of work given (SQLite ones), with a config (one tracker
+ * unless overridden) and the test network key. Every service that commits
+ * changes needs these; call `moduleRef.init()` (or `app.init()`/`listen()`)
+ * when something awaits `SyncService.ready`.
  */
 export function syncTestingProviders(
   config: Partial<TrackerConfig> & { trackerCount?: number } = {},
-  opLog?: OpLogStore,
+  storage?: { readonly opLog: OpLogStore; readonly work: UnitOfWork },
 ): Provider[] {
   return [
     SyncService,
-    opLog ? { provide: OPLOG_STORE, useValue: opLog } : { provide: OPLOG_STORE, useClass: InMemoryOpLogStore },
+    ...(storage
+      ? [
+          { provide: OPLOG_STORE, useValue: storage.opLog },
+          { provide: UNIT_OF_WORK, useValue: storage.work },
+        ]
+      : [
+          InMemoryUnitOfWork,
+          { provide: UNIT_OF_WORK, useExisting: InMemoryUnitOfWork },
+          { provide: OPLOG_STORE, useClass: InMemoryOpLogStore },
+        ]),
     { provide: TRACKER_CONFIG, useValue: trackerConfig(config) },
     { provide: CLUSTER_KEY, useValue: TEST_CLUSTER_KEY },
     CapabilitySigner,
@@ -92,6 +105,19 @@ export interface Replica {
   readonly groups: GroupsService;
   readonly files: FilesService;
   readonly log: InMemoryOpLogStore;
+  readonly work: InMemoryUnitOfWork;
+}
+
+/** Every in-memory store, enlisted with one in-memory unit of work. */
+export function inMemoryStores() {
+  const work = new InMemoryUnitOfWork();
+  return {
+    work,
+    log: new InMemoryOpLogStore(work),
+    users: new InMemoryUserStore(work),
+    groups: new InMemoryGroupStore(work),
+    files: new InMemoryFileStore(work),
+  };
 }
 
 /**
@@ -100,10 +126,11 @@ export interface Replica {
  * of these; a testing module each would dominate their run time.
  */
 export function replica(trackerNumber: number, trackerCount = Math.max(3, trackerNumber)): Replica {
-  const log = new InMemoryOpLogStore();
-  const sync = new SyncService(log, trackerConfig({ trackerNumber, trackerCount }), TEST_CLUSTER_KEY);
-  const auth = new AuthService(new InMemoryUserStore(), plainHasher, sync);
-  const groups = new GroupsService(new InMemoryGroupStore(), sync);
-  const files = new FilesService(new InMemoryFileStore(), groups, auth, sync, testCapabilitySigner());
-  return { sync, auth, groups, files, log };
+  const stores = inMemoryStores();
+  const { log, work } = stores;
+  const sync = new SyncService(log, work, trackerConfig({ trackerNumber, trackerCount }), TEST_CLUSTER_KEY);
+  const auth = new AuthService(stores.users, plainHasher, sync);
+  const groups = new GroupsService(stores.groups, sync);
+  const files = new FilesService(stores.files, groups, auth, sync, testCapabilitySigner());
+  return { sync, auth, groups, files, log, work };
 }
