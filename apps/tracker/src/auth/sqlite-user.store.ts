@@ -33,22 +33,9 @@ export class SqliteUserStore implements UserStore {
   private readonly sql;
 
   constructor(@Inject(SQLITE_DB) db: Database.Database) {
-    db.exec(`CREATE TABLE IF NOT EXISTS users (
-      user_id TEXT PRIMARY KEY,
-      password_hash TEXT NOT NULL,
-      created_at INTEGER NOT NULL
-    ) WITHOUT ROWID`);
     this.insert = db.prepare('INSERT OR IGNORE INTO users (user_id, password_hash, created_at) VALUES (?, ?, ?)');
     this.select = db.prepare('SELECT user_id, password_hash, created_at FROM users WHERE user_id = ?');
     this.counter = db.prepare('SELECT count(*) AS n FROM users');
-    db.exec(`CREATE TABLE IF NOT EXISTS session_tokens (
-      token_hash TEXT PRIMARY KEY,
-      user_id TEXT NOT NULL,
-      created_at INTEGER NOT NULL,
-      held_by INTEGER NOT NULL DEFAULT 0,
-      seen_at INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID`);
-    migrateTokenTable(db);
     this.sql = {
       all: db.prepare<[], UserRow>('SELECT user_id, password_hash, created_at FROM users ORDER BY user_id'),
       addToken: db.prepare<[string, string, number, number, number]>(
@@ -115,19 +102,4 @@ export class SqliteUserStore implements UserStore {
     this.sql.clear.run();
     this.sql.clearTokens.run();
   }
-}
-
-/**
- * Databases written before sessions expired have no `held_by`/`seen_at`: add
- * them in place. Such tokens count as held by nobody and last seen when they
- * were issued, so they run out after the idle time.
- */
-function migrateTokenTable(db: Database.Database): void {
-  const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('session_tokens')").all();
-  if (columns.some((c) => c.name === 'seen_at')) return;
-  db.transaction(() => {
-    db.exec('ALTER TABLE session_tokens ADD COLUMN held_by INTEGER NOT NULL DEFAULT 0');
-    db.exec('ALTER TABLE session_tokens ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0');
-    db.exec('UPDATE session_tokens SET seen_at = created_at');
-  })();
 }

@@ -58,28 +58,6 @@ export class SqliteFileStore implements FileStore {
 
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
     this.cache = new ReadCache(db);
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS files (
-        group_id TEXT NOT NULL,
-        file_name TEXT NOT NULL,
-        file_size INTEGER NOT NULL,
-        file_hash TEXT NOT NULL,
-        uploader TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        chunk_hashes BLOB NOT NULL,
-        PRIMARY KEY (group_id, file_name)
-      );
-      CREATE TABLE IF NOT EXISTS file_seeders (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        group_id TEXT NOT NULL,
-        file_name TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        file_path TEXT NOT NULL,
-        UNIQUE (group_id, file_name, user_id),
-        FOREIGN KEY (group_id, file_name) REFERENCES files(group_id, file_name) ON DELETE CASCADE
-      );
-      CREATE INDEX IF NOT EXISTS file_seeders_user ON file_seeders(group_id, user_id);
-    `);
     this.sql = prepare(db);
   }
 

@@ -18,27 +18,6 @@ export class SqliteGroupStore implements GroupStore {
 
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
     this.cache = new ReadCache(db);
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS groups (
-        group_id TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS group_members (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        group_id TEXT NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
-        user_id TEXT NOT NULL,
-        UNIQUE (group_id, user_id)
-      );
-      CREATE INDEX IF NOT EXISTS group_members_user ON group_members(user_id);
-      CREATE TABLE IF NOT EXISTS join_requests (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        group_id TEXT NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
-        user_id TEXT NOT NULL,
-        UNIQUE (group_id, user_id)
-      );
-      CREATE INDEX IF NOT EXISTS join_requests_user ON join_requests(user_id);
-    `);
     this.sql = prepare(db);
   }
 

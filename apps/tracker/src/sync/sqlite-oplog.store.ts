@@ -33,21 +33,6 @@ export class SqliteOpLogStore implements OpLogStore {
   private readonly sql;
 
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS oplog (
-        origin INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        lamport INTEGER NOT NULL,
-        time INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        args TEXT NOT NULL,
-        PRIMARY KEY (origin, seq)
-      ) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS oplog_order ON oplog(lamport, origin, seq);
-      CREATE INDEX IF NOT EXISTS oplog_request ON oplog(request_id) WHERE request_id != '';
-    `);
     this.sql = {
       insert: db.prepare<[number, number, number, number, string, string, string, string]>(
         'INSERT OR IGNORE INTO oplog (origin, seq, lamport, time, kind, actor, request_id, args) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
