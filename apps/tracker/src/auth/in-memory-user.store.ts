@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { SessionTokenRecord, UserRecord, UserStore } from './user.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import { readUserRow, SessionTokenRecord, tokenRow, UserRecord, userRow, UserStore } from './user.store';
 
 @Injectable()
 export class InMemoryUserStore implements UserStore {
@@ -57,5 +58,16 @@ export class InMemoryUserStore implements UserStore {
   clear(): void {
     this.users.clear();
     this.tokenMap.clear();
+  }
+
+  *exportRows(): Iterable<SnapshotRow> {
+    for (const u of this.all()) yield userRow(u);
+    for (const t of this.tokens()) yield tokenRow(t);
+  }
+
+  importRow(row: SnapshotRow): void {
+    const read = readUserRow(row);
+    if ('user' in read) this.add(read.user);
+    else this.addToken(read.token);
   }
 }

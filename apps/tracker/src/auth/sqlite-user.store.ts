@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { SQLITE_DB } from '../storage/storage.tokens';
-import { SessionTokenRecord, UserRecord, UserStore } from './user.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import { readUserRow, SessionTokenRecord, tokenRow, UserRecord, userRow, UserStore } from './user.store';
 
 interface TokenRow {
   token_hash: string;
@@ -18,6 +19,8 @@ const toToken = (r: TokenRow): SessionTokenRecord => ({
   heldBy: r.held_by,
   seenAt: r.seen_at,
 });
+
+const EXPORT_PAGE = 256;
 
 interface UserRow {
   user_id: string;
@@ -50,6 +53,12 @@ export class SqliteUserStore implements UserStore {
       tokens: db.prepare<[], TokenRow>('SELECT * FROM session_tokens ORDER BY token_hash'),
       clear: db.prepare('DELETE FROM users'),
       clearTokens: db.prepare('DELETE FROM session_tokens'),
+      userPage: db.prepare<[string, number], UserRow>(
+        'SELECT user_id, password_hash, created_at FROM users WHERE user_id > ? ORDER BY user_id LIMIT ?',
+      ),
+      tokenPage: db.prepare<[string, number], TokenRow>(
+        'SELECT * FROM session_tokens WHERE token_hash > ? ORDER BY token_hash LIMIT ?',
+      ),
     };
   }
 
@@ -101,5 +110,28 @@ export class SqliteUserStore implements UserStore {
   clear(): void {
     this.sql.clear.run();
     this.sql.clearTokens.run();
+  }
+
+  /** A page at a time, so that the caller may write to the database between pages. */
+  *exportRows(): Iterable<SnapshotRow> {
+    for (let after = ''; ;) {
+      const users = this.sql.userPage.all(after, EXPORT_PAGE);
+      for (const r of users)
+        yield userRow({ userId: r.user_id, passwordHash: r.password_hash, createdAt: r.created_at });
+      if (users.length < EXPORT_PAGE) break;
+      after = users[users.length - 1].user_id;
+    }
+    for (let after = ''; ;) {
+      const tokens = this.sql.tokenPage.all(after, EXPORT_PAGE);
+      for (const r of tokens) yield tokenRow(toToken(r));
+      if (tokens.length < EXPORT_PAGE) break;
+      after = tokens[tokens.length - 1].token_hash;
+    }
+  }
+
+  importRow(row: SnapshotRow): void {
+    const read = readUserRow(row);
+    if ('user' in read) this.add(read.user);
+    else this.addToken(read.token);
   }
 }

@@ -1,3 +1,4 @@
+import { userSnapshotContract } from '../testing/snapshot-contracts';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { TempDatabases } from '../testing/temp-db';
@@ -8,12 +9,14 @@ import { SqliteUserStore } from './sqlite-user.store';
 
 describe(InMemoryUserStore.name, () => {
   userStoreContract({ create: () => new InMemoryUserStore() });
+  userSnapshotContract({ create: () => new InMemoryUserStore() });
 });
 
 describe(SqliteUserStore.name, () => {
   const dbs = new TempDatabases();
   afterEach(() => dbs.cleanup());
   userStoreContract({ create: () => new SqliteUserStore(dbs.open()) });
+  userSnapshotContract({ create: () => new SqliteUserStore(dbs.open()) });
 
   it('keeps users after the database is closed and opened again', () => {
     const dir = dbs.newDir();

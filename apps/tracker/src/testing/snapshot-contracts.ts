@@ -1,0 +1,161 @@
+import { FileStore } from '../files/file.store';
+import { GroupStore } from '../groups/group.store';
+import { UserStore } from '../auth/user.store';
+import { SnapshotRow, SnapshotRowError } from '../storage/snapshot-row';
+import { StoreHarness } from './store-contracts';
+import { groupRecord, userRecord } from './factories';
+
+/** What the replicated state of a store looks like from outside, for comparing two stores. */
+type Observe<S> = (store: S) => unknown;
+
+interface SnapshotCase<S> {
+  /** Fills an empty store with a state that exercises every kind of row. */
+  fill(store: S): void;
+  observe: Observe<S>;
+  /** Rows the store must refuse, each with a reason. */
+  malformed: readonly (readonly [string, SnapshotRow])[];
+  /** Fills a store with more rows than one page of a paged export. */
+  many(store: S): void;
+}
+
+/**
+ * Snapshot export and import every store must share: what one store exports, an empty store of either kind imports
+ * into the same observable state, and a row it cannot read is refused.
+ */
+function snapshotContract<S extends { exportRows(): Iterable<SnapshotRow>; importRow(row: SnapshotRow): void }>(
+  harness: StoreHarness<S>,
+  c: SnapshotCase<S>,
+): void {
+  describe('snapshot rows', () => {
+    afterEach(() => harness.dispose?.());
+
+    it('imports what it exported into an empty store: the same state, and the same rows again', () => {
+      const source = harness.create();
+      c.fill(source);
+      const rows = [...source.exportRows()];
+      const target = harness.create();
+      for (const row of rows) target.importRow(row);
+      expect(c.observe(target)).toEqual(c.observe(source));
+      expect([...target.exportRows()]).toEqual(rows);
+    });
+
+    it('exports nothing from an empty store', () => {
+      expect([...harness.create().exportRows()]).toEqual([]);
+    });
+
+    it('pages through more rows than one page', () => {
+      const source = harness.create();
+      c.many(source);
+      const rows = [...source.exportRows()];
+      expect(rows.length).toBeGreaterThanOrEqual(600);
+      const target = harness.create();
+      for (const row of rows) target.importRow(row);
+      expect(c.observe(target)).toEqual(c.observe(source));
+    });
+
+    it.each(c.malformed.map(([why, row]) => [why, row] as const))('refuses %s', (_why, row) => {
+      const store = harness.create();
+      c.fill(store);
+      const before = c.observe(store);
+      expect(() => store.importRow(row)).toThrow(SnapshotRowError);
+      expect(c.observe(store)).toEqual(before);
+    });
+  });
+}
+
+export function userSnapshotContract(harness: StoreHarness<UserStore>): void {
+  snapshotContract(harness, {
+    fill: (s) => {
+      s.add(userRecord({ userId: 'bob', passwordHash: 'scrypt$x$y', createdAt: 5 }));
+      s.add(userRecord({ userId: 'alice' }));
+      s.addToken({ tokenHash: 'ff', userId: 'alice', createdAt: 7, heldBy: 2, seenAt: 9 });
+      s.addToken({ tokenHash: '0a', userId: 'bob', createdAt: 8, heldBy: 0, seenAt: 8 });
+    },
+    observe: (s) => ({ users: s.all(), tokens: s.tokens() }),
+    many: (s) => {
+      for (let i = 0; i < 400; i++) s.add(userRecord({ userId: `u${i}` }));
+      for (let i = 0; i < 300; i++)
+        s.addToken({ tokenHash: `t${i}`, userId: 'u1', createdAt: i, heldBy: 1, seenAt: i });
+    },
+    malformed: [
+      ['an unknown kind', ['admin', 'x']],
+      ['a user row with a field missing', ['user', 'carol', 'h']],
+      ['a user row with a bad time', ['user', 'carol', 'h', '12x']],
+      ['a token row with an empty hash', ['token', '', 'alice', '1', '0', '1']],
+      ['an empty row', []],
+    ],
+  });
+}
+
+export function groupSnapshotContract(harness: StoreHarness<GroupStore>): void {
+  snapshotContract(harness, {
+    fill: (s) => {
+      s.create(groupRecord({ groupId: 'team', owner: 'alice', createdAt: 3 }));
+      s.addMember('team', 'carol');
+      s.addMember('team', 'bob');
+      s.addRequest('team', 'dave');
+      s.addRequest('team', 'erin');
+      s.create(groupRecord({ groupId: 'band', owner: 'bob', createdAt: 4 }));
+      // the owner left: a group whose owner is no longer its first member
+      s.addMember('band', 'alice');
+      s.removeMember('band', 'bob');
+      s.setOwner('band', 'alice');
+    },
+    observe: (s) => s.list().map((g) => ({ ...g, members: s.members(g.groupId), requests: s.requests(g.groupId) })),
+    many: (s) => {
+      for (let i = 0; i < 300; i++) s.create(groupRecord({ groupId: `g${i}`, owner: `u${i}` }));
+      for (let i = 0; i < 300; i++) s.addMember('g1', `m${i}`);
+      for (let i = 0; i < 300; i++) s.addRequest('g2', `r${i}`);
+    },
+    malformed: [
+      ['a member of an unknown group', ['member', 'nope', 'bob']],
+      ['a request of an unknown group', ['request', 'nope', 'bob']],
+      ['a group twice', ['group', 'team', 'alice', '3']],
+      ['a group row with a bad time', ['group', 'new', 'alice', 'soon']],
+      ['a member row with a field too many', ['member', 'team', 'bob', 'x']],
+    ],
+  });
+}
+
+const digest = (n: number) => n.toString(16).padStart(40, '0');
+
+export function fileSnapshotContract(harness: StoreHarness<FileStore>): void {
+  const file = (groupId: string, fileName: string, chunks: number) => ({
+    groupId,
+    fileName,
+    fileSize: chunks * 10,
+    fileHash: digest(99),
+    uploader: 'alice',
+    createdAt: 11,
+    chunkHashes: Buffer.from(Array.from({ length: chunks }, (_, i) => digest(i)).join(''), 'hex'),
+  });
+  snapshotContract(harness, {
+    fill: (s) => {
+      s.addFile(file('team', 'b file.txt', 3));
+      s.addFile(file('team', 'a.txt', 1));
+      s.addFile(file('band', 'x.bin', 0));
+      s.putSeeder({ groupId: 'team', fileName: 'b file.txt', userId: 'carol', filePath: '/c/b file.txt' });
+      s.putSeeder({ groupId: 'team', fileName: 'b file.txt', userId: 'alice', filePath: '/a/"b".txt' });
+      s.putSeeder({ groupId: 'team', fileName: 'a.txt', userId: 'bob', filePath: '/b/a.txt' });
+    },
+    observe: (s) =>
+      ['band', 'team'].flatMap((g) =>
+        [...new Set(['a.txt', 'b file.txt', 'x.bin', ...s.listFiles(g).map((f) => f.fileName)])].map((name) => ({
+          info: s.getFile(g, name),
+          chunks: s.chunkHashes(g, name)?.toString('hex'),
+          seeders: s.seeders(g, name),
+        })),
+      ),
+    many: (s) => {
+      for (let i = 0; i < 300; i++) s.addFile(file('team', `f${i}`, 2));
+      for (let i = 0; i < 300; i++) s.putSeeder({ groupId: 'team', fileName: `f${i}`, userId: 'bob', filePath: '/p' });
+    },
+    malformed: [
+      ['a seeder of an unknown file', ['seeder', 'team', 'nope.txt', 'bob', '/p']],
+      ['a file twice', ['file', 'team', 'a.txt', '1', digest(1), 'alice', '1', digest(2)]],
+      ['chunk digests that are not whole SHA-1s', ['file', 'team', 'c.txt', '1', digest(1), 'alice', '1', 'abc']],
+      ['chunk digests that are not hex', ['file', 'team', 'c.txt', '1', digest(1), 'alice', '1', 'z'.repeat(40)]],
+      ['a file row with a bad size', ['file', 'team', 'c.txt', '-x', digest(1), 'alice', '1', digest(2)]],
+    ],
+  });
+}
