@@ -21,6 +21,8 @@ export interface TrackerConfig {
   readonly sessionMaxAgeMs: number;
   /** Lifetime of the download capabilities this tracker issues (`--capability-ttl`, default 1 h). */
   readonly capabilityTtlMs: number;
+  /** Compact the op log once it holds this many changes past its snapshot (`--compact-after`; 0: never). */
+  readonly compactAfterOps?: number;
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -114,7 +116,7 @@ export const TRACKER_USAGE =
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-upload-line BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
-  ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION]';
+  ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION] [--compact-after N]';
 
 /** Default `--capability-ttl`: one hour. */
 export const DEFAULT_CAPABILITY_TTL_MS = 60 * 60 * 1000;
@@ -132,6 +134,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
   const limits: { -readonly [K in keyof TrackerLimits]: number } = { ...DEFAULT_TRACKER_LIMITS };
   const session = { idle: 60 * 60_000, maxAge: 7 * 24 * 60 * 60_000 };
   let capabilityTtlMs = DEFAULT_CAPABILITY_TTL_MS;
+  let compactAfterOps: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const limit = LIMIT_FLAGS[arg.split('=')[0]];
@@ -162,6 +165,12 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
         throw new ConfigError(`--capability-ttl needs a duration such as 30s, 5m or 2h; ${TRACKER_USAGE}`);
       }
       capabilityTtlMs = ms;
+    } else if (arg === '--compact-after') {
+      const text = argv[++i] ?? '';
+      if (!/^\d{1,15}$/.test(text)) {
+        throw new ConfigError(`--compact-after needs a number of changes (0: never compact); ${TRACKER_USAGE}`);
+      }
+      compactAfterOps = Number(text);
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -216,6 +225,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     sessionIdleMs: session.idle,
     sessionMaxAgeMs: session.maxAge,
     capabilityTtlMs,
+    ...(compactAfterOps !== undefined && { compactAfterOps }),
   };
 }
 

@@ -49,7 +49,13 @@ export class GroupsService {
       (op) => this.applyAccept(op),
       ({ actor, args: [groupId, candidate] }) => [`g:${groupId}`, `u:${actor}`, `u:${candidate}`],
     );
-    sync.participate({ name: 'groups', reset: () => this.groups.clear(), describe: () => this.describe() });
+    sync.participate({
+      name: 'groups',
+      reset: () => this.groups.clear(),
+      describe: () => this.describe(),
+      exportRows: () => this.groups.exportRows(),
+      importRow: (row) => this.groups.importRow(row),
+    });
   }
 
   create(userId: string, groupId: string): void {

@@ -133,7 +133,7 @@ describe('tracker database migrations', () => {
     expect(SCHEMA_VERSION).toBe(2);
     expect(schemaVersion(db)).toBe(SCHEMA_VERSION);
     const tables = db.prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all();
-    expect(tables).toEqual(expect.arrayContaining([...TABLES, 'snapshot', 'snapshot_rows']));
+    expect(tables).toEqual(expect.arrayContaining([...TABLES, 'snapshot', 'snapshot_rows', 'snapshot_incoming']));
   });
 
   it('takes an unversioned database to the current version, its tables and rows as they were', () => {

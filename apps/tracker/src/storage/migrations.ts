@@ -83,7 +83,8 @@ const V1_TABLES = `
 /**
  * Version 2: compaction. `snapshot` is the one cut the op log was compacted at (the version vector and the last
  * op in the total order it covers); `snapshot_rows` the replicated state at that cut, one row of one part of the
- * state each (`part` is the participant's name, `row` a JSON array of strings), in the order it was exported.
+ * state each (`part` is the participant's name, `row` a JSON array of strings), in the order it was exported;
+ * `snapshot_incoming` the rows of a snapshot another tracker is sending, until all of them are here.
  */
 const V2_SNAPSHOT = `
   CREATE TABLE snapshot (
@@ -93,9 +94,15 @@ const V2_SNAPSHOT = `
     origin INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     op_count INTEGER NOT NULL,
+    row_count INTEGER NOT NULL,
     taken_at INTEGER NOT NULL
   );
   CREATE TABLE snapshot_rows (
+    n INTEGER PRIMARY KEY,
+    part TEXT NOT NULL,
+    row TEXT NOT NULL
+  );
+  CREATE TABLE snapshot_incoming (
     n INTEGER PRIMARY KEY,
     part TEXT NOT NULL,
     row TEXT NOT NULL

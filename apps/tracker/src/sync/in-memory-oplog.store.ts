@@ -1,21 +1,27 @@
 import { compareOps, StampedOp, VersionVector } from '@app/protocol';
 import { Injectable } from '@nestjs/common';
-import { OpLogStore } from './oplog.store';
+import { OpLogStore, SnapshotCut, SnapshotEntry } from './oplog.store';
 
 @Injectable()
 export class InMemoryOpLogStore implements OpLogStore {
   private ops: StampedOp[] = [];
   private readonly keys = new Set<string>();
+  private cut: SnapshotCut | undefined;
+  private rows: SnapshotEntry[] = [];
+  private incoming: SnapshotEntry[] = [];
 
   transaction<T>(work: () => T): T {
     const ops = [...this.ops];
     const keys = new Set(this.keys);
+    const { cut, rows } = this;
     try {
       return work();
     } catch (err) {
       this.ops = ops;
       this.keys.clear();
       keys.forEach((k) => this.keys.add(k));
+      this.cut = cut;
+      this.rows = rows;
       throw err;
     }
   }
@@ -61,5 +67,37 @@ export class InMemoryOpLogStore implements OpLogStore {
 
   count(): number {
     return this.ops.length;
+  }
+
+  snapshot(): SnapshotCut | undefined {
+    return this.cut;
+  }
+
+  snapshotRows(after = 0): Iterable<SnapshotEntry & { readonly n: number }> {
+    return this.rows.map((r, i) => ({ ...r, n: i + 1 })).slice(after);
+  }
+
+  replaceSnapshot(cut: Omit<SnapshotCut, 'opCount' | 'rows'>, rows: Iterable<SnapshotEntry>): number {
+    const covered = (op: StampedOp) => op.seq <= (cut.versionVector.get(op.origin) ?? 0);
+    const deleted = this.ops.filter(covered);
+    this.ops = this.ops.filter((op) => !covered(op));
+    for (const op of deleted) this.keys.delete(`${op.origin}/${op.seq}`);
+    const opCount = (this.cut?.opCount ?? 0) + deleted.length;
+    this.rows = [...rows].map(({ part, row }) => ({ part, row: [...row] }));
+    this.cut = { ...cut, versionVector: new Map(cut.versionVector), opCount, rows: this.rows.length };
+    return deleted.length;
+  }
+
+  stageSnapshotRows(rows: readonly SnapshotEntry[], fresh: boolean): void {
+    if (fresh) this.incoming = [];
+    this.incoming.push(...rows);
+  }
+
+  stagedSnapshotRows(): Iterable<SnapshotEntry> {
+    return [...this.incoming];
+  }
+
+  clearStagedSnapshot(): void {
+    this.incoming = [];
   }
 }

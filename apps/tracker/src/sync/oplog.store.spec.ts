@@ -1,3 +1,4 @@
+import { opLogSnapshotContract } from '../testing/snapshot-contracts';
 import { compareOps } from '@app/protocol';
 import { opLogStoreContract } from '../testing/store-contracts';
 import { stampedOp } from '../testing/factories';
@@ -7,12 +8,14 @@ import { SqliteOpLogStore } from './sqlite-oplog.store';
 
 describe(InMemoryOpLogStore.name, () => {
   opLogStoreContract({ create: () => new InMemoryOpLogStore() });
+  opLogSnapshotContract({ create: () => new InMemoryOpLogStore() });
 });
 
 describe(SqliteOpLogStore.name, () => {
   const dbs = new TempDatabases();
   afterEach(() => dbs.cleanup());
   opLogStoreContract({ create: () => new SqliteOpLogStore(dbs.open()) });
+  opLogSnapshotContract({ create: () => new SqliteOpLogStore(dbs.open()) });
 
   it('keeps every change after the database is closed and opened again', () => {
     const dir = dbs.newDir();

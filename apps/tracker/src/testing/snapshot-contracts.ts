@@ -2,8 +2,9 @@ import { FileStore } from '../files/file.store';
 import { GroupStore } from '../groups/group.store';
 import { UserStore } from '../auth/user.store';
 import { SnapshotRow, SnapshotRowError } from '../storage/snapshot-row';
+import { OpLogStore } from '../sync/oplog.store';
 import { StoreHarness } from './store-contracts';
-import { groupRecord, userRecord } from './factories';
+import { groupRecord, stampedOp, userRecord } from './factories';
 
 /** What the replicated state of a store looks like from outside, for comparing two stores. */
 type Observe<S> = (store: S) => unknown;
@@ -157,5 +158,95 @@ export function fileSnapshotContract(harness: StoreHarness<FileStore>): void {
       ['chunk digests that are not hex', ['file', 'team', 'c.txt', '1', digest(1), 'alice', '1', 'z'.repeat(40)]],
       ['a file row with a bad size', ['file', 'team', 'c.txt', '-x', digest(1), 'alice', '1', digest(2)]],
     ],
+  });
+}
+
+/** The snapshot an `OpLogStore` keeps besides its ops, for the SQLite and in-memory logs alike. */
+export function opLogSnapshotContract(harness: StoreHarness<OpLogStore>): void {
+  describe('snapshot', () => {
+    let log: OpLogStore;
+    beforeEach(() => {
+      log = harness.create();
+      for (const [origin, seq, lamport] of [
+        [1, 1, 1],
+        [2, 1, 2],
+        [1, 2, 3],
+        [2, 2, 4],
+        [1, 3, 5],
+      ])
+        log.append(stampedOp({ origin, seq, lamport }));
+    });
+    afterEach(() => harness.dispose?.());
+
+    const rows = [
+      { part: 'auth', row: ['user', 'alice', 'h', '1'] },
+      { part: 'groups', row: ['group', 'g "1"', 'alice', '2'] },
+      { part: 'files', row: [] },
+    ];
+    const cut = {
+      versionVector: new Map([
+        [1, 2],
+        [2, 1],
+      ]),
+      lamport: 3,
+      origin: 1,
+      seq: 2,
+      takenAt: 99,
+    };
+
+    it('has none at first', () => {
+      expect(log.snapshot()).toBeUndefined();
+      expect([...log.snapshotRows()]).toEqual([]);
+    });
+
+    it('deletes the ops the cut covers, keeps the rest, and numbers its rows from 1', () => {
+      expect(log.transaction(() => log.replaceSnapshot(cut, rows))).toBe(3);
+      expect([...log.all()].map((op) => `${op.origin}/${op.seq}`)).toEqual(['2/2', '1/3']);
+      expect(log.count()).toBe(2);
+      expect(log.snapshot()).toEqual({ ...cut, opCount: 3, rows: 3 });
+      expect([...log.snapshotRows()]).toEqual(rows.map((r, i) => ({ ...r, n: i + 1 })));
+      expect([...log.snapshotRows(2)]).toEqual([{ ...rows[2], n: 3 }]);
+    });
+
+    it('replaces the rows with the next snapshot and counts the ops of both', () => {
+      log.transaction(() => log.replaceSnapshot(cut, rows));
+      const next = {
+        ...cut,
+        versionVector: new Map([
+          [1, 3],
+          [2, 2],
+        ]),
+        lamport: 5,
+        seq: 3,
+      };
+      expect(log.transaction(() => log.replaceSnapshot(next, rows.slice(0, 1)))).toBe(2);
+      expect(log.count()).toBe(0);
+      expect(log.snapshot()).toEqual({ ...next, opCount: 5, rows: 1 });
+      expect([...log.snapshotRows()]).toEqual([{ ...rows[0], n: 1 }]);
+    });
+
+    it('keeps nothing of a snapshot whose transaction failed', () => {
+      expect(() =>
+        log.transaction(() => {
+          log.replaceSnapshot(cut, rows);
+          throw new Error('boom');
+        }),
+      ).toThrow('boom');
+      expect(log.snapshot()).toBeUndefined();
+      expect([...log.snapshotRows()]).toEqual([]);
+      expect(log.count()).toBe(5);
+    });
+
+    it('stages incoming rows until cleared; a fresh first page forgets earlier ones', () => {
+      log.stageSnapshotRows(rows.slice(0, 1), true);
+      log.stageSnapshotRows(rows.slice(1), false);
+      expect([...log.stagedSnapshotRows()]).toEqual(rows);
+      log.stageSnapshotRows(rows.slice(2), true);
+      expect([...log.stagedSnapshotRows()]).toEqual(rows.slice(2));
+      log.transaction(() => log.replaceSnapshot(cut, log.stagedSnapshotRows()));
+      expect([...log.snapshotRows()]).toEqual([{ ...rows[2], n: 1 }]);
+      log.clearStagedSnapshot();
+      expect([...log.stagedSnapshotRows()]).toEqual([]);
+    });
   });
 }
