@@ -399,6 +399,10 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
         this.log.replaceSnapshot({ ...cut, takenAt: this.clock.now() }, this.log.stagedSnapshotRows());
         this.replay();
       });
+    } catch (err) {
+      // the log and snapshot rolled back; stores outside the log's transaction are rebuilt from them
+      this.log.transaction(() => this.replay());
+      throw err;
     } finally {
       this.log.clearStagedSnapshot();
     }
