@@ -84,7 +84,8 @@ const V1_TABLES = `
  * Version 2: compaction. `snapshot` is the one cut the op log was compacted at (the version vector and the last
  * op in the total order it covers); `snapshot_rows` the replicated state at that cut, one row of one part of the
  * state each (`part` is the participant's name, `row` a JSON array of strings), in the order it was exported;
- * `snapshot_incoming` the rows of a snapshot another tracker is sending, until all of them are here.
+ * `snapshot_incoming` the rows of a snapshot another tracker is sending, until all of them are here;
+ * `compacted_requests` the request ids of compacted ops for a while, so that a retried request is still applied once.
  */
 const V2_SNAPSHOT = `
   CREATE TABLE snapshot (
@@ -107,6 +108,13 @@ const V2_SNAPSHOT = `
     part TEXT NOT NULL,
     row TEXT NOT NULL
   );
+  CREATE TABLE compacted_requests (
+    request_id TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (request_id, actor)
+  ) WITHOUT ROWID;
+  CREATE INDEX compacted_requests_time ON compacted_requests(time);
 `;
 
 export const MIGRATIONS: readonly Migration[] = [

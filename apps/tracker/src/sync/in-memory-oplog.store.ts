@@ -1,6 +1,6 @@
 import { compareOps, StampedOp, VersionVector } from '@app/protocol';
 import { Injectable } from '@nestjs/common';
-import { OpLogStore, SnapshotCut, SnapshotEntry } from './oplog.store';
+import { OpLogStore, REQUEST_MEMORY_MS, SnapshotCut, SnapshotEntry } from './oplog.store';
 
 @Injectable()
 export class InMemoryOpLogStore implements OpLogStore {
@@ -9,11 +9,14 @@ export class InMemoryOpLogStore implements OpLogStore {
   private cut: SnapshotCut | undefined;
   private rows: SnapshotEntry[] = [];
   private incoming: SnapshotEntry[] = [];
+  /** `${actor} ${requestId}` -> time, of compacted ops. */
+  private compactedRequests = new Map<string, number>();
 
   transaction<T>(work: () => T): T {
     const ops = [...this.ops];
     const keys = new Set(this.keys);
     const { cut, rows } = this;
+    const compactedRequests = new Map(this.compactedRequests);
     try {
       return work();
     } catch (err) {
@@ -22,6 +25,7 @@ export class InMemoryOpLogStore implements OpLogStore {
       keys.forEach((k) => this.keys.add(k));
       this.cut = cut;
       this.rows = rows;
+      this.compactedRequests = compactedRequests;
       throw err;
     }
   }
@@ -62,7 +66,11 @@ export class InMemoryOpLogStore implements OpLogStore {
   }
 
   hasRequest(requestId: string, actor: string): boolean {
-    return requestId !== '' && actor !== '' && this.ops.some((op) => op.requestId === requestId && op.actor === actor);
+    if (requestId === '' || actor === '') return false;
+    return (
+      this.ops.some((op) => op.requestId === requestId && op.actor === actor) ||
+      this.compactedRequests.has(`${actor} ${requestId}`)
+    );
   }
 
   count(): number {
@@ -80,6 +88,13 @@ export class InMemoryOpLogStore implements OpLogStore {
   replaceSnapshot(cut: Omit<SnapshotCut, 'opCount' | 'rows'>, rows: Iterable<SnapshotEntry>): number {
     const covered = (op: StampedOp) => op.seq <= (cut.versionVector.get(op.origin) ?? 0);
     const deleted = this.ops.filter(covered);
+    const since = cut.takenAt - REQUEST_MEMORY_MS;
+    for (const [key, time] of this.compactedRequests) if (time < since) this.compactedRequests.delete(key);
+    for (const op of deleted) {
+      if (op.requestId !== '' && op.actor !== '' && op.time >= since) {
+        this.compactedRequests.set(`${op.actor} ${op.requestId}`, op.time);
+      }
+    }
     this.ops = this.ops.filter((op) => !covered(op));
     for (const op of deleted) this.keys.delete(`${op.origin}/${op.seq}`);
     const opCount = (this.cut?.opCount ?? 0) + deleted.length;

@@ -17,10 +17,13 @@ export interface OpLogStore extends SnapshotStore {
   /** The last change in the total order. */
   last(): StampedOp | undefined;
   maxLamport(): number;
-  /** Whether `actor` (a logged-in user, never '') made a change with this request id. */
+  /** Whether `actor` (a logged-in user, never '') made a change with this request id (compacted ones included). */
   hasRequest(requestId: string, actor: string): boolean;
   count(): number;
 }
+
+/** How long the request ids of compacted ops are kept: a client retries a request within seconds, not hours. */
+export const REQUEST_MEMORY_MS = 60 * 60_000;
 
 /** Where the op log was compacted: the ops it no longer holds, all in the snapshot of the state at that point. */
 export interface SnapshotCut {
@@ -52,7 +55,8 @@ export interface SnapshotStore {
   snapshotRows(after?: number): Iterable<SnapshotEntry & { readonly n: number }>;
   /**
    * Replaces the snapshot by `cut` and `rows` (written as they are read) and deletes every op the cut's version
-   * vector covers. Returns how many ops it deleted. Call inside `transaction`.
+   * vector covers, keeping the request ids of those made since `cut.takenAt - REQUEST_MEMORY_MS` (and forgetting
+   * older ones kept before). Returns how many ops it deleted. Call inside `transaction`.
    */
   replaceSnapshot(cut: Omit<SnapshotCut, 'opCount' | 'rows'>, rows: Iterable<SnapshotEntry>): number;
   /** Keeps rows of a snapshot that is coming in (`fresh`: forget those kept before). */

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { SQLITE_DB } from '../storage/storage.tokens';
 import { SnapshotRow } from '../storage/snapshot-row';
-import { OpLogStore, SnapshotCut, SnapshotEntry } from './oplog.store';
+import { OpLogStore, REQUEST_MEMORY_MS, SnapshotCut, SnapshotEntry } from './oplog.store';
 
 interface SnapshotMetaRow {
   version_vector: string;
@@ -84,6 +84,15 @@ export class SqliteOpLogStore implements OpLogStore {
         'SELECT n, part, row FROM snapshot_rows WHERE n > ? ORDER BY n LIMIT ?',
       ),
       deleteThrough: db.prepare<[number, number]>('DELETE FROM oplog WHERE origin = ? AND seq <= ?'),
+      keepRequests: db.prepare<[number, number, number]>(
+        `INSERT OR IGNORE INTO compacted_requests (request_id, actor, time)
+         SELECT request_id, actor, time FROM oplog
+         WHERE origin = ? AND seq <= ? AND request_id != '' AND actor != '' AND time >= ?`,
+      ),
+      forgetRequests: db.prepare<[number]>('DELETE FROM compacted_requests WHERE time < ?'),
+      compactedRequest: db.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM compacted_requests WHERE request_id = ? AND actor = ?',
+      ),
       clearIncoming: db.prepare('DELETE FROM snapshot_incoming'),
       addIncoming: db.prepare<[string, string]>('INSERT INTO snapshot_incoming (part, row) VALUES (?, ?)'),
       incomingPage: db.prepare<[number, number], SnapshotRowRow>(
@@ -149,7 +158,10 @@ export class SqliteOpLogStore implements OpLogStore {
   }
 
   hasRequest(requestId: string, actor: string): boolean {
-    return this.sql.request.get(requestId, actor) !== undefined;
+    return (
+      this.sql.request.get(requestId, actor) !== undefined ||
+      (requestId !== '' && actor !== '' && this.sql.compactedRequest.get(requestId, actor) !== undefined)
+    );
   }
 
   count(): number {
@@ -177,7 +189,12 @@ export class SqliteOpLogStore implements OpLogStore {
 
   replaceSnapshot(cut: Omit<SnapshotCut, 'opCount' | 'rows'>, rows: Iterable<SnapshotEntry>): number {
     let deleted = 0;
-    for (const [origin, seq] of cut.versionVector) deleted += this.sql.deleteThrough.run(origin, seq).changes;
+    const since = cut.takenAt - REQUEST_MEMORY_MS;
+    this.sql.forgetRequests.run(since);
+    for (const [origin, seq] of cut.versionVector) {
+      this.sql.keepRequests.run(origin, seq, since);
+      deleted += this.sql.deleteThrough.run(origin, seq).changes;
+    }
     const opCount = (this.snapshot()?.opCount ?? 0) + deleted;
     this.sql.clearSnapshotRows.run();
     let count = 0;

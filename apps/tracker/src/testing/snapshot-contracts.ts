@@ -2,7 +2,7 @@ import { FileStore } from '../files/file.store';
 import { GroupStore } from '../groups/group.store';
 import { UserStore } from '../auth/user.store';
 import { SnapshotRow, SnapshotRowError } from '../storage/snapshot-row';
-import { OpLogStore } from '../sync/oplog.store';
+import { OpLogStore, REQUEST_MEMORY_MS } from '../sync/oplog.store';
 import { StoreHarness } from './store-contracts';
 import { groupRecord, stampedOp, userRecord } from './factories';
 
@@ -235,6 +235,39 @@ export function opLogSnapshotContract(harness: StoreHarness<OpLogStore>): void {
       expect(log.snapshot()).toBeUndefined();
       expect([...log.snapshotRows()]).toEqual([]);
       expect(log.count()).toBe(5);
+    });
+
+    it('still knows the request ids of compacted ops for REQUEST_MEMORY_MS, then forgets them', () => {
+      const now = 1_700_000_000_000;
+      const fresh = harness.create();
+      fresh.append(stampedOp({ origin: 1, seq: 1, lamport: 1, requestId: 'c1-1', actor: 'alice', time: now }));
+      fresh.append(
+        stampedOp({
+          origin: 1,
+          seq: 2,
+          lamport: 2,
+          requestId: 'c1-2',
+          actor: 'bob',
+          time: now - 2 * REQUEST_MEMORY_MS,
+        }),
+      );
+      fresh.append(stampedOp({ origin: 1, seq: 3, lamport: 3, requestId: 'c1-3', actor: 'alice', time: now }));
+      const at = (seq: number, takenAt: number) => ({
+        ...cut,
+        versionVector: new Map([[1, seq]]),
+        seq,
+        lamport: seq,
+        takenAt,
+      });
+      fresh.transaction(() => fresh.replaceSnapshot(at(2, now), []));
+      expect(fresh.count()).toBe(1);
+      expect(fresh.hasRequest('c1-1', 'alice')).toBe(true);
+      expect(fresh.hasRequest('c1-1', 'bob')).toBe(false);
+      expect(fresh.hasRequest('c1-2', 'bob')).toBe(false);
+      expect(fresh.hasRequest('c1-3', 'alice')).toBe(true);
+      fresh.transaction(() => fresh.replaceSnapshot(at(3, now + REQUEST_MEMORY_MS + 1), []));
+      expect(fresh.hasRequest('c1-1', 'alice')).toBe(false);
+      expect(fresh.hasRequest('c1-3', 'alice')).toBe(false);
     });
 
     it('stages incoming rows until cleared; a fresh first page forgets earlier ones', () => {
