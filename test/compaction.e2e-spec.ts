@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Proc, RawConn, removeDir, ROOT, startTracker, startTrackerReady, trackerNetwork } from './support/processes';
@@ -93,6 +94,15 @@ function logRows(dataDir: string): { ops: number; snapshot: boolean } {
 }
 
 const hash = (i: number) => i.toString(16).padStart(40, '0');
+const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
+/** Files of a 100 GiB file's chunk count (8.4 MB of metadata each) in the snapshot a new tracker takes. */
+const BIG_FILES = 3;
+const BIG_COUNT = 204_800;
+/**
+ * Peak RSS allowed to either tracker. Measured: about 330 MiB on tracker 1 (which also took the three 8.4 MB
+ * upload lines from the client) and 260 MiB on the tracker that took the snapshot.
+ */
+const BIG_RSS_BOUND_MIB = 400;
 /** Changes past the snapshot that make a tracker compact its log. */
 const COMPACT_AFTER = '40';
 
@@ -202,4 +212,47 @@ describe('op log compaction between real trackers', () => {
     await converged();
     expect(must(await a.request('list_groups'))).toContain('g0 owner=alice members=2 you=owner');
   });
+
+  it("compacts and hands over files of 204,800 chunk hashes with the trackers' memory bounded", async () => {
+    const t1 = await start(1);
+    const t2 = await start(2);
+    const { a } = await manyWrites();
+    const started = Date.now();
+    for (let f = 0; f < BIG_FILES; f++) {
+      const hashes = Array.from({ length: BIG_COUNT }, (_, i) => sha1(`file ${f} chunk ${i}`));
+      const size = BIG_COUNT * 512 * 1024;
+      a.write(`upload_file g0 /data/big${f}.img ${size} ${sha1(`file ${f}`)} ${hashes.join(',')} 7001\n`);
+      expect(must(await a.reply(120_000))).toEqual([]);
+    }
+    await converged();
+    // compaction ran before the big files came (past 40 changes); the next one folds them in
+    const snapshotted = /compacted the op log: \d+ changes into a snapshot of \d+ rows/g;
+    const compactions = () => t1.stdout.match(snapshotted)?.length ?? 0;
+    const before = compactions();
+    for (let i = 0; i < Number(COMPACT_AFTER); i++) must(await a.request(`create_group more${i}`));
+    await eventually(async () => Promise.resolve(compactions() > before), 60_000, 'a compaction past the big files');
+    await converged();
+    const digest = await digestOf(1);
+    expect(logRows(dataDir(1)).snapshot).toBe(true);
+
+    await t2.stop('SIGKILL');
+    removeDir(dataDir(2));
+    const again = await start(2);
+    await again.waitFor(/took the snapshot of tracker 1/, 120_000);
+    await converged();
+    expect(await digestOf(2)).toBe(digest);
+    const [m1, m2] = [memoryMiB(t1.child.pid!), memoryMiB(again.child.pid!)];
+    console.log(
+      `${BIG_FILES} files of ${BIG_COUNT} hashes compacted and handed over in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
+        `VmHWM tracker 1 ${m1.toFixed(0)} MiB, tracker 2 (took the snapshot) ${m2.toFixed(0)} MiB`,
+    );
+    expect(m1).toBeLessThan(BIG_RSS_BOUND_MIB);
+    expect(m2).toBeLessThan(BIG_RSS_BOUND_MIB);
+  }, 300_000);
 });
+
+/** Peak resident memory of a process (VmHWM), in MiB. */
+function memoryMiB(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+}
