@@ -96,6 +96,11 @@ export class PeerTrackerClient {
     return this.up && this.conn !== undefined && !this.conn.closed;
   }
 
+  /** Whether the peer lacks changes this tracker holds only in its snapshot: nothing is pushed until it took one. */
+  get awaitingSnapshot(): boolean {
+    return this.sync.needsSnapshot(this.peerVV);
+  }
+
   /** Highest seq of `origin` the peer is known to hold. */
   ackedSeq(origin: number): number {
     return this.peerVV.get(origin) ?? 0;
@@ -302,7 +307,7 @@ export class PeerTrackerClient {
   /** Pushes what the peer lacks, then waits to be woken by the next change. */
   private async pushLoop(conn: LineConnection): Promise<void> {
     while (!this.stopped && !conn.closed) {
-      if (this.sync.needsSnapshot(this.peerVV)) {
+      if (this.awaitingSnapshot) {
         // the peer lacks changes this tracker holds only in its snapshot: it takes the snapshot over its own
         // link; pushing later changes before would leave it a gap. Ask again what it holds, later.
         this.peerVV = (await this.status()) ?? this.peerVV;

@@ -287,7 +287,11 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   /** Waits until every connected peer holds this tracker's changes so far, or the wait runs out. */
   async flush(): Promise<void> {
     const target = this.mySeq;
-    const pending = () => this.peers.filter((p) => p.connected && p.ackedSeq(this.config.trackerNumber) < target);
+    const pending = () =>
+      this.peers.filter(
+        // a peer taking a snapshot gets changes only after it: writes do not wait for it
+        (p) => p.connected && !p.awaitingSnapshot && p.ackedSeq(this.config.trackerNumber) < target,
+      );
     if (target === 0 || pending().length === 0) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, this.options.replicationWaitMs);
