@@ -8,8 +8,10 @@ import { GroupsService } from '../groups/groups.service';
 import { SqliteGroupStore } from '../groups/sqlite-group.store';
 import { stampedOp } from '../testing/factories';
 import { plainHasher, replica, TEST_CLUSTER_KEY, testCapabilitySigner, trackerConfig } from '../testing/sync-testing';
+import { FakeClock } from '../testing/fake-clock';
 import { TempDatabases } from '../testing/temp-db';
 import { compactionBlocker, SnapshotRefusedError } from './compaction';
+import { InMemoryOpLogStore } from './in-memory-oplog.store';
 import { OpLogStore } from './oplog.store';
 import { SqliteOpLogStore } from './sqlite-oplog.store';
 import { SyncService } from './sync.service';
@@ -229,6 +231,53 @@ describe('SyncService compaction', () => {
     const digest = t2.sync.digest();
     expect(() => handSnapshot(t1, t2)).toThrow(SnapshotRefusedError);
     expect(t2.sync.digest()).toBe(digest);
+  });
+});
+
+describe('SyncService compaction with --compact-offline-after', () => {
+  const HOUR = 3_600_000;
+
+  function tracker(config: { compactOfflineAfterMs?: number }) {
+    const clock = new FakeClock();
+    const sync = new SyncService(
+      new InMemoryOpLogStore(),
+      trackerConfig({ trackerNumber: 1, trackerCount: 3, ...config }),
+      TEST_CLUSTER_KEY,
+      clock,
+    );
+    const values = new Map<string, string>();
+    sync.register('set', ({ args: [key, value] }) => void values.set(key, value));
+    sync.participate({
+      name: 'kv',
+      reset: () => values.clear(),
+      describe: () => [...values].sort().map(([k, v]) => `${k}=${v}`),
+      exportRows: () => [...values].map(([k, v]) => [k, v]),
+      importRow: ([k, v]) => void values.set(k, v),
+    });
+    // start-up counts as the links going down
+    sync.peerDownSince(2);
+    sync.peerDownSince(3);
+    for (let i = 0; i < 5; i++) sync.commit({ kind: 'set', actor: 'a', args: [`k${i}`, 'v'] });
+    return { sync, clock, values };
+  }
+
+  it('holds compaction back for an offline tracker without the flag, however long it is gone', async () => {
+    const { sync, clock } = tracker({});
+    clock.advance(1000 * HOUR);
+    expect(await sync.compact()).toEqual({ compacted: false, reason: 'tracker 2 is not linked' });
+  });
+
+  it('leaves out a tracker offline longer than the flag says, and takes its late changes after the snapshot', async () => {
+    const { sync, clock, values } = tracker({ compactOfflineAfterMs: 2 * HOUR });
+    clock.advance(HOUR);
+    expect(await sync.compact()).toEqual({ compacted: false, reason: 'tracker 2 is not linked' });
+    clock.advance(HOUR);
+    expect(await sync.compact()).toEqual(expect.objectContaining({ compacted: true, ops: 5 }));
+    // tracker 3 comes back with a change it made before the cut: it is kept, applied after the snapshot
+    const late = stampedOp({ kind: 'set', args: ['k0', 'from 3'], origin: 3, seq: 1, lamport: 1 });
+    expect(sync.receive(late)).not.toBe('duplicate');
+    expect(values.get('k0')).toBe('from 3');
+    expect(sync.versionVector()).toEqual(vv({ 1: 5, 3: 1 }));
   });
 });
 

@@ -348,20 +348,42 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     return page;
   }
 
-  /** Asks every other tracker what it holds, then compacts the log if that is safe now. */
+  /**
+   * Asks every other tracker what it holds, then compacts the log if that is safe now. With
+   * `--compact-offline-after`, a tracker whose link has been down that long is left out.
+   */
   async compact(): Promise<CompactionResult> {
     const statuses = new Map<number, VersionVector | undefined>();
     await Promise.all(this.peers.map(async (p) => statuses.set(p.number, await p.status())));
-    return this.compactWith(statuses);
+    const offlineMs = this.config.compactOfflineAfterMs;
+    const leftOut = new Set<number>();
+    if (offlineMs !== undefined) {
+      for (const n of this.config.trackers.keys()) {
+        const down = statuses.get(n + 1) ? undefined : this.peerDownSince(n + 1);
+        if (down !== undefined && this.clock.now() - down >= offlineMs) leftOut.add(n + 1);
+      }
+    }
+    const result = this.compactWith(statuses, leftOut);
+    if (result.compacted && leftOut.size > 0) {
+      this.logger.warn(
+        `compacted without tracker ${[...leftOut].join(', ')}, offline over ${offlineMs} ms: ` +
+          'what it changed before the cut is applied after the snapshot when it is back',
+      );
+    }
+    return result;
   }
 
   /**
    * Folds the whole log into a snapshot of the state as it is, in one transaction, when `statuses` (what each
-   * other tracker holds; undefined for one that is not linked) show it safe (see `compactionBlocker`).
+   * other tracker holds; undefined for one that is not linked) show it safe (see `compactionBlocker`); trackers in
+   * `leftOut` are not asked.
    */
-  compactWith(statuses: ReadonlyMap<number, VersionVector | undefined>): CompactionResult {
+  compactWith(
+    statuses: ReadonlyMap<number, VersionVector | undefined>,
+    leftOut: ReadonlySet<number> = new Set(),
+  ): CompactionResult {
     const me = this.config.trackerNumber;
-    const others = this.config.trackers.map((_, i) => i + 1).filter((n) => n !== me);
+    const others = this.config.trackers.map((_, i) => i + 1).filter((n) => n !== me && !leftOut.has(n));
     const mine = this.versionVector();
     const last = this.log.last();
     const mute = this.participants.find((p) => !p.exportRows || !p.importRow);
