@@ -3,8 +3,10 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions } from '@nestjs/microservices';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { assertKeyFileProtected, UnprotectedKeyFileError } from './common/private-files';
 import { ConfigError, parseTrackerArgs, TrackerConfig, TrackerLimits } from './config/tracker.config';
+import { assertKnownSchema, NewerSchemaError, storedSchemaVersion } from './storage/migrations';
 import { SyncService } from './sync/sync.service';
 import { TrackerModule } from './tracker.module';
 import { ConnectionPolicy } from './transport/connection.policy';
@@ -47,8 +49,20 @@ function readConfig(): TrackerConfig {
   }
 }
 
+/** A database written by a newer version is refused before anything opens it (StorageModule checks again). */
+function checkSchema(config: TrackerConfig): void {
+  try {
+    assertKnownSchema(storedSchemaVersion(join(config.dataDir, 'tracker.db')));
+  } catch (err) {
+    if (!(err instanceof NewerSchemaError)) throw err;
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exit(1);
+  }
+}
+
 async function bootstrap(): Promise<void> {
   const config = readConfig();
+  checkSchema(config);
   const logger = new Logger('Tracker');
   const policy = new ConnectionPolicy(fitToOpenFiles(config.limits, logger));
   const server = new TextLineServer({ host: config.self.host, port: config.self.port, policy });

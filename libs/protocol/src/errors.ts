@@ -41,6 +41,8 @@ export const ErrorCode = {
   RequestTooLarge: 'REQUEST_TOO_LARGE',
   /** A seeder's one refusal: no valid capability for a file it shares (nothing more is said). */
   Denied: 'DENIED',
+  /** Tracker sync: the asker lacks changes the other tracker holds only in its snapshot (`sync_snapshot` first). */
+  SnapshotNeeded: 'SNAPSHOT_NEEDED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -19,6 +19,8 @@ export const SyncCmd = {
   PresenceReset: 'presence_reset',
   PresenceSet: 'presence_set',
   PresenceUnset: 'presence_unset',
+  Status: 'sync_status',
+  Snapshot: 'sync_snapshot',
 } as const;
 export type SyncCmdName = (typeof SyncCmd)[keyof typeof SyncCmd];
 
@@ -114,3 +116,38 @@ export function parseVersionVector(text: string): Map<number, number> {
 
 /** `#<id>` in front of a request line: the client's id for it, so that a retry is applied once. */
 export const REQUEST_ID = /^#([A-Za-z0-9_-]{1,64})$/;
+
+/** The head of a `sync_snapshot` reply: where the log was compacted, and how many rows the snapshot has. */
+export interface SnapshotHead {
+  readonly versionVector: VersionVector;
+  /** The last op the snapshot holds, in the total order. */
+  readonly lamport: number;
+  readonly origin: number;
+  readonly seq: number;
+  readonly rows: number;
+}
+
+/** `<version_vector> <lamport>/<origin>/<seq> <rows>` */
+export function formatSnapshotHead(head: SnapshotHead): string {
+  return `${formatVersionVector(head.versionVector)} ${head.lamport}/${head.origin}/${head.seq} ${head.rows}`;
+}
+
+export function parseSnapshotHead(line: string): SnapshotHead {
+  const m = /^(\S+) (\d{1,15})\/(\d{1,4})\/(\d{1,15}) (\d{1,15})$/.exec(line);
+  if (!m) throw new ProtocolError(ErrorCode.BadArguments, `bad snapshot head '${line.slice(0, 60)}'`);
+  const [lamport, origin, seq, rows] = m.slice(2).map(Number);
+  return { versionVector: parseVersionVector(m[1]), lamport, origin, seq, rows };
+}
+
+/** One row of a snapshot on the wire: `<n> <part> <fields...>`, tokenised as a command line (2.1). */
+export function formatSnapshotRow(n: number, part: string, row: readonly string[]): string {
+  return joinArgs([String(n), part, ...row]);
+}
+
+export function parseSnapshotRow(line: string): { n: number; part: string; row: string[] } {
+  const [nText = '', part = '', ...row] = tokenize(line);
+  if (!/^[1-9]\d{0,14}$/.test(nText) || part === '') {
+    throw new ProtocolError(ErrorCode.BadArguments, `bad snapshot row '${line.slice(0, 60)}'`);
+  }
+  return { n: Number(nText), part, row };
+}

@@ -65,6 +65,8 @@ export class AuthService implements OnApplicationBootstrap, OnApplicationShutdow
           .map((t) => `token ${t.tokenHash} ${t.userId}`),
       ],
       afterReplay: () => this.lifetime.purge(),
+      exportRows: () => this.users.exportRows(),
+      importRow: (row) => this.users.importRow(row),
     });
   }
 

@@ -1,6 +1,7 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
-import { SessionTokenRecord, UserRecord, UserStore } from './user.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import { readUserRow, SessionTokenRecord, tokenRow, UserRecord, userRow, UserStore } from './user.store';
 
 @Injectable()
 export class InMemoryUserStore implements UserStore, Checkpointable {
@@ -75,5 +76,16 @@ export class InMemoryUserStore implements UserStore, Checkpointable {
   clear(): void {
     this.users.clear();
     this.tokenMap.clear();
+  }
+
+  *exportRows(): Iterable<SnapshotRow> {
+    for (const u of this.all()) yield userRow(u);
+    for (const t of this.tokens()) yield tokenRow(t);
+  }
+
+  importRow(row: SnapshotRow): void {
+    const read = readUserRow(row);
+    if ('user' in read) this.add(read.user);
+    else this.addToken(read.token);
   }
 }

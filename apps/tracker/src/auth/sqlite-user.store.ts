@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { SQLITE_DB } from '../storage/storage.tokens';
-import { SessionTokenRecord, UserRecord, UserStore } from './user.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import { readUserRow, SessionTokenRecord, tokenRow, UserRecord, userRow, UserStore } from './user.store';
 
 interface TokenRow {
   token_hash: string;
@@ -19,6 +20,8 @@ const toToken = (r: TokenRow): SessionTokenRecord => ({
   seenAt: r.seen_at,
 });
 
+const EXPORT_PAGE = 256;
+
 interface UserRow {
   user_id: string;
   password_hash: string;
@@ -33,22 +36,9 @@ export class SqliteUserStore implements UserStore {
   private readonly sql;
 
   constructor(@Inject(SQLITE_DB) db: Database.Database) {
-    db.exec(`CREATE TABLE IF NOT EXISTS users (
-      user_id TEXT PRIMARY KEY,
-      password_hash TEXT NOT NULL,
-      created_at INTEGER NOT NULL
-    ) WITHOUT ROWID`);
     this.insert = db.prepare('INSERT OR IGNORE INTO users (user_id, password_hash, created_at) VALUES (?, ?, ?)');
     this.select = db.prepare('SELECT user_id, password_hash, created_at FROM users WHERE user_id = ?');
     this.counter = db.prepare('SELECT count(*) AS n FROM users');
-    db.exec(`CREATE TABLE IF NOT EXISTS session_tokens (
-      token_hash TEXT PRIMARY KEY,
-      user_id TEXT NOT NULL,
-      created_at INTEGER NOT NULL,
-      held_by INTEGER NOT NULL DEFAULT 0,
-      seen_at INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID`);
-    migrateTokenTable(db);
     this.sql = {
       all: db.prepare<[], UserRow>('SELECT user_id, password_hash, created_at FROM users ORDER BY user_id'),
       addToken: db.prepare<[string, string, number, number, number]>(
@@ -63,6 +53,12 @@ export class SqliteUserStore implements UserStore {
       tokens: db.prepare<[], TokenRow>('SELECT * FROM session_tokens ORDER BY token_hash'),
       clear: db.prepare('DELETE FROM users'),
       clearTokens: db.prepare('DELETE FROM session_tokens'),
+      userPage: db.prepare<[string, number], UserRow>(
+        'SELECT user_id, password_hash, created_at FROM users WHERE user_id > ? ORDER BY user_id LIMIT ?',
+      ),
+      tokenPage: db.prepare<[string, number], TokenRow>(
+        'SELECT * FROM session_tokens WHERE token_hash > ? ORDER BY token_hash LIMIT ?',
+      ),
     };
   }
 
@@ -115,19 +111,27 @@ export class SqliteUserStore implements UserStore {
     this.sql.clear.run();
     this.sql.clearTokens.run();
   }
-}
 
-/**
- * Databases written before sessions expired have no `held_by`/`seen_at`: add
- * them in place. Such tokens count as held by nobody and last seen when they
- * were issued, so they run out after the idle time.
- */
-function migrateTokenTable(db: Database.Database): void {
-  const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('session_tokens')").all();
-  if (columns.some((c) => c.name === 'seen_at')) return;
-  db.transaction(() => {
-    db.exec('ALTER TABLE session_tokens ADD COLUMN held_by INTEGER NOT NULL DEFAULT 0');
-    db.exec('ALTER TABLE session_tokens ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0');
-    db.exec('UPDATE session_tokens SET seen_at = created_at');
-  })();
+  /** A page at a time, so that the caller may write to the database between pages. */
+  *exportRows(): Iterable<SnapshotRow> {
+    for (let after = ''; ;) {
+      const users = this.sql.userPage.all(after, EXPORT_PAGE);
+      for (const r of users)
+        yield userRow({ userId: r.user_id, passwordHash: r.password_hash, createdAt: r.created_at });
+      if (users.length < EXPORT_PAGE) break;
+      after = users[users.length - 1].user_id;
+    }
+    for (let after = ''; ;) {
+      const tokens = this.sql.tokenPage.all(after, EXPORT_PAGE);
+      for (const r of tokens) yield tokenRow(toToken(r));
+      if (tokens.length < EXPORT_PAGE) break;
+      after = tokens[tokens.length - 1].token_hash;
+    }
+  }
+
+  importRow(row: SnapshotRow): void {
+    const read = readUserRow(row);
+    if ('user' in read) this.add(read.user);
+    else this.addToken(read.token);
+  }
 }

@@ -1,3 +1,6 @@
+import { userSnapshotContract } from '../testing/snapshot-contracts';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import { TempDatabases } from '../testing/temp-db';
 import { userRecord } from '../testing/factories';
 import { userStoreContract } from '../testing/store-contracts';
@@ -6,12 +9,14 @@ import { SqliteUserStore } from './sqlite-user.store';
 
 describe(InMemoryUserStore.name, () => {
   userStoreContract({ create: () => new InMemoryUserStore() });
+  userSnapshotContract({ create: () => new InMemoryUserStore() });
 });
 
 describe(SqliteUserStore.name, () => {
   const dbs = new TempDatabases();
   afterEach(() => dbs.cleanup());
   userStoreContract({ create: () => new SqliteUserStore(dbs.open()) });
+  userSnapshotContract({ create: () => new SqliteUserStore(dbs.open()) });
 
   it('keeps users after the database is closed and opened again', () => {
     const dir = dbs.newDir();
@@ -47,13 +52,17 @@ describe(SqliteUserStore.name, () => {
   });
 
   it('adds the holder and last-seen columns to a token table written before sessions expired', () => {
-    const db = dbs.open();
-    db.exec(`CREATE TABLE session_tokens (
+    // the columns come with the schema's version 1 (storage/migrations.ts), run when the database opens
+    const dir = dbs.newDir();
+    const old = new Database(join(dir, 'tracker.db'));
+    old.exec(`CREATE TABLE session_tokens (
       token_hash TEXT PRIMARY KEY,
       user_id TEXT NOT NULL,
       created_at INTEGER NOT NULL
     ) WITHOUT ROWID`);
-    db.prepare("INSERT INTO session_tokens VALUES ('aa', 'alice', 5)").run();
+    old.prepare("INSERT INTO session_tokens VALUES ('aa', 'alice', 5)").run();
+    old.close();
+    const db = dbs.open(dir);
     const store = new SqliteUserStore(db);
     // held by nobody, last seen when it was issued
     expect(store.tokens()).toEqual([{ tokenHash: 'aa', userId: 'alice', createdAt: 5, heldBy: 0, seenAt: 5 }]);

@@ -1,3 +1,5 @@
+import { idField, intField, rowFields, SnapshotRow } from '../storage/snapshot-row';
+
 export interface UserRecord {
   readonly userId: string;
   /** `scrypt$N$r$p$salt$hash`, never the password. */
@@ -34,4 +36,44 @@ export interface UserStore {
   tokens(): SessionTokenRecord[];
   /** Forgets every user and token (before the state is rebuilt from the change log). */
   clear(): void;
+  /** Every user and token as snapshot rows (`userRow`, `tokenRow`), read a page at a time. */
+  exportRows(): Iterable<SnapshotRow>;
+  /** Adds one row of a snapshot (see `readUserRow`); throws SnapshotRowError on a row it cannot read. */
+  importRow(row: SnapshotRow): void;
+}
+
+export const userRow = (u: UserRecord): SnapshotRow => ['user', u.userId, u.passwordHash, String(u.createdAt)];
+
+export const tokenRow = (t: SessionTokenRecord): SnapshotRow => [
+  'token',
+  t.tokenHash,
+  t.userId,
+  String(t.createdAt),
+  String(t.heldBy),
+  String(t.seenAt),
+];
+
+/** Inverse of `userRow` and `tokenRow`. */
+export function readUserRow(row: SnapshotRow): { user: UserRecord } | { token: SessionTokenRecord } {
+  const fields = rowFields(row, { user: 3, token: 5 });
+  if (row[0] === 'user') {
+    const [userId, passwordHash, createdAt] = fields;
+    return {
+      user: {
+        userId: idField(userId, 'user id'),
+        passwordHash: idField(passwordHash, 'password hash'),
+        createdAt: intField(createdAt, 'time'),
+      },
+    };
+  }
+  const [tokenHash, userId, createdAt, heldBy, seenAt] = fields;
+  return {
+    token: {
+      tokenHash: idField(tokenHash, 'token hash'),
+      userId: idField(userId, 'user id'),
+      createdAt: intField(createdAt, 'time'),
+      heldBy: intField(heldBy, 'tracker number'),
+      seenAt: intField(seenAt, 'time'),
+    },
+  };
 }

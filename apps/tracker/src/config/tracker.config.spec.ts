@@ -54,6 +54,32 @@ describe(parseTrackerArgs.name, () => {
     });
   });
 
+  describe('--compact-after and --compact-offline-after', () => {
+    const parse = (...flags: string[]) => parseTrackerArgs(['info.txt', '1', ...flags], files());
+
+    it('leaves both unset by default: the tracker defaults apply, and an offline tracker holds compaction back', () => {
+      const config = parse();
+      expect(config.compactAfterOps).toBeUndefined();
+      expect(config.compactOfflineAfterMs).toBeUndefined();
+    });
+
+    it('reads a number of changes (0: never) and a duration', () => {
+      expect(parse('--compact-after', '0').compactAfterOps).toBe(0);
+      expect(parse('--compact-after', '1000').compactAfterOps).toBe(1000);
+      expect(parse('--compact-offline-after', '2h').compactOfflineAfterMs).toBe(7_200_000);
+    });
+
+    it.each([[['--compact-after', '-1']], [['--compact-after', 'lots']], [['--compact-after']]])(
+      'refuses %j',
+      (flags) => expect(() => parse(...flags)).toThrow(/^--compact-after needs a number of changes/),
+    );
+
+    it.each([[['--compact-offline-after', '0']], [['--compact-offline-after', 'soon']], [['--compact-offline-after']]])(
+      'refuses %j',
+      (flags) => expect(() => parse(...flags)).toThrow(/^--compact-offline-after needs a duration/),
+    );
+  });
+
   describe('--capability-ttl', () => {
     it.each([
       ['500ms', 500],

@@ -21,6 +21,13 @@ export interface TrackerConfig {
   readonly sessionMaxAgeMs: number;
   /** Lifetime of the download capabilities this tracker issues (`--capability-ttl`, default 1 h). */
   readonly capabilityTtlMs: number;
+  /** Compact the op log once it holds this many changes past its snapshot (`--compact-after`; 0: never). */
+  readonly compactAfterOps?: number;
+  /**
+   * A tracker whose link has been down this long no longer holds compaction back (`--compact-offline-after`;
+   * unset: an offline tracker holds it back until it is back). See docs/PROTOCOL.md 6.10 for the consequence.
+   */
+  readonly compactOfflineAfterMs?: number;
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -114,7 +121,7 @@ export const TRACKER_USAGE =
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-upload-line BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
-  ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION]';
+  ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION] [--compact-after N] [--compact-offline-after DURATION]';
 
 /** Default `--capability-ttl`: one hour. */
 export const DEFAULT_CAPABILITY_TTL_MS = 60 * 60 * 1000;
@@ -132,6 +139,8 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
   const limits: { -readonly [K in keyof TrackerLimits]: number } = { ...DEFAULT_TRACKER_LIMITS };
   const session = { idle: 60 * 60_000, maxAge: 7 * 24 * 60 * 60_000 };
   let capabilityTtlMs = DEFAULT_CAPABILITY_TTL_MS;
+  let compactAfterOps: number | undefined;
+  let compactOfflineAfterMs: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const limit = LIMIT_FLAGS[arg.split('=')[0]];
@@ -162,6 +171,18 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
         throw new ConfigError(`--capability-ttl needs a duration such as 30s, 5m or 2h; ${TRACKER_USAGE}`);
       }
       capabilityTtlMs = ms;
+    } else if (arg === '--compact-after') {
+      const text = argv[++i] ?? '';
+      if (!/^\d{1,15}$/.test(text)) {
+        throw new ConfigError(`--compact-after needs a number of changes (0: never compact); ${TRACKER_USAGE}`);
+      }
+      compactAfterOps = Number(text);
+    } else if (arg === '--compact-offline-after') {
+      const ms = tryParseDuration(argv[++i]);
+      if (ms === undefined || ms <= 0) {
+        throw new ConfigError(`--compact-offline-after needs a duration such as 30m, 2h or 7d; ${TRACKER_USAGE}`);
+      }
+      compactOfflineAfterMs = ms;
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -216,6 +237,8 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     sessionIdleMs: session.idle,
     sessionMaxAgeMs: session.maxAge,
     capabilityTtlMs,
+    ...(compactAfterOps !== undefined && { compactAfterOps }),
+    ...(compactOfflineAfterMs !== undefined && { compactOfflineAfterMs }),
   };
 }
 

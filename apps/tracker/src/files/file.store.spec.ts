@@ -1,3 +1,4 @@
+import { fileSnapshotContract } from '../testing/snapshot-contracts';
 import { createHash } from 'node:crypto';
 import { StoreHarness } from '../testing/store-contracts';
 import { TempDatabases } from '../testing/temp-db';
@@ -328,12 +329,14 @@ describe(compareNames.name, () => {
 
 describe(InMemoryFileStore.name, () => {
   fileStoreContract({ create: () => new InMemoryFileStore() });
+  fileSnapshotContract({ create: () => new InMemoryFileStore() });
 });
 
 describe(SqliteFileStore.name, () => {
   const dbs = new TempDatabases();
   afterEach(() => dbs.cleanup());
   fileStoreContract({ create: () => new SqliteFileStore(dbs.open()) });
+  fileSnapshotContract({ create: () => new SqliteFileStore(dbs.open()) });
 
   it('keeps files, chunk digests and seeders after the database is closed and opened again', () => {
     const dir = dbs.newDir();

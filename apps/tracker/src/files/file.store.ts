@@ -1,3 +1,5 @@
+import { idField, intField, rowFields, SnapshotRow, SnapshotRowError } from '../storage/snapshot-row';
+
 /** What the group knows of a shared file, without its chunk list. */
 export interface FileInfo {
   readonly groupId: string;
@@ -59,6 +61,59 @@ export interface FileStore {
   removeSeedersOf(groupId: string, userId: string): string[];
   /** Forgets every file and seeder (before the state is rebuilt from the change log). */
   clear(): void;
+  /**
+   * Every file and seeder as snapshot rows (`fileRow`, `seederRow`), a file before its seeders, seeders in their
+   * order; read a page at a time, one chunk list at a time.
+   */
+  exportRows(): Iterable<SnapshotRow>;
+  /** Adds one row of a snapshot; throws SnapshotRowError on one it cannot read. */
+  importRow(row: SnapshotRow): void;
+}
+
+/** `file <group> <name> <size> <sha1> <uploader> <created> <chunk digests as one hex string>` */
+export const fileRow = (f: FileInfo, chunkHashes: Buffer): SnapshotRow => [
+  'file',
+  f.groupId,
+  f.fileName,
+  String(f.fileSize),
+  f.fileHash,
+  f.uploader,
+  String(f.createdAt),
+  chunkHashes.toString('hex'),
+];
+
+/** `seeder <group> <name> <user> <path>` */
+export const seederRow = (s: SeederRecord): SnapshotRow => ['seeder', s.groupId, s.fileName, s.userId, s.filePath];
+
+/** Reads a row `exportRows` wrote; a seeder of a file `known` does not hold is refused. */
+export function readFileRow(
+  row: SnapshotRow,
+  known: (groupId: string, fileName: string) => boolean,
+): { file: FileRecord } | { seeder: SeederRecord } {
+  const fields = rowFields(row, { file: 7, seeder: 4 });
+  if (row[0] === 'file') {
+    const [groupId, fileName, fileSize, fileHash, uploader, createdAt, chunks] = fields;
+    if (chunks.length % (DIGEST_BYTES * 2) !== 0 || !/^[0-9a-f]*$/.test(chunks)) {
+      throw new SnapshotRowError('the chunk digests of a snapshot file row are not 40-digit hex SHA-1s');
+    }
+    if (known(groupId, fileName)) throw new SnapshotRowError(`file ${fileName.slice(0, 40)} twice in a snapshot`);
+    return {
+      file: {
+        groupId: idField(groupId, 'group id'),
+        fileName: idField(fileName, 'file name'),
+        fileSize: intField(fileSize, 'file size'),
+        fileHash: idField(fileHash, 'file hash'),
+        uploader: idField(uploader, 'user id'),
+        createdAt: intField(createdAt, 'time'),
+        chunkHashes: Buffer.from(chunks, 'hex'),
+      },
+    };
+  }
+  const [groupId, fileName, userId, filePath] = fields;
+  if (!known(groupId, fileName)) {
+    throw new SnapshotRowError(`a snapshot seeder of file ${fileName.slice(0, 40)} before the file`);
+  }
+  return { seeder: { groupId, fileName, userId: idField(userId, 'user id'), filePath: idField(filePath, 'path') } };
 }
 
 const DIGEST_BYTES = 20;

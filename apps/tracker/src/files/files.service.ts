@@ -129,6 +129,8 @@ export class FilesService {
       reset: () => this.files.clear(),
       describe: () => this.describe(),
       afterReplay: () => this.dropStalePresence(),
+      exportRows: () => this.files.exportRows(),
+      importRow: (row) => this.files.importRow(row),
     });
     sync.addPresenceSource(() => this.localPresence());
     sync.onRemotePresence((tracker, change) => this.remotePresence(tracker, change));

@@ -1,6 +1,17 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
-import { compareNames, FileInfo, FileRecord, FileStore, FileSummary, SeederRecord } from './file.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import {
+  compareNames,
+  FileInfo,
+  FileRecord,
+  FileStore,
+  FileSummary,
+  fileRow,
+  readFileRow,
+  SeederRecord,
+  seederRow,
+} from './file.store';
 
 interface FileState {
   readonly record: FileRecord;
@@ -124,6 +135,24 @@ export class InMemoryFileStore implements FileStore, Checkpointable {
 
   clear(): void {
     this.groups.clear();
+  }
+
+  *exportRows(): Iterable<SnapshotRow> {
+    for (const groupId of [...this.groups.keys()].sort(compareNames)) {
+      const files = [...this.groups.get(groupId)!.values()].sort((a, b) =>
+        compareNames(a.record.fileName, b.record.fileName),
+      );
+      for (const f of files) {
+        yield fileRow(infoOf(f.record), f.record.chunkHashes);
+        for (const s of f.seeders.values()) yield seederRow(s);
+      }
+    }
+  }
+
+  importRow(row: SnapshotRow): void {
+    const read = readFileRow(row, (groupId, fileName) => this.file(groupId, fileName) !== undefined);
+    if ('file' in read) this.addFile(read.file);
+    else this.putSeeder(read.seeder);
   }
 
   private file(groupId: string, fileName: string): FileState | undefined {

@@ -2,7 +2,19 @@ import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { cacheKey, ReadCache } from '../storage/read-cache';
 import { SQLITE_DB } from '../storage/storage.tokens';
-import { FileInfo, FileRecord, FileStore, FileSummary, SeederRecord } from './file.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import {
+  FileInfo,
+  FileRecord,
+  FileStore,
+  FileSummary,
+  fileRow,
+  readFileRow,
+  SeederRecord,
+  seederRow,
+} from './file.store';
+
+const EXPORT_PAGE = 256;
 
 interface FileRow {
   group_id: string;
@@ -58,28 +70,6 @@ export class SqliteFileStore implements FileStore {
 
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
     this.cache = new ReadCache(db);
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS files (
-        group_id TEXT NOT NULL,
-        file_name TEXT NOT NULL,
-        file_size INTEGER NOT NULL,
-        file_hash TEXT NOT NULL,
-        uploader TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        chunk_hashes BLOB NOT NULL,
-        PRIMARY KEY (group_id, file_name)
-      );
-      CREATE TABLE IF NOT EXISTS file_seeders (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        group_id TEXT NOT NULL,
-        file_name TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        file_path TEXT NOT NULL,
-        UNIQUE (group_id, file_name, user_id),
-        FOREIGN KEY (group_id, file_name) REFERENCES files(group_id, file_name) ON DELETE CASCADE
-      );
-      CREATE INDEX IF NOT EXISTS file_seeders_user ON file_seeders(group_id, user_id);
-    `);
     this.sql = prepare(db);
   }
 
@@ -173,6 +163,30 @@ export class SqliteFileStore implements FileStore {
     });
   }
 
+  /** A page at a time, without chunk lists, then each file's list on its own: one long list in memory at most. */
+  *exportRows(): Iterable<SnapshotRow> {
+    for (let after = { group_id: '', file_name: '' }; ;) {
+      const files = this.sql.filePage.all(after.group_id, after.group_id, after.file_name, EXPORT_PAGE);
+      for (const f of files) {
+        yield fileRow(toInfo(f), this.sql.selectChunks.pluck().get(f.group_id, f.file_name) ?? Buffer.alloc(0));
+      }
+      if (files.length < EXPORT_PAGE) break;
+      after = files[files.length - 1];
+    }
+    for (let after = 0; ;) {
+      const seeders = this.sql.seederPage.all(after, EXPORT_PAGE);
+      for (const s of seeders) yield seederRow(toSeeder(s));
+      if (seeders.length < EXPORT_PAGE) break;
+      after = seeders[seeders.length - 1].seq;
+    }
+  }
+
+  importRow(row: SnapshotRow): void {
+    const read = readFileRow(row, (groupId, fileName) => this.sql.fileExists.get(groupId, fileName) !== undefined);
+    if ('file' in read) this.addFile(read.file);
+    else this.putSeeder(read.seeder);
+  }
+
   /** Every write ends here: the cached reads are dropped once the write has run. */
   private changed<T>(result: T): T {
     this.cache.invalidate();
@@ -227,5 +241,12 @@ function prepare(db: Database.Database) {
       'SELECT file_name FROM file_seeders WHERE group_id = ? AND user_id = ? ORDER BY file_name',
     ),
     deleteSeedersOf: db.prepare<[string, string]>('DELETE FROM file_seeders WHERE group_id = ? AND user_id = ?'),
+    filePage: db.prepare<[string, string, string, number], FileRow>(
+      `SELECT group_id, file_name, file_size, file_hash, uploader, created_at FROM files
+       WHERE group_id > ? OR (group_id = ? AND file_name > ?) ORDER BY group_id, file_name LIMIT ?`,
+    ),
+    seederPage: db.prepare<[number, number], SeederRow & { seq: number }>(
+      'SELECT seq, group_id, file_name, user_id, file_path FROM file_seeders WHERE seq > ? ORDER BY seq LIMIT ?',
+    ),
   };
 }

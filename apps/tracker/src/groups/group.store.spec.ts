@@ -1,3 +1,4 @@
+import { groupSnapshotContract } from '../testing/snapshot-contracts';
 import { TempDatabases } from '../testing/temp-db';
 import { groupRecord } from '../testing/factories';
 import { groupStoreContract } from '../testing/store-contracts';
@@ -6,12 +7,14 @@ import { SqliteGroupStore } from './sqlite-group.store';
 
 describe(InMemoryGroupStore.name, () => {
   groupStoreContract({ create: () => new InMemoryGroupStore() });
+  groupSnapshotContract({ create: () => new InMemoryGroupStore() });
 });
 
 describe(SqliteGroupStore.name, () => {
   const dbs = new TempDatabases();
   afterEach(() => dbs.cleanup());
   groupStoreContract({ create: () => new SqliteGroupStore(dbs.open()) });
+  groupSnapshotContract({ create: () => new SqliteGroupStore(dbs.open()) });
 
   it('keeps groups, member order, owners and requests after the database is closed and opened again', () => {
     const dir = dbs.newDir();

@@ -1,3 +1,5 @@
+import { idField, intField, rowFields, SnapshotRow, SnapshotRowError } from '../storage/snapshot-row';
+
 export interface GroupRecord {
   readonly groupId: string;
   readonly owner: string;
@@ -38,4 +40,37 @@ export interface GroupStore {
   requestsOf(userId: string): string[];
   /** Forgets every group (before the state is rebuilt from the change log). */
   clear(): void;
+  /**
+   * Every group, member and request as snapshot rows (`group <id> <owner> <created>`, `member <group> <user>`,
+   * `request <group> <user>`), a group before its members and requests, members and requests in their order;
+   * read a page at a time.
+   */
+  exportRows(): Iterable<SnapshotRow>;
+  /** Adds one row of a snapshot (a group comes without members); throws SnapshotRowError on one it cannot read. */
+  importRow(row: SnapshotRow): void;
+}
+
+export type GroupSnapshotRow =
+  | { readonly kind: 'group'; readonly group: GroupRecord }
+  | { readonly kind: 'member' | 'request'; readonly groupId: string; readonly userId: string };
+
+/** Reads a row `exportRows` wrote; a member or request of a group `known` does not hold is refused. */
+export function readGroupRow(row: SnapshotRow, known: (groupId: string) => boolean): GroupSnapshotRow {
+  const fields = rowFields(row, { group: 3, member: 2, request: 2 });
+  if (row[0] === 'group') {
+    const [groupId, owner, createdAt] = fields;
+    if (known(groupId)) throw new SnapshotRowError(`group ${groupId.slice(0, 40)} twice in a snapshot`);
+    return {
+      kind: 'group',
+      group: {
+        groupId: idField(groupId, 'group id'),
+        owner: idField(owner, 'user id'),
+        createdAt: intField(createdAt, 'time'),
+      },
+    };
+  }
+  const [groupId, userId] = fields;
+  if (!known(groupId))
+    throw new SnapshotRowError(`a snapshot '${row[0]}' row of group ${groupId.slice(0, 40)} before the group`);
+  return { kind: row[0] as 'member' | 'request', groupId, userId: idField(userId, 'user id') };
 }

@@ -47,7 +47,13 @@ export class GroupsService {
         for (const listener of this.memberLeftListeners) listener(userId, groupId, deleted);
       },
     });
-    sync.participate({ name: 'groups', reset: () => this.groups.clear(), describe: () => this.describe() });
+    sync.participate({
+      name: 'groups',
+      reset: () => this.groups.clear(),
+      describe: () => this.describe(),
+      exportRows: () => this.groups.exportRows(),
+      importRow: (row) => this.groups.importRow(row),
+    });
   }
 
   create(userId: string, groupId: string): void {

@@ -1,6 +1,7 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
-import { GroupRecord, GroupStore, GroupSummary } from './group.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import { GroupRecord, GroupStore, GroupSummary, readGroupRow } from './group.store';
 
 interface GroupState {
   record: GroupRecord;
@@ -114,5 +115,24 @@ export class InMemoryGroupStore implements GroupStore, Checkpointable {
 
   clear(): void {
     this.groups.clear();
+  }
+
+  *exportRows(): Iterable<SnapshotRow> {
+    for (const g of this.list()) {
+      yield ['group', g.groupId, g.owner, String(g.createdAt)];
+      for (const userId of this.members(g.groupId)) yield ['member', g.groupId, userId];
+      for (const userId of this.requests(g.groupId)) yield ['request', g.groupId, userId];
+    }
+  }
+
+  importRow(row: SnapshotRow): void {
+    const read = readGroupRow(row, (groupId) => this.groups.has(groupId));
+    if (read.kind === 'group') {
+      this.groups.set(read.group.groupId, { record: { ...read.group }, members: new Set(), requests: new Set() });
+    } else if (read.kind === 'member') {
+      this.addMember(read.groupId, read.userId);
+    } else {
+      this.addRequest(read.groupId, read.userId);
+    }
   }
 }

@@ -2,7 +2,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { cacheKey, ReadCache } from '../storage/read-cache';
 import { SQLITE_DB } from '../storage/storage.tokens';
-import { GroupRecord, GroupStore, GroupSummary } from './group.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import { GroupRecord, GroupStore, GroupSummary, readGroupRow } from './group.store';
+
+const EXPORT_PAGE = 256;
 
 interface GroupRow {
   group_id: string;
@@ -18,27 +21,6 @@ export class SqliteGroupStore implements GroupStore {
 
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
     this.cache = new ReadCache(db);
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS groups (
-        group_id TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS group_members (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        group_id TEXT NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
-        user_id TEXT NOT NULL,
-        UNIQUE (group_id, user_id)
-      );
-      CREATE INDEX IF NOT EXISTS group_members_user ON group_members(user_id);
-      CREATE TABLE IF NOT EXISTS join_requests (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        group_id TEXT NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
-        user_id TEXT NOT NULL,
-        UNIQUE (group_id, user_id)
-      );
-      CREATE INDEX IF NOT EXISTS join_requests_user ON join_requests(user_id);
-    `);
     this.sql = prepare(db);
   }
 
@@ -134,6 +116,35 @@ export class SqliteGroupStore implements GroupStore {
   requestsOf(userId: string): string[] {
     return this.cache.get(cacheKey('requestsOf', userId), () => this.sql.requestsOf.pluck().all(userId));
   }
+
+  /** A page at a time, so that the caller may write to the database between pages. */
+  *exportRows(): Iterable<SnapshotRow> {
+    for (let after = ''; ;) {
+      const groups = this.sql.groupPage.all(after, EXPORT_PAGE);
+      for (const g of groups) yield ['group', g.group_id, g.owner, String(g.created_at)];
+      if (groups.length < EXPORT_PAGE) break;
+      after = groups[groups.length - 1].group_id;
+    }
+    for (const [kind, page] of [
+      ['member', this.sql.memberPage],
+      ['request', this.sql.requestPage],
+    ] as const) {
+      for (let after = 0; ;) {
+        const rows = page.all(after, EXPORT_PAGE);
+        for (const r of rows) yield [kind, r.group_id, r.user_id];
+        if (rows.length < EXPORT_PAGE) break;
+        after = rows[rows.length - 1].seq;
+      }
+    }
+  }
+
+  importRow(row: SnapshotRow): void {
+    const read = readGroupRow(row, (groupId) => this.sql.selectGroup.get(groupId) !== undefined);
+    if (read.kind === 'group') this.sql.importGroup.run(read.group.groupId, read.group.owner, read.group.createdAt);
+    else if (read.kind === 'member') this.sql.insertMember.run(read.groupId, read.userId);
+    else this.sql.insertRequest.run(read.groupId, read.userId);
+    this.cache.invalidate();
+  }
 }
 
 function prepare(db: Database.Database) {
@@ -164,5 +175,17 @@ function prepare(db: Database.Database) {
     deleteRequest: db.prepare<[string, string]>('DELETE FROM join_requests WHERE group_id = ? AND user_id = ?'),
     requests: db.prepare<[string], string>('SELECT user_id FROM join_requests WHERE group_id = ? ORDER BY seq'),
     requestsOf: db.prepare<[string], string>('SELECT group_id FROM join_requests WHERE user_id = ? ORDER BY group_id'),
+    importGroup: db.prepare<[string, string, number]>(
+      'INSERT INTO groups (group_id, owner, created_at) VALUES (?, ?, ?)',
+    ),
+    groupPage: db.prepare<[string, number], GroupRow>(
+      'SELECT group_id, owner, created_at FROM groups WHERE group_id > ? ORDER BY group_id LIMIT ?',
+    ),
+    memberPage: db.prepare<[number, number], { seq: number; group_id: string; user_id: string }>(
+      'SELECT seq, group_id, user_id FROM group_members WHERE seq > ? ORDER BY seq LIMIT ?',
+    ),
+    requestPage: db.prepare<[number, number], { seq: number; group_id: string; user_id: string }>(
+      'SELECT seq, group_id, user_id FROM join_requests WHERE seq > ? ORDER BY seq LIMIT ?',
+    ),
   };
 }

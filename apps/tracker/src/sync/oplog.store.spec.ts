@@ -1,5 +1,6 @@
 import { compareOps, ProtocolError } from '@app/protocol';
 import Database from 'better-sqlite3';
+import { opLogSnapshotContract } from '../testing/snapshot-contracts';
 import { opLogStoreContract } from '../testing/store-contracts';
 import { stampedOp } from '../testing/factories';
 import { TempDatabases } from '../testing/temp-db';
@@ -8,12 +9,14 @@ import { SqliteOpLogStore } from './sqlite-oplog.store';
 
 describe(InMemoryOpLogStore.name, () => {
   opLogStoreContract({ create: () => new InMemoryOpLogStore() });
+  opLogSnapshotContract({ create: () => new InMemoryOpLogStore() });
 });
 
 describe(SqliteOpLogStore.name, () => {
   const dbs = new TempDatabases();
   afterEach(() => dbs.cleanup());
   opLogStoreContract({ create: () => new SqliteOpLogStore(dbs.open()) });
+  opLogSnapshotContract({ create: () => new SqliteOpLogStore(dbs.open()) });
 
   it('keeps every change after the database is closed and opened again', () => {
     const dir = dbs.newDir();

@@ -1,7 +1,9 @@
 import { INestMicroservice, Logger } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { createServer, Server, Socket } from 'node:net';
 import { inMemoryStores, trackerConfig, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
+import { PassThroughExceptionFilter } from '../transport/pass-through.filter';
 import { TextLineServer } from '../transport/text-line.server';
 import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient } from './peer-tracker.client';
 import { SyncController } from './sync.controller';
@@ -29,7 +31,11 @@ async function until(check: () => boolean, what: string, timeoutMs = 5000): Prom
 async function listener(key: Buffer): Promise<{ app: INestMicroservice; sync: SyncService; port: number }> {
   const moduleRef = await Test.createTestingModule({
     controllers: [SyncController],
-    providers: syncTestingProviders({ trackerNumber: 2, trackerCount: 2 }),
+    providers: [
+      ...syncTestingProviders({ trackerNumber: 2, trackerCount: 2 }),
+      // as in the tracker: refusals reach the transport, which writes their code
+      { provide: APP_FILTER, useClass: PassThroughExceptionFilter },
+    ],
   })
     .overrideProvider(CLUSTER_KEY)
     .useValue(key)
@@ -188,6 +194,75 @@ describe(PeerTrackerClient.name, () => {
       startupHandshakeWaitMs: 1000,
       retryMs: 500,
       maxRetryMs: 30_000,
+    });
+  });
+  describe('catch-up from a snapshot', () => {
+    /** A part of the state: text values by key, set by `set <key> <value>` changes. */
+    function keyValues(sync: SyncService): Map<string, string> {
+      const values = new Map<string, string>();
+      sync.register('set', ({ args: [key, value] }) => void values.set(key, value));
+      sync.participate({
+        name: 'kv',
+        reset: () => values.clear(),
+        describe: () => [...values].sort().map(([k, v]) => `${k}=${v}`),
+        exportRows: () => [...values].map(([k, v]) => ['kv', k, v]),
+        importRow: (row) => {
+          if (row.length !== 3 || row[0] !== 'kv') throw new Error(`bad kv row ${row.join(' ')}`);
+          values.set(row[1], row[2]);
+        },
+      });
+      return values;
+    }
+
+    const rowsOf = (count: number, part = 'kv') =>
+      Array.from({ length: count }, (_, i) => ({ n: i + 1, part, row: ['kv', `x${i}`, 'y'] }));
+
+    /** Tracker 2 with changes 1..n compacted (as if tracker 1 had held them all) and one change past the cut. */
+    async function compactedListener(n: number) {
+      const two = await listener(TEST_CLUSTER_KEY);
+      cleanup.push(() => two.app.close());
+      keyValues(two.sync);
+      for (let i = 0; i < n; i++) two.sync.commit({ kind: 'set', actor: 'a', args: [`k${i}`, `value "${i}"`] });
+      expect(two.sync.compactWith(new Map([[1, two.sync.versionVector()]])).compacted).toBe(true);
+      two.sync.commit({ kind: 'set', actor: 'a', args: ['k0', 'after the cut'] });
+      return two;
+    }
+
+    it('takes the snapshot page by page, then the changes after it, and reaches the same state', async () => {
+      const two = await compactedListener(300);
+      const one = dialer(two.port);
+      const values = keyValues(one.sync);
+      await one.link.start();
+      expect(logger.warn.mock.calls).toEqual([]);
+      expect(one.sync.digest()).toBe(two.sync.digest());
+      expect(values.get('k0')).toBe('after the cut');
+      expect(values.get('k299')).toBe('value "299"');
+      expect(one.sync.snapshotCut()?.rows).toBe(300);
+      expect(one.sync.logLength()).toBe(1);
+      expect(logger.log).toHaveBeenCalledWith('took the snapshot of tracker 2: 300 rows');
+    });
+
+    it.each([
+      ['rows out of order', [{ n: 2, part: 'kv', row: ['kv', 'x', 'y'] }], /row 2 came where row 1 was due/],
+      ['a row of a part it does not have', rowsOf(3, 'nope'), /unknown part 'nope'/],
+      ['a row its part cannot read', [...rowsOf(2), { n: 3, part: 'kv', row: ['kv', 'x'] }], /bad kv row/],
+      ['more rows than the head says', rowsOf(4), /the snapshot has 3 rows, not 4/],
+    ])('refuses a snapshot with %s and keeps nothing of it', async (_what, page, reason) => {
+      const two = await compactedListener(3);
+      const serve = jest.spyOn(two.sync, 'snapshotPage').mockReturnValue(page);
+      const one = dialer(two.port);
+      const values = keyValues(one.sync);
+      one.sync.commit({ kind: 'set', actor: 'b', args: ['mine', '1'] });
+      const digest = one.sync.digest();
+      void one.link.start();
+      await until(() => logger.warn.mock.calls.length >= 2, 'two failed tries');
+      expect(serve).toHaveBeenCalled();
+      await one.link.stop();
+      expect(one.sync.snapshotCut()).toBeUndefined();
+      expect(one.sync.digest()).toBe(digest);
+      expect([...values]).toEqual([['mine', '1']]);
+      expect(one.sync.versionVector()).toEqual(new Map([[1, 1]]));
+      expect(String((logger.warn.mock.calls as unknown[][])[0][0])).toMatch(reason);
     });
   });
 });

@@ -1,11 +1,16 @@
 import {
   encodeOp,
+  ErrorCode,
   formatHostPort,
+  formatSnapshotHead,
   formatVersionVector,
   HostPort,
   joinArgs,
+  parseSnapshotHead,
+  parseSnapshotRow,
   parseVersionVector,
   decodeOp,
+  SnapshotHead,
   Reply,
   SYNC_MARKER,
   SyncCmd,
@@ -91,6 +96,11 @@ export class PeerTrackerClient {
     return this.up && this.conn !== undefined && !this.conn.closed;
   }
 
+  /** Whether the peer lacks changes this tracker holds only in its snapshot: nothing is pushed until it took one. */
+  get awaitingSnapshot(): boolean {
+    return this.sync.needsSnapshot(this.peerVV);
+  }
+
   /** Highest seq of `origin` the peer is known to hold. */
   ackedSeq(origin: number): number {
     return this.peerVV.get(origin) ?? 0;
@@ -122,6 +132,18 @@ export class PeerTrackerClient {
     const w = this.retryWakeUp;
     this.retryWakeUp = undefined;
     w?.();
+  }
+
+  /** What the peer holds now (its version vector), asked over the link; undefined while the link is down. */
+  async status(): Promise<Map<number, number> | undefined> {
+    const conn = this.conn;
+    if (!this.connected || !conn) return undefined;
+    try {
+      const reply = await conn.request(`${SYNC_MARKER} ${SyncCmd.Status}`);
+      return parseVersionVector(expectOk(reply, 'status')[0] ?? '');
+    } catch {
+      return undefined;
+    }
   }
 
   pushPresence(change: PresenceChange): void {
@@ -233,19 +255,65 @@ export class PeerTrackerClient {
     ]);
   }
 
-  /** Pulls every change this tracker lacks from the peer. */
+  /** Pulls every change this tracker lacks from the peer: its snapshot first when the peer compacted them. */
   private async fetchMissing(conn: LineConnection): Promise<void> {
+    let snapshots = 0;
     for (;;) {
       const mine = formatVersionVector(this.sync.versionVector());
-      const lines = expectOk(await conn.request(`${SYNC_MARKER} ${SyncCmd.Fetch} ${mine} ${FETCH_BATCH}`), 'fetch');
+      const reply = await conn.request(`${SYNC_MARKER} ${SyncCmd.Fetch} ${mine} ${FETCH_BATCH}`);
+      if (!reply.ok && reply.code === ErrorCode.SnapshotNeeded && snapshots++ < 3) {
+        await this.fetchSnapshot(conn);
+        continue;
+      }
+      const lines = expectOk(reply, 'fetch');
       this.sync.receiveAll(lines.map((line) => decodeOp(line)));
       if (lines.length < FETCH_BATCH) return;
     }
   }
 
+  /**
+   * Pulls the peer's snapshot a page at a time into the database (not into memory), then takes it in one
+   * transaction. A row or head that does not parse, rows out of order, or a snapshot that changed under way
+   * (the peer compacted again) leave nothing behind: the link drops and the next one starts over.
+   */
+  private async fetchSnapshot(conn: LineConnection): Promise<void> {
+    let head: SnapshotHead | undefined;
+    let after = 0;
+    for (;;) {
+      const [headLine = '', ...rows] = expectOk(
+        await conn.request(`${SYNC_MARKER} ${SyncCmd.Snapshot} ${after}`),
+        'snapshot',
+      );
+      const page = parseSnapshotHead(headLine);
+      if (head && formatSnapshotHead(page) !== formatSnapshotHead(head)) {
+        throw new Error('the snapshot changed while it was being fetched');
+      }
+      head = page;
+      const entries = rows.map((line) => {
+        const { n, part, row } = parseSnapshotRow(line);
+        if (n !== ++after) throw new Error(`snapshot row ${n} came where row ${after} was due`);
+        return { part, row };
+      });
+      if (after > head.rows || (entries.length === 0 && after < head.rows)) {
+        throw new Error(`the snapshot has ${head.rows} rows, not ${after}`);
+      }
+      this.sync.stageSnapshot(entries, after === entries.length);
+      if (after === head.rows) break;
+    }
+    this.sync.installSnapshot(head);
+    this.logger.log(`took the snapshot of tracker ${this.number}: ${head.rows} rows`);
+  }
+
   /** Pushes what the peer lacks, then waits to be woken by the next change. */
   private async pushLoop(conn: LineConnection): Promise<void> {
     while (!this.stopped && !conn.closed) {
+      if (this.awaitingSnapshot) {
+        // the peer lacks changes this tracker holds only in its snapshot: it takes the snapshot over its own
+        // link; pushing later changes before would leave it a gap. Ask again what it holds, later.
+        this.peerVV = (await this.status()) ?? this.peerVV;
+        if (this.sync.needsSnapshot(this.peerVV)) await this.sleep(1000);
+        continue;
+      }
       const presence = this.presenceQueue.splice(0);
       const ops = this.sync.opsAfter(this.peerVV, BATCH);
       if (ops.length === 0 && presence.length === 0) {

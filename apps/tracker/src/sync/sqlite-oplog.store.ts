@@ -3,6 +3,8 @@ import {
   decodeOpBody,
   ErrorCode,
   encodeOpArgs,
+  formatVersionVector,
+  parseVersionVector,
   ProtocolError,
   StampedOp,
   VersionVector,
@@ -10,7 +12,27 @@ import {
 import { Inject, Injectable } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { SQLITE_DB } from '../storage/storage.tokens';
-import { OpLogStore } from './oplog.store';
+import { SnapshotRow } from '../storage/snapshot-row';
+import { OpLogStore, REQUEST_MEMORY_MS, SnapshotCut, SnapshotEntry } from './oplog.store';
+
+interface SnapshotMetaRow {
+  version_vector: string;
+  lamport: number;
+  origin: number;
+  seq: number;
+  op_count: number;
+  row_count: number;
+  taken_at: number;
+}
+
+interface SnapshotRowRow {
+  n: number;
+  part: string;
+  row: string;
+}
+
+/** Snapshot rows are read this many at a time: a row may hold a chunk list of megabytes. */
+const SNAPSHOT_PAGE = 4;
 
 interface OpRow {
   origin: number;
@@ -60,21 +82,6 @@ export class SqliteOpLogStore implements OpLogStore {
   private readonly sql;
 
   constructor(@Inject(SQLITE_DB) private readonly db: Database.Database) {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS oplog (
-        origin INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        lamport INTEGER NOT NULL,
-        time INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        args TEXT NOT NULL,
-        PRIMARY KEY (origin, seq)
-      ) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS oplog_order ON oplog(lamport, origin, seq);
-      CREATE INDEX IF NOT EXISTS oplog_request ON oplog(request_id) WHERE request_id != '';
-    `);
     this.sql = {
       insert: db.prepare<[number, number, number, number, string, string, string, string]>(
         'INSERT OR IGNORE INTO oplog (origin, seq, lamport, time, kind, actor, request_id, args) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -95,6 +102,31 @@ export class SqliteOpLogStore implements OpLogStore {
         "SELECT 1 AS one FROM oplog WHERE request_id = ? AND actor = ? AND request_id != '' AND actor != '' LIMIT 1",
       ),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM oplog'),
+      snapshot: db.prepare<[], SnapshotMetaRow>('SELECT * FROM snapshot WHERE id = 1'),
+      putSnapshot: db.prepare<[string, number, number, number, number, number, number]>(
+        `INSERT OR REPLACE INTO snapshot (id, version_vector, lamport, origin, seq, op_count, row_count, taken_at)
+         VALUES (1, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      clearSnapshotRows: db.prepare('DELETE FROM snapshot_rows'),
+      addSnapshotRow: db.prepare<[string, string]>('INSERT INTO snapshot_rows (part, row) VALUES (?, ?)'),
+      snapshotPage: db.prepare<[number, number], SnapshotRowRow>(
+        'SELECT n, part, row FROM snapshot_rows WHERE n > ? ORDER BY n LIMIT ?',
+      ),
+      deleteThrough: db.prepare<[number, number]>('DELETE FROM oplog WHERE origin = ? AND seq <= ?'),
+      keepRequests: db.prepare<[number, number, number]>(
+        `INSERT OR IGNORE INTO compacted_requests (request_id, actor, time)
+         SELECT request_id, actor, time FROM oplog
+         WHERE origin = ? AND seq <= ? AND request_id != '' AND actor != '' AND time >= ?`,
+      ),
+      forgetRequests: db.prepare<[number]>('DELETE FROM compacted_requests WHERE time < ?'),
+      compactedRequest: db.prepare<[string, string], { one: number }>(
+        'SELECT 1 AS one FROM compacted_requests WHERE request_id = ? AND actor = ?',
+      ),
+      clearIncoming: db.prepare('DELETE FROM snapshot_incoming'),
+      addIncoming: db.prepare<[string, string]>('INSERT INTO snapshot_incoming (part, row) VALUES (?, ?)'),
+      incomingPage: db.prepare<[number, number], SnapshotRowRow>(
+        'SELECT n, part, row FROM snapshot_incoming WHERE n > ? ORDER BY n LIMIT ?',
+      ),
     };
   }
 
@@ -156,10 +188,81 @@ export class SqliteOpLogStore implements OpLogStore {
   }
 
   hasRequest(requestId: string, actor: string): boolean {
-    return this.sql.request.get(requestId, actor) !== undefined;
+    return (
+      this.sql.request.get(requestId, actor) !== undefined ||
+      (requestId !== '' && actor !== '' && this.sql.compactedRequest.get(requestId, actor) !== undefined)
+    );
   }
 
   count(): number {
     return this.sql.count.get()?.n ?? 0;
+  }
+
+  snapshot(): SnapshotCut | undefined {
+    const r = this.sql.snapshot.get();
+    return (
+      r && {
+        versionVector: parseVersionVector(r.version_vector),
+        lamport: r.lamport,
+        origin: r.origin,
+        seq: r.seq,
+        opCount: r.op_count,
+        rows: r.row_count,
+        takenAt: r.taken_at,
+      }
+    );
+  }
+
+  *snapshotRows(after = 0): Iterable<SnapshotEntry & { readonly n: number }> {
+    yield* pages(this.sql.snapshotPage, after);
+  }
+
+  replaceSnapshot(cut: Omit<SnapshotCut, 'opCount' | 'rows'>, rows: Iterable<SnapshotEntry>): number {
+    let deleted = 0;
+    const since = cut.takenAt - REQUEST_MEMORY_MS;
+    this.sql.forgetRequests.run(since);
+    for (const [origin, seq] of cut.versionVector) {
+      this.sql.keepRequests.run(origin, seq, since);
+      deleted += this.sql.deleteThrough.run(origin, seq).changes;
+    }
+    const opCount = (this.snapshot()?.opCount ?? 0) + deleted;
+    this.sql.clearSnapshotRows.run();
+    let count = 0;
+    for (const { part, row } of rows) {
+      this.sql.addSnapshotRow.run(part, JSON.stringify(row));
+      count++;
+    }
+    const { lamport, origin, seq, takenAt } = cut;
+    const vv = formatVersionVector(cut.versionVector);
+    this.sql.putSnapshot.run(vv, lamport, origin, seq, opCount, count, takenAt);
+    return deleted;
+  }
+
+  stageSnapshotRows(rows: readonly SnapshotEntry[], fresh: boolean): void {
+    this.transaction(() => {
+      if (fresh) this.sql.clearIncoming.run();
+      for (const { part, row } of rows) this.sql.addIncoming.run(part, JSON.stringify(row));
+    });
+  }
+
+  *stagedSnapshotRows(): Iterable<SnapshotEntry> {
+    for (const { part, row } of pages(this.sql.incomingPage, 0)) yield { part, row };
+  }
+
+  clearStagedSnapshot(): void {
+    this.sql.clearIncoming.run();
+  }
+}
+
+/** Reads snapshot rows a page at a time, so that the caller may write to the database between pages. */
+function* pages(
+  page: Database.Statement<[number, number], SnapshotRowRow>,
+  after: number,
+): Iterable<SnapshotEntry & { readonly n: number }> {
+  for (;;) {
+    const rows = page.all(after, SNAPSHOT_PAGE);
+    for (const r of rows) yield { n: r.n, part: r.part, row: JSON.parse(r.row) as SnapshotRow };
+    if (rows.length < SNAPSHOT_PAGE) return;
+    after = rows[rows.length - 1].n;
   }
 }

@@ -2,6 +2,8 @@ import {
   decodeOpTokens,
   encodeOp,
   ErrorCode,
+  formatSnapshotHead,
+  formatSnapshotRow,
   formatVersionVector,
   okReply,
   OkReply,
@@ -29,6 +31,8 @@ import { SyncService } from './sync.service';
 import { CLUSTER_KEY } from './sync.tokens';
 
 const MAX_FETCH = 5000;
+/** A `sync_snapshot` reply stops adding rows past this many bytes (it always carries one row at least). */
+const SNAPSHOT_PAGE_BYTES = 1024 * 1024;
 
 class SyncRefusedError extends DomainError {
   constructor(message: string) {
@@ -99,8 +103,35 @@ export class SyncController {
   fetch(@Payload() p: SyncPayload): OkReply {
     const [vvText, limitText] = argsOf(p, 2, '<version_vector> <limit>');
     const limit = Math.min(MAX_FETCH, Math.max(1, Number(limitText) || 1));
-    const ops = this.sync.opsAfter(parseVersionVector(vvText), limit);
+    const vv = parseVersionVector(vvText);
+    if (this.sync.needsSnapshot(vv)) {
+      const cut = this.sync.snapshotCut()!;
+      throw new DomainError(
+        ErrorCode.SnapshotNeeded,
+        `changes up to ${formatVersionVector(cut.versionVector)} are in the snapshot only: ${SyncCmd.Snapshot} first`,
+      );
+    }
+    const ops = this.sync.opsAfter(vv, limit);
     return okReply(`${ops.length} changes`, ops.map(encodeOp));
+  }
+
+  /** `sync_status`: what this tracker holds (a peer asks before it compacts its log). */
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Status}`)
+  status(@Payload() p: SyncPayload): OkReply {
+    argsOf(p, 0, '');
+    return okReply('status', [formatVersionVector(this.sync.versionVector())]);
+  }
+
+  /** `sync_snapshot <after_row>`: the snapshot's head, then its rows after `after_row`, a page at a time. */
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Snapshot}`)
+  snapshot(@Payload() p: SyncPayload): OkReply {
+    const [afterText] = argsOf(p, 1, '<after_row>');
+    if (!/^\d{1,15}$/.test(afterText)) throw new DomainError(ErrorCode.BadArguments, 'a row number is a whole number');
+    const cut = this.sync.snapshotCut();
+    if (!cut) throw new DomainError(ErrorCode.BadArguments, 'this tracker has no snapshot: its log is whole');
+    const rows = this.sync.snapshotPage(Number(afterText), SNAPSHOT_PAGE_BYTES);
+    const head = formatSnapshotHead(cut);
+    return okReply('snapshot', [head, ...rows.map((r) => formatSnapshotRow(r.n, r.part, r.row))]);
   }
 
   @MessagePattern(`${SYNC_MARKER} op`)

@@ -3,6 +3,7 @@ import {
   decodeOpBody,
   encodeOpArgs,
   formatHostPort,
+  formatVersionVector,
   OpBody,
   OpKind,
   OpMeta,
@@ -16,8 +17,10 @@ import { createHash } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
 import { currentRequestId } from '../common/request-context';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
+import { SnapshotRow } from '../storage/snapshot-row';
 import { UNIT_OF_WORK, UnitOfWork } from '../storage/unit-of-work';
-import { OpLogStore } from './oplog.store';
+import { compactionBlocker, mergeVersionVectors, SnapshotRefusedError } from './compaction';
+import { OpLogStore, SnapshotCut, SnapshotEntry } from './oplog.store';
 import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient } from './peer-tracker.client';
 import { CLUSTER_KEY, OPLOG_STORE } from './sync.tokens';
 
@@ -44,7 +47,16 @@ export interface StateParticipant {
   describe(): string[];
   /** Called after a replay rebuilt the state, to bring soft state in line with it. */
   afterReplay?(): void;
+  /** The rows of this part of the state, for a snapshot (compaction); read a page at a time. */
+  exportRows?(): Iterable<SnapshotRow>;
+  /** Adds one row of a snapshot to this part of the state, emptied by `reset`; throws on a row it cannot read. */
+  importRow?(row: SnapshotRow): void;
 }
+
+/** What one compaction did, or why it did not run. */
+export type CompactionResult =
+  | { readonly compacted: true; readonly ops: number; readonly rows: number; readonly cut: SnapshotCut }
+  | { readonly compacted: false; readonly reason: string };
 
 /** Who seeds what through this tracker's own sessions; soft state, pushed to peers, never logged. */
 export interface PresenceEntry {
@@ -67,13 +79,19 @@ export interface SyncOptions {
   readonly catchUpWaitMs: number;
   /** Connect and handshake deadlines, and the backoff between tries, of the links to other trackers. */
   readonly link: PeerLinkTimings;
+  /** After a compaction could not run (a tracker not linked or behind), how long until the next try. */
+  readonly compactionRetryMs: number;
 }
 
 export const DEFAULT_SYNC_OPTIONS: SyncOptions = {
   replicationWaitMs: 2000,
   catchUpWaitMs: 4000,
   link: DEFAULT_LINK_TIMINGS,
+  compactionRetryMs: 2000,
 };
+
+/** Default `--compact-after`: the log is compacted once it holds this many ops past its snapshot. */
+export const DEFAULT_COMPACT_AFTER_OPS = 50_000;
 
 /**
  * Tracker replication. Every change is an op stamped (origin tracker, seq,
@@ -96,7 +114,14 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   private readonly waiters = new Set<() => void>();
   private lamport = 0;
   private mySeq = 0;
-  private lastApplied: StampedOp | undefined;
+  private lastApplied: Pick<StampedOp, 'lamport' | 'origin' | 'seq'> | undefined;
+  /** Where the log was compacted: the ops up to here are in the snapshot, not in the log. */
+  private cut: SnapshotCut | undefined;
+  /** Ops in the log past the snapshot (what `--compact-after` counts). */
+  private opsPastCut = 0;
+  private compacting = false;
+  private compactionRetry: NodeJS.Timeout | undefined;
+  private heldBackFor = '';
   private replayingLog = false;
   private readyResolve!: () => void;
   /** Resolves once start-up catch-up is done (or gave up on unreachable peers). */
@@ -113,9 +138,16 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(CLUSTER_KEY) private readonly key: Buffer,
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
-    this.lamport = log.maxLamport();
-    this.mySeq = log.versionVector().get(config.trackerNumber) ?? 0;
-    this.lastApplied = log.last();
+    this.loadPositions();
+  }
+
+  /** Clocks and positions from the log and its snapshot: at start-up, and after a snapshot came in. */
+  private loadPositions(): void {
+    this.cut = this.log.snapshot();
+    this.opsPastCut = this.log.count();
+    this.lamport = Math.max(this.log.maxLamport(), this.cut?.lamport ?? 0);
+    this.mySeq = this.versionVector().get(this.config.trackerNumber) ?? 0;
+    this.lastApplied = this.log.last() ?? this.cut;
   }
 
   /** True while the log is being replayed: appliers re-apply history and must leave soft state alone. */
@@ -172,13 +204,17 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     this.mySeq = op.seq;
     this.lamport = op.lamport;
     this.lastApplied = op;
+    this.opsPastCut++;
     this.wakePeers();
+    this.considerCompaction();
     return op;
   }
 
   /** A change from another tracker: stored and applied once; 'duplicate' when it was here already. */
   receive(op: StampedOp): 'applied' | 'replayed' | 'duplicate' {
     if (op.origin === this.config.trackerNumber && op.seq <= this.mySeq) return 'duplicate';
+    // compacted into the snapshot: held, though no longer in the log
+    if (op.seq <= (this.cut?.versionVector.get(op.origin) ?? 0)) return 'duplicate';
     const outcome = this.work.run(() => {
       if (!this.log.append(op)) return 'duplicate' as const;
       if (!this.lastApplied || compareOps(op, this.lastApplied) > 0 || this.commutesWithLater(op)) {
@@ -193,7 +229,9 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     if (op.origin === this.config.trackerNumber) this.mySeq = Math.max(this.mySeq, op.seq);
     if (!this.lastApplied || compareOps(op, this.lastApplied) > 0) this.lastApplied = op;
     if (outcome === 'replayed') this.logger.log(`replayed the log: ${op.kind} from tracker ${op.origin} came in late`);
+    this.opsPastCut++;
     this.wakePeers();
+    this.considerCompaction();
     return outcome;
   }
 
@@ -203,13 +241,23 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
    * batch, not once per change. All or nothing: when one fails, none is kept.
    */
   receiveAll(ops: readonly StampedOp[]): void {
-    const before = { lamport: this.lamport, mySeq: this.mySeq, lastApplied: this.lastApplied };
+    const before = {
+      lamport: this.lamport,
+      mySeq: this.mySeq,
+      lastApplied: this.lastApplied,
+      opsPastCut: this.opsPastCut,
+    };
     try {
       this.work.run(() => {
         for (const op of ops) this.receive(op);
       });
     } catch (err) {
-      ({ lamport: this.lamport, mySeq: this.mySeq, lastApplied: this.lastApplied } = before);
+      ({
+        lamport: this.lamport,
+        mySeq: this.mySeq,
+        lastApplied: this.lastApplied,
+        opsPastCut: this.opsPastCut,
+      } = before);
       throw err;
     }
   }
@@ -234,8 +282,9 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     return this.linkDownSince.get(n);
   }
 
+  /** Highest seq held per origin, in the log or in its snapshot. */
   versionVector(): Map<number, number> {
-    return this.log.versionVector();
+    return mergeVersionVectors(this.log.versionVector(), this.cut?.versionVector);
   }
 
   opsAfter(vv: VersionVector, limit: number): StampedOp[] {
@@ -252,7 +301,11 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   /** Waits until every connected peer holds this tracker's changes so far, or the wait runs out. */
   async flush(): Promise<void> {
     const target = this.mySeq;
-    const pending = () => this.peers.filter((p) => p.connected && p.ackedSeq(this.config.trackerNumber) < target);
+    const pending = () =>
+      this.peers.filter(
+        // a peer taking a snapshot gets changes only after it: writes do not wait for it
+        (p) => p.connected && !p.awaitingSnapshot && p.ackedSeq(this.config.trackerNumber) < target,
+      );
     if (target === 0 || pending().length === 0) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, this.options.replicationWaitMs);
@@ -278,6 +331,164 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   peerProgress(): void {
     for (const peer of this.peers) this.peerDownSince(peer.number);
     for (const check of [...this.waiters]) check();
+  }
+
+  // compaction: a snapshot of the state stands for the log up to a cut every tracker holds (compaction.ts)
+
+  snapshotCut(): SnapshotCut | undefined {
+    return this.cut;
+  }
+
+  /** Ops in the log past the snapshot. */
+  logLength(): number {
+    return this.opsPastCut;
+  }
+
+  /** Whether a tracker holding `vv` lacks ops that only the snapshot holds: it needs the snapshot first. */
+  needsSnapshot(vv: VersionVector): boolean {
+    for (const [origin, seq] of this.cut?.versionVector ?? []) if ((vv.get(origin) ?? 0) < seq) return true;
+    return false;
+  }
+
+  /** Rows of the snapshot after row `after`, in order, until about `maxBytes` of them (at least one). */
+  snapshotPage(after: number, maxBytes: number): (SnapshotEntry & { readonly n: number })[] {
+    const page: (SnapshotEntry & { readonly n: number })[] = [];
+    let bytes = 0;
+    for (const entry of this.log.snapshotRows(after)) {
+      page.push(entry);
+      bytes += entry.row.reduce((sum, field) => sum + field.length + 1, entry.part.length);
+      if (bytes >= maxBytes) break;
+    }
+    return page;
+  }
+
+  /**
+   * Asks every other tracker what it holds, then compacts the log if that is safe now. With
+   * `--compact-offline-after`, a tracker whose link has been down that long is left out.
+   */
+  async compact(): Promise<CompactionResult> {
+    const statuses = new Map<number, VersionVector | undefined>();
+    await Promise.all(this.peers.map(async (p) => statuses.set(p.number, await p.status())));
+    const offlineMs = this.config.compactOfflineAfterMs;
+    const leftOut = new Set<number>();
+    if (offlineMs !== undefined) {
+      for (const n of this.config.trackers.keys()) {
+        const down = statuses.get(n + 1) ? undefined : this.peerDownSince(n + 1);
+        if (down !== undefined && this.clock.now() - down >= offlineMs) leftOut.add(n + 1);
+      }
+    }
+    const result = this.compactWith(statuses, leftOut);
+    if (result.compacted && leftOut.size > 0) {
+      this.logger.warn(
+        `compacted without tracker ${[...leftOut].join(', ')}, offline over ${offlineMs} ms: ` +
+          'what it changed before the cut is applied after the snapshot when it is back',
+      );
+    }
+    return result;
+  }
+
+  /**
+   * Folds the whole log into a snapshot of the state as it is, in one transaction, when `statuses` (what each
+   * other tracker holds; undefined for one that is not linked) show it safe (see `compactionBlocker`); trackers in
+   * `leftOut` are not asked.
+   */
+  compactWith(
+    statuses: ReadonlyMap<number, VersionVector | undefined>,
+    leftOut: ReadonlySet<number> = new Set(),
+  ): CompactionResult {
+    const me = this.config.trackerNumber;
+    const others = this.config.trackers.map((_, i) => i + 1).filter((n) => n !== me && !leftOut.has(n));
+    const mine = this.versionVector();
+    const last = this.log.last();
+    const mute = this.participants.find((p) => !p.exportRows || !p.importRow);
+    const reason =
+      (mute && `the ${mute.name} state cannot be written to a snapshot`) ??
+      (last ? compactionBlocker(mine, others, statuses) : 'no change past the last snapshot');
+    if (reason || !last) return { compacted: false, reason: reason ?? '' };
+    const cut = { versionVector: mine, lamport: last.lamport, origin: last.origin, seq: last.seq };
+    let rows = 0;
+    const ops = this.work.run(() =>
+      this.log.replaceSnapshot(
+        { ...cut, takenAt: this.clock.now() },
+        this.exportState(() => rows++),
+      ),
+    );
+    this.loadPositions();
+    this.logger.log(`compacted the op log: ${ops} changes into a snapshot of ${rows} rows at ${formatCut(this.cut!)}`);
+    return { compacted: true, ops, rows, cut: this.cut! };
+  }
+
+  /** Keeps a page of the snapshot another tracker is sending; `fresh` for its first page. */
+  stageSnapshot(rows: readonly SnapshotEntry[], fresh: boolean): void {
+    this.log.stageSnapshotRows(rows, fresh);
+  }
+
+  /**
+   * Takes the snapshot staged from another tracker, in one transaction: the state becomes the snapshot, the ops it
+   * covers leave the log, and the ops past it (such as this tracker's own, not yet sent) are applied on top. All
+   * or nothing: a row that cannot be read leaves the state, the log and the snapshot as they were.
+   */
+  installSnapshot(cut: Pick<SnapshotCut, 'versionVector' | 'lamport' | 'origin' | 'seq'>): void {
+    try {
+      for (const [origin, seq] of this.cut?.versionVector ?? []) {
+        if ((cut.versionVector.get(origin) ?? 0) < seq) {
+          throw new SnapshotRefusedError('the snapshot lacks changes this tracker has compacted already');
+        }
+      }
+      this.work.run(() => {
+        this.log.replaceSnapshot({ ...cut, takenAt: this.clock.now() }, this.log.stagedSnapshotRows());
+        this.replay();
+      });
+    } catch (err) {
+      // every store rolled back with the unit of work; the replay brings what the replay touched beyond the
+      // stores (positions, soft state) back in line with them
+      this.work.run(() => this.replay());
+      throw err;
+    } finally {
+      this.log.clearStagedSnapshot();
+    }
+    this.loadPositions();
+    this.logger.log(`took a snapshot at ${formatCut(this.cut!)}; ${this.opsPastCut} changes of the log past it`);
+    this.wakePeers();
+  }
+
+  /** Compacts once `--compact-after` ops are in the log past the snapshot; tries again later when held back. */
+  private considerCompaction(): void {
+    const every = this.config.compactAfterOps ?? DEFAULT_COMPACT_AFTER_OPS;
+    if (every <= 0 || this.compacting || this.compactionRetry || this.opsPastCut < every) return;
+    this.compacting = true;
+    void this.compact()
+      .then((result) => {
+        if (result.compacted) return;
+        if (result.reason !== this.heldBackFor) this.logger.log(`compaction held back: ${result.reason}`);
+        this.heldBackFor = result.reason;
+        this.compactionRetry = setTimeout(() => {
+          this.compactionRetry = undefined;
+          this.considerCompaction();
+        }, this.options.compactionRetryMs).unref();
+      })
+      .catch((err: unknown) =>
+        this.logger.error(`compaction failed: ${err instanceof Error ? err.message : String(err)}`),
+      )
+      .finally(() => (this.compacting = false));
+  }
+
+  private *exportState(counted: () => void): Iterable<SnapshotEntry> {
+    for (const p of this.participants) {
+      for (const row of p.exportRows!()) {
+        counted();
+        yield { part: p.name, row };
+      }
+    }
+  }
+
+  private importRows(entries: Iterable<SnapshotEntry>): void {
+    const byName = new Map(this.participants.map((p) => [p.name, p]));
+    for (const { part, row } of entries) {
+      const p = byName.get(part);
+      if (!p?.importRow) throw new SnapshotRefusedError(`a snapshot row of an unknown part '${part.slice(0, 40)}'`);
+      p.importRow(row);
+    }
   }
 
   // presence: soft state about which sessions seed what, exchanged with peers
@@ -333,6 +544,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.linkSampler);
+    clearTimeout(this.compactionRetry);
     await Promise.all(this.peers.map((p) => p.stop()));
   }
 
@@ -365,11 +577,12 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     });
   }
 
-  /** Rebuilds the whole state from the log, in the total order. Runs inside the caller's transaction. */
+  /** Rebuilds the whole state from the snapshot and the log after it, in the total order. Runs inside the caller's transaction. */
   private replay(): void {
     this.replayingLog = true;
     try {
       for (const p of this.participants) p.reset();
+      this.importRows(this.log.snapshotRows());
       for (const op of this.log.all()) this.apply(op);
     } finally {
       this.replayingLog = false;
@@ -377,3 +590,6 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     for (const p of this.participants) p.afterReplay?.();
   }
 }
+
+const formatCut = (cut: SnapshotCut): string =>
+  `${formatVersionVector(cut.versionVector)} (${cut.lamport}/${cut.origin}/${cut.seq})`;
