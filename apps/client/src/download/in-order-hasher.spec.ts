@@ -4,7 +4,7 @@ import { InOrderHasher } from './in-order-hasher';
 const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');
 
 describe(InOrderHasher.name, () => {
-  const chunks = Array.from({ length: 6 }, (_, i) => randomBytes(i === 5 ? 123 : 1000));
+  const chunks: Buffer[] = Array.from({ length: 6 }, (_, i) => randomBytes(i === 5 ? 123 : 1000));
   const whole = Buffer.concat(chunks);
   let released: Buffer[];
   const make = (maxHeld = 3) => new InOrderHasher(chunks.length, (data) => released.push(data), maxHeld);

@@ -1,4 +1,4 @@
-import { StampedOp } from '@app/protocol';
+import { OpKind, StampedOp } from '@app/protocol';
 import { createHash } from 'node:crypto';
 import { AuthService } from '../auth/auth.service';
 import { SqliteUserStore } from '../auth/sqlite-user.store';
@@ -7,11 +7,18 @@ import { SqliteFileStore } from '../files/sqlite-file.store';
 import { GroupsService } from '../groups/groups.service';
 import { SqliteGroupStore } from '../groups/sqlite-group.store';
 import { stampedOp } from '../testing/factories';
-import { plainHasher, replica, TEST_CLUSTER_KEY, testCapabilitySigner, trackerConfig } from '../testing/sync-testing';
+import {
+  inMemoryStores,
+  plainHasher,
+  replica,
+  TEST_CLUSTER_KEY,
+  testCapabilitySigner,
+  trackerConfig,
+} from '../testing/sync-testing';
 import { FakeClock } from '../testing/fake-clock';
+import { SqliteUnitOfWork } from '../storage/unit-of-work';
 import { TempDatabases } from '../testing/temp-db';
 import { compactionBlocker, SnapshotRefusedError } from './compaction';
-import { InMemoryOpLogStore } from './in-memory-oplog.store';
 import { OpLogStore } from './oplog.store';
 import { SqliteOpLogStore } from './sqlite-oplog.store';
 import { SyncService } from './sync.service';
@@ -62,6 +69,35 @@ async function someState(t: Tracker, tag = ''): Promise<void> {
       chunkHashes: [sha1('c1'), sha1('c2')],
     },
   );
+}
+
+/**
+ * Has `t2` (holding changes of its own) take a snapshot of `t1` whose last row it cannot read: the unit of work
+ * undoes the half-taken snapshot, so the state, the log and its snapshot stay as they were; then the whole
+ * snapshot is taken.
+ */
+async function takesNothingOfAnUnreadableSnapshot(t1: Tracker, t2: Tracker): Promise<void> {
+  await someState(t1);
+  t1.sync.compactWith(new Map([[2, t1.sync.versionVector()]]));
+  await someState(t2, '2');
+  const digest = t2.sync.digest();
+  const count = t2.log.count();
+
+  const cut = t1.sync.snapshotCut()!;
+  const rows = t1.sync.snapshotPage(0, Number.MAX_SAFE_INTEGER);
+  const bad = rows.map((r, i) => (i === rows.length - 1 ? { ...r, row: ['seeder', 'team', 'nope', 'x', '/p'] } : r));
+  t2.sync.stageSnapshot(bad, true);
+  expect(() => t2.sync.installSnapshot(cut)).toThrow('before the file');
+  expect(t2.sync.digest()).toBe(digest);
+  expect(t2.log.count()).toBe(count);
+  expect(t2.log.snapshot()).toBeUndefined();
+  expect(t2.sync.snapshotCut()).toBeUndefined();
+  expect([...t2.log.stagedSnapshotRows()]).toEqual([]);
+
+  // the same snapshot, whole, is taken
+  handSnapshot(t1, t2, 1);
+  deliver(t2, t1);
+  expect(t2.sync.digest()).toBe(t1.sync.digest());
 }
 
 describe(compactionBlocker.name, () => {
@@ -116,7 +152,7 @@ describe('SyncService compaction', () => {
     expect(t.sync.versionVector()).toEqual(before);
     expect(t.sync.snapshotCut()).toEqual(expect.objectContaining({ versionVector: before, opCount: ops }));
     // the next change continues the seq and the clock
-    const next = t.sync.commit({ kind: 'create_group', actor: 'alice', args: ['later'] });
+    const next = t.sync.commit({ kind: 'create_group', actor: 'alice', groupId: 'later' });
     expect([next.seq, next.lamport]).toEqual([ops + 1, ops + 1]);
     expect(t.sync.compactWith(new Map())).toEqual(expect.objectContaining({ compacted: true, ops: 1 }));
     expect(t.sync.snapshotCut()?.opCount).toBe(ops + 1);
@@ -166,14 +202,14 @@ describe('SyncService compaction', () => {
       ]),
     );
     const base = compacted.sync.snapshotCut()!.lamport;
-    compacted.sync.commit({ kind: 'join_group', actor: 'dave', args: ['team'] }); // base+1
-    compacted.sync.commit({ kind: 'accept_request', actor: 'alice', args: ['team', 'dave'] }); // base+2
+    compacted.sync.commit({ kind: 'join_group', actor: 'dave', groupId: 'team' }); // base+1
+    compacted.sync.commit({ kind: 'accept_request', actor: 'alice', groupId: 'team', candidate: 'dave' }); // base+2
     deliver(compacted, whole);
     // tracker 2's leave sorts between the two (same group: no commuting), so both replay
     const late: StampedOp = stampedOp({
       kind: 'leave_group',
       actor: 'bob',
-      args: ['team'],
+      groupId: 'team',
       origin: 2,
       seq: 1,
       lamport: base + 1,
@@ -221,6 +257,34 @@ describe('SyncService compaction', () => {
     expect(t2.sync.digest()).toBe(t1.sync.digest());
   });
 
+  it('keeps the log whole when a part of the state fails to write its rows, and compacts later', async () => {
+    const t = replica(1, 1);
+    await someState(t);
+    const ops = [...t.log.all()];
+    const digest = t.sync.digest();
+    let full = true;
+    t.sync.participate({
+      name: 'disk',
+      reset: () => undefined,
+      describe: () => [],
+      exportRows: () => {
+        if (full) throw new Error('disk full');
+        return [];
+      },
+      importRow: () => undefined,
+    });
+    expect(() => t.sync.compactWith(new Map())).toThrow('disk full');
+    expect([...t.log.all()]).toEqual(ops);
+    expect(t.log.snapshot()).toBeUndefined();
+    expect(t.sync.snapshotCut()).toBeUndefined();
+    expect(t.sync.digest()).toBe(digest);
+    full = false;
+    expect(t.sync.compactWith(new Map())).toEqual(expect.objectContaining({ compacted: true, ops: ops.length }));
+  });
+
+  it('takes a snapshot whose row it cannot read not at all: state, log and snapshot stay as they were', () =>
+    takesNothingOfAnUnreadableSnapshot(replica(1, 2), replica(2, 2)));
+
   it('refuses a snapshot that lacks changes it has compacted itself', async () => {
     const t1 = replica(1, 2);
     const t2 = replica(2, 2);
@@ -239,14 +303,17 @@ describe('SyncService compaction with --compact-offline-after', () => {
 
   function tracker(config: { compactOfflineAfterMs?: number }) {
     const clock = new FakeClock();
+    const { log, work } = inMemoryStores();
     const sync = new SyncService(
-      new InMemoryOpLogStore(),
+      log,
+      work,
       trackerConfig({ trackerNumber: 1, trackerCount: 3, ...config }),
       TEST_CLUSTER_KEY,
       clock,
     );
+    // a part of the state of text values by key; here a `create_user` change sets its user id to its password hash
     const values = new Map<string, string>();
-    sync.register('set', ({ args: [key, value] }) => void values.set(key, value));
+    sync.register(OpKind.CreateUser, ({ userId, passwordHash }) => void values.set(userId, passwordHash));
     sync.participate({
       name: 'kv',
       reset: () => values.clear(),
@@ -257,7 +324,9 @@ describe('SyncService compaction with --compact-offline-after', () => {
     // start-up counts as the links going down
     sync.peerDownSince(2);
     sync.peerDownSince(3);
-    for (let i = 0; i < 5; i++) sync.commit({ kind: 'set', actor: 'a', args: [`k${i}`, 'v'] });
+    for (let i = 0; i < 5; i++) {
+      sync.commit({ kind: OpKind.CreateUser, actor: 'a', userId: `k${i}`, passwordHash: 'v' });
+    }
     return { sync, clock, values };
   }
 
@@ -274,7 +343,14 @@ describe('SyncService compaction with --compact-offline-after', () => {
     clock.advance(HOUR);
     expect(await sync.compact()).toEqual(expect.objectContaining({ compacted: true, ops: 5 }));
     // tracker 3 comes back with a change it made before the cut: it is kept, applied after the snapshot
-    const late = stampedOp({ kind: 'set', args: ['k0', 'from 3'], origin: 3, seq: 1, lamport: 1 });
+    const late = stampedOp({
+      kind: OpKind.CreateUser,
+      userId: 'k0',
+      passwordHash: 'from 3',
+      origin: 3,
+      seq: 1,
+      lamport: 1,
+    });
     expect(sync.receive(late)).not.toBe('duplicate');
     expect(values.get('k0')).toBe('from 3');
     expect(sync.versionVector()).toEqual(vv({ 1: 5, 3: 1 }));
@@ -288,7 +364,12 @@ describe('SyncService compaction on the SQLite stores', () => {
   function sqliteTracker(trackerNumber: number, dir = dbs.newDir()): Tracker & { close(): void } {
     const db = dbs.open(dir);
     const log = new SqliteOpLogStore(db);
-    const sync = new SyncService(log, trackerConfig({ trackerNumber, trackerCount: 2 }), TEST_CLUSTER_KEY);
+    const sync = new SyncService(
+      log,
+      new SqliteUnitOfWork(db),
+      trackerConfig({ trackerNumber, trackerCount: 2 }),
+      TEST_CLUSTER_KEY,
+    );
     const auth = new AuthService(new SqliteUserStore(db), plainHasher, sync);
     const groups = new GroupsService(new SqliteGroupStore(db), sync);
     const files = new FilesService(new SqliteFileStore(db), groups, auth, sync, testCapabilitySigner());
@@ -309,31 +390,9 @@ describe('SyncService compaction on the SQLite stores', () => {
     expect(again.sync.digest()).toBe(digest);
     expect(again.sync.versionVector()).toEqual(vvBefore);
     expect(again.log.count()).toBe(1);
-    expect(again.sync.commit({ kind: 'create_group', actor: 'bob', args: ['x'] }).seq).toBe(vvBefore.get(1)! + 1);
+    expect(again.sync.commit({ kind: 'create_group', actor: 'bob', groupId: 'x' }).seq).toBe(vvBefore.get(1)! + 1);
   });
 
-  it('takes a snapshot whose row it cannot read not at all: state, log and snapshot stay as they were', async () => {
-    const t1 = sqliteTracker(1);
-    const t2 = sqliteTracker(2);
-    await someState(t1);
-    t1.sync.compactWith(new Map([[2, t1.sync.versionVector()]]));
-    await someState(t2, '2');
-    const digest = t2.sync.digest();
-    const count = t2.log.count();
-
-    const cut = t1.sync.snapshotCut()!;
-    const rows = t1.sync.snapshotPage(0, Number.MAX_SAFE_INTEGER);
-    const bad = rows.map((r, i) => (i === rows.length - 1 ? { ...r, row: ['seeder', 'team', 'nope', 'x', '/p'] } : r));
-    t2.sync.stageSnapshot(bad, true);
-    expect(() => t2.sync.installSnapshot(cut)).toThrow('before the file');
-    expect(t2.sync.digest()).toBe(digest);
-    expect(t2.log.count()).toBe(count);
-    expect(t2.sync.snapshotCut()).toBeUndefined();
-    expect([...t2.log.stagedSnapshotRows()]).toEqual([]);
-
-    // the same snapshot, whole, is taken
-    handSnapshot(t1, t2, 1);
-    deliver(t2, t1);
-    expect(t2.sync.digest()).toBe(t1.sync.digest());
-  });
+  it('takes a snapshot whose row it cannot read not at all: state, log and snapshot stay as they were', () =>
+    takesNothingOfAnUnreadableSnapshot(sqliteTracker(1), sqliteTracker(2)));
 });

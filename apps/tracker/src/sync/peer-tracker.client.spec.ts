@@ -1,3 +1,4 @@
+import { OpKind } from '@app/protocol';
 import { INestMicroservice, Logger } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
@@ -197,10 +198,10 @@ describe(PeerTrackerClient.name, () => {
     });
   });
   describe('catch-up from a snapshot', () => {
-    /** A part of the state: text values by key, set by `set <key> <value>` changes. */
+    /** A part of the state: text values by key; here a `create_user` change sets its user id to its password hash. */
     function keyValues(sync: SyncService): Map<string, string> {
       const values = new Map<string, string>();
-      sync.register('set', ({ args: [key, value] }) => void values.set(key, value));
+      sync.register(OpKind.CreateUser, ({ userId, passwordHash }) => void values.set(userId, passwordHash));
       sync.participate({
         name: 'kv',
         reset: () => values.clear(),
@@ -214,6 +215,14 @@ describe(PeerTrackerClient.name, () => {
       return values;
     }
 
+    /** The change that sets `key` to `value` in that part. */
+    const set = (key: string, value: string, actor = 'a') => ({
+      kind: OpKind.CreateUser,
+      actor,
+      userId: key,
+      passwordHash: value,
+    });
+
     const rowsOf = (count: number, part = 'kv') =>
       Array.from({ length: count }, (_, i) => ({ n: i + 1, part, row: ['kv', `x${i}`, 'y'] }));
 
@@ -222,9 +231,9 @@ describe(PeerTrackerClient.name, () => {
       const two = await listener(TEST_CLUSTER_KEY);
       cleanup.push(() => two.app.close());
       keyValues(two.sync);
-      for (let i = 0; i < n; i++) two.sync.commit({ kind: 'set', actor: 'a', args: [`k${i}`, `value "${i}"`] });
+      for (let i = 0; i < n; i++) two.sync.commit(set(`k${i}`, `value "${i}"`));
       expect(two.sync.compactWith(new Map([[1, two.sync.versionVector()]])).compacted).toBe(true);
-      two.sync.commit({ kind: 'set', actor: 'a', args: ['k0', 'after the cut'] });
+      two.sync.commit(set('k0', 'after the cut'));
       return two;
     }
 
@@ -252,7 +261,7 @@ describe(PeerTrackerClient.name, () => {
       const serve = jest.spyOn(two.sync, 'snapshotPage').mockReturnValue(page);
       const one = dialer(two.port);
       const values = keyValues(one.sync);
-      one.sync.commit({ kind: 'set', actor: 'b', args: ['mine', '1'] });
+      one.sync.commit(set('mine', '1', 'b'));
       const digest = one.sync.digest();
       void one.link.start();
       await until(() => logger.warn.mock.calls.length >= 2, 'two failed tries');
