@@ -1,7 +1,7 @@
 import { CHUNK_HASHER, ChunkHasher } from '@app/chunking';
 import { FileMetadata, formatHostPort, SeederInfo } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
-import { DownloadJob } from '../download/download.job';
+import { DownloadJob, DownloadJobOptions } from '../download/download.job';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { SharingService } from './sharing.service';
 import { formatBytes, formatRate } from './units';
@@ -33,15 +33,19 @@ export class DownloadManager {
     return this.entries.some((e) => e.job.destPath === destPath && e.job.progress.state === 'downloading');
   }
 
-  /** Starts a download; `renew` asks the tracker for fresh capabilities of the same seeders (see DownloadJob). */
+  /**
+   * Starts a download; `renew` asks the tracker for the file's seeders again, with fresh capabilities (see
+   * DownloadJob); `options` are the job's other settings (the stall timeout).
+   */
   start(
     groupId: string,
     userId: string,
     metadata: FileMetadata,
     destPath: string,
     renew?: () => Promise<readonly SeederInfo[]>,
+    options: DownloadJobOptions = {},
   ): DownloadEntry {
-    const job = new DownloadJob(metadata, destPath, this.hasher, { renewCapabilities: renew });
+    const job = new DownloadJob(metadata, destPath, this.hasher, { ...options, renewCapabilities: renew });
     const done = this.run(groupId, userId, job);
     const entry = { groupId, userId, job, done };
     this.entries.push(entry);
