@@ -793,6 +793,26 @@ describe(DownloadJob.name, () => {
       });
     });
 
+    it('takes back a seeder that went silent once the tracker lists it again, on a new connection', async () => {
+      // alice stops answering on her first connection after two chunks
+      const alice = await seeder((r) => (r.n === 3 ? { kind: 'stall' } : undefined));
+      const renew = jest.fn(() => Promise.resolve([seederInfo('alice', alice)]));
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
+        ...quick(renew),
+        inFlightPerSeeder: 1,
+        inactivityTimeoutMs: 200,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(alice.connections).toBe(2);
+      expect(j.progress.seeders).toHaveLength(1);
+      expect(j.progress.seeders[0]).toMatchObject({
+        state: 'finished',
+        chunks: CHUNKS,
+        retryReason: 'timed out; listed by the tracker again',
+      });
+    });
+
     it('adds a seeder the tracker lists mid-download, which then shares the load', async () => {
       const small = 16 * 1024;
       const content = data.subarray(0, 40 * small);

@@ -230,7 +230,7 @@ interface Seeder {
   /** While retrying: it was busy (else unreachable or lost), and when it is connected to again. */
   busy?: boolean;
   retryAt?: number;
-  /** Dropped for being unreachable, not for misbehaving: taken back should the tracker list it again. */
+  /** Dropped for being unreachable or silent, not for what it sent: taken back should the tracker list it again. */
   revivable?: boolean;
   /** When it last gave a verified chunk or a busy answer (or the transfer started). */
   lastProgressAt: number;
@@ -672,7 +672,8 @@ export class DownloadJob {
   private lose(seeder: Seeder, err: unknown): void {
     const what = describeLoss(err, seeder.lastRefusal);
     if (worthRetrying(err)) this.retryLater(seeder, what, isBusy(err, seeder.lastRefusal));
-    else this.drop(seeder, what);
+    // one that went silent may be back on a new connection, should the tracker still list it
+    else this.drop(seeder, what, err instanceof PeerError && err.kind === 'timeout');
   }
 
   /**
