@@ -106,6 +106,7 @@ describe('downloads that ride out busy and vanishing seeders', () => {
     holder.destroy();
 
     const done = await carol.waitFor(/^downloaded \[team\] busy\.bin.*$/m, 60_000);
+    console.log(`busy for ${((Date.now() - busySince) / 1000).toFixed(1)} s, then: ${lineOf(done)}`);
     expect(done).toMatch(/chunks from alice 6/);
     expect(done).toMatch(/retried alice \d+ times \(last: refused the connection \(TOO_MANY_CONNECTIONS\)\)/);
     expect(done).not.toMatch(/dropped/);
@@ -135,6 +136,7 @@ describe('downloads that ride out busy and vanishing seeders', () => {
     await bob.proc.run('login bob pw-bob', /logged in/);
     await bob.proc.waitFor(/seeding 1 file again/);
     const done = await carol.waitFor(/^downloaded \[team\] gone\.bin.*$/m, 90_000);
+    console.log(lineOf(done));
     const from = /chunks from ([^;\n]*)/.exec(done)![1];
     expect(from).toMatch(/erin \d+/);
     expect(Number(/bob (\d+)/.exec(from)?.[1] ?? 0)).toBeGreaterThan(0);
@@ -157,12 +159,16 @@ describe('downloads that ride out busy and vanishing seeders', () => {
     await gina.proc.run('upload_file team join.bin', /shared join\.bin/);
     // carol asks the tracker for seeders every 30 s while she downloads: at 1 MB/s from frank, well before the end
     const done = await carol.waitFor(/^downloaded \[team\] join\.bin.*$/m, 90_000);
+    console.log(lineOf(done));
     const from = /chunks from ([^;\n]*)/.exec(done)![1];
     expect(Number(/frank (\d+)/.exec(from)?.[1] ?? 0)).toBeGreaterThan(0);
     expect(Number(/gina (\d+)/.exec(from)?.[1] ?? 0)).toBeGreaterThan(0);
     expect(await sha1File(join(carolDir, 'join-copy.bin'))).toBe(await sha1File(original));
   }, 150_000);
 });
+
+/** The `downloaded ...` line in `text`. */
+const lineOf = (text: string) => /^downloaded .*$/m.exec(text)![0];
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -527,7 +527,7 @@ export class DownloadJob {
         this.stallTimer = undefined;
         if (this.transferOver) return;
         if (this.now() - this.progressAt < this.stallTimeoutMs) return this.watchStall();
-        const waiting = this.waitingFor(this.now(), false) ?? `${this.seeders.length} seeders sent no chunk`;
+        const waiting = this.waitingFor(this.now(), false) ?? 'the seeders connected sent no good chunk';
         this.abort(new DownloadError(`no progress for ${formatWait(this.stallTimeoutMs)}: ${waiting}`));
       },
       Math.max(0, left),
