@@ -263,7 +263,7 @@ describe(DownloadJob.name, () => {
       /^no progress for 0\.6 s: waiting for a seeder \(alice (busy, retry in [\d.]+ s|connecting)\)$/,
     );
     expect(Date.now() - begun).toBeGreaterThanOrEqual(590);
-    expect(alice.connections).toBeGreaterThanOrEqual(8);
+    expect(alice.connections).toBeGreaterThanOrEqual(5);
     expect(j.progress.seeders[0].state).not.toBe('dropped');
     expect(j.progress).toMatchObject({ state: 'failed', waiting: undefined });
     expectNoFileLeft();
@@ -800,7 +800,7 @@ describe(DownloadJob.name, () => {
       const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
         ...quick(renew),
         inFlightPerSeeder: 1,
-        inactivityTimeoutMs: 200,
+        inactivityTimeoutMs: 1_000,
       });
       await j.run();
       expect(readFileSync(dest).equals(data)).toBe(true);
