@@ -111,6 +111,29 @@ describe('parseClientArgs', () => {
     });
   });
 
+  describe('--stall-timeout', () => {
+    const stall = (text?: string) =>
+      parseClientArgs(['127.0.0.1:7001', 'ti.txt'], { stallTimeout: text }, readFile).stallTimeoutMs;
+
+    it.each([
+      ['0', 0],
+      ['30s', 30_000],
+      ['10m', 600_000],
+      ['1h', 3_600_000],
+      ['90', 90_000],
+    ])('reads %j as %d ms', (text, ms) => expect(stall(text)).toBe(ms));
+
+    it('leaves the default (10 min) to the download when not given', () => expect(stall()).toBeUndefined());
+
+    it.each(['-1s', 'never', '5x', ''])('rejects %j with one line', (text) => {
+      expect(() => stall(text)).toThrow(
+        new ConfigError(
+          `--stall-timeout '${text}' is not a duration such as 30s or 10m (0: wait for ever); ${CLIENT_USAGE}`,
+        ),
+      );
+    });
+  });
+
   it('rejects an empty --data-dir', () => {
     expect(() => parseClientArgs(['127.0.0.1:7001', 'ti.txt'], { dataDir: ' ' }, readFile)).toThrow(ConfigError);
   });

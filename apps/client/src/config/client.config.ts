@@ -16,6 +16,8 @@ export interface ClientConfig {
   readonly capabilitySkewMs?: number;
   /** Limits of the chunk server given on the command line (undefined: all defaults). */
   readonly peerLimits?: PeerLimits;
+  /** A download fails once it has verified no chunk for this long (0: it waits for ever; undefined: 10 min). */
+  readonly stallTimeoutMs?: number;
 }
 
 /** Chunk server connection limits; each unset one keeps its default (see the seeding policy). */
@@ -36,12 +38,14 @@ export interface ClientOptions {
   readonly peerLineTimeout?: string;
   readonly peerIdleTimeout?: string;
   readonly capabilitySkew?: string;
+  readonly stallTimeout?: string;
 }
 
 export const CLIENT_USAGE =
   'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE]' +
   ' [--max-peer-conns N] [--max-peer-conns-per-ip N]' +
-  ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME] [--capability-skew TIME]';
+  ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME] [--capability-skew TIME]' +
+  ' [--stall-timeout TIME]';
 
 /** `500ms`, `30s`, `5m`, `2h`, `7d` or a bare number of seconds, in milliseconds; `0` is allowed. */
 export const parseDurationMs = (text: string): number | undefined => tryParseDuration(text);
@@ -115,6 +119,12 @@ export function parseClientArgs(
       `--capability-skew '${options.capabilitySkew}' is not a duration such as 30s or 500ms; ${CLIENT_USAGE}`,
     );
   }
+  const stallTimeoutMs = options.stallTimeout === undefined ? undefined : parseDurationMs(options.stallTimeout);
+  if (options.stallTimeout !== undefined && stallTimeoutMs === undefined) {
+    throw new ConfigError(
+      `--stall-timeout '${options.stallTimeout}' is not a duration such as 30s or 10m (0: wait for ever); ${CLIENT_USAGE}`,
+    );
+  }
   let text: string;
   try {
     text = readFile(trackerInfoFile);
@@ -133,5 +143,6 @@ export function parseClientArgs(
     uploadLimit,
     peerLimits,
     ...(capabilitySkewMs === undefined ? {} : { capabilitySkewMs }),
+    ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
   };
 }

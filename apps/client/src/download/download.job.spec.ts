@@ -243,19 +243,46 @@ describe(DownloadJob.name, () => {
     expect(gaps.map((g, i) => g >= [40, 80, 160, 160, 160][i] - 2)).toEqual([true, true, true, true, true]);
   });
 
-  it('gives up on a seeder that stays busy for the retry window, and fails if none is left', async () => {
+  it('never drops a seeder for being busy: fails only once the stall timeout passes without a chunk, saying why', async () => {
     const alice = await new FakeSeeder(data, { busy: true }).start();
     started.push(alice);
-    const j = job(metadataFor(data, [seederInfo('alice', alice)]), { retryDelayMs: 10, retryWindowMs: 400 });
+    const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
+      retryDelayMs: 10,
+      maxRetryDelayMs: 40,
+      retryWindowMs: 50, // far shorter than the stall timeout: being busy is not being lost
+      stallTimeoutMs: 600,
+    });
     const begun = Date.now();
     const failure = j.run();
-    await expect(failure).rejects.toThrow(
-      /^no seeders left: alice refused (the connection )?\(BUSY\); gave up after \d+ retries, no chunk for 0\.4 s$/,
+    failure.catch(() => undefined);
+    await eventually(() => j.progress.seeders[0].state === 'retrying');
+    expect(j.progress.waiting).toMatch(
+      /^waiting for a seeder \(alice busy, retry in [\d.]+ s; gives up in [\d.]+ s without progress\)$/,
     );
-    expect(Date.now() - begun).toBeGreaterThanOrEqual(390);
-    expect(alice.connections).toBeGreaterThanOrEqual(4);
-    expect(j.progress.seeders[0]).toMatchObject({ state: 'dropped', chunks: 0 });
+    await expect(failure).rejects.toThrow(
+      /^no progress for 0\.6 s: waiting for a seeder \(alice (busy, retry in [\d.]+ s|connecting)\)$/,
+    );
+    expect(Date.now() - begun).toBeGreaterThanOrEqual(590);
+    expect(alice.connections).toBeGreaterThanOrEqual(5);
+    expect(j.progress.seeders[0].state).not.toBe('dropped');
+    expect(j.progress).toMatchObject({ state: 'failed', waiting: undefined });
     expectNoFileLeft();
+  });
+
+  it('downloads from a seeder that stays busy for longer than the retry window', async () => {
+    const alice = await new FakeSeeder(data, { busyConnections: 8 }).start();
+    started.push(alice);
+    const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
+      retryDelayMs: 20,
+      maxRetryDelayMs: 40,
+      retryRandom: () => 0.999, // no jitter: 20 + 40 * 7 ms busy at least
+      retryWindowMs: 100,
+    });
+    await j.run();
+    expect(readFileSync(dest).equals(data)).toBe(true);
+    expect(alice.connections).toBe(9);
+    expect(alice.connectedAt[8] - alice.connectedAt[0]).toBeGreaterThan(100);
+    expect(j.progress.seeders[0]).toMatchObject({ state: 'finished', chunks: CHUNKS, retries: 8 });
   });
 
   it('backs off from a seeder that answers a request BUSY on an open connection, without counting a refusal', async () => {
@@ -626,7 +653,8 @@ describe(DownloadJob.name, () => {
         state: 'dropped',
         reason: 'denied 3 fresh capabilities in a row',
       });
-      expect(renew).toHaveBeenCalledTimes(3);
+      // once per denial, and once more when alice is dropped, to look for other seeders
+      expect(renew).toHaveBeenCalledTimes(4);
     });
 
     it('drops a denying seeder the tracker no longer offers', async () => {
@@ -642,15 +670,213 @@ describe(DownloadJob.name, () => {
       expect(j.progress.seeders[0]).toMatchObject({ state: 'dropped', reason: 'no longer shares the file (DENIED)' });
     });
 
-    it('drops a denying seeder when the renewal fails, and fails when no seeder is left', async () => {
+    it('drops a denying seeder when the renewal fails, then keeps asking the tracker until the stall timeout', async () => {
       const alice = await seeder();
       alice.accepted.clear();
       const renew = jest.fn(() => Promise.reject(new Error('tracker unreachable')));
-      const j = job(metadataFor(data, [seederInfo('alice', alice)]), { renewCapabilities: renew });
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
+        renewCapabilities: renew,
+        askDelayMs: 20,
+        maxAskDelayMs: 40,
+        stallTimeoutMs: 500,
+      });
       await expect(j.run()).rejects.toThrow(
-        'no seeders left: alice denied access, and no fresh capability (tracker unreachable)',
+        /^no progress for 0\.5 s: waiting for a seeder \(none online; dropped alice \(denied access, and no fresh capability \(tracker unreachable\)\); (asked the tracker [\d.]+ s ago \(tracker unreachable\), next in [\d.]+ s|asking the tracker now)\)$/,
       );
+      expect(renew.mock.calls.length).toBeGreaterThanOrEqual(4);
       expectNoFileLeft();
+    });
+  });
+
+  describe('when no seeder is left', () => {
+    /** Options for a job that asks `renew` for seeders quickly and gives a lost seeder up quickly. */
+    const quick = (renew: () => Promise<readonly SeederInfo[]>): DownloadJobOptions => ({
+      renewCapabilities: renew,
+      retryDelayMs: 5,
+      maxRetryDelayMs: 20,
+      retryWindowMs: 100,
+      askDelayMs: 10,
+      maxAskDelayMs: 40,
+    });
+
+    it('waits, asking the tracker again, and downloads from a seeder that comes online then', async () => {
+      const small = 16 * 1024;
+      const content = data.subarray(0, 40 * small);
+      // alice serves five chunks, then goes away for good
+      const alice: FakeSeeder = await seeder(
+        (r) => (r.n === 6 ? (void alice.stop(), { kind: 'stall' }) : undefined),
+        content,
+        small,
+      );
+      const bob = await seeder(undefined, content, small);
+      let bobOnline = false;
+      const renew = jest.fn(() => Promise.resolve(bobOnline ? [seederInfo('bob', bob)] : []));
+      const meta = metadataFor(content, [seederInfo('alice', alice)], small);
+      const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), {
+        chunkSize: small,
+        inFlightPerSeeder: 1,
+        ...quick(renew),
+      });
+      const running = j.run();
+      await eventually(() => /^waiting for a seeder \(none online; /.test(j.progress.waiting ?? ''));
+      expect(j.progress.waiting).toMatch(
+        /^waiting for a seeder \(none online; (asked the tracker [\d.]+ s ago, next in [\d.]+ s|asking the tracker now); gives up in (9m \d+s|10m 0s) without progress\)$/,
+      );
+      expect(j.progress.seeders[0]).toMatchObject({
+        state: 'dropped',
+        chunks: 5,
+        reason: expect.stringMatching(/gave up after/) as string,
+      });
+      expect(j.progress.chunksDone).toBe(5);
+      bobOnline = true;
+      await running;
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      expect(j.progress.seeders.map((s) => [s.userId, s.state, s.chunks])).toEqual([
+        ['alice', 'dropped', 5],
+        ['bob', 'finished', 35],
+      ]);
+      expect(j.progress.waiting).toBeUndefined();
+    });
+
+    it('asks the tracker again with a delay doubling up to its cap while nobody is online', async () => {
+      const asked: number[] = [];
+      const renew = jest.fn(() => {
+        asked.push(Date.now());
+        return Promise.resolve([]);
+      });
+      const port = await unusedPort();
+      const j = job(metadataFor(data, [{ userId: 'alice', address: { host: '127.0.0.1', port }, capability: 'x' }]), {
+        ...quick(renew),
+        retryWindowMs: 0, // dropped at its first failure
+        askDelayMs: 30,
+        maxAskDelayMs: 120,
+      });
+      const running = j.run();
+      running.catch(() => undefined);
+      await eventually(() => asked.length >= 6);
+      j.cancel();
+      await expect(running).rejects.toThrow('cancelled');
+      const gaps = asked.slice(1, 6).map((t, i) => t - asked[i]);
+      // the first ask comes at once with the drop; then 30, 60, 120, 120, 120 ms (a loaded machine only adds)
+      expect(gaps.map((g, i) => g >= [30, 60, 120, 120, 120][i] - 2)).toEqual([true, true, true, true, true]);
+    });
+
+    it('takes back a seeder dropped as unreachable once the tracker lists it again', async () => {
+      const small = 16 * 1024;
+      const content = data.subarray(0, 30 * small);
+      const alice: FakeSeeder = await seeder(
+        (r) => (r.n === 4 ? (void alice.stop(), { kind: 'stall' }) : undefined),
+        content,
+        small,
+      );
+      const port = alice.port;
+      const info = seederInfo('alice', alice);
+      let back = false;
+      const renew = jest.fn(() => Promise.resolve(back ? [info] : []));
+      const meta = metadataFor(content, [seederInfo('alice', alice)], small);
+      const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), {
+        chunkSize: small,
+        inFlightPerSeeder: 1,
+        ...quick(renew),
+      });
+      const running = j.run();
+      await eventually(() => j.progress.seeders[0].state === 'dropped');
+      started.push(await new FakeSeeder(content, { chunkSize: small }).start(port));
+      back = true;
+      await running;
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      expect(j.progress.seeders).toHaveLength(1);
+      expect(j.progress.seeders[0]).toMatchObject({
+        state: 'finished',
+        chunks: 30,
+        retryReason: expect.stringMatching(/; listed by the tracker again$/) as string,
+      });
+    });
+
+    it('takes back a seeder that went silent once the tracker lists it again, on a new connection', async () => {
+      // alice stops answering on her first connection after two chunks
+      const alice = await seeder((r) => (r.n === 3 ? { kind: 'stall' } : undefined));
+      const renew = jest.fn(() => Promise.resolve([seederInfo('alice', alice)]));
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
+        ...quick(renew),
+        inFlightPerSeeder: 1,
+        inactivityTimeoutMs: 1_000,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(alice.connections).toBe(2);
+      expect(j.progress.seeders).toHaveLength(1);
+      expect(j.progress.seeders[0]).toMatchObject({
+        state: 'finished',
+        chunks: CHUNKS,
+        retryReason: 'timed out; listed by the tracker again',
+      });
+    });
+
+    it('adds a seeder the tracker lists mid-download, which then shares the load', async () => {
+      const small = 16 * 1024;
+      const content = data.subarray(0, 40 * small);
+      // alice serves three chunks, then goes silent on her connection (she is not gone: never dropped)
+      const alice = await seeder((r) => (r.n >= 4 ? { kind: 'stall' } : undefined), content, small);
+      const bob = await seeder(undefined, content, small);
+      const renew = jest.fn(() => Promise.resolve([seederInfo('alice', alice), seederInfo('bob', bob)]));
+      const meta = metadataFor(content, [seederInfo('alice', alice)], small);
+      const j = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), {
+        chunkSize: small,
+        inFlightPerSeeder: 1,
+        inactivityTimeoutMs: 60_000,
+        renewCapabilities: renew,
+        rediscoverEveryMs: 50,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      const [a, b] = j.progress.seeders;
+      expect(a).toMatchObject({ userId: 'alice', state: 'finished', chunks: 3, retries: 0 });
+      expect(b).toMatchObject({ userId: 'bob', state: 'finished', chunks: 37 });
+      expect(alice.connections).toBe(1);
+      expect(bob.connections).toBe(1);
+    });
+
+    it('fails at once when every seeder the tracker lists was dropped for what it sent', async () => {
+      const bob = await seeder(() => ({ kind: 'corrupt' }));
+      const renew = jest.fn(() => Promise.resolve([seederInfo('bob', bob)]));
+      const j = job(metadataFor(data, [seederInfo('bob', bob)]), quick(renew));
+      await expect(j.run()).rejects.toThrow('no seeders left: bob served 3 corrupt chunks');
+      expect(renew).toHaveBeenCalledTimes(1);
+      expectNoFileLeft();
+    });
+
+    it('cancels at once while waiting for a seeder', async () => {
+      const alice = await new FakeSeeder(data, { busy: true }).start();
+      started.push(alice);
+      const renew = jest.fn(() => Promise.resolve([seederInfo('alice', alice)]));
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), quick(renew));
+      const running = j.run();
+      running.catch(() => undefined);
+      await eventually(() => renew.mock.calls.length >= 2 && /alice busy/.test(j.progress.waiting ?? ''));
+      j.cancel();
+      await expect(running).rejects.toThrow('cancelled');
+      expect(j.progress).toMatchObject({ state: 'failed', reason: 'cancelled', waiting: undefined });
+      expectNoFileLeft();
+    });
+
+    it('keeps waiting for a busy seeder with a stall timeout of 0, saying no deadline', async () => {
+      const alice = await new FakeSeeder(data, { busy: true }).start();
+      started.push(alice);
+      const j = job(metadataFor(data, [seederInfo('alice', alice)]), {
+        retryDelayMs: 5,
+        maxRetryDelayMs: 5,
+        stallTimeoutMs: 0,
+      });
+      const running = j.run();
+      running.catch(() => undefined);
+      await eventually(() => alice.connections >= 50);
+      expect(j.progress.state).toBe('downloading');
+      // no deadline, and no tracker to ask
+      const waiting = /^waiting for a seeder \(alice (busy, retry in [\d.]+ s|connecting)\)$/;
+      await eventually(() => waiting.test(j.progress.waiting ?? ''));
+      j.cancel();
+      await expect(running).rejects.toThrow('cancelled');
     });
   });
 

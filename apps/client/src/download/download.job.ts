@@ -37,8 +37,24 @@ export interface DownloadJobOptions {
    */
   readonly retryDelayMs?: number;
   readonly maxRetryDelayMs?: number;
-  /** A seeder is dropped once it has given no chunk for this long while being retried. Default 30 s. */
+  /**
+   * A seeder that cannot be reached or keeps dropping the connection is dropped once it has given no chunk (nor a
+   * busy answer) for this long while being retried. A busy seeder is never dropped for being busy. Default 30 s.
+   */
   readonly retryWindowMs?: number;
+  /**
+   * The download fails once no chunk has been verified for this long, whatever it waits for. Default 10 min;
+   * 0 waits for ever.
+   */
+  readonly stallTimeoutMs?: number;
+  /** While seeders serve, the tracker is asked for seeders that came online this often. Default 30 s. */
+  readonly rediscoverEveryMs?: number;
+  /**
+   * While no seeder can serve (all gone, all busy, none has a missing chunk), the tracker is asked again after this
+   * long, doubling up to `maxAskDelayMs`. Defaults 1 s and 30 s.
+   */
+  readonly askDelayMs?: number;
+  readonly maxAskDelayMs?: number;
   /** Uniform in [0, 1), for the retry jitter. Default `Math.random`. */
   readonly retryRandom?: () => number;
   /** Must match the chunk size the file's chunk hashes were computed with. Default `CHUNK_SIZE`. */
@@ -62,7 +78,11 @@ export interface DownloadJobOptions {
    * Called in the background once two thirds of a capability's lifetime have
    * passed, and when a seeder answers `DENIED`; the download goes on with the
    * new capabilities, on the same connections. Without it, `DENIED` drops the
-   * seeder.
+   * seeder. The same call finds seeders: every `rediscoverEveryMs`, at once
+   * when a seeder is dropped, and with backoff while none can serve; seeders
+   * it lists that the job does not know yet are added (the caller leaves out
+   * this client itself), and one dropped as unreachable is taken back. Without
+   * it, the download fails once no seeder is left.
    */
   readonly renewCapabilities?: () => Promise<readonly SeederInfo[]>;
   /**
@@ -123,6 +143,8 @@ export interface DownloadProgress {
   readonly averageSpeed: number;
   readonly elapsedMs: number;
   readonly reason?: string;
+  /** While no seeder serves: what the download waits for, e.g. `waiting for a seeder (none online; ...)`. */
+  readonly waiting?: string;
   readonly seeders: readonly SeederProgress[];
 }
 
@@ -168,6 +190,16 @@ const RETRY_LATER = new Set<string>([ErrorCode.Busy, ErrorCode.TooManyConnection
 export const DEFAULT_RETRY_DELAY_MS = 200;
 export const DEFAULT_MAX_RETRY_DELAY_MS = 5_000;
 export const DEFAULT_RETRY_WINDOW_MS = 30_000;
+export const DEFAULT_STALL_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_REDISCOVER_EVERY_MS = 30_000;
+export const DEFAULT_ASK_DELAY_MS = 1_000;
+export const DEFAULT_MAX_ASK_DELAY_MS = 30_000;
+
+/** Whether a seeder that failed so is busy (or closed an idle connection) rather than lost. */
+function isBusy(err: unknown, lastRefusal: string | undefined): boolean {
+  if (!(err instanceof PeerError)) return false;
+  return RETRY_LATER.has(err.code ?? (err.kind === 'closed' ? (lastRefusal ?? '') : ''));
+}
 
 /** Whether a seeder that failed so is worth connecting to again (busy, refused or lost connections). */
 function worthRetrying(err: unknown): boolean {
@@ -211,7 +243,12 @@ interface Seeder {
   reason?: string;
   retries: number;
   retryReason?: string;
-  /** When it last gave a verified chunk (or the transfer started). */
+  /** While retrying: it was busy (else unreachable or lost), and when it is connected to again. */
+  busy?: boolean;
+  retryAt?: number;
+  /** Dropped for being unreachable or silent, not for what it sent: taken back should the tracker list it again. */
+  revivable?: boolean;
+  /** When it last gave a verified chunk or a busy answer (or the transfer started). */
   lastProgressAt: number;
   /** The next retry waits up to this long. */
   retryDelayMs: number;
@@ -253,6 +290,10 @@ export class DownloadJob {
   private readonly maxRetryDelayMs: number;
   private readonly retryWindowMs: number;
   private readonly retryRandom: () => number;
+  private readonly stallTimeoutMs: number;
+  private readonly rediscoverEveryMs: number;
+  private readonly askDelayMs: number;
+  private readonly maxAskDelayMs: number;
 
   private started = false;
   private state: DownloadState = 'downloading';
@@ -299,6 +340,17 @@ export class DownloadJob {
   private renewals = 0;
   /** Wakes the job for a renewal when no chunk arrives to do it; cleared when the transfer ends. */
   private renewWake: NodeJS.Timeout | undefined;
+  /** When (local clock) the tracker was last asked for seeders, and how that went (undefined: it answered). */
+  private askedAt: number | undefined;
+  private askProblem: string | undefined;
+  /** The next ask of the tracker for seeders, and when it is due. */
+  private askTimer: NodeJS.Timeout | undefined;
+  private nextAskAt: number | undefined;
+  /** How long the next ask waits while no seeder can serve. */
+  private askBackoffMs: number;
+  /** When the last chunk was verified (or the transfer started), and the timer that fails the job after too long. */
+  private progressAt = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly metadata: FileMetadata,
@@ -320,6 +372,11 @@ export class DownloadJob {
     this.maxRetryDelayMs = Math.max(this.retryDelayMs, options.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS);
     this.retryWindowMs = options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
     this.retryRandom = options.retryRandom ?? Math.random;
+    this.stallTimeoutMs = Math.max(0, options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS);
+    this.rediscoverEveryMs = Math.max(1, options.rediscoverEveryMs ?? DEFAULT_REDISCOVER_EVERY_MS);
+    this.askDelayMs = Math.max(1, options.askDelayMs ?? DEFAULT_ASK_DELAY_MS);
+    this.maxAskDelayMs = Math.max(this.askDelayMs, options.maxAskDelayMs ?? DEFAULT_MAX_ASK_DELAY_MS);
+    this.askBackoffMs = this.askDelayMs;
     this.scheduler = new ChunkScheduler(this.plan.count, {
       // equally rare chunks go in file order unless told otherwise: the whole-file SHA-1 can then follow the
       // chunks as they come (see InOrderHasher) instead of reading the file back
@@ -337,22 +394,7 @@ export class DownloadJob {
     this.seeders = metadata.seeders.map((info, i) => {
       const id = ids.has(info.userId) ? `${info.userId}#${i + 1}` : info.userId;
       ids.add(id);
-      return {
-        id,
-        info,
-        capability: info.capability,
-        denials: 0,
-        seedForm: info.seedForm === true,
-        conn: this.newLink(info.seedForm === true),
-        state: 'connecting',
-        slots: 0,
-        chunks: 0,
-        corrupt: 0,
-        refused: 0,
-        retries: 0,
-        lastProgressAt: 0,
-        retryDelayMs: this.retryDelayMs,
-      };
+      return this.newSeeder(id, info);
     });
     this.aborted = new Promise<never>((_, reject) => (this.abortWith = reject));
     this.aborted.catch(() => undefined);
@@ -416,6 +458,7 @@ export class DownloadJob {
       averageSpeed: this.speed?.average(now) ?? 0,
       elapsedMs,
       reason: this.reason,
+      waiting: this.state === 'downloading' && this.started && !this.verifying ? this.waitingFor(now) : undefined,
       seeders: this.seeders.map((s) => ({
         userId: s.info.userId,
         address: formatHostPort(s.info.address),
@@ -496,8 +539,111 @@ export class DownloadJob {
       this.scheduler.addSeeder(seeder.id);
     }
     this.scheduleRenewal(now);
+    this.progressAt = now;
+    this.watchStall();
+    this.scheduleAsk();
     for (const seeder of this.seeders) this.connect(seeder);
     return done;
+  }
+
+  /** Fails the job once no chunk has been verified for `stallTimeoutMs`, saying what it was waiting for. */
+  private watchStall(): void {
+    if (this.stallTimeoutMs <= 0 || this.transferOver) return;
+    clearTimeout(this.stallTimer);
+    const left = this.progressAt + this.stallTimeoutMs - this.now();
+    this.stallTimer = setTimeout(
+      () => {
+        this.stallTimer = undefined;
+        if (this.transferOver) return;
+        if (this.now() - this.progressAt < this.stallTimeoutMs) return this.watchStall();
+        const waiting = this.waitingFor(this.now(), false) ?? 'the seeders connected sent no good chunk';
+        this.abort(new DownloadError(`no progress for ${formatWait(this.stallTimeoutMs)}: ${waiting}`));
+      },
+      Math.max(0, left),
+    );
+  }
+
+  /**
+   * No seeder can serve now: none is connected or being connected to for the first time (one being retried does not
+   * count until it is connected), or none of those has some missing chunk.
+   */
+  private get stuck(): boolean {
+    if (!this.seeders.some((s) => s.state === 'active' || (s.state === 'connecting' && s.retries === 0))) return true;
+    return this.scheduler.unavailableChunk() !== undefined;
+  }
+
+  /**
+   * Sets when the tracker is next asked for seeders: after `rediscoverEveryMs` while seeders serve; while none can,
+   * after the ask backoff, which doubles with each ask that leaves the job stuck.
+   */
+  private scheduleAsk(): void {
+    if (!this.options.renewCapabilities || this.transferOver) return;
+    if (this.stuck) {
+      this.askAfter(this.askBackoffMs);
+      this.askBackoffMs = Math.min(this.maxAskDelayMs, this.askBackoffMs * 2);
+    } else {
+      this.askBackoffMs = this.askDelayMs;
+      this.askAfter(this.rediscoverEveryMs);
+    }
+  }
+
+  /** The job may have just got stuck: asks the tracker within the ask backoff, sooner than planned if need be. */
+  private askSoon(): void {
+    if (!this.options.renewCapabilities || this.transferOver || this.renewing || !this.stuck) return;
+    if (this.nextAskAt !== undefined && this.nextAskAt <= this.now() + this.askBackoffMs) return;
+    this.askAfter(this.askBackoffMs);
+  }
+
+  private askAfter(ms: number): void {
+    clearTimeout(this.askTimer);
+    this.nextAskAt = this.now() + ms;
+    this.askTimer = setTimeout(() => {
+      this.askTimer = undefined;
+      this.nextAskAt = undefined;
+      void this.renew();
+    }, ms);
+  }
+
+  /**
+   * What the job waits for while no seeder serves, undefined while some do: each seeder being retried and when, or
+   * that none is online, when the tracker was asked and is asked next, and how long until the stall timeout.
+   */
+  private waitingFor(now: number, withDeadline = true): string | undefined {
+    if (!this.stuck || this.transferOver) return undefined;
+    const live = this.seeders.filter((s) => s.state !== 'dropped');
+    const missing = this.scheduler.unavailableChunk();
+    const parts: string[] = [];
+    if (live.length === 0) parts.push('none online');
+    for (const s of live) {
+      if (s.state === 'retrying') {
+        const when = formatWait(Math.max(0, (s.retryAt ?? now) - now));
+        parts.push(`${s.info.userId} ${s.busy ? 'busy' : (s.retryReason ?? 'lost')}, retry in ${when}`);
+      } else if (s.state === 'connecting') parts.push(`${s.info.userId} connecting`);
+    }
+    if (live.length > 0 && missing !== undefined) parts.push(`none online has chunk ${missing}`);
+    const dropped = this.seeders.filter((s) => s.state === 'dropped');
+    if (!withDeadline && dropped.length > 0) {
+      parts.push(`dropped ${dropped.map((s) => `${s.info.userId} (${s.reason ?? 'failed'})`).join(', ')}`);
+    }
+    if (this.options.renewCapabilities) {
+      const asked =
+        this.renewing !== undefined
+          ? 'asking the tracker now'
+          : this.askedAt === undefined
+            ? 'the tracker not asked yet'
+            : `asked the tracker ${formatWait(now - this.askedAt)} ago` +
+              (this.askProblem ? ` (${this.askProblem})` : '');
+      const next =
+        this.renewing === undefined && this.nextAskAt !== undefined
+          ? `, next in ${formatWait(Math.max(0, this.nextAskAt - now))}`
+          : '';
+      parts.push(asked + next);
+    }
+    if (withDeadline && this.stallTimeoutMs > 0) {
+      const left = Math.max(0, this.progressAt + this.stallTimeoutMs - now);
+      parts.push(`gives up in ${formatWait(left)} without progress`);
+    }
+    return `waiting for a seeder (${parts.join('; ')})`;
   }
 
   private connect(seeder: Seeder): void {
@@ -527,6 +673,25 @@ export class DownloadJob {
       );
   }
 
+  private newSeeder(id: string, info: SeederInfo): Seeder {
+    return {
+      id,
+      info,
+      capability: info.capability,
+      denials: 0,
+      seedForm: info.seedForm === true,
+      conn: this.newLink(info.seedForm === true),
+      state: 'connecting',
+      slots: 0,
+      chunks: 0,
+      corrupt: 0,
+      refused: 0,
+      retries: 0,
+      lastProgressAt: 0,
+      retryDelayMs: this.retryDelayMs,
+    };
+  }
+
   /** A connection to a seeder of the given form, reading chunks into the job's buffer pool. */
   private newLink(seedForm: boolean): ChunkLink {
     return seedForm ? new SeedPeerConnection({ pool: this.pool }) : new PeerConnection({ pool: this.pool });
@@ -535,30 +700,41 @@ export class DownloadJob {
   /** The seeder's connection failed with `err`: try it again later if that is worth it, else drop it. */
   private lose(seeder: Seeder, err: unknown): void {
     const what = describeLoss(err, seeder.lastRefusal);
-    if (worthRetrying(err)) this.retryLater(seeder, what);
-    else this.drop(seeder, what);
+    if (worthRetrying(err)) this.retryLater(seeder, what, isBusy(err, seeder.lastRefusal));
+    // one that went silent may be back on a new connection, should the tracker still list it
+    else this.drop(seeder, what, err instanceof PeerError && err.kind === 'timeout');
   }
 
   /**
    * Closes the seeder's connection, gives its chunks in flight to the others
-   * and connects to it again after a backoff delay; drops it instead once it
-   * has given no chunk for `retryWindowMs`.
+   * and connects to it again after a backoff delay. A busy seeder is retried
+   * for as long as the download runs; one that is lost is dropped once it has
+   * given no chunk (nor a busy answer) for `retryWindowMs`.
    */
-  private retryLater(seeder: Seeder, what: string): void {
+  private retryLater(seeder: Seeder, what: string, busy: boolean): void {
     if (this.transferOver || (seeder.state !== 'connecting' && seeder.state !== 'active')) return;
-    const waited = this.now() - seeder.lastProgressAt;
+    const now = this.now();
+    // a busy answer shows the seeder is there: the window for losing it starts again
+    if (busy) seeder.lastProgressAt = now;
+    const waited = now - seeder.lastProgressAt;
     const left = this.retryWindowMs - waited;
     if (left <= 0) {
-      return this.drop(seeder, `${what}; gave up after ${seeder.retries} retries, no chunk for ${formatMs(waited)}`);
+      return this.drop(
+        seeder,
+        `${what}; gave up after ${seeder.retries} retries, no chunk for ${formatMs(waited)}`,
+        true,
+      );
     }
     seeder.state = 'retrying';
     seeder.retries++;
     seeder.retryReason = what;
+    seeder.busy = busy;
     seeder.lastRefusal = undefined;
     seeder.conn.close();
     for (const index of this.scheduler.inFlightOf(seeder.id)) this.scheduler.cancel(index, seeder.id);
     const delay = Math.min(left, seeder.retryDelayMs * (0.5 + 0.5 * this.retryRandom()));
     seeder.retryDelayMs = Math.min(this.maxRetryDelayMs, seeder.retryDelayMs * 2);
+    seeder.retryAt = now + delay;
     seeder.retryTimer = setTimeout(() => {
       seeder.retryTimer = undefined;
       if (this.transferOver || seeder.state !== 'retrying') return;
@@ -568,6 +744,7 @@ export class DownloadJob {
     }, delay);
     // its chunks go to the others meanwhile
     this.pumpAll();
+    this.askSoon();
   }
 
   /** Fills the seeder's free request slots with chunks from the scheduler. */
@@ -596,18 +773,23 @@ export class DownloadJob {
    * Fetches fresh capabilities (one renewal at a time) and gives each seeder
    * its own, matched by user and address; connections stay as they are. A
    * seeder still waiting on a denied capability afterwards is no longer
-   * offered by the tracker and is dropped.
+   * offered by the tracker and is dropped. Seeders listed that the job does
+   * not know are added, and ones dropped as unreachable are taken back.
    */
   private renew(): Promise<void> {
     const ask = this.options.renewCapabilities;
     if (!ask || this.transferOver) return Promise.resolve();
     this.renewing ??= (async () => {
       this.renewAt = undefined;
+      clearTimeout(this.askTimer);
+      this.nextAskAt = undefined;
       let fresh: readonly SeederInfo[];
       try {
         fresh = await ask();
       } catch (err) {
         if (this.transferOver) return;
+        this.askedAt = this.now();
+        this.askProblem = errorText(err);
         this.renewAt = this.now() + RENEW_RETRY_MS;
         for (const s of this.seeders) {
           if (s.denied === s.capability) this.drop(s, `denied access, and no fresh capability (${errorText(err)})`);
@@ -615,18 +797,59 @@ export class DownloadJob {
         return;
       }
       if (this.transferOver) return;
+      this.askedAt = this.now();
+      this.askProblem = undefined;
       this.renewals++;
       for (const s of this.seeders) {
-        const same = fresh.find(
-          (f) => f.userId === s.info.userId && formatHostPort(f.address) === formatHostPort(s.info.address),
-        );
+        const same = fresh.find((f) => sameSeeder(f, s.info));
         if (same) s.capability = same.capability;
       }
+      for (const info of fresh) this.adopt(info);
       this.scheduleRenewal(this.now());
       for (const s of this.seeders) if (s.denied === s.capability) this.drop(s, 'no longer shares the file (DENIED)');
+      if (fresh.length > 0 && this.seeders.every((s) => s.state === 'dropped')) {
+        // every seeder online was dropped for what it did, not for being away: waiting would not change that
+        return this.abort(new DownloadError(`no seeders left: ${this.droppedReasons()}`));
+      }
       this.pumpAll();
-    })().finally(() => (this.renewing = undefined));
+    })().finally(() => {
+      this.renewing = undefined;
+      this.scheduleAsk();
+    });
     return this.renewing;
+  }
+
+  /**
+   * A seeder the tracker lists: connected to when the job does not know it yet
+   * (it came online during the download), or again when it was dropped as
+   * unreachable; one dropped for misbehaving stays dropped.
+   */
+  private adopt(info: SeederInfo): void {
+    const known = this.seeders.find((s) => sameSeeder(s.info, info));
+    if (known && !(known.state === 'dropped' && known.revivable)) return;
+    const now = this.now();
+    let seeder: Seeder;
+    if (known) {
+      seeder = known;
+      seeder.capability = info.capability;
+      seeder.state = 'connecting';
+      seeder.revivable = false;
+      seeder.retries++;
+      seeder.retryReason = `${seeder.reason ?? 'dropped'}; listed by the tracker again`;
+      seeder.reason = undefined;
+      seeder.denied = undefined;
+      seeder.denials = 0;
+      seeder.retryDelayMs = this.retryDelayMs;
+      seeder.conn = this.newLink(seeder.seedForm);
+    } else {
+      let id = info.userId;
+      for (let n = this.seeders.length + 1; this.seeders.some((s) => s.id === id); n++) id = `${info.userId}#${n}`;
+      seeder = this.newSeeder(id, info);
+      this.seeders.push(seeder);
+    }
+    seeder.lastProgressAt = now;
+    this.scheduler.addSeeder(seeder.id);
+    this.connect(seeder);
   }
 
   /**
@@ -686,6 +909,7 @@ export class DownloadJob {
     seeder.chunks++;
     seeder.slots--;
     seeder.lastProgressAt = this.now();
+    this.progressAt = seeder.lastProgressAt;
     seeder.retryDelayMs = this.retryDelayMs;
     seeder.denials = 0;
     this.uses.set(data, 2);
@@ -785,26 +1009,40 @@ export class DownloadJob {
     this.pumpAll();
   }
 
-  /** Stops using a seeder; its chunks in flight go back to the pool. */
-  private drop(seeder: Seeder, what: string): void {
+  /**
+   * Stops using a seeder; its chunks in flight go back to the pool. With a
+   * tracker to ask, the tracker is asked for seeders at once and the job waits
+   * should none be left; without one, it fails then.
+   */
+  private drop(seeder: Seeder, what: string, revivable = false): void {
     if (this.transferOver || seeder.state === 'dropped') return;
     seeder.state = 'dropped';
     seeder.reason = what;
+    seeder.revivable = revivable;
     clearTimeout(seeder.retryTimer);
     seeder.conn.close();
     this.scheduler.removeSeeder(seeder.id);
     if (this.scheduler.isDone) return;
+    if (this.options.renewCapabilities) {
+      void this.renew();
+      return this.pumpAll();
+    }
     const live = this.seeders.filter((s) => s.state !== 'dropped');
-    const why = this.seeders
-      .filter((s) => s.state === 'dropped')
-      .map((s) => `${s.info.userId} ${s.reason}`)
-      .join(', ');
+    const why = this.droppedReasons();
     if (live.length === 0) return this.abort(new DownloadError(`no seeders left: ${why}`));
     const missing = this.scheduler.unavailableChunk();
     if (missing !== undefined) {
       return this.abort(new DownloadError(`no seeder left has chunk ${missing} of ${this.fileName}: ${why}`));
     }
     this.pumpAll();
+  }
+
+  /** `alice served 3 corrupt chunks, bob timed out`: the dropped seeders and why. */
+  private droppedReasons(): string {
+    return this.seeders
+      .filter((s) => s.state === 'dropped')
+      .map((s) => `${s.info.userId} ${s.reason}`)
+      .join(', ');
   }
 
   private finishTransfer(): void {
@@ -817,6 +1055,10 @@ export class DownloadJob {
     this.transferOver = true;
     clearTimeout(this.renewWake);
     this.renewWake = undefined;
+    clearTimeout(this.askTimer);
+    this.askTimer = undefined;
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
     for (const seeder of this.seeders) {
       if (seeder.state !== 'dropped') seeder.state = 'finished';
       clearTimeout(seeder.retryTimer);
@@ -886,6 +1128,20 @@ function errorText(err: unknown): string {
 
 function formatMs(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** A wait for people: `0.3 s`, `3 s`, `9m 40s`, `2h 5m` (rounded up to the second from 1 s on). */
+export function formatWait(ms: number): string {
+  if (ms > 0 && ms < 1000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.ceil(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+/** The same seeder: the same user at the same address. */
+function sameSeeder(a: SeederInfo, b: SeederInfo): boolean {
+  return a.userId === b.userId && formatHostPort(a.address) === formatHostPort(b.address);
 }
 
 function peerDetail(err: unknown): string {

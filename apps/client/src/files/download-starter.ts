@@ -58,21 +58,24 @@ export class DownloadStarter {
     // the name may become a file here: one a tracker could never have accepted is not used
     const nameProblem = fileNameProblem(metadata.fileName);
     if (nameProblem) throw new Error(`the tracker sent an unusable name for ${fileName}: ${nameProblem}`);
-    const self = this.config.get().self;
-    const seeders = metadata.seeders.filter((s) => !(s.address.host === self.host && s.address.port === self.port));
+    const { self, stallTimeoutMs } = this.config.get();
+    const notSelf = (s: SeederInfo) => !(s.address.host === self.host && s.address.port === self.port);
+    const seeders = metadata.seeders.filter(notSelf);
     if (seeders.length === 0)
       throw new Error(`no seeder is online for ${fileName} in group ${groupId}; try again later`);
     const destPath = await resolveDestination(destination, basename(metadata.fileName));
     if (this.downloads.isBusy(destPath)) throw new Error(`a download into ${destPath} is already running`);
-    // fresh capabilities come from asking the tracker again, in the background, for the same file
+    // fresh capabilities, and seeders that came online, come from asking the tracker again, in the background
     const renew = async (): Promise<readonly SeederInfo[]> => {
       const again = await this.metadata(groupId, fileName);
       if (again.fileHash !== metadata.fileHash) throw new Error(`${fileName} is now another file on the tracker`);
-      return again.seeders;
+      return again.seeders.filter(notSelf);
     };
     // a .part left by an earlier download is resumed if it is of this file, and refused otherwise
     const resume = await this.downloads.prepareResume(metadata, destPath);
-    const entry = this.downloads.start(groupId, userId, { ...metadata, seeders }, destPath, renew, resume);
+    const entry = this.downloads.start(groupId, userId, { ...metadata, seeders }, destPath, renew, resume, {
+      stallTimeoutMs,
+    });
     this.out.line(
       `downloading ${metadata.fileName} (${formatBytes(metadata.fileSize)}, ${metadata.chunkHashes.length} chunks) ` +
         `from ${seeders.length} seeder${seeders.length === 1 ? '' : 's'} to ${destPath}` +

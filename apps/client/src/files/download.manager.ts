@@ -40,9 +40,10 @@ export class DownloadManager {
   }
 
   /**
-   * Starts a download; `renew` asks the tracker for fresh capabilities of the same seeders (see DownloadJob). With
-   * `resume`, the download writes into the `.part` it found or makes (chunks already in it are not fetched), records
-   * its chunks, and a failure or cancel keeps both (see `PartResume`).
+   * Starts a download; `renew` asks the tracker for the file's seeders again, with fresh capabilities (see
+   * DownloadJob). With `resume`, the download writes into the `.part` it found or makes (chunks already in it are
+   * not fetched), records its chunks, and a failure or cancel keeps both (see `PartResume`). `options` are the
+   * job's other settings (the stall timeout).
    */
   start(
     groupId: string,
@@ -51,16 +52,17 @@ export class DownloadManager {
     destPath: string,
     renew?: () => Promise<readonly SeederInfo[]>,
     resume?: PartResume,
+    options: DownloadJobOptions = {},
   ): DownloadEntry {
-    const options: DownloadJobOptions = resume
-      ? {
-          renewCapabilities: renew,
-          openPart: () => resume.open(),
-          onChunkWritten: (index) => resume.written(index),
-          keepPart: true,
-        }
-      : { renewCapabilities: renew };
-    const job = new DownloadJob(metadata, destPath, this.hasher, options);
+    const job = new DownloadJob(metadata, destPath, this.hasher, {
+      ...options,
+      renewCapabilities: renew,
+      ...(resume && {
+        openPart: () => resume.open(),
+        onChunkWritten: (index: number) => resume.written(index),
+        keepPart: true,
+      }),
+    });
     const done = this.run(groupId, userId, job, resume);
     const entry: DownloadEntry = { groupId, userId, job, done, resume, interrupted: false };
     this.entries.push(entry);

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { DownloadError } from '../download/download.errors';
-import { DownloadProgress, DownloadState } from '../download/download.job';
+import { DownloadJobOptions, DownloadProgress, DownloadState } from '../download/download.job';
 import { OUTPUT } from '../output/output.port';
 import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
@@ -74,7 +74,7 @@ describe('file commands', () => {
     isBusy: jest.Mock<boolean, [string]>;
     start: jest.Mock<
       unknown,
-      [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?, unknown?]
+      [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?, unknown?, DownloadJobOptions?]
     >;
     prepareResume: jest.Mock<Promise<unknown>, [FileMetadata, string]>;
     find: jest.Mock<unknown, [string, string]>;
@@ -104,7 +104,7 @@ describe('file commands', () => {
       isBusy: jest.fn<boolean, [string]>(() => false),
       start: jest.fn<
         unknown,
-        [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?, unknown?]
+        [string, string, FileMetadata, string, (() => Promise<readonly SeederInfo[]>)?, unknown?, DownloadJobOptions?]
       >(() => ({ done: new Promise(() => undefined), interrupted: false })),
       prepareResume: jest.fn<Promise<unknown>, [FileMetadata, string]>(() => Promise.resolve(freshStart)),
       find: jest.fn<unknown, [string, string]>(() => undefined),
@@ -119,7 +119,7 @@ describe('file commands', () => {
         { provide: SEEDING_OPTIONS, useValue: {} },
         { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: FILE_COMMANDS },
         DownloadStarter,
-        { provide: ClientConfigService, useValue: configService({ dataDir }) },
+        { provide: ClientConfigService, useValue: configService({ dataDir, stallTimeoutMs: 120_000 }) },
         { provide: TrackerClient, useValue: tracker },
         { provide: SharingService, useValue: sharing },
         { provide: DownloadManager, useValue: downloads },
@@ -391,16 +391,18 @@ describe('file commands', () => {
         dest,
         expect.any(Function),
         freshStart,
+        { stallTimeoutMs: 120_000 },
       );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}`]);
     });
 
-    it('hands the download a way to renew capabilities: asking the tracker again for the same file', async () => {
+    it('hands the download a way to renew capabilities and find seeders: asking the tracker again for the same file', async () => {
       await download(dir);
       const renew = downloads.start.mock.calls[0][4]!;
       const fresh = { ...BOB, capability: 'cap-bob-2' };
-      answer(metadataReply(metadata([fresh, ME])));
-      await expect(renew()).resolves.toEqual([fresh, ME]);
+      answer(metadataReply(metadata([fresh, ME, CAROL])));
+      // seeders that came online are taken from the same answer; this client never downloads from itself
+      await expect(renew()).resolves.toEqual([fresh, CAROL]);
       expect(tracker.lines).toEqual(['download_file g1 report.pdf', 'download_file g1 report.pdf']);
       expect(out.lines).toHaveLength(1); // renewing is silent
 
@@ -421,6 +423,7 @@ describe('file commands', () => {
         dest,
         expect.any(Function),
         freshStart,
+        { stallTimeoutMs: 120_000 },
       );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${dest}`]);
     });
@@ -645,10 +648,16 @@ describe('file commands', () => {
       expect(out.lines).toEqual(['no downloads yet']);
     });
 
-    it('lists running, verifying, complete and failed downloads in start order', async () => {
+    it('lists running, verifying, waiting, complete and failed downloads in start order', async () => {
       downloads.downloads = [
         entry('g1', { fileName: 'movie.mkv', state: 'downloading', percent: 12.345, speed: 1536 }),
         entry('g1', { fileName: 'big.iso', state: 'downloading', percent: 100, speed: 0, verifying: true }),
+        entry('g1', {
+          fileName: 'solo.bin',
+          state: 'downloading',
+          percent: 40,
+          waiting: 'waiting for a seeder (bob busy, retry in 2 s; gives up in 9m 40s without progress)',
+        }),
         entry('g2', { fileName: 'notes.txt', state: 'complete', destPath: '/home/alice/notes.txt' }),
         entry('g2', { fileName: 'broken.bin', state: 'failed', reason: 'no seeders left: bob timed out' }),
         entry('g3', { fileName: 'other.bin', state: 'failed' }),
@@ -657,6 +666,7 @@ describe('file commands', () => {
       expect(out.lines).toEqual([
         '[D] [g1] movie.mkv 12.3% 1.5 KB/s',
         '[D] [g1] big.iso 100.0% 0 B/s verifying',
+        '[D] [g1] solo.bin 40.0% 0 B/s, waiting for a seeder (bob busy, retry in 2 s; gives up in 9m 40s without progress)',
         '[C] [g2] notes.txt -> /home/alice/notes.txt',
         '[F] [g2] broken.bin (no seeders left: bob timed out)',
         '[F] [g3] other.bin (failed)',

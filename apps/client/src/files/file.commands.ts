@@ -199,7 +199,7 @@ export class ShowDownloadsCommand implements LocalCommand {
           `[D] ${head} checking ${resume.checkedCount} of ${resume.listedCount} chunks in ${resume.partPath}`,
         );
       } else {
-        const phase = p.verifying ? ' verifying' : '';
+        const phase = p.verifying ? ' verifying' : p.waiting ? `, ${p.waiting}` : '';
         const resumed = p.resumedChunks ? ` (resumed ${p.resumedChunks} of ${p.chunkCount} chunks)` : '';
         this.out.line(`[D] ${head} ${p.percent.toFixed(1)}% ${formatRate(p.speed)}${phase}${resumed}`);
       }

@@ -99,6 +99,14 @@ export class ShellCommand extends CommandRunner {
     return value;
   }
 
+  @Option({
+    flags: '--stall-timeout <duration>',
+    description: 'a download fails after this long without a verified chunk, e.g. 30s or 1h (default 10m; 0: never)',
+  })
+  parseStallTimeout(value: string): string {
+    return value;
+  }
+
   async run(params: string[], options: ClientOptions = {}): Promise<void> {
     this.config.load(params, options);
     process.on('SIGINT', this.interrupt);

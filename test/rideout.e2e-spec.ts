@@ -1,0 +1,179 @@
+import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import { randomFile, sha1File } from './support/files';
+import { freePort, Proc, removeDir, startClient, startTrackerReady, trackerNetwork } from './support/processes';
+
+const MB = 1024 * 1024;
+
+interface Peer {
+  name: string;
+  port: number;
+  dir: string;
+  proc: Proc;
+}
+
+/**
+ * Downloads that ride out trouble, between real client processes and a real
+ * tracker: a seeder that turns the downloader away for longer than a lost
+ * seeder is given, the only seeder killed mid-download and another coming
+ * online, and a seeder that joins mid-download. Seeders are slowed down with
+ * their upload limit, not with big files.
+ */
+describe('downloads that ride out busy and vanishing seeders', () => {
+  let net: Awaited<ReturnType<typeof trackerNetwork>>;
+  let tracker: Proc;
+  const peers = new Map<string, Peer>();
+  let carol: Proc;
+  let carolDir: string;
+
+  /** Starts a client on a free port with its own folder and data directory. */
+  function launch(name: string, extra: string[] = [], port?: number): Promise<Peer> {
+    return (async () => {
+      const dir = join(net.dir, name);
+      mkdirSync(dir, { recursive: true });
+      const p = port ?? (await freePort());
+      const proc = startClient(`127.0.0.1:${p}`, net.infoFile, ['--data-dir', join(dir, '.state'), ...extra], dir);
+      const peer = { name, port: p, dir, proc };
+      peers.set(name, peer);
+      return peer;
+    })();
+  }
+
+  /** A new user on a new client, logged in and let into team by carol. */
+  async function member(name: string, extra: string[] = []): Promise<Peer> {
+    const peer = await launch(name, extra);
+    await peer.proc.run(`create_user ${name} pw-${name}`, /created/);
+    await peer.proc.run(`login ${name} pw-${name}`, /logged in/);
+    await peer.proc.run('join_group team', /asked to join/);
+    await carol.run(`accept_request team ${name}`, /now a member/);
+    return peer;
+  }
+
+  /** carol's `show_downloads` line for `fileName`. */
+  async function carolsRow(fileName: string): Promise<string> {
+    const row = new RegExp(`^\\[\\w\\] \\[team\\] ${fileName.replace('.', '\\.')}.*$`, 'm');
+    return row.exec(await carol.run('show_downloads', row))![0];
+  }
+
+  /** Waits until carol's download of `fileName` has some bytes but is still running. */
+  async function midTransfer(fileName: string): Promise<void> {
+    await waitUntil(async () => {
+      const row = await carolsRow(fileName);
+      if (!row.startsWith('[D]')) throw new Error(`${fileName} is no longer downloading: ${row}`);
+      return Number(/ ([\d.]+)%/.exec(row)![1]) > 0;
+    });
+  }
+
+  beforeAll(async () => {
+    net = await trackerNetwork(1);
+    tracker = await startTrackerReady(net.infoFile, 1, join(net.dir, 'tracker-data'));
+    const c = await launch('carol');
+    carol = c.proc;
+    carolDir = c.dir;
+    await carol.run('create_user carol pw-carol', /created/);
+    await carol.run('login carol pw-carol', /logged in/);
+    await carol.run('create_group team', /created/);
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([...peers.values()].map((p) => p.proc.stop('SIGKILL')));
+    await tracker.stop('SIGKILL');
+    removeDir(net.dir);
+  });
+
+  it('completes from a seeder that turns it away for longer than a lost seeder is given (30 s)', async () => {
+    // one connection per address at most, and a connection may wait for ever for its first request
+    const alice = await member('alice', ['--max-peer-conns-per-ip', '1', '--peer-request-timeout', '0']);
+    const original = join(alice.dir, 'busy.bin');
+    randomFile(original, 3 * MB);
+    await alice.proc.run('upload_file team busy.bin', /shared busy\.bin/);
+    // the test holds the one connection 127.0.0.1 may have: carol, on the same address, is turned away
+    const holder = new Socket();
+    holder.on('error', () => undefined);
+    await new Promise<void>((resolve) => holder.connect(alice.port, '127.0.0.1', resolve));
+
+    await carol.run('download_file team busy.bin busy-copy.bin', /downloading busy\.bin .* from 1 seeder/);
+    await waitUntil(async () => /waiting for a seeder \(alice busy, retry in /.test(await carolsRow('busy.bin')));
+    const busySince = Date.now();
+    // the old rule dropped a seeder after 30 s without a chunk, and the download failed with it
+    await waitUntil(async () => {
+      const row = await carolsRow('busy.bin');
+      expect(row).toMatch(/^\[D\] \[team\] busy\.bin 0\.0% .*, waiting for a seeder \(alice (busy|connecting)/);
+      expect(row).toMatch(/gives up in \d+m \d+s without progress\)$/);
+      return Date.now() - busySince > 31_000;
+    }, 60_000);
+    holder.destroy();
+
+    const done = await carol.waitFor(/^downloaded \[team\] busy\.bin.*$/m, 60_000);
+    console.log(`busy for ${((Date.now() - busySince) / 1000).toFixed(1)} s, then: ${lineOf(done)}`);
+    expect(done).toMatch(/chunks from alice 6/);
+    expect(done).toMatch(/retried alice \d+ times \(last: refused the connection \(TOO_MANY_CONNECTIONS\)\)/);
+    expect(done).not.toMatch(/dropped/);
+    expect(await sha1File(join(carolDir, 'busy-copy.bin'))).toBe(await sha1File(original));
+  }, 120_000);
+
+  it('waits when its only seeder is killed, and completes from a seeder that comes online later', async () => {
+    const erin = await member('erin', ['--upload-limit', '2M']);
+    const bob = await member('bob');
+    const original = join(erin.dir, 'gone.bin');
+    randomFile(original, 12 * MB);
+    await erin.proc.run('upload_file team gone.bin', /shared gone\.bin/);
+    // bob fetched the file earlier and shares it, but is logged out when carol starts
+    await bob.proc.run('download_file team gone.bin .', /downloading gone\.bin/);
+    await bob.proc.waitFor(/^downloaded \[team\] gone\.bin.*$/m, 60_000);
+    await bob.proc.run('logout', /logged out/);
+
+    await carol.run('download_file team gone.bin gone-copy.bin', /downloading gone\.bin .* from 1 seeder/);
+    await midTransfer('gone.bin');
+    await erin.proc.stop('SIGKILL');
+    await waitUntil(async () =>
+      /^\[D\] \[team\] gone\.bin [\d.]+% .*, waiting for a seeder \(erin .*(asked|asking) the tracker/m.test(
+        await carolsRow('gone.bin'),
+      ),
+    );
+
+    await bob.proc.run('login bob pw-bob', /logged in/);
+    await bob.proc.waitFor(/seeding 1 file again/);
+    const done = await carol.waitFor(/^downloaded \[team\] gone\.bin.*$/m, 90_000);
+    console.log(lineOf(done));
+    const from = /chunks from ([^;\n]*)/.exec(done)![1];
+    expect(from).toMatch(/erin \d+/);
+    expect(Number(/bob (\d+)/.exec(from)?.[1] ?? 0)).toBeGreaterThan(0);
+    expect(await sha1File(join(carolDir, 'gone-copy.bin'))).toBe(await sha1File(original));
+    // no second download_file: the one download found bob by itself
+    expect(carol.stdout.match(/^downloading gone\.bin/gm)).toHaveLength(1);
+    expect(readdirSync(carolDir).filter((f) => f.startsWith('gone'))).toEqual(['gone-copy.bin']);
+  }, 150_000);
+
+  it('uses a seeder that starts sharing the file mid-download', async () => {
+    const frank = await member('frank', ['--upload-limit', '1M']);
+    const gina = await member('gina');
+    const original = join(frank.dir, 'join.bin');
+    randomFile(original, 40 * MB);
+    await frank.proc.run('upload_file team join.bin', /shared join\.bin/);
+
+    await carol.run('download_file team join.bin join-copy.bin', /downloading join\.bin .* from 1 seeder/);
+    await midTransfer('join.bin');
+    copyFileSync(original, join(gina.dir, 'join.bin'));
+    await gina.proc.run('upload_file team join.bin', /shared join\.bin/);
+    // carol asks the tracker for seeders every 30 s while she downloads: at 1 MB/s from frank, well before the end
+    const done = await carol.waitFor(/^downloaded \[team\] join\.bin.*$/m, 90_000);
+    console.log(lineOf(done));
+    const from = /chunks from ([^;\n]*)/.exec(done)![1];
+    expect(Number(/frank (\d+)/.exec(from)?.[1] ?? 0)).toBeGreaterThan(0);
+    expect(Number(/gina (\d+)/.exec(from)?.[1] ?? 0)).toBeGreaterThan(0);
+    expect(await sha1File(join(carolDir, 'join-copy.bin'))).toBe(await sha1File(original));
+  }, 150_000);
+});
+
+/** The `downloaded ...` line in `text`. */
+const lineOf = (text: string) => /^downloaded .*$/m.exec(text)![0];
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
