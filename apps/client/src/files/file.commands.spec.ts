@@ -231,6 +231,7 @@ describe('file commands', () => {
         mine.destPath,
         expect.any(Function),
         freshStart,
+        { stallTimeoutMs: 120_000 },
       );
       expect(out.lines).toEqual([
         'logged in as alice',
