@@ -1,5 +1,6 @@
-import { FileHandle, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileAtomically } from '../common/atomic-file';
 
 export const RUNNING_DOWNLOADS_FILE_NAME = 'downloads.json';
 const VERSION = 1;
@@ -32,7 +33,6 @@ function isRunningDownload(v: unknown): v is RunningDownload {
 export class RunningDownloadsFile {
   readonly path: string;
   private chain: Promise<unknown> = Promise.resolve();
-  private seq = 0;
 
   constructor(readonly dir: string) {
     this.path = join(dir, RUNNING_DOWNLOADS_FILE_NAME);
@@ -82,25 +82,6 @@ export class RunningDownloadsFile {
 
   private async write(downloads: readonly RunningDownload[]): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const temp = `${this.path}.tmp-${process.pid}-${++this.seq}`;
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(temp, 'wx', 0o600);
-      await handle.writeFile(JSON.stringify({ version: VERSION, downloads }, null, 2) + '\n', 'utf8');
-      await handle.sync();
-      await handle.close();
-      handle = undefined;
-      await rename(temp, this.path);
-    } catch (err) {
-      await handle?.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
-      throw err;
-    }
-    try {
-      const dir = await open(this.dir, 'r');
-      await dir.sync().finally(() => dir.close());
-    } catch {
-      // best effort, as for shares.json
-    }
+    await replaceFileAtomically(this.path, JSON.stringify({ version: VERSION, downloads }, null, 2) + '\n', 0o600);
   }
 }

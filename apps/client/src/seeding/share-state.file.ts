@@ -1,5 +1,6 @@
-import { chmod, FileHandle, lstat, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileAtomically } from '../common/atomic-file';
 import { SharedFile, toSharedFile } from './shared-file';
 
 export const SHARES_FILE_NAME = 'shares.json';
@@ -31,7 +32,6 @@ const reasonOf = (err: unknown): string =>
  */
 export class ShareStateFile {
   readonly path: string;
-  private tempSeq = 0;
 
   constructor(readonly dir: string) {
     this.path = join(dir, SHARES_FILE_NAME);
@@ -59,36 +59,7 @@ export class ShareStateFile {
 
   async save(shares: readonly SharedFile[]): Promise<void> {
     const text = JSON.stringify({ version: STATE_VERSION, shares }, null, 2) + '\n';
-    const temp = `${this.path}.tmp-${process.pid}-${++this.tempSeq}`;
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(temp, 'wx', STATE_FILE_MODE);
-      // the mode given to open is cut by the umask; the rename below keeps the temp file's mode
-      await handle.chmod(STATE_FILE_MODE);
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-      await handle.close();
-      handle = undefined;
-      await rename(temp, this.path);
-    } catch (err) {
-      await handle?.close().catch(() => undefined);
-      await unlink(temp).catch(() => undefined);
-      throw err;
-    }
-    await this.syncDir();
-  }
-
-  /** Makes the rename itself durable; some platforms cannot fsync a folder, which is fine. */
-  private async syncDir(): Promise<void> {
-    let dir: FileHandle | undefined;
-    try {
-      dir = await open(this.dir, 'r');
-      await dir.sync();
-    } catch {
-      // best effort
-    } finally {
-      await dir?.close().catch(() => undefined);
-    }
+    await replaceFileAtomically(this.path, text, STATE_FILE_MODE);
   }
 
   /** Temp files left by a crash mid-save (never by this process) are garbage: the rename never happened. */
