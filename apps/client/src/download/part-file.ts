@@ -8,7 +8,8 @@ import { DownloadError } from './download.errors';
 const errorCode = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-async function exists(path: string): Promise<boolean> {
+/** Whether anything (a file, a folder, a link) is at `path`; any error but "no such file" is a DownloadError. */
+export async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path);
     return true;

@@ -1,7 +1,7 @@
 import { ChunkHasher, CHUNK_SIZE, planChunks } from '@app/chunking';
 import { FileMetadata } from '@app/protocol';
 import { constants } from 'node:fs';
-import { lstat, open, unlink } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import {
   ChunkRecord,
   describeRecordedFile,
@@ -13,19 +13,9 @@ import {
   sameRecordedFile,
 } from './chunk-record';
 import { DownloadError } from './download.errors';
-import { PartFile, PartFileOptions } from './part-file';
+import { exists, PartFile, PartFileOptions } from './part-file';
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw new DownloadError(`cannot check ${path}: ${errorText(err)}`);
-  }
-}
 
 export interface PartResumeOptions extends DurableChunksOptions {
   readonly chunkSize?: number;
