@@ -1,5 +1,5 @@
 import { Injectable, Optional } from '@nestjs/common';
-import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
+import { Checkpointable, InMemoryUnitOfWork, Restore, restoringOnError } from '../storage/in-memory-unit-of-work';
 import { SnapshotRow } from '../storage/snapshot-row';
 import {
   compareNames,
@@ -39,13 +39,7 @@ export class InMemoryFileStore implements FileStore, Checkpointable {
   }
 
   transaction<T>(work: () => T): T {
-    const restore = this.checkpoint();
-    try {
-      return work();
-    } catch (err) {
-      restore();
-      throw err;
-    }
+    return restoringOnError(this, work);
   }
 
   checkpoint(): Restore {

@@ -9,6 +9,17 @@ export interface Checkpointable {
   checkpoint(): Restore;
 }
 
+/** Runs `work`; when it throws, puts `store` back as it was before and rethrows. */
+export function restoringOnError<T>(store: Checkpointable, work: () => T): T {
+  const restore = store.checkpoint();
+  try {
+    return work();
+  } catch (err) {
+    restore();
+    throw err;
+  }
+}
+
 /**
  * The unit of work of the in-memory stores: each run takes a checkpoint of
  * every store enlisted with it (in-memory stores enlist themselves when this

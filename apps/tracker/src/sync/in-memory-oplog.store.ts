@@ -1,6 +1,6 @@
 import { compareOps, StampedOp, VersionVector } from '@app/protocol';
 import { Injectable, Optional } from '@nestjs/common';
-import { Checkpointable, InMemoryUnitOfWork, Restore } from '../storage/in-memory-unit-of-work';
+import { Checkpointable, InMemoryUnitOfWork, Restore, restoringOnError } from '../storage/in-memory-unit-of-work';
 import { OpLogStore, REQUEST_MEMORY_MS, SnapshotCut, SnapshotEntry } from './oplog.store';
 
 @Injectable()
@@ -19,13 +19,7 @@ export class InMemoryOpLogStore implements OpLogStore, Checkpointable {
   }
 
   transaction<T>(work: () => T): T {
-    const restore = this.checkpoint();
-    try {
-      return work();
-    } catch (err) {
-      restore();
-      throw err;
-    }
+    return restoringOnError(this, work);
   }
 
   checkpoint(): Restore {
