@@ -94,12 +94,22 @@ describe('resuming interrupted downloads', () => {
   }
 
   /** Parses a completion line: chunks resumed from the .part, fetched, and taken from sam. */
-  function summary(line: string): { resumed: number; fetched: number; fromSam: number } {
-    const m = new RegExp(`resumed (\\d+) of ${CHUNKS} chunks from .*\\.part, fetched (\\d+)`).exec(line);
-    const from = /chunks from sam (\d+)/.exec(line);
+  /**
+   * The end-of-download line `done` says every one of the `recorded` chunks passed its check again and only the
+   * others came over the network, all from sam; and sam's own count agrees: it wrote `sent` bytes, the missing
+   * chunks and not the ones resumed.
+   */
+  function expectOnlyMissingFetched(done: string, recorded: number, sent: number): void {
+    const m = new RegExp(`resumed (\\d+) of ${CHUNKS} chunks from .*\\.part, fetched (\\d+)`).exec(done);
+    const from = /chunks from sam (\d+)/.exec(done);
     expect(m).not.toBeNull();
     expect(from).not.toBeNull();
-    return { resumed: Number(m![1]), fetched: Number(m![2]), fromSam: Number(from![1]) };
+    const [resumed, fetched, fromSam] = [Number(m![1]), Number(m![2]), Number(from![1])];
+    expect(resumed).toBe(recorded);
+    expect(fetched).toBe(CHUNKS - recorded);
+    expect(fromSam).toBe(fetched);
+    expect(sent).toBeGreaterThanOrEqual(fetched * CHUNK);
+    expect(sent).toBeLessThan((fetched + SLACK_CHUNKS) * CHUNK);
   }
 
   beforeAll(async () => {
@@ -155,14 +165,7 @@ describe('resuming interrupted downloads', () => {
     const done = await dora.proc.waitFor(/downloaded \[team\] a\.bin.*/, 60_000);
     const sent = bytesWritten(sam.proc) - sentBefore;
 
-    const { resumed, fetched, fromSam } = summary(done);
-    // every recorded chunk passed its check again; only the others came over the network
-    expect(resumed).toBe(onDisk.length);
-    expect(fetched).toBe(CHUNKS - onDisk.length);
-    expect(fromSam).toBe(fetched);
-    // the seeder's own count: it wrote the missing chunks, and not the ones resumed
-    expect(sent).toBeGreaterThanOrEqual(fetched * CHUNK);
-    expect(sent).toBeLessThan((fetched + SLACK_CHUNKS) * CHUNK);
+    expectOnlyMissingFetched(done, onDisk.length, sent);
     expect(await sha1File(dest)).toBe(await sha1File(original));
     expect(existsSync(`${dest}.part`) || existsSync(`${dest}.part.chunks`)).toBe(false);
   }, 120_000);
@@ -186,12 +189,7 @@ describe('resuming interrupted downloads', () => {
     await dora.proc.run('login dora pw-dora', /logged in as dora/);
     const done = await dora.proc.waitFor(/downloaded \[team\] b\.bin.*/, 60_000);
     const sent = bytesWritten(sam.proc) - sentBefore;
-    const { resumed, fetched, fromSam } = summary(done);
-    expect(resumed).toBe(onDisk.length);
-    expect(fetched).toBe(CHUNKS - onDisk.length);
-    expect(fromSam).toBe(fetched);
-    expect(sent).toBeGreaterThanOrEqual(fetched * CHUNK);
-    expect(sent).toBeLessThan((fetched + SLACK_CHUNKS) * CHUNK);
+    expectOnlyMissingFetched(done, onDisk.length, sent);
     expect(await sha1File(dest)).toBe(await sha1File(original));
   }, 120_000);
 
@@ -223,14 +221,8 @@ describe('resuming interrupted downloads', () => {
       new RegExp(`downloading c\\.bin .*, resuming from ${dest}\\.part \\(${onDisk.length} chunks recorded there\\)`),
     );
     const done = await dora.proc.waitFor(/downloaded \[team\] c\.bin.*/, 60_000);
-    const { resumed, fetched, fromSam } = summary(done);
-    expect(resumed).toBe(onDisk.length);
-    expect(fetched).toBe(CHUNKS - onDisk.length);
-    expect(fromSam).toBe(fetched);
     // the restarted seeder sent no more than the missing chunks
-    const sent = bytesWritten(sam.proc);
-    expect(sent).toBeGreaterThanOrEqual(fetched * CHUNK);
-    expect(sent).toBeLessThan((fetched + SLACK_CHUNKS) * CHUNK);
+    expectOnlyMissingFetched(done, onDisk.length, bytesWritten(sam.proc));
     expect(await sha1File(dest)).toBe(await sha1File(original));
   }, 120_000);
 
