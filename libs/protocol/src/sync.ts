@@ -78,15 +78,15 @@ export function decodeOpTokens(tokens: readonly string[]): StampedOp {
   const actor = tokens[tokens.length - 2];
   const [origin, seq, lamport, time] = stamp.slice(1, 5).map(Number);
   if (origin < 1 || seq < 1 || lamport < 1) throw new ProtocolError(ErrorCode.BadArguments, 'bad change stamp');
-  return {
-    ...decodeOpBody(kind, tokens.slice(1, -2)),
+  // onto the fresh body: an object spread of it costs about 5 µs a change, most of a catch-up's decoding
+  return Object.assign(decodeOpBody(kind, tokens.slice(1, -2)), {
     actor: actor === '-' ? '' : actor,
     time,
     requestId: stamp[5] === '-' ? '' : stamp[5],
     origin,
     seq,
     lamport,
-  };
+  });
 }
 
 export const decodeOp = (line: string): StampedOp => decodeOpTokens(tokenize(line));

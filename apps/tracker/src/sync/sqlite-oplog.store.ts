@@ -66,15 +66,15 @@ function toOp(r: OpRow): StampedOp {
     if (err instanceof ProtocolError) throw new ProtocolError(err.code, `${where}: ${err.message}`);
     throw err;
   }
-  return {
-    ...body,
+  // onto the fresh body, not a spread of it (see decodeOpTokens)
+  return Object.assign(body, {
     origin: r.origin,
     seq: r.seq,
     lamport: r.lamport,
     time: r.time,
     actor: r.actor,
     requestId: r.request_id,
-  };
+  });
 }
 
 @Injectable()
