@@ -1,10 +1,27 @@
-import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { CHUNK_SIZE } from '@app/chunking';
+import { parseFileMetadata, Reply } from '@app/protocol';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
+import { FakeSeeder } from '../apps/client/src/download/testing/fake-seeder.server';
 import { randomFile, sha1File } from './support/files';
-import { freePort, Proc, removeDir, startClient, startTrackerReady, trackerNetwork } from './support/processes';
+import {
+  freePort,
+  Proc,
+  RawConn,
+  removeDir,
+  startClient,
+  startTrackerReady,
+  trackerNetwork,
+} from './support/processes';
 
 const MB = 1024 * 1024;
+/**
+ * Connections the fake seeder answers `ERR BUSY` before it serves: with the client's retry backoff (200 ms doubling
+ * to 5 s, each cut by up to half) some 10-20 s.
+ */
+const BUSY_CONNECTIONS = 8;
 
 interface Peer {
   name: string;
@@ -16,9 +33,11 @@ interface Peer {
 /**
  * Downloads that ride out trouble, between real client processes and a real
  * tracker: a seeder that turns the downloader away for longer than a lost
- * seeder is given, the only seeder killed mid-download and another coming
- * online, and a seeder that joins mid-download. Seeders are slowed down with
- * their upload limit, not with big files.
+ * seeder is given, a seeder that answers `ERR BUSY` to its first connections
+ * (an in-process fake registered with the tracker), the only seeder killed
+ * mid-download and another coming online, and a seeder that joins
+ * mid-download. Seeders are slowed down with their upload limit, not with big
+ * files.
  */
 describe('downloads that ride out busy and vanishing seeders', () => {
   let net: Awaited<ReturnType<typeof trackerNetwork>>;
@@ -113,6 +132,74 @@ describe('downloads that ride out busy and vanishing seeders', () => {
     expect(await sha1File(join(carolDir, 'busy-copy.bin'))).toBe(await sha1File(original));
   }, 120_000);
 
+  it(`completes from a seeder that answers ERR BUSY to its first ${BUSY_CONNECTIONS} connections`, async () => {
+    const dir = join(net.dir, 'hal');
+    mkdirSync(dir, { recursive: true });
+    const original = join(dir, 'refused.bin');
+    randomFile(original, 3 * MB + 12_345);
+    const data = readFileSync(original);
+    const chunkHashes: string[] = [];
+    for (let at = 0; at < data.length; at += CHUNK_SIZE) chunkHashes.push(sha1(data.subarray(at, at + CHUNK_SIZE)));
+    const fileHash = sha1(data);
+    expect(fileHash).toBe(await sha1File(original));
+
+    // hal's seeder: an in-process chunk server serving the file's bytes once it stops answering ERR BUSY
+    const fake = await new FakeSeeder(data, { busyConnections: BUSY_CONNECTIONS, acceptAny: true }).start();
+    // hal's tracker connection began with the HELLO: the tracker lists hal as a p2p-share/2 seeder
+    const hal = await RawConn.open(net.ports[0]);
+    try {
+      ok(await hal.request('create_user hal pw-hal'));
+      ok(await hal.request('login hal pw-hal'));
+      ok(await hal.request('join_group team'));
+      await carol.run('accept_request team hal', /now a member/);
+      const shared = ok(
+        await hal.request(
+          `upload_file team ${original} ${data.length} ${fileHash} ${chunkHashes.join(',')} ${fake.port}`,
+        ),
+      );
+      expect(shared.message).toBe(`shared refused.bin in group team (${chunkHashes.length} chunks)`);
+      const listed = ok(await hal.request('download_file team refused.bin'));
+      expect(listed.lines).toContain('seeder_protocols:p2p-share/2');
+      expect(parseFileMetadata(listed.lines).seeders).toEqual([
+        expect.objectContaining({ userId: 'hal', address: { host: '127.0.0.1', port: fake.port } }),
+      ]);
+
+      await carol.run('download_file team refused.bin refused-copy.bin', /downloading refused\.bin .* from 1 seeder/);
+      // while the fake still turns every connection away, carol's row says she waits for hal, busy
+      let busyRow = '';
+      await waitUntil(async () => {
+        const row = await carolsRow('refused.bin');
+        if (!row.startsWith('[D]')) throw new Error(`refused.bin is no longer downloading: ${row}`);
+        if (!/waiting for a seeder \(hal busy, retry in /.test(row)) return false;
+        busyRow = row;
+        return true;
+      });
+      expect(fake.requests).toHaveLength(0);
+      expect(fake.connections).toBeLessThanOrEqual(BUSY_CONNECTIONS);
+      expect(busyRow).toMatch(/^\[D\] \[team\] refused\.bin 0\.0% .*, waiting for a seeder \(hal busy, retry in /);
+
+      const done = await carol.waitFor(/^downloaded \[team\] refused\.bin.*$/m, 90_000);
+      const busyFor = (fake.connectedAt[BUSY_CONNECTIONS] - fake.connectedAt[0]) / 1000;
+      console.log(`ERR BUSY for ${busyFor.toFixed(1)} s, then: ${lineOf(done)}`);
+      // the backoff's shortest waits for that many connections add up to over 10 s
+      expect(busyFor).toBeGreaterThan(8);
+      expect(await sha1File(join(carolDir, 'refused-copy.bin'))).toBe(fileHash);
+      // every connection after the busy ones began with our HELLO: the rest were answered ERR BUSY
+      const busyAnswers = fake.connections - fake.hellos;
+      expect(busyAnswers).toBe(BUSY_CONNECTIONS);
+      expect(fake.hellos).toBeGreaterThanOrEqual(1);
+      expect(new Set(fake.indexes)).toEqual(new Set(chunkHashes.map((_, i) => i)));
+      expect(done).toMatch(new RegExp(`chunks from hal ${chunkHashes.length}(;|$)`, 'm'));
+      expect(done).toMatch(
+        new RegExp(`retried hal ${busyAnswers} times \\(last: refused the connection \\(BUSY\\)\\)`),
+      );
+      expect(done).not.toMatch(/dropped/);
+    } finally {
+      hal.close();
+      await fake.stop();
+    }
+  }, 150_000);
+
   it('waits when its only seeder is killed, and completes from a seeder that comes online later', async () => {
     const erin = await member('erin', ['--upload-limit', '2M']);
     const bob = await member('bob');
@@ -166,6 +253,13 @@ describe('downloads that ride out busy and vanishing seeders', () => {
     expect(await sha1File(join(carolDir, 'join-copy.bin'))).toBe(await sha1File(original));
   }, 150_000);
 });
+
+const sha1 = (data: Buffer) => createHash('sha1').update(data).digest('hex');
+
+const ok = (reply: Reply): Extract<Reply, { ok: true }> => {
+  if (!reply.ok) throw new Error(`expected OK, got ERR ${reply.code} ${reply.message}`);
+  return reply;
+};
 
 /** The `downloaded ...` line in `text`. */
 const lineOf = (text: string) => /^downloaded .*$/m.exec(text)![0];
