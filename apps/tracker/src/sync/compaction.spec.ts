@@ -9,6 +9,7 @@ import { SqliteGroupStore } from '../groups/sqlite-group.store';
 import { stampedOp } from '../testing/factories';
 import {
   inMemoryStores,
+  keyValueState,
   plainHasher,
   replica,
   TEST_CLUSTER_KEY,
@@ -311,16 +312,7 @@ describe('SyncService compaction with --compact-offline-after', () => {
       TEST_CLUSTER_KEY,
       clock,
     );
-    // a part of the state of text values by key; here a `create_user` change sets its user id to its password hash
-    const values = new Map<string, string>();
-    sync.register(OpKind.CreateUser, ({ userId, passwordHash }) => void values.set(userId, passwordHash));
-    sync.participate({
-      name: 'kv',
-      reset: () => values.clear(),
-      describe: () => [...values].sort().map(([k, v]) => `${k}=${v}`),
-      exportRows: () => [...values].map(([k, v]) => [k, v]),
-      importRow: ([k, v]) => void values.set(k, v),
-    });
+    const values = keyValueState(sync);
     // start-up counts as the links going down
     sync.peerDownSince(2);
     sync.peerDownSince(3);

@@ -3,7 +3,13 @@ import { INestMicroservice, Logger } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { createServer, Server, Socket } from 'node:net';
-import { inMemoryStores, trackerConfig, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
+import {
+  inMemoryStores,
+  keyValueState,
+  trackerConfig,
+  syncTestingProviders,
+  TEST_CLUSTER_KEY,
+} from '../testing/sync-testing';
 import { PassThroughExceptionFilter } from '../transport/pass-through.filter';
 import { TextLineServer } from '../transport/text-line.server';
 import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient } from './peer-tracker.client';
@@ -198,23 +204,6 @@ describe(PeerTrackerClient.name, () => {
     });
   });
   describe('catch-up from a snapshot', () => {
-    /** A part of the state: text values by key; here a `create_user` change sets its user id to its password hash. */
-    function keyValues(sync: SyncService): Map<string, string> {
-      const values = new Map<string, string>();
-      sync.register(OpKind.CreateUser, ({ userId, passwordHash }) => void values.set(userId, passwordHash));
-      sync.participate({
-        name: 'kv',
-        reset: () => values.clear(),
-        describe: () => [...values].sort().map(([k, v]) => `${k}=${v}`),
-        exportRows: () => [...values].map(([k, v]) => ['kv', k, v]),
-        importRow: (row) => {
-          if (row.length !== 3 || row[0] !== 'kv') throw new Error(`bad kv row ${row.join(' ')}`);
-          values.set(row[1], row[2]);
-        },
-      });
-      return values;
-    }
-
     /** The change that sets `key` to `value` in that part. */
     const set = (key: string, value: string, actor = 'a') => ({
       kind: OpKind.CreateUser,
@@ -230,7 +219,7 @@ describe(PeerTrackerClient.name, () => {
     async function compactedListener(n: number) {
       const two = await listener(TEST_CLUSTER_KEY);
       cleanup.push(() => two.app.close());
-      keyValues(two.sync);
+      keyValueState(two.sync);
       for (let i = 0; i < n; i++) two.sync.commit(set(`k${i}`, `value "${i}"`));
       expect(two.sync.compactWith(new Map([[1, two.sync.versionVector()]])).compacted).toBe(true);
       two.sync.commit(set('k0', 'after the cut'));
@@ -240,7 +229,7 @@ describe(PeerTrackerClient.name, () => {
     it('takes the snapshot page by page, then the changes after it, and reaches the same state', async () => {
       const two = await compactedListener(300);
       const one = dialer(two.port);
-      const values = keyValues(one.sync);
+      const values = keyValueState(one.sync);
       await one.link.start();
       expect(logger.warn.mock.calls).toEqual([]);
       expect(one.sync.digest()).toBe(two.sync.digest());
@@ -260,7 +249,7 @@ describe(PeerTrackerClient.name, () => {
       const two = await compactedListener(3);
       const serve = jest.spyOn(two.sync, 'snapshotPage').mockReturnValue(page);
       const one = dialer(two.port);
-      const values = keyValues(one.sync);
+      const values = keyValueState(one.sync);
       one.sync.commit(set('mine', '1', 'b'));
       const digest = one.sync.digest();
       void one.link.start();

@@ -1,4 +1,4 @@
-import { HostPort } from '@app/protocol';
+import { HostPort, OpKind } from '@app/protocol';
 import { Provider } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service';
 import { InMemoryUserStore } from '../auth/in-memory-user.store';
@@ -133,4 +133,25 @@ export function replica(trackerNumber: number, trackerCount = Math.max(3, tracke
   const groups = new GroupsService(stores.groups, sync);
   const files = new FilesService(stores.files, groups, auth, sync, testCapabilitySigner());
   return { sync, auth, groups, files, log, work };
+}
+
+/**
+ * A part of the replicated state for sync specs: text values by key, where a `create_user` change sets its user id
+ * to its password hash. Registers the applier and takes part in digests and snapshots (rows `kv <key> <value>`; any
+ * other row is refused); returns the values.
+ */
+export function keyValueState(sync: SyncService): Map<string, string> {
+  const values = new Map<string, string>();
+  sync.register(OpKind.CreateUser, ({ userId, passwordHash }) => void values.set(userId, passwordHash));
+  sync.participate({
+    name: 'kv',
+    reset: () => values.clear(),
+    describe: () => [...values].sort().map(([k, v]) => `${k}=${v}`),
+    exportRows: () => [...values].map(([k, v]) => ['kv', k, v]),
+    importRow: (row) => {
+      if (row.length !== 3 || row[0] !== 'kv') throw new Error(`bad kv row ${row.join(' ')}`);
+      values.set(row[1], row[2]);
+    },
+  });
+  return values;
 }
