@@ -11,7 +11,16 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
-import { freePort, Proc, removeDir, sleep, startClient, startTrackerReady, trackerNetwork } from './support/processes';
+import {
+  ClientPeer,
+  freePort,
+  Proc,
+  removeDir,
+  sleep,
+  startClientIn,
+  startTrackerReady,
+  trackerNetwork,
+} from './support/processes';
 import { FrameDecoder, HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import { Socket } from 'node:net';
 
@@ -22,13 +31,6 @@ const SEED_LIMIT = '6M';
 /** A download with no seeder to serve it fails after this long without a chunk (the default is 10 minutes). */
 const STALL_TIMEOUT = '20s';
 
-interface Peer {
-  name: string;
-  port: number;
-  dir: string;
-  proc: Proc;
-}
-
 /**
  * The seed's file workflow between real client processes: uploads, parallel
  * downloads from several seeders, seeding after download, and everything that
@@ -37,19 +39,15 @@ interface Peer {
 describe('file sharing between real clients', () => {
   let net: Awaited<ReturnType<typeof trackerNetwork>>;
   let tracker: Proc;
-  const peers = new Map<string, Peer>();
+  const peers = new Map<string, ClientPeer>();
 
-  async function startPeer(name: string, port?: number): Promise<Peer> {
-    const dir = join(net.dir, name);
-    mkdirSync(dir, { recursive: true });
-    const p = port ?? (await freePort());
-    const proc = startClient(
-      `127.0.0.1:${p}`,
-      net.infoFile,
-      ['--data-dir', join(dir, '.state'), '--upload-limit', SEED_LIMIT, '--stall-timeout', STALL_TIMEOUT],
-      dir,
-    );
-    const peer = { name, port: p, dir, proc };
+  async function startPeer(name: string, port?: number): Promise<ClientPeer> {
+    const peer = startClientIn(net.dir, net.infoFile, name, port ?? (await freePort()), [
+      '--upload-limit',
+      SEED_LIMIT,
+      '--stall-timeout',
+      STALL_TIMEOUT,
+    ]);
     peers.set(name, peer);
     return peer;
   }
@@ -57,7 +55,7 @@ describe('file sharing between real clients', () => {
   const dirOf = (name: string) => peers.get(name)!.dir;
 
   /** A new client of a new user, logged in and a member of team: for a test that kills or restarts its client. */
-  async function newMember(name: string): Promise<Peer> {
+  async function newMember(name: string): Promise<ClientPeer> {
     const fresh = await startPeer(name);
     await fresh.proc.run(`create_user ${name} pw-${name}`, /created/);
     await fresh.proc.run(`login ${name} pw-${name}`, /logged in/);

@@ -1,7 +1,16 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
-import { freePort, Proc, removeDir, sleep, startClient, startTrackerReady, trackerNetwork } from './support/processes';
+import {
+  ClientPeer,
+  freePort,
+  Proc,
+  removeDir,
+  sleep,
+  startClientIn,
+  startTrackerReady,
+  trackerNetwork,
+} from './support/processes';
 
 const MB = 1024 * 1024;
 const CHUNK = 512 * 1024;
@@ -15,12 +24,6 @@ const SEED_LIMIT = '4M';
  * the chunks resumed, which the checks below require to be at least a quarter of the file.
  */
 const SLACK_CHUNKS = 4;
-
-interface Peer {
-  port: number;
-  dir: string;
-  proc: Proc;
-}
 
 /** The distinct chunks a `<dest>.part.chunks` record lists, read as the client does: up to a torn tail. */
 function recorded(destPath: string): number[] {
@@ -58,23 +61,14 @@ async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 30
 describe('resuming interrupted downloads', () => {
   let net: Awaited<ReturnType<typeof trackerNetwork>>;
   let tracker: Proc;
-  let sam: Peer;
-  let dora: Peer;
+  let sam: ClientPeer;
+  let dora: ClientPeer;
 
-  function start(name: string, port: number): Peer {
-    const dir = join(net.dir, name);
-    mkdirSync(dir, { recursive: true });
-    const proc = startClient(
-      `127.0.0.1:${port}`,
-      net.infoFile,
-      ['--data-dir', join(dir, '.state'), '--upload-limit', SEED_LIMIT],
-      dir,
-    );
-    return { port, dir, proc };
-  }
+  const start = (name: string, port: number): ClientPeer =>
+    startClientIn(net.dir, net.infoFile, name, port, ['--upload-limit', SEED_LIMIT]);
 
   /** Starts a client again on the same address and data folder. */
-  const restart = (peer: Peer, name: string): Peer => start(name, peer.port);
+  const restart = (peer: ClientPeer): ClientPeer => start(peer.name, peer.port);
 
   /** A new file at sam's, shared with the group. */
   async function shared(fileName: string): Promise<string> {
@@ -131,14 +125,11 @@ describe('resuming interrupted downloads', () => {
 
   /** Each test starts with both clients up and logged in, whatever the one before left. */
   beforeEach(async () => {
-    for (const [peer, name] of [
-      [sam, 'sam'],
-      [dora, 'dora'],
-    ] as const) {
+    for (const peer of [sam, dora]) {
       if (peer.proc.running) continue;
-      const again = restart(peer, name);
-      await again.proc.run(`login ${name} pw-${name}`, /logged in/);
-      if (name === 'sam') sam = again;
+      const again = restart(peer);
+      await again.proc.run(`login ${peer.name} pw-${peer.name}`, /logged in/);
+      if (peer.name === 'sam') sam = again;
       else dora = again;
     }
   });
@@ -156,7 +147,7 @@ describe('resuming interrupted downloads', () => {
     expect(onDisk.length).toBeLessThan(CHUNKS);
     expect(existsSync(`${dest}.part`)).toBe(true);
 
-    dora = restart(dora, 'dora');
+    dora = restart(dora);
     const sentBefore = bytesWritten(sam.proc);
     await dora.proc.run('login dora pw-dora', /logged in as dora/);
     expect(await dora.proc.waitFor(/downloading a\.bin .*/)).toMatch(
@@ -184,7 +175,7 @@ describe('resuming interrupted downloads', () => {
     expect(onDisk.length).toBeLessThan(CHUNKS);
     expect(existsSync(`${dest}.part`)).toBe(true);
 
-    dora = restart(dora, 'dora');
+    dora = restart(dora);
     const sentBefore = bytesWritten(sam.proc);
     await dora.proc.run('login dora pw-dora', /logged in as dora/);
     const done = await dora.proc.waitFor(/downloaded \[team\] b\.bin.*/, 60_000);
@@ -203,7 +194,7 @@ describe('resuming interrupted downloads', () => {
     const part = readFileSync(`${dest}.part`);
     const record = readFileSync(`${dest}.part.chunks`);
 
-    sam = restart(sam, 'sam');
+    sam = restart(sam);
     await sam.proc.run('login sam pw-sam', /seeding \d+ files? again/);
     // a .part of another file is refused, naming both, and left as it is
     await dora.proc.run(

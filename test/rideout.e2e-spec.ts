@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import { FakeSeeder } from '../apps/client/src/download/testing/fake-seeder.server';
 import { randomFile, sha1File } from './support/files';
 import {
+  ClientPeer,
   freePort,
   Proc,
   RawConn,
   removeDir,
-  startClient,
+  startClientIn,
   startTrackerReady,
   trackerNetwork,
 } from './support/processes';
@@ -22,13 +23,6 @@ const MB = 1024 * 1024;
  * to 5 s, each cut by up to half) some 10-20 s.
  */
 const BUSY_CONNECTIONS = 8;
-
-interface Peer {
-  name: string;
-  port: number;
-  dir: string;
-  proc: Proc;
-}
 
 /**
  * Downloads that ride out trouble, between real client processes and a real
@@ -42,25 +36,19 @@ interface Peer {
 describe('downloads that ride out busy and vanishing seeders', () => {
   let net: Awaited<ReturnType<typeof trackerNetwork>>;
   let tracker: Proc;
-  const peers = new Map<string, Peer>();
+  const peers = new Map<string, ClientPeer>();
   let carol: Proc;
   let carolDir: string;
 
   /** Starts a client on a free port with its own folder and data directory. */
-  function launch(name: string, extra: string[] = [], port?: number): Promise<Peer> {
-    return (async () => {
-      const dir = join(net.dir, name);
-      mkdirSync(dir, { recursive: true });
-      const p = port ?? (await freePort());
-      const proc = startClient(`127.0.0.1:${p}`, net.infoFile, ['--data-dir', join(dir, '.state'), ...extra], dir);
-      const peer = { name, port: p, dir, proc };
-      peers.set(name, peer);
-      return peer;
-    })();
+  async function launch(name: string, extra: string[] = [], port?: number): Promise<ClientPeer> {
+    const peer = startClientIn(net.dir, net.infoFile, name, port ?? (await freePort()), extra);
+    peers.set(name, peer);
+    return peer;
   }
 
   /** A new user on a new client, logged in and let into team by carol. */
-  async function member(name: string, extra: string[] = []): Promise<Peer> {
+  async function member(name: string, extra: string[] = []): Promise<ClientPeer> {
     const peer = await launch(name, extra);
     await peer.proc.run(`create_user ${name} pw-${name}`, /created/);
     await peer.proc.run(`login ${name} pw-${name}`, /logged in/);

@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -117,6 +117,32 @@ export function startClient(address: string, infoFile: string, extra: string[] =
   return new Proc(
     spawn(process.execPath, [CLIENT_MAIN, address, infoFile, ...extra], { stdio: ['pipe', 'pipe', 'pipe'], cwd }),
   );
+}
+
+/** A client process in a folder of its own. */
+export interface ClientPeer {
+  readonly name: string;
+  readonly port: number;
+  /** Its working folder; its data directory is `<dir>/.state`. */
+  readonly dir: string;
+  readonly proc: Proc;
+}
+
+/**
+ * Starts a client named `name` on 127.0.0.1:`port`, working in `<parentDir>/<name>` (made if missing) with its data
+ * in `<parentDir>/<name>/.state`, plus `extra` flags. The same name and port again is that client restarted.
+ */
+export function startClientIn(
+  parentDir: string,
+  infoFile: string,
+  name: string,
+  port: number,
+  extra: readonly string[] = [],
+): ClientPeer {
+  const dir = join(parentDir, name);
+  mkdirSync(dir, { recursive: true });
+  const proc = startClient(`127.0.0.1:${port}`, infoFile, ['--data-dir', join(dir, '.state'), ...extra], dir);
+  return { name, port, dir, proc };
 }
 
 /** Runs a client over a whole script on stdin and waits for it to exit; pass `--data-dir` in `extra`. */
