@@ -27,7 +27,7 @@ import { GroupsService } from '../groups/groups.service';
 import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { fakeSession } from '../testing/fake-session';
-import { syncTestingProviders } from '../testing/sync-testing';
+import { inMemoryServiceProviders, syncTestingProviders } from '../testing/sync-testing';
 import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
 import { SqliteUnitOfWork } from '../storage/unit-of-work';
 import { SyncService } from '../sync/sync.service';
@@ -35,7 +35,6 @@ import { TempDatabases } from '../testing/temp-db';
 import { FileStore, packChunkHashes, unpackChunkHashes } from './file.store';
 import { Announcer, FilesService, ShareRequest } from './files.service';
 import { FILE_STORE } from './files.tokens';
-import { InMemoryFileStore } from './in-memory-file.store';
 import { SqliteFileStore } from './sqlite-file.store';
 
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
@@ -130,16 +129,7 @@ describe(FilesService.name, () => {
 
   beforeEach(async () => {
     const moduleRef = await Test.createTestingModule({
-      providers: [
-        FilesService,
-        GroupsService,
-        AuthService,
-        { provide: FILE_STORE, useClass: InMemoryFileStore },
-        { provide: GROUP_STORE, useClass: InMemoryGroupStore },
-        { provide: USER_STORE, useClass: InMemoryUserStore },
-        { provide: PASSWORD_HASHER, useValue: plainHasher },
-        ...syncTestingProviders(),
-      ],
+      providers: [...inMemoryServiceProviders(), ...syncTestingProviders()],
     }).compile();
     files = moduleRef.get(FilesService);
     groups = moduleRef.get(GroupsService);

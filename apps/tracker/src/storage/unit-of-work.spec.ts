@@ -1,19 +1,13 @@
 import { Test } from '@nestjs/testing';
-import { AuthService } from '../auth/auth.service';
-import { PASSWORD_HASHER, USER_STORE } from '../auth/auth.tokens';
-import { InMemoryUserStore } from '../auth/in-memory-user.store';
 import { SqliteUserStore } from '../auth/sqlite-user.store';
 import { FilesService } from '../files/files.service';
-import { FILE_STORE } from '../files/files.tokens';
-import { InMemoryFileStore } from '../files/in-memory-file.store';
 import { SqliteFileStore } from '../files/sqlite-file.store';
 import { GroupsService } from '../groups/groups.service';
-import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { SqliteGroupStore } from '../groups/sqlite-group.store';
 import { SqliteOpLogStore } from '../sync/sqlite-oplog.store';
 import { SyncService } from '../sync/sync.service';
-import { inMemoryStores, plainHasher, syncTestingProviders } from '../testing/sync-testing';
+import { inMemoryServiceProviders, inMemoryStores, syncTestingProviders } from '../testing/sync-testing';
 import { TempDatabases } from '../testing/temp-db';
 import { unitOfWorkContract } from '../testing/unit-of-work-contract';
 import { InMemoryUnitOfWork } from './in-memory-unit-of-work';
@@ -56,16 +50,7 @@ describe(InMemoryUnitOfWork.name, () => {
 
   it('is the unit of work of a testing module on in-memory stores, with every store enlisted', async () => {
     const moduleRef = await Test.createTestingModule({
-      providers: [
-        AuthService,
-        GroupsService,
-        FilesService,
-        { provide: USER_STORE, useClass: InMemoryUserStore },
-        { provide: GROUP_STORE, useClass: InMemoryGroupStore },
-        { provide: FILE_STORE, useClass: InMemoryFileStore },
-        { provide: PASSWORD_HASHER, useValue: plainHasher },
-        ...syncTestingProviders(),
-      ],
+      providers: [...inMemoryServiceProviders(), ...syncTestingProviders()],
     }).compile();
     const work = moduleRef.get<UnitOfWork>(UNIT_OF_WORK);
     expect(work).toBeInstanceOf(InMemoryUnitOfWork);

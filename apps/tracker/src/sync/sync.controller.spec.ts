@@ -12,16 +12,9 @@ import { Test } from '@nestjs/testing';
 import { DomainError } from '../common/domain.error';
 import { stampedOp } from '../testing/factories';
 import { peerContext } from '../testing/fake-session';
-import { plainHasher, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
-import { AuthService } from '../auth/auth.service';
-import { PASSWORD_HASHER, USER_STORE } from '../auth/auth.tokens';
-import { InMemoryUserStore } from '../auth/in-memory-user.store';
+import { inMemoryServiceProviders, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
 import { FilesService } from '../files/files.service';
-import { FILE_STORE } from '../files/files.tokens';
-import { InMemoryFileStore } from '../files/in-memory-file.store';
 import { GroupsService } from '../groups/groups.service';
-import { GROUP_STORE } from '../groups/groups.tokens';
-import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { PeerContext } from '../transport/peer.context';
 import { SyncPayload } from '../transport/text-line.server';
 import { checkSyncProof, LinkParties, syncProof, SyncLinkSecurity } from './sync-link.security';
@@ -57,13 +50,7 @@ describe(SyncController.name, () => {
       providers: [
         ...syncTestingProviders({ trackerNumber: 1, trackerCount: 3 }),
         // the services that apply what other trackers send, on in-memory stores
-        FilesService,
-        GroupsService,
-        AuthService,
-        { provide: FILE_STORE, useClass: InMemoryFileStore },
-        { provide: GROUP_STORE, useClass: InMemoryGroupStore },
-        { provide: USER_STORE, useClass: InMemoryUserStore },
-        { provide: PASSWORD_HASHER, useValue: plainHasher },
+        ...inMemoryServiceProviders(),
       ],
     }).compile();
     controller = moduleRef.get(SyncController);

@@ -1,6 +1,7 @@
 import { HostPort, OpKind } from '@app/protocol';
 import { Provider } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service';
+import { PASSWORD_HASHER, USER_STORE } from '../auth/auth.tokens';
 import { InMemoryUserStore } from '../auth/in-memory-user.store';
 import { PasswordHasher } from '../auth/password.hasher';
 
@@ -13,8 +14,10 @@ import {
   TrackerConfig,
 } from '../config/tracker.config';
 import { FilesService } from '../files/files.service';
+import { FILE_STORE } from '../files/files.tokens';
 import { InMemoryFileStore } from '../files/in-memory-file.store';
 import { GroupsService } from '../groups/groups.service';
+import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { InMemoryOpLogStore } from '../sync/in-memory-oplog.store';
 import { OpLogStore } from '../sync/oplog.store';
@@ -66,6 +69,22 @@ export function trackerConfig(overrides: Partial<TrackerConfig> & { trackerCount
  * changes needs these; call `moduleRef.init()` (or `app.init()`/`listen()`)
  * when something awaits `SyncService.ready`.
  */
+/**
+ * The tracker's services (auth, groups, files) on in-memory stores, with the plain password hasher: for a testing
+ * module beside `syncTestingProviders()`, whose in-memory unit of work the stores enlist with.
+ */
+export function inMemoryServiceProviders(): Provider[] {
+  return [
+    AuthService,
+    GroupsService,
+    FilesService,
+    { provide: USER_STORE, useClass: InMemoryUserStore },
+    { provide: GROUP_STORE, useClass: InMemoryGroupStore },
+    { provide: FILE_STORE, useClass: InMemoryFileStore },
+    { provide: PASSWORD_HASHER, useValue: plainHasher },
+  ];
+}
+
 export function syncTestingProviders(
   config: Partial<TrackerConfig> & { trackerCount?: number } = {},
   storage?: { readonly opLog: OpLogStore; readonly work: UnitOfWork },
