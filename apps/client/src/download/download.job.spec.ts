@@ -638,7 +638,11 @@ describe(DownloadJob.name, () => {
 
     it('drops a seeder that keeps denying fresh capabilities, and finishes from the others', async () => {
       const alice = await seeder();
-      const bob = await seeder();
+      // bob answers only once alice is dropped, so that he cannot finish the file before her third denial
+      let aliceDropped: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => (aliceDropped = resolve));
+      const bob = await new FakeSeeder(data, { holdAnswersUntil: held }).start();
+      started.push(bob);
       alice.accepted.clear();
       let n = 0;
       const renew = jest.fn(() =>
@@ -647,7 +651,10 @@ describe(DownloadJob.name, () => {
       const j = job(metadataFor(data, [seederInfo('alice', alice), seederInfo('bob', bob)]), {
         renewCapabilities: renew,
       });
-      await j.run();
+      const running = j.run();
+      await eventually(() => j.progress.seeders[0].state === 'dropped');
+      aliceDropped();
+      await running;
       expect(readFileSync(dest).equals(data)).toBe(true);
       expect(j.progress.seeders[0]).toMatchObject({
         state: 'dropped',

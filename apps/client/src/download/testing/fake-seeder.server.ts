@@ -52,6 +52,8 @@ export interface FakeSeederOptions {
   readonly acceptAny?: boolean;
   /** Seed form: what it does with a first line that is no `GET_CHUNK` (our HELLO): close silently, or send junk. */
   readonly onUnknown?: 'close' | 'junk';
+  /** Extended form: answers (in order) only once this has resolved, as a seeder slower than the others does. */
+  readonly holdAnswersUntil?: Promise<void>;
 }
 
 /** What the seed-form fake sends to a line it does not know, with `onUnknown: 'junk'`. */
@@ -170,7 +172,10 @@ export class FakeSeeder {
         if (answer.kind === 'stall') stalled = true;
         else if (answer.kind === 'vanish') this.vanish();
         else if (answer.kind === 'cut') this.cut(socket, this.answer(req, { kind: 'serve' }), answer.bytes);
-        else socket.write(this.answer(req, answer));
+        else if (this.options.holdAnswersUntil) {
+          const bytes = this.answer(req, answer);
+          void this.options.holdAnswersUntil.then(() => socket.write(bytes));
+        } else socket.write(this.answer(req, answer));
       }
     });
   }
