@@ -18,6 +18,9 @@ export const Cmd = {
   NewSeeder: 'new_seeder',
   StopShare: 'stop_share',
   Resume: 'resume',
+  PartialSeeder: 'partial_seeder',
+  StopPartial: 'stop_partial',
+  ListSeeders: 'list_seeders',
 } as const;
 export type CommandName = (typeof Cmd)[keyof typeof Cmd];
 
@@ -55,6 +58,15 @@ export const COMMAND_SPECS = {
   new_seeder: { args: ['group_id', 'file_name', 'file_path', 'my_port'], summary: 'announce that you seed a file' },
   stop_share: { args: ['group_id', 'file_name'], summary: 'stop seeding a file' },
   resume: { args: ['session_token'], summary: 'take up a session on another tracker after a failover' },
+  partial_seeder: {
+    args: ['group_id', 'file_name', 'my_port'],
+    summary: 'announce that you serve the chunks you hold of a file you are downloading (extended form)',
+  },
+  stop_partial: { args: ['group_id', 'file_name'], summary: 'stop serving the chunks of a file you download' },
+  list_seeders: {
+    args: ['group_id', 'file_name'],
+    summary: 'the online seeders and partial seeders of a file, without its chunk hashes (extended form)',
+  },
 } as const satisfies Record<CommandName, CommandSpec>;
 
 type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
@@ -85,6 +97,9 @@ export type DownloadFileCmd = CommandOf<'download_file'>;
 export type NewSeederCmd = CommandOf<'new_seeder'>;
 export type StopShareCmd = CommandOf<'stop_share'>;
 export type ResumeCmd = CommandOf<'resume'>;
+export type PartialSeederCmd = CommandOf<'partial_seeder'>;
+export type StopPartialCmd = CommandOf<'stop_partial'>;
+export type ListSeedersCmd = CommandOf<'list_seeders'>;
 
 const camel = (s: string): string => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 

@@ -41,6 +41,8 @@ export const ErrorCode = {
   RequestTooLarge: 'REQUEST_TOO_LARGE',
   /** A seeder's one refusal: no valid capability for a file it shares (nothing more is said). */
   Denied: 'DENIED',
+  /** A partial seeder asked for a chunk it does not hold (yet): cheap, nothing is read. */
+  NotHeld: 'NOT_HELD',
   /** Tracker sync: the asker lacks changes the other tracker holds only in its snapshot (`sync_snapshot` first). */
   SnapshotNeeded: 'SNAPSHOT_NEEDED',
 } as const;

@@ -30,7 +30,7 @@ describe('file metadata', () => {
     ],
   };
 
-  it('writes the seed key:value lines in the seed order, then seeder_hosts and seeder_protocols', () => {
+  it('writes the seed key:value lines in the seed order, then seeder_hosts, seeder_protocols and the partial seeders', () => {
     const lines = formatFileMetadata(meta);
     expect(lines.map((l) => l.slice(0, l.indexOf(':')))).toEqual([
       'file_name',
@@ -42,11 +42,46 @@ describe('file metadata', () => {
       'seeder_file_paths',
       'seeder_hosts',
       'seeder_protocols',
+      'partial_seeders',
+      'partial_seeder_hosts',
+      'partial_seeder_ports',
+      'partial_seeder_file_paths',
+    ]);
+    expect(lines.slice(9)).toEqual([
+      'partial_seeders:',
+      'partial_seeder_hosts:',
+      'partial_seeder_ports:',
+      'partial_seeder_file_paths:',
     ]);
     expect(lines[4]).toBe('seeders:alice,bob');
     expect(lines[5]).toBe('seeder_ports:7001,7002');
     expect(lines[6]).toBe('seeder_file_paths:/home/a/report%2C final.pdf,/srv/100%25/r.pdf');
     expect(lines[8]).toBe('seeder_protocols:p2p-share/2,seed');
+  });
+
+  it('round-trips partial seeders, which never appear in the seven seed lines', () => {
+    const withPartial = {
+      ...meta,
+      partialSeeders: [
+        { userId: 'carol', address: { host: '127.0.0.3', port: 7003 }, capability: 'cap%2Cc' },
+        { userId: 'dave', address: { host: '::1', port: 7004 }, capability: 'capd' },
+      ],
+    };
+    const lines = formatFileMetadata(withPartial);
+    expect(lines.slice(0, 7).join('\n')).not.toMatch(/carol|dave|7003|7004/);
+    expect(lines.slice(9)).toEqual([
+      'partial_seeders:carol,dave',
+      'partial_seeder_hosts:127.0.0.3,::1',
+      'partial_seeder_ports:7003,7004',
+      'partial_seeder_file_paths:cap%252Cc,capd',
+    ]);
+    const back = parseFileMetadata(lines);
+    expect(back.partialSeeders).toEqual(withPartial.partialSeeders);
+    expect(back.seeders.map((s) => s.userId)).toEqual(['alice', 'bob']);
+    expect(parseFileMetadata(lines.slice(0, 9)).partialSeeders).toBeUndefined();
+    expect(() => parseFileMetadata([...lines.slice(0, 11), 'partial_seeder_ports:7003', lines[12]])).toThrow(
+      /partial seeder lists differ/,
+    );
   });
 
   it('reads seeder_protocols into seedForm; without the line every seeder is ours', () => {

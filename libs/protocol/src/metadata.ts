@@ -80,6 +80,11 @@ export interface FileMetadata {
   readonly fileHash: string;
   readonly chunkHashes: readonly string[];
   readonly seeders: readonly SeederInfo[];
+  /**
+   * Members downloading the file that serve the chunks they hold so far (extended form only: never in the seven
+   * seed lines). Always of this project's form; `capability` is one for that member as seeder.
+   */
+  readonly partialSeeders?: readonly SeederInfo[];
 }
 
 /** The same, with the chunk SHA-1s as raw digests (20 bytes each, in chunk order), as a tracker stores them. */
@@ -105,6 +110,10 @@ export const METADATA_KEYS = [
   'seeder_file_paths',
   'seeder_hosts',
   'seeder_protocols',
+  'partial_seeders',
+  'partial_seeder_hosts',
+  'partial_seeder_ports',
+  'partial_seeder_file_paths',
 ] as const;
 
 const escapeItem = (s: string) => s.replace(/%/g, '%25').replace(/,/g, '%2C');
@@ -122,9 +131,49 @@ export function formatFileMetadata(meta: FileMetadata | PackedFileMetadata): str
     seeder_file_paths: meta.seeders.map((s) => escapeItem(s.capability)).join(','),
     seeder_hosts: meta.seeders.map((s) => escapeItem(s.address.host)).join(','),
     seeder_protocols: meta.seeders.map((s) => (s.seedForm ? SeederForm.Seed : SeederForm.Extended)).join(','),
+    ...partialValues(meta.partialSeeders ?? []),
   };
   const chunkLine = () => ('chunkDigests' in meta ? digestsLine(meta.chunkDigests) : chunkHashesLine(meta.chunkHashes));
   return METADATA_KEYS.map((k) => (k === 'chunk_hashes' ? chunkLine() : `${k}:${values[k]}`));
+}
+
+/** The four `partial_seeder*` lines' values, one item per partial seeder, in the same order. */
+function partialValues(partial: readonly SeederInfo[]) {
+  return {
+    partial_seeders: partial.map((s) => s.userId).join(','),
+    partial_seeder_hosts: partial.map((s) => escapeItem(s.address.host)).join(','),
+    partial_seeder_ports: partial.map((s) => s.address.port).join(','),
+    partial_seeder_file_paths: partial.map((s) => escapeItem(s.capability)).join(','),
+  };
+}
+
+/** Lines of `formatFileMetadata` after `chunk_hashes` that `list_seeders` answers: every seeder line, no hashes. */
+export const SEEDER_LIST_KEYS = METADATA_KEYS.filter(
+  (k) => k !== 'file_name' && k !== 'file_size' && k !== 'chunk_hashes',
+);
+
+/**
+ * The `list_seeders` reply body: `file_hash:` (so that a renamed or replaced file shows) and the seeder lines of
+ * `download_file`'s extended reply, in the same order, without `file_name`, `file_size` and `chunk_hashes`.
+ */
+export function formatSeederLists(meta: Omit<FileMetadata, 'chunkHashes'>): string[] {
+  const lines = formatFileMetadata({ ...meta, chunkHashes: [] });
+  return lines.filter((line) => SEEDER_LIST_KEYS.some((k) => line.startsWith(`${k}:`)));
+}
+
+export interface SeederLists {
+  readonly fileHash: string;
+  readonly seeders: readonly SeederInfo[];
+  readonly partialSeeders: readonly SeederInfo[];
+}
+
+/** Reads a `list_seeders` reply body (or a whole `download_file` one). */
+export function parseSeederLists(lines: readonly string[]): SeederLists {
+  const fields = fieldsOf(lines);
+  const get = getter(fields);
+  const fileHash = get('file_hash').toLowerCase();
+  if (!SHA1_HEX.test(fileHash)) throw new ProtocolError(ErrorCode.BadFileMetadata, 'bad file_hash');
+  return { fileHash, seeders: fullSeeders(fields, get), partialSeeders: partialSeeders(fields, get) };
 }
 
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
@@ -250,21 +299,32 @@ function chunkHashesLine(hashes: readonly string[]): string {
   return items.join(',');
 }
 
-export function parseFileMetadata(lines: readonly string[]): FileMetadata {
+type Getter = (key: string) => string;
+
+function fieldsOf(lines: readonly string[]): Map<string, string> {
   const fields = new Map<string, string>();
   for (const line of lines) {
     const colon = line.indexOf(':');
     if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
   }
-  const get = (key: string): string => {
+  return fields;
+}
+
+function getter(fields: Map<string, string>): Getter {
+  return (key) => {
     const v = fields.get(key);
     if (v === undefined) throw new ProtocolError(ErrorCode.BadFileMetadata, `metadata has no ${key} line`);
     return v;
   };
-  const fileSize = /^\d{1,16}$/.test(get('file_size')) ? Number(get('file_size')) : NaN;
-  if (!Number.isSafeInteger(fileSize)) throw new ProtocolError(ErrorCode.BadFileMetadata, 'bad file_size');
-  const fileHash = get('file_hash').toLowerCase();
-  if (!SHA1_HEX.test(fileHash)) throw new ProtocolError(ErrorCode.BadFileMetadata, 'bad file_hash');
+}
+
+function seederAddress(userId: string, host: string, port: string): HostPort {
+  const address = parseHostPort(formatHostPort({ host, port: Number(port) }));
+  if (!address) throw new ProtocolError(ErrorCode.BadFileMetadata, `bad address for seeder ${userId}`);
+  return address;
+}
+
+function fullSeeders(fields: Map<string, string>, get: Getter): SeederInfo[] {
   const users = list(get('seeders'));
   const ports = list(get('seeder_ports'));
   const paths = list(get('seeder_file_paths')).map(unescapeItem);
@@ -279,9 +339,8 @@ export function parseFileMetadata(lines: readonly string[]): FileMetadata {
   ) {
     throw new ProtocolError(ErrorCode.BadFileMetadata, 'seeder lists differ in length');
   }
-  const seeders = users.map((userId, i): SeederInfo => {
-    const address = parseHostPort(formatHostPort({ host: hosts[i], port: Number(ports[i]) }));
-    if (!address) throw new ProtocolError(ErrorCode.BadFileMetadata, `bad address for seeder ${userId}`);
+  return users.map((userId, i): SeederInfo => {
+    const address = seederAddress(userId, hosts[i], ports[i]);
     if (forms[i] !== SeederForm.Seed && forms[i] !== SeederForm.Extended) {
       throw new ProtocolError(
         ErrorCode.BadFileMetadata,
@@ -292,11 +351,40 @@ export function parseFileMetadata(lines: readonly string[]): FileMetadata {
       ? { userId, address, capability: paths[i], seedForm: true }
       : { userId, address, capability: paths[i] };
   });
+}
+
+/** The `partial_seeder*` lines; none (an older tracker, or the seed form) is no partial seeder. */
+function partialSeeders(fields: Map<string, string>, get: Getter): SeederInfo[] {
+  if (!fields.has('partial_seeders')) return [];
+  const users = list(get('partial_seeders'));
+  const hosts = list(get('partial_seeder_hosts')).map(unescapeItem);
+  const ports = list(get('partial_seeder_ports'));
+  const paths = list(get('partial_seeder_file_paths')).map(unescapeItem);
+  if (hosts.length !== users.length || ports.length !== users.length || paths.length !== users.length) {
+    throw new ProtocolError(ErrorCode.BadFileMetadata, 'partial seeder lists differ in length');
+  }
+  return users.map((userId, i) => ({
+    userId,
+    address: seederAddress(userId, hosts[i], ports[i]),
+    capability: paths[i],
+  }));
+}
+
+export function parseFileMetadata(lines: readonly string[]): FileMetadata {
+  const fields = fieldsOf(lines);
+  const get = getter(fields);
+  const fileSize = /^\d{1,16}$/.test(get('file_size')) ? Number(get('file_size')) : NaN;
+  if (!Number.isSafeInteger(fileSize)) throw new ProtocolError(ErrorCode.BadFileMetadata, 'bad file_size');
+  const fileHash = get('file_hash').toLowerCase();
+  if (!SHA1_HEX.test(fileHash)) throw new ProtocolError(ErrorCode.BadFileMetadata, 'bad file_hash');
+  const seeders = fullSeeders(fields, get);
+  const partial = partialSeeders(fields, get);
   return {
     fileName: get('file_name'),
     fileSize,
     fileHash,
     chunkHashes: parseChunkHashes(get('chunk_hashes')),
     seeders,
+    ...(partial.length > 0 && { partialSeeders: partial }),
   };
 }

@@ -115,9 +115,9 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `"big file.bin" size=${1500 * CHUNK_SIZE} seeders=1`,
     ]);
-    const [head, ...body] = await bob.request('download_file g1 "big file.bin" /tmp/out', 10);
+    const [head, ...body] = await bob.request('download_file g1 "big file.bin" /tmp/out', 14);
     expect(head).toBe(
-      `OK 9 big file.bin: ${1500 * CHUNK_SIZE} bytes, 1 online seeder`.replace('big file.bin', '"big file.bin"'),
+      `OK 13 big file.bin: ${1500 * CHUNK_SIZE} bytes, 1 online seeder`.replace('big file.bin', '"big file.bin"'),
     );
     const meta = parseFileMetadata(body);
     expect(meta).toEqual({
@@ -178,7 +178,7 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `f.bin size=${2 * CHUNK_SIZE} seeders=1`,
     ]);
-    const [, ...body] = await bob.request('download_file g1 f.bin', 10);
+    const [, ...body] = await bob.request('download_file g1 f.bin', 14);
     expect(parseFileMetadata(body).seeders.map((s) => s.userId)).toEqual(['bob']);
 
     expect(await bob.request('leave_group g1')).toEqual(['OK 0 left group g1']);
@@ -210,8 +210,8 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `f.bin size=${3 * CHUNK_SIZE} seeders=0`,
     ]);
-    const [head, ...body] = await conn.request('download_file g1 f.bin', 10);
-    expect(head).toBe(`OK 9 f.bin: ${3 * CHUNK_SIZE} bytes, 0 online seeders`);
+    const [head, ...body] = await conn.request('download_file g1 f.bin', 14);
+    expect(head).toBe(`OK 13 f.bin: ${3 * CHUNK_SIZE} bytes, 0 online seeders`);
     expect(parseFileMetadata(body).chunkHashes).toEqual(chunkList(3, '/a/f.bin'));
   });
 
@@ -275,7 +275,7 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `inline.bin size=${20_000 * CHUNK_SIZE} seeders=1`,
     ]);
-    const [, ...body] = await bob.request('download_file g1 inline.bin', 10, 10_000);
+    const [, ...body] = await bob.request('download_file g1 inline.bin', 14, 10_000);
     expect(parseFileMetadata(body).chunkHashes).toEqual(hashes);
   }, 30_000);
 
@@ -293,14 +293,14 @@ describe('files over the wire', () => {
       raw.on('data', (text: string) => {
         chunks.push(text);
         for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) newlines++;
-        if (newlines >= 10) resolve();
+        if (newlines >= 14) resolve();
       }),
     );
     raw.resume();
     raw.write('download_file g1 huge.iso\n');
     await received;
-    const [head, ...body] = chunks.join('').split('\n').slice(0, 10);
-    expect(head).toBe(`OK 9 huge.iso: ${200_000 * CHUNK_SIZE} bytes, 1 online seeder`);
+    const [head, ...body] = chunks.join('').split('\n').slice(0, 14);
+    expect(head).toBe(`OK 13 huge.iso: ${200_000 * CHUNK_SIZE} bytes, 1 online seeder`);
     expect(parseFileMetadata(body).chunkHashes).toHaveLength(200_000);
   }, 30_000);
 });
