@@ -76,7 +76,7 @@ describe('file metadata', () => {
       'partial_seeder_file_paths:cap%252Cc,capd',
     ]);
     const back = parseFileMetadata(lines);
-    expect(back.partialSeeders).toEqual(withPartial.partialSeeders);
+    expect(back.partialSeeders).toEqual(withPartial.partialSeeders.map((s) => ({ ...s, partial: true })));
     expect(back.seeders.map((s) => s.userId)).toEqual(['alice', 'bob']);
     expect(parseFileMetadata(lines.slice(0, 9)).partialSeeders).toBeUndefined();
     expect(() => parseFileMetadata([...lines.slice(0, 11), 'partial_seeder_ports:7003', lines[12]])).toThrow(

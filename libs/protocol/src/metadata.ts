@@ -72,6 +72,11 @@ export interface SeederInfo {
    * file path); absent or false for this project's seeders.
    */
   readonly seedForm?: boolean;
+  /**
+   * True for a member listed among `partial_seeders`: it is downloading the file and serves the chunks it holds so
+   * far (ask it `BITFIELD` for which); absent or false for a seeder of the whole file.
+   */
+  readonly partial?: boolean;
 }
 
 export interface FileMetadata {
