@@ -372,6 +372,7 @@ function partialSeeders(fields: Map<string, string>, get: Getter): SeederInfo[] 
     userId,
     address: seederAddress(userId, hosts[i], ports[i]),
     capability: paths[i],
+    partial: true,
   }));
 }
 
