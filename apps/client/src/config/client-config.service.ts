@@ -2,7 +2,7 @@ import { TrackerInfoError } from '@app/protocol';
 import { Injectable } from '@nestjs/common';
 import { readFileSync } from 'node:fs';
 import { EXIT_USAGE, StartupError } from '../client.errors';
-import { ClientConfig, ClientOptions, ConfigError, parseClientArgs } from './client.config';
+import { ClientConfig, ClientEnv, ClientOptions, ConfigError, parseClientArgs } from './client.config';
 
 /**
  * Holds the config once the root command has its arguments. Commander parses
@@ -12,21 +12,38 @@ import { ClientConfig, ClientOptions, ConfigError, parseClientArgs } from './cli
 @Injectable()
 export class ClientConfigService {
   private config: ClientConfig | undefined;
+  private readonly listeners = new Set<(config: ClientConfig) => void>();
 
-  /** Parses arguments and reads the tracker info file; throws StartupError (exit 2) when either is bad. */
-  load(positional: readonly string[], options: ClientOptions): ClientConfig {
+  /**
+   * Parses arguments and the `P2P_*` variables of `env`, and reads the tracker info file; throws StartupError
+   * (exit 2) when any is bad.
+   */
+  load(positional: readonly string[], options: ClientOptions, env: ClientEnv = process.env): ClientConfig {
+    let config: ClientConfig;
     try {
-      this.config = parseClientArgs(positional, options, (path) => readFileSync(path, 'utf8'));
+      config = parseClientArgs(positional, options, (path) => readFileSync(path, 'utf8'), env);
     } catch (err) {
       if (err instanceof ConfigError || err instanceof TrackerInfoError)
         throw new StartupError(err.message, EXIT_USAGE);
       throw err;
     }
-    return this.config;
+    this.set(config);
+    return config;
   }
 
   set(config: ClientConfig): void {
     this.config = config;
+    this.listeners.forEach((listener) => listener(config));
+  }
+
+  /**
+   * Calls `listener` with the config each time one is loaded or set, and at once when one already is: for
+   * services made before the command line is parsed. Returns the function that unsubscribes it.
+   */
+  onLoaded(listener: (config: ClientConfig) => void): () => void {
+    this.listeners.add(listener);
+    if (this.config) listener(this.config);
+    return () => this.listeners.delete(listener);
   }
 
   get(): ClientConfig {

@@ -1,6 +1,13 @@
 import { TrackerInfoError } from '@app/protocol';
 import { resolve } from 'node:path';
-import { CLIENT_USAGE, ConfigError, parseClientArgs, parseDurationMs } from './client.config';
+import {
+  CLIENT_USAGE,
+  ConfigError,
+  parseClientArgs,
+  parseDurationMs,
+  parseRateLimit,
+  parseSwitch,
+} from './client.config';
 
 const files: Record<string, string> = { 'ti.txt': '127.0.0.1:7000\n127.0.0.1 7001\n', 'bad.txt': 'nonsense\n' };
 const readFile = (path: string): string => {
@@ -19,6 +26,7 @@ describe('parseClientArgs', () => {
       ],
       dataDir: resolve('data/client-127.0.0.1-7001'),
       connectTimeoutMs: 2000,
+      partialSeeding: true,
     });
   });
 
@@ -133,6 +141,99 @@ describe('parseClientArgs', () => {
       );
     });
   });
+
+  describe('transfer settings: --upload-limit, --download-limit, --no-partial-seeding and their variables', () => {
+    const parse = (options: object, env: Record<string, string | undefined> = {}) => {
+      const c = parseClientArgs(['127.0.0.1:7001', 'ti.txt'], options, readFile, env);
+      return { uploadLimit: c.uploadLimit, downloadLimit: c.downloadLimit, partialSeeding: c.partialSeeding };
+    };
+    const rates = 'a rate such as 500K, 5M or 1G per second (at least 1K), or 0, none or off for no limit';
+
+    it('has no limits and partial seeding on by default', () => {
+      expect(parse({})).toEqual({ uploadLimit: undefined, downloadLimit: undefined, partialSeeding: true });
+    });
+
+    it('reads the flags', () => {
+      expect(parse({ uploadLimit: '5M', downloadLimit: '500K', partialSeeding: false })).toEqual({
+        uploadLimit: 5 * 1024 ** 2,
+        downloadLimit: 500 * 1024,
+        partialSeeding: false,
+      });
+      expect(parse({ uploadLimit: '0', downloadLimit: 'none', partialSeeding: true })).toEqual({
+        uploadLimit: undefined,
+        downloadLimit: undefined,
+        partialSeeding: true,
+      });
+    });
+
+    it('reads P2P_UPLOAD_LIMIT, P2P_DOWNLOAD_LIMIT and P2P_PARTIAL_SEEDING', () => {
+      expect(parse({}, { P2P_UPLOAD_LIMIT: '2M', P2P_DOWNLOAD_LIMIT: '64K', P2P_PARTIAL_SEEDING: 'off' })).toEqual({
+        uploadLimit: 2 * 1024 ** 2,
+        downloadLimit: 64 * 1024,
+        partialSeeding: false,
+      });
+      expect(parse({}, { P2P_PARTIAL_SEEDING: 'ON' }).partialSeeding).toBe(true);
+    });
+
+    it('lets the flags win over the variables, even over bad ones', () => {
+      const env = { P2P_UPLOAD_LIMIT: '2M', P2P_DOWNLOAD_LIMIT: 'junk', P2P_PARTIAL_SEEDING: 'off' };
+      expect(parse({ uploadLimit: '1M', downloadLimit: 'off', partialSeeding: true }, env)).toEqual({
+        uploadLimit: 1024 ** 2,
+        downloadLimit: undefined,
+        partialSeeding: true,
+      });
+      expect(parse({ partialSeeding: false }, { P2P_PARTIAL_SEEDING: 'on' }).partialSeeding).toBe(false);
+    });
+
+    it('takes an empty variable as unset', () => {
+      expect(parse({}, { P2P_UPLOAD_LIMIT: '', P2P_DOWNLOAD_LIMIT: ' ', P2P_PARTIAL_SEEDING: '' })).toEqual({
+        uploadLimit: undefined,
+        downloadLimit: undefined,
+        partialSeeding: true,
+      });
+    });
+
+    it.each([
+      [{ uploadLimit: 'fast' }, {}, `--upload-limit 'fast' is not ${rates}`],
+      [{ uploadLimit: '100' }, {}, `--upload-limit '100' is not ${rates}`],
+      [{ downloadLimit: '-1M' }, {}, `--download-limit '-1M' is not ${rates}`],
+      [{}, { P2P_UPLOAD_LIMIT: '5X' }, `P2P_UPLOAD_LIMIT '5X' is not ${rates}`],
+      [{}, { P2P_DOWNLOAD_LIMIT: 'lots' }, `P2P_DOWNLOAD_LIMIT 'lots' is not ${rates}`],
+      [{}, { P2P_PARTIAL_SEEDING: 'no' }, `P2P_PARTIAL_SEEDING 'no' is not on or off`],
+    ])('rejects %j with %j in one line naming where it came from', (options, env, message) => {
+      expect(() => parse(options, env)).toThrow(new ConfigError(`${message}; ${CLIENT_USAGE}`));
+    });
+
+    it('names the new flags in the usage line', () => {
+      expect(CLIENT_USAGE).toMatch(/\[--upload-limit RATE\] \[--download-limit RATE\] \[--no-partial-seeding\]/);
+    });
+  });
+
+  it.each([
+    ['5M', 5 * 1024 ** 2],
+    ['500K', 500 * 1024],
+    ['500kb/s', 500 * 1024],
+    ['1.5G', 1.5 * 1024 ** 3],
+    ['1024', 1024],
+    ['0', 0],
+    ['0.0', 0],
+    ['none', 0],
+    ['Off', 0],
+    ['1023', undefined],
+    ['0.5K', undefined],
+    ['-1', undefined],
+    ['5 M', undefined],
+    ['', undefined],
+    ['unlimited', undefined],
+  ])('parseRateLimit(%j) is %j', (text, rate) => expect(parseRateLimit(text)).toBe(rate));
+
+  it.each([
+    ['on', true],
+    ['OFF', false],
+    [' off ', false],
+    ['yes', undefined],
+    ['', undefined],
+  ])('parseSwitch(%j) is %j', (text, on) => expect(parseSwitch(text)).toBe(on));
 
   it('rejects an empty --data-dir', () => {
     expect(() => parseClientArgs(['127.0.0.1:7001', 'ti.txt'], { dataDir: ' ' }, readFile)).toThrow(ConfigError);

@@ -10,8 +10,12 @@ export interface ClientConfig {
   /** Where downloads and seeding state will live (not created yet). */
   readonly dataDir: string;
   readonly connectTimeoutMs: number;
-  /** Cap on the bytes per second this client uploads to other peers (undefined: none). */
+  /** Cap on the bytes per second this client uploads to other peers (undefined: none); changeable at run time. */
   readonly uploadLimit?: number;
+  /** Cap on the bytes per second this client downloads, over all its downloads (undefined: none). */
+  readonly downloadLimit?: number;
+  /** Whether downloads serve their verified chunks while still downloading (undefined: on). */
+  readonly partialSeeding?: boolean;
   /** How long after its expiry this client, seeding, still honours a capability (undefined: the default, 60 s). */
   readonly capabilitySkewMs?: number;
   /** Limits of the chunk server given on the command line (undefined: all defaults). */
@@ -32,6 +36,9 @@ export interface PeerLimits {
 export interface ClientOptions {
   readonly dataDir?: string;
   readonly uploadLimit?: string;
+  readonly downloadLimit?: string;
+  /** false with `--no-partial-seeding`, true with `--partial-seeding`, undefined when neither is given. */
+  readonly partialSeeding?: boolean;
   readonly maxPeerConns?: string;
   readonly maxPeerConnsPerIp?: string;
   readonly peerRequestTimeout?: string;
@@ -42,7 +49,8 @@ export interface ClientOptions {
 }
 
 export const CLIENT_USAGE =
-  'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE]' +
+  'usage: client <IP:PORT> <tracker_info_file> [--data-dir DIR] [--upload-limit RATE] [--download-limit RATE]' +
+  ' [--no-partial-seeding]' +
   ' [--max-peer-conns N] [--max-peer-conns-per-ip N]' +
   ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME] [--capability-skew TIME]' +
   ' [--stall-timeout TIME]';
@@ -86,6 +94,63 @@ export function parseRate(text: string): number | undefined {
   const rate = Math.round(Number(m[1]) * scale);
   return rate > 0 ? rate : undefined;
 }
+/** The smallest rate limit that is not "none": below it one 512 KiB chunk would take over eight minutes. */
+export const MIN_RATE_LIMIT = 1024;
+
+/** What a rate limit may be written as, for error messages. */
+export const RATE_LIMIT_FORMS = `a rate such as 500K, 5M or 1G per second (at least 1K), or 0, none or off for no limit`;
+
+/**
+ * A rate limit in bytes per second, 0 for none: `500K`, `5M`, `1G`, a plain number of bytes per second (at least
+ * MIN_RATE_LIMIT), or `0`, `none`, `off`. Undefined for anything else.
+ */
+export function parseRateLimit(text: string): number | undefined {
+  if (/^\s*(0+(\.0*)?|none|off)\s*$/i.test(text)) return 0;
+  const rate = parseRate(text);
+  return rate !== undefined && Number.isSafeInteger(rate) && rate >= MIN_RATE_LIMIT ? rate : undefined;
+}
+
+/** `on` or `off` (any case) as a boolean; undefined for anything else. */
+export function parseSwitch(text: string): boolean | undefined {
+  const t = text.trim().toLowerCase();
+  return t === 'on' ? true : t === 'off' ? false : undefined;
+}
+
+/** Environment variables the client reads; a flag given on the command line wins over its variable. */
+export const ENV_UPLOAD_LIMIT = 'P2P_UPLOAD_LIMIT';
+export const ENV_DOWNLOAD_LIMIT = 'P2P_DOWNLOAD_LIMIT';
+export const ENV_PARTIAL_SEEDING = 'P2P_PARTIAL_SEEDING';
+
+export type ClientEnv = Readonly<Record<string, string | undefined>>;
+
+/** The transfer settings from the flags, else from the environment (an empty variable counts as unset). */
+function parseTransferOptions(
+  options: ClientOptions,
+  env: ClientEnv,
+): Pick<ClientConfig, 'uploadLimit' | 'downloadLimit' | 'partialSeeding'> {
+  const given = (name: string): string | undefined => (env[name]?.trim() ? env[name] : undefined);
+  const limit = (flag: string, variable: string, flagText: string | undefined): number | undefined => {
+    const [source, text] = flagText !== undefined ? [flag, flagText] : [variable, given(variable)];
+    if (text === undefined) return undefined;
+    const rate = parseRateLimit(text);
+    if (rate === undefined) throw new ConfigError(`${source} '${text}' is not ${RATE_LIMIT_FORMS}; ${CLIENT_USAGE}`);
+    return rate === 0 ? undefined : rate;
+  };
+  let partialSeeding = options.partialSeeding;
+  const switchText = given(ENV_PARTIAL_SEEDING);
+  if (partialSeeding === undefined && switchText !== undefined) {
+    partialSeeding = parseSwitch(switchText);
+    if (partialSeeding === undefined) {
+      throw new ConfigError(`${ENV_PARTIAL_SEEDING} '${switchText}' is not on or off; ${CLIENT_USAGE}`);
+    }
+  }
+  return {
+    uploadLimit: limit('--upload-limit', ENV_UPLOAD_LIMIT, options.uploadLimit),
+    downloadLimit: limit('--download-limit', ENV_DOWNLOAD_LIMIT, options.downloadLimit),
+    partialSeeding: partialSeeding ?? true,
+  };
+}
+
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 
 export class ConfigError extends Error {
@@ -93,13 +158,15 @@ export class ConfigError extends Error {
 }
 
 /**
- * Turns the positional arguments and options (already split by commander)
- * into a config; throws ConfigError (or TrackerInfoError) with a one-line reason.
+ * Turns the positional arguments and options (already split by commander), and
+ * the `P2P_*` variables of `env`, into a config; throws ConfigError (or
+ * TrackerInfoError) with a one-line reason.
  */
 export function parseClientArgs(
   positional: readonly string[],
   options: ClientOptions,
   readFile: (path: string) => string,
+  env: ClientEnv = {},
 ): ClientConfig {
   if (positional.length !== 2) throw new ConfigError(CLIENT_USAGE);
   const [addressText, trackerInfoFile] = positional;
@@ -108,10 +175,7 @@ export function parseClientArgs(
   if (options.dataDir !== undefined && options.dataDir.trim() === '') {
     throw new ConfigError(`--data-dir needs a directory; ${CLIENT_USAGE}`);
   }
-  const uploadLimit = options.uploadLimit === undefined ? undefined : parseRate(options.uploadLimit);
-  if (options.uploadLimit !== undefined && uploadLimit === undefined) {
-    throw new ConfigError(`--upload-limit '${options.uploadLimit}' is not a rate such as 500K or 5M; ${CLIENT_USAGE}`);
-  }
+  const transfer = parseTransferOptions(options, env);
   const peerLimits = parsePeerLimits(options);
   const capabilitySkewMs = options.capabilitySkew === undefined ? undefined : parseDurationMs(options.capabilitySkew);
   if (options.capabilitySkew !== undefined && capabilitySkewMs === undefined) {
@@ -140,7 +204,7 @@ export function parseClientArgs(
     trackers,
     dataDir: resolve(options.dataDir ?? `data/client-${dirHost}-${self.port}`),
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
-    uploadLimit,
+    ...transfer,
     peerLimits,
     ...(capabilitySkewMs === undefined ? {} : { capabilitySkewMs }),
     ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),

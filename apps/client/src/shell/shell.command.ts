@@ -2,7 +2,7 @@ import { Inject } from '@nestjs/common';
 import { CommandRunner, Option, RootCommand } from 'nest-commander';
 import * as readline from 'node:readline';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, StartupError } from '../client.errors';
-import { ClientOptions } from '../config/client.config';
+import { ClientOptions, ENV_DOWNLOAD_LIMIT, ENV_PARTIAL_SEEDING, ENV_UPLOAD_LIMIT } from '../config/client.config';
 import { ClientConfigService } from '../config/client-config.service';
 import { DownloadManager } from '../files/download.manager';
 import { SharingService } from '../files/sharing.service';
@@ -48,12 +48,35 @@ export class ShellCommand extends CommandRunner {
     return value;
   }
 
+  // transfer settings (checked in parseClientArgs; `set` changes them at run time)
   @Option({
     flags: '--upload-limit <rate>',
-    description: 'cap on upload speed to other peers, e.g. 500K or 5M (per second)',
+    description: `cap on upload speed to other peers, e.g. 500K or 5M per second; 0: none (env ${ENV_UPLOAD_LIMIT})`,
   })
   parseUploadLimit(value: string): string {
     return value;
+  }
+
+  @Option({
+    flags: '--download-limit <rate>',
+    description: `cap on download speed over all downloads, e.g. 500K or 5M per second; 0: none (env ${ENV_DOWNLOAD_LIMIT})`,
+  })
+  parseDownloadLimit(value: string): string {
+    return value;
+  }
+
+  // declared before --no-partial-seeding, so that neither flag given leaves the choice to the environment
+  @Option({ flags: '--partial-seeding', description: 'serve verified chunks of downloads in progress (the default)' })
+  parsePartialSeeding(): boolean {
+    return true;
+  }
+
+  @Option({
+    flags: '--no-partial-seeding',
+    description: `serve a download only once it is complete (env ${ENV_PARTIAL_SEEDING}=off)`,
+  })
+  parseNoPartialSeeding(): boolean {
+    return false;
   }
 
   // chunk server limits (checked in parseClientArgs)
