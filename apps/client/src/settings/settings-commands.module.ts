@@ -1,0 +1,18 @@
+import { Module } from '@nestjs/common';
+import { ClientConfigModule } from '../config/client-config.module';
+import { FilesModule } from '../files/files.module';
+import { OutputModule } from '../output/output.module';
+import { TrackerModule } from '../tracker/tracker.module';
+import { SetCommand } from './set.command';
+import { SettingsModule } from './settings.module';
+import { StatusCommand } from './status.command';
+
+/** The shell's commands for settings and status; kept apart from SettingsModule, which the files module imports. */
+export const SETTINGS_COMMANDS = [SetCommand, StatusCommand];
+
+@Module({
+  imports: [SettingsModule, ClientConfigModule, TrackerModule, OutputModule, FilesModule],
+  providers: [...SETTINGS_COMMANDS],
+  exports: [...SETTINGS_COMMANDS],
+})
+export class SettingsCommandsModule {}
