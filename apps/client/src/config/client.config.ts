@@ -94,6 +94,7 @@ export function parseRate(text: string): number | undefined {
   const rate = Math.round(Number(m[1]) * scale);
   return rate > 0 ? rate : undefined;
 }
+
 /** The smallest rate limit that is not "none": below it one 512 KiB chunk would take over eight minutes. */
 export const MIN_RATE_LIMIT = 1024;
 
