@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `npm run bench`: throughput, hashing, tracker load and scale, each beside a bare reference measured in the same
-// run, on 127.0.0.1 only. Prints Markdown tables and writes bench/results/bench.{json,md} and
-// bench/results/throughput.svg. Every child process and temp folder is removed at the end, also on failure.
+// run, and a swarm of downloaders against its lower bound, on 127.0.0.1 only. Prints Markdown tables and writes
+// bench/results/bench.{json,md} and bench/results/throughput.svg. Every child process and temp folder is removed at
+// the end, also on failure.
 //
 // Each section is a module of bench/sections/ exporting { name, config, run(ctx), markdown(results),
-// targets(results) } (and optionally uses, runsAfter, files(results)); a new section is a new file plus one line in
-// SECTIONS below.
+// targets(results) } (and optionally validate(cfg), uses, runsAfter, files(results)); a new section is a new file
+// plus one line in SECTIONS below.
 //
 // Sizes (environment; BENCH_QUICK=1 shrinks them all for a smoke run of about a minute):
 //   BENCH_FILE_MB=1024            the random file downloaded and uploaded
@@ -21,7 +22,10 @@
 //   BENCH_CATCHUP_SECONDS=300     bound on a second, empty tracker catching up from the scale tracker
 //   BENCH_SCALE_FILES=10000       files in one group, for list_files
 //   BENCH_SCALE_CHUNKS=200000     chunk hashes of one file, for download_file
-//   BENCH_SECTIONS=download,upload,tracker,scale
+//   BENCH_SWARM_N=8               downloaders of the swarm, all at once from one seeder (quick: 4)
+//   BENCH_SWARM_MB=128            the swarm's file, MiB (quick: 16)
+//   BENCH_SWARM_RATE=8            every swarm client's upload cap, MB/s (10^6 bytes a second)
+//   BENCH_SECTIONS=download,upload,tracker,scale,swarm
 //   BENCH_CPU_PROF=<dir>          run the clients and trackers with --cpu-prof into <dir>
 //   BENCH_RESULTS=<dir>           where results go (default bench/results)
 //   BENCH_TMP=<dir>               where the run's work dir goes (default the system's temp dir)
@@ -41,6 +45,7 @@ const SECTIONS = [
   require('./sections/upload'),
   require('./sections/tracker'),
   require('./sections/scale'),
+  require('./sections/swarm'),
 ];
 
 const ALL = SECTIONS.map((s) => s.name).join(',');
@@ -69,6 +74,13 @@ function runOrder() {
     order.push(s);
   };
   selected.forEach(visit);
+  for (const s of order) {
+    try {
+      s.validate?.(CFG);
+    } catch (err) {
+      throw new UsageError(err.message);
+    }
+  }
   return order;
 }
 
