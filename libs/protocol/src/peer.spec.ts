@@ -59,7 +59,14 @@ describe('peer protocol', () => {
       ['HAVE 1', 'UNKNOWN_COMMAND'],
       ['GET_CHUNK x a', 'BAD_ARGUMENTS'],
     ])('refuses %j with %s', (line, code) => {
-      expect(() => parsePeerRequest(line)).toThrow(expect.objectContaining({ code }));
+      let thrown: unknown;
+      try {
+        parsePeerRequest(line);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(ProtocolError);
+      expect((thrown as ProtocolError).code).toBe(code);
     });
   });
 
