@@ -709,6 +709,21 @@ describe(ChunkServer.name, () => {
       expect(partial.listenerCount).toBe(1);
     });
 
+    it('tells no chunk again in a HAVE after a BITFIELD reply that holds it', async () => {
+      // a second to gather chunks into a line: chunk 1 is gained and not yet told when the BITFIELD is answered
+      await startServer({ haveCoalesceMs: 1000 });
+      openPartial(4);
+      const s = await connect();
+      s.send(bitfield(cap));
+      expect(bitsOf(await s.readOne(), 4)).toEqual([0, 0, 0, 0]);
+      partial.held(1);
+      s.send(bitfield(cap));
+      expect(bitsOf(await s.readOne(), 4)).toEqual([0, 1, 0, 0]);
+      partial.held(3);
+      await s.waitFor(() => s.haves.length >= 1, 'a HAVE line');
+      expect(s.events).toEqual(['BITFIELD 4 AA', 'BITFIELD 4 QA', 'HAVE 3']);
+    });
+
     it('serves the held chunks of a download in progress from its .part, and NOT_HELD at once for the others', async () => {
       openPartial(3, [1]);
       const reads = jest.spyOn(partial, 'read');

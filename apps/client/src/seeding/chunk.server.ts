@@ -59,7 +59,12 @@ import { CapabilityVerifier } from './capability.verifier';
 import { PartialShare, PartialShares } from './partial-shares';
 import { ChunkServerListenError } from './seeding.errors';
 import { ConnectionWatch, DEFAULT_SEEDER_LIMITS, SeederLimits, SeederPolicy } from './seeder.policy';
-import { ChunkServerOptions, DEFAULT_PEER_MAX_LINE_BYTES, SEEDING_OPTIONS } from './seeding.tokens';
+import {
+  ChunkServerOptions,
+  DEFAULT_HAVE_COALESCE_MS,
+  DEFAULT_PEER_MAX_LINE_BYTES,
+  SEEDING_OPTIONS,
+} from './seeding.tokens';
 import { ShareRegistry } from './share.registry';
 import { identityFromStats, OPEN_SHARED_FLAGS, sameIdentity, SharedFile } from './shared-file';
 
@@ -80,9 +85,6 @@ interface BitfieldAnswer {
 type Answer = ChunkAnswer | BitfieldAnswer;
 
 const isBitfield = (a: Answer): a is BitfieldAnswer => a.ok && 'kind' in a;
-
-/** Chunks gained within this long of each other go out in one `HAVE` line. */
-const HAVE_COALESCE_MS = 10;
 
 /** Chunk-sized read buffers kept for reuse, over all connections. */
 const MAX_FREE_BUFFERS = 16;
@@ -110,7 +112,7 @@ type Form = 'unknown' | 'seed' | 'extended';
 
 /**
  * The `HAVE` lines of one extended connection: after a `BITFIELD` of a
- * download in progress, every chunk it gains, gathered for HAVE_COALESCE_MS
+ * download in progress, every chunk it gains, gathered for `coalesceMs`
  * and written as one line. One file is watched per connection, the one of its
  * last `BITFIELD`. Lines are written from a timer, never from inside the
  * synchronous write of a reply, so they always fall between whole replies.
@@ -124,11 +126,21 @@ class HaveFeed {
   constructor(
     private readonly socket: Socket,
     private readonly state: ConnectionForm,
+    private readonly coalesceMs: number,
   ) {}
 
-  /** From now on, tells the peer of the chunks `share` gains (none: of nothing). */
+  /**
+   * From now on, tells the peer of the chunks `share` gains (none: of
+   * nothing). Called as a have-list of it is written: chunks gathered and not
+   * yet told are in that list, so they are not told again.
+   */
   watch(share: PartialShare | undefined): void {
-    if (share === this.share) return;
+    if (share === this.share) {
+      this.pending = [];
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      return;
+    }
     this.stop();
     this.share = share;
     this.unsubscribe = share?.onHeld((index) => this.gained(index));
@@ -147,7 +159,7 @@ class HaveFeed {
   private gained(index: number): void {
     this.pending.push(index);
     if (this.timer) return;
-    this.timer = setTimeout(() => this.flush(), HAVE_COALESCE_MS);
+    this.timer = setTimeout(() => this.flush(), this.coalesceMs);
     this.timer.unref();
   }
 
@@ -595,7 +607,7 @@ export class ChunkServer implements OnApplicationShutdown {
 
   private serve(socket: Socket, watch: ConnectionWatch, state: ConnectionForm): void {
     const decoder = new FrameDecoder(this.maxLineBytes);
-    const feed = new HaveFeed(socket, state);
+    const feed = new HaveFeed(socket, state, this.options.haveCoalesceMs ?? DEFAULT_HAVE_COALESCE_MS);
     socket.once('close', () => feed.stop());
     let pumping = false;
     let ended = false;
