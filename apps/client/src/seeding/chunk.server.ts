@@ -733,6 +733,8 @@ export class ChunkServer implements OnApplicationShutdown {
    * whatever its pipeline depth); false when the connection closed first.
    */
   private async pace(bytes: number, socket: Socket): Promise<boolean> {
+    // a socket already gone would never be cancelled (its 'close' came first) and would use up a turn
+    if (socket.destroyed) return false;
     try {
       await this.pacer.take(bytes, socket);
       return true;
