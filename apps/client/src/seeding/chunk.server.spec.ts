@@ -1,5 +1,12 @@
 import { CHUNK_SIZE } from '@app/chunking';
-import { formatGetChunk, formatReply, HELLO_LINE, HELLO_REPLY } from '@app/protocol';
+import {
+  formatBitfieldRequest,
+  formatGetChunk,
+  formatReply,
+  HELLO_LINE,
+  HELLO_REPLY,
+  parseBitfieldReply,
+} from '@app/protocol';
 import { Test } from '@nestjs/testing';
 import { randomBytes } from 'node:crypto';
 import {
@@ -15,15 +22,17 @@ import {
 import { join } from 'node:path';
 import { CapabilityVerifier } from './capability.verifier';
 import { ChunkServer, DENIED_REPLY } from './chunk.server';
+import { PartialShare, PartialShares } from './partial-shares';
 import { ChunkServerListenError } from './seeding.errors';
 import { ChunkServerOptions, SEEDING_OPTIONS } from './seeding.tokens';
 import { ShareRegistry } from './share.registry';
 import { SharedFile } from './shared-file';
 import { TestCapabilityIssuer, withByteFlipped } from './testing/capability.fixtures';
 import { ChunkSocket, PeerAnswer } from './testing/chunk-socket';
-import { eventually, shareOf, TempDirs } from './testing/seeding.fixtures';
+import { eventually, sha1, shareOf, TempDirs } from './testing/seeding.fixtures';
 
 const get = (index: number, capability: string) => formatGetChunk({ index, capability });
+const bitfield = (capability: string) => formatBitfieldRequest(capability);
 const openFds = () => readdirSync('/proc/self/fd').length;
 
 function expectChunk(answer: PeerAnswer, index: number, bytes: Buffer): void {
@@ -54,6 +63,7 @@ describe(ChunkServer.name, () => {
   let bigCap: string;
   let issuer: TestCapabilityIssuer;
   let verifier: CapabilityVerifier;
+  let partials: PartialShares;
 
   /** A connection in the extended form (its HELLO sent, the `OK 0 p2p-share/2` taken). */
   const connect = async () => {
@@ -71,7 +81,7 @@ describe(ChunkServer.name, () => {
 
   const startServer = async (options: Partial<ChunkServerOptions> = {}) => {
     await server?.stop();
-    server = new ChunkServer({ host: '127.0.0.1', port: 0, ...options }, registry, verifier);
+    server = new ChunkServer({ host: '127.0.0.1', port: 0, ...options }, registry, verifier, partials);
     server.onShareChanged((share) => changed.push(share));
     port = (await server.start()).port;
   };
@@ -95,12 +105,15 @@ describe(ChunkServer.name, () => {
     verifier = new CapabilityVerifier({ capabilitySkewMs: 60_000 });
     verifier.trust('alice', issuer.rawPublicKey);
     bigCap = issuer.for(bigShare);
+    partials = new PartialShares();
     await startServer();
   });
 
   afterEach(async () => {
     for (const s of sockets.splice(0)) s.destroy();
     await server.stop();
+    await partials.closeAll();
+    jest.restoreAllMocks();
     temp.cleanup();
   });
 
@@ -630,6 +643,344 @@ describe(ChunkServer.name, () => {
       await app.close();
       expect(nestServer.address()).toBeUndefined();
       await s.waitClosed();
+    });
+  });
+
+  describe('downloads in progress (partial shares)', () => {
+    /** The file being downloaded, its .part (every byte written: what is held is what `held` said) and its share. */
+    let data: Buffer;
+    let partPath: string;
+    let partial: PartialShare;
+    /** What bob got from the tracker to fetch the file from alice, a partial seeder of it. */
+    let cap: string;
+
+    /** Opens a download in progress of `chunks` chunks (the last one short) holding `present`. */
+    const openPartial = (chunks: number, present: number[] = []) => {
+      data = randomBytes((chunks - 1) * CHUNK_SIZE + 4321);
+      partPath = join(dir, 'movie.bin.part');
+      writeFileSync(partPath, data);
+      partial = partials.open({
+        groupId: 'g1',
+        userId: 'alice',
+        fileName: 'movie.bin',
+        fileHash: sha1(data),
+        size: data.length,
+        chunkCount: chunks,
+        partPath,
+        present,
+      });
+      cap = issuer.issue({ fileHash: sha1(data), groupId: 'g1', seederId: 'alice' });
+      return partial;
+    };
+    const bitsOf = (answer: PeerAnswer, count: number) => {
+      if (answer.kind !== 'bitfield') throw new Error(`not a BITFIELD reply: ${JSON.stringify(answer)}`);
+      const bits = parseBitfieldReply(answer.line, count);
+      if (!bits) throw new Error(`a bad BITFIELD reply: ${answer.line}`);
+      return [...bits];
+    };
+
+    it('answers BITFIELD of a full share with every bit set, in its place among the replies, and sends no HAVE', async () => {
+      const s = await connect();
+      s.send(get(2, bigCap), bitfield(bigCap), get(1, bigCap));
+      const [first, bits, last] = await s.read(3);
+      expectChunk(first, 2, chunkOf(big, 2));
+      expect(bits).toEqual({ kind: 'bitfield', line: 'BITFIELD 3 4A' });
+      expectChunk(last, 1, chunkOf(big, 1));
+      expect(s.haves).toEqual([]);
+    });
+
+    it('answers BITFIELD of a download in progress with what it holds, then HAVE for each chunk it gains, coalesced', async () => {
+      openPartial(5, [0, 3]);
+      const s = await connect();
+      s.send(bitfield(cap));
+      expect(bitsOf(await s.readOne(), 5)).toEqual([1, 0, 0, 1, 0]);
+      expect(partial.listenerCount).toBe(1);
+      partial.held(1);
+      partial.held(2);
+      await s.waitFor(() => s.haves.length >= 1, 'a HAVE line');
+      partial.held(2); // held already: nothing to tell
+      partial.held(4);
+      await s.waitFor(() => s.haves.length >= 2, 'a second HAVE line');
+      expect(s.haves).toEqual([[1, 2], [4]]);
+      expect(s.events).toEqual(['BITFIELD 5 kA', 'HAVE 1,2', 'HAVE 4']);
+      // a later BITFIELD shows them too, and the HAVE lines go on once, not twice
+      s.send(bitfield(cap));
+      expect(bitsOf(await s.readOne(), 5)).toEqual([1, 1, 1, 1, 1]);
+      expect(partial.listenerCount).toBe(1);
+    });
+
+    it('tells no chunk again in a HAVE after a BITFIELD reply that holds it', async () => {
+      // a second to gather chunks into a line: chunk 1 is gained and not yet told when the BITFIELD is answered
+      await startServer({ haveCoalesceMs: 1000 });
+      openPartial(4);
+      const s = await connect();
+      s.send(bitfield(cap));
+      expect(bitsOf(await s.readOne(), 4)).toEqual([0, 0, 0, 0]);
+      partial.held(1);
+      s.send(bitfield(cap));
+      expect(bitsOf(await s.readOne(), 4)).toEqual([0, 1, 0, 0]);
+      partial.held(3);
+      await s.waitFor(() => s.haves.length >= 1, 'a HAVE line');
+      expect(s.events).toEqual(['BITFIELD 4 AA', 'BITFIELD 4 QA', 'HAVE 3']);
+    });
+
+    it('serves the held chunks of a download in progress from its .part, and NOT_HELD at once for the others', async () => {
+      openPartial(3, [1]);
+      const reads = jest.spyOn(partial, 'read');
+      const s = await connect();
+      s.send(get(0, cap), get(2, cap), get(3, cap), get(1, cap));
+      const answers = await s.read(4);
+      expect(answers.slice(0, 3)).toEqual([
+        { kind: 'err', code: 'NOT_HELD', message: 'chunk 0 of movie.bin not held here yet' },
+        { kind: 'err', code: 'NOT_HELD', message: 'chunk 2 of movie.bin not held here yet' },
+        { kind: 'err', code: 'NO_SUCH_CHUNK', message: 'no chunk 3 in movie.bin: chunks are 0..2' },
+      ]);
+      expectChunk(answers[3], 1, chunkOf(data, 1));
+      // the chunk held was the one read; the others never touched the disk
+      expect(reads.mock.calls.map(([index]) => index)).toEqual([1]);
+
+      partial.held(2);
+      s.send(get(2, cap));
+      expectChunk(await s.readOne(), 2, chunkOf(data, 2));
+    });
+
+    it('answers NOT_HELD for a held chunk the .part does not hold whole', async () => {
+      openPartial(3, [0, 2]);
+      writeFileSync(partPath, data.subarray(0, 1000)); // truncated under the download's feet
+      const s = await connect();
+      s.send(get(0, cap), get(2, cap));
+      expect(await s.read(2)).toEqual([
+        { kind: 'err', code: 'NOT_HELD', message: 'chunk 0 of movie.bin could not be read whole here' },
+        { kind: 'err', code: 'NOT_HELD', message: 'chunk 2 of movie.bin could not be read whole here' },
+      ]);
+    });
+
+    it('pushes HAVE lines only between whole replies while big chunks stream', async () => {
+      // 4 MiB/s: the eight chunks take about a second, so chunks are gained while others are on the wire
+      await startServer({ uploadLimit: 4 * 1024 * 1024 });
+      openPartial(8, [0]);
+      const s = await connect();
+      s.send(bitfield(cap), ...Array.from({ length: 8 }, () => get(0, cap)));
+      for (let i = 1; i < 8; i++) {
+        await s.waitFor(() => s.bytesReceived > i * 500_000, `${i * 500_000} bytes`, 15_000);
+        partial.held(i);
+      }
+      const answers = await s.read(9, 15_000);
+      expect(bitsOf(answers[0], 8)).toEqual([1, 0, 0, 0, 0, 0, 0, 0]);
+      answers.slice(1).forEach((a) => expectChunk(a, 0, chunkOf(data, 0)));
+      await s.waitFor(() => s.haveIndexes.length >= 7, 'a HAVE for every chunk gained', 15_000);
+      expect(s.haveIndexes).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      // they came after the BITFIELD reply, and some while chunks were still coming
+      expect(s.events[0]).toBe('BITFIELD 8 gA');
+      expect(s.events.findIndex((e) => e.startsWith('HAVE '))).toBeLessThan(s.events.lastIndexOf('CHUNK 0'));
+    });
+
+    it('serves a chunk of a .part renamed to its final name meanwhile', async () => {
+      openPartial(3, [0, 1]);
+      const s = await connect();
+      s.send(get(0, cap));
+      expectChunk(await s.readOne(), 0, chunkOf(data, 0));
+      renameSync(partPath, join(dir, 'movie.bin'));
+      s.send(get(1, cap));
+      expectChunk(await s.readOne(), 1, chunkOf(data, 1));
+    });
+
+    it('denies BITFIELD for any capability not honoured here, with the one refusal', async () => {
+      openPartial(3, [0]);
+      const other = new TestCapabilityIssuer();
+      const names = { fileHash: sha1(data), groupId: 'g1', seederId: 'alice' };
+      const s = await connect();
+      const requests = [
+        partPath,
+        'AQAAAABp_x-9',
+        other.issue(names),
+        issuer.issue({ ...names, seederId: 'carol' }),
+        issuer.issue({ ...names, groupId: 'g2' }),
+        issuer.issue({ ...names, fileHash: 'b'.repeat(40) }),
+        issuer.issue({ ...names, expiresAt: Math.floor(Date.now() / 1000) - 61 }),
+        withByteFlipped(cap, 20),
+      ];
+      s.send(...requests.map(bitfield));
+      (await s.read(requests.length)).forEach(expectDenied);
+      s.send('BITFIELD', `BITFIELD ${cap} x`);
+      expect((await s.read(2)).map((a) => a.kind === 'err' && a.code)).toEqual(['BAD_ARGUMENTS', 'BAD_ARGUMENTS']);
+      expect(partial.listenerCount).toBe(0);
+      partial.held(1);
+      s.send(bitfield(cap));
+      expect(bitsOf(await s.readOne(), 3)).toEqual([1, 1, 0]);
+      expect(s.haves).toEqual([]);
+    });
+
+    it('never serves a download in progress to a seed-form connection', async () => {
+      openPartial(3, [0, 1, 2]);
+      const asked = await connectSeed();
+      asked.send(get(0, cap));
+      expect((await asked.readAllUntilClosed()).length).toBe(0);
+      const watching = await connectSeed();
+      watching.send(bitfield(cap));
+      expect((await watching.readAllUntilClosed()).length).toBe(0);
+      expect(partial.listenerCount).toBe(0);
+      // the same capability in the extended form is served
+      const s = await connect();
+      s.send(get(0, cap));
+      expectChunk(await s.readOne(), 0, chunkOf(data, 0));
+    });
+
+    it('counts a BITFIELD reply as served, and a NOT_HELD answer not', async () => {
+      openPartial(3, [0]);
+      await startServer({ requestTimeoutMs: 300 });
+      const watcher = await connect();
+      const asker = await connect();
+      watcher.send(bitfield(cap));
+      asker.send(get(1, cap));
+      expect(bitsOf(await watcher.readOne(), 3)).toEqual([1, 0, 0]);
+      expectErr(await asker.readOne(), 'NOT_HELD');
+      expect(await asker.readOne()).toEqual({
+        kind: 'err',
+        code: 'IDLE_TIMEOUT',
+        message: 'no request served within 0.3 s; closing',
+      });
+      await asker.waitClosed();
+      // the watcher, in since before, is still there and still told of chunks gained
+      expect(watcher.isClosed).toBe(false);
+      partial.held(2);
+      await watcher.waitFor(() => watcher.haves.length === 1, 'a HAVE line');
+      expect(watcher.haves).toEqual([[2]]);
+      expect(server.servingConnections).toBe(1);
+    });
+
+    it('hands over to the full share when the download completes, and stops telling of chunks', async () => {
+      openPartial(3, [0, 1]);
+      const s = await connect();
+      s.send(bitfield(cap));
+      expect(bitsOf(await s.readOne(), 3)).toEqual([1, 1, 0]);
+      partial.held(2);
+      await s.waitFor(() => s.haves.length === 1, 'a HAVE line');
+      // complete: the .part gets its name, the full share is added, then the partial one closed
+      const finalPath = join(dir, 'movie.bin');
+      renameSync(partPath, finalPath);
+      await registry.add(await shareOf(finalPath));
+      await partial.close();
+      expect(partial.listenerCount).toBe(0);
+      s.send(get(2, cap), bitfield(cap));
+      const [chunk, bits] = await s.read(2);
+      expectChunk(chunk, 2, chunkOf(data, 2));
+      expect(bitsOf(bits, 3)).toEqual([1, 1, 1]);
+      expect(s.haves).toEqual([[2]]);
+    });
+
+    it('denies a download once it is cancelled', async () => {
+      openPartial(3, [0, 1]);
+      const s = await connect();
+      s.send(get(0, cap));
+      expectChunk(await s.readOne(), 0, chunkOf(data, 0));
+      await partial.close();
+      s.send(get(0, cap), bitfield(cap));
+      (await s.read(2)).forEach(expectDenied);
+    });
+
+    it('leaves no listener behind when a watching connection closes', async () => {
+      openPartial(3);
+      const watchers = await Promise.all([connect(), connect(), connect()]);
+      for (const w of watchers) w.send(bitfield(cap));
+      await Promise.all(watchers.map((w) => w.readOne()));
+      expect(partial.listenerCount).toBe(3);
+      for (const w of watchers) w.destroy();
+      await eventually(() => partial.listenerCount === 0, 'every listener is dropped');
+      partial.held(0); // tells nobody, and breaks nothing
+      const s = await connect();
+      s.send(get(0, cap));
+      expectChunk(await s.readOne(), 0, chunkOf(data, 0));
+    });
+  });
+
+  describe('upload cap', () => {
+    /** 8 MiB/s: a full chunk every 62.5 ms. */
+    const CAP = 8 * 1024 * 1024;
+
+    it('shares the capped upload in turn: a connection with 8 requests pipelined does not starve one with 1', async () => {
+      await startServer({ uploadLimit: CAP, maxConnectionsPerAddress: 8 });
+      const [deep, shallow] = [await connect(), await connect()];
+      deep.send(...Array.from({ length: 8 }, (_, k) => get(k % 2, bigCap)));
+      await deep.waitFor(() => deep.arrivals.length >= 1, 'the first chunk of the deep pipeline');
+      shallow.send(get(0, bigCap));
+      const [answers] = await Promise.all([deep.read(8, 15_000), shallow.read(1, 15_000)]);
+      answers.forEach((a, k) => expectChunk(a, k % 2, chunkOf(big, k % 2)));
+      // the deep connection gets at most one more chunk out before the shallow one is served
+      expect(shallow.arrivals[0]).toBeLessThan(deep.arrivals[2]);
+    });
+
+    it('alternates two connections with deep pipelines', async () => {
+      await startServer({ uploadLimit: CAP });
+      const [a, b] = [await connect(), await connect()];
+      const requests = Array.from({ length: 8 }, () => get(0, bigCap));
+      const started = Date.now();
+      a.send(...requests);
+      b.send(...requests);
+      await Promise.all([a.read(8, 15_000), b.read(8, 15_000)]);
+      // one cap for both: 16 chunks at 8 MiB/s take a second (the first goes at once)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      const order = [...a.arrivals.map((n) => ({ n, who: 'a' })), ...b.arrivals.map((n) => ({ n, who: 'b' }))]
+        .sort((x, y) => x.n - y.n)
+        .map((x) => x.who);
+      // in every stretch of the sequence, neither gets more than two chunks ahead of the other
+      let lead = 0;
+      let maxLead = 0;
+      for (const who of order) {
+        lead += who === 'a' ? 1 : -1;
+        maxLead = Math.max(maxLead, Math.abs(lead));
+      }
+      expect(maxLead).toBeLessThanOrEqual(2);
+    });
+
+    it('changes at run time, for requests already waiting', async () => {
+      // 16 KiB/s: the second full chunk would wait 32 s behind the first
+      server.setUploadLimit(16 * 1024);
+      expect(server.uploadLimit).toBe(16 * 1024);
+      const s = await connect();
+      s.send(get(0, bigCap), get(1, bigCap), get(0, bigCap));
+      expectChunk(await s.readOne(), 0, chunkOf(big, 0));
+      await eventually(() => server.connectionCount === 1, 'the connection is in');
+      server.setUploadLimit(64 * 1024 * 1024); // the wait set at 16 KiB/s shrinks to a few ms
+      expectChunk(await s.readOne(10_000), 1, chunkOf(big, 1));
+      server.setUploadLimit(16 * 1024);
+      const fast = await connect();
+      fast.send(get(2, bigCap));
+      server.setUploadLimit(0);
+      expectChunk(await s.readOne(10_000), 0, chunkOf(big, 0));
+      expectChunk(await fast.readOne(10_000), 2, chunkOf(big, 2));
+      expect(server.uploadLimit).toBe(0);
+    });
+
+    it('refuses a bad limit and keeps the one it had', () => {
+      server.setUploadLimit(1000);
+      for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, '5M' as unknown as number]) {
+        expect(() => server.setUploadLimit(bad)).toThrow(RangeError);
+      }
+      expect(server.uploadLimit).toBe(1000);
+    });
+
+    it('takes the limit of its options on start, unless one was set at run time', async () => {
+      await startServer({ uploadLimit: 5000 });
+      expect(server.uploadLimit).toBe(5000);
+      server.setUploadLimit(7000);
+      await server.stop();
+      await server.start();
+      expect(server.uploadLimit).toBe(7000);
+    });
+
+    it('counts the chunk bytes sent and the connections served', async () => {
+      expect(server.uploadedBytes).toBe(0);
+      const [a, b, idle] = [await connect(), await connect(), await connect()];
+      a.send(get(0, bigCap), get(2, bigCap), 'NOPE');
+      b.send(get(2, bigCap));
+      await Promise.all([a.read(3), b.read(1)]);
+      await eventually(() => server.uploadedBytes === CHUNK_SIZE + 2 * 12_345, 'the bytes are counted');
+      expect(server.connectionCount).toBe(3);
+      expect(server.servingConnections).toBe(2);
+      a.destroy();
+      await eventually(() => server.servingConnections === 1, 'the closed one no longer counts');
+      expect(idle.isClosed).toBe(false);
     });
   });
 });

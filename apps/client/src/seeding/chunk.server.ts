@@ -6,6 +6,12 @@
  *
  *     GET_CHUNK <chunk_index> <capability>   ->   CHUNK <chunk_index> <length>\n<length bytes>
  *                                            or   ERR <CODE> <message>\n
+ *     BITFIELD <capability>                  ->   BITFIELD <chunk_count> <bits>\n
+ *                                            or   ERR <CODE> <message>\n
+ *
+ *   and, after a BITFIELD of a download in progress (a PartialShares entry),
+ *   `HAVE <i>[,<j>...]` lines between whole replies as the download gains
+ *   chunks. A chunk such a download lacks is answered `ERR NOT_HELD` at once.
  *
  * - seed (any other first line): that line is the one request of the
  *   connection; a chunk is answered with exactly its raw bytes and the
@@ -14,7 +20,9 @@
  * A chunk is served only for a capability the CapabilityVerifier honours
  * (signed by the trackers' key, unexpired, naming the user this client is
  * logged in as) for a file the ShareRegistry holds under that user, group and
- * SHA-1. Everything else, a path, a forged, altered or expired capability, one
+ * SHA-1, or, in the extended form only, for a download in progress that
+ * PartialShares holds under them (seed-form peers never meet one: they learn
+ * of no partial seeder). Everything else, a path, a forged, altered or expired capability, one
  * for another seeder or for a file not shared here, gets the same `DENIED`
  * line, so that nobody without a capability learns which files exist. Nothing
  * the request names is ever looked up on the filesystem.
@@ -35,22 +43,48 @@ import {
   HELLO_LINE,
   HELLO_REPLY,
   HELLO_START,
+  formatBitfieldReply,
+  formatHaveLines,
   parseGetChunk,
+  parsePeerRequest,
+  PeerRequest,
   ProtocolError,
 } from '@app/protocol';
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import { Observable, Subject } from 'rxjs';
+import { RatePacer } from '../common/rate-pacer';
 import { CapabilityVerifier } from './capability.verifier';
+import { PartialShare, PartialShares } from './partial-shares';
 import { ChunkServerListenError } from './seeding.errors';
 import { ConnectionWatch, DEFAULT_SEEDER_LIMITS, SeederLimits, SeederPolicy } from './seeder.policy';
-import { ChunkServerOptions, DEFAULT_PEER_MAX_LINE_BYTES, SEEDING_OPTIONS } from './seeding.tokens';
+import {
+  ChunkServerOptions,
+  DEFAULT_HAVE_COALESCE_MS,
+  DEFAULT_PEER_MAX_LINE_BYTES,
+  SEEDING_OPTIONS,
+} from './seeding.tokens';
 import { ShareRegistry } from './share.registry';
 import { identityFromStats, OPEN_SHARED_FLAGS, sameIdentity, SharedFile } from './shared-file';
 
 /** A chunk read and ready to send, or the error line to send instead. */
 export type ChunkAnswer = { readonly ok: true; readonly index: number; readonly data: Buffer } | ErrReply;
+
+/** A `BITFIELD` honoured: of a full share (every chunk held), or of a download in progress. */
+interface BitfieldAnswer {
+  readonly ok: true;
+  readonly kind: 'bitfield';
+  readonly capability: string;
+  readonly chunkCount: number;
+  /** The download in progress; undefined for a full share. */
+  readonly partial?: PartialShare;
+}
+
+/** What one request of a connection is answered with. */
+type Answer = ChunkAnswer | BitfieldAnswer;
+
+const isBitfield = (a: Answer): a is BitfieldAnswer => a.ok && 'kind' in a;
 
 /** Chunk-sized read buffers kept for reuse, over all connections. */
 const MAX_FREE_BUFFERS = 16;
@@ -75,6 +109,69 @@ const HELLO_WORD = `${HELLO} `;
 
 /** How a connection speaks: decided by its first line. */
 type Form = 'unknown' | 'seed' | 'extended';
+
+/**
+ * The `HAVE` lines of one extended connection: after a `BITFIELD` of a
+ * download in progress, every chunk it gains, gathered for `coalesceMs`
+ * and written as one line. One file is watched per connection, the one of its
+ * last `BITFIELD`. Lines are written from a timer, never from inside the
+ * synchronous write of a reply, so they always fall between whole replies.
+ */
+class HaveFeed {
+  private share: PartialShare | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private pending: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly state: ConnectionForm,
+    private readonly coalesceMs: number,
+  ) {}
+
+  /**
+   * From now on, tells the peer of the chunks `share` gains (none: of
+   * nothing). Called as a have-list of it is written: chunks gathered and not
+   * yet told are in that list, so they are not told again.
+   */
+  watch(share: PartialShare | undefined): void {
+    if (share === this.share) {
+      this.pending = [];
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    this.stop();
+    this.share = share;
+    this.unsubscribe = share?.onHeld((index) => this.gained(index));
+  }
+
+  /** Stops for good (the connection closed); no listener is left behind. */
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.share = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = [];
+  }
+
+  private gained(index: number): void {
+    this.pending.push(index);
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.flush(), this.coalesceMs);
+    this.timer.unref();
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    const indexes = this.pending;
+    this.pending = [];
+    const s = this.socket;
+    if (this.state.closing || s.destroyed || !s.writable || s.writableEnded) return;
+    for (const line of formatHaveLines(indexes)) s.write(`${line}\n`);
+  }
+}
 
 /** What the chunk server knows of one connection's form. */
 interface ConnectionForm {
@@ -213,8 +310,14 @@ export class ChunkServer implements OnApplicationShutdown {
   private server: Server | undefined;
   /** Every open socket, served or being turned away. */
   private readonly sockets = new Set<Socket>();
-  /** When the upload cap next allows bytes out (epoch ms). */
-  private nextSendAt = 0;
+  /** The upload cap, shared in turn between connections (key: the socket). */
+  private readonly pacer = new RatePacer();
+  /** Set by `setUploadLimit`: `start` then keeps it rather than the option's. */
+  private limitSet = false;
+  private uploaded = 0;
+  /** Connections admitted and open. */
+  private readonly watches = new Set<ConnectionWatch>();
+  private readonly partials: PartialShares;
   /** Request loops still running (each may hold an open file until its read ends). */
   private readonly pumps = new Set<Promise<void>>();
   private readonly changed = new Subject<SharedFile>();
@@ -229,8 +332,41 @@ export class ChunkServer implements OnApplicationShutdown {
     @Inject(SEEDING_OPTIONS) private readonly options: ChunkServerOptions,
     @Inject(ShareRegistry) private readonly registry: ShareRegistry,
     @Inject(CapabilityVerifier) private readonly capabilities: CapabilityVerifier,
+    @Optional() @Inject(PartialShares) partials?: PartialShares,
   ) {
     this.maxLineBytes = options.maxLineBytes ?? DEFAULT_PEER_MAX_LINE_BYTES;
+    this.partials = partials ?? new PartialShares();
+  }
+
+  /** Upload rate cap over every connection, in bytes per second; 0: none. */
+  get uploadLimit(): number {
+    return this.pacer.rate;
+  }
+
+  /**
+   * Changes the upload cap at once, for requests already waiting too (0: no
+   * cap). Throws a RangeError, changing nothing, for a negative or non-finite rate.
+   */
+  setUploadLimit(bytesPerSecond: number): void {
+    if (typeof bytesPerSecond !== 'number' || !Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) {
+      throw new RangeError(
+        `an upload limit is a number of bytes per second, 0 or more (got ${String(bytesPerSecond)})`,
+      );
+    }
+    this.pacer.setRate(bytesPerSecond);
+    this.limitSet = true;
+  }
+
+  /** Chunk bytes sent (handed to the kernel) since the server was made. */
+  get uploadedBytes(): number {
+    return this.uploaded;
+  }
+
+  /** Open connections that have been served (a chunk or a have-list): the peers downloading from us now. */
+  get servingConnections(): number {
+    let n = 0;
+    for (const watch of this.watches) if (watch.served) n++;
+    return n;
   }
 
   /** Calls `listener` for each share found changed; returns the function that unsubscribes it. */
@@ -250,6 +386,7 @@ export class ChunkServer implements OnApplicationShutdown {
     if (this.server) throw new Error('the chunk server is already listening');
     const { host, port } = this.options;
     this.policy = new SeederPolicy(seederLimits(this.options));
+    if (!this.limitSet) this.pacer.setRate(this.options.uploadLimit ?? 0);
     const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -302,12 +439,16 @@ export class ChunkServer implements OnApplicationShutdown {
    * libuv pool (a thread woken, the loop woken back) costs more CPU than the
    * call itself. Only the read, which may wait for the disk, goes to the pool.
    */
-  async readChunk({ index, capability }: GetChunkRequest): Promise<ChunkAnswer> {
+  async readChunk(request: GetChunkRequest, form: 'seed' | 'extended' = 'seed'): Promise<ChunkAnswer> {
+    const { index, capability } = request;
     const claims = this.capabilities.check(capability);
     if (!claims) return DENIED_REPLY;
     const sharedNow = () => this.registry.findByHash(claims.groupId, claims.fileHash, claims.seederId);
     const shares = sharedNow();
-    if (shares.length === 0) return DENIED_REPLY;
+    if (shares.length === 0) {
+      const partial = form === 'extended' && this.partials.find(claims.groupId, claims.fileHash, claims.seederId);
+      return partial ? this.readPartial(partial, request) : DENIED_REPLY;
+    }
     // from here on the requester holds a capability for the file: it may learn about it
     const path = shares[0].path;
     if (index >= shares[0].chunkCount) return noSuchChunk(shares[0], index);
@@ -355,6 +496,63 @@ export class ChunkServer implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * Answers a `GET_CHUNK` for a download in progress: a chunk it lacks gets
+   * `NOT_HELD` at once, without touching the disk; a held one is read from the
+   * `.part` (no identity check: the file is being written; only that the
+   * whole chunk was there). A share closed during the read is looked up
+   * again: the full share may have taken over.
+   */
+  private async readPartial(partial: PartialShare, request: GetChunkRequest): Promise<ChunkAnswer> {
+    const { index } = request;
+    if (index >= partial.chunkCount) return noSuchChunk(partial, index);
+    if (!partial.has(index)) return notHeld(partial, index, 'not held here yet');
+    const { length } = chunkRange(planChunks(partial.size), index);
+    const data = this.takeBuffer(length);
+    let read;
+    try {
+      read = await partial.read(index, data);
+    } catch (err) {
+      this.giveBack(data);
+      throw err;
+    }
+    if (read.ok) return { ok: true, index, data };
+    this.giveBack(data);
+    if (read.why === 'closed') return this.readChunk(request, 'extended');
+    return notHeld(partial, index, 'could not be read whole here');
+  }
+
+  /**
+   * The answer to `BITFIELD <capability>`: DENIED_REPLY unless the capability
+   * names a file shared here (every bit set) or a download in progress (what
+   * it holds, taken when the reply is written).
+   */
+  private bitfield(capability: string): BitfieldAnswer | ErrReply {
+    const claims = this.capabilities.check(capability);
+    if (!claims) return DENIED_REPLY;
+    const shares = this.registry.findByHash(claims.groupId, claims.fileHash, claims.seederId);
+    if (shares.length > 0) return { ok: true, kind: 'bitfield', capability, chunkCount: shares[0].chunkCount };
+    const partial = this.partials.find(claims.groupId, claims.fileHash, claims.seederId);
+    if (!partial) return DENIED_REPLY;
+    return { ok: true, kind: 'bitfield', capability, chunkCount: partial.chunkCount, partial };
+  }
+
+  /**
+   * Writes a `BITFIELD` reply and starts the `HAVE` lines that follow it, in
+   * one synchronous step: no chunk gained in between is missed or told early.
+   * A download that ended since the request was read is looked up again.
+   */
+  private writeBitfield(socket: Socket, feed: HaveFeed, answer: BitfieldAnswer): boolean {
+    const now = answer.partial?.closed ? this.bitfield(answer.capability) : answer;
+    if (!now.ok) {
+      feed.watch(undefined);
+      return socket.write(formatReply(now));
+    }
+    const bits = now.partial ? now.partial.bits() : new Uint8Array(now.chunkCount).fill(1);
+    feed.watch(now.partial);
+    return socket.write(`${formatBitfieldReply(bits)}\n`);
+  }
+
   /** A buffer of `length` bytes for one chunk, reused when possible. */
   private takeBuffer(length: number): Buffer {
     if (length > CHUNK_SIZE) return Buffer.allocUnsafeSlow(length);
@@ -387,7 +585,10 @@ export class ChunkServer implements OnApplicationShutdown {
   private accept(socket: Socket): void {
     this.sockets.add(socket);
     socket.on('error', (err) => this.logger.debug(`peer connection error: ${err.message}`));
-    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.pacer.cancel(socket);
+    });
     const state: ConnectionForm = { form: 'unknown', head: Buffer.alloc(0), closing: false };
     const admission = this.policy.admit(socket.remoteAddress, {
       // bytes the kernel took: they grow as the peer reads
@@ -395,12 +596,19 @@ export class ChunkServer implements OnApplicationShutdown {
       expire: (reply) => expire(socket, state, reply),
     });
     if (!admission.ok) return refuseOnFirstLine(socket, admission.reply);
-    socket.once('close', () => admission.watch.release());
-    this.serve(socket, admission.watch, state);
+    const { watch } = admission;
+    this.watches.add(watch);
+    socket.once('close', () => {
+      watch.release();
+      this.watches.delete(watch);
+    });
+    this.serve(socket, watch, state);
   }
 
   private serve(socket: Socket, watch: ConnectionWatch, state: ConnectionForm): void {
     const decoder = new FrameDecoder(this.maxLineBytes);
+    const feed = new HaveFeed(socket, state, this.options.haveCoalesceMs ?? DEFAULT_HAVE_COALESCE_MS);
+    socket.once('close', () => feed.stop());
     let pumping = false;
     let ended = false;
     socket.setNoDelay(true);
@@ -420,27 +628,28 @@ export class ChunkServer implements OnApplicationShutdown {
           state.form = 'seed';
           return this.serveSeed(socket, watch, state, frame);
         }
-        // the one place a request counts as served: answered with a chunk (an ERR answer does not count)
-        const answer = await watch.during(this.answer(frame), (a) => a?.ok === true);
+        // the one place a request counts as served: answered with a chunk or a have-list (an ERR answer does not count)
+        const answer = await watch.during(this.answer(frame, 'extended'), (a) => a?.ok === true);
         if (answer === undefined) continue;
         if (sending) await sending;
         sending = undefined;
-        if (socket.destroyed || !socket.writable) {
-          if (answer.ok) this.giveBack(answer.data);
+        if (socket.destroyed || !socket.writable || state.closing) {
+          if (answer.ok && !isBitfield(answer)) this.giveBack(answer.data);
           return;
         }
         let flushed: boolean;
-        if (answer.ok) {
-          await watch.during(this.pace(answer.data.length));
-          if (socket.destroyed || !socket.writable) {
+        if (isBitfield(answer)) {
+          flushed = this.writeBitfield(socket, feed, answer);
+        } else if (answer.ok) {
+          const paced = await watch.during(this.pace(answer.data.length, socket));
+          if (!paced || socket.destroyed || !socket.writable || state.closing) {
             this.giveBack(answer.data);
             return;
           }
-          const { data } = answer;
+          // header and bytes in one synchronous step: a HAVE line (written from a timer) cannot fall between them
           socket.cork();
-          socket.write(`${formatChunkHeader(answer.index, data.length)}\n`);
-          // the buffer is reused once the socket is done with it (sent, or failed)
-          flushed = socket.write(data, () => this.giveBack(data));
+          socket.write(`${formatChunkHeader(answer.index, answer.data.length)}\n`);
+          flushed = this.writeChunk(socket, answer.data);
           socket.uncork();
         } else {
           flushed = socket.write(formatReply(answer));
@@ -497,19 +706,19 @@ export class ChunkServer implements OnApplicationShutdown {
     socket.removeAllListeners('data');
     socket.on('data', () => undefined);
     socket.resume();
-    const answer = await watch.during(this.answer(frame), (a) => a?.ok === true);
-    if (!answer?.ok || state.closing) {
-      if (answer?.ok) this.giveBack(answer.data);
+    const answer = await watch.during(this.answer(frame, 'seed'), (a) => a?.ok === true);
+    if (!answer?.ok || isBitfield(answer) || state.closing) {
+      if (answer?.ok && !isBitfield(answer)) this.giveBack(answer.data);
       if (!state.closing) refuse(socket);
       return;
     }
     const { data } = answer;
-    await watch.during(this.pace(data.length));
-    if (socket.destroyed || !socket.writable || state.closing) {
+    const paced = await watch.during(this.pace(data.length, socket));
+    if (!paced || socket.destroyed || !socket.writable || state.closing) {
       this.giveBack(data);
       return;
     }
-    socket.write(data, () => this.giveBack(data));
+    this.writeChunk(socket, data);
     socket.end(() => {
       // all of it is with the kernel: a peer that does not close its side is let go of a while later
       const timer = setTimeout(() => socket.destroy(), SEED_LINGER_MS);
@@ -518,18 +727,32 @@ export class ChunkServer implements OnApplicationShutdown {
     });
   }
 
-  /** Waits until `bytes` more may be sent under the upload cap, shared by every connection. */
-  private async pace(bytes: number): Promise<void> {
-    const limit = this.options.uploadLimit;
-    if (!limit) return;
-    const now = Date.now();
-    const start = Math.max(now, this.nextSendAt);
-    this.nextSendAt = start + (bytes / limit) * 1000;
-    if (start > now) await new Promise((resolve) => setTimeout(resolve, start - now));
+  /**
+   * Waits until `bytes` more may be sent under the upload cap, in turn with
+   * the other connections waiting (one grant per connection per round,
+   * whatever its pipeline depth); false when the connection closed first.
+   */
+  private async pace(bytes: number, socket: Socket): Promise<boolean> {
+    // a socket already gone would never be cancelled (its 'close' came first) and would use up a turn
+    if (socket.destroyed) return false;
+    try {
+      await this.pacer.take(bytes, socket);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Writes a chunk's bytes; its buffer is reused once the socket is done with it (sent, or failed). */
+  private writeChunk(socket: Socket, data: Buffer): boolean {
+    return socket.write(data, (err) => {
+      if (!err) this.uploaded += data.length;
+      this.giveBack(data);
+    });
   }
 
   /** The answer to one frame; undefined for a blank line, which is no request. */
-  private async answer(frame: Frame): Promise<ChunkAnswer | undefined> {
+  private async answer(frame: Frame, form: 'seed' | 'extended'): Promise<Answer | undefined> {
     if (frame.type !== 'line') {
       return errReply(ErrorCode.LineTooLong, `request line longer than ${this.maxLineBytes} bytes ignored`);
     }
@@ -537,15 +760,17 @@ export class ChunkServer implements OnApplicationShutdown {
     if (frame.line.startsWith(HELLO_WORD) || frame.line === HELLO) {
       return errReply(ErrorCode.BadSyntax, 'HELLO is only the first line');
     }
-    let request: GetChunkRequest;
+    let request: PeerRequest;
     try {
-      request = parseGetChunk(frame.line);
+      // the seed form knows GET_CHUNK only
+      request = form === 'seed' ? { kind: 'get_chunk', ...parseGetChunk(frame.line) } : parsePeerRequest(frame.line);
     } catch (err) {
       if (err instanceof ProtocolError) return errReply(err.code, err.message.slice(0, MAX_QUOTED));
       throw err;
     }
+    if (request.kind === 'bitfield') return this.bitfield(request.capability);
     try {
-      return await this.readChunk(request);
+      return await this.readChunk(request, form);
     } catch (err) {
       this.logger.error(`reading chunk ${request.index} failed: ${String(err)}`);
       return errReply(ErrorCode.Internal, 'could not read the chunk');
@@ -567,7 +792,11 @@ function expire(socket: Socket, state: ConnectionForm, reply: ErrReply): void {
   refuse(socket);
 }
 
-function noSuchChunk(share: SharedFile, index: number): ErrReply {
+function notHeld(share: PartialShare, index: number, why: string): ErrReply {
+  return errReply(ErrorCode.NotHeld, `chunk ${index} of ${share.fileName} ${why}`);
+}
+
+function noSuchChunk(share: Pick<SharedFile, 'chunkCount' | 'fileName'>, index: number): ErrReply {
   const range = share.chunkCount === 0 ? 'it has no chunks' : `chunks are 0..${share.chunkCount - 1}`;
   return errReply(ErrorCode.NoSuchChunk, `no chunk ${index} in ${share.fileName}: ${range}`);
 }

@@ -27,9 +27,12 @@ export interface ChunkServerOptions {
   readonly uploadLimit?: number;
   /** A capability is still honoured this long after its expiry, for clocks that differ (default 60 s). */
   readonly capabilitySkewMs?: number;
+  /** Chunks a download in progress gains within this long of each other go out in one `HAVE` line (default 10 ms). */
+  readonly haveCoalesceMs?: number;
 }
 
 export type SeedingOptions = ShareRegistryOptions & ChunkServerOptions;
 
 export const DEFAULT_PEER_MAX_LINE_BYTES = 8 * 1024;
 export const DEFAULT_CAPABILITY_SKEW_MS = 60_000;
+export const DEFAULT_HAVE_COALESCE_MS = 10;

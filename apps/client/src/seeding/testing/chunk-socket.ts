@@ -4,7 +4,11 @@ import { connect, Socket } from 'node:net';
 /** One answer of a seeder, as a downloader reads it. */
 export type PeerAnswer =
   | { readonly kind: 'chunk'; readonly index: number; readonly data: Buffer }
-  | { readonly kind: 'err'; readonly code: string; readonly message: string };
+  | { readonly kind: 'err'; readonly code: string; readonly message: string }
+  | { readonly kind: 'bitfield'; readonly line: string };
+
+/** Answers received over every ChunkSocket, counted in arrival order. */
+let arrivalCount = 0;
 
 /**
  * How the socket speaks: `extended` sends `HELLO p2p-share/2` first and takes
@@ -30,6 +34,12 @@ export class ChunkSocket {
   private waiter: (() => void) | undefined;
   /** Raw bytes received so far. */
   bytesReceived = 0;
+  /** The indexes of each `HAVE` line received, in order. */
+  readonly haves: number[][] = [];
+  /** Every answer and `HAVE` line in the order received: `CHUNK <i>`, `ERR <code>`, the BITFIELD or HAVE line. */
+  readonly events: string[] = [];
+  /** For each answer received, its place among the answers of every ChunkSocket (comparable across sockets). */
+  readonly arrivals: number[] = [];
 
   private constructor(
     readonly socket: Socket,
@@ -125,7 +135,7 @@ export class ChunkSocket {
     for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) {
       if (frame.type === 'overflow') throw new Error('server sent an over-long line');
       if (frame.type === 'data') {
-        this.answers.push({ kind: 'chunk', index: this.header!.index, data: frame.data });
+        this.answer({ kind: 'chunk', index: this.header!.index, data: frame.data });
         this.header = undefined;
         continue;
       }
@@ -135,17 +145,46 @@ export class ChunkSocket {
       }
       if (frame.line.startsWith('CHUNK ')) {
         const header = parseChunkHeader(frame.line);
-        if (header.length === 0) this.answers.push({ kind: 'chunk', index: header.index, data: Buffer.alloc(0) });
+        if (header.length === 0) this.answer({ kind: 'chunk', index: header.index, data: Buffer.alloc(0) });
         else {
           this.header = header;
           this.decoder.expectData(header.length);
         }
         continue;
       }
+      if (frame.line.startsWith('HAVE ')) {
+        const indexes = frame.line.slice(5).split(',').map(Number);
+        if (indexes.some((i) => !Number.isInteger(i))) throw new Error(`bad HAVE line: ${frame.line}`);
+        this.haves.push(indexes);
+        this.events.push(frame.line);
+        continue;
+      }
+      if (frame.line.startsWith('BITFIELD ')) {
+        this.answer({ kind: 'bitfield', line: frame.line });
+        continue;
+      }
       const reply = parseReplyHeader(frame.line);
       if (reply.ok) throw new Error(`unexpected line from the seeder: ${frame.line}`);
-      this.answers.push({ kind: 'err', code: reply.code, message: reply.message });
+      this.answer({ kind: 'err', code: reply.code, message: reply.message });
     }
+  }
+
+  private answer(answer: PeerAnswer): void {
+    this.answers.push(answer);
+    this.arrivals.push(++arrivalCount);
+    this.events.push(
+      answer.kind === 'chunk' ? `CHUNK ${answer.index}` : answer.kind === 'err' ? `ERR ${answer.code}` : answer.line,
+    );
+  }
+
+  /** Every index of the `HAVE` lines received so far. */
+  get haveIndexes(): number[] {
+    return this.haves.flat();
+  }
+
+  /** Waits until `check` holds on what has arrived; rejects on timeout, garbage, or a close. */
+  async waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    await this.until(check, what, timeoutMs);
   }
 
   private async until(done: () => boolean, what: string, timeoutMs: number, closeOk = false): Promise<void> {
