@@ -20,6 +20,7 @@ import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { ChunkServer } from '../seeding/chunk.server';
 import { TestCapabilityIssuer } from '../seeding/testing/capability.fixtures';
 import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
+import { TransferSettings } from '../settings/transfer-settings.service';
 import { ShareRegistry } from '../seeding/share.registry';
 import { fileIdentity } from '../seeding/shared-file';
 import { ChunkSocket } from '../seeding/testing/chunk-socket';
@@ -58,6 +59,7 @@ describe(SharingService.name, () => {
         ChunkServer,
         CapabilityVerifier,
         ClientSession,
+        TransferSettings,
         { provide: ClientConfigService, useValue: configService({ dataDir }) },
         { provide: SEEDING_OPTIONS, useValue: { host: '127.0.0.1', port: 0, dataDir } },
         { provide: TrackerClient, useValue: tracker },

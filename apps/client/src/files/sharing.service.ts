@@ -6,6 +6,7 @@ import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { ChunkServer } from '../seeding/chunk.server';
 import { ShareRegistry } from '../seeding/share.registry';
+import { TransferSettings } from '../settings/transfer-settings.service';
 import { fileIdentity, SharedFile, sameIdentity } from '../seeding/shared-file';
 import { NotShareableError } from '../seeding/seeding.errors';
 import { TrackerClient } from '../tracker/tracker.client';
@@ -25,16 +26,54 @@ export class SharingService {
     private readonly server: ChunkServer,
     private readonly config: ClientConfigService,
     private readonly session: ClientSession,
+    private readonly settings: TransferSettings,
     @Inject(CHUNK_HASHER) private readonly hasher: ChunkHasher,
     @Inject(OUTPUT) private readonly out: OutputPort,
   ) {}
 
-  /** Loads the remembered shares and starts serving chunks on this client's address. */
+  /** Downloads this client announced as partial seeders (`<group>/<file>` keys), announced again after a failover. */
+  private readonly partials = new Map<string, { groupId: string; fileName: string; userId: string }>();
+
+  /** Loads the remembered shares and starts serving chunks on this client's address, under the upload limit. */
   async start(): Promise<void> {
     await this.registry.load();
     if (this.registry.loadWarning) this.out.error(this.registry.loadWarning);
     this.server.onShareChanged((share) => void this.withdraw(share, 'it changed on disk'));
+    this.server.setUploadLimit(this.settings.uploadLimit);
+    this.settings.onChange((change) => {
+      if (change.name === 'upload_limit') this.server.setUploadLimit(change.value);
+    });
     await this.server.start();
+  }
+
+  /**
+   * A download of `fileName` serves the chunks it holds: the tracker lists this client as a partial seeder of it
+   * (`partial_seeder`). False, with the reason said, when the tracker would not.
+   */
+  async announcePartial(groupId: string, fileName: string, userId: string): Promise<boolean> {
+    if (this.session.user !== userId) return false;
+    const reply = await this.tracker.request(joinArgs(['partial_seeder', groupId, fileName, this.myPort]));
+    if (!reply.ok) {
+      this.out.error(`cannot serve the chunks of ${fileName} while downloading it: ${reply.message}`);
+      return false;
+    }
+    this.partials.set(`${groupId}/${fileName}`, { groupId, fileName, userId });
+    return true;
+  }
+
+  /** The download no longer serves what it holds (it failed, was cancelled, or partial seeding was turned off). */
+  async withdrawPartial(groupId: string, fileName: string): Promise<void> {
+    const key = `${groupId}/${fileName}`;
+    const announced = this.partials.get(key);
+    if (!announced) return;
+    this.partials.delete(key);
+    if (this.session.user !== announced.userId) return;
+    await this.tracker.request(joinArgs(['stop_partial', groupId, fileName])).catch(() => undefined);
+  }
+
+  /** The download completed and is seeded whole now: the tracker dropped the partial listing with `new_seeder`. */
+  partialDone(groupId: string, fileName: string): void {
+    this.partials.delete(`${groupId}/${fileName}`);
   }
 
   async stop(): Promise<void> {
@@ -139,6 +178,11 @@ export class SharingService {
         dropped.push(`${share.fileName} (${reply.message})`);
         await this.forget(share, false);
       }
+    }
+    for (const p of [...this.partials.values()]) {
+      if (p.userId !== userId || this.session.user !== userId) continue;
+      const reply = await this.tracker.request(joinArgs(['partial_seeder', p.groupId, p.fileName, this.myPort]));
+      if (!reply.ok) this.partials.delete(`${p.groupId}/${p.fileName}`);
     }
     return { offered, dropped };
   }

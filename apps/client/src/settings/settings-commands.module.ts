@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ClientConfigModule } from '../config/client-config.module';
 import { FilesModule } from '../files/files.module';
 import { OutputModule } from '../output/output.module';
+import { SeedingModule } from '../seeding/seeding.module';
 import { TrackerModule } from '../tracker/tracker.module';
 import { SetCommand } from './set.command';
 import { SettingsModule } from './settings.module';
@@ -11,7 +12,7 @@ import { StatusCommand } from './status.command';
 export const SETTINGS_COMMANDS = [SetCommand, StatusCommand];
 
 @Module({
-  imports: [SettingsModule, ClientConfigModule, TrackerModule, OutputModule, FilesModule],
+  imports: [SettingsModule, ClientConfigModule, TrackerModule, OutputModule, FilesModule, SeedingModule],
   providers: [...SETTINGS_COMMANDS],
   exports: [...SETTINGS_COMMANDS],
 })

@@ -1,6 +1,5 @@
 import { formatHostPort } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
 import { ClientConfigService } from '../config/client-config.service';
 import { ClientSession } from '../files/client-session';
 import { DownloadManager } from '../files/download.manager';
@@ -32,15 +31,13 @@ export class StatusCommand implements LocalCommand {
     private readonly config: ClientConfigService,
     private readonly settings: TransferSettings,
     private readonly downloads: DownloadManager,
-    // The chunk server and the share registry live in FilesModule, which does not export them: looked up by
-    // class across modules (they are the app's single instances) rather than adding to another module's exports.
-    private readonly moduleRef: ModuleRef,
+    private readonly server: ChunkServer,
+    private readonly registry: ShareRegistry,
     @Inject(OUTPUT) private readonly out: OutputPort,
   ) {}
 
   run(): Promise<void> {
-    const server = this.moduleRef.get(ChunkServer, { strict: false });
-    const registry = this.moduleRef.get(ShareRegistry, { strict: false });
+    const { server, registry } = this;
     const user = this.session.user;
     const tracker = this.tracker.tracker;
     const listening = server.address();
