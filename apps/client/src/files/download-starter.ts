@@ -1,4 +1,13 @@
-import { FileMetadata, fileNameProblem, formatCommand, parseFileMetadata, SeederInfo } from '@app/protocol';
+import {
+  ErrorCode,
+  FileMetadata,
+  fileNameProblem,
+  formatCommand,
+  joinArgs,
+  parseFileMetadata,
+  parseSeederLists,
+  SeederInfo,
+} from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -8,7 +17,13 @@ import { TrackerClient } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
 import { DownloadEntry, DownloadManager } from './download.manager';
 import { RunningDownload, RunningDownloadsFile } from './running-downloads.file';
+import { TransferSettings } from '../settings/transfer-settings.service';
 import { formatBytes } from './units';
+
+/** While partial seeding is on, the tracker is asked this often for peers that started serving the file. */
+export const SWARM_REDISCOVER_MS = 2_000;
+
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 /**
  * Starts downloads for `download_file`, and after a login the ones that were
@@ -23,6 +38,7 @@ export class DownloadStarter {
     private readonly session: ClientSession,
     private readonly downloads: DownloadManager,
     private readonly config: ClientConfigService,
+    private readonly settings: TransferSettings,
     @Inject(OUTPUT) private readonly out: OutputPort,
   ) {}
 
@@ -61,24 +77,35 @@ export class DownloadStarter {
     const { self, stallTimeoutMs } = this.config.get();
     const notSelf = (s: SeederInfo) => !(s.address.host === self.host && s.address.port === self.port);
     const seeders = metadata.seeders.filter(notSelf);
-    if (seeders.length === 0)
+    const partial = (metadata.partialSeeders ?? []).filter(notSelf);
+    if (seeders.length + partial.length === 0)
       throw new Error(`no seeder is online for ${fileName} in group ${groupId}; try again later`);
     const destPath = await resolveDestination(destination, basename(metadata.fileName));
     if (this.downloads.isBusy(destPath)) throw new Error(`a download into ${destPath} is already running`);
-    // fresh capabilities, and seeders that came online, come from asking the tracker again, in the background
+    // fresh capabilities, and seeders and partial seeders that came online, come from asking the tracker again, in
+    // the background: for the seeder lists only (no chunk hashes), unless the tracker does not know list_seeders
     const renew = async (): Promise<readonly SeederInfo[]> => {
-      const again = await this.metadata(groupId, fileName);
+      const again = await this.seederLists(groupId, fileName);
       if (again.fileHash !== metadata.fileHash) throw new Error(`${fileName} is now another file on the tracker`);
-      return again.seeders.filter(notSelf);
+      return [...again.seeders, ...again.partialSeeders].filter(notSelf);
     };
     // a .part left by an earlier download is resumed if it is of this file, and refused otherwise
     const resume = await this.downloads.prepareResume(metadata, destPath);
-    const entry = this.downloads.start(groupId, userId, { ...metadata, seeders }, destPath, renew, resume, {
-      stallTimeoutMs,
-    });
+    const swarm = this.settings.partialSeeding;
+    const entry = this.downloads.start(
+      groupId,
+      userId,
+      { ...metadata, seeders: [...seeders, ...partial], partialSeeders: undefined },
+      destPath,
+      renew,
+      resume,
+      { stallTimeoutMs, ...(swarm && { rediscoverEveryMs: SWARM_REDISCOVER_MS }) },
+    );
+    const from =
+      count(seeders.length, 'seeder') + (partial.length > 0 ? ` and ${count(partial.length, 'partial seeder')}` : '');
     this.out.line(
       `downloading ${metadata.fileName} (${formatBytes(metadata.fileSize)}, ${metadata.chunkHashes.length} chunks) ` +
-        `from ${seeders.length} seeder${seeders.length === 1 ? '' : 's'} to ${destPath}` +
+        `from ${from} to ${destPath}` +
         (resume.resuming ? `, resuming from ${resume.partPath} (${resume.listedCount} chunks recorded there)` : ''),
     );
     await this.listWhileRunning({ userId, groupId, fileName: metadata.fileName, destPath }, entry);
@@ -97,6 +124,15 @@ export class DownloadStarter {
     void entry.done.then(async () => {
       if (!entry.interrupted) await list.remove(d).catch(() => undefined);
     });
+  }
+
+  /** The file's seeders and partial seeders with fresh capabilities: `list_seeders`, or `download_file` where unknown. */
+  private async seederLists(groupId: string, fileName: string): Promise<ReturnType<typeof parseSeederLists>> {
+    const reply = await this.tracker.request(joinArgs(['list_seeders', groupId, fileName]));
+    if (reply.ok) return parseSeederLists(reply.lines);
+    if (reply.code !== ErrorCode.UnknownCommand) throw new Error(reply.message || reply.code);
+    const metadata = await this.metadata(groupId, fileName);
+    return { fileHash: metadata.fileHash, seeders: metadata.seeders, partialSeeders: metadata.partialSeeders ?? [] };
   }
 
   private async metadata(groupId: string, fileName: string): Promise<FileMetadata> {

@@ -3,8 +3,11 @@ import { FileMetadata, formatHostPort, SeederInfo } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { lstat } from 'node:fs/promises';
 import { DownloadJob, DownloadJobOptions } from '../download/download.job';
+import { PartFile } from '../download/part-file';
 import { PartResume } from '../download/part-resume';
 import { OUTPUT, OutputPort } from '../output/output.port';
+import { PartialShare, PartialShares } from '../seeding/partial-shares';
+import { TransferSettings } from '../settings/transfer-settings.service';
 import { SharingService } from './sharing.service';
 import { formatBytes, formatRate } from './units';
 
@@ -17,7 +20,12 @@ export interface DownloadEntry {
   readonly resume?: PartResume;
   /** Stopped because the client quits (see `cancelAll`): it continues on the next login. */
   interrupted: boolean;
+  /** What it serves of the chunks it holds while it runs (partial seeding), once its `.part` is open. */
+  readonly serving: { share?: PartialShare };
 }
+
+/** What `run` needs of an entry. */
+type RunningEntry = Omit<DownloadEntry, 'done' | 'interrupted'>;
 
 /** The downloads of this client session, running in the background. */
 @Injectable()
@@ -26,9 +34,18 @@ export class DownloadManager {
 
   constructor(
     private readonly sharing: SharingService,
+    private readonly partials: PartialShares,
+    private readonly settings: TransferSettings,
     @Inject(CHUNK_HASHER) private readonly hasher: ChunkHasher,
     @Inject(OUTPUT) private readonly out: OutputPort,
-  ) {}
+  ) {
+    // partial seeding turned off: running downloads stop serving what they hold (turned on: downloads started from
+    // then on serve)
+    settings.onChange((change) => {
+      if (change.name !== 'partial_seeding' || change.value) return;
+      for (const e of this.entries) void this.stopServing(e);
+    });
+  }
 
   get downloads(): readonly DownloadEntry[] {
     return this.entries;
@@ -54,19 +71,65 @@ export class DownloadManager {
     resume?: PartResume,
     options: DownloadJobOptions = {},
   ): DownloadEntry {
+    const swarm = this.settings.partialSeeding;
+    const serving: { share?: PartialShare } = {};
     const job = new DownloadJob(metadata, destPath, this.hasher, {
       ...options,
       renewCapabilities: renew,
-      ...(resume && {
-        openPart: () => resume.open(),
-        onChunkWritten: (index: number) => resume.written(index),
-        keepPart: true,
-      }),
+      swarm,
+      downloadPacer: this.settings.downloadPacer,
+      openPart: async () => {
+        const opened = resume
+          ? await resume.open()
+          : { part: await PartFile.create(destPath, metadata.fileSize), present: [] };
+        if (swarm && this.settings.partialSeeding) this.startServing(base, opened.part.path, opened.present);
+        return opened;
+      },
+      onChunkWritten: (index: number) => {
+        resume?.written(index);
+        serving.share?.held(index);
+      },
+      ...(resume && { keepPart: true }),
     });
-    const done = this.run(groupId, userId, job, resume);
-    const entry: DownloadEntry = { groupId, userId, job, done, resume, interrupted: false };
+    const base: RunningEntry = { groupId, userId, job, resume, serving };
+    const entry: DownloadEntry = { ...base, done: this.run(base), interrupted: false };
     this.entries.push(entry);
     return entry;
+  }
+
+  /**
+   * Serves the chunks the download holds (its `.part`, and the chunks already verified there) and has the tracker
+   * list this client as a partial seeder of the file. A failure only means it does not serve: the download goes on.
+   */
+  private startServing(entry: RunningEntry, partPath: string, present: readonly number[]): void {
+    const { metadata } = entry.job;
+    try {
+      entry.serving.share = this.partials.open({
+        groupId: entry.groupId,
+        userId: entry.userId,
+        fileName: metadata.fileName,
+        fileHash: metadata.fileHash,
+        size: metadata.fileSize,
+        chunkCount: metadata.chunkHashes.length,
+        partPath,
+        present,
+      });
+    } catch (err) {
+      this.out.error(`cannot serve the chunks of ${metadata.fileName} while downloading it: ${errorText(err)}`);
+      return;
+    }
+    void this.sharing.announcePartial(entry.groupId, metadata.fileName, entry.userId).catch((err: unknown) => {
+      this.out.error(`cannot serve the chunks of ${metadata.fileName} while downloading it: ${errorText(err)}`);
+    });
+  }
+
+  /** Stops serving what the download holds, at the tracker and here. */
+  private async stopServing(entry: RunningEntry): Promise<void> {
+    const serving = entry.serving.share;
+    if (!serving) return;
+    entry.serving.share = undefined;
+    await this.sharing.withdrawPartial(entry.groupId, entry.job.metadata.fileName).catch(() => undefined);
+    await serving.close();
   }
 
   /**
@@ -103,11 +166,13 @@ export class DownloadManager {
     }
   }
 
-  private async run(groupId: string, userId: string, job: DownloadJob, resume?: PartResume): Promise<void> {
+  private async run(entry: RunningEntry): Promise<void> {
+    const { groupId, userId, job, resume } = entry;
     const { metadata } = job;
     try {
       await job.run();
     } catch (err) {
+      await this.stopServing(entry);
       await resume?.end();
       const kept = resume && (await exists(resume.partPath)) ? `; kept ${resume.partPath} to resume from` : '';
       this.out.error(`download of ${metadata.fileName} failed: ${job.progress.reason ?? errorText(err)}${kept}`);
@@ -151,7 +216,14 @@ export class DownloadManager {
       });
     } catch (err) {
       this.out.error(`downloaded ${metadata.fileName} but cannot seed it: ${errorText(err)}`);
+      await this.stopServing(entry);
+      return;
     }
+    // seeded whole now (the tracker dropped the partial listing with new_seeder): the full share serves from here on
+    const served = entry.serving.share;
+    entry.serving.share = undefined;
+    this.sharing.partialDone(groupId, metadata.fileName);
+    await served?.close();
   }
 }
 

@@ -201,7 +201,9 @@ export class ShowDownloadsCommand implements LocalCommand {
       } else {
         const phase = p.verifying ? ' verifying' : p.waiting ? `, ${p.waiting}` : '';
         const resumed = p.resumedChunks ? ` (resumed ${p.resumedChunks} of ${p.chunkCount} chunks)` : '';
-        this.out.line(`[D] ${head} ${p.percent.toFixed(1)}% ${formatRate(p.speed)}${phase}${resumed}`);
+        const sources = p.seeders.filter((s) => s.chunks > 0).map((s) => `${s.userId} ${s.chunks}`);
+        const from = sources.length > 0 ? `; from ${sources.join(', ')}` : '';
+        this.out.line(`[D] ${head} ${p.percent.toFixed(1)}% ${formatRate(p.speed)}${phase}${resumed}${from}`);
       }
     }
     return Promise.resolve();
