@@ -31,6 +31,7 @@ import { FilesController, parseFileSize } from './files.controller';
 import { FileConflictError, NotSeedingError, TrackerAddressAsSeederError, UnknownFileError } from './files.errors';
 import { FilesService } from './files.service';
 import { FILE_STORE } from './files.tokens';
+import { PresenceService } from './presence.service';
 import { InMemoryFileStore } from './in-memory-file.store';
 import { SeederAddressRule } from './seeder-address.rule';
 
@@ -88,6 +89,7 @@ describe(FilesController.name, () => {
       controllers: [FilesController],
       providers: [
         FilesService,
+        PresenceService,
         GroupsService,
         AuthService,
         SeederAddressRule,
@@ -300,6 +302,10 @@ describe(FilesController.name, () => {
         expect.stringMatching(/^seeder_file_paths:[\w-]{40,},[\w-]{40,}$/),
         'seeder_hosts:192.168.1.20,10.0.0.2',
         'seeder_protocols:p2p-share/2,p2p-share/2',
+        'partial_seeders:',
+        'partial_seeder_hosts:',
+        'partial_seeder_ports:',
+        'partial_seeder_file_paths:',
       ]);
       expect(reply.lines[3]).toBeInstanceOf(DigestsLine); // written in pieces, never built whole
     });

@@ -35,6 +35,7 @@ import { TempDatabases } from '../testing/temp-db';
 import { FileStore, packChunkHashes, unpackChunkHashes } from './file.store';
 import { Announcer, FilesService, ShareRequest } from './files.service';
 import { FILE_STORE } from './files.tokens';
+import { PresenceService } from './presence.service';
 import { SqliteFileStore } from './sqlite-file.store';
 
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
@@ -166,6 +167,7 @@ describe(FilesService.name, () => {
         fileHash: req.fileHash,
         chunkDigests: packChunkHashes(req.chunkHashes),
         seeders: [{ userId: 'alice', address: address('alice', 7001), capability: expect.any(String) as string }],
+        partialSeeders: [],
       });
     });
 
@@ -417,6 +419,10 @@ describe(FilesService.name, () => {
         `seeder_file_paths:${meta.seeders[0].capability}`,
         `seeder_hosts:${address('alice', 7001).host}`,
         'seeder_protocols:p2p-share/2',
+        'partial_seeders:',
+        'partial_seeder_hosts:',
+        'partial_seeder_ports:',
+        'partial_seeder_file_paths:',
       ]);
       expect(lines[6]).toMatch(/^seeder_file_paths:[A-Za-z0-9_-]{100,}$/);
       expect(lines.join('\n')).not.toContain('/a/');
@@ -433,7 +439,7 @@ describe(FilesService.name, () => {
         seedForm: true,
       });
       expect(claimsOf(meta.seeders[1]).seederId).toBe('bob');
-      expect(formatFileMetadata(meta).slice(6)).toEqual([
+      expect(formatFileMetadata(meta).slice(6, 9)).toEqual([
         `seeder_file_paths:/a/plain.txt,${meta.seeders[1].capability}`,
         `seeder_hosts:${address('alice', 7001).host},${address('bob', 7002).host}`,
         'seeder_protocols:seed,p2p-share/2',
@@ -510,6 +516,10 @@ describe(FilesService.name, () => {
         'seeder_file_paths:',
         'seeder_hosts:',
         'seeder_protocols:',
+        'partial_seeders:',
+        'partial_seeder_hosts:',
+        'partial_seeder_ports:',
+        'partial_seeder_file_paths:',
       ]);
     });
 
@@ -915,6 +925,7 @@ describe(`${FilesService.name} at scale, on the SQLite store`, () => {
     const moduleRef = await Test.createTestingModule({
       providers: [
         FilesService,
+        PresenceService,
         GroupsService,
         AuthService,
         { provide: FILE_STORE, useValue: new SqliteFileStore(db) },

@@ -362,6 +362,11 @@ export class PeerTrackerClient {
 
 function presenceLine(change: PresenceChange): string {
   const e = change.entry;
+  if (e.partial) {
+    return change.on
+      ? joinArgs([SYNC_MARKER, SyncCmd.PresencePartialSet, e.userId, change.entry.address, e.groupId, e.fileName])
+      : joinArgs([SYNC_MARKER, SyncCmd.PresencePartialUnset, e.userId, e.groupId, e.fileName]);
+  }
   return change.on
     ? joinArgs([
         SYNC_MARKER,
