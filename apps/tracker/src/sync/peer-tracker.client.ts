@@ -360,7 +360,8 @@ export class PeerTrackerClient {
   }
 }
 
-function presenceLine(change: PresenceChange): string {
+/** The sync line that tells a peer of one presence change (6.6): a full seeder's, or a partial seeder's. */
+export function presenceLine(change: PresenceChange): string {
   const e = change.entry;
   if (e.partial) {
     return change.on
