@@ -678,6 +678,22 @@ describe(FilesService.name, () => {
       expect(sync.opsAfter(new Map(), 1000)).toHaveLength(before);
     });
 
+    it('ends when the member leaves the group through another tracker', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      sync.receive({
+        kind: 'leave_group',
+        groupId: 'g1',
+        actor: 'bob',
+        time: 77,
+        requestId: '',
+        origin: 2,
+        seq: 1,
+        lamport: 10_000,
+      });
+      expect(groups.isMember('bob', 'g1')).toBe(false);
+      expect(partial('alice')).toEqual([]);
+    });
+
     it('keeps a live partial seeder through a replay of the log', () => {
       jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
       files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
