@@ -67,6 +67,27 @@ function fileNameRefusal(name: string): string | undefined {
   return undefined;
 }
 
+/** The four `partial_seeder*` lines for these partial seeders, the last (their capabilities) as `partialPathsProblem` checks it. */
+function partialLines(partial: readonly { user: string; address: { host: string; port: number } }[]): string[] {
+  return [
+    `partial_seeders:${partial.map((x) => x.user).join(',')}`,
+    `partial_seeder_hosts:${partial.map((x) => x.address.host).join(',')}`,
+    `partial_seeder_ports:${partial.map((x) => x.address.port).join(',')}`,
+    'partial_seeder_file_paths:',
+  ];
+}
+
+/** The `partial_seeder_file_paths:` line: one opaque capability per partial seeder; a problem or ''. */
+function partialPathsProblem(line: string, count: number): string {
+  if (!line.startsWith('partial_seeder_file_paths:')) return `'${line.slice(0, 60)}' is not partial_seeder_file_paths:`;
+  const field = line.slice('partial_seeder_file_paths:'.length);
+  const items = field === '' ? [] : field.split(',');
+  if (items.length !== count) return `${items.length} capabilities for ${count} partial seeders`;
+  return items.every((t) => /^[A-Za-z0-9_-]{40,}$/.test(t))
+    ? ''
+    : `partial_seeder_file_paths:${field} is not capabilities`;
+}
+
 /** Checks the `seeder_file_paths` field of download_file against the seeders' real paths; a problem or ''. */
 function seederPathsProblem(field: string, realPaths: readonly string[]): string {
   if (!EXPECT.seederPathsAreTokens) {
@@ -219,6 +240,14 @@ export type StepSpec = { readonly c: number; readonly rid: Rid; readonly spell?:
       readonly pp: number;
     }
   | { readonly t: 'stop_share'; readonly g: number; readonly name: number }
+  | {
+      readonly t: 'partial_seeder';
+      readonly g: number;
+      readonly name: number;
+      readonly port: PortVariant;
+      readonly pp: number;
+    }
+  | { readonly t: 'stop_partial' | 'list_seeders'; readonly g: number; readonly name: number }
   | { readonly t: 'resume'; readonly token: 'live' | 'junk' | 'not-hex'; readonly pick: number }
   | { readonly t: 'reconnect' }
   | { readonly t: 'junk'; readonly junk: Junk }
@@ -257,6 +286,8 @@ export class TrackerModel {
   readonly files = new Map<string, Map<string, ModelFile>>();
   /** `group/name` -> user -> the connection whose session announced it. */
   readonly online = new Map<string, Map<string, number>>();
+  /** `group/name` -> user -> the connection whose session announced it downloads the file and serves its part. */
+  readonly partial = new Map<string, Map<string, number>>();
   /** Request ids of committed changes, with who sent them. */
   readonly appliedIds = new Map<string, { conn: number; user: string | undefined }[]>();
   /** Request ids sent so far (applied or not), for reuse. */
@@ -336,6 +367,30 @@ export class TrackerModel {
     if (!users) this.online.set(key, (users = new Map<string, number>()));
     users.set(user, conn);
     this.connAddress[conn] = address;
+    this.dropPartial(group, name, user); // a full seeder is no partial one
+  }
+
+  markPartial(conn: number, user: string, group: string, name: string, address: Address): void {
+    const key = `${group}/${name}`;
+    let users = this.partial.get(key);
+    if (!users) this.partial.set(key, (users = new Map<string, number>()));
+    users.set(user, conn);
+    this.connAddress[conn] = address;
+  }
+
+  /** Whether `user` was a partial seeder of the file (and no longer is). */
+  dropPartial(group: string, name: string, user: string): boolean {
+    const key = `${group}/${name}`;
+    const had = this.partial.get(key)?.delete(user) ?? false;
+    if (this.partial.get(key)?.size === 0) this.partial.delete(key);
+    return had;
+  }
+
+  /** A member left the group: it serves no part of the group's files. */
+  dropPartialsIn(group: string, user: string): void {
+    for (const key of [...this.partial.keys()]) {
+      if (key.startsWith(`${group}/`)) this.dropPartial(group, key.slice(group.length + 1), user);
+    }
   }
 
   markOffline(group: string, name: string, user: string): void {
@@ -352,6 +407,11 @@ export class TrackerModel {
       if (users.get(user) !== conn) continue;
       users.delete(user);
       if (users.size === 0) this.online.delete(key);
+    }
+    for (const [key, users] of [...this.partial]) {
+      if (users.get(user) !== conn) continue;
+      users.delete(user);
+      if (users.size === 0) this.partial.delete(key);
     }
     this.connAddress[conn] = undefined;
     this.connUser[conn] = undefined;
@@ -379,6 +439,29 @@ export class TrackerModel {
   deleteFile(group: string, name: string): void {
     this.files.get(group)?.delete(name);
     this.online.delete(`${group}/${name}`);
+    this.partial.delete(`${group}/${name}`);
+  }
+
+  /**
+   * The seeder lines of download_file's extended reply after `seeder_file_paths`, for `asker`, checked as `want`
+   * lists them: the online full seeders, then the partial seeders that are neither among them nor the asker, by id.
+   */
+  seederLines(group: string, name: string, asker: string) {
+    const f = this.files.get(group)!.get(name)!;
+    const key = `${group}/${name}`;
+    const seeders = f.seeders.flatMap((sd) => {
+      const conn = this.online.get(key)?.get(sd.user);
+      const address = conn === undefined ? undefined : this.connAddress[conn];
+      return address ? [{ ...sd, address }] : [];
+    });
+    const partial = [...(this.partial.get(key) ?? [])]
+      .filter(([user]) => user !== asker && !seeders.some((x) => x.user === user))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .flatMap(([user, conn]) => {
+        const address = this.connAddress[conn];
+        return address ? [{ user, address }] : [];
+      });
+    return { f, seeders, partial };
   }
 
   onlineCount(group: string, name: string): number {
@@ -696,6 +779,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
             }
             grp.members.splice(grp.members.indexOf(u), 1);
             for (const name of [...m.files.get(g)!.keys()]) m.removeSeeder(g, name, u);
+            m.dropPartialsIn(g, u);
             if (grp.owner === u) {
               if (grp.members.length === 0) {
                 for (const name of [...m.files.get(g)!.keys()]) m.deleteFile(g, name);
@@ -759,13 +843,8 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
         extra: [],
         outcome: verdict(() => {
           needMember(needUser(), g);
-          const f = m.files.get(g)!.get(name) ?? refuse('UNKNOWN_FILE');
-          const key = `${g}/${name}`;
-          const seeders = f.seeders.flatMap((sd) => {
-            const conn = m.online.get(key)?.get(sd.user);
-            const address = conn === undefined ? undefined : m.connAddress[conn];
-            return address ? [{ ...sd, address }] : [];
-          });
+          if (!m.files.get(g)!.get(name)) refuse('UNKNOWN_FILE');
+          const { f, seeders, partial } = m.seederLines(g, name, me!);
           const want = [
             `file_name:${name}`,
             `file_size:${f.size}`,
@@ -777,6 +856,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
             `seeder_hosts:${seeders.map((x) => x.address.host).join(',')}`,
             // the model's connections begin with HELLO p2p-share/2: every seeder is one of ours
             `seeder_protocols:${seeders.map(() => 'p2p-share/2').join(',')}`,
+            ...partialLines(partial),
           ];
           return ok((lines) => {
             if (lines.length !== want.length) return `${lines.length} lines instead of ${want.length}`;
@@ -788,6 +868,9 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
                       seeders.map((x) => x.path),
                     )
                   : `line 6 is '${lines[6]}'`;
+                if (problem) return problem;
+              } else if (i === want.length - 1) {
+                const problem = partialPathsProblem(lines[i], partial.length);
                 if (problem) return problem;
               } else if (lines[i] !== want[i]) return `line ${i} is '${lines[i]}' instead of '${want[i]}'`;
             }
@@ -835,6 +918,82 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
           return ok([], () => {
             recordId();
             m.removeSeeder(g, name, u);
+          });
+        }),
+      };
+    }
+    case 'partial_seeder': {
+      const g = m.groupId(s.g);
+      const name = FILE_NAMES[s.name % FILE_NAMES.length];
+      const port = myPortText(s.port, c, s.pp);
+      return {
+        line: line('partial_seeder', g, name, port.text),
+        extra: [],
+        outcome: verdict(() => {
+          const u = needUser();
+          if (port.bad) refuse('BAD_ARGUMENTS');
+          needMember(u, g);
+          if (!m.files.get(g)!.has(name)) refuse('UNKNOWN_FILE');
+          return ok([], () =>
+            m.markPartial(c, u, g, name, {
+              host: expectedSeederHost(port.host, CONNECTION_HOST),
+              port: fakePort(c, s.pp),
+            }),
+          );
+        }),
+      };
+    }
+    case 'stop_partial': {
+      const g = m.groupId(s.g);
+      const name = FILE_NAMES[s.name % FILE_NAMES.length];
+      return {
+        line: line('stop_partial', g, name),
+        extra: [],
+        outcome: verdict(() => {
+          const u = needUser();
+          needMember(u, g);
+          return ok([], () => void m.dropPartial(g, name, u));
+        }),
+      };
+    }
+    case 'list_seeders': {
+      const g = m.groupId(s.g);
+      const name = FILE_NAMES[s.name % FILE_NAMES.length];
+      return {
+        line: line('list_seeders', g, name),
+        extra: [],
+        outcome: verdict(() => {
+          needMember(needUser(), g);
+          if (!m.files.get(g)!.get(name)) refuse('UNKNOWN_FILE');
+          const { f, seeders, partial } = m.seederLines(g, name, me!);
+          const want = [
+            `file_hash:${f.hash}`,
+            `seeders:${seeders.map((x) => x.user).join(',')}`,
+            `seeder_ports:${seeders.map((x) => x.address.port).join(',')}`,
+            'seeder_file_paths:',
+            `seeder_hosts:${seeders.map((x) => x.address.host).join(',')}`,
+            `seeder_protocols:${seeders.map(() => 'p2p-share/2').join(',')}`,
+            ...partialLines(partial),
+          ];
+          return ok((lines) => {
+            if (lines.length !== want.length) return `${lines.length} lines instead of ${want.length}`;
+            for (let i = 0; i < want.length; i++) {
+              const problem =
+                i === 3
+                  ? lines[3].startsWith('seeder_file_paths:')
+                    ? seederPathsProblem(
+                        lines[3].slice('seeder_file_paths:'.length),
+                        seeders.map((x) => x.path),
+                      )
+                    : `line 3 is '${lines[3]}'`
+                  : i === want.length - 1
+                    ? partialPathsProblem(lines[i], partial.length)
+                    : lines[i] !== want[i]
+                      ? `line ${i} is '${lines[i]}' instead of '${want[i]}'`
+                      : '';
+              if (problem) return problem;
+            }
+            return '';
           });
         }),
       };
@@ -1333,6 +1492,10 @@ const singleSteps: fc.Arbitrary<TrackerStep>[] = [
   step('new_seeder', { g: fileGroupRef, name: nameRef, dir: fc.nat(3), port: portVariant, pp: fc.nat(2) }),
   step('stop_share', { g: fileGroupRef, name: nameRef }),
   step('stop_share', { g: fileGroupRef, name: nameRef }),
+  step('partial_seeder', { g: fileGroupRef, name: nameRef, port: portVariant, pp: fc.nat(2) }),
+  step('partial_seeder', { g: fileGroupRef, name: nameRef, port: portVariant, pp: fc.nat(2) }),
+  step('stop_partial', { g: fileGroupRef, name: nameRef }),
+  step('list_seeders', { g: fileGroupRef, name: nameRef }),
   step('resume', { token: fc.constantFrom('live' as const, 'junk' as const, 'not-hex' as const), pick: fc.nat(20) }),
   step('reconnect', {}),
   step('junk', { junk: fc.constantFrom<Junk>(...JUNK) }),

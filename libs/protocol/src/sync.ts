@@ -19,6 +19,8 @@ export const SyncCmd = {
   PresenceReset: 'presence_reset',
   PresenceSet: 'presence_set',
   PresenceUnset: 'presence_unset',
+  PresencePartialSet: 'presence_partial_set',
+  PresencePartialUnset: 'presence_partial_unset',
   Status: 'sync_status',
   Snapshot: 'sync_snapshot',
 } as const;

@@ -1,9 +1,12 @@
 import {
+  decodeCapability,
   DigestsLine,
   ErrorCode,
   formatFileMetadata,
   okReply,
   OkReply,
+  parseFileMetadata,
+  parseSeederLists,
   ProtocolError,
   ReplyLine,
   UploadFileCmd,
@@ -31,6 +34,7 @@ import { FilesController, parseFileSize } from './files.controller';
 import { FileConflictError, NotSeedingError, TrackerAddressAsSeederError, UnknownFileError } from './files.errors';
 import { FilesService } from './files.service';
 import { FILE_STORE } from './files.tokens';
+import { PresenceService } from './presence.service';
 import { InMemoryFileStore } from './in-memory-file.store';
 import { SeederAddressRule } from './seeder-address.rule';
 
@@ -88,6 +92,7 @@ describe(FilesController.name, () => {
       controllers: [FilesController],
       providers: [
         FilesService,
+        PresenceService,
         GroupsService,
         AuthService,
         SeederAddressRule,
@@ -300,6 +305,10 @@ describe(FilesController.name, () => {
         expect.stringMatching(/^seeder_file_paths:[\w-]{40,},[\w-]{40,}$/),
         'seeder_hosts:192.168.1.20,10.0.0.2',
         'seeder_protocols:p2p-share/2,p2p-share/2',
+        'partial_seeders:',
+        'partial_seeder_hosts:',
+        'partial_seeder_ports:',
+        'partial_seeder_file_paths:',
       ]);
       expect(reply.lines[3]).toBeInstanceOf(DigestsLine); // written in pieces, never built whole
     });
@@ -367,6 +376,127 @@ describe(FilesController.name, () => {
       expect(err).toBeInstanceOf(NotSeedingError);
       expect(err).toHaveProperty('code', ErrorCode.NotSeeding);
       expect(store.getSeeder('g1', 'report.pdf', 'alice')).toBeDefined();
+    });
+  });
+
+  describe('partial_seeder, stop_partial, list_seeders', () => {
+    const announce = (ctx: PeerContext, myPort = '7010', fileName = 'report.pdf') =>
+      controller.partialSeeder({ kind: 'partial_seeder', groupId: 'g1', fileName, myPort }, ctx);
+    const stopPartial = (ctx: PeerContext, fileName = 'report.pdf') =>
+      controller.stopPartial({ kind: 'stop_partial', groupId: 'g1', fileName }, ctx);
+    const listSeeders = (ctx: PeerContext, fileName = 'report.pdf') =>
+      controller.listSeeders({ kind: 'list_seeders', groupId: 'g1', fileName }, ctx);
+    /** The partial seeders alice's download_file lists, with their addresses. */
+    const partialFor = () =>
+      parseFileMetadata(
+        controller.download({ kind: 'download_file', groupId: 'g1', fileName: 'report.pdf' }, alice).lines.map(String),
+      ).partialSeeders?.map(({ userId, address }) => ({ userId, address })) ?? [];
+
+    beforeEach(() => controller.upload(uploadCmd(), alice));
+
+    it('announces the member as partial seeder at the connection’s IP and the given port', () => {
+      expect(announce(bob)).toEqual(okReply('serving the chunks you hold of report.pdf in group g1'));
+      expect(partialFor()).toEqual([{ userId: 'bob', address: { host: '10.0.0.2', port: 7010 } }]);
+      expect(store.getSeeder('g1', 'report.pdf', 'bob')).toBeUndefined();
+    });
+
+    it('lists it in list_seeders, the seeder lines of download_file without the chunk hashes', () => {
+      announce(bob);
+      const reply = listSeeders(alice);
+      expect(reply.message).toBe('report.pdf: 1 online seeder, 1 partial seeder');
+      expect(reply.lines.map((l) => l.split(':')[0])).toEqual([
+        'file_hash',
+        'seeders',
+        'seeder_ports',
+        'seeder_file_paths',
+        'seeder_hosts',
+        'seeder_protocols',
+        'partial_seeders',
+        'partial_seeder_hosts',
+        'partial_seeder_ports',
+        'partial_seeder_file_paths',
+      ]);
+      const lists = parseSeederLists(reply.lines);
+      expect(lists.fileHash).toBe(sha1('report'));
+      expect(lists.seeders.map((s) => s.userId)).toEqual(['alice']);
+      expect(lists.partialSeeders).toEqual([
+        {
+          userId: 'bob',
+          address: { host: '10.0.0.2', port: 7010 },
+          capability: expect.any(String) as string,
+          partial: true,
+        },
+      ]);
+      expect(decodeCapability(lists.partialSeeders[0].capability)?.claims).toMatchObject({
+        seederId: 'bob',
+        downloaderId: 'alice',
+      });
+    });
+
+    it('withdraws on stop_partial, and says so when nothing was announced', () => {
+      announce(bob);
+      expect(stopPartial(bob)).toEqual(okReply('no longer serving the chunks of report.pdf in group g1'));
+      expect(partialFor()).toEqual([]);
+      expect(stopPartial(bob)).toEqual(
+        okReply('you were not serving the chunks of report.pdf in group g1; nothing changed'),
+      );
+    });
+
+    it('ends the partial seeding when the member announces the whole file with new_seeder', () => {
+      announce(bob);
+      newSeeder(bob);
+      expect(partialFor()).toEqual([]);
+      expect(seedersFor().map((s) => s.userId)).toEqual(['alice', 'bob']);
+    });
+
+    it('ends it with the session', () => {
+      announce(bob);
+      auth.endSession(bob);
+      expect(partialFor()).toEqual([]);
+    });
+
+    it.each<[string, (c: PeerContext) => unknown]>([
+      ['partial_seeder', (c) => announce(c)],
+      ['stop_partial', (c) => stopPartial(c)],
+      ['list_seeders', (c) => listSeeders(c)],
+    ])('refuses %s to a user with only a pending request (NOT_MEMBER), and an unknown file', (name, call) => {
+      const carol = connection(44, '10.0.0.3:40000', 'carol');
+      expect(thrownBy(() => call(carol))).toHaveProperty('code', ErrorCode.NotMember);
+      if (name !== 'stop_partial') {
+        const err = thrownBy(() =>
+          name === 'partial_seeder' ? announce(bob, '7010', 'nope.pdf') : listSeeders(bob, 'nope.pdf'),
+        );
+        expect(err).toBeInstanceOf(UnknownFileError);
+      }
+      expect(partialFor()).toEqual([]);
+    });
+
+    it.each<[string, (c: PeerContext) => unknown]>([
+      ['partial_seeder', (c) => announce(c)],
+      ['stop_partial', (c) => stopPartial(c)],
+      ['list_seeders', (c) => listSeeders(c)],
+    ])(
+      'refuses %s on a seed-form connection, saying it needs HELLO p2p-share/2, before anything else',
+      (name, call) => {
+        for (const ctx of [
+          connection(45, '10.0.0.2:40001', 'bob', false),
+          Object.assign(peerContext(), { extended: false }),
+        ]) {
+          const err = thrownBy(() => call(ctx));
+          expect(err).toHaveProperty('code', ErrorCode.UnknownCommand);
+          expect((err as Error).message).toBe(
+            `${name} needs the extended form: send HELLO p2p-share/2 as the first line`,
+          );
+        }
+        expect(partialFor()).toEqual([]);
+      },
+    );
+
+    it('refuses them to a connection with nobody logged in', () => {
+      const anonymous = () => Object.assign(peerContext(), { extended: true });
+      expect(thrownBy(() => announce(anonymous()))).toBeInstanceOf(NotLoggedInError);
+      expect(thrownBy(() => stopPartial(anonymous()))).toBeInstanceOf(NotLoggedInError);
+      expect(thrownBy(() => listSeeders(anonymous()))).toBeInstanceOf(NotLoggedInError);
     });
   });
 

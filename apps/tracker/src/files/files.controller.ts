@@ -2,15 +2,19 @@ import {
   Cmd,
   DownloadFileCmd,
   ErrorCode,
+  formatSeederLists,
   metadataReplyLines,
   ListFilesCmd,
+  ListSeedersCmd,
   NewSeederCmd,
   okReply,
   OkReply,
   parseChunkHashes,
+  PartialSeederCmd,
   ProtocolError,
   quoteArg,
   ReplyLine,
+  StopPartialCmd,
   StopShareCmd,
   UploadFileCmd,
 } from '@app/protocol';
@@ -18,7 +22,7 @@ import { Controller } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
-import { shownName } from './files.errors';
+import { ExtendedFormOnlyError, shownName } from './files.errors';
 import { Announcer, FilesService } from './files.service';
 import { SeederAddressRule } from './seeder-address.rule';
 
@@ -83,6 +87,34 @@ export class FilesController {
     return okReply(fileDeleted ? `${stopped}; nobody else seeds it, so it is no longer listed` : stopped);
   }
 
+  /** The member downloads the file and serves the chunks it holds on `my_port` (extended form only). */
+  @MessagePattern(Cmd.PartialSeeder)
+  partialSeeder(@Payload() cmd: PartialSeederCmd, @Ctx() ctx: PeerContext): OkReply {
+    requireExtended(ctx, Cmd.PartialSeeder);
+    this.files.announcePartial(this.announcer(ctx, cmd.myPort), cmd.groupId, cmd.fileName);
+    return okReply(`serving the chunks you hold of ${shownName(cmd.fileName)} in group ${cmd.groupId}`);
+  }
+
+  @MessagePattern(Cmd.StopPartial)
+  stopPartial(@Payload() cmd: StopPartialCmd, @Ctx() ctx: PeerContext): OkReply {
+    requireExtended(ctx, Cmd.StopPartial);
+    const { withdrawn } = this.files.stopPartial(ctx.requireUser(), cmd.groupId, cmd.fileName);
+    const what = `the chunks of ${shownName(cmd.fileName)} in group ${cmd.groupId}`;
+    return okReply(withdrawn ? `no longer serving ${what}` : `you were not serving ${what}; nothing changed`);
+  }
+
+  /** The seeder lines of the extended `download_file` reply, with fresh capabilities, without the chunk hashes. */
+  @MessagePattern(Cmd.ListSeeders)
+  listSeeders(@Payload() cmd: ListSeedersCmd, @Ctx() ctx: PeerContext): OkReply {
+    requireExtended(ctx, Cmd.ListSeeders);
+    const listing = this.files.seeders(ctx.requireUser(), cmd.groupId, cmd.fileName);
+    const { seeders, partialSeeders } = listing;
+    return okReply(
+      `${shownName(cmd.fileName)}: ${plural(seeders.length, 'online seeder')}, ${plural(partialSeeders.length, 'partial seeder')}`,
+      formatSeederLists({ fileName: cmd.fileName, fileSize: 0, ...listing }),
+    );
+  }
+
   /**
    * The logged-in user, its session, where its client serves (this connection's
    * host, the client's port) and how: a connection without HELLO is a seed-form one.
@@ -96,6 +128,11 @@ export class FilesController {
       seedForm: !ctx.extended,
     };
   }
+}
+
+/** Refuses a command of the extended form on a seed-form connection, before anything else about it. */
+function requireExtended(ctx: PeerContext, command: string): void {
+  if (!ctx.extended) throw new ExtendedFormOnlyError(command);
 }
 
 /** `file_size` from the wire: a non-negative decimal integer. */

@@ -47,3 +47,9 @@ export class TrackerAddressAsSeederError extends DomainError {
     );
   }
 }
+/** A command of this project's extended form, sent on a seed-form connection (one that began without HELLO). */
+export class ExtendedFormOnlyError extends DomainError {
+  constructor(command: string) {
+    super(ErrorCode.UnknownCommand, `${command} needs the extended form: send HELLO p2p-share/2 as the first line`);
+  }
+}

@@ -35,6 +35,7 @@ import { TempDatabases } from '../testing/temp-db';
 import { FileStore, packChunkHashes, unpackChunkHashes } from './file.store';
 import { Announcer, FilesService, ShareRequest } from './files.service';
 import { FILE_STORE } from './files.tokens';
+import { PresenceService } from './presence.service';
 import { SqliteFileStore } from './sqlite-file.store';
 
 const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
@@ -166,6 +167,7 @@ describe(FilesService.name, () => {
         fileHash: req.fileHash,
         chunkDigests: packChunkHashes(req.chunkHashes),
         seeders: [{ userId: 'alice', address: address('alice', 7001), capability: expect.any(String) as string }],
+        partialSeeders: [],
       });
     });
 
@@ -417,6 +419,10 @@ describe(FilesService.name, () => {
         `seeder_file_paths:${meta.seeders[0].capability}`,
         `seeder_hosts:${address('alice', 7001).host}`,
         'seeder_protocols:p2p-share/2',
+        'partial_seeders:',
+        'partial_seeder_hosts:',
+        'partial_seeder_ports:',
+        'partial_seeder_file_paths:',
       ]);
       expect(lines[6]).toMatch(/^seeder_file_paths:[A-Za-z0-9_-]{100,}$/);
       expect(lines.join('\n')).not.toContain('/a/');
@@ -433,7 +439,7 @@ describe(FilesService.name, () => {
         seedForm: true,
       });
       expect(claimsOf(meta.seeders[1]).seederId).toBe('bob');
-      expect(formatFileMetadata(meta).slice(6)).toEqual([
+      expect(formatFileMetadata(meta).slice(6, 9)).toEqual([
         `seeder_file_paths:/a/plain.txt,${meta.seeders[1].capability}`,
         `seeder_hosts:${address('alice', 7001).host},${address('bob', 7002).host}`,
         'seeder_protocols:seed,p2p-share/2',
@@ -510,6 +516,10 @@ describe(FilesService.name, () => {
         'seeder_file_paths:',
         'seeder_hosts:',
         'seeder_protocols:',
+        'partial_seeders:',
+        'partial_seeder_hosts:',
+        'partial_seeder_ports:',
+        'partial_seeder_file_paths:',
       ]);
     });
 
@@ -551,6 +561,155 @@ describe(FilesService.name, () => {
         ['second.txt', 0],
       ]);
       expect(online('second.txt')).toEqual([]);
+    });
+  });
+
+  describe('partial seeders (partial_seeder, stop_partial, list_seeders)', () => {
+    let dave: Peer;
+    beforeEach(async () => {
+      files.share(alice.as(7001), upload('g1', '/a/report.pdf'));
+      dave = await peer('dave');
+      groups.join('dave', 'g1');
+      groups.accept('alice', 'g1', 'dave');
+    });
+    const partial = (as: string, fileName = 'report.pdf') =>
+      files.download(as, 'g1', fileName).partialSeeders?.map((s) => s.userId);
+
+    it('lists a member downloading the file, with a capability for the asker naming it as seeder', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      const meta = files.download('dave', 'g1', 'report.pdf');
+      expect(meta.seeders.map((s) => s.userId)).toEqual(['alice']);
+      expect(meta.partialSeeders).toEqual([
+        { userId: 'bob', address: address('bob', 7002), capability: expect.any(String) as string, partial: true },
+      ]);
+      expect(claimsOf(meta.partialSeeders![0])).toMatchObject({
+        fileHash: sha1('report'),
+        groupId: 'g1',
+        seederId: 'bob',
+        downloaderId: 'dave',
+      });
+      // not a seeder: list_files counts the full ones only, and the store has no row for it
+      expect(files.list('alice', 'g1')[0].onlineSeeders).toBe(1);
+      expect(store.getSeeder('g1', 'report.pdf', 'bob')).toBeUndefined();
+    });
+
+    it('does not list the asker to itself, nor a member who seeds the whole file online', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      files.announcePartial(alice.as(7001), 'g1', 'report.pdf');
+      expect(partial('bob')).toEqual([]);
+      expect(partial('dave')).toEqual(['bob']);
+    });
+
+    it('ends when the member becomes a full seeder (new_seeder), and with its session', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      files.announcePartial(dave.as(7004), 'g1', 'report.pdf');
+      files.addSeeder(bob.as(7002), 'g1', 'report.pdf', '/b/report.pdf');
+      auth.logout(bob.session);
+      // bob's partial announcement went with new_seeder: his session ending cannot bring it back
+      expect(partial('alice')).toEqual(['dave']);
+      expect(files.download('alice', 'g1', 'report.pdf').seeders.map((s) => s.userId)).toEqual(['alice']);
+      auth.endSession(dave.session);
+      expect(partial('alice')).toEqual([]);
+    });
+
+    it('ends when the member uploads the same file (upload_file)', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      files.share(bob.as(7002), upload('g1', '/b/report.pdf'));
+      files.stopShare('bob', 'g1', 'report.pdf');
+      expect(partial('alice')).toEqual([]);
+    });
+
+    it('withdraws on stop_partial, and says when there was nothing to withdraw', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      expect(files.stopPartial('bob', 'g1', 'report.pdf')).toEqual({ withdrawn: true });
+      expect(partial('alice')).toEqual([]);
+      expect(files.stopPartial('bob', 'g1', 'report.pdf')).toEqual({ withdrawn: false });
+      expect(files.stopPartial('bob', 'g1', 'unknown.pdf')).toEqual({ withdrawn: false });
+    });
+
+    it('ends when the member leaves the group, and when the file is deleted', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      files.announcePartial(dave.as(7004), 'g1', 'report.pdf');
+      groups.leave('bob', 'g1');
+      expect(partial('alice')).toEqual(['dave']);
+      files.stopShare('alice', 'g1', 'report.pdf'); // the last seeder: the file goes
+      files.share(alice.as(7001), upload('g1', '/a/report.pdf'));
+      expect(partial('alice')).toEqual([]);
+    });
+
+    it.each([
+      ['a user with only a pending request', 'carol', ErrorCode.NotMember],
+      ['a stranger', 'zed', ErrorCode.NotMember],
+    ])('refuses %s (NOT_MEMBER) and lists nothing for it', (_, userId, code) => {
+      const by = { userId, connectionId: 424242, address: address(userId, 7009) };
+      refusal(() => files.announcePartial(by, 'g1', 'report.pdf'), code);
+      refusal(() => files.stopPartial(userId, 'g1', 'report.pdf'), code);
+      refusal(() => files.seeders(userId, 'g1', 'report.pdf'), code);
+      expect(partial('bob')).toEqual([]);
+    });
+
+    it('refuses an unknown file (UNKNOWN_FILE) and an unknown group', () => {
+      refusal(() => files.announcePartial(bob.as(), 'g1', 'nope.pdf'), ErrorCode.UnknownFile);
+      refusal(() => files.seeders('bob', 'g1', 'nope.pdf'), ErrorCode.UnknownFile);
+      refusal(() => files.announcePartial(bob.as(), 'g9', 'report.pdf'), ErrorCode.UnknownGroup);
+    });
+
+    it('answers list_seeders with the same seeders as download_file, and fresh capabilities, without chunk hashes', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      const listing = files.seeders('dave', 'g1', 'report.pdf');
+      expect(listing).toEqual({
+        fileHash: sha1('report'),
+        seeders: [{ userId: 'alice', address: address('alice', 7001), capability: expect.any(String) as string }],
+        partialSeeders: [
+          { userId: 'bob', address: address('bob', 7002), capability: expect.any(String) as string, partial: true },
+        ],
+      });
+      expect(claimsOf(listing.seeders[0])).toMatchObject({ seederId: 'alice', downloaderId: 'dave' });
+      expect(claimsOf(listing.partialSeeders[0])).toMatchObject({ seederId: 'bob', downloaderId: 'dave' });
+      const chunkReads = jest.spyOn(store, 'chunkHashes');
+      files.seeders('dave', 'g1', 'report.pdf');
+      expect(chunkReads).not.toHaveBeenCalled();
+    });
+
+    it('commits nothing: partial seeding is never in the log', () => {
+      const before = sync.opsAfter(new Map(), 1000).length;
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      files.stopPartial('bob', 'g1', 'report.pdf');
+      expect(sync.opsAfter(new Map(), 1000)).toHaveLength(before);
+    });
+
+    it('ends when the member leaves the group through another tracker', () => {
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      sync.receive({
+        kind: 'leave_group',
+        groupId: 'g1',
+        actor: 'bob',
+        time: 77,
+        requestId: '',
+        origin: 2,
+        seq: 1,
+        lamport: 10_000,
+      });
+      expect(groups.isMember('bob', 'g1')).toBe(false);
+      expect(partial('alice')).toEqual([]);
+    });
+
+    it('keeps a live partial seeder through a replay of the log', () => {
+      jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+      files.announcePartial(bob.as(7002), 'g1', 'report.pdf');
+      const late: StampedOp = {
+        kind: 'leave_group',
+        groupId: 'g1',
+        actor: 'zed',
+        time: 1,
+        requestId: '',
+        origin: 2,
+        seq: 1,
+        lamport: 1,
+      };
+      expect(sync.receive(late)).toBe('replayed');
+      expect(partial('alice')).toEqual(['bob']);
+      jest.restoreAllMocks();
     });
   });
 
@@ -915,6 +1074,7 @@ describe(`${FilesService.name} at scale, on the SQLite store`, () => {
     const moduleRef = await Test.createTestingModule({
       providers: [
         FilesService,
+        PresenceService,
         GroupsService,
         AuthService,
         { provide: FILE_STORE, useValue: new SqliteFileStore(db) },

@@ -2,14 +2,10 @@ import { planChunks } from '@app/chunking';
 import {
   digestsToHexList,
   fileNameProblem,
-  formatHostPort,
-  HostPort,
   isSha1Hex,
   OpKind,
   PackedFileMetadata,
-  parseHostPort,
   quoteArg,
-  SeederForm,
   SeederInfo,
 } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
@@ -17,7 +13,7 @@ import { AuthService } from '../auth/auth.service';
 import { CapabilitySigner } from '../capability/capability.signer';
 import { createHash } from 'node:crypto';
 import { GroupsService } from '../groups/groups.service';
-import { PresenceChange, PresenceEntry, SyncService } from '../sync/sync.service';
+import { SyncService } from '../sync/sync.service';
 import { FileStore, packChunkHashes } from './file.store';
 import { baseName, registerFileAppliers } from './files.appliers';
 import {
@@ -29,15 +25,9 @@ import {
   UnknownFileError,
 } from './files.errors';
 import { FILE_STORE } from './files.tokens';
+import { Announcer, PresenceService } from './presence.service';
 
-/** Who announces a share: the user, the connection (session) it came on, and where its client serves chunks. */
-export interface Announcer {
-  readonly userId: string;
-  readonly connectionId: number;
-  readonly address: HostPort;
-  /** True when the session's connection speaks the seed form (no HELLO): the client then serves paths, not capabilities. */
-  readonly seedForm?: boolean;
-}
+export type { Announcer } from './presence.service';
 
 export interface ShareRequest {
   readonly groupId: string;
@@ -72,53 +62,37 @@ export interface StopOutcome {
 const MAX_PATH_CHARS = 4096;
 const CONTROL = /[\x00-\x1f\x7f]/;
 
-const fileKey = (groupId: string, fileName: string): string => `${groupId}/${fileName}`;
-/** Group ids cannot hold '/', so the first one ends the group. */
-const splitKey = (key: string): [string, string] => {
-  const at = key.indexOf('/');
-  return [key.slice(0, at), key.slice(at + 1)];
-};
-
-interface RemoteSeeder {
-  readonly address: HostPort;
-  readonly filePath: string;
-  readonly seedForm: boolean;
+/** The online seeders and partial seeders of a file, for `download_file` and `list_seeders`. */
+export interface SeederListing {
+  readonly fileHash: string;
+  readonly seeders: SeederInfo[];
+  readonly partialSeeders: SeederInfo[];
 }
 
-/** The soft state of one live session that announced shares. */
-interface AnnouncingSession {
-  readonly userId: string;
-  /** Where the user's client serves chunks, as last announced on this session. */
-  address: HostPort;
-  /** The form of the session's connection: a seed-form seeder is listed with its path and as `seed`. */
-  seedForm: boolean;
-  /** Keys (`fileKey`) of the files this session announced. */
-  readonly files: Set<string>;
+export interface PartialOutcome {
+  /** False when `stop_partial` found nothing to withdraw. */
+  readonly withdrawn: boolean;
 }
 
 /**
  * Shared files and their seeders. Who shares what is stored; who is online is
- * soft state: a seeder counts for a file only while the session that announced
- * it (by upload_file or new_seeder) lives. A file with no seeder left is deleted.
+ * soft state, kept by `PresenceService`: a seeder counts for a file only while
+ * the session that announced it (by upload_file or new_seeder) lives. A file
+ * with no seeder left is deleted. Members downloading a file may announce that
+ * they serve the chunks they hold (`partial_seeder`): never stored, listed only
+ * in the extended form.
  */
 @Injectable()
 export class FilesService {
-  /** fileKey -> userId -> connection id of the session that announced the share. */
-  private readonly online = new Map<string, Map<string, number>>();
-  /** connection id -> its announcements. */
-  private readonly sessions = new Map<number, AnnouncingSession>();
-
-  /** Presence reported by other trackers: tracker -> fileKey -> userId -> where and what. */
-  private readonly remote = new Map<number, Map<string, Map<string, RemoteSeeder>>>();
-
   constructor(
     @Inject(FILE_STORE) private readonly files: FileStore,
     private readonly groups: GroupsService,
     auth: AuthService,
     private readonly sync: SyncService,
     private readonly capabilities: CapabilitySigner,
+    private readonly presence: PresenceService,
   ) {
-    auth.onSessionEnded((_userId, connectionId) => this.forgetSession(connectionId));
+    auth.onSessionEnded((_userId, connectionId) => this.presence.sessionEnded(connectionId));
     groups.onMemberLeft((userId, groupId, groupDeleted) => this.dropMember(userId, groupId, groupDeleted));
     registerFileAppliers(sync, files, {
       isMember: (userId, groupId) => groups.isMember(userId, groupId),
@@ -132,8 +106,6 @@ export class FilesService {
       exportRows: () => this.files.exportRows(),
       importRow: (row) => this.files.importRow(row),
     });
-    sync.addPresenceSource(() => this.localPresence());
-    sync.onRemotePresence((tracker, change) => this.remotePresence(tracker, change));
   }
 
   /** `upload_file`: registers a new file with its first seeder, or adds a seeder to the same file. */
@@ -188,7 +160,7 @@ export class FilesService {
       // the replicated change carries the list as text (8.4 MB for 204,800 chunks), as every tracker's log has it
       chunkHashList: digestsToHexList(chunkHashes),
     });
-    this.markOnline(by, groupId, fileName);
+    this.presence.announceFull(by, groupId, fileName, req.filePath);
     return { fileName, chunkCount: expected, created };
   }
 
@@ -198,7 +170,7 @@ export class FilesService {
     return this.files.listFiles(groupId).map((f) => ({
       fileName: f.fileName,
       fileSize: f.fileSize,
-      onlineSeeders: this.onlineUsers(fileKey(groupId, f.fileName)).size,
+      onlineSeeders: this.presence.onlineFullCount(groupId, f.fileName),
     }));
   }
 
@@ -214,34 +186,75 @@ export class FilesService {
     const file = this.files.getFile(groupId, fileName);
     const packed = file && this.files.chunkHashes(groupId, fileName);
     if (!file || !packed) throw new UnknownFileError(groupId, fileName);
-    const key = fileKey(groupId, fileName);
-    const announced = this.online.get(key);
-    const seeders: SeederInfo[] = [];
-    for (const s of this.files.seeders(groupId, fileName)) {
-      const connectionId = announced?.get(s.userId);
-      const session = connectionId === undefined ? undefined : this.sessions.get(connectionId);
-      const elsewhere = session ? undefined : this.remoteSeeder(key, s.userId);
-      const address = session?.address ?? elsewhere?.address;
-      if (!address) continue;
-      if (session?.seedForm ?? elsewhere?.seedForm) {
-        seeders.push({ userId: s.userId, address, capability: s.filePath, seedForm: true });
-        continue;
-      }
-      const capability = this.capabilities.issue({
-        fileHash: file.fileHash,
-        groupId,
-        seederId: s.userId,
-        downloaderId: userId,
-      });
-      seeders.push({ userId: s.userId, address, capability });
-    }
+    const { seeders, partialSeeders } = this.listSeeders(userId, groupId, file.fileName, file.fileHash);
     return {
       fileName: file.fileName,
       fileSize: file.fileSize,
       fileHash: file.fileHash,
       chunkDigests: packed,
       seeders,
+      partialSeeders,
     };
+  }
+
+  /**
+   * `list_seeders`: the seeders and partial seeders `download` would list, with fresh capabilities, without reading
+   * the chunk hashes (downloaders poll it during a swarm download).
+   */
+  seeders(userId: string, groupId: string, fileName: string): SeederListing {
+    this.groups.assertMember(userId, groupId);
+    const file = this.files.getFile(groupId, fileName);
+    if (!file) throw new UnknownFileError(groupId, fileName);
+    return { fileHash: file.fileHash, ...this.listSeeders(userId, groupId, file.fileName, file.fileHash) };
+  }
+
+  /**
+   * `partial_seeder`: the announcer, a member, downloads the file and serves the chunks it holds. It lasts until
+   * `stop_partial`, the end of its session, its leaving the group, the file's deletion, or its seeding it whole.
+   */
+  announcePartial(by: Announcer, groupId: string, fileName: string): void {
+    this.groups.assertMember(by.userId, groupId);
+    if (!this.files.getFile(groupId, fileName)) throw new UnknownFileError(groupId, fileName);
+    this.presence.announcePartial(by, groupId, fileName);
+  }
+
+  /** `stop_partial`: the member no longer serves its part of the file; not announced is no error. */
+  stopPartial(userId: string, groupId: string, fileName: string): PartialOutcome {
+    this.groups.assertMember(userId, groupId);
+    return { withdrawn: this.presence.withdrawPartial(groupId, fileName, userId) };
+  }
+
+  /**
+   * The online seeders (a seeder of ours gets a capability for `userId` in
+   * place of its path, which never leaves the trackers; a seed-form seeder,
+   * which serves `GET_CHUNK <i> <file_path>` and cannot check capabilities,
+   * gets the path it registered, and is marked `seedForm`), then the partial
+   * seeders that are neither among them nor the asker, each with a capability.
+   */
+  private listSeeders(
+    userId: string,
+    groupId: string,
+    fileName: string,
+    fileHash: string,
+  ): Omit<SeederListing, 'fileHash'> {
+    const capability = (seederId: string) =>
+      this.capabilities.issue({ fileHash, groupId, seederId, downloaderId: userId });
+    const seeders: SeederInfo[] = [];
+    for (const s of this.files.seeders(groupId, fileName)) {
+      const online = this.presence.fullSeeder(groupId, fileName, s.userId);
+      if (!online) continue;
+      if (online.seedForm) {
+        seeders.push({ userId: s.userId, address: online.address, capability: s.filePath, seedForm: true });
+        continue;
+      }
+      seeders.push({ userId: s.userId, address: online.address, capability: capability(s.userId) });
+    }
+    const full = new Set(seeders.map((s) => s.userId));
+    const partialSeeders = this.presence
+      .partialSeeders(groupId, fileName)
+      .filter((p) => !full.has(p.userId) && p.userId !== userId)
+      .map((p) => ({ userId: p.userId, address: p.address, capability: capability(p.userId), partial: true }));
+    return { seeders, partialSeeders };
   }
 
   /** `new_seeder`: the announcer now has the whole file at `filePath` and serves it. */
@@ -250,7 +263,7 @@ export class FilesService {
     assertValidPath(filePath);
     if (!this.files.getFile(groupId, fileName)) throw new UnknownFileError(groupId, fileName);
     this.sync.commit({ kind: OpKind.NewSeeder, actor: by.userId, groupId, fileName, filePath });
-    this.markOnline(by, groupId, fileName);
+    this.presence.announceFull(by, groupId, fileName, filePath);
   }
 
   /** `stop_share`: the user no longer seeds the file; the file goes when nobody seeds it. */
@@ -258,7 +271,7 @@ export class FilesService {
     this.groups.assertMember(userId, groupId);
     if (!this.files.getSeeder(groupId, fileName, userId)) throw new NotSeedingError(groupId, fileName);
     this.sync.commit({ kind: OpKind.StopShare, actor: userId, groupId, fileName });
-    this.markOffline(groupId, fileName, userId);
+    this.presence.withdrawFull(groupId, fileName, userId);
     return { fileDeleted: !this.files.getFile(groupId, fileName) };
   }
 
@@ -266,11 +279,12 @@ export class FilesService {
   private dropMember(userId: string, groupId: string, groupDeleted: boolean): void {
     this.files.transaction(() => {
       for (const fileName of this.files.removeSeedersOf(groupId, userId)) {
-        this.markOffline(groupId, fileName, userId);
+        this.presence.withdrawFull(groupId, fileName, userId);
         this.deleteIfUnseeded(groupId, fileName);
       }
+      this.presence.memberLeft(groupId, userId);
       if (groupDeleted) {
-        for (const fileName of this.files.deleteGroupFiles(groupId)) this.forgetFile(groupId, fileName);
+        for (const fileName of this.files.deleteGroupFiles(groupId)) this.presence.fileForgotten(groupId, fileName);
       }
     });
   }
@@ -278,71 +292,8 @@ export class FilesService {
   private deleteIfUnseeded(groupId: string, fileName: string): boolean {
     if (this.files.seederCount(groupId, fileName) > 0) return false;
     this.files.deleteFile(groupId, fileName);
-    this.forgetFile(groupId, fileName);
+    this.presence.fileForgotten(groupId, fileName);
     return true;
-  }
-
-  private markOnline(by: Announcer, groupId: string, fileName: string): void {
-    const key = fileKey(groupId, fileName);
-    let session = this.sessions.get(by.connectionId);
-    if (!session || session.userId !== by.userId) {
-      if (session) this.forgetSession(by.connectionId);
-      session = { userId: by.userId, address: by.address, seedForm: by.seedForm === true, files: new Set() };
-      this.sessions.set(by.connectionId, session);
-    }
-    session.address = by.address;
-    session.seedForm = by.seedForm === true;
-    session.files.add(key);
-    let users = this.online.get(key);
-    if (!users) this.online.set(key, (users = new Map<string, number>()));
-    const previous = users.get(by.userId);
-    if (previous !== undefined && previous !== by.connectionId) this.sessions.get(previous)?.files.delete(key);
-    users.set(by.userId, by.connectionId);
-    const filePath = this.files.getSeeder(groupId, fileName, by.userId)?.filePath ?? '';
-    this.sync.presenceChanged({
-      on: true,
-      entry: {
-        userId: by.userId,
-        address: formatHostPort(by.address),
-        groupId,
-        fileName,
-        filePath,
-        form: formOf(session),
-      },
-    });
-  }
-
-  private markOffline(groupId: string, fileName: string, userId: string): void {
-    if (this.sync.replaying) return; // history is being re-applied; dropStalePresence settles it afterwards
-    const key = fileKey(groupId, fileName);
-    const users = this.online.get(key);
-    const connectionId = users?.get(userId);
-    if (connectionId === undefined) return;
-    users!.delete(userId);
-    if (users!.size === 0) this.online.delete(key);
-    this.sessions.get(connectionId)?.files.delete(key);
-    this.sync.presenceChanged({ on: false, entry: { userId, groupId, fileName } });
-  }
-
-  private forgetFile(groupId: string, fileName: string): void {
-    if (this.sync.replaying) return;
-    const key = fileKey(groupId, fileName);
-    for (const connectionId of this.online.get(key)?.values() ?? []) this.sessions.get(connectionId)?.files.delete(key);
-    this.online.delete(key);
-  }
-
-  private forgetSession(connectionId: number): void {
-    const session = this.sessions.get(connectionId);
-    if (!session) return;
-    this.sessions.delete(connectionId);
-    for (const key of session.files) {
-      const users = this.online.get(key);
-      if (users?.get(session.userId) !== connectionId) continue;
-      users.delete(session.userId);
-      if (users.size === 0) this.online.delete(key);
-      const [groupId, fileName] = splitKey(key);
-      this.sync.presenceChanged({ on: false, entry: { userId: session.userId, groupId, fileName } });
-    }
   }
 
   private describe(): string[] {
@@ -363,78 +314,21 @@ export class FilesService {
     return lines;
   }
 
-  /** After a replay: a session counts as seeding a file only if the rebuilt state still has it as a seeder. */
+  /**
+   * After a replay: a session counts as seeding a file only if the rebuilt state still has it as a seeder, and as
+   * serving part of one only if the file is still there and it is still a member.
+   */
   private dropStalePresence(): void {
-    for (const [key, users] of [...this.online]) {
-      const [groupId, fileName] = splitKey(key);
-      for (const userId of [...users.keys()]) {
-        if (!this.files.getSeeder(groupId, fileName, userId)) this.markOffline(groupId, fileName, userId);
+    for (const { groupId, fileName, userId } of this.presence.localFullSeeders()) {
+      if (!this.files.getSeeder(groupId, fileName, userId)) this.presence.withdrawFull(groupId, fileName, userId);
+    }
+    for (const { groupId, fileName, userId } of this.presence.localPartialSeeders()) {
+      if (!this.files.getFile(groupId, fileName) || !this.groups.isMember(userId, groupId)) {
+        this.presence.withdrawPartial(groupId, fileName, userId);
       }
     }
-  }
-
-  // Presence: who seeds what through the sessions of this tracker (local) and of the others (remote).
-
-  private onlineUsers(key: string): Set<string> {
-    const users = new Set(this.online.get(key)?.keys() ?? []);
-    for (const byFile of this.remote.values()) for (const u of byFile.get(key)?.keys() ?? []) users.add(u);
-    return users;
-  }
-
-  private remoteSeeder(key: string, userId: string): RemoteSeeder | undefined {
-    for (const byFile of this.remote.values()) {
-      const seeder = byFile.get(key)?.get(userId);
-      if (seeder) return seeder;
-    }
-    return undefined;
-  }
-
-  private localPresence(): PresenceEntry[] {
-    const entries: PresenceEntry[] = [];
-    for (const [key, users] of this.online) {
-      const [groupId, fileName] = splitKey(key);
-      for (const [userId, connectionId] of users) {
-        const session = this.sessions.get(connectionId);
-        if (!session) continue;
-        const filePath = this.files.getSeeder(groupId, fileName, userId)?.filePath ?? '';
-        entries.push({
-          userId,
-          address: formatHostPort(session.address),
-          groupId,
-          fileName,
-          filePath,
-          form: formOf(session),
-        });
-      }
-    }
-    return entries;
-  }
-
-  private remotePresence(tracker: number, change: PresenceChange | 'reset'): void {
-    if (change === 'reset') {
-      this.remote.delete(tracker);
-      return;
-    }
-    let byFile = this.remote.get(tracker);
-    if (!byFile) this.remote.set(tracker, (byFile = new Map<string, Map<string, RemoteSeeder>>()));
-    const key = fileKey(change.entry.groupId, change.entry.fileName);
-    if (!change.on) {
-      byFile.get(key)?.delete(change.entry.userId);
-      return;
-    }
-    const address = parseHostPort(change.entry.address);
-    if (!address) return;
-    let users = byFile.get(key);
-    if (!users) byFile.set(key, (users = new Map<string, RemoteSeeder>()));
-    users.set(change.entry.userId, {
-      address,
-      filePath: change.entry.filePath,
-      seedForm: change.entry.form === SeederForm.Seed,
-    });
   }
 }
-
-const formOf = (session: AnnouncingSession): SeederForm => (session.seedForm ? SeederForm.Seed : SeederForm.Extended);
 
 function assertValidPath(path: string): void {
   if (path.length < 1 || path.length > MAX_PATH_CHARS) {

@@ -10,6 +10,7 @@ import { PasswordHasher } from '../auth/password.hasher';
 import { DEFAULT_CAPABILITY_TTL_MS, DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 import { LineSocket } from '../testing/line-socket';
 import { TempDatabases } from '../testing/temp-db';
+import { waitUntil } from '../testing/wait-until';
 import { TrackerModule } from '../tracker.module';
 import { TextLineServer } from '../transport/text-line.server';
 
@@ -303,4 +304,56 @@ describe('files over the wire', () => {
     expect(head).toBe(`OK 13 huge.iso: ${200_000 * CHUNK_SIZE} bytes, 1 online seeder`);
     expect(parseFileMetadata(body).chunkHashes).toHaveLength(200_000);
   }, 30_000);
+
+  it('lists a partial seeder to an extended member, never in a seed-form member’s seven lines', async () => {
+    const { alice, bob } = await team();
+    const carol = await LineSocket.open(port, '127.0.0.1', { hello: false }); // the seed form
+    sockets.push(carol);
+    expect(await carol.request('create_user carol pw')).toEqual(['user carol created']);
+    expect(await carol.request('login carol pw')).toEqual(['logged in as carol']);
+    expect(await carol.request('join_group g1')).toEqual([expect.stringContaining('g1')]);
+    await alice.request('accept_request g1 carol');
+    alice.write(uploadLines('g1', '/home/alice/f.bin', 2, '7001'));
+    expect(await alice.readLines(1)).toEqual(['OK 0 shared f.bin in group g1 (2 chunks)']);
+
+    expect(await bob.request('partial_seeder g1 f.bin 7654')).toEqual([
+      'OK 0 serving the chunks you hold of f.bin in group g1',
+    ]);
+    const [head, ...body] = await alice.request('download_file g1 f.bin', 14);
+    expect(head).toBe(`OK 13 f.bin: ${2 * CHUNK_SIZE} bytes, 1 online seeder`);
+    expect(body.slice(9)).toEqual([
+      'partial_seeders:bob',
+      'partial_seeder_hosts:127.0.0.1',
+      'partial_seeder_ports:7654',
+      expect.stringMatching(/^partial_seeder_file_paths:[A-Za-z0-9_-]{100,}$/),
+    ]);
+
+    const seven = await carol.request('download_file g1 f.bin', 7);
+    expect(seven.map((l) => l.slice(0, l.indexOf(':')))).toEqual([
+      'file_name',
+      'file_size',
+      'file_hash',
+      'chunk_hashes',
+      'seeders',
+      'seeder_ports',
+      'seeder_file_paths',
+    ]);
+    expect(seven.slice(4)).toEqual([
+      'seeders:alice',
+      'seeder_ports:7001',
+      expect.stringMatching(/^seeder_file_paths:/),
+    ]);
+    expect(seven.join('\n')).not.toMatch(/bob|7654/);
+    // nothing followed the seven lines: the next reply is the answer to the next request, in the seed form
+    expect(await carol.request('partial_seeder g1 f.bin 7003')).toEqual([
+      'error: partial_seeder needs the extended form: send HELLO p2p-share/2 as the first line',
+    ]);
+
+    bob.destroy(); // the partial seeder's session ends with its connection
+    await waitUntil(
+      async () =>
+        (await alice.request('list_seeders g1 f.bin', 11))[0] === 'OK 10 f.bin: 1 online seeder, 0 partial seeders',
+      'bob gone from the partial seeders',
+    );
+  });
 });

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { AuthService } from '../auth/auth.service';
 import { SqliteUserStore } from '../auth/sqlite-user.store';
 import { FilesService } from '../files/files.service';
+import { PresenceService } from '../files/presence.service';
 import { SqliteFileStore } from '../files/sqlite-file.store';
 import { GroupsService } from '../groups/groups.service';
 import { SqliteGroupStore } from '../groups/sqlite-group.store';
@@ -364,7 +365,14 @@ describe('SyncService compaction on the SQLite stores', () => {
     );
     const auth = new AuthService(new SqliteUserStore(db), plainHasher, sync);
     const groups = new GroupsService(new SqliteGroupStore(db), sync);
-    const files = new FilesService(new SqliteFileStore(db), groups, auth, sync, testCapabilitySigner());
+    const files = new FilesService(
+      new SqliteFileStore(db),
+      groups,
+      auth,
+      sync,
+      testCapabilitySigner(),
+      new PresenceService(sync),
+    );
     return { sync, auth, groups, files, log, close: () => db.close() };
   }
 

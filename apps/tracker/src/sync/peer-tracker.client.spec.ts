@@ -1,4 +1,4 @@
-import { OpKind } from '@app/protocol';
+import { OpKind, SeederForm } from '@app/protocol';
 import { INestMicroservice, Logger } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
@@ -12,7 +12,7 @@ import {
 } from '../testing/sync-testing';
 import { PassThroughExceptionFilter } from '../transport/pass-through.filter';
 import { TextLineServer } from '../transport/text-line.server';
-import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient } from './peer-tracker.client';
+import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient, presenceLine } from './peer-tracker.client';
 import { SyncController } from './sync.controller';
 import { SyncService } from './sync.service';
 import { CLUSTER_KEY } from './sync.tokens';
@@ -262,5 +262,34 @@ describe(PeerTrackerClient.name, () => {
       expect(one.sync.versionVector()).toEqual(new Map([[1, 1]]));
       expect(String((logger.warn.mock.calls as unknown[][])[0][0])).toMatch(reason);
     });
+  });
+});
+
+describe(presenceLine.name, () => {
+  const entry = {
+    userId: 'dave',
+    address: '127.0.0.1:7004',
+    groupId: 'team',
+    fileName: 'my report.txt',
+    filePath: '/home/dave/my report.txt',
+    form: SeederForm.Extended,
+  };
+
+  it('writes a full seeder as presence_set/presence_unset, with its path and form', () => {
+    expect(presenceLine({ on: true, entry })).toBe(
+      '123456789 presence_set dave 127.0.0.1:7004 team "my report.txt" "/home/dave/my report.txt" p2p-share/2',
+    );
+    expect(presenceLine({ on: false, entry: { userId: 'dave', groupId: 'team', fileName: 'my report.txt' } })).toBe(
+      '123456789 presence_unset dave team "my report.txt"',
+    );
+  });
+
+  it('writes a partial seeder as presence_partial_set/presence_partial_unset, with no path nor form', () => {
+    expect(presenceLine({ on: true, entry: { ...entry, filePath: '', partial: true } })).toBe(
+      '123456789 presence_partial_set dave 127.0.0.1:7004 team "my report.txt"',
+    );
+    expect(
+      presenceLine({ on: false, entry: { userId: 'dave', groupId: 'team', fileName: 'my report.txt', partial: true } }),
+    ).toBe('123456789 presence_partial_unset dave team "my report.txt"');
   });
 });

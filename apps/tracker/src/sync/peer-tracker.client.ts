@@ -360,8 +360,14 @@ export class PeerTrackerClient {
   }
 }
 
-function presenceLine(change: PresenceChange): string {
+/** The sync line that tells a peer of one presence change (6.6): a full seeder's, or a partial seeder's. */
+export function presenceLine(change: PresenceChange): string {
   const e = change.entry;
+  if (e.partial) {
+    return change.on
+      ? joinArgs([SYNC_MARKER, SyncCmd.PresencePartialSet, e.userId, change.entry.address, e.groupId, e.fileName])
+      : joinArgs([SYNC_MARKER, SyncCmd.PresencePartialUnset, e.userId, e.groupId, e.fileName]);
+  }
   return change.on
     ? joinArgs([
         SYNC_MARKER,

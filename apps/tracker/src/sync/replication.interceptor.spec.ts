@@ -198,7 +198,18 @@ describe(ReplicationInterceptor.name, () => {
     // login and logout commit session changes, but a retried one is run again rather than deduplicated
     expect(replicated.sort()).toEqual([...CHANGE_COMMANDS, Cmd.Login, Cmd.Logout].sort());
     expect(plain.sort()).toEqual(
-      [Cmd.ListGroups, Cmd.ListRequests, Cmd.ListFiles, Cmd.DownloadFile, Cmd.Resume, TransportEvent.PeerClosed].sort(),
+      [
+        Cmd.ListGroups,
+        Cmd.ListRequests,
+        Cmd.ListFiles,
+        Cmd.DownloadFile,
+        Cmd.Resume,
+        TransportEvent.PeerClosed,
+        // soft state, never in the log
+        Cmd.PartialSeeder,
+        Cmd.StopPartial,
+        Cmd.ListSeeders,
+      ].sort(),
     );
   });
 });

@@ -339,6 +339,34 @@ describe(SyncController.name, () => {
       expect(whereFrom()).toEqual([]);
     });
 
+    it('lists the partial seeders a tracker reports, never as full seeders, until it takes them back or resets', () => {
+      const partialFrom = () =>
+        files.download('alice', 'g1', 'f.bin').partialSeeders?.map(({ userId, address }) => ({ userId, address }));
+      const setPartial = (address = '10.0.0.2:7012') =>
+        controller.presencePartialSet(payload(SyncCmd.PresencePartialSet, 'bob', address, 'g1', 'f.bin'), ctx);
+      controller.presenceReset(ctx);
+      expect(setPartial()).toEqual(okReply(''));
+      expect(partialFrom()).toEqual([{ userId: 'bob', address: { host: '10.0.0.2', port: 7012 } }]);
+      expect(whereFrom()).toEqual([]);
+      expect(controller.presencePartialUnset(payload(SyncCmd.PresencePartialUnset, 'bob', 'g1', 'f.bin'), ctx)).toEqual(
+        okReply(''),
+      );
+      expect(partialFrom()).toEqual([]);
+      setPartial();
+      controller.presenceReset(ctx);
+      expect(partialFrom()).toEqual([]);
+      refusal(() => setPartial('nowhere'), ErrorCode.BadArguments);
+      refusal(
+        () => controller.presencePartialSet(payload(SyncCmd.PresencePartialSet, 'bob', '10.0.0.2:7012', 'g1'), ctx),
+        ErrorCode.BadArguments,
+      );
+      refusal(
+        () => controller.presencePartialUnset(payload(SyncCmd.PresencePartialUnset, 'bob', 'g1'), ctx),
+        ErrorCode.BadArguments,
+      );
+      expect(partialFrom()).toEqual([]);
+    });
+
     it('forgets a tracker’s presence when the link that sent it closes, unless a newer link took over', () => {
       controller.presenceReset(ctx);
       set(ctx);

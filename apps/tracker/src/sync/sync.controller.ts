@@ -182,4 +182,23 @@ export class SyncController {
     this.sync.remotePresence(ctx.trackerNumber!, { on: false, entry: { userId, groupId, fileName } });
     return okReply('');
   }
+
+  /** A member downloading the file on the sending tracker serves the chunks it holds at `address` (our form). */
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresencePartialSet}`)
+  presencePartialSet(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
+    const [userId, address, groupId, fileName] = argsOf(p, 4, '<user> <ip:port> <group> <file>');
+    if (!parseHostPort(address)) throw new DomainError(ErrorCode.BadArguments, `bad address ${address}`);
+    this.sync.remotePresence(ctx.trackerNumber!, {
+      on: true,
+      entry: { userId, address, groupId, fileName, filePath: '', form: SeederForm.Extended, partial: true },
+    });
+    return okReply('');
+  }
+
+  @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresencePartialUnset}`)
+  presencePartialUnset(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
+    const [userId, groupId, fileName] = argsOf(p, 3, '<user> <group> <file>');
+    this.sync.remotePresence(ctx.trackerNumber!, { on: false, entry: { userId, groupId, fileName, partial: true } });
+    return okReply('');
+  }
 }

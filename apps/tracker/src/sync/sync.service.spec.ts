@@ -23,6 +23,7 @@ import { TempDatabases } from '../testing/temp-db';
 import { AuthService } from '../auth/auth.service';
 import { SqliteUserStore } from '../auth/sqlite-user.store';
 import { FilesService } from '../files/files.service';
+import { PresenceService } from '../files/presence.service';
 import { SqliteFileStore } from '../files/sqlite-file.store';
 import { GroupsService } from '../groups/groups.service';
 import { SqliteGroupStore } from '../groups/sqlite-group.store';
@@ -529,7 +530,14 @@ describe(`${SyncService.name} with the real services`, () => {
       );
       const auth = new AuthService(new SqliteUserStore(db), plainHasher, sync);
       const groups = new GroupsService(new SqliteGroupStore(db), sync);
-      const files = new FilesService(new SqliteFileStore(db), groups, auth, sync, testCapabilitySigner());
+      const files = new FilesService(
+        new SqliteFileStore(db),
+        groups,
+        auth,
+        sync,
+        testCapabilitySigner(),
+        new PresenceService(sync),
+      );
       const memory = replica(1, 4);
       for (const t of [{ auth, groups, files }, memory]) {
         await t.auth.createUser('alice', 'pw');

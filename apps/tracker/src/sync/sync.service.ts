@@ -67,6 +67,11 @@ export interface PresenceEntry {
   readonly filePath: string;
   /** How the seeder speaks: the form of the connection its session registered the file over. */
   readonly form: SeederForm;
+  /**
+   * True for a member downloading the file that serves the chunks it holds (`partial_seeder`): always of our form,
+   * with no path (`filePath` is ''); sent as `presence_partial_set`/`presence_partial_unset`.
+   */
+  readonly partial?: boolean;
 }
 export type PresenceChange =
   | { readonly on: true; readonly entry: PresenceEntry }

@@ -16,6 +16,7 @@ import {
 import { FilesService } from '../files/files.service';
 import { FILE_STORE } from '../files/files.tokens';
 import { InMemoryFileStore } from '../files/in-memory-file.store';
+import { PresenceService } from '../files/presence.service';
 import { GroupsService } from '../groups/groups.service';
 import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
@@ -78,6 +79,7 @@ export function inMemoryServiceProviders(): Provider[] {
     AuthService,
     GroupsService,
     FilesService,
+    PresenceService,
     { provide: USER_STORE, useClass: InMemoryUserStore },
     { provide: GROUP_STORE, useClass: InMemoryGroupStore },
     { provide: FILE_STORE, useClass: InMemoryFileStore },
@@ -123,6 +125,7 @@ export interface Replica {
   readonly auth: AuthService;
   readonly groups: GroupsService;
   readonly files: FilesService;
+  readonly presence: PresenceService;
   readonly log: InMemoryOpLogStore;
   readonly work: InMemoryUnitOfWork;
 }
@@ -150,8 +153,9 @@ export function replica(trackerNumber: number, trackerCount = Math.max(3, tracke
   const sync = new SyncService(log, work, trackerConfig({ trackerNumber, trackerCount }), TEST_CLUSTER_KEY);
   const auth = new AuthService(stores.users, plainHasher, sync);
   const groups = new GroupsService(stores.groups, sync);
-  const files = new FilesService(stores.files, groups, auth, sync, testCapabilitySigner());
-  return { sync, auth, groups, files, log, work };
+  const presence = new PresenceService(sync);
+  const files = new FilesService(stores.files, groups, auth, sync, testCapabilitySigner(), presence);
+  return { sync, auth, groups, files, presence, log, work };
 }
 
 /**
