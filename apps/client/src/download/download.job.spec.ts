@@ -627,6 +627,8 @@ describe(DownloadJob.name, () => {
       const j = job(metadataFor(data, [{ ...seederInfo('alice', alice), capability: first }]), {
         renewCapabilities: renew,
         now: () => clock,
+        // a pipeline that adapts to this fast seeder would ask for every chunk before the renewal is back
+        inFlightPerSeeder: 4,
       });
       await j.run();
       expect(readFileSync(dest).equals(data)).toBe(true);
