@@ -710,6 +710,7 @@ export class DownloadJob {
             return this.connect(seeder);
           }
           seeder.sizer.reset();
+          if (conn instanceof PeerConnection) seeder.sizer.observeRoundTrip(conn.helloRoundTripMs ?? NaN);
           if (seeder.partial && conn instanceof PeerConnection) return this.askHeld(seeder, conn);
           seeder.state = 'active';
           this.pump(seeder);

@@ -110,6 +110,7 @@ describe(PeerConnection.name, () => {
 
   it('pipelines requests on one socket and matches the answers in order', async () => {
     await connect();
+    expect(conn.helloRoundTripMs).toBeGreaterThanOrEqual(0);
     const bodies = [randomBytes(70_000), randomBytes(5), randomBytes(300_000)];
     const results = bodies.map((b, i) => conn.fetch(i + 10, '/share/my file.bin', b.length));
     expect(conn.outstanding).toBe(3);

@@ -113,6 +113,9 @@ export class PeerConnection implements ChunkLink {
   private peer = '?';
   /** Chunks of the file, once a have-list was received: `HAVE` lines are accepted from then on. */
   private haveChunks: number | undefined;
+  /** Milliseconds from sending the HELLO to its answer: a round trip, once connected in the extended form. */
+  helloRoundTripMs: number | undefined;
+  private helloSentAt = 0;
   /** Chunks the seeder says it gained (a `HAVE` line's indexes). */
   onHave: ((indexes: number[]) => void) | undefined;
 
@@ -195,6 +198,7 @@ export class PeerConnection implements ChunkLink {
         resolve: (form) => (clearTimeout(timer), resolve(form)),
         reject: (err) => (clearTimeout(timer), reject(err)),
       };
+      this.helloSentAt = performance.now();
       socket.write(`${HELLO_LINE}\n`);
     });
   }
@@ -205,6 +209,7 @@ export class PeerConnection implements ChunkLink {
     if (!greeting) return;
     this.greeting = undefined;
     if (form === 'seed') this.abort(new PeerError('closed', `${this.peer} speaks only the seed form`));
+    else this.helloRoundTripMs = performance.now() - this.helloSentAt;
     greeting.resolve(form);
   }
 

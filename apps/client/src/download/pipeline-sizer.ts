@@ -3,8 +3,10 @@ export const MIN_PIPELINE_DEPTH = 2;
 export const MAX_PIPELINE_DEPTH = 32;
 /** Time the pipeline covers beyond the round trip, so that the next request is there before the peer runs dry. */
 export const DEFAULT_PIPELINE_MARGIN_MS = 50;
-/** Weight of a new sample in the moving averages. */
+/** Weight of a new round-trip sample in its moving average. */
 const ALPHA = 0.25;
+/** The rate is bytes over busy time, both decaying with this time constant (ms). */
+const RATE_TAU_MS = 500;
 
 export interface PipelineSizerOptions {
   /** Bytes of a (full) chunk. */
@@ -28,9 +30,13 @@ export interface RequestStamp {
 /**
  * How many requests to keep outstanding with one peer: enough to cover what
  * it delivers in a round trip plus a margin, from moving averages of its rate
- * (bytes a chunk over the time it took to come once the one before it was in)
- * and of its round trip (a chunk's latency less the time the chunks before it
- * and itself took to come at that rate). A fast peer on a LAN gets a deep
+ * (bytes over the time the peer was busy sending them: a chunk counts from
+ * its request or from the chunk before it, whichever is later; both sums decay
+ * over about half a second, so chunks that come in a burst after a pause are
+ * not taken for a fast peer) and of its round trip (as measured by the
+ * caller, e.g. the answer to the HELLO). While the pipeline is too shallow
+ * to cover the round trip, the rate seen grows with the depth, and the depth
+ * with it, until the peer's own rate is reached. A fast peer on a LAN gets a deep
  * pipeline; a capped or slow one a shallow one, so few chunks wait at a peer
  * that will be slow to deliver them. Pure arithmetic on a clock.
  */
@@ -43,7 +49,11 @@ export class PipelineSizer {
   private readonly now: () => number;
   /** Bytes per second (0: no sample yet) and round trip in ms. */
   private bytesPerSecond = 0;
+  private busyBytes = 0;
+  private busyMs = 0;
   private roundTripMs = 0;
+  /** Round trips observed. */
+  private samples = 0;
   private outstanding = 0;
   private lastDoneAt = -Infinity;
   /** Bumped by `reset`: stamps of an older connection are ignored. */
@@ -79,19 +89,25 @@ export class PipelineSizer {
     return { at: this.now(), ahead: this.outstanding++, epoch: this.epoch };
   }
 
+  /** A round trip to the peer was measured (e.g. the answer to the HELLO): `ms`. */
+  observeRoundTrip(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    this.roundTripMs = this.samples === 0 ? ms : this.roundTripMs + ALPHA * (ms - this.roundTripMs);
+    this.samples++;
+  }
+
   /** The chunk asked for with `stamp` came, `bytes` long. */
   received(stamp: RequestStamp, bytes: number): void {
     if (stamp.epoch !== this.epoch) return;
     this.outstanding = Math.max(0, this.outstanding - 1);
     const now = this.now();
     // the chunk came in after the one before it (or after its request, if the pipeline had run dry)
-    const took = Math.max(0.5, now - Math.max(stamp.at, this.lastDoneAt));
+    const took = Math.max(0, now - Math.max(stamp.at, this.lastDoneAt));
     this.lastDoneAt = now;
-    const rate = (bytes * 1000) / took;
-    this.bytesPerSecond = this.bytesPerSecond === 0 ? rate : this.bytesPerSecond + ALPHA * (rate - this.bytesPerSecond);
-    const transfer = ((stamp.ahead + 1) * bytes * 1000) / this.bytesPerSecond;
-    const roundTrip = Math.max(0, now - stamp.at - transfer);
-    this.roundTripMs += ALPHA * (roundTrip - this.roundTripMs);
+    const keep = Math.exp(-took / RATE_TAU_MS);
+    this.busyBytes = this.busyBytes * keep + bytes;
+    this.busyMs = this.busyMs * keep + took;
+    this.bytesPerSecond = (this.busyBytes * 1000) / Math.max(0.5, this.busyMs);
   }
 
   /** The request of `stamp` got no chunk (refused, failed): it no longer counts as outstanding. */
