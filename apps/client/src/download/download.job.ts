@@ -426,7 +426,8 @@ export class DownloadJob {
     });
     this.pool = new ChunkBufferPool(
       this.plan.chunkSize,
-      listed.length * this.baseInFlight + MAX_QUEUED_WRITES + DEFAULT_MAX_HELD_CHUNKS + 4,
+      // slots are mapped as first used: room for every listed seeder's deepest pipeline costs nothing until used
+      listed.length * (this.fixedInFlight ?? this.maxInFlight) + MAX_QUEUED_WRITES + DEFAULT_MAX_HELD_CHUNKS + 4,
     );
     this.inOrder = new InOrderHasher(this.plan.count, (data) => this.letGo(data));
     this.writtenChunks = new Uint8Array(this.plan.count);
