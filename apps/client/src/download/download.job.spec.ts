@@ -1269,6 +1269,31 @@ describe(DownloadJob.name, () => {
       expect(j.progress.seeders[0]).toMatchObject({ partial: false, held: CHUNKS, chunks: CHUNKS });
     });
 
+    it('takes a partial seeder the tracker lists during the download', async () => {
+      let release = () => undefined as void;
+      const bob = await new FakeSeeder(data, { holdAnswersUntil: new Promise<void>((r) => (release = r)) }).start();
+      started.push(bob);
+      const pia = await partialSeeder({ held: [5, 6, 7, 8, 9] });
+      const renew = jest.fn(() => Promise.resolve([seederInfo('bob', bob), partialInfo('pia', pia)]));
+      const j = job(metadataFor(data, [seederInfo('bob', bob)]), {
+        renewCapabilities: renew,
+        rediscoverEveryMs: 20,
+        inFlightPerSeeder: 2,
+      });
+      const running = j.run();
+      await pia.receivedRequests(5);
+      release();
+      await running;
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(pia.bitfieldRequests).toBe(1);
+      expect(pia.notHeld).toBe(0);
+      expect(pia.indexes.every((i) => i >= 5)).toBe(true);
+      expect(j.progress.seeders.map((s) => [s.userId, s.partial])).toEqual([
+        ['bob', false],
+        ['pia', true],
+      ]);
+    });
+
     it('gives a fast seeder a deeper pipeline than a throttled one, and most of the chunks', async () => {
       const small = 64 * 1024;
       const content = randomBytes(96 * small);

@@ -295,11 +295,15 @@ interface Seeder {
  * Downloads one file from its seeders into `destPath`.
  *
  * Every seeder of ours gets one connection (opened with `HELLO p2p-share/2`)
- * with up to `inFlightPerSeeder` requests outstanding; a seeder that speaks only
+ * with as many requests outstanding as its measured rate and round trip call
+ * for (`PipelineSizer`; fixed with `inFlightPerSeeder`); a seeder that speaks only
  * the seed form (listed so by the tracker, or found so when it does not answer
- * the HELLO as ours do) gets up to as many connections at once, one per chunk,
- * each reading the chunk's raw bytes. A `ChunkScheduler` decides which chunk each fetches (rarest
- * first, end-game duplicates near the end). Each chunk is checked against its
+ * the HELLO as ours do) gets up to `defaultInFlightPerSeeder` connections at once, one per chunk,
+ * each reading the chunk's raw bytes. A partial seeder (one still downloading the file, listed in
+ * `partialSeeders` or so by `renewCapabilities`) is asked for its have-list on each connection and followed by
+ * its `HAVE`s; a chunk it answers `NOT_HELD` goes to another without blame. A `ChunkScheduler` decides which chunk
+ * each fetches (rarest first over what each holds, end-game duplicates near the end). With a `downloadPacer`, each
+ * request waits for its turn at the client's download rate. Each chunk is checked against its
  * SHA-1 and written at its offset into `<dest>.part`, so only chunks in
  * flight, and a few that came early, are ever in memory. Seeders that fail to
  * connect, time out, hang up, break the protocol or serve too many bad chunks
