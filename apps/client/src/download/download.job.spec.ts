@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RatePacer } from '../common/rate-pacer';
 import { DownloadError } from './download.errors';
 import { defaultInFlightPerSeeder, DownloadJob, DownloadJobOptions, MAX_QUEUED_WRITES } from './download.job';
 import { PartFile } from './part-file';
@@ -627,6 +628,8 @@ describe(DownloadJob.name, () => {
       const j = job(metadataFor(data, [{ ...seederInfo('alice', alice), capability: first }]), {
         renewCapabilities: renew,
         now: () => clock,
+        // a pipeline that adapts to this fast seeder would ask for every chunk before the renewal is back
+        inFlightPerSeeder: 4,
       });
       await j.run();
       expect(readFileSync(dest).equals(data)).toBe(true);
@@ -1094,6 +1097,281 @@ describe(DownloadJob.name, () => {
       expect(readFileSync(dest).equals(big)).toBe(true);
       expect(alice.indexes.sort((a, b) => a - b)).toEqual(range(half.length, count));
       expect(j.progress.verifiedBytes).toBe(big.length);
+    });
+  });
+
+  describe('a swarm: partial seeders, adapting pipelines, a shared download pace', () => {
+    const all = (n: number) => Array.from({ length: n }, (_, i) => i);
+    const partialSeeder = async (options: FakeSeederOptions = {}, content = data) => {
+      const s = await new FakeSeeder(content, { held: [], ...options }).start();
+      started.push(s);
+      return s;
+    };
+    const partialInfo = (userId: string, s: FakeSeeder): SeederInfo => ({ ...seederInfo(userId, s), partial: true });
+    const withPartial = (meta: FileMetadata, partial: SeederInfo[]): FileMetadata => ({
+      ...meta,
+      partialSeeders: partial,
+    });
+
+    it('asks a partial seeder for its have-list, takes only chunks it holds and follows its HAVEs', async () => {
+      let release = () => undefined as void;
+      const bob = await new FakeSeeder(data, { holdAnswersUntil: new Promise<void>((r) => (release = r)) }).start();
+      started.push(bob);
+      const pia = await partialSeeder({ held: [] });
+      const j = job(withPartial(metadataFor(data, [seederInfo('bob', bob)]), [partialInfo('pia', pia)]), {
+        inFlightPerSeeder: 2,
+      });
+      const running = j.run();
+      // bob holds every chunk but answers nothing yet; pia holds none
+      await bob.receivedRequests(2);
+      await eventually(() => pia.bitfieldRequests === 1 && j.progress.seeders[1].state === 'active');
+      expect(pia.requests).toEqual([]);
+      expect(j.progress.seeders[1]).toMatchObject({ userId: 'pia', partial: true, held: 0 });
+      // she gains two chunks that bob has not been asked for yet: she is asked for them at once
+      pia.have([7, 8]);
+      await pia.receivedRequests(2);
+      expect(pia.indexes.sort()).toEqual([7, 8]);
+      pia.have(all(CHUNKS));
+      release();
+      await running;
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(pia.notHeld).toBe(0);
+      expect(pia.bitfieldRequests).toBe(1);
+      expect(bob.bitfieldRequests).toBe(0);
+      const [b, p] = j.progress.seeders;
+      expect(b.chunks + p.chunks).toBe(CHUNKS);
+      expect(p).toMatchObject({ partial: true, held: CHUNKS, state: 'finished' });
+      expect(b).toMatchObject({ partial: false, held: CHUNKS });
+    });
+
+    it('takes the chunk only a partial seeder holds first, and never asks it for one it lacks', async () => {
+      const small = 16 * 1024;
+      const content = randomBytes(40 * small);
+      let release = () => undefined as void;
+      const bob = await new FakeSeeder(content, {
+        chunkSize: small,
+        holdAnswersUntil: new Promise<void>((r) => (release = r)),
+      }).start();
+      started.push(bob);
+      // pia holds the even chunks: each of those has two holders, the odd ones one
+      const pia = await partialSeeder({ held: all(40).filter((i) => i % 2 === 0), chunkSize: small }, content);
+      const j = new DownloadJob(
+        withPartial(metadataFor(content, [seederInfo('bob', bob)], small), [partialInfo('pia', pia)]),
+        dest,
+        new Sha1ChunkHasher(small),
+        { chunkSize: small, inFlightPerSeeder: 1, endGame: false },
+      );
+      const running = j.run();
+      // bob's first request went out before pia's have-list was known: the rest follow what each holds
+      await eventually(() => j.progress.seeders[1].state === 'active');
+      release();
+      await running;
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      expect(pia.notHeld).toBe(0);
+      expect(pia.indexes.every((i) => i % 2 === 0)).toBe(true);
+      // bob, the only holder of the odd chunks, is asked for all of them before any chunk pia also has
+      expect(bob.indexes[0]).toBe(0);
+      expect(bob.indexes.slice(1, 21).sort((a, b) => a - b)).toEqual(all(40).filter((i) => i % 2 === 1));
+    });
+
+    it('a chunk a partial seeder answers NOT_HELD goes to another seeder without blame', async () => {
+      let release = () => undefined as void;
+      const bob = await new FakeSeeder(data, { holdAnswersUntil: new Promise<void>((r) => (release = r)) }).start();
+      started.push(bob);
+      // pia says she holds everything but has lost the last chunk
+      const last = CHUNKS - 1;
+      const pia = await partialSeeder({
+        held: all(CHUNKS),
+        decide: (req) => (req.index === last ? { kind: 'err', code: ErrorCode.NotHeld, message: 'gone' } : undefined),
+      });
+      const j = job(withPartial(metadataFor(data, [seederInfo('bob', bob)]), [partialInfo('pia', pia)]), {
+        maxRefusedPerSeeder: 1,
+        inFlightPerSeeder: 2,
+      });
+      const running = j.run();
+      // bob sits on his first two chunks; pia is asked for the others, the last one too
+      await eventually(() => pia.indexes.includes(last));
+      release();
+      await running;
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(pia.indexes.filter((i) => i === last)).toHaveLength(1);
+      expect(bob.indexes).toContain(last);
+      expect(j.progress.seeders[1]).toMatchObject({ state: 'finished', refused: 0, held: CHUNKS - 1 });
+    });
+
+    it('takes an older seeder answering BITFIELD with UNKNOWN_COMMAND as holding every chunk', async () => {
+      const old = await partialSeeder({ held: undefined, noBitfield: true });
+      const j = job(withPartial(metadataFor(data, []), [partialInfo('olga', old)]));
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(old.bitfieldRequests).toBe(1);
+      expect(j.progress.seeders[0]).toMatchObject({ chunks: CHUNKS, held: CHUNKS });
+    });
+
+    it('drops a partial seeder that does not answer our HELLO: it is never spoken to in the seed form', async () => {
+      const bob = await seeder();
+      const sam = await seedSeeder();
+      const j = job(withPartial(metadataFor(data, [seederInfo('bob', bob)]), [partialInfo('sam', sam)]));
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(sam.requests).toEqual([]);
+      expect(sam.hellos).toBe(1);
+      expect(j.progress.seeders[1].state).toBe('dropped');
+      expect(j.progress.seeders[1].reason).toMatch(/HELLO/);
+    });
+
+    it('a partial seeder vanishing mid-transfer costs nothing but time: the others finish byte for byte', async () => {
+      const small = 16 * 1024;
+      const content = randomBytes(60 * small + 5);
+      const bob = await seeder(undefined, content, small);
+      const pia: FakeSeeder = await partialSeeder(
+        {
+          held: all(61),
+          chunkSize: small,
+          decide: (req) => {
+            if (req.n < 5) return;
+            void pia.stop();
+            return { kind: 'vanish' };
+          },
+        },
+        content,
+      );
+      const j = new DownloadJob(
+        withPartial(metadataFor(content, [seederInfo('bob', bob)], small), [partialInfo('pia', pia)]),
+        dest,
+        new Sha1ChunkHasher(small),
+        { chunkSize: small, retryDelayMs: 20, retryWindowMs: 500, inactivityTimeoutMs: 5_000 },
+      );
+      await j.run();
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      const [b, p] = j.progress.seeders;
+      expect(p.chunks).toBeLessThanOrEqual(4);
+      expect(b.chunks + p.chunks).toBe(61);
+    });
+
+    it('the member listed first as a partial seeder and later as a seeder is one peer, holding every chunk', async () => {
+      const pia = await partialSeeder({ held: [0, 1, 2] });
+      const renew = jest.fn(() => {
+        // she finished (without telling this connection): the tracker now lists her as a seeder
+        all(CHUNKS).forEach((i) => pia.held!.add(i));
+        return Promise.resolve([seederInfo('pia', pia)]);
+      });
+      const j = job(withPartial(metadataFor(data, []), [partialInfo('pia', pia)]), {
+        renewCapabilities: renew,
+        askDelayMs: 20,
+      });
+      await j.run();
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(renew).toHaveBeenCalled();
+      expect(pia.connections).toBe(1);
+      expect(pia.notHeld).toBe(0);
+      expect(j.progress.seeders).toHaveLength(1);
+      expect(j.progress.seeders[0]).toMatchObject({ partial: false, held: CHUNKS, chunks: CHUNKS });
+    });
+
+    it('takes a partial seeder the tracker lists during the download', async () => {
+      let release = () => undefined as void;
+      const bob = await new FakeSeeder(data, { holdAnswersUntil: new Promise<void>((r) => (release = r)) }).start();
+      started.push(bob);
+      const pia = await partialSeeder({ held: [5, 6, 7, 8, 9] });
+      const renew = jest.fn(() => Promise.resolve([seederInfo('bob', bob), partialInfo('pia', pia)]));
+      const j = job(metadataFor(data, [seederInfo('bob', bob)]), {
+        renewCapabilities: renew,
+        rediscoverEveryMs: 20,
+        inFlightPerSeeder: 2,
+      });
+      const running = j.run();
+      await pia.receivedRequests(5);
+      release();
+      await running;
+      expect(readFileSync(dest).equals(data)).toBe(true);
+      expect(pia.bitfieldRequests).toBe(1);
+      expect(pia.notHeld).toBe(0);
+      expect(pia.indexes.every((i) => i >= 5)).toBe(true);
+      expect(j.progress.seeders.map((s) => [s.userId, s.partial])).toEqual([
+        ['bob', false],
+        ['pia', true],
+      ]);
+    });
+
+    it('gives a fast seeder a deeper pipeline than a throttled one, and most of the chunks', async () => {
+      const small = 64 * 1024;
+      const content = randomBytes(96 * small);
+      // the slow one sends about four chunks a second; the fast one answers nothing until the slow one has sent two
+      let release = () => undefined as void;
+      const fast = await new FakeSeeder(content, {
+        chunkSize: small,
+        holdAnswersUntil: new Promise<void>((r) => (release = r)),
+      }).start();
+      const slow = await new FakeSeeder(content, { chunkSize: small, bytesPerSecond: 250_000 }).start();
+      started.push(fast, slow);
+      const j = new DownloadJob(
+        metadataFor(content, [seederInfo('fast', fast), seederInfo('slow', slow)], small),
+        dest,
+        new Sha1ChunkHasher(small),
+        { chunkSize: small },
+      );
+      const running = j.run();
+      await eventually(() => j.progress.seeders[1].chunks >= 2);
+      // measured: 250 kB/s covers a fraction of a chunk in a round trip and the margin
+      expect(j.progress.seeders[1].depth).toBe(2);
+      release();
+      await running;
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      const [f, s] = j.progress.seeders;
+      expect(f.chunks).toBeGreaterThan(s.chunks * 2);
+      expect(s.depth).toBe(2);
+      expect(f.depth).toBeGreaterThan(s.depth!);
+      // at most its depth (and one end-game duplicate) asked of the slow one after the two it had sent
+      expect(slow.requests.length).toBeLessThanOrEqual(s.chunks + 4 + 2);
+    });
+
+    it('takes equally rare chunks in a random order when swarming', async () => {
+      const small = 16 * 1024;
+      const content = randomBytes(100 * small);
+      const bob = await seeder(undefined, content, small);
+      const j = new DownloadJob(
+        metadataFor(content, [seederInfo('bob', bob)], small),
+        dest,
+        new Sha1ChunkHasher(small),
+        {
+          chunkSize: small,
+          swarm: true,
+        },
+      );
+      await j.run();
+      expect(readFileSync(dest).equals(content)).toBe(true);
+      expect(bob.indexes.slice(0, 10)).not.toEqual(all(10));
+    });
+
+    it('two downloads sharing a pacer stay under its rate together, in turn', async () => {
+      const small = 64 * 1024;
+      const rate = 4 * 1024 * 1024;
+      const pacer = new RatePacer(rate);
+      const contents = [randomBytes(16 * small), randomBytes(16 * small)];
+      const done: string[] = [];
+      const jobs = await Promise.all(
+        contents.map(async (content, k) => {
+          const s = await seeder(undefined, content, small);
+          return new DownloadJob(
+            metadataFor(content, [seederInfo('bob', s)], small),
+            join(dir, `file${k}`),
+            new Sha1ChunkHasher(small),
+            { chunkSize: small, downloadPacer: pacer, onChunkWritten: () => done.push(`job${k}`) },
+          );
+        }),
+      );
+      const startedAt = Date.now();
+      await Promise.all(jobs.map((j) => j.run()));
+      const elapsed = Date.now() - startedAt;
+      contents.forEach((c, k) => expect(readFileSync(join(dir, `file${k}`)).equals(c)).toBe(true));
+      // 2 MiB at 4 MiB/s, less the first chunk granted at once: half a second at least (unpaced: a few ms)
+      expect(elapsed).toBeGreaterThanOrEqual((((32 - 1) * small) / rate) * 1000 * 0.9);
+      // in turn: when the first is done, the other has most of its chunks too
+      const firstDone = done.findIndex((_, i) => done.slice(0, i + 1).filter((d) => d === done[i]).length === 16);
+      const other = done[firstDone] === 'job0' ? 'job1' : 'job0';
+      expect(done.slice(0, firstDone + 1).filter((d) => d === other).length).toBeGreaterThanOrEqual(10);
+      expect(pacer.waiting).toBe(0);
     });
   });
 });

@@ -1,27 +1,46 @@
 import { ChunkHasher, CHUNK_SIZE, ChunkPlan, planChunks } from '@app/chunking';
 import { capabilityExpiry, ErrorCode, FileMetadata, formatHostPort, isSha1Hex, SeederInfo } from '@app/protocol';
+import { RatePacer } from '../common/rate-pacer';
 import { ChunkBufferPool } from './chunk-buffer.pool';
 import { ChunkScheduler } from './chunk-scheduler';
 import { DownloadError, PeerError } from './download.errors';
 import { DEFAULT_MAX_HELD_CHUNKS, InOrderHasher } from './in-order-hasher';
 import { PartFile } from './part-file';
+import { PipelineSizer, RequestStamp } from './pipeline-sizer';
 import { PREFIX_HASHER_MIN_BYTES, PrefixHasher } from './prefix-hasher';
 import {
   ChunkLink,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_INACTIVITY_TIMEOUT_MS,
+  HeldChunks,
   PeerConnection,
   PeerForm,
 } from './peer.connection';
 import { SeedPeerConnection } from './seed-peer.connection';
 import { SpeedMeter } from './speed-meter';
+import { MAX_PIPELINE_DEPTH } from './pipeline-sizer';
 
 export interface DownloadJobOptions {
   /**
    * Requests kept outstanding on each seeder's connection (a chunk counts
-   * until it is received and checked). Default: `defaultInFlightPerSeeder(seeders)`.
+   * until it is received and checked), fixed. Default: for a seeder of ours, a depth that follows its measured rate
+   * and round trip (`PipelineSizer`, from `defaultInFlightPerSeeder(seeders)` up to `maxInFlightPerSeeder`); for a
+   * seed-form seeder (a connection per chunk), `defaultInFlightPerSeeder(seeders)`.
    */
   readonly inFlightPerSeeder?: number;
+  /** The most requests an adapting pipeline keeps outstanding with one seeder. Default 32. */
+  readonly maxInFlightPerSeeder?: number;
+  /**
+   * The download is part of a swarm (partial seeding is on): equally rare chunks are taken in a random order, so
+   * that downloaders starting together ask their seeders for different chunks. Default false: in file order, so
+   * that the whole-file SHA-1 can follow the chunks as they come.
+   */
+  readonly swarm?: boolean;
+  /**
+   * Paces the requests of this download, with the client's other downloads (one key per job): a chunk is asked for
+   * only once the pacer granted its length, so all downloads together stay under its rate (changeable at run time).
+   */
+  readonly downloadPacer?: RatePacer;
   /** Default 5 s. */
   readonly connectTimeoutMs?: number;
   /** A seeder that sends nothing this long while requests are outstanding is dropped. Default 15 s. */
@@ -107,6 +126,13 @@ export interface SeederProgress {
   readonly userId: string;
   readonly address: string;
   readonly state: SeederState;
+  // the three below are always set by `DownloadJob` (optional only for progress made up elsewhere, as in tests)
+  /** Listed as a partial seeder (downloading the file itself) and not seen with all of it since. */
+  readonly partial?: boolean;
+  /** Chunks it holds, as far as known (0 once dropped). */
+  readonly held?: number;
+  /** Requests it is kept busy with now (its pipeline depth). */
+  readonly depth?: number;
   /** Verified chunks taken from this seeder. */
   readonly chunks: number;
   readonly corrupt: number;
@@ -177,6 +203,9 @@ const WHOLE_FILE_REFUSALS = new Set<string>([
   ErrorCode.Denied,
 ]);
 
+/** A partial seeder answering a chunk it lacks: no blame, the chunk goes to someone who has it. */
+const NOT_HELD: string = ErrorCode.NotHeld;
+
 /** A seeder that denies this many fresh capabilities in a row, with no chunk between, is dropped. */
 const MAX_DENIED_CAPABILITIES = 3;
 /** After a failed renewal, the next is tried no sooner than this. */
@@ -232,6 +261,13 @@ interface Seeder {
   seedForm: boolean;
   /** The current connection (seed form: the connections, one per chunk); a new one after each retry. */
   conn: ChunkLink;
+  /**
+   * Listed as a partial seeder: asked for its have-list on each connection and followed by its `HAVE`s; never
+   * spoken to in the seed form. False once the tracker lists it as a (full) seeder.
+   */
+  partial: boolean;
+  /** How many requests to keep outstanding with it (adapting to its rate). */
+  readonly sizer: PipelineSizer;
   state: SeederState;
   /** Requests outstanding, or received and not yet checked. */
   slots: number;
@@ -259,11 +295,15 @@ interface Seeder {
  * Downloads one file from its seeders into `destPath`.
  *
  * Every seeder of ours gets one connection (opened with `HELLO p2p-share/2`)
- * with up to `inFlightPerSeeder` requests outstanding; a seeder that speaks only
+ * with as many requests outstanding as its measured rate and round trip call
+ * for (`PipelineSizer`; fixed with `inFlightPerSeeder`); a seeder that speaks only
  * the seed form (listed so by the tracker, or found so when it does not answer
- * the HELLO as ours do) gets up to as many connections at once, one per chunk,
- * each reading the chunk's raw bytes. A `ChunkScheduler` decides which chunk each fetches (rarest
- * first, end-game duplicates near the end). Each chunk is checked against its
+ * the HELLO as ours do) gets up to `defaultInFlightPerSeeder` connections at once, one per chunk,
+ * each reading the chunk's raw bytes. A partial seeder (one still downloading the file, listed in
+ * `partialSeeders` or so by `renewCapabilities`) is asked for its have-list on each connection and followed by
+ * its `HAVE`s; a chunk it answers `NOT_HELD` goes to another without blame. A `ChunkScheduler` decides which chunk
+ * each fetches (rarest first over what each holds, end-game duplicates near the end). With a `downloadPacer`, each
+ * request waits for its turn at the client's download rate. Each chunk is checked against its
  * SHA-1 and written at its offset into `<dest>.part`, so only chunks in
  * flight, and a few that came early, are ever in memory. Seeders that fail to
  * connect, time out, hang up, break the protocol or serve too many bad chunks
@@ -281,7 +321,11 @@ export class DownloadJob {
   private readonly scheduler: ChunkScheduler;
   private readonly pool: ChunkBufferPool;
   private readonly seeders: Seeder[];
-  private readonly inFlightPerSeeder: number;
+  /** Fixed depth (the option), or undefined: each seeder's adapts. */
+  private readonly fixedInFlight: number | undefined;
+  /** Depth of seed-form seeders, and where adapting ones start. */
+  private readonly baseInFlight: number;
+  private readonly maxInFlight: number;
   private readonly maxCorrupt: number;
   private readonly maxRefused: number;
   private readonly now: () => number;
@@ -359,10 +403,10 @@ export class DownloadJob {
     private readonly options: DownloadJobOptions = {},
   ) {
     this.plan = planChunks(metadata.fileSize, options.chunkSize ?? CHUNK_SIZE);
-    this.inFlightPerSeeder = Math.max(
-      1,
-      options.inFlightPerSeeder ?? defaultInFlightPerSeeder(metadata.seeders.length),
-    );
+    const listed = listedSeeders(metadata);
+    this.fixedInFlight = options.inFlightPerSeeder === undefined ? undefined : Math.max(1, options.inFlightPerSeeder);
+    this.baseInFlight = this.fixedInFlight ?? defaultInFlightPerSeeder(listed.length);
+    this.maxInFlight = Math.max(this.baseInFlight, options.maxInFlightPerSeeder ?? MAX_PIPELINE_DEPTH);
     this.maxCorrupt = Math.max(1, options.maxCorruptPerSeeder ?? 3);
     this.maxRefused = Math.max(1, options.maxRefusedPerSeeder ?? 3);
     this.now = options.now ?? Date.now;
@@ -378,20 +422,21 @@ export class DownloadJob {
     this.maxAskDelayMs = Math.max(this.askDelayMs, options.maxAskDelayMs ?? DEFAULT_MAX_ASK_DELAY_MS);
     this.askBackoffMs = this.askDelayMs;
     this.scheduler = new ChunkScheduler(this.plan.count, {
-      // equally rare chunks go in file order unless told otherwise: the whole-file SHA-1 can then follow the
-      // chunks as they come (see InOrderHasher) instead of reading the file back
-      random: options.random ?? (() => 0),
+      // equally rare chunks go in file order unless told otherwise or swarming: the whole-file SHA-1 can then follow
+      // the chunks as they come (see InOrderHasher) instead of reading the file back
+      random: options.random ?? (options.swarm ? Math.random : () => 0),
       endGameThreshold: options.endGameThreshold,
       endGame: options.endGame,
     });
     this.pool = new ChunkBufferPool(
       this.plan.chunkSize,
-      metadata.seeders.length * this.inFlightPerSeeder + MAX_QUEUED_WRITES + DEFAULT_MAX_HELD_CHUNKS + 4,
+      // slots are mapped as first used: room for every listed seeder's deepest pipeline costs nothing until used
+      listed.length * (this.fixedInFlight ?? this.maxInFlight) + MAX_QUEUED_WRITES + DEFAULT_MAX_HELD_CHUNKS + 4,
     );
     this.inOrder = new InOrderHasher(this.plan.count, (data) => this.letGo(data));
     this.writtenChunks = new Uint8Array(this.plan.count);
     const ids = new Set<string>();
-    this.seeders = metadata.seeders.map((info, i) => {
+    this.seeders = listed.map((info, i) => {
       const id = ids.has(info.userId) ? `${info.userId}#${i + 1}` : info.userId;
       ids.add(id);
       return this.newSeeder(id, info);
@@ -463,6 +508,9 @@ export class DownloadJob {
         userId: s.info.userId,
         address: formatHostPort(s.info.address),
         state: s.state,
+        partial: s.partial,
+        held: s.state === 'dropped' ? 0 : this.scheduler.heldCount(s.id),
+        depth: this.depthOf(s),
         chunks: s.chunks,
         corrupt: s.corrupt,
         refused: s.refused,
@@ -536,7 +584,7 @@ export class DownloadJob {
     const now = this.now();
     for (const seeder of this.seeders) {
       seeder.lastProgressAt = now;
-      this.scheduler.addSeeder(seeder.id);
+      this.register(seeder);
     }
     this.scheduleRenewal(now);
     this.progressAt = now;
@@ -657,12 +705,18 @@ export class DownloadJob {
       .then(
         (form: PeerForm) => {
           if (seeder.state !== 'connecting' || seeder.conn !== conn) return;
+          if (form === 'seed' && seeder.partial) {
+            return this.drop(seeder, 'did not answer our HELLO (a partial seeder speaks the extended form)');
+          }
           if (form === 'seed' && !seeder.seedForm) {
             // it did not answer our HELLO as ours do: it speaks only the seed form, so go on in that form
             seeder.seedForm = true;
             seeder.conn = this.newLink(true);
             return this.connect(seeder);
           }
+          seeder.sizer.reset();
+          if (conn instanceof PeerConnection) seeder.sizer.observeRoundTrip(conn.helloRoundTripMs ?? NaN);
+          if (seeder.partial && conn instanceof PeerConnection) return this.askHeld(seeder, conn);
           seeder.state = 'active';
           this.pump(seeder);
         },
@@ -673,14 +727,61 @@ export class DownloadJob {
       );
   }
 
+  /** Asks a partial seeder, on a new connection, which chunks it holds; it serves once the answer is in. */
+  private askHeld(seeder: Seeder, conn: PeerConnection): void {
+    conn.onHave = (indexes) => this.onHave(seeder, conn, indexes);
+    conn.bitfield(seeder.capability, this.plan.count).then(
+      (held: HeldChunks) => {
+        if (this.transferOver || seeder.state !== 'connecting' || seeder.conn !== conn) return;
+        this.scheduler.setHeld(seeder.id, held);
+        seeder.state = 'active';
+        this.pump(seeder);
+      },
+      (err: unknown) => {
+        if (this.transferOver || seeder.conn !== conn) return;
+        // refusing its have-list (e.g. DENIED): taken back should the tracker list it again
+        if (err instanceof PeerError && err.kind === 'refused') {
+          return this.drop(seeder, `refused its have-list (${err.code ?? 'ERR'})`, true);
+        }
+        this.lose(seeder, err);
+      },
+    );
+  }
+
+  /** A partial seeder gained chunks. */
+  private onHave(seeder: Seeder, conn: PeerConnection, indexes: number[]): void {
+    if (this.transferOver || seeder.conn !== conn || seeder.state === 'dropped') return;
+    this.scheduler.addChunks(seeder.id, indexes);
+    this.pump(seeder);
+  }
+
+  /** Registers a seeder with the scheduler: holding the whole file, or (partial) nothing until its have-list comes. */
+  private register(seeder: Seeder): void {
+    this.scheduler.addSeeder(seeder.id, seeder.partial ? [] : undefined);
+  }
+
+  /** Requests to keep outstanding with a seeder now. */
+  private depthOf(seeder: Seeder): number {
+    if (this.fixedInFlight !== undefined) return this.fixedInFlight;
+    return seeder.seedForm ? this.baseInFlight : seeder.sizer.depth;
+  }
+
   private newSeeder(id: string, info: SeederInfo): Seeder {
+    const partial = info.partial === true;
+    const seedForm = info.seedForm === true && !partial;
     return {
       id,
       info,
       capability: info.capability,
       denials: 0,
-      seedForm: info.seedForm === true,
-      conn: this.newLink(info.seedForm === true),
+      seedForm,
+      partial,
+      sizer: new PipelineSizer({
+        chunkSize: this.plan.chunkSize,
+        initialDepth: this.baseInFlight,
+        maxDepth: this.maxInFlight,
+      }),
+      conn: this.newLink(seedForm),
       state: 'connecting',
       slots: 0,
       chunks: 0,
@@ -747,26 +848,60 @@ export class DownloadJob {
     this.askSoon();
   }
 
-  /** Fills the seeder's free request slots with chunks from the scheduler. */
+  /**
+   * Fills the seeder's free request slots with chunks from the scheduler. With a download pacer, a chunk is taken
+   * (and its slot held) at once but asked for only once the pacer grants its length.
+   */
   private pump(seeder: Seeder): void {
     if (this.renewAt !== undefined && this.now() >= this.renewAt) void this.renew();
     while (
       !this.transferOver &&
       seeder.state === 'active' &&
       seeder.denied !== seeder.capability &&
-      seeder.slots < this.inFlightPerSeeder &&
+      seeder.slots < this.depthOf(seeder) &&
       this.writes.size < MAX_QUEUED_WRITES
     ) {
       const index = this.scheduler.next(seeder.id);
       if (index === undefined) return;
       seeder.slots++;
+      const pacer = this.options.downloadPacer;
+      if (!pacer) {
+        this.request(seeder, index);
+        continue;
+      }
       const conn = seeder.conn;
-      const capability = seeder.capability;
-      conn.fetch(index, capability, this.chunkLength(index)).then(
-        (data) => this.onChunk(seeder, index, data),
-        (err: unknown) => this.onFetchError(seeder, index, err, conn, capability),
+      pacer.take(this.chunkLength(index), this).then(
+        () => {
+          if (!this.transferOver && seeder.conn === conn && seeder.state === 'active') {
+            if (!this.scheduler.isChunkDone(index)) return this.request(seeder, index);
+            this.scheduler.cancel(index, seeder.id);
+          } else if (!this.transferOver && seeder.conn === conn) {
+            this.scheduler.cancel(index, seeder.id);
+          }
+          // the connection it was for is gone (its chunks went back then), or the chunk came from another seeder
+          seeder.slots--;
+          this.pump(seeder);
+        },
+        () => {
+          // cancelled: the transfer is over
+          seeder.slots--;
+        },
       );
     }
+  }
+
+  /** Asks the seeder for chunk `index` (its slot is taken already). */
+  private request(seeder: Seeder, index: number): void {
+    const conn = seeder.conn;
+    const capability = seeder.capability;
+    const stamp = seeder.sizer.sent();
+    conn.fetch(index, capability, this.chunkLength(index)).then(
+      (data) => this.onChunk(seeder, index, data, stamp),
+      (err: unknown) => {
+        seeder.sizer.failed(stamp);
+        this.onFetchError(seeder, index, err, conn, capability);
+      },
+    );
   }
 
   /**
@@ -826,6 +961,14 @@ export class DownloadJob {
    */
   private adopt(info: SeederInfo): void {
     const known = this.seeders.find((s) => sameSeeder(s.info, info));
+    if (known && known.partial && info.partial !== true) {
+      // it finished downloading: it holds the whole file now
+      known.partial = false;
+      if (known.state !== 'dropped') {
+        this.scheduler.setHeld(known.id, 'all');
+        this.pump(known);
+      }
+    }
     if (known && !(known.state === 'dropped' && known.revivable)) return;
     const now = this.now();
     let seeder: Seeder;
@@ -848,7 +991,7 @@ export class DownloadJob {
       this.seeders.push(seeder);
     }
     seeder.lastProgressAt = now;
-    this.scheduler.addSeeder(seeder.id);
+    this.register(seeder);
     this.connect(seeder);
   }
 
@@ -885,7 +1028,8 @@ export class DownloadJob {
     for (const seeder of this.seeders) this.pump(seeder);
   }
 
-  private onChunk(seeder: Seeder, index: number, data: Buffer): void {
+  private onChunk(seeder: Seeder, index: number, data: Buffer, stamp: RequestStamp): void {
+    seeder.sizer.received(stamp, data.length);
     if (this.transferOver) {
       seeder.slots--;
       return this.pool.release(data);
@@ -971,6 +1115,11 @@ export class DownloadJob {
     if (err instanceof PeerError && err.kind === 'refused' && err.code === ErrorCode.Denied) {
       if (this.options.renewCapabilities) return this.onDenied(seeder, index, capability);
     }
+    if (err instanceof PeerError && err.kind === 'refused' && err.code === NOT_HELD) {
+      // a partial seeder that does not hold it (yet): no blame, someone who has it gets it
+      this.scheduler.lacks(seeder.id, index);
+      return this.pumpAll();
+    }
     if (err instanceof PeerError && err.kind === 'failed') {
       // a seed-form seeder's connection for this chunk ended short or went silent: the seed form's refusal
       seeder.refused++;
@@ -1031,7 +1180,8 @@ export class DownloadJob {
     const why = this.droppedReasons();
     if (live.length === 0) return this.abort(new DownloadError(`no seeders left: ${why}`));
     const missing = this.scheduler.unavailableChunk();
-    if (missing !== undefined) {
+    // a partial seeder still downloading may yet get it
+    if (missing !== undefined && !live.some((s) => s.partial)) {
       return this.abort(new DownloadError(`no seeder left has chunk ${missing} of ${this.fileName}: ${why}`));
     }
     this.pumpAll();
@@ -1053,6 +1203,7 @@ export class DownloadJob {
   private stopTransfer(): void {
     if (this.transferOver) return;
     this.transferOver = true;
+    this.options.downloadPacer?.cancel(this);
     clearTimeout(this.renewWake);
     this.renewWake = undefined;
     clearTimeout(this.askTimer);
@@ -1137,6 +1288,17 @@ export function formatWait(ms: number): string {
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+/**
+ * The seeders of the metadata, then its partial seeders; a member listed as both is taken as a (full) seeder.
+ */
+function listedSeeders(metadata: FileMetadata): SeederInfo[] {
+  const partial = (metadata.partialSeeders ?? []).filter((p) => !metadata.seeders.some((s) => sameSeeder(s, p)));
+  return [
+    ...metadata.seeders.map((s) => (s.partial ? { ...s, partial: false } : s)),
+    ...partial.map((p) => ({ ...p, partial: true })),
+  ];
 }
 
 /** The same seeder: the same user at the same address. */

@@ -1,4 +1,4 @@
-import { HELLO_LINE, HELLO_REPLY } from '@app/protocol';
+import { ErrorCode, HELLO_LINE, HELLO_REPLY } from '@app/protocol';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { ChunkBufferPool } from './chunk-buffer.pool';
@@ -80,6 +80,15 @@ class ScriptedPeer {
   }
 }
 
+/** Resolves once `check` holds (polled), failing after `timeoutMs`. */
+async function eventually(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
 const chunk = (index: number, body: Buffer) => Buffer.concat([Buffer.from(`CHUNK ${index} ${body.length}\n`), body]);
 
 describe(PeerConnection.name, () => {
@@ -101,6 +110,7 @@ describe(PeerConnection.name, () => {
 
   it('pipelines requests on one socket and matches the answers in order', async () => {
     await connect();
+    expect(conn.helloRoundTripMs).toBeGreaterThanOrEqual(0);
     const bodies = [randomBytes(70_000), randomBytes(5), randomBytes(300_000)];
     const results = bodies.map((b, i) => conn.fetch(i + 10, '/share/my file.bin', b.length));
     expect(conn.outstanding).toBe(3);
@@ -444,6 +454,88 @@ describe(PeerConnection.name, () => {
       await peer.received(1);
       conn.close();
       await expect(form).rejects.toMatchObject({ kind: 'closed' });
+    });
+  });
+
+  describe('have-lists: BITFIELD, HAVE and NOT_HELD', () => {
+    it('asks for the have-list in its place among the requests and reads it', async () => {
+      await connect();
+      const body = randomBytes(20);
+      const a = conn.fetch(3, 'cap', 20);
+      const held = conn.bitfield('cap', 10);
+      const b = conn.fetch(4, 'cap', 20);
+      await peer.received(3);
+      expect(peer.lines).toEqual(['GET_CHUNK 3 cap', 'BITFIELD cap', 'GET_CHUNK 4 cap']);
+      // chunks 0, 3, 4 and 9: bits 1001 1000 01
+      await peer.write(Buffer.concat([chunk(3, body), Buffer.from('BITFIELD 10 mEA\n'), chunk(4, body)]));
+      expect((await a).equals(body)).toBe(true);
+      expect(Array.from((await held) as Uint8Array)).toEqual([1, 0, 0, 1, 1, 0, 0, 0, 0, 1]);
+      expect((await b).equals(body)).toBe(true);
+    });
+
+    it('takes an older seeder answering UNKNOWN_COMMAND as holding every chunk', async () => {
+      await connect();
+      const held = conn.bitfield('cap', 10);
+      await peer.received(1);
+      await peer.write('ERR UNKNOWN_COMMAND unknown peer command BITFIELD\n');
+      expect(await held).toBe('all');
+      expect(conn.isOpen).toBe(true);
+    });
+
+    it('hands HAVE lines pushed between replies to onHave, never taking one for a reply', async () => {
+      const haves: number[][] = [];
+      conn.onHave = (indexes) => haves.push(indexes);
+      await connect();
+      const held = conn.bitfield('cap', 10);
+      await peer.received(1);
+      await peer.write('BITFIELD 10 AAA\nHAVE 2\n');
+      expect(Array.from((await held) as Uint8Array)).toEqual(new Array(10).fill(0));
+      const body = randomBytes(100_000);
+      const a = conn.fetch(2, 'cap', body.length);
+      const b = conn.fetch(5, 'cap', 3);
+      await peer.received(3);
+      // a HAVE right after a body, in the same write as the next reply, and one with no request outstanding
+      await peer.write(Buffer.concat([chunk(2, body), Buffer.from('HAVE 5,9\n'), chunk(5, Buffer.from('abc'))]));
+      await peer.write('HAVE 7\n');
+      expect((await a).equals(body)).toBe(true);
+      expect((await b).toString()).toBe('abc');
+      await eventually(() => haves.length === 3);
+      expect(haves).toEqual([[2], [5, 9], [7]]);
+      expect(conn.isOpen).toBe(true);
+    });
+
+    it('fails a chunk the seeder lacks as refused NOT_HELD, and goes on', async () => {
+      await connect();
+      const a = conn.fetch(1, 'cap', 3);
+      const b = conn.fetch(2, 'cap', 3);
+      await peer.received(2);
+      await peer.write('ERR NOT_HELD chunk 1 is not here yet\nCHUNK 2 3\nxyz');
+      await expect(a).rejects.toMatchObject({ kind: 'refused', code: ErrorCode.NotHeld });
+      expect((await b).toString()).toBe('xyz');
+      expect(conn.isOpen).toBe(true);
+    });
+
+    it.each([
+      ['a HAVE before any have-list', [], 'HAVE 1\n', /before its have-list/],
+      ['a malformed HAVE', [10], 'BITFIELD 10 AAA\nHAVE 1,x\n', /malformed/],
+      ['a HAVE past the end of the file', [10], 'BITFIELD 10 AAA\nHAVE 10\n', /malformed/],
+      ['a have-list of another chunk count', [10], 'BITFIELD 11 AAA\n', /malformed/],
+      ['a have-list with spare bits set', [10], 'BITFIELD 10 AAE\n', /malformed/],
+    ])('drops the seeder on %s', async (_what, bitfield, reply, error) => {
+      await connect();
+      const asked = bitfield.map((n) => conn.bitfield('cap', n));
+      const pending = conn.fetch(0, 'cap', 3);
+      await peer.received(1 + asked.length);
+      await peer.write(reply);
+      const err = await pending.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(PeerError);
+      expect((err as PeerError).kind).toBe('protocol');
+      expect((err as PeerError).message).toMatch(error);
+      await Promise.allSettled(asked);
+      expect(conn.isOpen).toBe(false);
     });
   });
 

@@ -1,10 +1,15 @@
 import {
+  ErrorCode,
   excerpt,
+  formatBitfieldRequest,
   formatGetChunk,
   formatHostPort,
   HELLO_LINE,
   HELLO_REPLY,
+  isHaveLine,
+  parseBitfieldReply,
   parseChunkHeader,
+  parseHaveLine,
   parseReplyHeader,
 } from '@app/protocol';
 import * as net from 'node:net';
@@ -46,12 +51,25 @@ export interface ChunkLink {
   close(): void;
 }
 
-interface Pending {
+/** What a seeder holds of the file: one byte per chunk (1: held), or `all` (a seeder that keeps no have-list). */
+export type HeldChunks = Uint8Array | 'all';
+
+interface PendingChunk {
+  readonly kind: 'chunk';
   readonly index: number;
   readonly length: number;
   readonly resolve: (data: Buffer) => void;
   readonly reject: (err: PeerError) => void;
 }
+
+interface PendingBitfield {
+  readonly kind: 'bitfield';
+  readonly chunkCount: number;
+  readonly resolve: (held: HeldChunks) => void;
+  readonly reject: (err: PeerError) => void;
+}
+
+type Pending = PendingChunk | PendingBitfield;
 
 /**
  * One TCP connection to a seeder's chunk server. `fetch` sends a
@@ -65,6 +83,13 @@ interface Pending {
  * it back with `pool.release` when done), with no copy and no other
  * allocation; header and `ERR` lines go through a small reused scratch
  * buffer (see `PeerReplyReader`).
+ *
+ * `bitfield` asks for the seeder's have-list (in its place among the
+ * requests); from its answer on, the `HAVE` lines the seeder pushes between
+ * replies go to `onHave` and are never taken for a reply. A malformed
+ * `BITFIELD` or `HAVE` line, or a `HAVE` before the have-list, is a protocol
+ * error. A chunk a partial seeder lacks fails with a `refused` error of code
+ * `NOT_HELD`.
  */
 export class PeerConnection implements ChunkLink {
   private socket: net.Socket | undefined;
@@ -75,7 +100,7 @@ export class PeerConnection implements ChunkLink {
   private readonly reader = new PeerReplyReader(
     {
       line: (line) => this.onLine(line),
-      body: (data) => this.settle().resolve(data),
+      body: (data) => (this.settle() as PendingChunk).resolve(data),
       overflow: (limit) =>
         this.greeting ? this.greeted('seed') : this.protocolError(`sent a line longer than ${limit} bytes`),
     },
@@ -86,9 +111,17 @@ export class PeerConnection implements ChunkLink {
   private lastActivity = 0;
   private timer: NodeJS.Timeout | undefined;
   private peer = '?';
+  /** Chunks of the file, once a have-list was received: `HAVE` lines are accepted from then on. */
+  private haveChunks: number | undefined;
+  /** Milliseconds from sending the HELLO to its answer: a round trip, once connected in the extended form. */
+  helloRoundTripMs: number | undefined;
+  private helloSentAt = 0;
+  /** Chunks the seeder says it gained (a `HAVE` line's indexes). */
+  onHave: ((indexes: number[]) => void) | undefined;
 
-  constructor(options: { readonly pool?: ChunkBufferPool } = {}) {
+  constructor(options: { readonly pool?: ChunkBufferPool; readonly onHave?: (indexes: number[]) => void } = {}) {
     this.pool = options.pool ?? new ChunkBufferPool(0, 0);
+    this.onHave = options.onHave;
   }
 
   /** `host:port` of the seeder. */
@@ -165,6 +198,7 @@ export class PeerConnection implements ChunkLink {
         resolve: (form) => (clearTimeout(timer), resolve(form)),
         reject: (err) => (clearTimeout(timer), reject(err)),
       };
+      this.helloSentAt = performance.now();
       socket.write(`${HELLO_LINE}\n`);
     });
   }
@@ -175,6 +209,7 @@ export class PeerConnection implements ChunkLink {
     if (!greeting) return;
     this.greeting = undefined;
     if (form === 'seed') this.abort(new PeerError('closed', `${this.peer} speaks only the seed form`));
+    else this.helloRoundTripMs = performance.now() - this.helloSentAt;
     greeting.resolve(form);
   }
 
@@ -188,8 +223,26 @@ export class PeerConnection implements ChunkLink {
     if (!socket) return Promise.reject(new PeerError('closed', 'not connected'));
     return new Promise<Buffer>((resolve, reject) => {
       if (this.pending.length === 0) this.lastActivity = Date.now();
-      this.pending.push({ index, length: expectedLength, resolve, reject });
+      this.pending.push({ kind: 'chunk', index, length: expectedLength, resolve, reject });
       socket.write(`${formatGetChunk({ index, capability })}\n`);
+      this.armTimer();
+    });
+  }
+
+  /**
+   * Asks for the seeder's have-list of the file of `chunkCount` chunks (`BITFIELD <capability>`): resolves with one
+   * byte per chunk, or `all` when the seeder does not know the request (`ERR UNKNOWN_COMMAND`: one of ours of an
+   * older version, serving only whole files). Any other `ERR` rejects with a `refused` error; a reply for another
+   * chunk count or with malformed bits is a protocol error.
+   */
+  bitfield(capability: string, chunkCount: number): Promise<HeldChunks> {
+    if (this.closedBy) return Promise.reject(this.closedBy);
+    const socket = this.socket;
+    if (!socket) return Promise.reject(new PeerError('closed', 'not connected'));
+    return new Promise<HeldChunks>((resolve, reject) => {
+      if (this.pending.length === 0) this.lastActivity = Date.now();
+      this.pending.push({ kind: 'bitfield', chunkCount, resolve, reject });
+      socket.write(`${formatBitfieldRequest(capability)}\n`);
       this.armTimer();
     });
   }
@@ -204,6 +257,7 @@ export class PeerConnection implements ChunkLink {
       if (line === HELLO_REPLY) return this.greeted('extended');
       if (!line.startsWith('ERR ')) return this.greeted('seed');
     }
+    if (isHaveLine(line)) return this.onHaveLine(line);
     const head = this.pending[0];
     if (line.startsWith('ERR')) {
       let reply;
@@ -218,16 +272,27 @@ export class PeerConnection implements ChunkLink {
         const err = `${this.peer} refused the connection: ${reply.code} ${excerpt(reply.message, MAX_SHOWN_MESSAGE)}`;
         return this.abort(new PeerError('connect', err, reply.code));
       }
+      const what = head.kind === 'chunk' ? `chunk ${head.index}` : 'its have-list';
+      if (head.kind === 'bitfield' && reply.code === ErrorCode.UnknownCommand) {
+        // one of ours of an older version: it serves only files it holds whole
+        return (this.settle() as PendingBitfield).resolve('all');
+      }
       this.settle().reject(
         new PeerError(
           'refused',
-          `${this.peer} refused chunk ${head.index}: ${reply.code} ${excerpt(reply.message, MAX_SHOWN_MESSAGE)}`,
+          `${this.peer} refused ${what}: ${reply.code} ${excerpt(reply.message, MAX_SHOWN_MESSAGE)}`,
           reply.code,
         ),
       );
       return;
     }
     if (!head) return this.protocolError('sent data with no request outstanding');
+    if (head.kind === 'bitfield') {
+      const held = parseBitfieldReply(line, head.chunkCount);
+      if (!held) return this.malformed(line);
+      this.haveChunks = head.chunkCount;
+      return (this.settle() as PendingBitfield).resolve(held);
+    }
     let header: { index: number; length: number };
     try {
       header = parseChunkHeader(line);
@@ -239,8 +304,16 @@ export class PeerConnection implements ChunkLink {
         `answered chunk ${header.index} of ${header.length} bytes, expected chunk ${head.index} of ${head.length}`,
       );
     }
-    if (header.length === 0) return this.settle().resolve(Buffer.alloc(0));
+    if (header.length === 0) return (this.settle() as PendingChunk).resolve(Buffer.alloc(0));
     this.reader.expectBody(this.pool.acquire(header.length));
+  }
+
+  /** A `HAVE` the seeder pushed between replies: valid only after its have-list, and only for chunks of the file. */
+  private onHaveLine(line: string): void {
+    if (this.haveChunks === undefined) return this.protocolError('sent HAVE before its have-list');
+    const indexes = parseHaveLine(line, this.haveChunks);
+    if (!indexes) return this.malformed(line);
+    this.onHave?.(indexes);
   }
 
   /** Removes the oldest request, to be settled by the caller. */

@@ -1,12 +1,15 @@
 import { CHUNK_SIZE } from '@app/chunking';
 import {
   ErrorCode,
+  formatBitfieldReply,
   formatChunkHeader,
+  formatHaveLines,
   FrameDecoder,
   GetChunkRequest,
   HELLO_LINE,
   HELLO_REPLY,
   parseGetChunk,
+  parsePeerRequest,
 } from '@app/protocol';
 import * as net from 'node:net';
 
@@ -54,6 +57,16 @@ export interface FakeSeederOptions {
   readonly onUnknown?: 'close' | 'junk';
   /** Extended form: answers (in order) only once this has resolved, as a seeder slower than the others does. */
   readonly holdAnswersUntil?: Promise<void>;
+  /**
+   * A partial seeder: holds only these chunks (more with `have`), answers `BITFIELD` with them and pushes `HAVE`
+   * lines to the connections that asked, and answers a request for any other chunk `ERR NOT_HELD` at once.
+   * Without it, it holds the whole file (and answers `BITFIELD` with every bit set).
+   */
+  readonly held?: Iterable<number>;
+  /** Answers `BITFIELD` with `ERR UNKNOWN_COMMAND`, as an older seeder of ours does. */
+  readonly noBitfield?: boolean;
+  /** Extended form: sends its answers at about this many bytes per second (all connections together). */
+  readonly bytesPerSecond?: number;
 }
 
 /** What the seed-form fake sends to a line it does not know, with `onUnknown: 'junk'`. */
@@ -80,6 +93,15 @@ export class FakeSeeder {
   /** Capabilities it serves for; starts with `capability`, tests add and remove. */
   readonly accepted = new Set<string>();
   private waiters: { count: number; resolve: () => void }[] = [];
+  /** Partial mode: the chunks it holds. */
+  readonly held: Set<number> | undefined;
+  /** `BITFIELD` requests received, and `GET_CHUNK`s answered `NOT_HELD`. */
+  bitfieldRequests = 0;
+  notHeld = 0;
+  /** Connections that got a have-list: they are told of chunks gained. */
+  private readonly listening = new Set<net.Socket>();
+  /** Throttled: when the last answer queued is through. */
+  private sendFreeAt = 0;
 
   constructor(
     private readonly data: Buffer,
@@ -88,7 +110,23 @@ export class FakeSeeder {
     this.chunkSize = options.chunkSize ?? CHUNK_SIZE;
     this.capability = options.capability ?? 'test-capability';
     this.accepted.add(this.capability);
+    this.held = options.held ? new Set(options.held) : undefined;
     this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  get chunkCount(): number {
+    return Math.ceil(this.data.length / this.chunkSize);
+  }
+
+  /** Partial mode: the seeder gains these chunks, and tells every connection that asked for its have-list. */
+  have(indexes: readonly number[]): void {
+    const fresh = indexes.filter((i) => !this.held!.has(i));
+    fresh.forEach((i) => this.held!.add(i));
+    if (fresh.length === 0) return;
+    const lines = formatHaveLines(fresh)
+      .map((l) => `${l}\n`)
+      .join('');
+    for (const socket of this.listening) this.send(socket, lines);
   }
 
   get port(): number {
@@ -159,7 +197,12 @@ export class FakeSeeder {
         first = false;
         let req: GetChunkRequest;
         try {
-          req = parseGetChunk(frame.line);
+          const parsed = parsePeerRequest(frame.line);
+          if (parsed.kind === 'bitfield') {
+            this.answerBitfield(socket, parsed.capability);
+            continue;
+          }
+          req = parsed;
         } catch {
           socket.write(`ERR ${ErrorCode.BadSyntax} bad request\n`);
           continue;
@@ -168,16 +211,44 @@ export class FakeSeeder {
         this.requests.push(seen);
         this.waiters = this.waiters.filter((w) => (this.requests.length >= w.count ? (w.resolve(), false) : true));
         if (stalled) continue;
+        if (this.held && !this.held.has(req.index)) {
+          this.notHeld++;
+          this.send(socket, `ERR ${ErrorCode.NotHeld} chunk ${req.index} is not here yet\n`);
+          continue;
+        }
         const answer = this.options.decide?.(seen) ?? { kind: 'serve' };
         if (answer.kind === 'stall') stalled = true;
         else if (answer.kind === 'vanish') this.vanish();
         else if (answer.kind === 'cut') this.cut(socket, this.answer(req, { kind: 'serve' }), answer.bytes);
-        else if (this.options.holdAnswersUntil) {
-          const bytes = this.answer(req, answer);
-          void this.options.holdAnswersUntil.then(() => socket.write(bytes));
-        } else socket.write(this.answer(req, answer));
+        else this.send(socket, this.answer(req, answer));
       }
     });
+  }
+
+  /** An answer to a `BITFIELD`: the chunks it holds, or `UNKNOWN_COMMAND` as an older seeder. */
+  private answerBitfield(socket: net.Socket, capability: string): void {
+    this.bitfieldRequests++;
+    if (this.options.noBitfield) {
+      return this.send(socket, `ERR ${ErrorCode.UnknownCommand} unknown peer command 'BITFIELD'\n`);
+    }
+    if (!this.options.acceptAny && !this.accepted.has(capability)) {
+      return this.send(socket, `ERR ${ErrorCode.Denied} no valid capability\n`);
+    }
+    const bits = Uint8Array.from({ length: this.chunkCount }, (_, i) => (!this.held || this.held.has(i) ? 1 : 0));
+    this.send(socket, `${formatBitfieldReply(bits)}\n`);
+    this.listening.add(socket);
+    socket.once('close', () => this.listening.delete(socket));
+  }
+
+  /** Writes an answer whole, in order: after `holdAnswersUntil`, and paced to `bytesPerSecond`. */
+  private send(socket: net.Socket, bytes: Buffer | string): void {
+    const rate = this.options.bytesPerSecond;
+    const hold = this.options.holdAnswersUntil;
+    if (hold) return void hold.then(() => socket.write(bytes));
+    if (!rate) return void socket.write(bytes);
+    const now = Date.now();
+    this.sendFreeAt = Math.max(now, this.sendFreeAt) + (Buffer.byteLength(bytes) * 1000) / rate;
+    setTimeout(() => !socket.destroyed && socket.write(bytes), this.sendFreeAt - now);
   }
 
   /** One request per connection, raw bytes or a silent close, as the seed's seeders do. */
