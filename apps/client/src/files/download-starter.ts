@@ -95,7 +95,7 @@ export class DownloadStarter {
     const entry = this.downloads.start(
       groupId,
       userId,
-      { ...metadata, seeders: [...seeders, ...partial], partialSeeders: undefined },
+      { ...metadata, seeders, partialSeeders: partial.length > 0 ? partial : undefined },
       destPath,
       renew,
       resume,

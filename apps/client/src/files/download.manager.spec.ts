@@ -12,6 +12,10 @@ import { OUTPUT } from '../output/output.port';
 import { eventually, sha1, TempDirs } from '../seeding/testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
 import { DownloadManager } from './download.manager';
+import { ClientConfigService } from '../config/client-config.service';
+import { PartialShares } from '../seeding/partial-shares';
+import { TransferSettings } from '../settings/transfer-settings.service';
+import { configService } from './testing/files.fixtures';
 import { SharingService } from './sharing.service';
 import { tick } from './testing/files.fixtures';
 
@@ -87,23 +91,40 @@ describe(DownloadManager.name, () => {
   const seeders: FakeSeeder[] = [];
   let moduleRef: TestingModule;
   let manager: DownloadManager;
-  let sharing: { seedDownloaded: jest.Mock<Promise<void>, [unknown]> };
+  let sharing: {
+    seedDownloaded: jest.Mock<Promise<void>, [unknown]>;
+    announcePartial: jest.Mock<Promise<boolean>, [string, string, string]>;
+    withdrawPartial: jest.Mock<Promise<void>, [string, string]>;
+    partialDone: jest.Mock<void, [string, string]>;
+  };
+  let settings: TransferSettings;
+  let partials: PartialShares;
   let out: CollectingOutput;
   let dir: string;
 
   beforeEach(async () => {
     dir = temp.make('download-manager-');
     out = new CollectingOutput();
-    sharing = { seedDownloaded: jest.fn<Promise<void>, [unknown]>(() => Promise.resolve()) };
+    sharing = {
+      seedDownloaded: jest.fn<Promise<void>, [unknown]>(() => Promise.resolve()),
+      announcePartial: jest.fn<Promise<boolean>, [string, string, string]>(() => Promise.resolve(true)),
+      withdrawPartial: jest.fn<Promise<void>, [string, string]>(() => Promise.resolve()),
+      partialDone: jest.fn<void, [string, string]>(),
+    };
     moduleRef = await Test.createTestingModule({
       providers: [
         DownloadManager,
+        PartialShares,
+        TransferSettings,
+        { provide: ClientConfigService, useValue: configService({ dataDir: dir }) },
         { provide: SharingService, useValue: sharing },
         { provide: CHUNK_HASHER, useValue: new Sha1ChunkHasher() },
         { provide: OUTPUT, useValue: out },
       ],
     }).compile();
     manager = moduleRef.get(DownloadManager);
+    settings = moduleRef.get(TransferSettings);
+    partials = moduleRef.get(PartialShares);
   });
 
   afterEach(async () => {
@@ -219,7 +240,73 @@ describe(DownloadManager.name, () => {
     });
   });
 
+  describe('serving what it holds (partial seeding)', () => {
+    it('serves each chunk once it is written, announced to the tracker, until the download stops', async () => {
+      const data = randomBytes(3 * CHUNK_SIZE + 100);
+      // the fourth chunk asked for never comes (chunks are asked for in a random order when swarming)
+      let asked = 0;
+      const bob = await startSeeder(data, () => (++asked > 3 ? { kind: 'stall' } : undefined));
+      const meta = metadataFor(data, [seederInfo('bob', bob.port)]);
+      const dest = join(dir, 'report.pdf');
+      const entry = manager.start('g1', 'alice', meta, dest);
+      await eventually(() => entry.job.progress.chunksDone === 3, 'three chunks are in');
+
+      const share = partials.find('g1', sha1(data), 'alice')!;
+      expect(share).toBeDefined();
+      expect(share.partPath).toBe(`${dest}.part`);
+      await eventually(() => share.heldCount === 3, 'the three are served');
+      const missing = bob.indexes[3];
+      expect([0, 1, 2, 3].map((i) => share.has(i))).toEqual([0, 1, 2, 3].map((i) => i !== missing));
+      expect(sharing.announcePartial).toHaveBeenCalledWith('g1', 'report.pdf', 'alice');
+
+      entry.job.cancel();
+      await entry.done;
+      expect(sharing.withdrawPartial).toHaveBeenCalledWith('g1', 'report.pdf');
+      expect(share.closed).toBe(true);
+      expect(partials.list()).toEqual([]);
+      expect(sharing.partialDone).not.toHaveBeenCalled();
+    });
+
+    it('hands over to the full share once the download is seeded', async () => {
+      const data = randomBytes(2 * CHUNK_SIZE);
+      const bob = await startSeeder(data);
+      let servingWhenSeeded: boolean | undefined;
+      sharing.seedDownloaded.mockImplementation(() => {
+        servingWhenSeeded = partials.find('g1', sha1(data), 'alice') !== undefined;
+        return Promise.resolve();
+      });
+      await manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', bob.port)]), join(dir, 'r.pdf')).done;
+
+      // still served while the full share is registered, so that no peer is turned away in between
+      expect(servingWhenSeeded).toBe(true);
+      expect(partials.list()).toEqual([]);
+      expect(sharing.partialDone).toHaveBeenCalledWith('g1', 'report.pdf');
+      expect(sharing.withdrawPartial).not.toHaveBeenCalled();
+    });
+
+    it('serves nothing with partial seeding off, and stops serving when it is turned off', async () => {
+      const data = randomBytes(2 * CHUNK_SIZE + 1);
+      let asked = 0;
+      const bob = await startSeeder(data, () => (++asked > 2 ? { kind: 'stall' } : undefined));
+      const running = manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', bob.port)]), join(dir, 'a'));
+      await eventually(() => partials.list().length === 1, 'the download serves');
+
+      settings.setPartialSeeding(false);
+      await eventually(() => partials.list().length === 0, 'it no longer serves');
+      expect(sharing.withdrawPartial).toHaveBeenCalledWith('g1', 'report.pdf');
+      const off = manager.start('g1', 'alice', metadataFor(data, [seederInfo('bob', bob.port)]), join(dir, 'b'));
+      await bob.receivedRequests(4);
+      expect(partials.list()).toEqual([]);
+      expect(sharing.announcePartial).toHaveBeenCalledTimes(1);
+      running.job.cancel();
+      off.job.cancel();
+    });
+  });
+
   describe('with a .part to resume from', () => {
+    // chunks in file order (as without partial seeding), so that the tests know which are in when a seeder stalls
+    beforeEach(() => settings.setPartialSeeding(false));
+
     it('a stopped download keeps its .part and record; the next one fetches only the rest', async () => {
       const data = randomBytes(4 * CHUNK_SIZE + 100);
       const dest = join(dir, 'report.pdf');

@@ -1,4 +1,12 @@
-import { errReply, FileMetadata, formatFileMetadata, okReply, Reply, SeederInfo } from '@app/protocol';
+import {
+  errReply,
+  FileMetadata,
+  formatFileMetadata,
+  formatSeederLists,
+  okReply,
+  Reply,
+  SeederInfo,
+} from '@app/protocol';
 import { Test, TestingModule } from '@nestjs/testing';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +23,7 @@ import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient, TrackerListener } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
 import { DownloadManager } from './download.manager';
-import { DownloadStarter } from './download-starter';
+import { DownloadStarter, SWARM_REDISCOVER_MS } from './download-starter';
 import {
   CancelDownloadCommand,
   DownloadFileCommand,
@@ -28,6 +36,7 @@ import {
   UploadFileCommand,
 } from './file.commands';
 import { RunningDownloadsFile } from './running-downloads.file';
+import { TransferSettings } from '../settings/transfer-settings.service';
 import { SharingService } from './sharing.service';
 import { configService, fakeTracker, FakeTracker, SELF, tick } from './testing/files.fixtures';
 
@@ -52,6 +61,9 @@ const metadata = (seeders: SeederInfo[], fileName = 'report.pdf'): FileMetadata 
 });
 const metadataReply = (meta: FileMetadata): Reply =>
   okReply(`${meta.fileName}: ${meta.fileSize} bytes, ${meta.seeders.length} online seeders`, formatFileMetadata(meta));
+
+const seederListsReply = (meta: FileMetadata): Reply =>
+  okReply(`${meta.fileName}: ${meta.seeders.length} online seeders`, formatSeederLists(meta));
 
 describe('file commands', () => {
   const temp = new TempDirs();
@@ -119,6 +131,7 @@ describe('file commands', () => {
         { provide: SEEDING_OPTIONS, useValue: {} },
         { provide: LOCAL_COMMANDS, useFactory: (...commands: LocalCommand[]) => commands, inject: FILE_COMMANDS },
         DownloadStarter,
+        TransferSettings,
         { provide: ClientConfigService, useValue: configService({ dataDir, stallTimeoutMs: 120_000 }) },
         { provide: TrackerClient, useValue: tracker },
         { provide: SharingService, useValue: sharing },
@@ -231,7 +244,7 @@ describe('file commands', () => {
         mine.destPath,
         expect.any(Function),
         freshStart,
-        { stallTimeoutMs: 120_000 },
+        { stallTimeoutMs: 120_000, rediscoverEveryMs: SWARM_REDISCOVER_MS },
       );
       expect(out.lines).toEqual([
         'logged in as alice',
@@ -392,7 +405,7 @@ describe('file commands', () => {
         dest,
         expect.any(Function),
         freshStart,
-        { stallTimeoutMs: 120_000 },
+        { stallTimeoutMs: 120_000, rediscoverEveryMs: SWARM_REDISCOVER_MS },
       );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}`]);
     });
@@ -401,13 +414,21 @@ describe('file commands', () => {
       await download(dir);
       const renew = downloads.start.mock.calls[0][4]!;
       const fresh = { ...BOB, capability: 'cap-bob-2' };
-      answer(metadataReply(metadata([fresh, ME, CAROL])));
-      // seeders that came online are taken from the same answer; this client never downloads from itself
-      await expect(renew()).resolves.toEqual([fresh, CAROL]);
-      expect(tracker.lines).toEqual(['download_file g1 report.pdf', 'download_file g1 report.pdf']);
+      const dave = { userId: 'dave', address: { host: '127.0.0.1', port: 7004 }, capability: 'cap-dave' };
+      answer(seederListsReply({ ...metadata([fresh, ME, CAROL]), partialSeeders: [dave, { ...ME, userId: 'me' }] }));
+      // seeders and partial seeders that came online are taken from the same answer (the seeder lists alone, no
+      // chunk hashes); this client never downloads from itself
+      await expect(renew()).resolves.toEqual([fresh, CAROL, { ...dave, partial: true }]);
+      expect(tracker.lines).toEqual(['download_file g1 report.pdf', 'list_seeders g1 report.pdf']);
       expect(out.lines).toHaveLength(1); // renewing is silent
 
-      answer(metadataReply({ ...metadata([fresh]), fileHash: 'e'.repeat(40) }));
+      // a tracker that does not know list_seeders is asked with download_file
+      tracker.request.mockResolvedValueOnce(errReply('UNKNOWN_COMMAND', "unknown command 'list_seeders'"));
+      tracker.request.mockResolvedValueOnce(metadataReply(metadata([fresh])));
+      await expect(renew()).resolves.toEqual([fresh]);
+      expect(tracker.lines.slice(2)).toEqual(['list_seeders g1 report.pdf', 'download_file g1 report.pdf']);
+
+      answer(seederListsReply({ ...metadata([fresh]), fileHash: 'e'.repeat(40) }));
       await expect(renew()).rejects.toThrow('report.pdf is now another file on the tracker');
       answer(errReply('NOT_MEMBER', 'you are not a member of group g1'));
       await expect(renew()).rejects.toThrow('you are not a member of group g1');
@@ -424,7 +445,7 @@ describe('file commands', () => {
         dest,
         expect.any(Function),
         freshStart,
-        { stallTimeoutMs: 120_000 },
+        { stallTimeoutMs: 120_000, rediscoverEveryMs: SWARM_REDISCOVER_MS },
       );
       expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${dest}`]);
     });
@@ -641,7 +662,7 @@ describe('file commands', () => {
     const entry = (groupId: string, progress: Partial<DownloadProgress>) => ({
       groupId,
       userId: 'alice',
-      job: { progress: { verifying: false, percent: 0, speed: 0, ...progress } },
+      job: { progress: { verifying: false, percent: 0, speed: 0, seeders: [], ...progress } },
     });
 
     it('says when there are none', async () => {
