@@ -1,5 +1,5 @@
 /** Requests in flight to one peer at least and at most, whatever its rate. */
-export const MIN_PIPELINE_DEPTH = 2;
+export const MIN_PIPELINE_DEPTH = 1;
 export const MAX_PIPELINE_DEPTH = 32;
 /** Time the pipeline covers beyond the round trip, so that the next request is there before the peer runs dry. */
 export const DEFAULT_PIPELINE_MARGIN_MS = 50;
@@ -71,8 +71,11 @@ export class PipelineSizer {
   /** Requests to keep outstanding now. */
   get depth(): number {
     if (this.bytesPerSecond === 0) return this.initialDepth;
+    // the chunk coming in, and what the peer delivers while the next request travels (plus the margin), rounded to
+    // the nearest: a peer that sends a chunk in many round trips (a capped seeder shared by many) is asked one at a
+    // time, and so holds few of our requests it will be slow to serve
     const covered = (this.bytesPerSecond * (this.roundTripMs + this.marginMs)) / 1000 / this.chunkSize;
-    return Math.min(this.maxDepth, Math.max(this.minDepth, Math.ceil(covered) + 1));
+    return Math.min(this.maxDepth, Math.max(this.minDepth, Math.round(covered + 1)));
   }
 
   /** Bytes per second, moving average (0 before the first chunk). */
