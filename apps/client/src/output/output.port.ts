@@ -8,6 +8,12 @@ export interface OutputPort {
   line(text: string): void;
   /** Prints `error: <text>`. */
   error(text: string): void;
+  /**
+   * A live line that is redrawn in place (a download's progress): shown on a terminal, under what was printed and
+   * apart from the line being typed; `undefined` takes it away. One line per `key`. Nothing is shown where the
+   * output is not a terminal (a script, a file): there the end-of-download line says it all.
+   */
+  progress(key: string, text: string | undefined): void;
 }
 
 /**
@@ -27,6 +33,11 @@ export abstract class TerminalOutput implements OutputPort {
 
   error(text: string): void {
     this.line(`error: ${text}`);
+  }
+
+  /** Not a terminal by default: live lines are not shown. */
+  progress(_key: string, _text: string | undefined): void {
+    // nothing to redraw
   }
 
   /** `safeLine` holds no control characters; the newline that ends it is the implementation's to add. */
