@@ -131,6 +131,37 @@ describe(DownloadJob.name, () => {
     for (const s of seeders) expect(s.requests.length).toBeGreaterThan(5);
   });
 
+  it('keeps at most its cap of requests outstanding over all seeders, each seeder getting its share', async () => {
+    const small = 16 * 1024;
+    const content = randomBytes(200 * small);
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    const seeders: FakeSeeder[] = [];
+    for (let i = 0; i < 4; i++)
+      seeders.push(await new FakeSeeder(content, { chunkSize: small, holdAnswersUntil: held }).start());
+    started.push(...seeders);
+    const meta = metadataFor(
+      content,
+      seeders.map((s, i) => seederInfo(`u${i}`, s)),
+      small,
+    );
+    // ten a seeder would be forty in all: the cap of 16 (passed by at most as much while late seeders take a share)
+    const job = new DownloadJob(meta, dest, new Sha1ChunkHasher(small), {
+      chunkSize: small,
+      inFlightPerSeeder: 10,
+      maxInFlight: 16,
+    });
+    const running = job.run();
+    await eventually(() => seeders.every((s) => s.requests.length > 0));
+    await new Promise((r) => setTimeout(r, 100)); // requests already sent reach the seeders
+    const outstanding = seeders.reduce((n, s) => n + s.requests.length, 0);
+    expect(outstanding).toBeGreaterThanOrEqual(16);
+    expect(outstanding).toBeLessThanOrEqual(32);
+    release();
+    await running;
+    expect(readFileSync(dest).equals(content)).toBe(true);
+  });
+
   /** A `random` for the scheduler that ranks the chunks last to first: every chunk comes far out of file order. */
   const lastFirst = () => {
     let key = 1;

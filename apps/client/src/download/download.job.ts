@@ -31,6 +31,11 @@ export interface DownloadJobOptions {
   /** The most requests an adapting pipeline keeps outstanding with one seeder. Default 32. */
   readonly maxInFlightPerSeeder?: number;
   /**
+   * Requests outstanding over all seeders at most (each holds a chunk-sized buffer once its chunk comes): fast
+   * seeders then share this many, the faster the more. Default `DEFAULT_MAX_IN_FLIGHT` (16: 8 MiB of 512 KiB chunks).
+   */
+  readonly maxInFlight?: number;
+  /**
    * The download is part of a swarm (partial seeding is on): equally rare chunks are taken in a random order, so
    * that downloaders starting together ask their seeders for different chunks. Default false: in file order, so
    * that the whole-file SHA-1 can follow the chunks as they come.
@@ -192,6 +197,9 @@ export function defaultInFlightPerSeeder(seeders: number): number {
  */
 export const MAX_QUEUED_WRITES = 8;
 
+/** Requests outstanding over all of a download's seeders at most, by default. */
+export const DEFAULT_MAX_IN_FLIGHT = 16;
+
 /** See `DownloadJobOptions.flushEveryBytes`. */
 export const DEFAULT_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
@@ -326,6 +334,7 @@ export class DownloadJob {
   /** Depth of seed-form seeders, and where adapting ones start. */
   private readonly baseInFlight: number;
   private readonly maxInFlight: number;
+  private readonly maxInFlightTotal: number;
   private readonly maxCorrupt: number;
   private readonly maxRefused: number;
   private readonly now: () => number;
@@ -407,6 +416,7 @@ export class DownloadJob {
     this.fixedInFlight = options.inFlightPerSeeder === undefined ? undefined : Math.max(1, options.inFlightPerSeeder);
     this.baseInFlight = this.fixedInFlight ?? defaultInFlightPerSeeder(listed.length);
     this.maxInFlight = Math.max(this.baseInFlight, options.maxInFlightPerSeeder ?? MAX_PIPELINE_DEPTH);
+    this.maxInFlightTotal = Math.max(1, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
     this.maxCorrupt = Math.max(1, options.maxCorruptPerSeeder ?? 3);
     this.maxRefused = Math.max(1, options.maxRefusedPerSeeder ?? 3);
     this.now = options.now ?? Date.now;
@@ -431,7 +441,10 @@ export class DownloadJob {
     this.pool = new ChunkBufferPool(
       this.plan.chunkSize,
       // slots are mapped as first used: room for every listed seeder's deepest pipeline costs nothing until used
-      listed.length * (this.fixedInFlight ?? this.maxInFlight) + MAX_QUEUED_WRITES + DEFAULT_MAX_HELD_CHUNKS + 4,
+      Math.min(2 * this.maxInFlightTotal, listed.length * (this.fixedInFlight ?? this.maxInFlight)) +
+        MAX_QUEUED_WRITES +
+        DEFAULT_MAX_HELD_CHUNKS +
+        4,
     );
     this.inOrder = new InOrderHasher(this.plan.count, (data) => this.letGo(data));
     this.writtenChunks = new Uint8Array(this.plan.count);
@@ -760,6 +773,22 @@ export class DownloadJob {
     this.scheduler.addSeeder(seeder.id, seeder.partial ? [] : undefined);
   }
 
+  /**
+   * Requests `seeder` may have outstanding under the cap over all seeders: what the others leave free, and at least
+   * its fair share of the cap (so that a seeder that connects late is not starved by one that took every slot; the
+   * cap may then be passed, up to twice the cap, until the others' requests come back).
+   */
+  private roomFor(seeder: Seeder): number {
+    let others = 0;
+    let active = 0;
+    for (const s of this.seeders) {
+      if (s.state === 'active') active++;
+      if (s !== seeder) others += s.slots;
+    }
+    const fair = Math.ceil(this.maxInFlightTotal / Math.max(1, active));
+    return Math.min(Math.max(fair, this.maxInFlightTotal - others), 2 * this.maxInFlightTotal - others);
+  }
+
   /** Requests to keep outstanding with a seeder now. */
   private depthOf(seeder: Seeder): number {
     if (this.fixedInFlight !== undefined) return this.fixedInFlight;
@@ -859,7 +888,8 @@ export class DownloadJob {
       seeder.state === 'active' &&
       seeder.denied !== seeder.capability &&
       seeder.slots < this.depthOf(seeder) &&
-      this.writes.size < MAX_QUEUED_WRITES
+      this.writes.size < MAX_QUEUED_WRITES &&
+      seeder.slots < this.roomFor(seeder)
     ) {
       const index = this.scheduler.next(seeder.id);
       if (index === undefined) return;
