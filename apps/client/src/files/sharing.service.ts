@@ -142,24 +142,25 @@ export class SharingService {
   }
 
   /**
-   * Hashes the file with a live line (`hashing report.pdf 45.0% 90.0 MiB of 200.0 MiB, 150.0 MiB/s`) redrawn at
-   * most every HASH_PROGRESS_MS while it hashes, and taken away when it is done.
+   * Hashes the file with a live line (`hashing report.pdf 45.0% 90.0 MiB of 200.0 MiB, 150.0 MiB/s`), redrawn at
+   * most every HASH_PROGRESS_MS once hashing has taken that long (a small file shows none), and taken away at the end.
    */
   private async hashShowingProgress(path: string, size: number) {
     const key = `hash ${++this.hashing}`;
     const started = this.now();
-    let drawn = -Infinity;
+    let drawn = started;
+    let shown = false;
     const onProgress = (bytes: number) => {
       const now = this.now();
       if (now - drawn < HASH_PROGRESS_MS) return;
       drawn = now;
+      shown = true;
       this.out.progress(key, hashingLine(basename(path), bytes, size, now - started));
     };
-    onProgress(0);
     try {
       return await this.hasher.hashFile(path, onProgress);
     } finally {
-      this.out.progress(key, undefined);
+      if (shown) this.out.progress(key, undefined);
     }
   }
 
