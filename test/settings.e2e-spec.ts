@@ -94,17 +94,17 @@ describe('client settings and status', () => {
     randomFile(join(alice.dir, 'shared.bin'), 700 * 1024);
     await proc.run('upload_file team shared.bin', /shared shared\.bin in group team/);
 
-    expect(await proc.run('set upload_limit 5M', /^upload limit: .*$/m)).toMatch(/^upload limit: 5\.0 MB\/s$/m);
+    expect(await proc.run('set upload_limit 5M', /^upload limit: .*$/m)).toMatch(/^upload limit: 5\.0 MiB\/s$/m);
     expect(await proc.run('set download_limit 500K', /^download limit: .*$/m)).toMatch(
-      /^download limit: 500\.0 KB\/s$/m,
+      /^download limit: 500\.0 KiB\/s$/m,
     );
 
     const after = statusOf(await proc.run('status', STATUS_END));
     expect(after).toEqual({
       ...before,
       user: 'alice',
-      'upload limit': '5.0 MB/s',
-      'download limit': '500.0 KB/s',
+      'upload limit': '5.0 MiB/s',
+      'download limit': '500.0 KiB/s',
       seeding: '1 file',
     });
 
@@ -127,7 +127,7 @@ describe('client settings and status', () => {
     expect(await proc.run('set download_limit', /^error: .*$/m)).toMatch(/^error: usage: set <name> <value>/m);
 
     const listed = await proc.run('set', /^partial seeding: .*$/m);
-    expect(listed).toMatch(/^upload limit: 2\.0 MB\/s\ndownload limit: none\npartial seeding: on$/m);
+    expect(listed).toMatch(/^upload limit: 2\.0 MiB\/s\ndownload limit: none\npartial seeding: on$/m);
     expect(listed).not.toMatch(/error/);
   });
 
@@ -137,7 +137,7 @@ describe('client settings and status', () => {
     const status = statusOf(await proc.run('status', STATUS_END));
 
     expect(status['partial seeding']).toBe('off');
-    expect(status['download limit']).toBe('1.0 MB/s');
+    expect(status['download limit']).toBe('1.0 MiB/s');
     await proc.run('set partial_seeding on', /^partial seeding: on$/m);
     expect(statusOf(await proc.run('status', STATUS_END))['partial seeding']).toBe('on');
   });
@@ -148,13 +148,13 @@ describe('client settings and status', () => {
     const flagged = await clientWithEnv('erin', env, ['--partial-seeding', '--upload-limit', '1M']);
 
     expect(statusOf(await fromEnv.proc.run('status', STATUS_END))).toMatchObject({
-      'upload limit': '3.0 MB/s',
-      'download limit': '256.0 KB/s',
+      'upload limit': '3.0 MiB/s',
+      'download limit': '256.0 KiB/s',
       'partial seeding': 'off',
     });
     expect(statusOf(await flagged.proc.run('status', STATUS_END))).toMatchObject({
-      'upload limit': '1.0 MB/s',
-      'download limit': '256.0 KB/s',
+      'upload limit': '1.0 MiB/s',
+      'download limit': '256.0 KiB/s',
       'partial seeding': 'on',
     });
   });

@@ -11,7 +11,24 @@ import { Decide, FakeSeeder } from '../download/testing/fake-seeder.server';
 import { OUTPUT } from '../output/output.port';
 import { eventually, sha1, TempDirs } from '../seeding/testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
-import { DownloadManager } from './download.manager';
+
+/** Keeps, besides the lines, every live-line update in order (`undefined` when a line is taken away). */
+class ProgressOutput extends CollectingOutput {
+  readonly updates: { key: string; text: string | undefined }[] = [];
+  /** Lines and live-line updates in the order they came. */
+  readonly events: string[] = [];
+
+  override progress(key: string, text: string | undefined): void {
+    this.updates.push({ key, text });
+    this.events.push(text === undefined ? `cleared ${key}` : `live ${key}`);
+  }
+
+  override line(text: string): void {
+    super.line(text);
+    this.events.push('line');
+  }
+}
+import { DownloadManager, PROGRESS_REFRESH_MS } from './download.manager';
 import { ClientConfigService } from '../config/client-config.service';
 import { PartialShares } from '../seeding/partial-shares';
 import { TransferSettings } from '../settings/transfer-settings.service';
@@ -40,6 +57,8 @@ class FakeJob {
   reason: string | undefined;
   seeders: SeederProgress[] = [];
   elapsedMs = 1_000;
+  bytesDone = 0;
+  speed = 0;
   private settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
   readonly cancel = jest.fn(() => this.fail('cancelled'));
 
@@ -71,6 +90,10 @@ class FakeJob {
       reason: this.reason,
       seeders: this.seeders,
       elapsedMs: this.elapsedMs,
+      bytesDone: this.bytesDone,
+      totalBytes: this.metadata.fileSize,
+      percent: (100 * this.bytesDone) / this.metadata.fileSize,
+      speed: this.speed,
     };
   }
 }
@@ -99,12 +122,12 @@ describe(DownloadManager.name, () => {
   };
   let settings: TransferSettings;
   let partials: PartialShares;
-  let out: CollectingOutput;
+  let out: ProgressOutput;
   let dir: string;
 
   beforeEach(async () => {
     dir = temp.make('download-manager-');
-    out = new CollectingOutput();
+    out = new ProgressOutput();
     sharing = {
       seedDownloaded: jest.fn<Promise<void>, [unknown]>(() => Promise.resolve()),
       announcePartial: jest.fn<Promise<boolean>, [string, string, string]>(() => Promise.resolve(true)),
@@ -161,8 +184,8 @@ describe(DownloadManager.name, () => {
       expect(out.lines).toHaveLength(1);
       expect(out.lines[0]).toMatch(
         new RegExp(
-          `^downloaded \\[g1\\] report\\.pdf to ${dest.replace(/[.]/g, '\\.')}: 1\\.1 MB in \\d+\\.\\d s ` +
-            `\\([\\d.]+ [KMGT]?B/s\\), SHA-1 verified; chunks from bob 3$`,
+          `^downloaded \\[g1\\] report\\.pdf to ${dest.replace(/[.]/g, '\\.')}: 1\\.1 MiB in \\d+\\.\\d s ` +
+            `\\([\\d.]+ ([KMGT]i)?B/s\\), SHA-1 verified; chunks from bob 3$`,
         ),
       );
       expect(sharing.seedDownloaded).toHaveBeenCalledTimes(1);
@@ -369,6 +392,65 @@ describe(DownloadManager.name, () => {
       for (const job of jobs) if (job.state === 'downloading') job.fail('test over');
     });
 
+    it('keeps a live line per running download, redrawn with its figures and taken away before the summary', async () => {
+      jest.useFakeTimers();
+      try {
+        await liveLines();
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+
+    const liveLines = async () => {
+      const entry = manager.start('g1', 'alice', meta(), '/downloads/report.pdf');
+      const other = manager.start('g1', 'alice', meta('other.bin'), '/downloads/other.bin');
+      const [job] = jobs;
+      expect(out.updates.map((u) => u.text)).toEqual([
+        'report.pdf 0.0% 0 B of 5.0 MiB, 0 B/s, 0 peers',
+        'other.bin 0.0% 0 B of 5.0 MiB, 0 B/s, 0 peers',
+      ]);
+      const [key, otherKey] = out.updates.map((u) => u.key);
+      expect(key).not.toBe(otherKey);
+      job.bytesDone = 1024 * 1024;
+      job.speed = 512 * 1024;
+      job.seeders = [
+        seederProgress('bob', { state: 'active', chunks: 1 }),
+        seederProgress('carol', { state: 'active', partial: true, chunks: 1 }),
+        seederProgress('dave', { state: 'connecting' }),
+      ];
+      // redrawn a few times a second without anyone asking
+      jest.advanceTimersByTime(PROGRESS_REFRESH_MS);
+      expect(out.updates.filter((u) => u.key === key).at(-1)).toEqual({
+        key,
+        text: 'report.pdf 20.0% 1.0 MiB of 5.0 MiB, 512.0 KiB/s, 2 peers (1 partial), ETA 8 s',
+      });
+      jest.advanceTimersByTime(1000);
+      expect(out.updates.filter((u) => u.key === key).length).toBeGreaterThanOrEqual(1 + 1000 / PROGRESS_REFRESH_MS);
+      job.elapsedMs = 2_500;
+      job.finish();
+      await entry.done;
+      // the live line is gone before the end-of-download line, which says it all
+      const events = out.events.filter((e) => !e.endsWith(otherKey));
+      expect(events.slice(-2)).toEqual([`cleared ${key}`, 'line']);
+      expect(out.lines).toEqual([expect.stringMatching(/^downloaded \[g1\] report\.pdf .*: 5\.0 MiB in 2\.5 s/)]);
+      const drawn = out.updates.length;
+      jobs[1].fail('cancelled');
+      await other.done;
+      expect(
+        out.updates
+          .slice(drawn)
+          .filter((u) => u.key === otherKey)
+          .at(-1),
+      ).toEqual({
+        key: otherKey,
+        text: undefined,
+      });
+      // nothing redraws a line once its download ended
+      const after = out.updates.length;
+      jest.advanceTimersByTime(10 * PROGRESS_REFRESH_MS);
+      expect(out.updates).toHaveLength(after);
+    };
+
     it('names in the summary who sent chunks, who sent corrupt ones and who was dropped', async () => {
       const entry = manager.start('g1', 'alice', meta(), '/downloads/report.pdf');
       const [job] = jobs;
@@ -384,7 +466,7 @@ describe(DownloadManager.name, () => {
       await entry.done;
 
       expect(out.lines).toEqual([
-        'downloaded [g1] report.pdf to /downloads/report.pdf: 5.0 MB in 2.5 s (2.0 MB/s), SHA-1 verified; ' +
+        'downloaded [g1] report.pdf to /downloads/report.pdf: 5.0 MiB in 2.5 s (2.0 MiB/s), SHA-1 verified; ' +
           'chunks from bob 7, carol 2, erin 1; rejected corrupt chunks: 1 from carol, 3 from erin; ' +
           'dropped dave (is unreachable (connection refused)), erin (served 3 corrupt chunks), frank (failed)',
       ]);
@@ -403,7 +485,7 @@ describe(DownloadManager.name, () => {
       await entry.done;
 
       expect(out.lines).toEqual([
-        'downloaded [g1] report.pdf to /downloads/report.pdf: 5.0 MB in 2.5 s (2.0 MB/s), SHA-1 verified; ' +
+        'downloaded [g1] report.pdf to /downloads/report.pdf: 5.0 MiB in 2.5 s (2.0 MiB/s), SHA-1 verified; ' +
           'chunks from bob 7, carol 3; ' +
           'retried bob 4 times (last: refused the connection (TOO_MANY_CONNECTIONS)), carol once (last: closed the connection); ' +
           'dropped dave (refused the connection (BUSY); gave up)',

@@ -2,14 +2,17 @@ import { CHUNK_HASHER, ChunkHasher } from '@app/chunking';
 import { FileMetadata, formatHostPort, SeederInfo } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { lstat } from 'node:fs/promises';
-import { DownloadJob, DownloadJobOptions } from '../download/download.job';
+import { DownloadJob, DownloadJobOptions, DownloadProgress } from '../download/download.job';
 import { PartFile } from '../download/part-file';
 import { PartResume } from '../download/part-resume';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { PartialShare, PartialShares } from '../seeding/partial-shares';
 import { TransferSettings } from '../settings/transfer-settings.service';
 import { SharingService } from './sharing.service';
-import { formatBytes, formatRate } from './units';
+import { etaMs, formatBytes, formatDuration, formatRate } from './units';
+
+/** How often a running download's live line is redrawn. */
+export const PROGRESS_REFRESH_MS = 250;
 
 export interface DownloadEntry {
   readonly groupId: string;
@@ -31,6 +34,8 @@ type RunningEntry = Omit<DownloadEntry, 'done' | 'interrupted'>;
 @Injectable()
 export class DownloadManager {
   private readonly entries: DownloadEntry[] = [];
+  /** Numbers the live lines (`out.progress` keys): two downloads of one name each get their own. */
+  private started = 0;
 
   constructor(
     private readonly sharing: SharingService,
@@ -169,8 +174,17 @@ export class DownloadManager {
   private async run(entry: RunningEntry): Promise<void> {
     const { groupId, userId, job, resume } = entry;
     const { metadata } = job;
+    const key = `download ${++this.started}`;
+    const draw = () => this.out.progress(key, liveLine(job.progress));
+    const refresh = setInterval(draw, PROGRESS_REFRESH_MS);
+    refresh.unref();
+    const ran = job.run().finally(() => {
+      clearInterval(refresh);
+      this.out.progress(key, undefined);
+    });
+    draw();
     try {
-      await job.run();
+      await ran;
     } catch (err) {
       await this.stopServing(entry);
       await resume?.end();
@@ -181,7 +195,6 @@ export class DownloadManager {
     // the .part has its name now: the record goes
     await resume?.end();
     const p = job.progress;
-    const seconds = Math.max(p.elapsedMs, 1) / 1000;
     const from = p.seeders
       .filter((s) => s.chunks > 0)
       .map((s) => `${s.userId} ${s.chunks}`)
@@ -193,13 +206,12 @@ export class DownloadManager {
         (s) => `${s.userId} ${s.retries === 1 ? 'once' : `${s.retries} times`} (last: ${s.retryReason ?? 'failed'})`,
       );
     const dropped = p.seeders.filter((s) => s.state === 'dropped').map((s) => `${s.userId} (${s.reason ?? 'failed'})`);
-    const fetchedBytes = metadata.fileSize - (p.resumedBytes ?? 0);
     const resumed = p.resumedChunks
       ? `; resumed ${p.resumedChunks} of ${p.chunkCount} chunks from ${job.destPath}.part, fetched ${p.chunkCount - p.resumedChunks}`
       : '';
     this.out.line(
-      `downloaded [${groupId}] ${metadata.fileName} to ${job.destPath}: ${formatBytes(metadata.fileSize)} in ${seconds.toFixed(1)} s ` +
-        `(${formatRate(fetchedBytes / seconds)}), SHA-1 verified; chunks from ${from || 'nobody (empty file)'}` +
+      `downloaded [${groupId}] ${metadata.fileName} to ${job.destPath}: ${completeFigures(p)}, SHA-1 verified; ` +
+        `chunks from ${from || 'nobody (empty file)'}` +
         resumed +
         (rejected.length ? `; rejected corrupt chunks: ${rejected.join(', ')}` : '') +
         (retried.length ? `; retried ${retried.join(', ')}` : '') +
@@ -225,6 +237,38 @@ export class DownloadManager {
     this.sharing.partialDone(groupId, metadata.fileName);
     await served?.close();
   }
+}
+
+/**
+ * A running download's figures, as its live line and `show_downloads` give them: `26.7% 53.4 MiB of 200.0 MiB,
+ * 20.1 MiB/s, 3 peers (1 partial), ETA 7 s`. Peers are the seeders and partial seeders it is connected to; the time
+ * left (at the current speed) is left out while it cannot be told (no speed, or verifying).
+ */
+export function runningFigures(p: DownloadProgress): string {
+  const peers = p.seeders.filter((s) => s.state === 'active');
+  const partial = peers.filter((s) => s.partial).length;
+  const eta = p.verifying ? undefined : etaMs(p.totalBytes - p.bytesDone, p.speed);
+  return (
+    `${p.percent.toFixed(1)}% ${formatBytes(p.bytesDone)} of ${formatBytes(p.totalBytes)}, ${formatRate(p.speed)}, ` +
+    `${peers.length} peer${peers.length === 1 ? '' : 's'}${partial > 0 ? ` (${partial} partial)` : ''}` +
+    (eta === undefined ? '' : `, ETA ${formatDuration(eta)}`)
+  );
+}
+
+/**
+ * A complete download's size, time and mean speed: `200.0 MiB in 9.9 s (20.2 MiB/s)`. The speed counts the bytes
+ * fetched, not those a resumed download found in its `.part`.
+ */
+export function completeFigures(p: DownloadProgress): string {
+  const seconds = Math.max(p.elapsedMs, 1) / 1000;
+  const fetchedBytes = p.totalBytes - (p.resumedBytes ?? 0);
+  return `${formatBytes(p.totalBytes)} in ${seconds.toFixed(1)} s (${formatRate(fetchedBytes / seconds)})`;
+}
+
+/** The live line of a running download: its name, figures and what it waits for. */
+export function liveLine(p: DownloadProgress): string {
+  const phase = p.verifying ? ', verifying' : p.waiting ? `, ${p.waiting}` : '';
+  return `${p.fileName} ${runningFigures(p)}${phase}`;
 }
 
 const exists = (path: string) =>

@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { DownloadError } from '../download/download.errors';
-import { DownloadJobOptions, DownloadProgress, DownloadState } from '../download/download.job';
+import { DownloadJobOptions, DownloadProgress, DownloadState, SeederProgress } from '../download/download.job';
 import { OUTPUT } from '../output/output.port';
 import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
@@ -249,7 +249,7 @@ describe('file commands', () => {
       expect(out.lines).toEqual([
         'logged in as alice',
         `resuming the download of report.pdf in group g1 to ${mine.destPath}`,
-        `downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${mine.destPath}`,
+        `downloading report.pdf (1.2 MiB, 3 chunks) from 1 seeder to ${mine.destPath}`,
         `resuming the download of gone.pdf in group g1 to ${gone.destPath}`,
         `error: cannot resume the download of gone.pdf: no file gone.pdf in group g1 (download_file g1 gone.pdf ${gone.destPath} tries again)`,
       ]);
@@ -407,7 +407,7 @@ describe('file commands', () => {
         freshStart,
         { stallTimeoutMs: 120_000, rediscoverEveryMs: SWARM_REDISCOVER_MS },
       );
-      expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}`]);
+      expect(out.lines).toEqual([`downloading report.pdf (1.2 MiB, 3 chunks) from 2 seeders to ${dest}`]);
     });
 
     it('hands the download a way to renew capabilities and find seeders: asking the tracker again for the same file', async () => {
@@ -447,7 +447,7 @@ describe('file commands', () => {
         freshStart,
         { stallTimeoutMs: 120_000, rediscoverEveryMs: SWARM_REDISCOVER_MS },
       );
-      expect(out.lines).toEqual([`downloading report.pdf (1.2 MB, 3 chunks) from 1 seeder to ${dest}`]);
+      expect(out.lines).toEqual([`downloading report.pdf (1.2 MiB, 3 chunks) from 1 seeder to ${dest}`]);
     });
 
     it.each([
@@ -552,7 +552,7 @@ describe('file commands', () => {
       downloads.prepareResume.mockResolvedValueOnce({ resuming: true, partPath: `${dest}.part`, listedCount: 2 });
       await download(dir);
       expect(out.lines).toEqual([
-        `downloading report.pdf (1.2 MB, 3 chunks) from 2 seeders to ${dest}, resuming from ${dest}.part (2 chunks recorded there)`,
+        `downloading report.pdf (1.2 MiB, 3 chunks) from 2 seeders to ${dest}, resuming from ${dest}.part (2 chunks recorded there)`,
       ]);
       expect(downloads.prepareResume).toHaveBeenCalledWith(metadata([BOB, ME, CAROL]), dest);
 
@@ -658,11 +658,34 @@ describe('file commands', () => {
   });
 
   describe(ShowDownloadsCommand.name, () => {
+    const MIB = 1024 ** 2;
+    const GIB = 1024 ** 3;
+    const seederProgress = (userId: string, progress: Partial<SeederProgress>): SeederProgress => ({
+      userId,
+      address: '127.0.0.1:7002',
+      state: 'active',
+      chunks: 0,
+      corrupt: 0,
+      refused: 0,
+      retries: 0,
+      ...progress,
+    });
     const show = () => moduleRef.get(ShowDownloadsCommand).run();
     const entry = (groupId: string, progress: Partial<DownloadProgress>) => ({
       groupId,
       userId: 'alice',
-      job: { progress: { verifying: false, percent: 0, speed: 0, seeders: [], ...progress } },
+      job: {
+        progress: {
+          verifying: false,
+          percent: 0,
+          speed: 0,
+          bytesDone: 0,
+          totalBytes: 0,
+          elapsedMs: 0,
+          seeders: [],
+          ...progress,
+        },
+      },
     });
 
     it('says when there are none', async () => {
@@ -672,24 +695,64 @@ describe('file commands', () => {
 
     it('lists running, verifying, waiting, complete and failed downloads in start order', async () => {
       downloads.downloads = [
-        entry('g1', { fileName: 'movie.mkv', state: 'downloading', percent: 12.345, speed: 1536 }),
-        entry('g1', { fileName: 'big.iso', state: 'downloading', percent: 100, speed: 0, verifying: true }),
+        entry('g1', {
+          fileName: 'movie.mkv',
+          state: 'downloading',
+          percent: 12.345,
+          bytesDone: 4 * MIB,
+          totalBytes: 32 * MIB,
+          speed: 1.5 * MIB,
+          seeders: [
+            seederProgress('bob', { state: 'active', chunks: 5 }),
+            seederProgress('carol', { state: 'active', partial: true, chunks: 3 }),
+            seederProgress('dave', { state: 'retrying' }),
+            seederProgress('erin', { state: 'dropped' }),
+          ],
+        }),
+        entry('g1', {
+          fileName: 'big.iso',
+          state: 'downloading',
+          percent: 100,
+          bytesDone: 2 * GIB,
+          totalBytes: 2 * GIB,
+          speed: 0,
+          verifying: true,
+          seeders: [seederProgress('bob', { state: 'active' })],
+        }),
         entry('g1', {
           fileName: 'solo.bin',
           state: 'downloading',
           percent: 40,
+          bytesDone: 400 * 1024,
+          totalBytes: 1000 * 1024,
           waiting: 'waiting for a seeder (bob busy, retry in 2 s; gives up in 9m 40s without progress)',
         }),
-        entry('g2', { fileName: 'notes.txt', state: 'complete', destPath: '/home/alice/notes.txt' }),
+        entry('g2', {
+          fileName: 'notes.txt',
+          state: 'complete',
+          destPath: '/home/alice/notes.txt',
+          totalBytes: 3 * MIB,
+          elapsedMs: 2_000,
+        }),
+        entry('g2', {
+          fileName: 'resumed.txt',
+          state: 'complete',
+          destPath: '/home/alice/resumed.txt',
+          totalBytes: 3 * MIB,
+          resumedBytes: 2 * MIB,
+          elapsedMs: 4_000,
+        }),
         entry('g2', { fileName: 'broken.bin', state: 'failed', reason: 'no seeders left: bob timed out' }),
         entry('g3', { fileName: 'other.bin', state: 'failed' }),
       ];
       await show();
       expect(out.lines).toEqual([
-        '[D] [g1] movie.mkv 12.3% 1.5 KB/s',
-        '[D] [g1] big.iso 100.0% 0 B/s verifying',
-        '[D] [g1] solo.bin 40.0% 0 B/s, waiting for a seeder (bob busy, retry in 2 s; gives up in 9m 40s without progress)',
-        '[C] [g2] notes.txt -> /home/alice/notes.txt',
+        '[D] [g1] movie.mkv 12.3% 4.0 MiB of 32.0 MiB, 1.5 MiB/s, 2 peers (1 partial), ETA 19 s; from bob 5, carol 3',
+        '[D] [g1] big.iso 100.0% 2.0 GiB of 2.0 GiB, 0 B/s, 1 peer, verifying',
+        '[D] [g1] solo.bin 40.0% 400.0 KiB of 1000.0 KiB, 0 B/s, 0 peers, ' +
+          'waiting for a seeder (bob busy, retry in 2 s; gives up in 9m 40s without progress)',
+        '[C] [g2] notes.txt -> /home/alice/notes.txt: 3.0 MiB in 2.0 s (1.5 MiB/s)',
+        '[C] [g2] resumed.txt -> /home/alice/resumed.txt: 3.0 MiB in 4.0 s (256.0 KiB/s)',
         '[F] [g2] broken.bin (no seeders left: bob timed out)',
         '[F] [g3] other.bin (failed)',
       ]);
@@ -704,11 +767,18 @@ describe('file commands', () => {
       downloads.downloads = [resumed];
       await show();
       resume.isChecking = false;
-      resumed.job.progress = { ...resumed.job.progress, percent: 55, resumedChunks: 40, chunkCount: 80 };
+      resumed.job.progress = {
+        ...resumed.job.progress,
+        percent: 55,
+        bytesDone: 11 * MIB,
+        totalBytes: 20 * MIB,
+        resumedChunks: 40,
+        chunkCount: 80,
+      };
       await show();
       expect(out.lines).toEqual([
         '[D] [g1] movie.mkv checking 3 of 40 chunks in /home/alice/movie.mkv.part',
-        '[D] [g1] movie.mkv 55.0% 0 B/s (resumed 40 of 80 chunks)',
+        '[D] [g1] movie.mkv 55.0% 11.0 MiB of 20.0 MiB, 0 B/s, 0 peers (resumed 40 of 80 chunks)',
       ]);
     });
   });

@@ -6,10 +6,9 @@ import { LocalCommand } from '../shell/local-command';
 import { sessionTokenOf, withoutSessionToken } from '../tracker/session-token';
 import { TrackerClient } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
-import { DownloadManager } from './download.manager';
+import { completeFigures, DownloadManager, runningFigures } from './download.manager';
 import { DownloadStarter } from './download-starter';
 import { SharingService } from './sharing.service';
-import { formatRate } from './units';
 
 /** Prints a tracker reply the way the shell prints every reply; throws on ERR so the shell shows `error:`. */
 function print(out: OutputPort, reply: Reply): void {
@@ -192,18 +191,18 @@ export class ShowDownloadsCommand implements LocalCommand {
     for (const { groupId, job, resume } of entries) {
       const p = job.progress;
       const head = `[${groupId}] ${p.fileName}`;
-      if (p.state === 'complete') this.out.line(`[C] ${head} -> ${p.destPath}`);
+      if (p.state === 'complete') this.out.line(`[C] ${head} -> ${p.destPath}: ${completeFigures(p)}`);
       else if (p.state === 'failed') this.out.line(`[F] ${head} (${p.reason ?? 'failed'})`);
       else if (resume?.isChecking) {
         this.out.line(
           `[D] ${head} checking ${resume.checkedCount} of ${resume.listedCount} chunks in ${resume.partPath}`,
         );
       } else {
-        const phase = p.verifying ? ' verifying' : p.waiting ? `, ${p.waiting}` : '';
+        const phase = p.verifying ? ', verifying' : p.waiting ? `, ${p.waiting}` : '';
         const resumed = p.resumedChunks ? ` (resumed ${p.resumedChunks} of ${p.chunkCount} chunks)` : '';
         const sources = p.seeders.filter((s) => s.chunks > 0).map((s) => `${s.userId} ${s.chunks}`);
         const from = sources.length > 0 ? `; from ${sources.join(', ')}` : '';
-        this.out.line(`[D] ${head} ${p.percent.toFixed(1)}% ${formatRate(p.speed)}${phase}${resumed}${from}`);
+        this.out.line(`[D] ${head} ${runningFigures(p)}${phase}${resumed}${from}`);
       }
     }
     return Promise.resolve();

@@ -29,7 +29,7 @@ import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerConnectionLostError } from '../tracker/tracker.errors';
 import { ClientSession } from './client-session';
-import { SharingService } from './sharing.service';
+import { HASH_PROGRESS_MS, hashingLine, SharingService } from './sharing.service';
 import { configService, fakeTracker, FakeTracker, MY_PORT } from './testing/files.fixtures';
 
 const chunkHashesOf = (data: Buffer): string[] => {
@@ -274,6 +274,78 @@ describe(SharingService.name, () => {
       expect(hashFile).toHaveBeenCalledTimes(1);
       expect(tracker.request).not.toHaveBeenCalled();
       expect(registry.list()).toEqual([]);
+    });
+
+    describe('hashing progress', () => {
+      const MIB = 1024 * 1024;
+      let updates: (string | undefined)[];
+      let clock: number;
+
+      /** Compiles with `hashFile` replaced; the live lines go to `updates`, `performance.now()` reads `clock`. */
+      const buildWith = async (hashFile: ChunkHasher['hashFile']) => {
+        const hasher = new Sha1ChunkHasher();
+        jest.spyOn(hasher, 'hashFile').mockImplementation(hashFile);
+        updates = [];
+        clock = 1_000;
+        jest.spyOn(performance, 'now').mockImplementation(() => clock);
+        jest.spyOn(out, 'progress').mockImplementation((key, text) => updates.push(text && `${key}: ${text}`));
+        await moduleRef.close();
+        await build(hasher);
+        session.loggedIn('alice');
+      };
+
+      it('shows percent, bytes and speed every HASH_PROGRESS_MS at most while it hashes, then takes the line away', async () => {
+        await buildWith(async (path, onProgress) => {
+          clock += HASH_PROGRESS_MS / 2;
+          onProgress?.(MIB); // too soon after the start: not drawn
+          clock += HASH_PROGRESS_MS / 2;
+          onProgress?.(2 * MIB);
+          clock += HASH_PROGRESS_MS / 2;
+          onProgress?.(3 * MIB); // too soon again
+          clock += HASH_PROGRESS_MS / 2;
+          onProgress?.(4 * MIB);
+          expect(updates.at(-1)).toBeDefined(); // still shown while hashing
+          return realHasher.hashFile(path);
+        });
+        const path = file('big.bin', randomBytes(4 * MIB));
+        tracker.request.mockResolvedValue(okReply('file uploaded'));
+
+        expect(await sharing.upload('g1', path)).toMatchObject({ ok: true, message: 'file uploaded' });
+        expect(updates).toEqual([
+          'hash 1: hashing big.bin 50.0% 2.0 MiB of 4.0 MiB, 10.0 MiB/s',
+          'hash 1: hashing big.bin 100.0% 4.0 MiB of 4.0 MiB, 10.0 MiB/s',
+          undefined,
+        ]);
+      });
+
+      it('words an empty file and a moment with no bytes yet', () => {
+        expect(hashingLine('empty.txt', 0, 0, 0)).toBe('hashing empty.txt 100.0% 0 B of 0 B');
+        expect(hashingLine('a.bin', 0, 1536, 50)).toBe('hashing a.bin 0.0% 0 B of 1.5 KiB');
+      });
+
+      it('shows nothing for a file hashed in less than HASH_PROGRESS_MS', async () => {
+        await buildWith(async (path, onProgress) => {
+          clock += HASH_PROGRESS_MS - 1;
+          onProgress?.(MIB);
+          return realHasher.hashFile(path);
+        });
+        tracker.request.mockResolvedValue(okReply('file uploaded'));
+
+        await sharing.upload('g1', file('small.bin', randomBytes(MIB)));
+        expect(updates).toEqual([]);
+      });
+
+      it('takes the line away when hashing fails too', async () => {
+        await buildWith((_path, onProgress) => {
+          clock += HASH_PROGRESS_MS;
+          onProgress?.(512);
+          return Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+        });
+        const path = file('bad.bin', randomBytes(1024));
+
+        await expect(sharing.upload('g1', path)).rejects.toThrow();
+        expect(updates).toEqual(['hash 1: hashing bad.bin 50.0% 512 B of 1.0 KiB, 2.5 KiB/s', undefined]);
+      });
     });
 
     it('explains a file that cannot be read while hashing', async () => {

@@ -12,6 +12,17 @@ import { NotShareableError } from '../seeding/seeding.errors';
 import { TrackerClient } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';
 import { describeFsError } from './file-errors';
+import { formatBytes, formatRate } from './units';
+
+/** The hashing live line of an upload is redrawn at most this often. */
+export const HASH_PROGRESS_MS = 200;
+
+/** `hashing report.pdf 45.0% 90.0 MiB of 200.0 MiB, 150.0 MiB/s` (the speed once there is one). */
+export function hashingLine(name: string, bytes: number, size: number, elapsedMs: number): string {
+  const percent = size === 0 ? 100 : (100 * Math.min(bytes, size)) / size;
+  const speed = elapsedMs > 0 && bytes > 0 ? `, ${formatRate((1000 * bytes) / elapsedMs)}` : '';
+  return `hashing ${name} ${percent.toFixed(1)}% ${formatBytes(bytes)} of ${formatBytes(size)}${speed}`;
+}
 
 /**
  * What this client seeds: registers uploads and finished downloads with the
@@ -30,6 +41,10 @@ export class SharingService {
     @Inject(CHUNK_HASHER) private readonly hasher: ChunkHasher,
     @Inject(OUTPUT) private readonly out: OutputPort,
   ) {}
+
+  /** Numbers the hashing live lines (`out.progress` keys). */
+  private hashing = 0;
+  private readonly now = () => performance.now();
 
   /** Downloads this client announced as partial seeders (`<group>/<file>` keys), announced again after a failover. */
   private readonly partials = new Map<string, { groupId: string; fileName: string; userId: string }>();
@@ -95,7 +110,7 @@ export class SharingService {
     // the name the group will see is the base name of the realpath: refused here before any byte is hashed
     const problem = fileNameProblem(basename(before.path));
     if (problem) throw new Error(`cannot share ${filePath}: ${problem}; rename the file first`);
-    const digest = await this.hasher.hashFile(before.path).catch((err: unknown) => {
+    const digest = await this.hashShowingProgress(before.path, before.size).catch((err: unknown) => {
       throw new Error(describeFsError(err, filePath));
     });
     const after = await this.identify(filePath);
@@ -124,6 +139,29 @@ export class SharingService {
       });
     }
     return reply;
+  }
+
+  /**
+   * Hashes the file with a live line (`hashing report.pdf 45.0% 90.0 MiB of 200.0 MiB, 150.0 MiB/s`), redrawn at
+   * most every HASH_PROGRESS_MS once hashing has taken that long (a small file shows none), and taken away at the end.
+   */
+  private async hashShowingProgress(path: string, size: number) {
+    const key = `hash ${++this.hashing}`;
+    const started = this.now();
+    let drawn = started;
+    let shown = false;
+    const onProgress = (bytes: number) => {
+      const now = this.now();
+      if (now - drawn < HASH_PROGRESS_MS) return;
+      drawn = now;
+      shown = true;
+      this.out.progress(key, hashingLine(basename(path), bytes, size, now - started));
+    };
+    try {
+      return await this.hasher.hashFile(path, onProgress);
+    } finally {
+      if (shown) this.out.progress(key, undefined);
+    }
   }
 
   /** A download finished and verified: seed it. */

@@ -16,11 +16,11 @@ describe(StreamOutput.name, () => {
 
   it('prints the client’s own text unchanged, one line each', () => {
     const text = printed((out) => {
-      out.line('downloading résumé.pdf (1.2 MB, 3 chunks) from 2 seeders to /tmp/日本語');
+      out.line('downloading résumé.pdf (1.2 MiB, 3 chunks) from 2 seeders to /tmp/日本語');
       out.error('usage: login <user_id> <password>');
     }).toString('utf8');
     expect(text).toBe(
-      'downloading résumé.pdf (1.2 MB, 3 chunks) from 2 seeders to /tmp/日本語\nerror: usage: login <user_id> <password>\n',
+      'downloading résumé.pdf (1.2 MiB, 3 chunks) from 2 seeders to /tmp/日本語\nerror: usage: login <user_id> <password>\n',
     );
   });
 

@@ -39,19 +39,19 @@ describe(SetCommand.name, () => {
   }
 
   it('lists the settings in force when given no argument', async () => {
-    expect(await run('set')).toEqual(['upload limit: 1.0 MB/s', 'download limit: none', 'partial seeding: on']);
+    expect(await run('set')).toEqual(['upload limit: 1.0 MiB/s', 'download limit: none', 'partial seeding: on']);
   });
 
   it.each([
-    ['set upload_limit 5M', 'upload limit: 5.0 MB/s', { uploadLimit: 5 * 1024 ** 2 }],
-    ['set upload_limit 1.5K', 'upload limit: 1.5 KB/s', { uploadLimit: 1536 }],
-    ['set upload_limit 2097152', 'upload limit: 2.0 MB/s', { uploadLimit: 2 * 1024 ** 2 }],
-    ['set upload_limit 1G/s', 'upload limit: 1.0 GB/s', { uploadLimit: 1024 ** 3 }],
+    ['set upload_limit 5M', 'upload limit: 5.0 MiB/s', { uploadLimit: 5 * 1024 ** 2 }],
+    ['set upload_limit 1.5K', 'upload limit: 1.5 KiB/s', { uploadLimit: 1536 }],
+    ['set upload_limit 2097152', 'upload limit: 2.0 MiB/s', { uploadLimit: 2 * 1024 ** 2 }],
+    ['set upload_limit 1G/s', 'upload limit: 1.0 GiB/s', { uploadLimit: 1024 ** 3 }],
     ['set upload_limit 0', 'upload limit: none', { uploadLimit: 0 }],
     ['set upload_limit none', 'upload limit: none', { uploadLimit: 0 }],
     ['set upload_limit OFF', 'upload limit: none', { uploadLimit: 0 }],
-    ['set download_limit 500K', 'download limit: 500.0 KB/s', { downloadLimit: 500 * 1024 }],
-    ['set download_limit 3MiB', 'download limit: 3.0 MB/s', { downloadLimit: 3 * 1024 ** 2 }],
+    ['set download_limit 500K', 'download limit: 500.0 KiB/s', { downloadLimit: 500 * 1024 }],
+    ['set download_limit 3MiB', 'download limit: 3.0 MiB/s', { downloadLimit: 3 * 1024 ** 2 }],
     ['set download_limit off', 'download limit: none', { downloadLimit: 0 }],
     ['set partial_seeding off', 'partial seeding: off', { partialSeeding: false }],
     ['set partial_seeding On', 'partial seeding: on', { partialSeeding: true }],

@@ -90,10 +90,10 @@ describe(StatusCommand.name, () => {
       'user: alice',
       'tracker: 127.0.0.1:7000',
       'serving chunks on: 127.0.0.1:7001',
-      'upload limit: 5.0 MB/s',
-      'download limit: 500.0 KB/s',
+      'upload limit: 5.0 MiB/s',
+      'download limit: 500.0 KiB/s',
       'partial seeding: off',
-      'downloads: 2 running, 1.5 MB/s combined',
+      'downloads: 2 running, 1.5 MiB/s combined',
       'seeding: 3 files',
       'connections served: 4',
     ]);
