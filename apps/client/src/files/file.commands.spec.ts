@@ -17,7 +17,7 @@ import { OUTPUT } from '../output/output.port';
 import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
 import { eventually, TempDirs } from '../seeding/testing/seeding.fixtures';
-import { LOCAL_COMMANDS, LocalCommand } from '../shell/local-command';
+import { LOCAL_COMMANDS, LocalCommand } from '../commands/local-command';
 import { ShellService } from '../shell/shell.service';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient, TrackerListener } from '../tracker/tracker.client';

@@ -2,7 +2,7 @@ import { CAPABILITY_KEY_FIELD, capabilityKeyOf, formatCommand, okReply, Reply } 
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { CapabilityVerifier } from '../seeding/capability.verifier';
-import { LocalCommand } from '../shell/local-command';
+import { LocalCommand } from '../commands/local-command';
 import { sessionTokenOf, withoutSessionToken } from '../tracker/session-token';
 import { TrackerClient } from '../tracker/tracker.client';
 import { ClientSession } from './client-session';

@@ -7,7 +7,7 @@ import { formatRate } from '../files/units';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { ChunkServer } from '../seeding/chunk.server';
 import { ShareRegistry } from '../seeding/share.registry';
-import { LocalCommand } from '../shell/local-command';
+import { LocalCommand } from '../commands/local-command';
 import { TrackerClient } from '../tracker/tracker.client';
 import { formatSettings } from './setting-values';
 import { TransferSettings } from './transfer-settings.service';

@@ -13,7 +13,7 @@ import { eventually } from '../seeding/testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerConnectionLostError, TrackerUnreachableError } from '../tracker/tracker.errors';
-import { LOCAL_COMMANDS, LocalCommand } from './local-command';
+import { LOCAL_COMMANDS, LocalCommand } from '../commands/local-command';
 import { SHELL_IO } from './shell-io';
 import { PROMPT, ShellCommand } from './shell.command';
 

@@ -5,7 +5,7 @@ import { FilesModule } from '../files/files.module';
 import { OutputModule } from '../output/output.module';
 import { SETTINGS_COMMANDS, SettingsCommandsModule } from '../settings/settings-commands.module';
 import { TrackerModule } from '../tracker/tracker.module';
-import { LOCAL_COMMANDS, LocalCommand } from './local-command';
+import { LOCAL_COMMANDS, LocalCommand } from '../commands/local-command';
 import { processShellIo, SHELL_IO } from './shell-io';
 import { ShellCommand } from './shell.command';
 import { ShellService } from './shell.service';

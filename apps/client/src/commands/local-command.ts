@@ -6,7 +6,8 @@
  *
  * To add one: write an @Injectable() class implementing LocalCommand (inject
  * TrackerClient and OUTPUT as needed), list it in ShellModule's providers and
- * in the `inject` array of the LOCAL_COMMANDS factory there.
+ * in the `inject` array of the LOCAL_COMMANDS factory there. This file imports
+ * nothing, so the shell and every module with commands can import it without a cycle.
  */
 export interface LocalCommand {
   readonly name: string;
