@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ClientModule } from '../client.module';
-import { DownloadManager } from '../files/download.manager';
+import { DownloadManager } from '../downloads/download.manager';
 import { StartupError } from '../client.errors';
 import { OUTPUT } from '../output/output.port';
 import { eventually } from '../seeding/testing/seeding.fixtures';

@@ -4,14 +4,14 @@ import { Inject, Injectable } from '@nestjs/common';
 import { basename } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
-import { ChunkServer } from '../seeding/chunk.server';
-import { ShareRegistry } from '../seeding/share.registry';
+import { ChunkServer } from './chunk.server';
+import { ShareRegistry } from './share.registry';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { fileIdentity, SharedFile, sameIdentity } from '../seeding/shared-file';
-import { NotShareableError } from '../seeding/seeding.errors';
+import { fileIdentity, SharedFile, sameIdentity } from './shared-file';
+import { NotShareableError } from './seeding.errors';
 import { TrackerClient } from '../tracker/tracker.client';
-import { ClientSession } from './client-session';
-import { describeFsError } from './file-errors';
+import { ClientSession } from '../session/client-session';
+import { describeFsError } from '../common/file-errors';
 
 /**
  * What this client seeds: registers uploads and finished downloads with the

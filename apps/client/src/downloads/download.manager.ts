@@ -8,8 +8,8 @@ import { PartResume } from '../download/part-resume';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { PartialShare, PartialShares } from '../seeding/partial-shares';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { SharingService } from './sharing.service';
-import { formatBytes, formatRate } from './units';
+import { SharingService } from '../seeding/sharing.service';
+import { formatBytes, formatRate } from '../common/units';
 
 export interface DownloadEntry {
   readonly groupId: string;

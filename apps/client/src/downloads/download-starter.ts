@@ -14,11 +14,11 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { TrackerClient } from '../tracker/tracker.client';
-import { ClientSession } from './client-session';
+import { ClientSession } from '../session/client-session';
 import { DownloadEntry, DownloadManager } from './download.manager';
 import { RunningDownload, RunningDownloadsFile } from './running-downloads.file';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { formatBytes } from './units';
+import { formatBytes } from '../common/units';
 
 /** While partial seeding is on, the tracker is asked this often for peers that started serving the file. */
 export const SWARM_REDISCOVER_MS = 2_000;
