@@ -21,6 +21,7 @@ import { LOCAL_COMMANDS, LocalCommand } from './local-command';
 import { ShellService } from '../shell/shell.service';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient, TrackerListener } from '../tracker/tracker.client';
+import { TrackerReplyError } from '../tracker/tracker-reply.errors';
 import { CancelDownloadCommand } from '../downloads/cancel-download.command';
 import { DownloadFileCommand } from '../downloads/download-file.command';
 import { DownloadManager } from '../downloads/download.manager';
@@ -637,7 +638,10 @@ describe('file commands', () => {
 
     it('keeps sharing when the tracker refuses for another reason', async () => {
       answer(errReply('NOT_MEMBER', 'you are not a member of g1'));
-      await expect(stop()).rejects.toThrow('you are not a member of g1');
+      const refused = stop();
+      await expect(refused).rejects.toThrow('you are not a member of g1');
+      await expect(refused).rejects.toBeInstanceOf(TrackerReplyError);
+      await expect(refused).rejects.toMatchObject({ code: 'NOT_MEMBER' });
       expect(sharing.stopped).not.toHaveBeenCalled();
     });
   });

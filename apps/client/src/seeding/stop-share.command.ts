@@ -1,9 +1,10 @@
-import { formatCommand } from '@app/protocol';
+import { ErrorCode, formatCommand } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { LocalCommand } from '../commands/local-command';
 import { print } from '../commands/print-reply';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { TrackerClient } from '../tracker/tracker.client';
+import { refusedWith } from '../tracker/tracker-reply.errors';
 import { SharingService } from './sharing.service';
 
 @Injectable()
@@ -20,7 +21,7 @@ export class StopShareCommand implements LocalCommand {
 
   async run([groupId, fileName]: readonly string[]): Promise<void> {
     const reply = await this.tracker.request(formatCommand({ kind: 'stop_share', groupId, fileName }));
-    if (reply.ok || reply.code === 'NOT_SEEDING') await this.sharing.stopped(groupId, fileName);
+    if (reply.ok || refusedWith(reply, ErrorCode.NotSeeding)) await this.sharing.stopped(groupId, fileName);
     print(this.out, reply);
   }
 }

@@ -1,9 +1,11 @@
+import { ErrorCode } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { LocalCommand } from '../commands/local-command';
 import { print } from '../commands/print-reply';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { TrackerClient } from '../tracker/tracker.client';
+import { refusedWith } from '../tracker/tracker-reply.errors';
 import { ClientSession } from './client-session';
 
 @Injectable()
@@ -21,7 +23,7 @@ export class LogoutCommand implements LocalCommand {
 
   async run(): Promise<void> {
     const reply = await this.tracker.request('logout');
-    if (reply.ok || reply.code === 'NOT_LOGGED_IN') {
+    if (reply.ok || refusedWith(reply, ErrorCode.NotLoggedIn)) {
       this.session.loggedOut();
       this.capabilities.forget();
       this.tracker.setSessionToken(undefined);
