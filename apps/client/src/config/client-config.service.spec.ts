@@ -34,23 +34,38 @@ describe(ClientConfigService.name, () => {
     expect(() => service.get()).toThrow(/not loaded/);
   });
 
-  it('tells its listeners of each config loaded or set, and a late listener of the one it has', () => {
+  it('tells its listeners of the config when it is loaded, and a late listener of the one it has', () => {
     const service = new ClientConfigService();
     const early = jest.fn();
-    const unsubscribe = service.onLoaded(early);
+    const unsubscribed = jest.fn();
+    service.onLoaded(early);
+    service.onLoaded(unsubscribed)();
     expect(early).not.toHaveBeenCalled();
 
     const loaded = service.load(['127.0.0.1:7001', infoFile], {}, {});
     expect(early).toHaveBeenCalledWith(loaded);
+    expect(unsubscribed).not.toHaveBeenCalled();
 
     const late = jest.fn();
     service.onLoaded(late);
     expect(late).toHaveBeenCalledWith(loaded);
+  });
 
-    unsubscribe();
-    const replaced = clientConfig();
-    service.set(replaced);
-    expect(early).toHaveBeenCalledTimes(1);
-    expect(late).toHaveBeenLastCalledWith(replaced);
+  it('is set once and hands out a frozen config, down to its nested values', () => {
+    const service = new ClientConfigService();
+    service.set(clientConfig({ peerLimits: { maxConnections: 4 } }));
+    const config = service.get();
+
+    expect(() => service.set(clientConfig())).toThrow('the client config is set once, at start');
+    expect(service.get()).toBe(config);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.self)).toBe(true);
+    expect(Object.isFrozen(config.trackers)).toBe(true);
+    expect(Object.isFrozen(config.trackers[0])).toBe(true);
+    expect(Object.isFrozen(config.peerLimits)).toBe(true);
+    expect(() => {
+      (config as { dataDir: string }).dataDir = '/elsewhere';
+    }).toThrow(TypeError);
+    expect(config.dataDir).not.toBe('/elsewhere');
   });
 });

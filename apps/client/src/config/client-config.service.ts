@@ -7,7 +7,8 @@ import { ClientConfig, ClientEnv, ClientOptions, ConfigError, parseClientArgs } 
 /**
  * Holds the config once the root command has its arguments. Commander parses
  * argv inside the Nest context, so the config cannot be a plain value
- * provider; services read it with `get()` when they need it.
+ * provider; services read it with `get()` when they need it. It is set once, at
+ * start, and frozen: what changes at run time lives in TransferSettings.
  */
 @Injectable()
 export class ClientConfigService {
@@ -31,13 +32,15 @@ export class ClientConfigService {
     return config;
   }
 
+  /** Sets the config, once; it is frozen (deeply) from then on. */
   set(config: ClientConfig): void {
-    this.config = config;
+    if (this.config) throw new Error('the client config is set once, at start');
+    this.config = deepFreeze(config);
     this.listeners.forEach((listener) => listener(config));
   }
 
   /**
-   * Calls `listener` with the config each time one is loaded or set, and at once when one already is: for
+   * Calls `listener` with the config when it is loaded or set, or at once when it already is: for
    * services made before the command line is parsed. Returns the function that unsubscribes it.
    */
   onLoaded(listener: (config: ClientConfig) => void): () => void {
@@ -50,4 +53,13 @@ export class ClientConfigService {
     if (!this.config) throw new Error('client config is not loaded yet');
     return this.config;
   }
+}
+
+/** Freezes `value` and every object and array in it. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }

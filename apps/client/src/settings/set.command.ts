@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { OUTPUT, OutputPort } from '../output/output.port';
-import { LocalCommand } from '../shell/local-command';
+import { LocalCommand } from '../commands/local-command';
 import { formatSetting, formatSettings, parseSetting, SETTING_NAMES } from './setting-values';
 import { InvalidSettingError } from './settings.errors';
 import { TransferSettings } from './transfer-settings.service';

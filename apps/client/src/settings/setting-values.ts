@@ -1,5 +1,5 @@
 import { parseRateLimit, parseSwitch, RATE_LIMIT_FORMS } from '../config/client.config';
-import { formatRate } from '../files/units';
+import { formatRate } from '../common/units';
 import { InvalidSettingError } from './settings.errors';
 import { TransferSettingChange, TransferSettingsSnapshot } from './transfer-settings.service';
 

@@ -1,13 +1,13 @@
 import { formatHostPort } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { ClientConfigService } from '../config/client-config.service';
-import { ClientSession } from '../files/client-session';
-import { DownloadManager } from '../files/download.manager';
-import { formatRate } from '../files/units';
+import { ClientSession } from '../session/client-session';
+import { DownloadManager } from '../downloads/download.manager';
+import { formatRate } from '../common/units';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { ChunkServer } from '../seeding/chunk.server';
 import { ShareRegistry } from '../seeding/share.registry';
-import { LocalCommand } from '../shell/local-command';
+import { LocalCommand } from '../commands/local-command';
 import { TrackerClient } from '../tracker/tracker.client';
 import { formatSettings } from './setting-values';
 import { TransferSettings } from './transfer-settings.service';

@@ -6,14 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ClientModule } from '../client.module';
-import { DownloadManager } from '../files/download.manager';
+import { DownloadManager } from '../downloads/download.manager';
 import { StartupError } from '../client.errors';
 import { OUTPUT } from '../output/output.port';
 import { eventually } from '../seeding/testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerConnectionLostError, TrackerUnreachableError } from '../tracker/tracker.errors';
-import { LOCAL_COMMANDS, LocalCommand } from './local-command';
+import { LOCAL_COMMANDS, LocalCommand } from '../commands/local-command';
 import { SHELL_IO } from './shell-io';
 import { PROMPT, ShellCommand } from './shell.command';
 

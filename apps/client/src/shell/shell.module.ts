@@ -1,26 +1,35 @@
 import { Module } from '@nestjs/common';
 import { ClientConfigModule } from '../config/client-config.module';
-import { FILE_COMMANDS } from '../files/file.commands';
-import { FilesModule } from '../files/files.module';
+import { DOWNLOAD_COMMANDS, DownloadsModule } from '../downloads/downloads.module';
 import { OutputModule } from '../output/output.module';
+import { SHARING_COMMANDS, SharingModule } from '../seeding/sharing.module';
+import { SESSION_COMMANDS, SessionCommandsModule } from '../session/session-commands.module';
 import { SETTINGS_COMMANDS, SettingsCommandsModule } from '../settings/settings-commands.module';
 import { TrackerModule } from '../tracker/tracker.module';
-import { LOCAL_COMMANDS, LocalCommand } from './local-command';
+import { LOCAL_COMMANDS, LocalCommand } from '../commands/local-command';
 import { processShellIo, SHELL_IO } from './shell-io';
 import { ShellCommand } from './shell.command';
 import { ShellService } from './shell.service';
 
 @Module({
-  imports: [ClientConfigModule, TrackerModule, OutputModule, FilesModule, SettingsCommandsModule],
+  imports: [
+    ClientConfigModule,
+    TrackerModule,
+    OutputModule,
+    SessionCommandsModule,
+    SharingModule,
+    DownloadsModule,
+    SettingsCommandsModule,
+  ],
   providers: [
     ShellCommand,
     ShellService,
     { provide: SHELL_IO, useFactory: processShellIo },
-    // Local commands: add the class to providers and to `inject` here.
+    // Local commands: each module exports its own; list the array in `inject` here.
     {
       provide: LOCAL_COMMANDS,
       useFactory: (...commands: LocalCommand[]) => commands,
-      inject: [...FILE_COMMANDS, ...SETTINGS_COMMANDS],
+      inject: [...SESSION_COMMANDS, ...SHARING_COMMANDS, ...DOWNLOAD_COMMANDS, ...SETTINGS_COMMANDS],
     },
   ],
 })

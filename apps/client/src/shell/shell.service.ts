@@ -2,7 +2,7 @@ import { COMMAND_SPECS, CommandName, commandFromTokens, formatCommand, Reply, to
 import { Inject, Injectable } from '@nestjs/common';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { TrackerClient } from '../tracker/tracker.client';
-import { LOCAL_COMMANDS, LocalCommand } from './local-command';
+import { LOCAL_COMMANDS, LocalCommand } from '../commands/local-command';
 
 export type ShellOutcome = 'continue' | 'exit';
 

@@ -32,9 +32,9 @@ import { DownloadManager, PROGRESS_REFRESH_MS } from './download.manager';
 import { ClientConfigService } from '../config/client-config.service';
 import { PartialShares } from '../seeding/partial-shares';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { configService } from './testing/files.fixtures';
-import { SharingService } from './sharing.service';
-import { tick } from './testing/files.fixtures';
+import { configService } from '../testing/files.fixtures';
+import { SharingService } from '../seeding/sharing.service';
+import { tick } from '../testing/files.fixtures';
 
 function metadataFor(data: Buffer, seeders: SeederInfo[], fileName = 'report.pdf'): FileMetadata {
   const chunkHashes: string[] = [];

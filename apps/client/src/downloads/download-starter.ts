@@ -14,11 +14,12 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { TrackerClient } from '../tracker/tracker.client';
-import { ClientSession } from './client-session';
+import { expectOk, refusedWith, TrackerReplyError } from '../tracker/tracker-reply.errors';
+import { ClientSession } from '../session/client-session';
 import { DownloadEntry, DownloadManager } from './download.manager';
 import { RunningDownload, RunningDownloadsFile } from './running-downloads.file';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { formatBytes } from './units';
+import { formatBytes } from '../common/units';
 
 /** While partial seeding is on, the tracker is asked this often for peers that started serving the file. */
 export const SWARM_REDISCOVER_MS = 2_000;
@@ -130,15 +131,14 @@ export class DownloadStarter {
   private async seederLists(groupId: string, fileName: string): Promise<ReturnType<typeof parseSeederLists>> {
     const reply = await this.tracker.request(joinArgs(['list_seeders', groupId, fileName]));
     if (reply.ok) return parseSeederLists(reply.lines);
-    if (reply.code !== ErrorCode.UnknownCommand) throw new Error(reply.message || reply.code);
+    if (!refusedWith(reply, ErrorCode.UnknownCommand)) throw new TrackerReplyError(reply);
     const metadata = await this.metadata(groupId, fileName);
     return { fileHash: metadata.fileHash, seeders: metadata.seeders, partialSeeders: metadata.partialSeeders ?? [] };
   }
 
   private async metadata(groupId: string, fileName: string): Promise<FileMetadata> {
     const reply = await this.tracker.request(formatCommand({ kind: 'download_file', groupId, fileName }));
-    if (!reply.ok) throw new Error(reply.message || reply.code);
-    return parseFileMetadata(reply.lines);
+    return parseFileMetadata(expectOk(reply).lines);
   }
 }
 

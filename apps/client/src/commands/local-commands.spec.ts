@@ -17,28 +17,32 @@ import { OUTPUT } from '../output/output.port';
 import { CapabilityVerifier } from '../seeding/capability.verifier';
 import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
 import { eventually, TempDirs } from '../seeding/testing/seeding.fixtures';
-import { LOCAL_COMMANDS, LocalCommand } from '../shell/local-command';
+import { LOCAL_COMMANDS, LocalCommand } from './local-command';
 import { ShellService } from '../shell/shell.service';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient, TrackerListener } from '../tracker/tracker.client';
-import { ClientSession } from './client-session';
-import { DownloadManager } from './download.manager';
-import { DownloadStarter, SWARM_REDISCOVER_MS } from './download-starter';
-import {
-  CancelDownloadCommand,
-  DownloadFileCommand,
-  FILE_COMMANDS,
-  LeaveGroupCommand,
-  LoginCommand,
-  LogoutCommand,
-  ShowDownloadsCommand,
-  StopShareCommand,
-  UploadFileCommand,
-} from './file.commands';
-import { RunningDownloadsFile } from './running-downloads.file';
+import { TrackerReplyError } from '../tracker/tracker-reply.errors';
+import { CancelDownloadCommand } from '../downloads/cancel-download.command';
+import { DownloadFileCommand } from '../downloads/download-file.command';
+import { DownloadManager } from '../downloads/download.manager';
+import { DownloadStarter, SWARM_REDISCOVER_MS } from '../downloads/download-starter';
+import { DOWNLOAD_COMMANDS } from '../downloads/downloads.module';
+import { RunningDownloadsFile } from '../downloads/running-downloads.file';
+import { ShowDownloadsCommand } from '../downloads/show-downloads.command';
+import { LeaveGroupCommand } from '../seeding/leave-group.command';
+import { SharingService } from '../seeding/sharing.service';
+import { SHARING_COMMANDS } from '../seeding/sharing.module';
+import { StopShareCommand } from '../seeding/stop-share.command';
+import { UploadFileCommand } from '../seeding/upload-file.command';
+import { ClientSession } from '../session/client-session';
+import { LoginCommand } from '../session/login.command';
+import { LogoutCommand } from '../session/logout.command';
+import { SESSION_COMMANDS } from '../session/session-commands.module';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { SharingService } from './sharing.service';
-import { configService, fakeTracker, FakeTracker, SELF, tick } from './testing/files.fixtures';
+import { configService, fakeTracker, FakeTracker, SELF, tick } from '../testing/files.fixtures';
+
+/** The commands of the session, sharing and downloads modules, tested together over one set of fakes. */
+const FILE_COMMANDS = [...SESSION_COMMANDS, ...SHARING_COMMANDS, ...DOWNLOAD_COMMANDS];
 
 const seeder = (userId: string, host: string, port: number): SeederInfo => ({
   userId,
@@ -634,7 +638,10 @@ describe('file commands', () => {
 
     it('keeps sharing when the tracker refuses for another reason', async () => {
       answer(errReply('NOT_MEMBER', 'you are not a member of g1'));
-      await expect(stop()).rejects.toThrow('you are not a member of g1');
+      const refused = stop();
+      await expect(refused).rejects.toThrow('you are not a member of g1');
+      await expect(refused).rejects.toBeInstanceOf(TrackerReplyError);
+      await expect(refused).rejects.toMatchObject({ code: 'NOT_MEMBER' });
       expect(sharing.stopped).not.toHaveBeenCalled();
     });
   });

@@ -11,20 +11,21 @@ import { TempDirs } from '../seeding/testing/seeding.fixtures';
 import { clientConfig } from '../testing/client-config.factory';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient } from '../tracker/tracker.client';
+import { DownloadManager } from '../downloads/download.manager';
+import { DOWNLOAD_COMMANDS } from '../downloads/downloads.module';
+import { SHARING_COMMANDS } from '../seeding/sharing.module';
+import { SharingService } from '../seeding/sharing.service';
+import { fakeTracker } from '../testing/files.fixtures';
 import { ClientSession } from './client-session';
-import { DownloadManager } from './download.manager';
-import { FILE_COMMANDS } from './file.commands';
-import { FilesModule } from './files.module';
-import { SharingService } from './sharing.service';
-import { fakeTracker } from './testing/files.fixtures';
+import { SESSION_COMMANDS, SessionCommandsModule } from './session-commands.module';
 
-describe(FilesModule.name, () => {
+describe(SessionCommandsModule.name, () => {
   const temp = new TempDirs();
   afterEach(() => temp.cleanup());
 
-  it('wires the file layer and reads the config only when it is used', async () => {
+  it('wires the session, sharing and download modules and reads the config only when it is used', async () => {
     const tracker = fakeTracker(() => okReply('ok'));
-    const moduleRef = await Test.createTestingModule({ imports: [FilesModule] })
+    const moduleRef = await Test.createTestingModule({ imports: [SessionCommandsModule] })
       .overrideProvider(TrackerClient)
       .useValue(tracker)
       .overrideProvider(OUTPUT)
@@ -32,10 +33,11 @@ describe(FilesModule.name, () => {
       .compile();
     try {
       // Compiled before the command line is read: nothing has asked for the config yet.
-      const dataDir = join(temp.make('files-module-'), 'data');
+      const dataDir = join(temp.make('session-commands-module-'), 'data');
       moduleRef.get(ClientConfigService).set(clientConfig({ self: { host: '127.0.0.1', port: 0 }, dataDir }));
 
-      for (const command of FILE_COMMANDS) expect(moduleRef.get(command)).toBeInstanceOf(command);
+      for (const command of [...SESSION_COMMANDS, ...SHARING_COMMANDS, ...DOWNLOAD_COMMANDS])
+        expect(moduleRef.get(command)).toBeInstanceOf(command);
       expect(moduleRef.get(SharingService)).toBeInstanceOf(SharingService);
       expect(moduleRef.get(DownloadManager)).toBeInstanceOf(DownloadManager);
       expect(moduleRef.get(CHUNK_HASHER)).toBeInstanceOf(Sha1ChunkHasher);
@@ -45,7 +47,7 @@ describe(FilesModule.name, () => {
       expect(moduleRef.get(ChunkServer).address()).toMatchObject({ address: '127.0.0.1' });
 
       moduleRef.get(ClientSession).loggedIn('alice');
-      const path = join(temp.make('files-module-'), 'a.txt');
+      const path = join(temp.make('session-commands-module-'), 'a.txt');
       writeFileSync(path, 'hello');
       await moduleRef.get(SharingService).upload('g1', path);
       expect(tracker.lines[0]).toMatch(/^upload_file g1 .*a\.txt 5 [0-9a-f]{40} [0-9a-f]{40} 0$/);

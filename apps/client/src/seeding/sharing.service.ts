@@ -4,15 +4,15 @@ import { Inject, Injectable } from '@nestjs/common';
 import { basename } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
-import { ChunkServer } from '../seeding/chunk.server';
-import { ShareRegistry } from '../seeding/share.registry';
+import { ChunkServer } from './chunk.server';
+import { ShareRegistry } from './share.registry';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { fileIdentity, SharedFile, sameIdentity } from '../seeding/shared-file';
-import { NotShareableError } from '../seeding/seeding.errors';
+import { fileIdentity, SharedFile, sameIdentity } from './shared-file';
+import { NotShareableError } from './seeding.errors';
 import { TrackerClient } from '../tracker/tracker.client';
-import { ClientSession } from './client-session';
-import { describeFsError } from './file-errors';
-import { formatBytes, formatRate } from './units';
+import { ClientSession } from '../session/client-session';
+import { describeFsError } from '../common/file-errors';
+import { formatBytes, formatRate } from '../common/units';
 
 /** The hashing live line of an upload is redrawn at most this often. */
 export const HASH_PROGRESS_MS = 200;

@@ -8,8 +8,8 @@ import { PartResume } from '../download/part-resume';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { PartialShare, PartialShares } from '../seeding/partial-shares';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { SharingService } from './sharing.service';
-import { etaMs, formatBytes, formatDuration, formatRate } from './units';
+import { SharingService } from '../seeding/sharing.service';
+import { etaMs, formatBytes, formatDuration, formatRate } from '../common/units';
 
 /** How often a running download's live line is redrawn. */
 export const PROGRESS_REFRESH_MS = 250;

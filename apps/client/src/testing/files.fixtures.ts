@@ -1,7 +1,7 @@
 import { okReply, Reply } from '@app/protocol';
-import { ClientConfig } from '../../config/client.config';
-import { ClientConfigService } from '../../config/client-config.service';
-import { clientConfig } from '../../testing/client-config.factory';
+import { ClientConfig } from '../config/client.config';
+import { ClientConfigService } from '../config/client-config.service';
+import { clientConfig } from './client-config.factory';
 
 /** This client's own address in every files spec (the default of `clientConfig`). */
 export const SELF = { host: '127.0.0.1', port: 7001 };

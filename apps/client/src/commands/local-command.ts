@@ -5,8 +5,10 @@
  * tracker command replaces the plain forwarding for that name.
  *
  * To add one: write an @Injectable() class implementing LocalCommand (inject
- * TrackerClient and OUTPUT as needed), list it in ShellModule's providers and
- * in the `inject` array of the LOCAL_COMMANDS factory there.
+ * TrackerClient and OUTPUT as needed), list it in its module's `*_COMMANDS` array
+ * (provided and exported there), which ShellModule puts in the `inject` array of
+ * its LOCAL_COMMANDS factory. This file imports
+ * nothing, so the shell and every module with commands can import it without a cycle.
  */
 export interface LocalCommand {
   readonly name: string;

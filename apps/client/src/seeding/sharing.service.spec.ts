@@ -16,21 +16,21 @@ import {
 import { join } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
 import { OUTPUT } from '../output/output.port';
-import { CapabilityVerifier } from '../seeding/capability.verifier';
-import { ChunkServer } from '../seeding/chunk.server';
-import { TestCapabilityIssuer } from '../seeding/testing/capability.fixtures';
-import { SEEDING_OPTIONS } from '../seeding/seeding.tokens';
+import { CapabilityVerifier } from './capability.verifier';
+import { ChunkServer } from './chunk.server';
+import { TestCapabilityIssuer } from './testing/capability.fixtures';
+import { SEEDING_OPTIONS } from './seeding.tokens';
 import { TransferSettings } from '../settings/transfer-settings.service';
-import { ShareRegistry } from '../seeding/share.registry';
-import { fileIdentity } from '../seeding/shared-file';
-import { ChunkSocket } from '../seeding/testing/chunk-socket';
-import { aShare, eventually, sha1, shareOf, TempDirs } from '../seeding/testing/seeding.fixtures';
+import { ShareRegistry } from './share.registry';
+import { fileIdentity } from './shared-file';
+import { ChunkSocket } from './testing/chunk-socket';
+import { aShare, eventually, sha1, shareOf, TempDirs } from './testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerConnectionLostError } from '../tracker/tracker.errors';
-import { ClientSession } from './client-session';
+import { ClientSession } from '../session/client-session';
 import { HASH_PROGRESS_MS, hashingLine, SharingService } from './sharing.service';
-import { configService, fakeTracker, FakeTracker, MY_PORT } from './testing/files.fixtures';
+import { configService, fakeTracker, FakeTracker, MY_PORT } from '../testing/files.fixtures';
 
 const chunkHashesOf = (data: Buffer): string[] => {
   const hashes: string[] = [];
