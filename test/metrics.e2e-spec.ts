@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
 import {
@@ -40,8 +41,12 @@ describe('health and metrics endpoints', () => {
     dirs.splice(0).forEach(removeDir);
   });
 
-  async function tracker(infoFile: string, n: number, dir: string, httpPort: number): Promise<Proc> {
-    const p = await startTrackerReady(infoFile, n, join(dir, `tracker-${n}`), ['--http-port', String(httpPort)]);
+  async function tracker(infoFile: string, n: number, dir: string, httpPort: number, extra: string[] = []) {
+    const p = await startTrackerReady(infoFile, n, join(dir, `tracker-${n}`), [
+      '--http-port',
+      String(httpPort),
+      ...extra,
+    ]);
     procs.push(p);
     return p;
   }
@@ -127,11 +132,11 @@ describe('health and metrics endpoints', () => {
     expect(valueOf(up, 'p2p_client_downloads', { state: 'complete' })).toBe(0);
   }, 120_000);
 
-  it('answers 404 off its paths and 405 to anything but GET', async () => {
+  it('answers 404 off its paths and 405 to anything but GET, and counts connection refusals by limit', async () => {
     const net = await trackerNetwork(1);
     dirs.push(net.dir);
     const httpPort = await freePort();
-    await tracker(net.infoFile, 1, net.dir, httpPort);
+    await tracker(net.infoFile, 1, net.dir, httpPort, ['--max-conns-per-ip', '1', '--idle-timeout-login', '1s']);
     expect((await httpGet(httpPort, '/')).status).toBe(404);
     expect((await httpGet(httpPort, '/metrics/x')).status).toBe(404);
     const post = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { method: 'POST', body: 'x' });
@@ -139,6 +144,26 @@ describe('health and metrics endpoints', () => {
     const { status, body } = await health(httpPort);
     expect(status).toBe(200);
     expect(body).toEqual({ status: 'up', tracker: 1, peers: [] });
+
+    const first = await RawConn.open(net.ports[0]);
+    conns.push(first);
+    // a second connection from the same address: refused with one line, then closed
+    const refused = await new Promise<string>((resolve, reject) => {
+      let seen = '';
+      const socket = connect(net.ports[0], '127.0.0.1', () => socket.write('HELLO p2p-share/2\n'));
+      socket.setEncoding('utf8').on('data', (d: string) => (seen += d));
+      socket.on('error', reject).on('close', () => resolve(seen));
+    });
+    expect(refused).toMatch(/^ERR TOO_MANY_CONNECTIONS /);
+    await eventually(
+      () => Promise.resolve(first.closed),
+      10_000,
+      'the first connection closed for idling before login',
+    );
+    const refusals = await scrape(httpPort);
+    expect(valueOf(refusals, 'p2p_tracker_refusals_total', { limit: 'too_many_connections' })).toBe(1);
+    expect(valueOf(refusals, 'p2p_tracker_refusals_total', { limit: 'idle_timeout' })).toBe(1);
+    expect(valueOf(refusals, 'p2p_tracker_open_connections')).toBe(0);
   }, 60_000);
 
   it('shows each peer tracker linked and how far behind, and a stopped peer as not linked', async () => {
