@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
+import { ClientMetricsModule } from './metrics/client-metrics.module';
 import { ShellModule } from './shell/shell.module';
 
 @Module({
-  imports: [ShellModule],
+  imports: [ShellModule, ClientMetricsModule],
 })
 export class ClientModule {}

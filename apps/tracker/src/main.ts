@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertKeyFileProtected, UnprotectedKeyFileError } from './common/private-files';
 import { ConfigError, parseTrackerArgs, TrackerConfig, TrackerLimits } from './config/tracker.config';
+import { MetricsModule } from './metrics/metrics.module';
+import { TrackerMetrics } from './metrics/tracker.metrics';
 import { assertKnownSchema, NewerSchemaError, storedSchemaVersion } from './storage/migrations';
 import { SyncService } from './sync/sync.service';
 import { TrackerModule } from './tracker.module';
@@ -36,7 +38,7 @@ function fitToOpenFiles(limits: TrackerLimits, logger: Logger): TrackerLimits {
 
 function readConfig(): TrackerConfig {
   try {
-    const config = parseTrackerArgs(process.argv.slice(2), (path) => readFileSync(path, 'utf8'));
+    const config = parseTrackerArgs(process.argv.slice(2), (path) => readFileSync(path, 'utf8'), process.env);
     // as ssh does with a private key: a secret others can read is refused before anything starts
     assertKeyFileProtected(config.keyFile);
     return config;
@@ -65,8 +67,19 @@ async function bootstrap(): Promise<void> {
   checkSchema(config);
   const logger = new Logger('Tracker');
   const policy = new ConnectionPolicy(fitToOpenFiles(config.limits, logger));
-  const server = new TextLineServer({ host: config.self.host, port: config.self.port, policy });
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(TrackerModule.forRoot(config), {
+  // --http-port: /healthz and /metrics; the transport reports its refusals to the same collectors
+  const metrics = config.httpPort !== undefined ? new TrackerMetrics() : undefined;
+  const metricsModule =
+    metrics &&
+    MetricsModule.forRoot({
+      metrics,
+      port: config.httpPort!,
+      host: config.self.host,
+      connections: () => policy.usage.connections,
+    });
+  const server = new TextLineServer({ host: config.self.host, port: config.self.port, policy, observer: metrics });
+  const tracker = TrackerModule.forRoot(config, metricsModule ? [metricsModule] : []);
+  const app = await NestFactory.createMicroservice<MicroserviceOptions>(tracker, {
     strategy: server,
     logger: process.env.TRACKER_LOG === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],
   });

@@ -11,7 +11,8 @@ import { PassThroughExceptionFilter } from './transport/pass-through.filter';
 
 @Module({})
 export class TrackerModule {
-  static forRoot(config: TrackerConfig): DynamicModule {
+  /** `extras`: modules main.ts adds when asked (MetricsModule with `--http-port`). */
+  static forRoot(config: TrackerConfig, extras: readonly DynamicModule[] = []): DynamicModule {
     return {
       module: TrackerModule,
       global: true,
@@ -22,6 +23,7 @@ export class TrackerModule {
         AuthModule,
         GroupsModule,
         FilesModule,
+        ...extras,
       ],
       providers: [
         { provide: TRACKER_CONFIG, useValue: config },

@@ -22,6 +22,8 @@ export interface ClientConfig {
   readonly peerLimits?: PeerLimits;
   /** A download fails once it has verified no chunk for this long (0: it waits for ever; undefined: 10 min). */
   readonly stallTimeoutMs?: number;
+  /** Port of the HTTP server for `/metrics` on this client's host (`--metrics-port`; unset: none). */
+  readonly metricsPort?: number;
 }
 
 /** Chunk server connection limits; each unset one keeps its default (see the seeding policy). */
@@ -46,6 +48,7 @@ export interface ClientOptions {
   readonly peerIdleTimeout?: string;
   readonly capabilitySkew?: string;
   readonly stallTimeout?: string;
+  readonly metricsPort?: string;
 }
 
 export const CLIENT_USAGE =
@@ -53,7 +56,24 @@ export const CLIENT_USAGE =
   ' [--no-partial-seeding]' +
   ' [--max-peer-conns N] [--max-peer-conns-per-ip N]' +
   ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME] [--capability-skew TIME]' +
-  ' [--stall-timeout TIME]';
+  ' [--stall-timeout TIME] [--metrics-port PORT]';
+
+/** The environment equivalent of `--metrics-port` (the flag wins). */
+export const ENV_METRICS_PORT = 'P2P_METRICS_PORT';
+
+/** `--metrics-port` or else P2P_METRICS_PORT: a port 0-65535 (0: any free one), or undefined when neither is set. */
+function parseMetricsPort(options: ClientOptions, env: ClientEnv): number | undefined {
+  const [source, text] =
+    options.metricsPort !== undefined
+      ? ['--metrics-port', options.metricsPort]
+      : [ENV_METRICS_PORT, env[ENV_METRICS_PORT]?.trim() || undefined];
+  if (text === undefined) return undefined;
+  const port = /^\d{1,5}$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    throw new ConfigError(`${source} '${text}' is not a port number 0-65535; ${CLIENT_USAGE}`);
+  }
+  return port;
+}
 
 /** `500ms`, `30s`, `5m`, `2h`, `7d` or a bare number of seconds, in milliseconds; `0` is allowed. */
 export const parseDurationMs = (text: string): number | undefined => tryParseDuration(text);
@@ -190,6 +210,7 @@ export function parseClientArgs(
       `--stall-timeout '${options.stallTimeout}' is not a duration such as 30s or 10m (0: wait for ever); ${CLIENT_USAGE}`,
     );
   }
+  const metricsPort = parseMetricsPort(options, env);
   let text: string;
   try {
     text = readFile(trackerInfoFile);
@@ -209,5 +230,6 @@ export function parseClientArgs(
     peerLimits,
     ...(capabilitySkewMs === undefined ? {} : { capabilitySkewMs }),
     ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
+    ...(metricsPort === undefined ? {} : { metricsPort }),
   };
 }

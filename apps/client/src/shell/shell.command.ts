@@ -130,6 +130,14 @@ export class ShellCommand extends CommandRunner {
     return value;
   }
 
+  @Option({
+    flags: '--metrics-port <port>',
+    description: 'serve Prometheus /metrics on this port (env P2P_METRICS_PORT)',
+  })
+  parseMetricsPort(value: string): string {
+    return value;
+  }
+
   async run(params: string[], options: ClientOptions = {}): Promise<void> {
     this.config.load(params, options);
     process.on('SIGINT', this.interrupt);

@@ -28,6 +28,8 @@ export interface TrackerConfig {
    * unset: an offline tracker holds it back until it is back). See docs/PROTOCOL.md 6.10 for the consequence.
    */
   readonly compactOfflineAfterMs?: number;
+  /** Port of the HTTP server for `/healthz` and `/metrics` on this tracker's host (`--http-port`; unset: none). */
+  readonly httpPort?: number;
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -121,7 +123,18 @@ export const TRACKER_USAGE =
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-upload-line BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
-  ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION] [--compact-after N] [--compact-offline-after DURATION]';
+  ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION] [--compact-after N] [--compact-offline-after DURATION]' +
+  ' [--http-port PORT]';
+
+/** The environment equivalent of `--http-port` (the flag wins). */
+export const ENV_HTTP_PORT = 'TRACKER_HTTP_PORT';
+
+/** `--http-port`'s value: a port number 0-65535 (0: any free port). */
+function parseHttpPort(text: string | undefined, source: string): number {
+  const port = /^\d{1,5}$/.test(text ?? '') ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new ConfigError(`${source} needs a port number 0-65535; ${TRACKER_USAGE}`);
+  return port;
+}
 
 /** Default `--capability-ttl`: one hour. */
 export const DEFAULT_CAPABILITY_TTL_MS = 60 * 60 * 1000;
@@ -131,7 +144,11 @@ export class ConfigError extends Error {
 }
 
 /** Turns argv (without node and script) into a config; throws ConfigError with a one-line reason. */
-export function parseTrackerArgs(argv: readonly string[], readFile: (path: string) => string): TrackerConfig {
+export function parseTrackerArgs(
+  argv: readonly string[],
+  readFile: (path: string) => string,
+  env: Readonly<Record<string, string | undefined>> = {},
+): TrackerConfig {
   const positional: string[] = [];
   let dataDir: string | undefined;
   let keyFile: string | undefined;
@@ -141,6 +158,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
   let capabilityTtlMs = DEFAULT_CAPABILITY_TTL_MS;
   let compactAfterOps: number | undefined;
   let compactOfflineAfterMs: number | undefined;
+  let httpPort = env[ENV_HTTP_PORT]?.trim() ? parseHttpPort(env[ENV_HTTP_PORT]?.trim(), ENV_HTTP_PORT) : undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const limit = LIMIT_FLAGS[arg.split('=')[0]];
@@ -183,6 +201,8 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
         throw new ConfigError(`--compact-offline-after needs a duration such as 30m, 2h or 7d; ${TRACKER_USAGE}`);
       }
       compactOfflineAfterMs = ms;
+    } else if (arg === '--http-port' || arg.startsWith('--http-port=')) {
+      httpPort = parseHttpPort(arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i], '--http-port');
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -239,6 +259,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     capabilityTtlMs,
     ...(compactAfterOps !== undefined && { compactAfterOps }),
     ...(compactOfflineAfterMs !== undefined && { compactOfflineAfterMs }),
+    ...(httpPort !== undefined && { httpPort }),
   };
 }
 

@@ -4,6 +4,7 @@ import {
   encodeOpArgs,
   formatHostPort,
   formatVersionVector,
+  HostPort,
   OpBody,
   OpKind,
   OpMeta,
@@ -76,6 +77,15 @@ export interface PresenceEntry {
 export type PresenceChange =
   | { readonly on: true; readonly entry: PresenceEntry }
   | { readonly on: false; readonly entry: Omit<PresenceEntry, 'address' | 'filePath' | 'form'> };
+
+/** One peer tracker's link as `SyncService.peerLinks()` reports it. */
+export interface PeerLinkState {
+  readonly tracker: number;
+  readonly address: HostPort;
+  readonly linked: boolean;
+  /** Ops this tracker holds that the peer is not known to hold. */
+  readonly behind: number;
+}
 
 export interface SyncOptions {
   /** How long a client's reply may wait for peers to acknowledge its change. */
@@ -285,6 +295,19 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     if (!this.linkDownSince.has(n)) this.linkDownSince.set(n, this.clock.now());
     return this.linkDownSince.get(n);
+  }
+
+  /**
+   * Each peer tracker: where this tracker reaches it, whether its link is up, and how many ops this tracker holds
+   * that the peer is not known to hold (as of its last acknowledgement; kept while the link is down).
+   */
+  peerLinks(): PeerLinkState[] {
+    const mine = this.versionVector();
+    return this.peers.map((p) => {
+      let behind = 0;
+      for (const [origin, seq] of mine) behind += Math.max(0, seq - p.ackedSeq(origin));
+      return { tracker: p.number, address: p.address, linked: p.connected, behind };
+    });
   }
 
   /** Highest seq held per origin, in the log or in its snapshot. */

@@ -44,6 +44,8 @@ export interface TextLineServerOptions {
   readonly port: number;
   /** Connection admission, idle timeouts and buffering limits (default: the tracker's default limits). */
   readonly policy?: ConnectionPolicy;
+  /** Told of each refusal the transport answers itself (metrics). */
+  readonly observer?: { refused(code: string): void };
 }
 
 /** Lines from an authenticated tracker carry whole hash lists: as long as the longest op any tracker commits. */
@@ -153,6 +155,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
     const slot = this.policy.admit(socket.remoteAddress, ctx);
     if (!(slot instanceof ConnectionSlot)) {
+      this.options.observer?.refused(slot.reply.code);
       this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} refused: ${slot.reply.code}`);
       socket.on('close', () => this.sockets.delete(socket));
       shutUnread(socket, slot); // in the form its first bytes ask for
@@ -172,6 +175,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     const close = (refusal: Refusal): void => {
       if (closing) return;
       closing = true;
+      this.options.observer?.refused(refusal.reply.code);
       this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} closed: ${refusal.reply.code}`);
       shut(socket, refusal, ctx.extended || ctx.link ? 'extended' : 'seed');
     };
@@ -181,9 +185,13 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     let pending: { request: Request; need: number; lines: string[]; overflows: number } | undefined;
     /** The refusal just answered closes the connection. */
     let closeAfterReply = false;
-    const tooLong = () => errReply(ErrorCode.LineTooLong, `line longer than ${decoder.maxLineBytes} bytes ignored`);
+    const tooLong = () => {
+      this.options.observer?.refused(ErrorCode.LineTooLong);
+      return errReply(ErrorCode.LineTooLong, `line longer than ${decoder.maxLineBytes} bytes ignored`);
+    };
     const refuse = (refusal: Refusal): Reply => {
       closeAfterReply = refusal.close;
+      if (!refusal.close) this.options.observer?.refused(refusal.reply.code);
       return refusal.reply;
     };
     // a logged-in client's upload_file with every hash inline, longer than a line, is read as it streams in
