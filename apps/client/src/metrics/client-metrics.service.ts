@@ -1,7 +1,7 @@
 import { formatHostPort } from '@app/protocol';
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { ClientConfigService } from '../config/client-config.service';
-import { DownloadManager } from '../files/download.manager';
+import { DownloadManager } from '../downloads/download.manager';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { ChunkServer } from '../seeding/chunk.server';
 import { ClientMetrics } from './client.metrics';
