@@ -82,9 +82,16 @@ describe('client shell against a real tracker', () => {
     await alice.run('list_groups', /^error: you must log in first/m);
     await alice.run('login alice a-pass', /logged in as alice/);
 
-    for (const c of [alice, bob, carol]) {
+    // piped sessions: 0 only when every command succeeded; alice's list_groups after logout and carol's
+    // list_requests failed, so they exit 1 and say so
+    for (const [c, code] of [
+      [alice, 1],
+      [bob, 0],
+      [carol, 1],
+    ] as const) {
       c.send('exit');
-      expect((await c.exited).code).toBe(0);
+      expect((await c.exited).code).toBe(code);
+      if (code === 1) expect(c.stdout).toMatch(/^error: 1 of \d+ commands failed$/m);
     }
     expect(tracker.running).toBe(true);
   });
@@ -111,8 +118,10 @@ describe('client shell against a real tracker', () => {
       ],
       isolated(),
     );
-    expect(code).toBe(0);
+    // some commands failed: exit 1, and the last line says how many
+    expect(code).toBe(1);
     const lines = stdout.trim().split('\n');
+    expect(lines.pop()).toBe('error: 10 of 13 commands failed');
     const errors = lines.filter((l) => l.startsWith('error:'));
     expect(errors).toHaveLength(10);
     expect(stdout).toMatch(/error: unknown command 'frobnicate'/);

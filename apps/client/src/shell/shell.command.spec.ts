@@ -57,6 +57,8 @@ function freePort(): Promise<number> {
 }
 
 describe(ShellCommand.name, () => {
+  // a piped run with a failing command sets exit status 1; the test runner's own status must not keep it
+  afterEach(() => (process.exitCode = undefined));
   let dir: string;
   let infoFile: string;
   let runs = 0;
@@ -152,11 +154,13 @@ describe(ShellCommand.name, () => {
     const { lines, tracker } = await runShell('login alice\ncreate_group\nlist_groups extra\nhelp me\n');
 
     expect(lines).toEqual([
-      'error: usage: login <user_id> <password>',
+      'error: usage: login <user_id> <password> (the password must be on the line when input is not a terminal)',
       'error: usage: create_group <group_id>',
       'error: usage: list_groups',
-      'error: usage: help',
+      "error: no command 'me' (type help)",
+      'error: 4 of 4 commands failed',
     ]);
+    expect(process.exitCode).toBe(1);
     expect(tracker.request).not.toHaveBeenCalled();
   });
 
@@ -184,6 +188,7 @@ describe(ShellCommand.name, () => {
       "error: unknown command 'frobnicate' (type help)",
       'error: unterminated quote',
       'error: quotes and backslashes belong inside a quoted argument',
+      'error: 3 of 3 commands failed',
     ]);
     expect(tracker.request).not.toHaveBeenCalled();
   });
@@ -193,13 +198,14 @@ describe(ShellCommand.name, () => {
 
     const names = (Object.keys(COMMAND_SPECS) as CommandName[]).filter((n) => n !== 'new_seeder' && n !== 'resume');
     expect(lines.join('\n')).not.toMatch(/new_seeder/);
-    expect(lines).toHaveLength(names.length + 3);
+    expect(lines).toHaveLength(names.length + 5); // the heading, help, exit, quit, and the line on help <command>
     expect(lines[0]).toBe('commands:');
     names.forEach((name, i) => {
       const [shownUsage, summary] = lines[i + 1].trim().split(/ {2,}/);
       expect([shownUsage, summary]).toEqual([usage(name), COMMAND_SPECS[name].summary]);
     });
-    expect(lines.slice(-2).map((l) => l.trim().split(/\s+/)[0])).toEqual(['help', 'exit']);
+    expect(lines.slice(-4, -1).map((l) => l.trim().split(/\s+/)[0])).toEqual(['help', 'exit', 'quit']);
+    expect(process.exitCode).toBeUndefined();
   });
 
   it('ignores empty lines', async () => {
@@ -244,13 +250,18 @@ describe(ShellCommand.name, () => {
   it('prints an ERR reply as an error line', async () => {
     const tracker = fakeTracker({ 'login alice x': errReply('LOGIN_FAILED', 'wrong user id or password') });
     const { lines } = await runShell('login alice x\n', { tracker });
-    expect(lines).toEqual(['error: wrong user id or password']);
+    expect(lines).toEqual(['error: wrong user id or password', 'error: 1 of 1 command failed']);
+    expect(process.exitCode).toBe(1);
   });
 
   it('prints a failed request as an error line and goes on', async () => {
     const tracker = fakeTracker({ logout: new TrackerConnectionLostError(TRACKER) });
     const { lines } = await runShell('logout\nlist_groups\n', { tracker });
-    expect(lines).toEqual(['error: lost connection to tracker 127.0.0.1:7000', 'ok list_groups']);
+    expect(lines).toEqual([
+      'error: lost connection to tracker 127.0.0.1:7000',
+      'ok list_groups',
+      'error: 1 of 2 commands failed',
+    ]);
   });
 
   it('runs local commands, which may replace forwarding, and survives their failures', async () => {

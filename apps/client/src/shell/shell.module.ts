@@ -6,6 +6,7 @@ import { OutputModule } from '../output/output.module';
 import { SETTINGS_COMMANDS, SettingsCommandsModule } from '../settings/settings-commands.module';
 import { TrackerModule } from '../tracker/tracker.module';
 import { LOCAL_COMMANDS, LocalCommand } from './local-command';
+import { KnownNames } from './known-names.service';
 import { processShellIo, SHELL_IO } from './shell-io';
 import { ShellCommand } from './shell.command';
 import { ShellService } from './shell.service';
@@ -15,6 +16,7 @@ import { ShellService } from './shell.service';
   providers: [
     ShellCommand,
     ShellService,
+    KnownNames,
     { provide: SHELL_IO, useFactory: processShellIo },
     // Local commands: add the class to providers and to `inject` here.
     {
