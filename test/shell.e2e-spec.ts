@@ -145,6 +145,28 @@ describe('client shell against a real tracker', () => {
     }
   });
 
+  it('exits 0 after a piped script in which every command succeeded', async () => {
+    const { code, stdout } = await runClientScript(
+      `127.0.0.1:${await freePort()}`,
+      net.infoFile,
+      ['create_user erin e-pass', 'login erin e-pass', 'create_group erins', 'list_groups', 'quit', 'frobnicate'],
+      isolated(),
+    );
+    expect(code).toBe(0); // quit ends the script: the line after it never runs
+    expect(stdout).not.toMatch(/error/);
+  });
+
+  it('exits 130 on SIGINT (Ctrl-C), whatever came before', async () => {
+    const c = await client();
+    await c.run('frobnicate', /unknown command/);
+    await c.run('help', /commands:/);
+    c.child.kill('SIGINT');
+    const { code, signal } = await c.exited;
+    // 130 from the client's own exit, or the signal itself if it had already stopped listening on its way out
+    expect(code === 130 || signal === 'SIGINT').toBe(true);
+    expect(c.stdout).not.toMatch(/commands failed/);
+  });
+
   describe('argv handling', () => {
     // run from the test's temp folder: a client that got as far as its default ./data folder makes it there
     const run = (...args: string[]) =>
