@@ -216,11 +216,15 @@ describe('client shell in a pseudo-terminal', () => {
     await seeder.proc.run('upload_file swarm big.bin', /shared big\.bin/);
 
     await run(t, 'download_file swarm big.bin copy.bin', /downloading big\.bin/);
-    t.type('list_files swa');
-    // the download ends while `list_files swa` sits half typed at the prompt
-    const screen = await t.waitScreen(/downloaded .*big\.bin[^\n]*\n(.*\n)*\$> list_files swa$/, 60_000);
+    // a half-typed line longer than the 110-column terminal: it wraps onto a second row
+    const typed = `list_files${' '.repeat(110)}swa`;
+    t.type(typed);
+    // the download ends while that line sits half typed at the prompt (capture-pane -J joins the wrapped rows)
+    const screen = await t.waitScreen(/downloaded .*big\.bin[^\n]*\n(.*\n)*\$> list_files +swa$/, 60_000);
     const rows = screen.split('\n');
-    expect(lastLine(screen)).toBe('$> list_files swa');
+    expect(lastLine(screen)).toBe(`$> ${typed}`);
+    // and nothing of the prompt was left behind above the notice
+    expect(screen.match(/list_files/g)).toHaveLength(1);
     // the notice is on a line of its own, not glued to the typed text
     expect(rows.find((r) => /downloaded .*big\.bin/.test(r))).not.toMatch(/\$>/);
     // the cursor is still at the end of the typed text: typing goes on where it was
