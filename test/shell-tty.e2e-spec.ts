@@ -138,16 +138,23 @@ describe('client shell in a pseudo-terminal', () => {
     await t.waitScreen(/user pat created/);
     t.type('login pat');
     t.keys('Enter');
-    await t.waitScreen(/logged in|password:$/);
+    await t.waitScreen(/login pat\npassword:$/);
     t.type('Hunter2-secret');
     t.keys('Enter');
     await t.waitScreen(/logged in as pat/);
     await t.waitScreen(/\$>$/);
-    // Up walks back through logged in, login pat and create_user pat: never the password typed at `password: `
+    // Up twice: `login pat`, then `create_user pat`; never the password typed at `password: `
     t.keys('Up', 'Up');
     await t.waitScreen(/\$> create_user pat$/);
     t.keys('C-u');
     expect(t.screen()).not.toMatch(/Hunter2/);
+    // Ctrl-C at `password: ` gives up on that command only
+    t.type('create_user pat2');
+    t.keys('Enter');
+    await t.waitScreen(/create_user pat2\npassword:$/);
+    t.type('half');
+    t.keys('C-c');
+    await t.waitScreen(/no password given; create_user not sent\n\$>$/);
     t.type('quit');
     t.keys('Enter');
     expect(await t.exitCode()).toBe(0);

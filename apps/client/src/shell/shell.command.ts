@@ -225,6 +225,7 @@ export class ShellCommand extends CommandRunner {
     const { input, output, interactive } = this.io;
     // readline echoes through this; muted while a password is typed
     let muted = false;
+    let passwordCancelled = false;
     const echo = new Writable({
       write(chunk: Buffer, _enc, done) {
         if (!muted) output.write(chunk);
@@ -273,8 +274,10 @@ export class ShellCommand extends CommandRunner {
       ? async (question) => {
           output.write(question);
           muted = true;
+          passwordCancelled = false;
           try {
-            return await lines.next();
+            const password = await lines.next();
+            return passwordCancelled ? undefined : password;
           } finally {
             muted = false;
           }
@@ -292,6 +295,14 @@ export class ShellCommand extends CommandRunner {
     // Ctrl-C at the prompt (a terminal's, which readline reads as a key): a half-typed line is cleared, as shells do;
     // on an empty line it is the same as a SIGINT
     rl.on('SIGINT', () => {
+      if (muted) {
+        // Ctrl-C at `password: ` gives up on the command, not on the client
+        passwordCancelled = true;
+        rl.write('', { ctrl: true, name: 'e' });
+        rl.write('', { ctrl: true, name: 'u' });
+        rl.write('\r');
+        return;
+      }
       if (waiting && rl.line !== '') {
         rl.write('', { ctrl: true, name: 'e' });
         rl.write('', { ctrl: true, name: 'u' });

@@ -118,7 +118,7 @@ export class ShellService {
       throw new ShellError(`usage: ${entry.usage} (the password must be on the line when input is not a terminal)`);
     }
     const password = await this.hiddenPrompt('password: ');
-    if (password === undefined || password === '') throw new ShellError('no password given');
+    if (password === undefined || password === '') throw new ShellError(`no password given; ${entry.name} not sent`);
     args.push(password);
   }
 
