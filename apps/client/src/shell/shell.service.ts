@@ -1,5 +1,5 @@
 import { COMMAND_SPECS, CommandName, commandFromTokens, formatCommand, Reply, tokenize, usage } from '@app/protocol';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { basename } from 'node:path';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { TrackerClient } from '../tracker/tracker.client';
@@ -50,7 +50,8 @@ export class ShellService {
     private readonly tracker: TrackerClient,
     @Inject(OUTPUT) private readonly out: OutputPort,
     @Inject(LOCAL_COMMANDS) local: readonly LocalCommand[],
-    private readonly names: KnownNames = new KnownNames(),
+    // optional: a module that only runs commands (no completion) gets a names list of its own
+    @Optional() private readonly names: KnownNames = new KnownNames(),
   ) {
     const localByName = new Map(local.map((cmd) => [cmd.name, cmd]));
     for (const name of Object.keys(COMMAND_SPECS) as CommandName[]) {
