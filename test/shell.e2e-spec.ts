@@ -82,9 +82,16 @@ describe('client shell against a real tracker', () => {
     await alice.run('list_groups', /^error: you must log in first/m);
     await alice.run('login alice a-pass', /logged in as alice/);
 
-    for (const c of [alice, bob, carol]) {
+    // piped sessions: 0 only when every command succeeded; alice's list_groups after logout and carol's
+    // list_requests failed, so they exit 1 and say so
+    for (const [c, code] of [
+      [alice, 1],
+      [bob, 0],
+      [carol, 1],
+    ] as const) {
       c.send('exit');
-      expect((await c.exited).code).toBe(0);
+      expect((await c.exited).code).toBe(code);
+      if (code === 1) expect(c.stdout).toMatch(/^error: 1 of \d+ commands failed$/m);
     }
     expect(tracker.running).toBe(true);
   });
@@ -111,8 +118,10 @@ describe('client shell against a real tracker', () => {
       ],
       isolated(),
     );
-    expect(code).toBe(0);
+    // some commands failed: exit 1, and the last line says how many
+    expect(code).toBe(1);
     const lines = stdout.trim().split('\n');
+    expect(lines.pop()).toBe('error: 10 of 13 commands failed');
     const errors = lines.filter((l) => l.startsWith('error:'));
     expect(errors).toHaveLength(10);
     expect(stdout).toMatch(/error: unknown command 'frobnicate'/);
@@ -134,6 +143,28 @@ describe('client shell against a real tracker', () => {
     for (const cmd of ['create_user', 'login', 'join_group', 'accept_request', 'list_groups', 'exit']) {
       expect(stdout).toMatch(new RegExp(`^\\s*${cmd}\\b`, 'm'));
     }
+  });
+
+  it('exits 0 after a piped script in which every command succeeded', async () => {
+    const { code, stdout } = await runClientScript(
+      `127.0.0.1:${await freePort()}`,
+      net.infoFile,
+      ['create_user erin e-pass', 'login erin e-pass', 'create_group erins', 'list_groups', 'quit', 'frobnicate'],
+      isolated(),
+    );
+    expect(code).toBe(0); // quit ends the script: the line after it never runs
+    expect(stdout).not.toMatch(/error/);
+  });
+
+  it('exits 130 on SIGINT (Ctrl-C), whatever came before', async () => {
+    const c = await client();
+    await c.run('frobnicate', /unknown command/);
+    await c.run('help', /commands:/);
+    c.child.kill('SIGINT');
+    const { code, signal } = await c.exited;
+    // 130 from the client's own exit, or the signal itself if it had already stopped listening on its way out
+    expect(code === 130 || signal === 'SIGINT').toBe(true);
+    expect(c.stdout).not.toMatch(/commands failed/);
   });
 
   describe('argv handling', () => {

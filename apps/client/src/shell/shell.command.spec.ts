@@ -1,8 +1,8 @@
 import { COMMAND_SPECS, CommandName, errReply, okReply, Reply, usage } from '@app/protocol';
-import { Test } from '@nestjs/testing';
+import { Test, TestingModule } from '@nestjs/testing';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ClientModule } from '../client.module';
@@ -13,6 +13,7 @@ import { eventually } from '../seeding/testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
 import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerConnectionLostError, TrackerUnreachableError } from '../tracker/tracker.errors';
+import { KnownNames } from './known-names.service';
 import { LOCAL_COMMANDS, LocalCommand } from '../commands/local-command';
 import { SHELL_IO } from './shell-io';
 import { PROMPT, ShellCommand } from './shell.command';
@@ -57,6 +58,8 @@ function freePort(): Promise<number> {
 }
 
 describe(ShellCommand.name, () => {
+  // a piped run with a failing command sets exit status 1; the test runner's own status must not keep it
+  afterEach(() => (process.exitCode = undefined));
   let dir: string;
   let infoFile: string;
   let runs = 0;
@@ -74,6 +77,8 @@ describe(ShellCommand.name, () => {
     interactive?: boolean;
     args?: string[];
     downloads?: unknown;
+    /** Looks into the module after the run, before it closes. */
+    inspect?: (moduleRef: TestingModule) => void;
   }
 
   /** Runs the shell over `input` until it returns; resolves with what it printed. */
@@ -100,6 +105,7 @@ describe(ShellCommand.name, () => {
     // every run seeds from its own free port and keeps its state in its own folder, never in ./data
     const args = options.args ?? [`127.0.0.1:${await freePort()}`, infoFile];
     await moduleRef.get(ShellCommand).run(args, { dataDir: join(dir, `data-${++runs}`) });
+    options.inspect?.(moduleRef);
     await moduleRef.close();
     return { lines: out.lines, tracker, echoed: () => echoed };
   }
@@ -152,11 +158,13 @@ describe(ShellCommand.name, () => {
     const { lines, tracker } = await runShell('login alice\ncreate_group\nlist_groups extra\nhelp me\n');
 
     expect(lines).toEqual([
-      'error: usage: login <user_id> <password>',
+      'error: usage: login <user_id> <password> (the password must be on the line when input is not a terminal)',
       'error: usage: create_group <group_id>',
       'error: usage: list_groups',
-      'error: usage: help',
+      "error: no command 'me' (type help)",
+      'error: 4 of 4 commands failed',
     ]);
+    expect(process.exitCode).toBe(1);
     expect(tracker.request).not.toHaveBeenCalled();
   });
 
@@ -184,6 +192,7 @@ describe(ShellCommand.name, () => {
       "error: unknown command 'frobnicate' (type help)",
       'error: unterminated quote',
       'error: quotes and backslashes belong inside a quoted argument',
+      'error: 3 of 3 commands failed',
     ]);
     expect(tracker.request).not.toHaveBeenCalled();
   });
@@ -193,13 +202,14 @@ describe(ShellCommand.name, () => {
 
     const names = (Object.keys(COMMAND_SPECS) as CommandName[]).filter((n) => n !== 'new_seeder' && n !== 'resume');
     expect(lines.join('\n')).not.toMatch(/new_seeder/);
-    expect(lines).toHaveLength(names.length + 3);
+    expect(lines).toHaveLength(names.length + 5); // the heading, help, exit, quit, and the line on help <command>
     expect(lines[0]).toBe('commands:');
     names.forEach((name, i) => {
       const [shownUsage, summary] = lines[i + 1].trim().split(/ {2,}/);
       expect([shownUsage, summary]).toEqual([usage(name), COMMAND_SPECS[name].summary]);
     });
-    expect(lines.slice(-2).map((l) => l.trim().split(/\s+/)[0])).toEqual(['help', 'exit']);
+    expect(lines.slice(-4, -1).map((l) => l.trim().split(/\s+/)[0])).toEqual(['help', 'exit', 'quit']);
+    expect(process.exitCode).toBeUndefined();
   });
 
   it('ignores empty lines', async () => {
@@ -244,13 +254,64 @@ describe(ShellCommand.name, () => {
   it('prints an ERR reply as an error line', async () => {
     const tracker = fakeTracker({ 'login alice x': errReply('LOGIN_FAILED', 'wrong user id or password') });
     const { lines } = await runShell('login alice x\n', { tracker });
-    expect(lines).toEqual(['error: wrong user id or password']);
+    expect(lines).toEqual(['error: wrong user id or password', 'error: 1 of 1 command failed']);
+    expect(process.exitCode).toBe(1);
   });
 
   it('prints a failed request as an error line and goes on', async () => {
     const tracker = fakeTracker({ logout: new TrackerConnectionLostError(TRACKER) });
     const { lines } = await runShell('logout\nlist_groups\n', { tracker });
-    expect(lines).toEqual(['error: lost connection to tracker 127.0.0.1:7000', 'ok list_groups']);
+    expect(lines).toEqual([
+      'error: lost connection to tracker 127.0.0.1:7000',
+      'ok list_groups',
+      'error: 1 of 2 commands failed',
+    ]);
+  });
+
+  it('shows usage, summary and an example for help <command>, and suggests near misses', async () => {
+    const { lines } = await runShell('help login\nhelp creat_user\ncreat_user\nquit\nlist_groups\n');
+    expect(lines).toEqual([
+      'usage: login <user_id> <password>',
+      '  log in; files you shared from this client are offered again',
+      'example: login alice   (the password is asked for without echo; piped: login alice <password>)',
+      "error: no command 'creat_user'; did you mean create_user? (type help)",
+      "error: unknown command 'creat_user'; did you mean create_user? (type help)",
+      'error: 2 of 4 commands failed',
+    ]);
+  });
+
+  it('expands ~ in local path arguments and hints at quoting when a path with spaces splits', async () => {
+    const run = jest.fn(() => Promise.resolve());
+    const upload: LocalCommand = { name: 'upload_file', args: ['group_id', 'file_path'], summary: 'share', run };
+    const { lines } = await runShell('upload_file ~ ~/a.pdf\nupload_file team ~/my report.pdf\n', { local: [upload] });
+    expect(run).toHaveBeenCalledTimes(1);
+    expect(run).toHaveBeenCalledWith(['~', join(homedir(), 'a.pdf')]); // a group id is no path
+    expect(lines[0]).toBe(
+      'error: usage: upload_file <group_id> <file_path>; a path with spaces must be quoted: "my file.pdf"',
+    );
+  });
+
+  it('remembers the groups and files of list_groups and list_files answers for completion', async () => {
+    const tracker = fakeTracker({
+      list_groups: okReply('2 groups', ['team owner=a members=1 you=member', 'bobs owner=b members=1 you=none']),
+      'list_files team': okReply('1 file in group team', [
+        '"my file.bin" size=3 seeders=1',
+        'plain.bin size=1 seeders=1',
+      ]),
+    });
+    const input = new PassThrough();
+    input.end('list_groups\nlist_files team\n');
+    const moduleNames: { groups?: readonly string[]; files?: readonly string[] } = {};
+    const { lines } = await runShell(input, {
+      tracker,
+      inspect: (ref) => {
+        const names = ref.get(KnownNames);
+        Object.assign(moduleNames, { groups: names.groups, files: names.files });
+      },
+    });
+    expect(lines).toHaveLength(6);
+    // most recently seen last: list_files team saw team again; a name with a space is not completed
+    expect(moduleNames).toEqual({ groups: ['bobs', 'team'], files: ['plain.bin'] });
   });
 
   it('runs local commands, which may replace forwarding, and survives their failures', async () => {

@@ -1,15 +1,21 @@
 import { Inject } from '@nestjs/common';
 import { CommandRunner, Option, RootCommand } from 'nest-commander';
+import { join } from 'node:path';
 import * as readline from 'node:readline';
+import { Writable } from 'node:stream';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, StartupError } from '../client.errors';
 import { ClientOptions, ENV_DOWNLOAD_LIMIT, ENV_PARTIAL_SEEDING, ENV_UPLOAD_LIMIT } from '../config/client.config';
 import { ClientConfigService } from '../config/client-config.service';
 import { DownloadManager } from '../downloads/download.manager';
 import { SharingService } from '../seeding/sharing.service';
+import { LiveTerminalOutput } from '../output/live-terminal.output';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { ChunkServerListenError } from '../seeding/seeding.errors';
 import { TrackerClient } from '../tracker/tracker.client';
 import { TrackerUnreachableError } from '../tracker/tracker.errors';
+import { complete } from './completer';
+import { HistoryFile } from './history';
+import { KnownNames } from './known-names.service';
 import { LineSource } from './line-source';
 import { SHELL_IO, ShellIo } from './shell-io';
 import { ShellService } from './shell.service';
@@ -39,6 +45,7 @@ export class ShellCommand extends CommandRunner {
     private readonly downloads: DownloadManager,
     @Inject(SHELL_IO) private readonly io: ShellIo,
     @Inject(OUTPUT) private readonly out: OutputPort,
+    private readonly names: KnownNames,
   ) {
     super();
   }
@@ -189,6 +196,7 @@ export class ShellCommand extends CommandRunner {
       }
       if (this.interrupts === 0) await this.loop();
       await this.finishDownloads();
+      this.reportFailures();
     } finally {
       this.tracker.close();
       await this.sharing.stop();
@@ -205,24 +213,122 @@ export class ShellCommand extends CommandRunner {
     await this.downloads.idle();
   }
 
+  /**
+   * A piped script in which some command failed (or a download it started failed) exits 1 and says how many; on a
+   * terminal each failure was seen as it happened and `exit` leaves with 0. Ctrl-C's 130 stands.
+   */
+  private reportFailures(): void {
+    if (this.io.interactive || process.exitCode === EXIT_INTERRUPTED) return;
+    const failedDownloads = this.downloads.downloads.filter(
+      (d) => d.job.progress.state === 'failed' && !/cancel/.test(d.job.progress.reason ?? ''),
+    ).length;
+    this.shell.tally.failLater(failedDownloads);
+    const summary = this.shell.tally.summary();
+    if (summary === undefined) return;
+    this.out.error(summary);
+    process.exitCode = EXIT_FAILURE;
+  }
+
   private async loop(): Promise<void> {
     const { input, output, interactive } = this.io;
+    // readline echoes through this; muted while a password is typed
+    let muted = false;
+    let passwordCancelled = false;
+    const echo = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        if (!muted) output.write(chunk);
+        done();
+      },
+    });
+    Object.defineProperty(echo, 'columns', { get: () => (output as { columns?: number }).columns });
+    const history = interactive ? new HistoryFile(join(this.config.get().dataDir, 'history')) : undefined;
     const rl = readline.createInterface({
       input,
-      output: interactive ? output : undefined,
+      output: interactive ? echo : undefined,
       terminal: interactive,
       prompt: PROMPT,
       historySize: 1000,
+      history: history?.load() ?? [],
+      removeHistoryDuplicates: true,
+      completer: interactive
+        ? (line: string): [string[], string] => complete(line, this.shell.commands, this.names)
+        : undefined,
+    });
+    const screen = interactive && this.out instanceof LiveTerminalOutput ? this.out : undefined;
+    const columns = () => (output as { columns?: number }).columns ?? 80;
+    let waiting = false;
+    rl.on('line', (line: string) => {
+      waiting = false;
+      const recent = (rl as unknown as { history: string[] }).history;
+      if (muted) {
+        // a password: never in the history, and the newline readline's muted echo did not show
+        if (recent[0] === line) recent.shift();
+        output.write('\r\n');
+        return;
+      }
+      const kept = history?.add(line);
+      if (recent[0] === line) {
+        if (kept === undefined) recent.shift();
+        else recent[0] = kept;
+      }
+      screen?.promptLeft({
+        text: `${PROMPT}${line}`,
+        rows: Math.floor((PROMPT.length + line.length) / columns()) + 1,
+      });
     });
     const lines = new LineSource(rl);
-    // Ctrl-C at the prompt (a terminal's, which readline reads as a key) is the same as a SIGINT
-    rl.on('SIGINT', this.interrupt);
+    // on a terminal, a left-out password is asked for without echo
+    this.shell.hiddenPrompt = interactive
+      ? async (question) => {
+          output.write(question);
+          muted = true;
+          passwordCancelled = false;
+          try {
+            const password = await lines.next();
+            return passwordCancelled ? undefined : password;
+          } finally {
+            muted = false;
+          }
+        }
+      : undefined;
+    const view = {
+      cursorRow: () => rl.getCursorPos().rows,
+      redraw: () => {
+        output.write(`${PROMPT}${rl.line}`);
+        const total = PROMPT.length + rl.line.length;
+        const at = rl.getCursorPos();
+        readline.moveCursor(output, at.cols - (total % columns()), at.rows - Math.floor(total / columns()));
+      },
+    };
+    // Ctrl-C at the prompt (a terminal's, which readline reads as a key): a half-typed line is cleared, as shells do;
+    // on an empty line it is the same as a SIGINT
+    rl.on('SIGINT', () => {
+      if (muted) {
+        // Ctrl-C at `password: ` gives up on the command, not on the client
+        passwordCancelled = true;
+        rl.write('', { ctrl: true, name: 'e' });
+        rl.write('', { ctrl: true, name: 'u' });
+        rl.write('\r');
+        return;
+      }
+      if (waiting && rl.line !== '') {
+        rl.write('', { ctrl: true, name: 'e' });
+        rl.write('', { ctrl: true, name: 'u' });
+        return;
+      }
+      this.interrupt();
+    });
     this.closeInput = () => rl.close();
     try {
       for (;;) {
-        if (interactive) rl.prompt();
+        if (interactive) {
+          waiting = true;
+          rl.prompt();
+          screen?.promptShown(view);
+        }
         const line = await lines.next();
         if (line === undefined) {
+          screen?.promptLeft();
           if (interactive) output.write('\n');
           return;
         }
@@ -230,6 +336,7 @@ export class ShellCommand extends CommandRunner {
       }
     } finally {
       this.closeInput = undefined;
+      this.shell.hiddenPrompt = undefined;
       rl.close();
     }
   }

@@ -7,6 +7,7 @@ import { SESSION_COMMANDS, SessionCommandsModule } from '../session/session-comm
 import { SETTINGS_COMMANDS, SettingsCommandsModule } from '../settings/settings-commands.module';
 import { TrackerModule } from '../tracker/tracker.module';
 import { LOCAL_COMMANDS, LocalCommand } from '../commands/local-command';
+import { KnownNames } from './known-names.service';
 import { processShellIo, SHELL_IO } from './shell-io';
 import { ShellCommand } from './shell.command';
 import { ShellService } from './shell.service';
@@ -24,6 +25,7 @@ import { ShellService } from './shell.service';
   providers: [
     ShellCommand,
     ShellService,
+    KnownNames,
     { provide: SHELL_IO, useFactory: processShellIo },
     // Local commands: each module exports its own; list the array in `inject` here.
     {

@@ -1,0 +1,23 @@
+/** One example line per command for `help <command>` (client side only: the wire's COMMAND_SPECS stay as they are). */
+export const COMMAND_EXAMPLES: Readonly<Record<string, string>> = {
+  create_user: 'create_user alice "my pass phrase"   (or create_user alice: the password is asked for)',
+  login: 'login alice   (the password is asked for without echo; piped: login alice <password>)',
+  logout: 'logout',
+  create_group: 'create_group team',
+  join_group: 'join_group team',
+  leave_group: 'leave_group team',
+  list_groups: 'list_groups',
+  list_requests: 'list_requests team',
+  accept_request: 'accept_request team bob',
+  upload_file: 'upload_file team ~/report.pdf',
+  list_files: 'list_files team',
+  download_file: 'download_file team report.pdf ~/Downloads/report.pdf',
+  stop_share: 'stop_share team report.pdf',
+  show_downloads: 'show_downloads',
+  cancel_download: 'cancel_download team movie.mkv',
+  set: 'set upload_limit 5M',
+  status: 'status',
+  help: 'help download_file',
+  exit: 'exit',
+  quit: 'quit',
+};
