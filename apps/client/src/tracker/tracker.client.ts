@@ -90,6 +90,8 @@ export class TrackerClient implements OnModuleDestroy {
   private readonly resumedListeners = new Set<TrackerListener>();
   private readonly sessionLostListeners = new Set<TrackerListener>();
   private readonly timings: TrackerTimings;
+  /** Requests queued and not started yet: a background reconnect that fails leaves its error to them. */
+  private waiting = 0;
 
   constructor(
     private readonly config: ClientConfigService,
@@ -142,7 +144,11 @@ export class TrackerClient implements OnModuleDestroy {
     }
     const first = `#${this.nextId()} ${line}`;
     const timeoutMs = isLarge(line, continuation) ? this.timings.largeReplyTimeoutMs : this.timings.replyTimeoutMs;
-    return this.enqueue(() => this.exchange(first, continuation, timeoutMs));
+    this.waiting++;
+    return this.enqueue(() => {
+      this.waiting--;
+      return this.exchange(first, continuation, timeoutMs);
+    });
   }
 
   /** Closes the connection; a request in flight fails and reconnecting stops. A later request connects again. */
@@ -201,6 +207,7 @@ export class TrackerClient implements OnModuleDestroy {
     const start = from === undefined ? (this.idleFrom ?? 0) : (from.index + 1) % trackers.length;
     const order = trackers.map((_, i) => (start + i) % trackers.length);
     const deadline = from === undefined || this.gaveUp ? 0 : Date.now() + this.timings.failoverWindowMs;
+    let told = false;
     for (;;) {
       for (const index of order) {
         const conn = await this.openOne(index, signal);
@@ -215,12 +222,18 @@ export class TrackerClient implements OnModuleDestroy {
         this.lostFrom = undefined;
         this.idleFrom = undefined;
         this.gaveUp = false;
-        this.announce(from, conn, session);
+        this.announce(from, conn, session, told);
         return conn;
       }
       if (signal.aborted) throw new TrackerConnectionLostError(from?.tracker ?? trackers[0], 'closed');
       const left = deadline - Date.now();
       if (left <= 0) break;
+      if (from !== undefined && !told) {
+        // no tracker answered at once: say so once, rather than stay silent for the whole window
+        told = true;
+        const seconds = Math.round(this.timings.failoverWindowMs / 100) / 10;
+        this.out.line(`tracker ${formatHostPort(from.tracker)} went away; trying the others for up to ${seconds} s`);
+      }
       await pause(Math.min(this.timings.retryPauseMs, left), signal);
     }
     if (from === undefined) throw new TrackerUnreachableError(trackers, this.lastRefusal);
@@ -275,13 +288,15 @@ export class TrackerClient implements OnModuleDestroy {
   }
 
   /** One notice line per failover, then the listeners. */
-  private announce(from: Connection | undefined, conn: Connection, session: SessionState): void {
+  private announce(from: Connection | undefined, conn: Connection, session: SessionState, told = false): void {
     if (from !== undefined) {
       const was = formatHostPort(from.tracker);
       const now = formatHostPort(conn.tracker);
-      this.out.line(
-        was === now ? `tracker ${was} went away; reconnected` : `tracker ${was} went away; now using ${now}`,
-      );
+      if (told) this.out.line(was === now ? `reconnected to tracker ${now}` : `now using tracker ${now}`);
+      else
+        this.out.line(
+          was === now ? `tracker ${was} went away; reconnected` : `tracker ${was} went away; now using ${now}`,
+        );
     }
     if (session === 'lost' || session === 'expired') {
       this.out.error(
@@ -396,7 +411,8 @@ export class TrackerClient implements OnModuleDestroy {
     this.enqueue(async () => {
       if (!signal.aborted && !this.conn) await this.ensureConnected();
     }).catch((err: unknown) => {
-      if (!signal.aborted) this.out.error(err instanceof Error ? err.message : String(err));
+      // a request queued behind this reconnect fails the same way and reports it: one error line, not two
+      if (!signal.aborted && this.waiting === 0) this.out.error(err instanceof Error ? err.message : String(err));
     });
   }
 }
