@@ -2,7 +2,14 @@ import { Inject } from '@nestjs/common';
 import { CommandRunner, Option, RootCommand } from 'nest-commander';
 import * as readline from 'node:readline';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, StartupError } from '../client.errors';
-import { ClientOptions, ENV_DOWNLOAD_LIMIT, ENV_PARTIAL_SEEDING, ENV_UPLOAD_LIMIT } from '../config/client.config';
+import {
+  ClientOptions,
+  ENV_DATA_DIR,
+  ENV_DOWNLOAD_LIMIT,
+  ENV_LOG_LEVEL,
+  ENV_PARTIAL_SEEDING,
+  ENV_UPLOAD_LIMIT,
+} from '../config/client.config';
 import { ClientConfigService } from '../config/client-config.service';
 import { DownloadManager } from '../files/download.manager';
 import { SharingService } from '../files/sharing.service';
@@ -43,7 +50,7 @@ export class ShellCommand extends CommandRunner {
     super();
   }
 
-  @Option({ flags: '--data-dir <dir>', description: 'directory for downloads and seeding state' })
+  @Option({ flags: '--data-dir <dir>', description: `directory for downloads and seeding state (env ${ENV_DATA_DIR})` })
   parseDataDir(value: string): string {
     return value;
   }
@@ -127,6 +134,14 @@ export class ShellCommand extends CommandRunner {
     description: 'a download fails after this long without a verified chunk, e.g. 30s or 1h (default 10m; 0: never)',
   })
   parseStallTimeout(value: string): string {
+    return value;
+  }
+
+  @Option({
+    flags: '--log-level <level>',
+    description: `what the client logs on stderr: off, error, warn, info, debug or verbose (default off; env ${ENV_LOG_LEVEL})`,
+  })
+  parseLogLevel(value: string): string {
     return value;
   }
 
