@@ -7,13 +7,14 @@ import { TrackerModule } from '../tracker/tracker.module';
 import { SetCommand } from './set.command';
 import { SettingsModule } from './settings.module';
 import { StatusCommand } from './status.command';
+import { UploadRate } from './upload-rate';
 
 /** The shell's commands for settings and status; kept apart from SettingsModule, which the files module imports. */
 export const SETTINGS_COMMANDS = [SetCommand, StatusCommand];
 
 @Module({
   imports: [SettingsModule, ClientConfigModule, TrackerModule, OutputModule, FilesModule, SeedingModule],
-  providers: [...SETTINGS_COMMANDS],
+  providers: [...SETTINGS_COMMANDS, UploadRate],
   exports: [...SETTINGS_COMMANDS],
 })
 export class SettingsCommandsModule {}

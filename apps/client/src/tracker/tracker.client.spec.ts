@@ -162,6 +162,23 @@ describe(TrackerClient.name, () => {
       expect(out.lines).toEqual([]);
     });
 
+    it('tells which tracker is in use and why the others failed when last tried', async () => {
+      const dead = { host: '127.0.0.1', port: await closedPort() };
+      const server = await start((line, socket) => socket.write(echo(line)));
+      const untried = { host: '127.0.0.1', port: await closedPort() };
+      const tracker = clientFor([dead, server.address, untried]);
+
+      await tracker.connect();
+
+      expect(tracker.trackerStates()).toEqual([
+        { tracker: dead, inUse: false, lastFailure: 'connection refused' },
+        { tracker: server.address, inUse: true },
+        { tracker: untried, inUse: false },
+      ]);
+      tracker.close();
+      expect(tracker.trackerStates().map((s) => s.inUse)).toEqual([false, false, false]);
+    });
+
     it('says which trackers it tried when none answers at start-up, at once', async () => {
       const a = { host: '127.0.0.1', port: await closedPort() };
       const b = { host: '127.0.0.1', port: await closedPort() };

@@ -14,6 +14,15 @@ import { DEFAULT_TRACKER_TIMINGS, TRACKER_TIMINGS, TrackerTimings } from './trac
 
 export { MAX_REPLY_LINE_BYTES };
 
+/** One tracker of the tracker info file as this client last found it. */
+export interface TrackerState {
+  readonly tracker: HostPort;
+  /** The one the client is connected to now. */
+  readonly inUse: boolean;
+  /** Why the last attempt to connect to it failed, when it did (cleared once it answers). */
+  readonly lastFailure?: string;
+}
+
 /** Called with the tracker now in use; must not throw, may send requests (they queue up). */
 export type TrackerListener = (tracker: HostPort) => void;
 
@@ -92,6 +101,8 @@ export class TrackerClient implements OnModuleDestroy {
   private readonly timings: TrackerTimings;
   /** Requests queued and not started yet: a background reconnect that fails leaves its error to them. */
   private waiting = 0;
+  /** Per position in the tracker info file: why the last connection attempt failed. */
+  private readonly failures = new Map<number, string>();
 
   constructor(
     private readonly config: ClientConfigService,
@@ -104,6 +115,14 @@ export class TrackerClient implements OnModuleDestroy {
   /** The tracker currently connected to, if any. */
   get tracker(): HostPort | undefined {
     return this.conn?.tracker;
+  }
+
+  /** Every tracker of the tracker info file in file order: which one is in use, which failed when last tried. */
+  trackerStates(): TrackerState[] {
+    return this.config.get().trackers.map((tracker, index) => {
+      const lastFailure = this.failures.get(index);
+      return { tracker, inUse: this.conn?.index === index, ...(lastFailure === undefined ? {} : { lastFailure }) };
+    });
   }
 
   /** The session token `resume` sends after a failover, if a login handed one over. */
@@ -253,11 +272,15 @@ export class TrackerClient implements OnModuleDestroy {
         hello: true,
       });
       this.lastRefusal = undefined;
+      this.failures.delete(index);
       return this.attach(index, trackers[index], line);
     } catch (err) {
       // a refusal (TOO_MANY_CONNECTIONS) is the answer to the HELLO: that tracker is passed over like one that is down
       if (err instanceof LineConnectError && err.refusal) {
         this.lastRefusal = `${formatHostPort(trackers[index])} refused: ${err.refusal.message}`;
+        this.failures.set(index, `refused: ${err.refusal.message}`);
+      } else {
+        this.failures.set(index, failureText(err));
       }
       return undefined;
     }
@@ -420,6 +443,15 @@ export class TrackerClient implements OnModuleDestroy {
 /** Requests whose request or reply can run to megabytes get the longer reply timeout. */
 function isLarge(line: string, continuation: readonly string[]): boolean {
   return continuation.length > 0 || /^download_file(\s|$)/.test(line);
+}
+
+/** A connection failure in a few words: `connection refused`, `timed out`, else the error's message. */
+function failureText(err: unknown): string {
+  const message = err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : String(err);
+  if (/ECONNREFUSED/.test(message)) return 'connection refused';
+  if (/ETIMEDOUT|timed out/.test(message)) return 'timed out';
+  if (/ECONNRESET/.test(message)) return 'connection reset';
+  return message;
 }
 
 function notify(listeners: ReadonlySet<TrackerListener>, tracker: HostPort): void {
