@@ -14,7 +14,7 @@ import {
 } from './support/processes';
 
 /** The last line `status` prints. */
-const STATUS_END = /^connections served: \d+$/m;
+const STATUS_END = /^peers being served: \d+$/m;
 
 /** The `name: value` lines of a `status` answer. */
 function statusOf(text: string): Record<string, string> {
@@ -84,8 +84,11 @@ describe('client settings and status', () => {
       'download limit': 'none',
       'partial seeding': 'on',
       downloads: 'none running',
+      'download rate': '0 B/s',
+      'upload rate': '0 B/s',
       seeding: 'nothing (not logged in)',
       'connections served': '0',
+      'peers being served': '0',
     });
 
     await proc.run('create_user alice pw-alice', /created/);

@@ -98,7 +98,9 @@ describe('swarm: downloaders serve the chunks they hold', () => {
 
     const carolDone = await carol.proc.waitFor(/^downloaded \[team\] half\.bin.*$/m, 120_000);
     const bobDone = await bob.proc.waitFor(/^downloaded \[team\] half\.bin.*$/m, 120_000);
-    console.log(`bob:   ${/chunks from [^;\n]*/.exec(bobDone)![0]}\ncarol: ${/chunks from [^;\n]*/.exec(carolDone)![0]}`);
+    console.log(
+      `bob:   ${/chunks from [^;\n]*/.exec(bobDone)![0]}\ncarol: ${/chunks from [^;\n]*/.exec(carolDone)![0]}`,
+    );
     const fromCarol = chunkSources(carolDone);
     // bob held half the file when carol started, and alice's upload is capped: carol takes a good part from bob
     expect(fromCarol.get('bob') ?? 0).toBeGreaterThanOrEqual(CHUNKS / 4);

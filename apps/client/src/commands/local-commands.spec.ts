@@ -94,6 +94,7 @@ describe('file commands', () => {
     >;
     prepareResume: jest.Mock<Promise<unknown>, [FileMetadata, string]>;
     find: jest.Mock<unknown, [string, string]>;
+    isPaused: jest.Mock<boolean, [unknown]>;
   };
   /** What `prepareResume` gives: a fresh start. */
   const freshStart = { resuming: false };
@@ -124,6 +125,7 @@ describe('file commands', () => {
       >(() => ({ done: new Promise(() => undefined), interrupted: false })),
       prepareResume: jest.fn<Promise<unknown>, [FileMetadata, string]>(() => Promise.resolve(freshStart)),
       find: jest.fn<unknown, [string, string]>(() => undefined),
+      isPaused: jest.fn<boolean, [unknown]>(() => false),
     };
     dataDir = temp.make('file-commands-data-');
     moduleRef = await Test.createTestingModule({

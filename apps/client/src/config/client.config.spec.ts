@@ -27,6 +27,7 @@ describe('parseClientArgs', () => {
       dataDir: resolve('data/client-127.0.0.1-7001'),
       connectTimeoutMs: 2000,
       partialSeeding: true,
+      logLevel: 'off',
     });
   });
 
@@ -234,6 +235,33 @@ describe('parseClientArgs', () => {
     ['yes', undefined],
     ['', undefined],
   ])('parseSwitch(%j) is %j', (text, on) => expect(parseSwitch(text)).toBe(on));
+
+  describe('--data-dir and --log-level with their variables', () => {
+    const args = ['127.0.0.1:7001', 'ti.txt'];
+
+    it('takes the data dir from P2P_DATA_DIR when the flag is not given, the flag winning', () => {
+      expect(parseClientArgs(args, {}, readFile, { P2P_DATA_DIR: '/srv/env' }).dataDir).toBe('/srv/env');
+      expect(parseClientArgs(args, { dataDir: '/srv/flag' }, readFile, { P2P_DATA_DIR: '/srv/env' }).dataDir).toBe(
+        '/srv/flag',
+      );
+      expect(parseClientArgs(args, {}, readFile, { P2P_DATA_DIR: ' ' }).dataDir).toBe(
+        resolve('data/client-127.0.0.1-7001'),
+      );
+    });
+
+    it('takes the log level from the flag, else P2P_LOG_LEVEL, else off', () => {
+      expect(parseClientArgs(args, {}, readFile).logLevel).toBe('off');
+      expect(parseClientArgs(args, {}, readFile, { P2P_LOG_LEVEL: 'DEBUG' }).logLevel).toBe('debug');
+      expect(parseClientArgs(args, { logLevel: 'warn' }, readFile, { P2P_LOG_LEVEL: 'debug' }).logLevel).toBe('warn');
+    });
+
+    it('rejects a bad log level, naming where it came from', () => {
+      expect(() => parseClientArgs(args, { logLevel: 'loud' }, readFile)).toThrow(/^--log-level 'loud' is not one of/);
+      expect(() => parseClientArgs(args, {}, readFile, { P2P_LOG_LEVEL: 'loud' })).toThrow(
+        /^P2P_LOG_LEVEL 'loud' is not one of off, error, warn, info, debug, verbose/,
+      );
+    });
+  });
 
   it('rejects an empty --data-dir', () => {
     expect(() => parseClientArgs(['127.0.0.1:7001', 'ti.txt'], { dataDir: ' ' }, readFile)).toThrow(ConfigError);

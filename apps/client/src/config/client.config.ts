@@ -24,6 +24,18 @@ export interface ClientConfig {
   readonly stallTimeoutMs?: number;
   /** Port of the HTTP server for `/metrics` on this client's host (`--metrics-port`; unset: none). */
   readonly metricsPort?: number;
+  /** What the client logs on stderr (`--log-level`, `P2P_LOG_LEVEL`); `off`, the default, logs nothing. */
+  readonly logLevel?: ClientLogLevel;
+}
+
+/** Log levels the client takes, quietest first; `info` is Nest's `log`. */
+export const CLIENT_LOG_LEVELS = ['off', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
+export type ClientLogLevel = (typeof CLIENT_LOG_LEVELS)[number];
+
+/** A log level name (any case), or undefined. */
+export function parseLogLevel(text: string): ClientLogLevel | undefined {
+  const t = text.trim().toLowerCase();
+  return (CLIENT_LOG_LEVELS as readonly string[]).includes(t) ? (t as ClientLogLevel) : undefined;
 }
 
 /** Chunk server connection limits; each unset one keeps its default (see the seeding policy). */
@@ -49,6 +61,7 @@ export interface ClientOptions {
   readonly capabilitySkew?: string;
   readonly stallTimeout?: string;
   readonly metricsPort?: string;
+  readonly logLevel?: string;
 }
 
 export const CLIENT_USAGE =
@@ -56,7 +69,7 @@ export const CLIENT_USAGE =
   ' [--no-partial-seeding]' +
   ' [--max-peer-conns N] [--max-peer-conns-per-ip N]' +
   ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME] [--capability-skew TIME]' +
-  ' [--stall-timeout TIME] [--metrics-port PORT]';
+  ' [--stall-timeout TIME] [--metrics-port PORT] [--log-level LEVEL] [--help] [--version]';
 
 /** The environment equivalent of `--metrics-port` (the flag wins). */
 export const ENV_METRICS_PORT = 'P2P_METRICS_PORT';
@@ -141,6 +154,20 @@ export function parseSwitch(text: string): boolean | undefined {
 export const ENV_UPLOAD_LIMIT = 'P2P_UPLOAD_LIMIT';
 export const ENV_DOWNLOAD_LIMIT = 'P2P_DOWNLOAD_LIMIT';
 export const ENV_PARTIAL_SEEDING = 'P2P_PARTIAL_SEEDING';
+export const ENV_DATA_DIR = 'P2P_DATA_DIR';
+export const ENV_LOG_LEVEL = 'P2P_LOG_LEVEL';
+
+/** The log level from `--log-level`, else `P2P_LOG_LEVEL`, else off; throws ConfigError naming a bad value's source. */
+export function logLevelOf(flagText: string | undefined, env: ClientEnv): ClientLogLevel {
+  const fromEnv = env[ENV_LOG_LEVEL]?.trim() ? env[ENV_LOG_LEVEL] : undefined;
+  const [source, text] = flagText !== undefined ? ['--log-level', flagText] : [ENV_LOG_LEVEL, fromEnv];
+  if (text === undefined) return 'off';
+  const level = parseLogLevel(text);
+  if (level === undefined) {
+    throw new ConfigError(`${source} '${text}' is not one of ${CLIENT_LOG_LEVELS.join(', ')}; ${CLIENT_USAGE}`);
+  }
+  return level;
+}
 
 export type ClientEnv = Readonly<Record<string, string | undefined>>;
 
@@ -196,6 +223,8 @@ export function parseClientArgs(
   if (options.dataDir !== undefined && options.dataDir.trim() === '') {
     throw new ConfigError(`--data-dir needs a directory; ${CLIENT_USAGE}`);
   }
+  const dataDir = options.dataDir ?? (env[ENV_DATA_DIR]?.trim() ? env[ENV_DATA_DIR] : undefined);
+  const logLevel = logLevelOf(options.logLevel, env);
   const transfer = parseTransferOptions(options, env);
   const peerLimits = parsePeerLimits(options);
   const capabilitySkewMs = options.capabilitySkew === undefined ? undefined : parseDurationMs(options.capabilitySkew);
@@ -224,12 +253,13 @@ export function parseClientArgs(
     self,
     trackerInfoFile,
     trackers,
-    dataDir: resolve(options.dataDir ?? `data/client-${dirHost}-${self.port}`),
+    dataDir: resolve(dataDir ?? `data/client-${dirHost}-${self.port}`),
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     ...transfer,
     peerLimits,
     ...(capabilitySkewMs === undefined ? {} : { capabilitySkewMs }),
     ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
     ...(metricsPort === undefined ? {} : { metricsPort }),
+    logLevel,
   };
 }

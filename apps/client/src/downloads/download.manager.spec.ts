@@ -569,6 +569,21 @@ describe(DownloadManager.name, () => {
       expect(manager.isBusy('/downloads/b')).toBe(true);
     });
 
+    it('pause stops one download quietly, marks it paused, and a new download into the same file takes its place', async () => {
+      const a = manager.start('g1', 'alice', meta(), '/downloads/a');
+      const b = manager.start('g1', 'alice', meta(), '/downloads/b');
+
+      await manager.pause(a);
+
+      expect(jobs[0].cancel).toHaveBeenCalledTimes(1);
+      expect(jobs[1].cancel).not.toHaveBeenCalled();
+      expect([manager.isPaused(a), manager.isPaused(b)]).toEqual([true, false]);
+      expect(out.lines).toEqual([]); // no "failed: cancelled": pause_download says what happened
+      const again = manager.start('g1', 'alice', meta(), '/downloads/a');
+      expect(manager.downloads).toEqual([b, again]);
+      expect(manager.isPaused(again)).toBe(false);
+    });
+
     it('cancelAll cancels only the downloads still running', async () => {
       const done = manager.start('g1', 'alice', meta(), '/downloads/a');
       manager.start('g1', 'alice', meta(), '/downloads/b');

@@ -36,6 +36,8 @@ export class DownloadManager {
   private readonly entries: DownloadEntry[] = [];
   /** Numbers the live lines (`out.progress` keys): two downloads of one name each get their own. */
   private started = 0;
+  /** Downloads stopped by `pause`: their `.part` and chunk record stay for `resume_download`. */
+  private readonly paused = new WeakSet<DownloadJob>();
 
   constructor(
     private readonly sharing: SharingService,
@@ -96,6 +98,9 @@ export class DownloadManager {
       },
       ...(resume && { keepPart: true }),
     });
+    // a paused download into the same file is taken up by this one: it leaves the list
+    const before = this.entries.findIndex((e) => this.paused.has(e.job) && e.job.destPath === destPath);
+    if (before >= 0) this.entries.splice(before, 1);
     const base: RunningEntry = { groupId, userId, job, resume, serving };
     const entry: DownloadEntry = { ...base, done: this.run(base), interrupted: false };
     this.entries.push(entry);
@@ -162,6 +167,21 @@ export class DownloadManager {
     }
   }
 
+  /** True for a download stopped by `pause`. */
+  isPaused(entry: DownloadEntry): boolean {
+    return this.paused.has(entry.job);
+  }
+
+  /**
+   * Stops a running download keeping its `.part` and chunk record (as `cancel_download` does), marked paused; it
+   * leaves `downloads.json`, so it does not continue by itself at the next login. Resolves once it has stopped.
+   */
+  async pause(entry: DownloadEntry): Promise<void> {
+    this.paused.add(entry.job);
+    entry.job.cancel();
+    await entry.done;
+  }
+
   /** The client quits: running downloads stop, keeping what they have for the next session (`interrupted`). */
   cancelAll(): void {
     for (const e of this.entries) {
@@ -188,6 +208,7 @@ export class DownloadManager {
     } catch (err) {
       await this.stopServing(entry);
       await resume?.end();
+      if (this.paused.has(job)) return; // `pause` says so itself
       const kept = resume && (await exists(resume.partPath)) ? `; kept ${resume.partPath} to resume from` : '';
       this.out.error(`download of ${metadata.fileName} failed: ${job.progress.reason ?? errorText(err)}${kept}`);
       return;

@@ -11,10 +11,18 @@ import { CancelDownloadCommand } from './cancel-download.command';
 import { DownloadFileCommand } from './download-file.command';
 import { DownloadManager } from './download.manager';
 import { DownloadStarter } from './download-starter';
+import { PauseDownloadCommand } from './pause-download.command';
+import { ResumeDownloadCommand } from './resume-download.command';
 import { ShowDownloadsCommand } from './show-downloads.command';
 
 /** The shell's commands about downloads. */
-export const DOWNLOAD_COMMANDS = [DownloadFileCommand, ShowDownloadsCommand, CancelDownloadCommand];
+export const DOWNLOAD_COMMANDS = [
+  DownloadFileCommand,
+  ShowDownloadsCommand,
+  CancelDownloadCommand,
+  PauseDownloadCommand,
+  ResumeDownloadCommand,
+];
 
 /**
  * This session's downloads: starting and resuming them (DownloadStarter),

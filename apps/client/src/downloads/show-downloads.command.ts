@@ -7,7 +7,7 @@ import { completeFigures, DownloadManager, runningFigures } from './download.man
 export class ShowDownloadsCommand implements LocalCommand {
   readonly name = 'show_downloads';
   readonly args = [];
-  readonly summary = "list this session's downloads: [D] running, [C] complete, [F] failed";
+  readonly summary = "list this session's downloads: [D] running, [P] paused, [C] complete, [F] failed";
 
   constructor(
     private readonly downloads: DownloadManager,
@@ -17,10 +17,15 @@ export class ShowDownloadsCommand implements LocalCommand {
   run(): Promise<void> {
     const entries = this.downloads.downloads;
     if (entries.length === 0) this.out.line('no downloads yet');
-    for (const { groupId, job, resume } of entries) {
+    for (const entry of entries) {
+      const { groupId, job, resume } = entry;
       const p = job.progress;
       const head = `[${groupId}] ${p.fileName}`;
-      if (p.state === 'complete') this.out.line(`[C] ${head} -> ${p.destPath}: ${completeFigures(p)}`);
+      if (this.downloads.isPaused(entry)) {
+        this.out.line(
+          `[P] ${head} ${p.percent.toFixed(1)}% paused; resume_download ${groupId} ${p.fileName} continues it`,
+        );
+      } else if (p.state === 'complete') this.out.line(`[C] ${head} -> ${p.destPath}: ${completeFigures(p)}`);
       else if (p.state === 'failed') this.out.line(`[F] ${head} (${p.reason ?? 'failed'})`);
       else if (resume?.isChecking) {
         this.out.line(

@@ -738,6 +738,9 @@ describe(ChunkServer.name, () => {
       expectChunk(answers[3], 1, chunkOf(data, 1));
       // the chunk held was the one read; the others never touched the disk
       expect(reads.mock.calls.map(([index]) => index)).toEqual([1]);
+      // counted for this file, and for no other
+      await eventually(() => server.uploadedBytesOf('g1', sha1(data)) === CHUNK_SIZE, 'the bytes are counted');
+      expect(server.uploadedBytesOf('g2', sha1(data))).toBe(0);
 
       partial.held(2);
       s.send(get(2, cap));
@@ -976,6 +979,9 @@ describe(ChunkServer.name, () => {
       b.send(get(2, bigCap));
       await Promise.all([a.read(3), b.read(1)]);
       await eventually(() => server.uploadedBytes === CHUNK_SIZE + 2 * 12_345, 'the bytes are counted');
+      // the same bytes, per file: all of big.bin in g1, nothing for the same file in another group
+      expect(server.uploadedBytesOf('g1', sha1(big))).toBe(CHUNK_SIZE + 2 * 12_345);
+      expect(server.uploadedBytesOf('g2', sha1(big))).toBe(0);
       expect(server.connectionCount).toBe(3);
       expect(server.servingConnections).toBe(2);
       a.destroy();

@@ -69,7 +69,16 @@ import { ShareRegistry } from './share.registry';
 import { identityFromStats, OPEN_SHARED_FLAGS, sameIdentity, SharedFile } from './shared-file';
 
 /** A chunk read and ready to send, or the error line to send instead. */
-export type ChunkAnswer = { readonly ok: true; readonly index: number; readonly data: Buffer } | ErrReply;
+export type ChunkAnswer =
+  { readonly ok: true; readonly index: number; readonly data: Buffer; readonly share?: ShareKey } | ErrReply;
+
+/** A file as the swarm names it: its group and its whole-file hash (a full share or a download in progress). */
+export interface ShareKey {
+  readonly groupId: string;
+  readonly fileHash: string;
+}
+
+const shareKeyText = (groupId: string, fileHash: string): string => `${groupId}\n${fileHash}`;
 
 /** A `BITFIELD` honoured: of a full share (every chunk held), or of a download in progress. */
 interface BitfieldAnswer {
@@ -315,6 +324,8 @@ export class ChunkServer implements OnApplicationShutdown {
   /** Set by `setUploadLimit`: `start` then keeps it rather than the option's. */
   private limitSet = false;
   private uploaded = 0;
+  /** Chunk bytes sent per file (key: shareKeyText), full shares and downloads in progress alike. */
+  private readonly uploadedPerShare = new Map<string, number>();
   /** Connections admitted and open. */
   private readonly watches = new Set<ConnectionWatch>();
   private readonly partials: PartialShares;
@@ -360,6 +371,11 @@ export class ChunkServer implements OnApplicationShutdown {
   /** Chunk bytes sent (handed to the kernel) since the server was made. */
   get uploadedBytes(): number {
     return this.uploaded;
+  }
+
+  /** Chunk bytes of the file `fileHash` of `groupId` sent since the server was made (0 for one never served). */
+  uploadedBytesOf(groupId: string, fileHash: string): number {
+    return this.uploadedPerShare.get(shareKeyText(groupId, fileHash)) ?? 0;
   }
 
   /** Open connections that have been served (a chunk or a have-list): the peers downloading from us now. */
@@ -447,7 +463,7 @@ export class ChunkServer implements OnApplicationShutdown {
     const shares = sharedNow();
     if (shares.length === 0) {
       const partial = form === 'extended' && this.partials.find(claims.groupId, claims.fileHash, claims.seederId);
-      return partial ? this.readPartial(partial, request) : DENIED_REPLY;
+      return partial ? this.readPartial(partial, request, claims) : DENIED_REPLY;
     }
     // from here on the requester holds a capability for the file: it may learn about it
     const path = shares[0].path;
@@ -490,7 +506,7 @@ export class ChunkServer implements OnApplicationShutdown {
         this.giveBack(data);
         return DENIED_REPLY; // stopped while being read
       }
-      return { ok: true, index, data };
+      return { ok: true, index, data, share: { groupId: claims.groupId, fileHash: claims.fileHash } };
     } finally {
       closeSync(fd);
     }
@@ -503,7 +519,7 @@ export class ChunkServer implements OnApplicationShutdown {
    * whole chunk was there). A share closed during the read is looked up
    * again: the full share may have taken over.
    */
-  private async readPartial(partial: PartialShare, request: GetChunkRequest): Promise<ChunkAnswer> {
+  private async readPartial(partial: PartialShare, request: GetChunkRequest, share: ShareKey): Promise<ChunkAnswer> {
     const { index } = request;
     if (index >= partial.chunkCount) return noSuchChunk(partial, index);
     if (!partial.has(index)) return notHeld(partial, index, 'not held here yet');
@@ -516,7 +532,7 @@ export class ChunkServer implements OnApplicationShutdown {
       this.giveBack(data);
       throw err;
     }
-    if (read.ok) return { ok: true, index, data };
+    if (read.ok) return { ok: true, index, data, share: { groupId: share.groupId, fileHash: share.fileHash } };
     this.giveBack(data);
     if (read.why === 'closed') return this.readChunk(request, 'extended');
     return notHeld(partial, index, 'could not be read whole here');
@@ -649,7 +665,7 @@ export class ChunkServer implements OnApplicationShutdown {
           // header and bytes in one synchronous step: a HAVE line (written from a timer) cannot fall between them
           socket.cork();
           socket.write(`${formatChunkHeader(answer.index, answer.data.length)}\n`);
-          flushed = this.writeChunk(socket, answer.data);
+          flushed = this.writeChunk(socket, answer.data, answer.share);
           socket.uncork();
         } else {
           flushed = socket.write(formatReply(answer));
@@ -718,7 +734,7 @@ export class ChunkServer implements OnApplicationShutdown {
       this.giveBack(data);
       return;
     }
-    this.writeChunk(socket, data);
+    this.writeChunk(socket, data, answer.share);
     socket.end(() => {
       // all of it is with the kernel: a peer that does not close its side is let go of a while later
       const timer = setTimeout(() => socket.destroy(), SEED_LINGER_MS);
@@ -744,9 +760,16 @@ export class ChunkServer implements OnApplicationShutdown {
   }
 
   /** Writes a chunk's bytes; its buffer is reused once the socket is done with it (sent, or failed). */
-  private writeChunk(socket: Socket, data: Buffer): boolean {
+  private writeChunk(socket: Socket, data: Buffer, share: ShareKey | undefined): boolean {
+    const length = data.length;
     return socket.write(data, (err) => {
-      if (!err) this.uploaded += data.length;
+      if (!err) {
+        this.uploaded += length;
+        if (share) {
+          const key = shareKeyText(share.groupId, share.fileHash);
+          this.uploadedPerShare.set(key, (this.uploadedPerShare.get(key) ?? 0) + length);
+        }
+      }
       this.giveBack(data);
     });
   }

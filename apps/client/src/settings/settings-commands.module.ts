@@ -8,6 +8,7 @@ import { TrackerModule } from '../tracker/tracker.module';
 import { SetCommand } from './set.command';
 import { SettingsModule } from './settings.module';
 import { StatusCommand } from './status.command';
+import { UploadRate } from './upload-rate';
 
 /** The shell's commands for settings and status; kept apart from SettingsModule, which the downloads and sharing modules import. */
 export const SETTINGS_COMMANDS = [SetCommand, StatusCommand];
@@ -22,7 +23,7 @@ export const SETTINGS_COMMANDS = [SetCommand, StatusCommand];
     DownloadsModule,
     SeedingModule,
   ],
-  providers: [...SETTINGS_COMMANDS],
+  providers: [...SETTINGS_COMMANDS, UploadRate],
   exports: [...SETTINGS_COMMANDS],
 })
 export class SettingsCommandsModule {}

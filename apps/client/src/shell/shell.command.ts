@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import * as readline from 'node:readline';
 import { Writable } from 'node:stream';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, StartupError } from '../client.errors';
-import { ClientOptions, ENV_DOWNLOAD_LIMIT, ENV_PARTIAL_SEEDING, ENV_UPLOAD_LIMIT } from '../config/client.config';
+import {
+  ClientOptions,
+  ENV_DATA_DIR,
+  ENV_DOWNLOAD_LIMIT,
+  ENV_LOG_LEVEL,
+  ENV_PARTIAL_SEEDING,
+  ENV_UPLOAD_LIMIT,
+} from '../config/client.config';
 import { ClientConfigService } from '../config/client-config.service';
 import { DownloadManager } from '../downloads/download.manager';
 import { SharingService } from '../seeding/sharing.service';
@@ -50,7 +57,7 @@ export class ShellCommand extends CommandRunner {
     super();
   }
 
-  @Option({ flags: '--data-dir <dir>', description: 'directory for downloads and seeding state' })
+  @Option({ flags: '--data-dir <dir>', description: `directory for downloads and seeding state (env ${ENV_DATA_DIR})` })
   parseDataDir(value: string): string {
     return value;
   }
@@ -142,6 +149,14 @@ export class ShellCommand extends CommandRunner {
     description: 'serve Prometheus /metrics on this port (env P2P_METRICS_PORT)',
   })
   parseMetricsPort(value: string): string {
+    return value;
+  }
+
+  @Option({
+    flags: '--log-level <level>',
+    description: `what the client logs on stderr: off, error, warn, info, debug or verbose (default off; env ${ENV_LOG_LEVEL})`,
+  })
+  parseLogLevel(value: string): string {
     return value;
   }
 

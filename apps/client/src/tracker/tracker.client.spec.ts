@@ -162,6 +162,23 @@ describe(TrackerClient.name, () => {
       expect(out.lines).toEqual([]);
     });
 
+    it('tells which tracker is in use and why the others failed when last tried', async () => {
+      const dead = { host: '127.0.0.1', port: await closedPort() };
+      const server = await start((line, socket) => socket.write(echo(line)));
+      const untried = { host: '127.0.0.1', port: await closedPort() };
+      const tracker = clientFor([dead, server.address, untried]);
+
+      await tracker.connect();
+
+      expect(tracker.trackerStates()).toEqual([
+        { tracker: dead, inUse: false, lastFailure: 'connection refused' },
+        { tracker: server.address, inUse: true },
+        { tracker: untried, inUse: false },
+      ]);
+      tracker.close();
+      expect(tracker.trackerStates().map((s) => s.inUse)).toEqual([false, false, false]);
+    });
+
     it('says which trackers it tried when none answers at start-up, at once', async () => {
       const a = { host: '127.0.0.1', port: await closedPort() };
       const b = { host: '127.0.0.1', port: await closedPort() };
@@ -438,11 +455,15 @@ describe(TrackerClient.name, () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(FAST.failoverWindowMs!);
       await expect(queued).rejects.toThrow(TrackerFailoverError);
       expect(Date.now() - started).toBeLessThan(FAST.failoverWindowMs! * 2 + 500);
-      expect(out.lines).toEqual([]);
+      // one notice when the first pass over the list found no tracker, none for the queued request
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; trying the others for up to 0.4 s`]);
 
       await network.trackers[1].start();
       await expect(tracker.request('list_groups')).resolves.toEqual(okReply('done list_groups'));
-      expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+      expect(out.lines).toEqual([
+        `tracker ${name(1)} went away; trying the others for up to 0.4 s`,
+        `tracker ${name(1)} went away; now using ${name(2)}`,
+      ]);
       expect(network.seenBy(2).map((r) => r.line.split(' ')[0])).toEqual(['resume', 'list_groups']);
     });
 
@@ -465,7 +486,10 @@ describe(TrackerClient.name, () => {
       await network.trackers[1].start();
 
       await expect(listed).resolves.toEqual(okReply('done list_groups'));
-      expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+      expect(out.lines).toEqual([
+        `tracker ${name(1)} went away; trying the others for up to 5 s`,
+        `now using tracker ${name(2)}`,
+      ]);
     });
 
     it('counts a tracker that stays silent past the reply timeout as gone', async () => {
@@ -519,6 +543,31 @@ describe(TrackerClient.name, () => {
       expect(out.lines).toHaveLength(1);
     });
 
+    it('with every tracker down, fails a request queued behind the idle reconnect with one error, not two', async () => {
+      await loggedIn(2);
+      await network.stop();
+      // the client noticed while idle and is failing over in the background when the request comes
+      await until(() => out.lines.length > 0);
+
+      const started = Date.now();
+      const listed = tracker.request('list_groups');
+      await expect(listed).rejects.toThrow(`lost connection to every tracker (tried ${name(1)}, ${name(2)})`);
+      expect(Date.now() - started).toBeLessThan(FAST.failoverWindowMs! * 2 + 1000);
+      // the notice that it is trying, and no error line of its own: the request reports the failure
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; trying the others for up to 0.4 s`]);
+    });
+
+    it('says once that every tracker is gone when that happens while idle', async () => {
+      await loggedIn(2);
+      await network.stop();
+
+      await until(() => out.lines.length >= 2);
+      expect(out.lines).toEqual([
+        `tracker ${name(1)} went away; trying the others for up to 0.4 s`,
+        `error: lost connection to every tracker (tried ${name(1)}, ${name(2)})`,
+      ]);
+    });
+
     it('lets listeners send requests of their own, which queue up behind', async () => {
       await loggedIn(2, ({ tracker: n, line }) => (n === 1 && line === 'one' ? 'die' : undefined));
       const offered: Promise<unknown>[] = [];
@@ -550,7 +599,7 @@ describe(TrackerClient.name, () => {
       tracker.close();
 
       await expect(listed).rejects.toThrow(TrackerConnectionLostError);
-      expect(out.lines).toEqual([]);
+      expect(out.lines).toEqual([`tracker ${name(1)} went away; trying the others for up to 10 s`]);
     });
 
     it('forgets the token when told, and then only reconnects', async () => {

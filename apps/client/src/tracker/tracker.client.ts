@@ -14,6 +14,15 @@ import { DEFAULT_TRACKER_TIMINGS, TRACKER_TIMINGS, TrackerTimings } from './trac
 
 export { MAX_REPLY_LINE_BYTES };
 
+/** One tracker of the tracker info file as this client last found it. */
+export interface TrackerState {
+  readonly tracker: HostPort;
+  /** The one the client is connected to now. */
+  readonly inUse: boolean;
+  /** Why the last attempt to connect to it failed, when it did (cleared once it answers). */
+  readonly lastFailure?: string;
+}
+
 /** Called with the tracker now in use; must not throw, may send requests (they queue up). */
 export type TrackerListener = (tracker: HostPort) => void;
 
@@ -90,6 +99,10 @@ export class TrackerClient implements OnModuleDestroy {
   private readonly resumedListeners = new Set<TrackerListener>();
   private readonly sessionLostListeners = new Set<TrackerListener>();
   private readonly timings: TrackerTimings;
+  /** Requests queued and not started yet: a background reconnect that fails leaves its error to them. */
+  private waiting = 0;
+  /** Per position in the tracker info file: why the last connection attempt failed. */
+  private readonly failures = new Map<number, string>();
 
   constructor(
     private readonly config: ClientConfigService,
@@ -102,6 +115,14 @@ export class TrackerClient implements OnModuleDestroy {
   /** The tracker currently connected to, if any. */
   get tracker(): HostPort | undefined {
     return this.conn?.tracker;
+  }
+
+  /** Every tracker of the tracker info file in file order: which one is in use, which failed when last tried. */
+  trackerStates(): TrackerState[] {
+    return this.config.get().trackers.map((tracker, index) => {
+      const lastFailure = this.failures.get(index);
+      return { tracker, inUse: this.conn?.index === index, ...(lastFailure === undefined ? {} : { lastFailure }) };
+    });
   }
 
   /** The session token `resume` sends after a failover, if a login handed one over. */
@@ -142,7 +163,11 @@ export class TrackerClient implements OnModuleDestroy {
     }
     const first = `#${this.nextId()} ${line}`;
     const timeoutMs = isLarge(line, continuation) ? this.timings.largeReplyTimeoutMs : this.timings.replyTimeoutMs;
-    return this.enqueue(() => this.exchange(first, continuation, timeoutMs));
+    this.waiting++;
+    return this.enqueue(() => {
+      this.waiting--;
+      return this.exchange(first, continuation, timeoutMs);
+    });
   }
 
   /** Closes the connection; a request in flight fails and reconnecting stops. A later request connects again. */
@@ -201,6 +226,7 @@ export class TrackerClient implements OnModuleDestroy {
     const start = from === undefined ? (this.idleFrom ?? 0) : (from.index + 1) % trackers.length;
     const order = trackers.map((_, i) => (start + i) % trackers.length);
     const deadline = from === undefined || this.gaveUp ? 0 : Date.now() + this.timings.failoverWindowMs;
+    let told = false;
     for (;;) {
       for (const index of order) {
         const conn = await this.openOne(index, signal);
@@ -215,12 +241,18 @@ export class TrackerClient implements OnModuleDestroy {
         this.lostFrom = undefined;
         this.idleFrom = undefined;
         this.gaveUp = false;
-        this.announce(from, conn, session);
+        this.announce(from, conn, session, told);
         return conn;
       }
       if (signal.aborted) throw new TrackerConnectionLostError(from?.tracker ?? trackers[0], 'closed');
       const left = deadline - Date.now();
       if (left <= 0) break;
+      if (from !== undefined && !told) {
+        // no tracker answered at once: say so once, rather than stay silent for the whole window
+        told = true;
+        const seconds = Math.round(this.timings.failoverWindowMs / 100) / 10;
+        this.out.line(`tracker ${formatHostPort(from.tracker)} went away; trying the others for up to ${seconds} s`);
+      }
       await pause(Math.min(this.timings.retryPauseMs, left), signal);
     }
     if (from === undefined) throw new TrackerUnreachableError(trackers, this.lastRefusal);
@@ -240,11 +272,15 @@ export class TrackerClient implements OnModuleDestroy {
         hello: true,
       });
       this.lastRefusal = undefined;
+      this.failures.delete(index);
       return this.attach(index, trackers[index], line);
     } catch (err) {
       // a refusal (TOO_MANY_CONNECTIONS) is the answer to the HELLO: that tracker is passed over like one that is down
       if (err instanceof LineConnectError && err.refusal) {
         this.lastRefusal = `${formatHostPort(trackers[index])} refused: ${err.refusal.message}`;
+        this.failures.set(index, `refused: ${err.refusal.message}`);
+      } else {
+        this.failures.set(index, failureText(err));
       }
       return undefined;
     }
@@ -275,13 +311,15 @@ export class TrackerClient implements OnModuleDestroy {
   }
 
   /** One notice line per failover, then the listeners. */
-  private announce(from: Connection | undefined, conn: Connection, session: SessionState): void {
+  private announce(from: Connection | undefined, conn: Connection, session: SessionState, told = false): void {
     if (from !== undefined) {
       const was = formatHostPort(from.tracker);
       const now = formatHostPort(conn.tracker);
-      this.out.line(
-        was === now ? `tracker ${was} went away; reconnected` : `tracker ${was} went away; now using ${now}`,
-      );
+      if (told) this.out.line(was === now ? `reconnected to tracker ${now}` : `now using tracker ${now}`);
+      else
+        this.out.line(
+          was === now ? `tracker ${was} went away; reconnected` : `tracker ${was} went away; now using ${now}`,
+        );
     }
     if (session === 'lost' || session === 'expired') {
       this.out.error(
@@ -396,7 +434,8 @@ export class TrackerClient implements OnModuleDestroy {
     this.enqueue(async () => {
       if (!signal.aborted && !this.conn) await this.ensureConnected();
     }).catch((err: unknown) => {
-      if (!signal.aborted) this.out.error(err instanceof Error ? err.message : String(err));
+      // a request queued behind this reconnect fails the same way and reports it: one error line, not two
+      if (!signal.aborted && this.waiting === 0) this.out.error(err instanceof Error ? err.message : String(err));
     });
   }
 }
@@ -404,6 +443,15 @@ export class TrackerClient implements OnModuleDestroy {
 /** Requests whose request or reply can run to megabytes get the longer reply timeout. */
 function isLarge(line: string, continuation: readonly string[]): boolean {
   return continuation.length > 0 || /^download_file(\s|$)/.test(line);
+}
+
+/** A connection failure in a few words: `connection refused`, `timed out`, else the error's message. */
+function failureText(err: unknown): string {
+  const message = err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : String(err);
+  if (/ECONNREFUSED/.test(message)) return 'connection refused';
+  if (/ETIMEDOUT|timed out/.test(message)) return 'timed out';
+  if (/ECONNRESET/.test(message)) return 'connection reset';
+  return message;
 }
 
 function notify(listeners: ReadonlySet<TrackerListener>, tracker: HostPort): void {

@@ -15,6 +15,6 @@ export interface TrackerTimings {
 export const DEFAULT_TRACKER_TIMINGS: TrackerTimings = {
   replyTimeoutMs: 10_000,
   largeReplyTimeoutMs: 60_000,
-  failoverWindowMs: 15_000,
+  failoverWindowMs: 4_000,
   retryPauseMs: 500,
 };
