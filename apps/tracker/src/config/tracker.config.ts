@@ -1,5 +1,6 @@
 import { HostPort, parseBytes, parseDuration, parseHostPort, parseTrackerInfo, tryParseDuration } from '@app/protocol';
 import { resolve } from 'node:path';
+import { TRACKER_LOG_LEVELS, TrackerLogLevel } from '../logging/tracker.logger';
 
 export const TRACKER_CONFIG = Symbol('TRACKER_CONFIG');
 
@@ -28,6 +29,8 @@ export interface TrackerConfig {
    * unset: an offline tracker holds it back until it is back). See docs/PROTOCOL.md 6.10 for the consequence.
    */
   readonly compactOfflineAfterMs?: number;
+  /** `--log-level` (or `TRACKER_LOG_LEVEL`; `TRACKER_LOG=debug` is an older alias of debug); default info. */
+  readonly logLevel?: TrackerLogLevel;
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -117,7 +120,7 @@ function count(text: string): number {
 }
 
 export const TRACKER_USAGE =
-  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT]' +
+  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--log-level LEVEL] [--peer-address N=IP:PORT]' +
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-upload-line BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
@@ -130,11 +133,62 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/** What `tracker --help` prints (to stdout, exit 0). */
+export const TRACKER_HELP = `${TRACKER_USAGE.replace(/ \[--max-conns-per-ip.*$/, ' [LIMIT FLAGS...]')}
+
+Runs tracker <tracker_number> (1-based) of the network listed in <tracker_info_file> (one IP:PORT a line).
+
+Options (a flag wins over its environment variable):
+  --data-dir DIR             where the database lives (default data/tracker-<N>)      env TRACKER_DATA_DIR
+  --key-file FILE            the network's shared key (default beside the info file)  env TRACKER_KEY_FILE
+  --log-level LEVEL          error, warn, info (default) or debug                     env TRACKER_LOG_LEVEL
+  --peer-address N=IP:PORT   reach tracker N for sync at this address instead
+  --session-idle, --session-max-age, --capability-ttl DURATION (30s, 5m, 2h, 7d)
+  --compact-after N, --compact-offline-after DURATION
+  --max-conns-per-ip N, --max-conns N, --idle-timeout-login DURATION, --idle-timeout DURATION,
+  --max-line BYTES, --max-buffered BYTES, --max-pending BYTES, --max-upload-line BYTES, --max-scrypt N,
+  --max-scrypt-queue N, --max-scrypt-per-ip N, --login-backoff-after N, --login-backoff-max DURATION
+  -h, --help                 print this help and exit
+  -V, --version              print the version and exit
+
+Logs: one line per event on stdout (errors on stderr); JSON lines unless both are a terminal; no colour
+with NO_COLOR set. Exit status: 0 for --help and --version, 2 for bad arguments, 1 when it cannot start
+(port taken, newer database); on SIGINT or SIGTERM it closes cleanly and ends by that signal (130, 143).`;
+
+/** `--help`/`-h` or `--version`/`-V` anywhere in argv (the first one wins); undefined when neither. */
+export function infoRequest(argv: readonly string[]): 'help' | 'version' | undefined {
+  for (const arg of argv) {
+    if (arg === '--help' || arg === '-h') return 'help';
+    if (arg === '--version' || arg === '-V') return 'version';
+  }
+  return undefined;
+}
+
+/** The log level from `TRACKER_LOG_LEVEL`, else `TRACKER_LOG=debug`, else info. */
+function envLogLevel(env: NodeJS.ProcessEnv): TrackerLogLevel {
+  const text = env.TRACKER_LOG_LEVEL;
+  if (text) {
+    const level = logLevelOf(text);
+    if (!level)
+      throw new ConfigError(`TRACKER_LOG_LEVEL must be one of ${TRACKER_LOG_LEVELS.join(', ')}, not '${text}'`);
+    return level;
+  }
+  return env.TRACKER_LOG === 'debug' ? 'debug' : 'info';
+}
+
+const logLevelOf = (text: string): TrackerLogLevel | undefined =>
+  (TRACKER_LOG_LEVELS as readonly string[]).includes(text) ? (text as TrackerLogLevel) : undefined;
+
 /** Turns argv (without node and script) into a config; throws ConfigError with a one-line reason. */
-export function parseTrackerArgs(argv: readonly string[], readFile: (path: string) => string): TrackerConfig {
+export function parseTrackerArgs(
+  argv: readonly string[],
+  readFile: (path: string) => string,
+  env: NodeJS.ProcessEnv = {},
+): TrackerConfig {
   const positional: string[] = [];
-  let dataDir: string | undefined;
-  let keyFile: string | undefined;
+  let dataDir: string | undefined = env.TRACKER_DATA_DIR || undefined;
+  let keyFile: string | undefined = env.TRACKER_KEY_FILE || undefined;
+  let logLevel: TrackerLogLevel | undefined;
   const peerTexts: string[] = [];
   const limits: { -readonly [K in keyof TrackerLimits]: number } = { ...DEFAULT_TRACKER_LIMITS };
   const session = { idle: 60 * 60_000, maxAge: 7 * 24 * 60 * 60_000 };
@@ -183,6 +237,11 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
         throw new ConfigError(`--compact-offline-after needs a duration such as 30m, 2h or 7d; ${TRACKER_USAGE}`);
       }
       compactOfflineAfterMs = ms;
+    } else if (arg === '--log-level' || arg.startsWith('--log-level=')) {
+      const text = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      logLevel = logLevelOf(text ?? '');
+      if (!logLevel)
+        throw new ConfigError(`--log-level needs one of ${TRACKER_LOG_LEVELS.join(', ')}; ${TRACKER_USAGE}`);
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -239,6 +298,7 @@ export function parseTrackerArgs(argv: readonly string[], readFile: (path: strin
     capabilityTtlMs,
     ...(compactAfterOps !== undefined && { compactAfterOps }),
     ...(compactOfflineAfterMs !== undefined && { compactOfflineAfterMs }),
+    logLevel: logLevel ?? envLogLevel(env),
   };
 }
 

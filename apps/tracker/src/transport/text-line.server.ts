@@ -32,7 +32,7 @@ import { CustomTransportStrategy, MessageHandler, Server } from '@nestjs/microse
 import { AddressInfo, createServer, Server as NetServer, Socket } from 'node:net';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
-import { requestContext } from '../common/request-context';
+import { RequestContext, requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
 import { ConnectionPolicy, ConnectionSlot, FORM_PROBE_BYTES, Refusal, refusalForm } from './connection.policy';
 import { TransportEvent } from './transport.events';
@@ -65,6 +65,24 @@ export interface SyncPayload {
 /** The answer to a sync line from a peer that is not (yet) a tracker; framed like every answer to a sync line. */
 const SYNC_FORBIDDEN = errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
 const SYNC_PREFIX = `${SYNC_MARKER} `;
+
+/** Refusals of a limit (README "Limits"): logged as warnings, naming the limit and the address. */
+const LIMIT_CODES: ReadonlySet<string> = new Set<string>([
+  ErrorCode.TooManyConnections,
+  ErrorCode.LineTooLong,
+  ErrorCode.RequestTooLarge,
+  ErrorCode.TryLater,
+  ErrorCode.Busy,
+]);
+
+/**
+ * The request a frame carries, for log lines: the transport names it `c<connection>-<n>` until its line shows
+ * the client's `#id`. Its `requestId` stays '' (ops take the client's id from the context `dispatch` opens).
+ */
+class FrameScope implements RequestContext {
+  readonly requestId = '';
+  constructor(public logId: string) {}
+}
 
 /**
  * Nest transport for the tracker's line protocol: one request line in, one
@@ -153,7 +171,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
     const slot = this.policy.admit(socket.remoteAddress, ctx);
     if (!(slot instanceof ConnectionSlot)) {
-      this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} refused: ${slot.reply.code}`);
+      this.logAnswer(slot.reply, ctx);
       socket.on('close', () => this.sockets.delete(socket));
       shutUnread(socket, slot); // in the form its first bytes ask for
       return;
@@ -168,6 +186,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     let first = true;
     /** The line just handled was a sync line (`123456789 ...`): its reply is framed whatever the form. */
     let syncLine = false;
+    /** Frames read so far, to name the requests that carry no `#id`. */
+    let frames = 0;
     socket.setNoDelay(true);
     const close = (refusal: Refusal): void => {
       if (closing) return;
@@ -270,8 +290,16 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
           if (!opened) break;
           slot.touch();
           slot.busy++;
-          const reply = await step(opened)
-            .catch((err: unknown) => this.toErrorReply(err))
+          const scope = new FrameScope(`c${ctx.connectionId}-${++frames}`);
+          const reply = await requestContext
+            .run(scope, () =>
+              step(opened)
+                .catch((err: unknown) => this.toErrorReply(err))
+                .then((answer) => {
+                  if (answer && 'code' in answer) this.logAnswer(answer, ctx);
+                  return answer;
+                }),
+            )
             .finally(() => slot.busy--);
           if (ctx.trackerNumber !== undefined && !trusted) {
             trusted = true;
@@ -343,7 +371,35 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
 
   /** Closes every connection idle past the policy's timeout, each with one `ERR IDLE_TIMEOUT` line. */
   private closeIdle(): void {
-    for (const slot of this.policy.idle()) this.shutters.get(slot)?.(slot.idleRefusal());
+    for (const slot of this.policy.idle()) {
+      const refusal = slot.idleRefusal();
+      this.logger.log({ message: `closed an idle connection: ${refusal.reply.message}`, code: refusal.reply.code });
+      this.shutters.get(slot)?.(refusal);
+    }
+  }
+
+  /**
+   * One line per error answered: its code and reason, who asked (address, user or tracker), inside the request's
+   * context (so with its id). A refusal of a limit is a warning naming the limit; an internal error was logged
+   * with its stack where it was caught.
+   */
+  private logAnswer(reply: ErrReply, ctx: PeerContext): void {
+    if (reply.code === ErrorCode.Internal) return;
+    const who = {
+      address: ctx.remoteAddress,
+      ...(ctx.user !== undefined && { user: ctx.user }),
+      ...(ctx.trackerNumber !== undefined && { peer: ctx.trackerNumber }),
+    };
+    if (LIMIT_CODES.has(reply.code)) {
+      this.logger.warn({
+        message: `refused (limit ${reply.code}): ${reply.message}`,
+        code: reply.code,
+        limit: reply.code,
+        ...who,
+      });
+    } else {
+      this.logger.log({ message: `answered ERR ${reply.code}: ${reply.message}`, code: reply.code, ...who });
+    }
   }
 
   /** Turns one complete request line into its reply; undefined for a blank line. */
@@ -393,9 +449,12 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         return errReply(ErrorCode.UnknownCommand, `this tracker does not serve '${request.pattern}'`);
       }
       if (this.clientGate && 'kind' in request.payload) await this.clientGate;
-      const result = request.requestId
-        ? await requestContext.run({ requestId: request.requestId }, () => settle(handler(request.payload, ctx)))
-        : await settle(handler(request.payload, ctx));
+      const scope = requestContext.getStore();
+      if (request.requestId && scope instanceof FrameScope) scope.logId = request.requestId;
+      const logId = request.requestId || scope?.logId;
+      const result = await requestContext.run({ requestId: request.requestId, ...(logId && { logId }) }, () =>
+        settle(handler(request.payload, ctx)),
+      );
       return toReply(result);
     } catch (err) {
       return this.toErrorReply(err);
