@@ -260,6 +260,7 @@ export function parseTrackerArgs(
     );
   }
   if (positional.length !== 2) throw new ConfigError(TRACKER_USAGE);
+  logLevel ??= envLogLevel(env);
   const [infoFile, numberText] = positional;
   let text: string;
   try {
@@ -298,7 +299,7 @@ export function parseTrackerArgs(
     capabilityTtlMs,
     ...(compactAfterOps !== undefined && { compactAfterOps }),
     ...(compactOfflineAfterMs !== undefined && { compactOfflineAfterMs }),
-    logLevel: logLevel ?? envLogLevel(env),
+    logLevel,
   };
 }
 
