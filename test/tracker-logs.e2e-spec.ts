@@ -195,6 +195,42 @@ describe('tracker binary', () => {
   }, 60_000);
 });
 
+describe('tracker logs on a terminal (script(1) gives it a pseudo-terminal)', () => {
+  /** Tracker 1 of a fresh network run under script(1), stdout and stderr the terminal; its text until it listens. */
+  async function onTerminal(env: NodeJS.ProcessEnv): Promise<string> {
+    const net = await trackerNetwork(1);
+    const command = [process.execPath, TRACKER_MAIN, net.infoFile, '1', '--data-dir', join(net.dir, 't')]
+      .map((arg) => `'${arg}'`)
+      .join(' ');
+    const p = new Proc(
+      spawn('script', ['-qfec', command, '/dev/null'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, NO_COLOR: undefined, ...env },
+      }),
+    );
+    try {
+      return await p.waitFor(/listening on[^\n]*\n/, 30_000);
+    } finally {
+      await p.stop();
+      removeDir(net.dir);
+    }
+  }
+
+  it('writes text lines in colour, not JSON', async () => {
+    const text = await onTerminal({});
+    expect(text).toContain(ANSI);
+    expect(text.replace(/\x1b\[[0-9;]*m/g, '')).toMatch(/ LOG \[Tracker\] tracker 1 listening on 127\.0\.0\.1:\d+/);
+    expect(text).not.toMatch(/^\{"time"/m);
+  }, 60_000);
+
+  it('writes no colour code with NO_COLOR set', async () => {
+    const text = await onTerminal({ NO_COLOR: '1' });
+    expect(text).toMatch(/tracker 1 listening on/);
+    expect(text).not.toContain(ANSI);
+    expect(text).not.toMatch(/^\{"time"/m);
+  }, 60_000);
+});
+
 /** Connects once the tracker listens (it logs nothing at warn to wait on). */
 async function waitConnect(port: number, timeoutMs = 20_000): Promise<RawConn> {
   const deadline = Date.now() + timeoutMs;

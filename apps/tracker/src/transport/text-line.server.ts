@@ -32,6 +32,7 @@ import { CustomTransportStrategy, MessageHandler, Server } from '@nestjs/microse
 import { AddressInfo, createServer, Server as NetServer, Socket } from 'node:net';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
+import { RepeatThrottle } from '../logging/repeat-throttle';
 import { RequestContext, requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
 import { ConnectionPolicy, ConnectionSlot, FORM_PROBE_BYTES, Refusal, refusalForm } from './connection.policy';
@@ -106,6 +107,10 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   /** How to close each admitted connection with a refusal (the idle sweep uses it). */
   private readonly shutters = new Map<ConnectionSlot, (refusal: Refusal) => void>();
   private sweeper: NodeJS.Timeout | undefined;
+  /** One line per limit and address every 10 s at most: an attack on a limit does not flood the log. */
+  private readonly limitLog = new RepeatThrottle(1);
+  /** Of other errors, 20 lines per code and address every 10 s at most (a client looping on an error, a fuzzer). */
+  private readonly errorLog = new RepeatThrottle(20);
 
   constructor(private readonly options: TextLineServerOptions) {
     super();
@@ -390,15 +395,19 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       ...(ctx.user !== undefined && { user: ctx.user }),
       ...(ctx.trackerNumber !== undefined && { peer: ctx.trackerNumber }),
     };
+    const verdict = (LIMIT_CODES.has(reply.code) ? this.limitLog : this.errorLog).admit(
+      `${reply.code} ${ctx.remoteHost}`,
+    );
+    if (!verdict.log) return;
+    const more =
+      verdict.suppressed > 0 ? ` (${verdict.suppressed} more like it from ${ctx.remoteHost} not logged)` : '';
+    // a reason may quote what the peer sent (an unknown command's name): the line stays short
+    const reason = reply.message.length > 200 ? `${reply.message.slice(0, 200)}...` : reply.message;
+    const fields = { code: reply.code, ...who, ...(verdict.suppressed > 0 && { suppressed: verdict.suppressed }) };
     if (LIMIT_CODES.has(reply.code)) {
-      this.logger.warn({
-        message: `refused (limit ${reply.code}): ${reply.message}`,
-        code: reply.code,
-        limit: reply.code,
-        ...who,
-      });
+      this.logger.warn({ message: `refused (limit ${reply.code}): ${reason}${more}`, limit: reply.code, ...fields });
     } else {
-      this.logger.log({ message: `answered ERR ${reply.code}: ${reply.message}`, code: reply.code, ...who });
+      this.logger.log({ message: `answered ERR ${reply.code}: ${reason}${more}`, ...fields });
     }
   }
 
