@@ -173,6 +173,20 @@ describe('tracker binary', () => {
     expect(env.stderr).toMatch(/^error: TRACKER_LOG_LEVEL must be one of error, warn, info, debug/);
   });
 
+  it('--log-format text writes text lines to a pipe, without colour', async () => {
+    const net = await trackerNetwork(1);
+    const p = startTracker(net.infoFile, 1, join(net.dir, 't'), ['--log-format', 'text']);
+    try {
+      const text = await p.waitFor(/listening on[^\n]*\n/, 30_000);
+      expect(text).toMatch(/ LOG \[Tracker\] tracker 1 listening on 127\.0\.0\.1:\d+/);
+      expect(text).not.toMatch(/^\{"time"/m);
+      expect(text).not.toContain(ANSI);
+    } finally {
+      await p.stop();
+      removeDir(net.dir);
+    }
+  }, 60_000);
+
   it('takes the data dir and the log level from the environment: at warn, the info lines are gone', async () => {
     const net = await trackerNetwork(1);
     const dataDir = join(net.dir, 'from-env');

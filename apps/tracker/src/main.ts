@@ -92,7 +92,11 @@ async function bootstrap(): Promise<void> {
   checkSchema(config);
   const trackerLogger = new TrackerLogger(
     config.logLevel ?? 'info',
-    logFormatFor({ stdoutIsTTY: !!process.stdout.isTTY, stderrIsTTY: !!process.stderr.isTTY }, process.env),
+    logFormatFor(
+      { stdoutIsTTY: !!process.stdout.isTTY, stderrIsTTY: !!process.stderr.isTTY },
+      process.env,
+      config.logFormat,
+    ),
   );
   Logger.overrideLogger(trackerLogger);
   const logger = new Logger('Tracker');

@@ -462,6 +462,15 @@ describe(parseTrackerArgs.name, () => {
       expect(() => parse([], { TRACKER_LOG_LEVEL: 'nonsense' })).toThrow(/^TRACKER_LOG_LEVEL must be one of/);
     });
 
+    it('takes --log-format json|text or TRACKER_LOG_FORMAT, the flag winning, and refuses others', () => {
+      expect(parse([]).logFormat).toBeUndefined();
+      expect(parse(['--log-format', 'text']).logFormat).toBe('text');
+      expect(parse(['--log-format=json'], { TRACKER_LOG_FORMAT: 'text' }).logFormat).toBe('json');
+      expect(parse([], { TRACKER_LOG_FORMAT: 'text' }).logFormat).toBe('text');
+      expect(() => parse(['--log-format', 'xml'])).toThrow(/^--log-format needs json or text/);
+      expect(() => parse([], { TRACKER_LOG_FORMAT: 'xml' })).toThrow(/^TRACKER_LOG_FORMAT must be json or text/);
+    });
+
     it('takes the data dir and key file from TRACKER_DATA_DIR and TRACKER_KEY_FILE, the flags winning', () => {
       const env = { TRACKER_DATA_DIR: '/srv/t1', TRACKER_KEY_FILE: '/etc/p2p/net.key' };
       expect(parse([], env)).toMatchObject({ dataDir: '/srv/t1', keyFile: '/etc/p2p/net.key' });

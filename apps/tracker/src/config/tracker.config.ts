@@ -31,6 +31,8 @@ export interface TrackerConfig {
   readonly compactOfflineAfterMs?: number;
   /** `--log-level` (or `TRACKER_LOG_LEVEL`; `TRACKER_LOG=debug` is an older alias of debug); default info. */
   readonly logLevel?: TrackerLogLevel;
+  /** `--log-format json|text` (or `TRACKER_LOG_FORMAT`); unset: JSON unless stdout and stderr are a terminal. */
+  readonly logFormat?: 'json' | 'text';
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -120,7 +122,7 @@ function count(text: string): number {
 }
 
 export const TRACKER_USAGE =
-  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--log-level LEVEL] [--peer-address N=IP:PORT]' +
+  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--log-level LEVEL] [--log-format FORMAT] [--peer-address N=IP:PORT]' +
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-upload-line BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
@@ -142,6 +144,7 @@ Options (a flag wins over its environment variable):
   --data-dir DIR             where the database lives (default data/tracker-<N>)      env TRACKER_DATA_DIR
   --key-file FILE            the network's shared key (default beside the info file)  env TRACKER_KEY_FILE
   --log-level LEVEL          error, warn, info (default) or debug                     env TRACKER_LOG_LEVEL
+  --log-format FORMAT        json or text (default: text on a terminal, else json)    env TRACKER_LOG_FORMAT
   --peer-address N=IP:PORT   reach tracker N for sync at this address instead
   --session-idle, --session-max-age, --capability-ttl DURATION (30s, 5m, 2h, 7d)
   --compact-after N, --compact-offline-after DURATION
@@ -189,6 +192,7 @@ export function parseTrackerArgs(
   let dataDir: string | undefined = env.TRACKER_DATA_DIR || undefined;
   let keyFile: string | undefined = env.TRACKER_KEY_FILE || undefined;
   let logLevel: TrackerLogLevel | undefined;
+  let logFormat: string | undefined = env.TRACKER_LOG_FORMAT || undefined;
   const peerTexts: string[] = [];
   const limits: { -readonly [K in keyof TrackerLimits]: number } = { ...DEFAULT_TRACKER_LIMITS };
   const session = { idle: 60 * 60_000, maxAge: 7 * 24 * 60 * 60_000 };
@@ -242,6 +246,11 @@ export function parseTrackerArgs(
       logLevel = logLevelOf(text ?? '');
       if (!logLevel)
         throw new ConfigError(`--log-level needs one of ${TRACKER_LOG_LEVELS.join(', ')}; ${TRACKER_USAGE}`);
+    } else if (arg === '--log-format' || arg.startsWith('--log-format=')) {
+      logFormat = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      if (logFormat !== 'json' && logFormat !== 'text') {
+        throw new ConfigError(`--log-format needs json or text; ${TRACKER_USAGE}`);
+      }
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -261,6 +270,9 @@ export function parseTrackerArgs(
   }
   if (positional.length !== 2) throw new ConfigError(TRACKER_USAGE);
   logLevel ??= envLogLevel(env);
+  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'text') {
+    throw new ConfigError(`TRACKER_LOG_FORMAT must be json or text, not '${logFormat}'`);
+  }
   const [infoFile, numberText] = positional;
   let text: string;
   try {
@@ -300,6 +312,7 @@ export function parseTrackerArgs(
     ...(compactAfterOps !== undefined && { compactAfterOps }),
     ...(compactOfflineAfterMs !== undefined && { compactOfflineAfterMs }),
     logLevel,
+    ...(logFormat !== undefined && { logFormat }),
   };
 }
 

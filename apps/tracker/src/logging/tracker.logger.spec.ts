@@ -138,4 +138,12 @@ describe(logFormatFor.name, () => {
   ])('stdout tty %s, stderr tty %s, env %j: %j', (stdoutIsTTY, stderrIsTTY, env, format) => {
     expect(logFormatFor({ stdoutIsTTY, stderrIsTTY }, env)).toEqual(format);
   });
+
+  it('takes --log-format over the terminal test; text off a terminal has no colour', () => {
+    const tty = { stdoutIsTTY: true, stderrIsTTY: true };
+    const pipe = { stdoutIsTTY: false, stderrIsTTY: false };
+    expect(logFormatFor(tty, {}, 'json')).toEqual({ json: true, colors: false });
+    expect(logFormatFor(pipe, {}, 'text')).toEqual({ json: false, colors: false });
+    expect(logFormatFor(tty, {}, 'text')).toEqual({ json: false, colors: true });
+  });
 });

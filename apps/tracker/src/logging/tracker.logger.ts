@@ -25,9 +25,11 @@ export interface LogFormat {
 export function logFormatFor(
   streams: { stdoutIsTTY: boolean; stderrIsTTY: boolean },
   env: NodeJS.ProcessEnv,
+  chosen?: 'json' | 'text',
 ): LogFormat {
   const terminal = streams.stdoutIsTTY && streams.stderrIsTTY;
-  return { json: !terminal, colors: terminal && !env.NO_COLOR };
+  const json = chosen ? chosen === 'json' : !terminal;
+  return { json, colors: !json && terminal && !env.NO_COLOR };
 }
 
 /**
