@@ -3,9 +3,17 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions } from '@nestjs/microservices';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { assertKeyFileProtected, UnprotectedKeyFileError } from './common/private-files';
-import { ConfigError, parseTrackerArgs, TrackerConfig, TrackerLimits } from './config/tracker.config';
+import {
+  ConfigError,
+  infoRequest,
+  parseTrackerArgs,
+  TRACKER_HELP,
+  TrackerConfig,
+  TrackerLimits,
+} from './config/tracker.config';
+import { logFormatFor, TrackerLogger } from './logging/tracker.logger';
 import { MetricsModule } from './metrics/metrics.module';
 import { TrackerMetrics } from './metrics/tracker.metrics';
 import { assertKnownSchema, NewerSchemaError, storedSchemaVersion } from './storage/migrations';
@@ -36,9 +44,28 @@ function fitToOpenFiles(limits: TrackerLimits, logger: Logger): TrackerLimits {
   return { ...limits, maxConns };
 }
 
+/** The version in the nearest package.json above this file (the workspace's). */
+function version(): string {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'p2p-share' && pkg.version) return pkg.version;
+    } catch {
+      // none here: look further up
+    }
+    if (dirname(dir) === dir) return 'unknown';
+  }
+}
+
 function readConfig(): TrackerConfig {
+  const argv = process.argv.slice(2);
+  const info = infoRequest(argv);
+  if (info) {
+    process.stdout.write(info === 'help' ? `${TRACKER_HELP}\n` : `tracker (p2p-share) ${version()}\n`);
+    process.exit(0);
+  }
   try {
-    const config = parseTrackerArgs(process.argv.slice(2), (path) => readFileSync(path, 'utf8'), process.env);
+    const config = parseTrackerArgs(argv, (path) => readFileSync(path, 'utf8'), process.env);
     // as ssh does with a private key: a secret others can read is refused before anything starts
     assertKeyFileProtected(config.keyFile);
     return config;
@@ -65,6 +92,15 @@ function checkSchema(config: TrackerConfig): void {
 async function bootstrap(): Promise<void> {
   const config = readConfig();
   checkSchema(config);
+  const trackerLogger = new TrackerLogger(
+    config.logLevel ?? 'info',
+    logFormatFor(
+      { stdoutIsTTY: !!process.stdout.isTTY, stderrIsTTY: !!process.stderr.isTTY },
+      process.env,
+      config.logFormat,
+    ),
+  );
+  Logger.overrideLogger(trackerLogger);
   const logger = new Logger('Tracker');
   const policy = new ConnectionPolicy(fitToOpenFiles(config.limits, logger));
   // --http-port: /healthz and /metrics; the transport reports its refusals to the same collectors
@@ -81,7 +117,7 @@ async function bootstrap(): Promise<void> {
   const tracker = TrackerModule.forRoot(config, metricsModule ? [metricsModule] : []);
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(tracker, {
     strategy: server,
-    logger: process.env.TRACKER_LOG === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],
+    logger: trackerLogger,
   });
   app.enableShutdownHooks();
   server.holdClientsUntil(app.get(SyncService).ready);
@@ -94,7 +130,17 @@ async function bootstrap(): Promise<void> {
     await app.close().catch(() => undefined);
     process.exit(1);
   }
-  logger.log(`tracker ${config.trackerNumber} listening on ${formatHostPort(config.self)}, data in ${config.dataDir}`);
+  const peers = config.trackers.flatMap((address, i) =>
+    i + 1 === config.trackerNumber ? [] : [formatHostPort(config.peerAddresses.get(i + 1) ?? address)],
+  );
+  logger.log({
+    message: `tracker ${config.trackerNumber} listening on ${formatHostPort(config.self)}, data in ${config.dataDir}`,
+    tracker: config.trackerNumber,
+    address: formatHostPort(config.self),
+    dataDir: config.dataDir,
+    peers,
+    logLevel: config.logLevel ?? 'info',
+  });
 }
 
 void bootstrap();

@@ -4,6 +4,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export interface RequestContext {
   /** The client's `#id` for this request ('' when it gave none). */
   readonly requestId: string;
+  /** The id log lines carry: the client's `#id`, else one the transport assigns (`c<connection>-<n>`). */
+  readonly logId?: string;
 }
 
 export const requestContext = new AsyncLocalStorage<RequestContext>();

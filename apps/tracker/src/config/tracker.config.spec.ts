@@ -6,6 +6,7 @@ import { stampedOp } from '../testing/factories';
 import {
   ConfigError,
   DEFAULT_TRACKER_LIMITS,
+  infoRequest,
   longestOpLineBytes,
   MAX_SYNC_LINE_BYTES,
   parseTrackerArgs,
@@ -51,6 +52,7 @@ describe(parseTrackerArgs.name, () => {
       sessionIdleMs: 3_600_000,
       sessionMaxAgeMs: 7 * 86_400_000,
       capabilityTtlMs: 60 * 60 * 1000,
+      logLevel: 'info',
     });
   });
 
@@ -432,5 +434,65 @@ describe(parseTrackerArgs.name, () => {
       [['info.txt', '1'], files('garbage\n')],
     ];
     for (const [argv, readFile] of cases) expect(failure(argv, readFile).message).not.toMatch(/\n/);
+  });
+
+  describe('--log-level and the environment', () => {
+    const parse = (flags: string[], env: NodeJS.ProcessEnv = {}) =>
+      parseTrackerArgs(['info.txt', '1', ...flags], files(), env);
+
+    it.each(['error', 'warn', 'info', 'debug'] as const)('takes --log-level %s, in both spellings', (level) => {
+      expect(parse(['--log-level', level]).logLevel).toBe(level);
+      expect(parse([`--log-level=${level}`]).logLevel).toBe(level);
+    });
+
+    it('refuses a level it does not know, and a missing one, naming the choices', () => {
+      expect(failure(['info.txt', '1', '--log-level', 'loud'])).toBeInstanceOf(ConfigError);
+      expect(failure(['info.txt', '1', '--log-level', 'loud']).message).toMatch(
+        /^--log-level needs one of error, warn, info, debug/,
+      );
+      expect(failure(['info.txt', '1', '--log-level']).message).toMatch(/^--log-level needs/);
+    });
+
+    it('reads TRACKER_LOG_LEVEL, keeps TRACKER_LOG=debug as an alias, and lets the flag win', () => {
+      expect(parse([], { TRACKER_LOG_LEVEL: 'warn' }).logLevel).toBe('warn');
+      expect(parse([], { TRACKER_LOG: 'debug' }).logLevel).toBe('debug');
+      expect(parse([], { TRACKER_LOG: 'debug', TRACKER_LOG_LEVEL: 'error' }).logLevel).toBe('error');
+      expect(parse(['--log-level', 'debug'], { TRACKER_LOG_LEVEL: 'error' }).logLevel).toBe('debug');
+      expect(parse(['--log-level', 'warn'], { TRACKER_LOG_LEVEL: 'nonsense' }).logLevel).toBe('warn');
+      expect(() => parse([], { TRACKER_LOG_LEVEL: 'nonsense' })).toThrow(/^TRACKER_LOG_LEVEL must be one of/);
+    });
+
+    it('takes --log-format json|text or TRACKER_LOG_FORMAT, the flag winning, and refuses others', () => {
+      expect(parse([]).logFormat).toBeUndefined();
+      expect(parse(['--log-format', 'text']).logFormat).toBe('text');
+      expect(parse(['--log-format=json'], { TRACKER_LOG_FORMAT: 'text' }).logFormat).toBe('json');
+      expect(parse([], { TRACKER_LOG_FORMAT: 'text' }).logFormat).toBe('text');
+      expect(() => parse(['--log-format', 'xml'])).toThrow(/^--log-format needs json or text/);
+      expect(() => parse([], { TRACKER_LOG_FORMAT: 'xml' })).toThrow(/^TRACKER_LOG_FORMAT must be json or text/);
+    });
+
+    it('takes the data dir and key file from TRACKER_DATA_DIR and TRACKER_KEY_FILE, the flags winning', () => {
+      const env = { TRACKER_DATA_DIR: '/srv/t1', TRACKER_KEY_FILE: '/etc/p2p/net.key' };
+      expect(parse([], env)).toMatchObject({ dataDir: '/srv/t1', keyFile: '/etc/p2p/net.key' });
+      expect(parse(['--data-dir', '/tmp/d', '--key-file', '/tmp/k'], env)).toMatchObject({
+        dataDir: '/tmp/d',
+        keyFile: '/tmp/k',
+      });
+      expect(parse([], { TRACKER_DATA_DIR: '' }).dataDir).toBe(resolve('data/tracker-1'));
+    });
+  });
+});
+
+describe(infoRequest.name, () => {
+  it.each([
+    [['--help'], 'help'],
+    [['-h'], 'help'],
+    [['info.txt', '1', '--version'], 'version'],
+    [['-V'], 'version'],
+    [['--version', '--help'], 'version'],
+    [['info.txt', '1'], undefined],
+    [['info.txt', '1', '--helpful'], undefined],
+  ])('%j asks for %s', (argv, wanted) => {
+    expect(infoRequest(argv)).toBe(wanted);
   });
 });

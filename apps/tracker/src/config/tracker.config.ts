@@ -1,5 +1,6 @@
 import { HostPort, parseBytes, parseDuration, parseHostPort, parseTrackerInfo, tryParseDuration } from '@app/protocol';
 import { resolve } from 'node:path';
+import { TRACKER_LOG_LEVELS, TrackerLogLevel } from '../logging/tracker.logger';
 
 export const TRACKER_CONFIG = Symbol('TRACKER_CONFIG');
 
@@ -30,6 +31,10 @@ export interface TrackerConfig {
   readonly compactOfflineAfterMs?: number;
   /** Port of the HTTP server for `/healthz` and `/metrics` on this tracker's host (`--http-port`; unset: none). */
   readonly httpPort?: number;
+  /** `--log-level` (or `TRACKER_LOG_LEVEL`; `TRACKER_LOG=debug` is an older alias of debug); default info. */
+  readonly logLevel?: TrackerLogLevel;
+  /** `--log-format json|text` (or `TRACKER_LOG_FORMAT`); unset: JSON unless stdout and stderr are a terminal. */
+  readonly logFormat?: 'json' | 'text';
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -119,7 +124,7 @@ function count(text: string): number {
 }
 
 export const TRACKER_USAGE =
-  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--peer-address N=IP:PORT]' +
+  'usage: tracker <tracker_info_file> <tracker_number> [--data-dir DIR] [--key-file FILE] [--log-level LEVEL] [--log-format FORMAT] [--peer-address N=IP:PORT]' +
   ' [--max-conns-per-ip N] [--max-conns N] [--idle-timeout-login DURATION] [--idle-timeout DURATION]' +
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-upload-line BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
@@ -143,6 +148,54 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/** What `tracker --help` prints (to stdout, exit 0). */
+export const TRACKER_HELP = `${TRACKER_USAGE.replace(/ \[--max-conns-per-ip.*$/, ' [LIMIT FLAGS...]')}
+
+Runs tracker <tracker_number> (1-based) of the network listed in <tracker_info_file> (one IP:PORT a line).
+
+Options (a flag wins over its environment variable):
+  --data-dir DIR             where the database lives (default data/tracker-<N>)      env TRACKER_DATA_DIR
+  --key-file FILE            the network's shared key (default beside the info file)  env TRACKER_KEY_FILE
+  --log-level LEVEL          error, warn, info (default) or debug                     env TRACKER_LOG_LEVEL
+  --log-format FORMAT        json or text (default: text on a terminal, else json)    env TRACKER_LOG_FORMAT
+  --peer-address N=IP:PORT   reach tracker N for sync at this address instead
+  --session-idle, --session-max-age, --capability-ttl DURATION (30s, 5m, 2h, 7d)
+  --compact-after N, --compact-offline-after DURATION
+  --http-port PORT           serve /healthz and /metrics on this port (default none)  env TRACKER_HTTP_PORT
+  --max-conns-per-ip N, --max-conns N, --idle-timeout-login DURATION, --idle-timeout DURATION,
+  --max-line BYTES, --max-buffered BYTES, --max-pending BYTES, --max-upload-line BYTES, --max-scrypt N,
+  --max-scrypt-queue N, --max-scrypt-per-ip N, --login-backoff-after N, --login-backoff-max DURATION
+  -h, --help                 print this help and exit
+  -V, --version              print the version and exit
+
+Logs: one line per event on stdout (errors on stderr); JSON lines unless both are a terminal; no colour
+with NO_COLOR set. Exit status: 0 for --help and --version, 2 for bad arguments, 1 when it cannot start
+(port taken, newer database); on SIGINT or SIGTERM it closes cleanly and ends by that signal (130, 143).`;
+
+/** `--help`/`-h` or `--version`/`-V` anywhere in argv (the first one wins); undefined when neither. */
+export function infoRequest(argv: readonly string[]): 'help' | 'version' | undefined {
+  for (const arg of argv) {
+    if (arg === '--help' || arg === '-h') return 'help';
+    if (arg === '--version' || arg === '-V') return 'version';
+  }
+  return undefined;
+}
+
+/** The log level from `TRACKER_LOG_LEVEL`, else `TRACKER_LOG=debug`, else info. */
+function envLogLevel(env: NodeJS.ProcessEnv): TrackerLogLevel {
+  const text = env.TRACKER_LOG_LEVEL;
+  if (text) {
+    const level = logLevelOf(text);
+    if (!level)
+      throw new ConfigError(`TRACKER_LOG_LEVEL must be one of ${TRACKER_LOG_LEVELS.join(', ')}, not '${text}'`);
+    return level;
+  }
+  return env.TRACKER_LOG === 'debug' ? 'debug' : 'info';
+}
+
+const logLevelOf = (text: string): TrackerLogLevel | undefined =>
+  (TRACKER_LOG_LEVELS as readonly string[]).includes(text) ? (text as TrackerLogLevel) : undefined;
+
 /** Turns argv (without node and script) into a config; throws ConfigError with a one-line reason. */
 export function parseTrackerArgs(
   argv: readonly string[],
@@ -150,8 +203,10 @@ export function parseTrackerArgs(
   env: Readonly<Record<string, string | undefined>> = {},
 ): TrackerConfig {
   const positional: string[] = [];
-  let dataDir: string | undefined;
-  let keyFile: string | undefined;
+  let dataDir: string | undefined = env.TRACKER_DATA_DIR || undefined;
+  let keyFile: string | undefined = env.TRACKER_KEY_FILE || undefined;
+  let logLevel: TrackerLogLevel | undefined;
+  let logFormat: string | undefined = env.TRACKER_LOG_FORMAT || undefined;
   const peerTexts: string[] = [];
   const limits: { -readonly [K in keyof TrackerLimits]: number } = { ...DEFAULT_TRACKER_LIMITS };
   const session = { idle: 60 * 60_000, maxAge: 7 * 24 * 60 * 60_000 };
@@ -203,6 +258,16 @@ export function parseTrackerArgs(
       compactOfflineAfterMs = ms;
     } else if (arg === '--http-port' || arg.startsWith('--http-port=')) {
       httpPort = parseHttpPort(arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i], '--http-port');
+    } else if (arg === '--log-level' || arg.startsWith('--log-level=')) {
+      const text = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      logLevel = logLevelOf(text ?? '');
+      if (!logLevel)
+        throw new ConfigError(`--log-level needs one of ${TRACKER_LOG_LEVELS.join(', ')}; ${TRACKER_USAGE}`);
+    } else if (arg === '--log-format' || arg.startsWith('--log-format=')) {
+      logFormat = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      if (logFormat !== 'json' && logFormat !== 'text') {
+        throw new ConfigError(`--log-format needs json or text; ${TRACKER_USAGE}`);
+      }
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -221,6 +286,10 @@ export function parseTrackerArgs(
     );
   }
   if (positional.length !== 2) throw new ConfigError(TRACKER_USAGE);
+  logLevel ??= envLogLevel(env);
+  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'text') {
+    throw new ConfigError(`TRACKER_LOG_FORMAT must be json or text, not '${logFormat}'`);
+  }
   const [infoFile, numberText] = positional;
   let text: string;
   try {
@@ -260,6 +329,8 @@ export function parseTrackerArgs(
     ...(compactAfterOps !== undefined && { compactAfterOps }),
     ...(compactOfflineAfterMs !== undefined && { compactOfflineAfterMs }),
     ...(httpPort !== undefined && { httpPort }),
+    logLevel,
+    ...(logFormat !== undefined && { logFormat }),
   };
 }
 

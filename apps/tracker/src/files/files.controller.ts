@@ -2,6 +2,7 @@ import {
   Cmd,
   DownloadFileCmd,
   ErrorCode,
+  formatHostPort,
   formatSeederLists,
   metadataReplyLines,
   ListFilesCmd,
@@ -18,7 +19,7 @@ import {
   StopShareCmd,
   UploadFileCmd,
 } from '@app/protocol';
-import { Controller } from '@nestjs/common';
+import { Controller, Logger } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
@@ -30,6 +31,8 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 @Controller()
 export class FilesController {
+  private readonly logger = new Logger(FilesController.name);
+
   constructor(
     private readonly files: FilesService,
     private readonly seederAddress: SeederAddressRule,
@@ -47,6 +50,16 @@ export class FilesController {
       ...(cmd.chunkDigests ? { chunkDigests: cmd.chunkDigests } : { chunkHashes: parseChunkHashes(cmd.chunkHashes) }),
     });
     const shared = `shared ${shownName(fileName)} in group ${cmd.groupId} (${plural(chunkCount, 'chunk')})`;
+    this.logger.log({
+      message: `${by.userId} ${created ? 'uploaded' : 'seeds too'} ${shownName(fileName)} in group ${cmd.groupId}`,
+      user: by.userId,
+      group: cmd.groupId,
+      file: fileName,
+      size: parseFileSize(cmd.fileSize),
+      chunks: chunkCount,
+      seeder: formatHostPort(by.address),
+      created,
+    });
     return okReply(created ? shared : `${shared}; it was already shared, you seed it too now`);
   }
 
@@ -75,14 +88,30 @@ export class FilesController {
   @MessagePattern(Cmd.NewSeeder)
   @Replicated()
   newSeeder(@Payload() cmd: NewSeederCmd, @Ctx() ctx: PeerContext): OkReply {
-    this.files.addSeeder(this.announcer(ctx, cmd.myPort), cmd.groupId, cmd.fileName, cmd.filePath);
+    const by = this.announcer(ctx, cmd.myPort);
+    this.files.addSeeder(by, cmd.groupId, cmd.fileName, cmd.filePath);
+    this.logger.log({
+      message: `${by.userId} seeds ${shownName(cmd.fileName)} in group ${cmd.groupId}`,
+      user: by.userId,
+      group: cmd.groupId,
+      file: cmd.fileName,
+      seeder: formatHostPort(by.address),
+    });
     return okReply(`now seeding ${shownName(cmd.fileName)} in group ${cmd.groupId}`);
   }
 
   @MessagePattern(Cmd.StopShare)
   @Replicated()
   stopShare(@Payload() cmd: StopShareCmd, @Ctx() ctx: PeerContext): OkReply {
-    const { fileDeleted } = this.files.stopShare(ctx.requireUser(), cmd.groupId, cmd.fileName);
+    const userId = ctx.requireUser();
+    const { fileDeleted } = this.files.stopShare(userId, cmd.groupId, cmd.fileName);
+    this.logger.log({
+      message: `${userId} stopped sharing ${shownName(cmd.fileName)} in group ${cmd.groupId}${fileDeleted ? '; no longer listed' : ''}`,
+      user: userId,
+      group: cmd.groupId,
+      file: cmd.fileName,
+      fileDeleted,
+    });
     const stopped = `stopped sharing ${shownName(cmd.fileName)} in group ${cmd.groupId}`;
     return okReply(fileDeleted ? `${stopped}; nobody else seeds it, so it is no longer listed` : stopped);
   }

@@ -8,7 +8,7 @@ import {
   okReply,
   OkReply,
 } from '@app/protocol';
-import { Controller } from '@nestjs/common';
+import { Controller, Logger } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
@@ -18,26 +18,42 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 @Controller()
 export class GroupsController {
+  private readonly logger = new Logger(GroupsController.name);
+
   constructor(private readonly groups: GroupsService) {}
 
   @MessagePattern(Cmd.CreateGroup)
   @Replicated()
   create(@Payload() cmd: CreateGroupCmd, @Ctx() ctx: PeerContext): OkReply {
-    this.groups.create(ctx.requireUser(), cmd.groupId);
+    const userId = ctx.requireUser();
+    this.groups.create(userId, cmd.groupId);
+    this.logger.log({ message: `${userId} created group ${cmd.groupId}`, user: userId, group: cmd.groupId });
     return okReply(`group ${cmd.groupId} created; you own it`);
   }
 
   @MessagePattern(Cmd.JoinGroup)
   @Replicated()
   join(@Payload() cmd: JoinGroupCmd, @Ctx() ctx: PeerContext): OkReply {
-    this.groups.join(ctx.requireUser(), cmd.groupId);
+    const userId = ctx.requireUser();
+    this.groups.join(userId, cmd.groupId);
+    this.logger.log({ message: `${userId} asked to join group ${cmd.groupId}`, user: userId, group: cmd.groupId });
     return okReply(`asked to join group ${cmd.groupId}; waiting for the owner to accept`);
   }
 
   @MessagePattern(Cmd.LeaveGroup)
   @Replicated()
   leave(@Payload() cmd: LeaveGroupCmd, @Ctx() ctx: PeerContext): OkReply {
-    return okReply(describeLeave(cmd.groupId, this.groups.leave(ctx.requireUser(), cmd.groupId)));
+    const userId = ctx.requireUser();
+    const outcome = this.groups.leave(userId, cmd.groupId);
+    const owner = outcome.kind === 'left-owner' ? { newOwner: outcome.newOwner } : {};
+    this.logger.log({
+      message: `${userId}: ${describeLeave(cmd.groupId, outcome).replace(/\byour\b/, 'the')}`,
+      user: userId,
+      group: cmd.groupId,
+      outcome: outcome.kind,
+      ...owner,
+    });
+    return okReply(describeLeave(cmd.groupId, outcome));
   }
 
   @MessagePattern(Cmd.ListGroups)
@@ -61,7 +77,14 @@ export class GroupsController {
   @MessagePattern(Cmd.AcceptRequest)
   @Replicated()
   accept(@Payload() cmd: AcceptRequestCmd, @Ctx() ctx: PeerContext): OkReply {
-    this.groups.accept(ctx.requireUser(), cmd.groupId, cmd.userId);
+    const owner = ctx.requireUser();
+    this.groups.accept(owner, cmd.groupId, cmd.userId);
+    this.logger.log({
+      message: `${owner} accepted ${cmd.userId} into group ${cmd.groupId}`,
+      user: owner,
+      group: cmd.groupId,
+      member: cmd.userId,
+    });
     return okReply(`${cmd.userId} is now a member of group ${cmd.groupId}`);
   }
 }

@@ -95,6 +95,8 @@ class FakeListener {
 describe(PeerTrackerClient.name, () => {
   const cleanup: (() => Promise<unknown>)[] = [];
   let logger: { log: jest.Mock; warn: jest.Mock };
+  /** The message of the first warning logged (an event with fields: its `message`). */
+  const firstWarning = (): string => (logger.warn.mock.calls as [{ message: string }][])[0][0].message;
 
   beforeEach(() => {
     logger = { log: jest.fn(), warn: jest.fn() };
@@ -139,9 +141,7 @@ describe(PeerTrackerClient.name, () => {
       await one.link.start();
       await until(() => logger.warn.mock.calls.length >= 2, 'two failed tries');
       expect(one.link.connected).toBe(false);
-      expect(String((logger.warn.mock.calls as unknown[][])[0][0])).toMatch(
-        /wrong proof: the peer does not hold the network key/,
-      );
+      expect(firstWarning()).toMatch(/wrong proof: the peer does not hold the network key/);
       expect(two.sync.versionVector()).toEqual(new Map());
     },
   );
@@ -175,7 +175,7 @@ describe(PeerTrackerClient.name, () => {
     expect(one.link.connected).toBe(false);
     await until(() => fake.connectedAt.length >= 5, 'five tries', 10_000);
     expect(fake.closed).toBeGreaterThanOrEqual(4);
-    expect((logger.warn.mock.calls as unknown[][])[0][0]).toMatch(/no handshake within 300 ms/);
+    expect(firstWarning()).toMatch(/no handshake within 300 ms/);
     // timers never fire early: each wait after a failed handshake is at least the backoff step
     const gaps = fake.connectedAt.slice(1).map((t, i) => t - fake.connectedAt[i]);
     const backoff = [50, 100, 200, 200];
@@ -260,7 +260,7 @@ describe(PeerTrackerClient.name, () => {
       expect(one.sync.digest()).toBe(digest);
       expect([...values]).toEqual([['mine', '1']]);
       expect(one.sync.versionVector()).toEqual(new Map([[1, 1]]));
-      expect(String((logger.warn.mock.calls as unknown[][])[0][0])).toMatch(reason);
+      expect(firstWarning()).toMatch(reason);
     });
   });
 });

@@ -179,20 +179,34 @@ export class PeerTrackerClient {
           await this.fetchMissing(conn);
           this.firstRoundDone();
           // logged once caught up: the bench times catch-up by this line
-          this.logger.log(`linked with tracker ${this.number} at ${formatHostPort(this.address)}`);
+          this.logger.log({
+            message: `linked with tracker ${this.number} at ${formatHostPort(this.address)}`,
+            peer: this.number,
+            address: formatHostPort(this.address),
+            link: 'up',
+          });
           await this.pushLoop(conn);
         } catch (err) {
           const reason = err instanceof Error ? err.message : String(err);
           if (this.stopped) {
             // shutting down
           } else if (this.up) {
-            this.logger.warn(`lost tracker ${this.number}: ${reason}`);
+            this.logger.warn({
+              message: `lost tracker ${this.number}: ${reason}`,
+              peer: this.number,
+              link: 'down',
+              reason,
+            });
           } else if (err instanceof HandshakeError) {
             this.failedHandshakes++;
             delay = Math.min(this.timings.maxRetryMs, this.timings.retryMs * 2 ** (this.failedHandshakes - 1));
-            this.logger.warn(
-              `no link with tracker ${this.number} at ${formatHostPort(this.address)}: ${reason}; next try in ${delay} ms`,
-            );
+            this.logger.warn({
+              message: `no link with tracker ${this.number} at ${formatHostPort(this.address)}: ${reason}; next try in ${delay} ms`,
+              peer: this.number,
+              address: formatHostPort(this.address),
+              link: 'refused',
+              reason,
+            });
           }
         } finally {
           conn.close();

@@ -32,7 +32,8 @@ import { CustomTransportStrategy, MessageHandler, Server } from '@nestjs/microse
 import { AddressInfo, createServer, Server as NetServer, Socket } from 'node:net';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
-import { requestContext } from '../common/request-context';
+import { RepeatThrottle } from '../logging/repeat-throttle';
+import { RequestContext, requestContext } from '../common/request-context';
 import { PeerContext } from './peer.context';
 import { ConnectionPolicy, ConnectionSlot, FORM_PROBE_BYTES, Refusal, refusalForm } from './connection.policy';
 import { TransportEvent } from './transport.events';
@@ -68,6 +69,24 @@ export interface SyncPayload {
 const SYNC_FORBIDDEN = errReply(ErrorCode.Forbidden, 'only a tracker of this network may send sync lines');
 const SYNC_PREFIX = `${SYNC_MARKER} `;
 
+/** Refusals of a limit (README "Limits"): logged as warnings, naming the limit and the address. */
+const LIMIT_CODES: ReadonlySet<string> = new Set<string>([
+  ErrorCode.TooManyConnections,
+  ErrorCode.LineTooLong,
+  ErrorCode.RequestTooLarge,
+  ErrorCode.TryLater,
+  ErrorCode.Busy,
+]);
+
+/**
+ * The request a frame carries, for log lines: the transport names it `c<connection>-<n>` until its line shows
+ * the client's `#id`. Its `requestId` stays '' (ops take the client's id from the context `dispatch` opens).
+ */
+class FrameScope implements RequestContext {
+  readonly requestId = '';
+  constructor(public logId: string) {}
+}
+
 /**
  * Nest transport for the tracker's line protocol: one request line in, one
  * reply out, in order, per TCP connection. The first word names the
@@ -90,6 +109,10 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   /** How to close each admitted connection with a refusal (the idle sweep uses it). */
   private readonly shutters = new Map<ConnectionSlot, (refusal: Refusal) => void>();
   private sweeper: NodeJS.Timeout | undefined;
+  /** One line per limit and address every 10 s at most: an attack on a limit does not flood the log. */
+  private readonly limitLog = new RepeatThrottle(1);
+  /** Of other errors, 20 lines per code and address every 10 s at most (a client looping on an error, a fuzzer). */
+  private readonly errorLog = new RepeatThrottle(20);
 
   constructor(private readonly options: TextLineServerOptions) {
     super();
@@ -156,7 +179,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     const slot = this.policy.admit(socket.remoteAddress, ctx);
     if (!(slot instanceof ConnectionSlot)) {
       this.options.observer?.refused(slot.reply.code);
-      this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} refused: ${slot.reply.code}`);
+      this.logAnswer(slot.reply, ctx);
       socket.on('close', () => this.sockets.delete(socket));
       shutUnread(socket, slot); // in the form its first bytes ask for
       return;
@@ -171,6 +194,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     let first = true;
     /** The line just handled was a sync line (`123456789 ...`): its reply is framed whatever the form. */
     let syncLine = false;
+    /** Frames read so far, to name the requests that carry no `#id`. */
+    let frames = 0;
     socket.setNoDelay(true);
     const close = (refusal: Refusal): void => {
       if (closing) return;
@@ -278,8 +303,16 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
           if (!opened) break;
           slot.touch();
           slot.busy++;
-          const reply = await step(opened)
-            .catch((err: unknown) => this.toErrorReply(err))
+          const scope = new FrameScope(`c${ctx.connectionId}-${++frames}`);
+          const reply = await requestContext
+            .run(scope, () =>
+              step(opened)
+                .catch((err: unknown) => this.toErrorReply(err))
+                .then((answer) => {
+                  if (answer && 'code' in answer) this.logAnswer(answer, ctx);
+                  return answer;
+                }),
+            )
             .finally(() => slot.busy--);
           if (ctx.trackerNumber !== undefined && !trusted) {
             trusted = true;
@@ -351,7 +384,39 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
 
   /** Closes every connection idle past the policy's timeout, each with one `ERR IDLE_TIMEOUT` line. */
   private closeIdle(): void {
-    for (const slot of this.policy.idle()) this.shutters.get(slot)?.(slot.idleRefusal());
+    for (const slot of this.policy.idle()) {
+      const refusal = slot.idleRefusal();
+      this.logger.log({ message: `closed an idle connection: ${refusal.reply.message}`, code: refusal.reply.code });
+      this.shutters.get(slot)?.(refusal);
+    }
+  }
+
+  /**
+   * One line per error answered: its code and reason, who asked (address, user or tracker), inside the request's
+   * context (so with its id). A refusal of a limit is a warning naming the limit; an internal error was logged
+   * with its stack where it was caught.
+   */
+  private logAnswer(reply: ErrReply, ctx: PeerContext): void {
+    if (reply.code === ErrorCode.Internal) return;
+    const who = {
+      address: ctx.remoteAddress,
+      ...(ctx.user !== undefined && { user: ctx.user }),
+      ...(ctx.trackerNumber !== undefined && { peer: ctx.trackerNumber }),
+    };
+    const verdict = (LIMIT_CODES.has(reply.code) ? this.limitLog : this.errorLog).admit(
+      `${reply.code} ${ctx.remoteHost}`,
+    );
+    if (!verdict.log) return;
+    const more =
+      verdict.suppressed > 0 ? ` (${verdict.suppressed} more like it from ${ctx.remoteHost} not logged)` : '';
+    // a reason may quote what the peer sent (an unknown command's name): the line stays short
+    const reason = reply.message.length > 200 ? `${reply.message.slice(0, 200)}...` : reply.message;
+    const fields = { code: reply.code, ...who, ...(verdict.suppressed > 0 && { suppressed: verdict.suppressed }) };
+    if (LIMIT_CODES.has(reply.code)) {
+      this.logger.warn({ message: `refused (limit ${reply.code}): ${reason}${more}`, limit: reply.code, ...fields });
+    } else {
+      this.logger.log({ message: `answered ERR ${reply.code}: ${reason}${more}`, ...fields });
+    }
   }
 
   /** Turns one complete request line into its reply; undefined for a blank line. */
@@ -401,9 +466,12 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
         return errReply(ErrorCode.UnknownCommand, `this tracker does not serve '${request.pattern}'`);
       }
       if (this.clientGate && 'kind' in request.payload) await this.clientGate;
-      const result = request.requestId
-        ? await requestContext.run({ requestId: request.requestId }, () => settle(handler(request.payload, ctx)))
-        : await settle(handler(request.payload, ctx));
+      const scope = requestContext.getStore();
+      if (request.requestId && scope instanceof FrameScope) scope.logId = request.requestId;
+      const logId = request.requestId || scope?.logId;
+      const result = await requestContext.run({ requestId: request.requestId, ...(logId && { logId }) }, () =>
+        settle(handler(request.payload, ctx)),
+      );
       return toReply(result);
     } catch (err) {
       return this.toErrorReply(err);
