@@ -15,7 +15,9 @@ const lines = readFileSync(infoFile, 'utf8')
 const trackerMain = join(root, 'dist/apps/tracker/apps/tracker/src/main.js');
 const children = lines.map((addr, i) => {
   const n = i + 1;
-  const child = spawn(process.execPath, [trackerMain, infoFile, String(n)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // the trackers' lines are shown prefixed, to a person: text, unless TRACKER_LOG_FORMAT says otherwise
+  const env = { TRACKER_LOG_FORMAT: 'text', ...process.env };
+  const child = spawn(process.execPath, [trackerMain, infoFile, String(n)], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const prefix = `[tracker ${n}] `;
   for (const stream of [child.stdout, child.stderr]) {
     let rest = '';
