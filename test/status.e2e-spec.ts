@@ -57,7 +57,7 @@ describe('client status', () => {
     // every byte of the file went out of alice once, counted against this share
     const after = await alice.proc.run('status', STATUS_END);
     expect(after).toMatch(/^seed \[team\] report\.bin: 3\.0 MiB, uploaded [3-9]\.[0-9] MiB$/m);
-    expect(after).toMatch(/^upload rate: \d+(\.\d)? [KMG]?B\/s$/m);
+    expect(after).toMatch(/^upload rate: \d+(\.\d)? [KMG]?i?B\/s$/m);
     expect(after).toMatch(/^peers being served: \d+$/m);
 
     // bob seeds what he downloaded, nothing uploaded of it yet

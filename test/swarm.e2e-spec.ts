@@ -13,7 +13,7 @@ import {
 } from './support/processes';
 
 const MB = 1024 * 1024;
-/** 24 MiB: 48 chunks; at the seeder's 4 MB/s a lone download lasts about 6 s. */
+/** 24 MiB: 48 chunks; at the seeder's 4 MiB/s a lone download lasts about 6 s. */
 const FILE_BYTES = 24 * MB;
 const CHUNKS = FILE_BYTES / (512 * 1024);
 

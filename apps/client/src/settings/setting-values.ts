@@ -27,11 +27,11 @@ export function parseSetting(name: string, value: string): TransferSettingChange
   return { name, value: rate };
 }
 
-/** `5.0 MB/s`, or `none` for 0. */
+/** `5.0 MiB/s`, or `none` for 0. */
 export const formatLimit = (bytesPerSecond: number): string =>
   bytesPerSecond === 0 ? 'none' : formatRate(bytesPerSecond);
 
-/** One setting as the shell shows it: `upload limit: 5.0 MB/s`, `partial seeding: off`. */
+/** One setting as the shell shows it: `upload limit: 5.0 MiB/s`, `partial seeding: off`. */
 export function formatSetting(name: SettingName, settings: TransferSettingsSnapshot): string {
   switch (name) {
     case 'upload_limit':
