@@ -206,7 +206,7 @@ describe('client shell in a pseudo-terminal', () => {
     expect(await t.exitCode()).toBe(0);
   }, 60_000);
 
-  it('prints a notice that arrives while a line is typed above it, and redraws the prompt with that line', async () => {
+  it('shows a live progress line, then prints a notice that arrives while a line is typed above it, and redraws the prompt with that line', async () => {
     // a seeder on pipes, a downloader in the terminal whose download is slowed down to take a few seconds
     const seedPort = await freePort();
     const seeder = startClientIn(net.dir, net.infoFile, 'sam', seedPort);
@@ -223,6 +223,11 @@ describe('client shell in a pseudo-terminal', () => {
     await seeder.proc.run('upload_file swarm big.bin', /shared big\.bin/);
 
     await run(t, 'download_file swarm big.bin copy.bin', /downloading big\.bin/);
+    // while it runs, its live line sits right above the prompt: percent, bytes of the total, speed, peers
+    await t.waitScreen(
+      /^big\.bin \d+\.\d% [\d.]+ (B|KiB|MiB) of 3\.0 MiB, [\d.]+ (B|KiB|MiB)\/s, 1 peer[^\n]*\n\$>/m,
+      30_000,
+    );
     // a half-typed line longer than the 110-column terminal: it wraps onto a second row
     const typed = `list_files${' '.repeat(110)}swa`;
     t.type(typed);
@@ -230,8 +235,9 @@ describe('client shell in a pseudo-terminal', () => {
     const screen = await t.waitScreen(/downloaded .*big\.bin[^\n]*\n(.*\n)*\$> list_files +swa$/, 60_000);
     const rows = screen.split('\n');
     expect(lastLine(screen)).toBe(`$> ${typed}`);
-    // and nothing of the prompt was left behind above the notice
+    // and nothing of the prompt was left behind above the notice, and the live line went with the download
     expect(screen.match(/list_files/g)).toHaveLength(1);
+    expect(screen).not.toMatch(/^big\.bin \d+\.\d%/m);
     // the notice is on a line of its own, not glued to the typed text
     expect(rows.find((r) => /downloaded .*big\.bin/.test(r))).not.toMatch(/\$>/);
     // the cursor is still at the end of the typed text: typing goes on where it was
