@@ -173,6 +173,20 @@ describe('tracker binary', () => {
     expect(env.stderr).toMatch(/^error: TRACKER_LOG_LEVEL must be one of error, warn, info, debug/);
   });
 
+  it('stops cleanly on Ctrl-C (SIGINT) and on SIGTERM, ending by that signal (exit status 130 and 143 in a shell)', async () => {
+    const own = await trackerNetwork(1);
+    try {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        const p = await startTrackerReady(own.infoFile, 1, join(own.dir, `t-${signal}`));
+        procs.push(p);
+        p.child.kill(signal);
+        expect(await p.exited).toEqual({ code: null, signal });
+      }
+    } finally {
+      removeDir(own.dir);
+    }
+  });
+
   it('--log-format text writes text lines to a pipe, without colour', async () => {
     const net = await trackerNetwork(1);
     const p = startTracker(net.infoFile, 1, join(net.dir, 't'), ['--log-format', 'text']);
