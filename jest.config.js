@@ -6,6 +6,8 @@ module.exports = {
   moduleFileExtensions: ['js', 'json', 'ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.spec.json' }] },
   testEnvironment: 'node',
+  // both cores of the reference machine (jest's default leaves one idle): the unit run takes half the time
+  maxWorkers: 2,
   moduleNameMapper: {
     '^@app/protocol(|/.*)$': '<rootDir>/libs/protocol/src$1',
     '^@app/chunking(|/.*)$': '<rootDir>/libs/chunking/src$1',
