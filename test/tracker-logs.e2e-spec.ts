@@ -178,9 +178,12 @@ describe('tracker binary', () => {
     try {
       for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         const p = await startTrackerReady(own.infoFile, 1, join(own.dir, `t-${signal}`));
-        procs.push(p);
-        p.child.kill(signal);
-        expect(await p.exited).toEqual({ code: null, signal });
+        try {
+          p.child.kill(signal);
+          expect(await p.exited).toEqual({ code: null, signal });
+        } finally {
+          await p.stop('SIGKILL');
+        }
       }
     } finally {
       removeDir(own.dir);
