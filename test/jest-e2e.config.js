@@ -11,5 +11,6 @@ module.exports = {
     '^@app/protocol(|/.*)$': '<rootDir>/libs/protocol/src$1',
     '^@app/chunking(|/.*)$': '<rootDir>/libs/chunking/src$1',
     '^@app/line-client(|/.*)$': '<rootDir>/libs/line-client/src$1',
+    '^@app/http-endpoint(|/.*)$': '<rootDir>/libs/http-endpoint/src$1',
   },
 };

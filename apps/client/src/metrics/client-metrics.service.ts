@@ -5,7 +5,7 @@ import { DownloadManager } from '../downloads/download.manager';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { ChunkServer } from '../seeding/chunk.server';
 import { ClientMetrics } from './client.metrics';
-import { ReadOnlyHttpServer } from './metrics.http';
+import { ReadOnlyHttpServer } from '@app/http-endpoint';
 
 /**
  * `--metrics-port`: serves `/metrics` on the client's own host once the command line is read. A port that cannot be

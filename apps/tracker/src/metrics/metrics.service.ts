@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { SQLITE_DB } from '../storage/storage.tokens';
 import { SyncService } from '../sync/sync.service';
-import { HttpAnswer, json, ReadOnlyHttpServer } from './metrics.http';
+import { HttpAnswer, json, ReadOnlyHttpServer } from '@app/http-endpoint';
 import { TrackerCounts, TrackerMetrics } from './tracker.metrics';
 
 /** What MetricsModule.forRoot is given by main.ts. */

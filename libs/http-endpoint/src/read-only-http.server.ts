@@ -10,7 +10,7 @@ export interface HttpAnswer {
 
 export type HttpRoutes = Readonly<Record<string, () => HttpAnswer | Promise<HttpAnswer>>>;
 
-/** Bounds that keep a slow or flooding HTTP client from holding the tracker (node:http's own options). */
+/** Bounds that keep a slow or flooding HTTP client from holding the process it asks (node:http's own options). */
 export const HTTP_LIMITS = {
   /** Whole request headers must arrive within this (slowloris). */
   headersTimeoutMs: 5_000,
@@ -24,7 +24,7 @@ export const HTTP_LIMITS = {
 
 /**
  * A small read-only HTTP server: GET (and HEAD) on the given paths, 404 for any other path, 405 for any other
- * method. The request body is never read. Used for `/healthz` and `/metrics`.
+ * method. The request body is never read. Used for the tracker's `/healthz` and `/metrics` and the client's `/metrics`.
  */
 export class ReadOnlyHttpServer {
   private server: Server | undefined;

@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { HTTP_LIMITS, json, ReadOnlyHttpServer, text } from './metrics.http';
+import { HTTP_LIMITS, json, ReadOnlyHttpServer, text } from './read-only-http.server';
 
 function get(port: number, path: string, method = 'GET') {
   return new Promise<{ status: number; body: string; type: string }>((resolve, reject) => {
