@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
 import {
   ClientPeer,
+  eventually,
   freePort,
   Proc,
   removeDir,
-  sleep,
   startClientIn,
   startTrackerReady,
   trackerNetwork,
@@ -307,10 +307,5 @@ function peerRequest(port: number, line: string): Promise<string> {
   });
 }
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(100);
-  }
-}
+const waitUntil = (check: () => boolean | Promise<boolean>, timeoutMs = 10_000) =>
+  eventually(check, timeoutMs, 'a condition', 100);

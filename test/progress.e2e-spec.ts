@@ -2,10 +2,10 @@ import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
 import {
   ClientPeer,
+  eventually,
   freePort,
   Proc,
   removeDir,
-  sleep,
   startClientIn,
   startTrackerReady,
   trackerNetwork,
@@ -15,13 +15,7 @@ const MB = 1024 * 1024;
 /** 8 MiB at the seeder's 2 MiB/s: a download lasts about 4 s, long enough to look at it while it runs. */
 const FILE_BYTES = 8 * MB;
 
-async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(50);
-  }
-}
+const waitUntil = (check: () => boolean | Promise<boolean>, timeoutMs = 60_000) => eventually(check, timeoutMs);
 
 const SIZE = String.raw`(?:\d+ B|\d+\.\d (?:KiB|MiB|GiB))`;
 const RATE = String.raw`(?:\d+ B|\d+\.\d (?:KiB|MiB|GiB))/s`;

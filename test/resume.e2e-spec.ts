@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
 import {
   ClientPeer,
+  eventually,
   freePort,
   Proc,
   removeDir,
-  sleep,
   startClientIn,
   startTrackerReady,
   trackerNetwork,
@@ -45,13 +45,7 @@ function bytesWritten(proc: Proc): number {
   return Number(/^wchar: (\d+)$/m.exec(io)![1]);
 }
 
-async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(50);
-  }
-}
+const waitUntil = (check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => eventually(check, timeoutMs);
 
 /**
  * Interrupted downloads continue where they stopped, between real processes: a seeder client (sam, upload-limited

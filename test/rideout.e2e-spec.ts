@@ -8,6 +8,7 @@ import { FakeSeeder } from '../apps/client/src/download/testing/fake-seeder.serv
 import { randomFile, sha1File } from './support/files';
 import {
   ClientPeer,
+  eventually,
   freePort,
   Proc,
   RawConn,
@@ -252,10 +253,5 @@ const ok = (reply: Reply): Extract<Reply, { ok: true }> => {
 /** The `downloaded ...` line in `text`. */
 const lineOf = (text: string) => /^downloaded .*$/m.exec(text)![0];
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const waitUntil = (check: () => boolean | Promise<boolean>, timeoutMs = 20_000) =>
+  eventually(check, timeoutMs, 'a condition', 200);

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { createServer, Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import {
+  eventually,
   freePort,
   Proc,
   removeDir,
@@ -72,14 +73,7 @@ class LineConn {
   }
 }
 
-/** Waits until `check` holds, polling. */
-async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(50);
-  }
-}
+const waitUntil = (check: () => boolean | Promise<boolean>, timeoutMs = 15_000) => eventually(check, timeoutMs);
 
 /** A legitimate member's request from 127.0.0.1 is answered within a second (generous for a loaded machine). */
 async function answeredPromptly(conn: LineConn): Promise<void> {

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { randomFile, sha1File } from './support/files';
 import {
   ClientPeer,
+  eventually,
   freePort,
   Proc,
   removeDir,
-  sleep,
   startClientIn,
   startTrackerReady,
   trackerNetwork,
@@ -17,13 +17,7 @@ const MB = 1024 * 1024;
 const FILE_BYTES = 24 * MB;
 const CHUNKS = FILE_BYTES / (512 * 1024);
 
-async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(50);
-  }
-}
+const waitUntil = (check: () => boolean | Promise<boolean>, timeoutMs = 60_000) => eventually(check, timeoutMs);
 
 /** `alice 12, bob 36` of a completion line, as a map. */
 function chunkSources(done: string): Map<string, number> {

@@ -2,7 +2,15 @@ import { Reply } from '@app/protocol';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Proc, RawConn, removeDir, startTrackerReady, TRACKER_MAIN, trackerNetwork } from './support/processes';
+import {
+  eventually,
+  Proc,
+  RawConn,
+  removeDir,
+  startTrackerReady,
+  TRACKER_MAIN,
+  trackerNetwork,
+} from './support/processes';
 
 const okLines = (r: Reply) => {
   if (!r.ok) throw new Error(`expected OK, got ERR ${r.code} ${r.message}`);
@@ -186,10 +194,4 @@ describe('tracker process', () => {
   });
 });
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitUntil = (check: () => boolean | Promise<boolean>, timeoutMs = 5_000) => eventually(check, timeoutMs);

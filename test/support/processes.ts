@@ -93,6 +93,20 @@ export class Proc {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves once `check` holds, asking every `everyMs`; throws naming `what` after `timeoutMs`. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what = 'a condition',
+  everyMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(everyMs);
+  }
+}
+
 export function startTracker(infoFile: string, n: number, dataDir: string, extra: string[] = []): Proc {
   return new Proc(
     spawn(process.execPath, [TRACKER_MAIN, infoFile, String(n), '--data-dir', dataDir, ...extra], {
