@@ -1,16 +1,9 @@
+import { exactValue, parsePrometheus } from '@app/http-endpoint/testing/prometheus-text';
 import { TrackerMetrics } from './tracker.metrics';
 
 /** The value of `name` with exactly `labels` in the text exposition; undefined when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    if (JSON.stringify(Object.entries(got).sort()) === JSON.stringify(Object.entries(labels).sort()))
-      return Number(m[3]);
-  }
-  return undefined;
-}
+const sample = (text: string, name: string, labels: Record<string, string> = {}): number | undefined =>
+  exactValue(parsePrometheus(text), name, labels);
 
 describe(TrackerMetrics.name, () => {
   it('counts commands by name and outcome and times them', async () => {
