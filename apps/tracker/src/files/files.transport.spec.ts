@@ -1,3 +1,4 @@
+import { trackerConfig } from '../testing/sync-testing';
 import { CHUNK_SIZE } from '@app/chunking';
 import { decodeCapability, encodeChunkHashes, parseFileMetadata } from '@app/protocol';
 import { INestMicroservice } from '@nestjs/common';
@@ -7,7 +8,6 @@ import { join } from 'node:path';
 import { AuthService } from '../auth/auth.service';
 import { PASSWORD_HASHER } from '../auth/auth.tokens';
 import { PasswordHasher } from '../auth/password.hasher';
-import { DEFAULT_CAPABILITY_TTL_MS, DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 import { LineSocket } from '../testing/line-socket';
 import { TempDatabases } from '../testing/temp-db';
 import { waitUntil } from '../testing/wait-until';
@@ -39,20 +39,7 @@ describe('files over the wire', () => {
 
   async function start(): Promise<void> {
     const moduleRef = await Test.createTestingModule({
-      imports: [
-        TrackerModule.forRoot({
-          trackerNumber: 1,
-          trackers: [{ host: '127.0.0.1', port: 0 }],
-          self: { host: '127.0.0.1', port: 0 },
-          dataDir,
-          peerAddresses: new Map(),
-          keyFile: join(dataDir, 'network.key'),
-          limits: DEFAULT_TRACKER_LIMITS,
-          sessionIdleMs: 3_600_000,
-          sessionMaxAgeMs: 7 * 86_400_000,
-          capabilityTtlMs: DEFAULT_CAPABILITY_TTL_MS,
-        }),
-      ],
+      imports: [TrackerModule.forRoot(trackerConfig({ dataDir, keyFile: join(dataDir, 'network.key') }))],
     })
       .overrideProvider(PASSWORD_HASHER)
       .useValue(plainHasher)

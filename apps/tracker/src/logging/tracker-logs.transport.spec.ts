@@ -1,9 +1,10 @@
+import { trackerConfig } from '../testing/sync-testing';
 import { INestMicroservice, Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { join } from 'node:path';
 import { PASSWORD_HASHER } from '../auth/auth.tokens';
 import { PasswordHasher } from '../auth/password.hasher';
-import { DEFAULT_CAPABILITY_TTL_MS, DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
+import { DEFAULT_TRACKER_LIMITS } from '../config/tracker.config';
 import { LineSocket } from '../testing/line-socket';
 import { TempDatabases } from '../testing/temp-db';
 import { waitUntil } from '../testing/wait-until';
@@ -43,20 +44,7 @@ describe('tracker log lines over the wire', () => {
     const dataDir = dbs.newDir();
     const limits = { ...DEFAULT_TRACKER_LIMITS, maxConnsPerIp: 2 };
     const moduleRef = await Test.createTestingModule({
-      imports: [
-        TrackerModule.forRoot({
-          trackerNumber: 1,
-          trackers: [{ host: '127.0.0.1', port: 0 }],
-          self: { host: '127.0.0.1', port: 0 },
-          dataDir,
-          peerAddresses: new Map(),
-          keyFile: join(dataDir, 'network.key'),
-          limits,
-          sessionIdleMs: 3_600_000,
-          sessionMaxAgeMs: 7 * 86_400_000,
-          capabilityTtlMs: DEFAULT_CAPABILITY_TTL_MS,
-        }),
-      ],
+      imports: [TrackerModule.forRoot(trackerConfig({ dataDir, keyFile: join(dataDir, 'network.key'), limits }))],
     })
       .overrideProvider(PASSWORD_HASHER)
       .useValue(plainHasher)
