@@ -6,6 +6,7 @@ import {
   freePort,
   Proc,
   removeDir,
+  signUp,
   startClientIn,
   startTrackerReady,
   trackerNetwork,
@@ -42,8 +43,7 @@ describe('download progress', () => {
   async function member(name: string, extra: string[] = []): Promise<ClientPeer> {
     const peer = startClientIn(net.dir, net.infoFile, name, await freePort(), extra);
     peers.push(peer);
-    await peer.proc.run(`create_user ${name} pw-${name}`, /created/);
-    await peer.proc.run(`login ${name} pw-${name}`, /logged in/);
+    await signUp(peer.proc, name);
     return peer;
   }
 

@@ -13,6 +13,8 @@ import {
   Proc,
   RawConn,
   removeDir,
+  signUp,
+  signUpAndJoin,
   startClientIn,
   startTrackerReady,
   trackerNetwork,
@@ -51,10 +53,7 @@ describe('downloads that ride out busy and vanishing seeders', () => {
   /** A new user on a new client, logged in and let into team by carol. */
   async function member(name: string, extra: string[] = []): Promise<ClientPeer> {
     const peer = await launch(name, extra);
-    await peer.proc.run(`create_user ${name} pw-${name}`, /created/);
-    await peer.proc.run(`login ${name} pw-${name}`, /logged in/);
-    await peer.proc.run('join_group team', /asked to join/);
-    await carol.run(`accept_request team ${name}`, /now a member/);
+    await signUpAndJoin(peer.proc, name, carol);
     return peer;
   }
 
@@ -79,8 +78,7 @@ describe('downloads that ride out busy and vanishing seeders', () => {
     const c = await launch('carol');
     carol = c.proc;
     carolDir = c.dir;
-    await carol.run('create_user carol pw-carol', /created/);
-    await carol.run('login carol pw-carol', /logged in/);
+    await signUp(carol, 'carol');
     await carol.run('create_group team', /created/);
   }, 60_000);
 

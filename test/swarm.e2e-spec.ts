@@ -7,6 +7,8 @@ import {
   freePort,
   Proc,
   removeDir,
+  signUp,
+  signUpAndJoin,
   startClientIn,
   startTrackerReady,
   trackerNetwork,
@@ -45,10 +47,7 @@ describe('swarm: downloaders serve the chunks they hold', () => {
   async function member(name: string, extra: string[] = []): Promise<ClientPeer> {
     const peer = startClientIn(net.dir, net.infoFile, name, await freePort(), extra);
     peers.set(name, peer);
-    await peer.proc.run(`create_user ${name} pw-${name}`, /created/);
-    await peer.proc.run(`login ${name} pw-${name}`, /logged in/);
-    await peer.proc.run('join_group team', /asked to join/);
-    await alice.proc.run(`accept_request team ${name}`, /now a member/);
+    await signUpAndJoin(peer.proc, name, alice.proc);
     return peer;
   }
 
@@ -65,8 +64,7 @@ describe('swarm: downloaders serve the chunks they hold', () => {
     tracker = await startTrackerReady(net.infoFile, 1, join(net.dir, 'tracker-data'));
     alice = startClientIn(net.dir, net.infoFile, 'alice', await freePort(), ['--upload-limit', '4M']);
     peers.set('alice', alice);
-    await alice.proc.run('create_user alice pw-alice', /created/);
-    await alice.proc.run('login alice pw-alice', /logged in/);
+    await signUp(alice.proc, 'alice');
     await alice.proc.run('create_group team', /created/);
   }, 60_000);
 

@@ -256,11 +256,21 @@ export class RawConn {
  * Registers and logs in each client as its user (`pw-<name>` passwords), then
  * the first makes `group` and lets every other one in.
  */
+/** A new user `name` (password `pw-<name>`) on the client `proc`, logged in. */
+export async function signUp(proc: Proc, name: string): Promise<void> {
+  await proc.run(`create_user ${name} pw-${name}`, /created/);
+  await proc.run(`login ${name} pw-${name}`, /logged in/);
+}
+
+/** A new user `name` on the client `proc`, logged in and let into `group` by its owner on the client `owner`. */
+export async function signUpAndJoin(proc: Proc, name: string, owner: Proc, group = 'team'): Promise<void> {
+  await signUp(proc, name);
+  await proc.run(`join_group ${group}`, /asked to join/);
+  await owner.run(`accept_request ${group} ${name}`, /now a member/);
+}
+
 export async function formGroup(clients: readonly (readonly [Proc, string])[], group = 'team'): Promise<void> {
-  for (const [proc, name] of clients) {
-    await proc.run(`create_user ${name} pw-${name}`, /created/);
-    await proc.run(`login ${name} pw-${name}`, /logged in/);
-  }
+  for (const [proc, name] of clients) await signUp(proc, name);
   const [[owner], ...members] = clients;
   await owner.run(`create_group ${group}`, /created/);
   for (const [proc, name] of members) {
