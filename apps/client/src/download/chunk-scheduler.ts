@@ -157,11 +157,6 @@ export class ChunkScheduler {
     return this.requesters.size;
   }
 
-  /** Missing chunks that nobody is fetching and some live seeder holds. */
-  get openHeldCount(): number {
-    return this.openHeld;
-  }
-
   get seederIds(): string[] {
     return [...this.seeders.keys()];
   }
@@ -367,11 +362,6 @@ export class ChunkScheduler {
   /** Whether the live seeders together still hold every missing chunk. */
   get canFinish(): boolean {
     return this.unheld === 0;
-  }
-
-  /** Missing chunks no live seeder holds. */
-  get unavailableCount(): number {
-    return this.unheld;
   }
 
   private has(seeder: SeederState, index: number): boolean {
