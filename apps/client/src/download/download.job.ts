@@ -116,6 +116,8 @@ export interface DownloadJobOptions {
   readonly openPart?: () => Promise<{ part: PartFile; present: readonly number[] }>;
   /** Chunk `index` is verified and written into the `.part` (not yet synced). */
   readonly onChunkWritten?: (index: number) => void;
+  /** The `.part` is open (made, or found and checked), holding the chunks `present`, before any seeder is asked. */
+  readonly onPartOpened?: (partPath: string, present: readonly number[]) => void;
   /**
    * A failed or cancelled download closes its `.part` and leaves it, for a later one to resume; except when the
    * whole-file check failed (its bytes cannot be trusted). Default false: the `.part` is deleted.
@@ -553,6 +555,7 @@ export class DownloadJob {
     const part = (this.part = opened.part);
     if (this.abortError) throw this.abortError;
     this.markPresent(opened.present);
+    this.options.onPartOpened?.(part.path, opened.present);
     if (!this.scheduler.isDone) await this.race(this.transfer());
     this.verifying = true;
     // the disk catches up with the last writes while the rest of the file is hashed

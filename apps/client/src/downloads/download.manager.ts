@@ -3,7 +3,6 @@ import { FileMetadata, formatHostPort, SeederInfo } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { lstat } from 'node:fs/promises';
 import { DownloadJob, DownloadJobOptions, DownloadProgress } from '../download/download.job';
-import { PartFile } from '../download/part-file';
 import { PartResume } from '../download/part-resume';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import { PartialShare, PartialShares } from '../seeding/partial-shares';
@@ -85,18 +84,14 @@ export class DownloadManager {
       renewCapabilities: renew,
       swarm,
       downloadPacer: this.settings.downloadPacer,
-      openPart: async () => {
-        const opened = resume
-          ? await resume.open()
-          : { part: await PartFile.create(destPath, metadata.fileSize), present: [] };
-        if (swarm && this.settings.partialSeeding) this.startServing(base, opened.part.path, opened.present);
-        return opened;
+      onPartOpened: (partPath, present) => {
+        if (swarm && this.settings.partialSeeding) this.startServing(base, partPath, present);
       },
       onChunkWritten: (index: number) => {
         resume?.written(index);
         serving.share?.held(index);
       },
-      ...(resume && { keepPart: true }),
+      ...(resume && { openPart: () => resume.open(), keepPart: true }),
     });
     // a paused download into the same file is taken up by this one: it leaves the list
     const before = this.entries.findIndex((e) => this.paused.has(e.job) && e.job.destPath === destPath);
