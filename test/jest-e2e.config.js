@@ -12,5 +12,6 @@ module.exports = {
     '^@app/chunking(|/.*)$': '<rootDir>/libs/chunking/src$1',
     '^@app/line-client(|/.*)$': '<rootDir>/libs/line-client/src$1',
     '^@app/http-endpoint(|/.*)$': '<rootDir>/libs/http-endpoint/src$1',
+    '^@app/tls(|/.*)$': '<rootDir>/libs/tls/src$1',
   },
 };

@@ -13,3 +13,4 @@ export * from './safe-text';
 export * from './units';
 export * from './capability';
 export * from './hello';
+export * from './tls';

@@ -46,12 +46,16 @@ describe('file metadata', () => {
       'partial_seeder_hosts',
       'partial_seeder_ports',
       'partial_seeder_file_paths',
+      'seeder_fingerprints',
+      'partial_seeder_fingerprints',
     ]);
     expect(lines.slice(9)).toEqual([
       'partial_seeders:',
       'partial_seeder_hosts:',
       'partial_seeder_ports:',
       'partial_seeder_file_paths:',
+      'seeder_fingerprints:-,-',
+      'partial_seeder_fingerprints:',
     ]);
     expect(lines[4]).toBe('seeders:alice,bob');
     expect(lines[5]).toBe('seeder_ports:7001,7002');
@@ -74,6 +78,8 @@ describe('file metadata', () => {
       'partial_seeder_hosts:127.0.0.3,::1',
       'partial_seeder_ports:7003,7004',
       'partial_seeder_file_paths:cap%252Cc,capd',
+      'seeder_fingerprints:-,-',
+      'partial_seeder_fingerprints:-,-',
     ]);
     const back = parseFileMetadata(lines);
     expect(back.partialSeeders).toEqual(withPartial.partialSeeders.map((s) => ({ ...s, partial: true })));
@@ -93,6 +99,38 @@ describe('file metadata', () => {
     const replaced = (value: string) => lines.map((l) => (l.startsWith('seeder_protocols:') ? value : l));
     expect(() => parseFileMetadata(replaced('seeder_protocols:seed'))).toThrow(/differ in length/);
     expect(() => parseFileMetadata(replaced('seeder_protocols:seed,p2p-share/9'))).toThrow(/unknown protocol/);
+  });
+
+  it("carries each seeder's certificate fingerprint in the extended lines only, - for none", () => {
+    const fpA = `sha256:${'ab'.repeat(32)}`;
+    const fpC = `sha256:${'cd'.repeat(32)}`;
+    const withTls = {
+      ...meta,
+      seeders: [{ ...meta.seeders[0], fingerprint: fpA }, meta.seeders[1]],
+      partialSeeders: [
+        {
+          userId: 'carol',
+          address: { host: '127.0.0.3', port: 7003 },
+          capability: 'c',
+          partial: true,
+          fingerprint: fpC,
+        },
+        { userId: 'dave', address: { host: '127.0.0.4', port: 7004 }, capability: 'd', partial: true },
+      ],
+    };
+    const lines = formatFileMetadata(withTls);
+    expect(lines.slice(0, 7).join('\n')).not.toContain('sha256:');
+    expect(lines).toContain(`seeder_fingerprints:${fpA},-`);
+    expect(lines).toContain(`partial_seeder_fingerprints:${fpC},-`);
+    expect(parseFileMetadata(lines)).toEqual(withTls);
+    // an older tracker sends no fingerprint lines: every seeder is spoken to in clear
+    const older = parseFileMetadata(lines.filter((l) => !l.includes('fingerprints:')));
+    expect(older.seeders.map((s) => s.fingerprint)).toEqual([undefined, undefined]);
+    const replaced = (value: string) => lines.map((l) => (l.startsWith('seeder_fingerprints:') ? value : l));
+    expect(() => parseFileMetadata(replaced(`seeder_fingerprints:${fpA}`))).toThrow(/differs in length/);
+    expect(() => parseFileMetadata(replaced('seeder_fingerprints:sha256:00,-'))).toThrow(
+      /bad fingerprint for seeder alice/,
+    );
   });
 
   it('round-trips', () => {

@@ -2,6 +2,7 @@ import { HostPort, parseHostPort, formatHostPort } from './address';
 import { Command } from './commands';
 import { ErrorCode, ProtocolError } from './errors';
 import { SeederForm } from './hello';
+import { isFingerprint, NO_FINGERPRINT } from './tls';
 import { LongLine, ReplyLine } from './reply';
 
 const SHA1_HEX = /^[0-9a-f]{40}$/;
@@ -77,6 +78,12 @@ export interface SeederInfo {
    * far (ask it `BITFIELD` for which); absent or false for a seeder of the whole file.
    */
   readonly partial?: boolean;
+  /**
+   * The SHA-256 fingerprint (`sha256:<hex>`) of the certificate this seeder presented to its tracker: a downloader
+   * speaks TLS to it (STARTTLS) and accepts only that certificate. Absent for a seeder that speaks no TLS (the seed
+   * form, or one of ours that reached its tracker in clear): it is then spoken to in clear.
+   */
+  readonly fingerprint?: string;
 }
 
 export interface FileMetadata {
@@ -119,7 +126,25 @@ export const METADATA_KEYS = [
   'partial_seeder_hosts',
   'partial_seeder_ports',
   'partial_seeder_file_paths',
+  'seeder_fingerprints',
+  'partial_seeder_fingerprints',
 ] as const;
+
+const fingerprintItem = (s: SeederInfo): string => s.fingerprint ?? NO_FINGERPRINT;
+
+/** One item of a `*_fingerprints:` line: a fingerprint, or none for `-`; anything else is bad metadata. */
+function readFingerprint(item: string, userId: string): string | undefined {
+  if (item === NO_FINGERPRINT) return undefined;
+  if (!isFingerprint(item)) throw new ProtocolError(ErrorCode.BadFileMetadata, `bad fingerprint for seeder ${userId}`);
+  return item;
+}
+
+/** A `*_fingerprints:` line's items, one per seeder; no line at all (an older tracker) is no fingerprint. */
+function fingerprintsOf(fields: Map<string, string>, key: string, count: number): string[] {
+  const items = fields.has(key) ? list(fields.get(key)!) : new Array<string>(count).fill(NO_FINGERPRINT);
+  if (items.length !== count) throw new ProtocolError(ErrorCode.BadFileMetadata, `${key} differs in length`);
+  return items;
+}
 
 const escapeItem = (s: string) => s.replace(/%/g, '%25').replace(/,/g, '%2C');
 const unescapeItem = (s: string) => s.replace(/%2C/gi, ',').replace(/%25/g, '%');
@@ -136,6 +161,8 @@ export function formatFileMetadata(meta: FileMetadata | PackedFileMetadata): str
     seeder_file_paths: meta.seeders.map((s) => escapeItem(s.capability)).join(','),
     seeder_hosts: meta.seeders.map((s) => escapeItem(s.address.host)).join(','),
     seeder_protocols: meta.seeders.map((s) => (s.seedForm ? SeederForm.Seed : SeederForm.Extended)).join(','),
+    seeder_fingerprints: meta.seeders.map(fingerprintItem).join(','),
+    partial_seeder_fingerprints: (meta.partialSeeders ?? []).map(fingerprintItem).join(','),
     ...partialValues(meta.partialSeeders ?? []),
   };
   const chunkLine = () => ('chunkDigests' in meta ? digestsLine(meta.chunkDigests) : chunkHashesLine(meta.chunkHashes));
@@ -344,8 +371,10 @@ function fullSeeders(fields: Map<string, string>, get: Getter): SeederInfo[] {
   ) {
     throw new ProtocolError(ErrorCode.BadFileMetadata, 'seeder lists differ in length');
   }
+  const fingerprints = fingerprintsOf(fields, 'seeder_fingerprints', users.length);
   return users.map((userId, i): SeederInfo => {
     const address = seederAddress(userId, hosts[i], ports[i]);
+    const fingerprint = forms[i] === SeederForm.Seed ? undefined : readFingerprint(fingerprints[i], userId);
     if (forms[i] !== SeederForm.Seed && forms[i] !== SeederForm.Extended) {
       throw new ProtocolError(
         ErrorCode.BadFileMetadata,
@@ -354,7 +383,7 @@ function fullSeeders(fields: Map<string, string>, get: Getter): SeederInfo[] {
     }
     return forms[i] === SeederForm.Seed
       ? { userId, address, capability: paths[i], seedForm: true }
-      : { userId, address, capability: paths[i] };
+      : { userId, address, capability: paths[i], ...(fingerprint && { fingerprint }) };
   });
 }
 
@@ -368,12 +397,17 @@ function partialSeeders(fields: Map<string, string>, get: Getter): SeederInfo[] 
   if (hosts.length !== users.length || ports.length !== users.length || paths.length !== users.length) {
     throw new ProtocolError(ErrorCode.BadFileMetadata, 'partial seeder lists differ in length');
   }
-  return users.map((userId, i) => ({
-    userId,
-    address: seederAddress(userId, hosts[i], ports[i]),
-    capability: paths[i],
-    partial: true,
-  }));
+  const fingerprints = fingerprintsOf(fields, 'partial_seeder_fingerprints', users.length);
+  return users.map((userId, i) => {
+    const fingerprint = readFingerprint(fingerprints[i], userId);
+    return {
+      userId,
+      address: seederAddress(userId, hosts[i], ports[i]),
+      capability: paths[i],
+      partial: true,
+      ...(fingerprint && { fingerprint }),
+    };
+  });
 }
 
 export function parseFileMetadata(lines: readonly string[]): FileMetadata {

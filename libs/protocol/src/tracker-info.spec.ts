@@ -1,5 +1,6 @@
 import { parseHostPort } from './address';
-import { parseTrackerInfo, TrackerInfoError } from './tracker-info';
+import { parseTrackerInfo, parseTrackerInfoEntries, TrackerInfoError } from './tracker-info';
+import { parseFingerprint } from './tls';
 
 describe('parseTrackerInfo', () => {
   it('reads IP:PORT and IP PORT lines, skipping blanks and comments', () => {
@@ -21,6 +22,40 @@ describe('parseTrackerInfo', () => {
   ])('rejects %j naming %s', (text, where) => {
     expect(() => parseTrackerInfo(text, 't.txt')).toThrow(TrackerInfoError);
     expect(() => parseTrackerInfo(text, 't.txt')).toThrow(new RegExp(`^${where.replace('.', '\\.')}`));
+  });
+});
+
+describe('parseTrackerInfoEntries', () => {
+  const hex = '0a'.repeat(32);
+  it('reads a pinned fingerprint after the address, in either form and case, and none where none is given', () => {
+    const colons = hex.toUpperCase().match(/../g)!.join(':');
+    const text = `127.0.0.1:7000 sha256:${hex}\n127.0.0.1 7001 SHA256:${colons}\n127.0.0.1:7002\n`;
+    expect(parseTrackerInfoEntries(text, 't.txt')).toEqual([
+      { address: { host: '127.0.0.1', port: 7000 }, fingerprint: `sha256:${hex}` },
+      { address: { host: '127.0.0.1', port: 7001 }, fingerprint: `sha256:${hex}` },
+      { address: { host: '127.0.0.1', port: 7002 } },
+    ]);
+    expect(parseTrackerInfo(text, 't.txt')).toEqual([
+      { host: '127.0.0.1', port: 7000 },
+      { host: '127.0.0.1', port: 7001 },
+      { host: '127.0.0.1', port: 7002 },
+    ]);
+  });
+
+  it.each([`sha256:${hex.slice(2)}`, `sha256:${hex}00`, 'sha256:', `sha256:${'zz'.repeat(32)}`])(
+    'refuses the fingerprint %s, naming the line',
+    (fp) => {
+      expect(() => parseTrackerInfoEntries(`127.0.0.1:7000\n127.0.0.1:7001 ${fp}\n`, 't.txt')).toThrow(
+        /^t\.txt:2: .* is not a certificate fingerprint/,
+      );
+    },
+  );
+
+  it('parses fingerprints strictly', () => {
+    expect(parseFingerprint(`sha256:${hex}`)).toBe(`sha256:${hex}`);
+    expect(parseFingerprint(hex)).toBeUndefined();
+    expect(parseFingerprint(`md5:${hex}`)).toBeUndefined();
+    expect(parseFingerprint(`sha256:${hex}:`)).toBeUndefined();
   });
 });
 

@@ -1,0 +1,143 @@
+import { STARTTLS_REPLY } from '@app/protocol';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { AddressInfo, connect, createServer, Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FingerprintMismatchError, StartTlsRefusedError } from './errors';
+import { Identity, loadOrCreateIdentity } from './identity';
+import { acceptTls, FirstBytes, peerFingerprint, serverContext, sniffStartTls, startTlsClient } from './starttls';
+import { seederVerifier } from './known-trackers';
+
+describe('STARTTLS', () => {
+  let dir: string;
+  let server: Identity;
+  let client: Identity;
+  let listener: Server;
+  let port: number;
+  let onConnection: (socket: Socket) => void;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'starttls-'));
+    server = loadOrCreateIdentity(join(dir, 's'), 'server');
+    client = loadOrCreateIdentity(join(dir, 'c'), 'client');
+    listener = createServer((socket) => onConnection(socket));
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    port = (listener.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => listener.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const dial = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => resolve(socket));
+      socket.once('error', reject);
+    });
+
+  /** A server that upgrades when asked and echoes every line back with what it learnt of the client. */
+  function echoServer(requestCert: boolean): Promise<FirstBytes> {
+    return new Promise((resolve) => {
+      onConnection = (socket) => {
+        void sniffStartTls(socket)
+          .then(async (first) => {
+            resolve(first);
+            if (first.kind !== 'starttls') return socket.destroy();
+            const secure = await acceptTls(socket, { context: serverContext(server), requestCert, timeoutMs: 2000 });
+            secure.on('data', (d: Buffer) => secure.write(`${peerFingerprint(secure) ?? 'none'} ${d.toString()}`));
+          })
+          .catch(() => undefined); // a client that refused the server leaves mid-handshake
+      };
+    });
+  }
+
+  it('upgrades, checks the server by fingerprint, and carries lines inside TLS with the client known', async () => {
+    const sniffed = echoServer(true);
+    const raw = await dial();
+    const seen: string[] = [];
+    const secure = await startTlsClient(raw, {
+      peer: 'test',
+      timeoutMs: 2000,
+      identity: client,
+      verify: (fp) => seen.push(fp),
+    });
+    expect(await sniffed).toEqual({ kind: 'starttls' });
+    expect(seen).toEqual([server.fingerprint]);
+    expect(secure.getProtocol()).toBe('TLSv1.3');
+    expect(secure.getCipher().name).toBe('TLS_AES_128_GCM_SHA256');
+    const echoed = new Promise<string>((resolve) => secure.once('data', (d: Buffer) => resolve(d.toString())));
+    secure.write('HELLO p2p-share/2\n');
+    expect(await echoed).toBe(`${client.fingerprint} HELLO p2p-share/2\n`);
+    secure.destroy();
+  });
+
+  it('sends nothing inside TLS to a server whose certificate is not the one expected', async () => {
+    const got: Buffer[] = [];
+    onConnection = (socket) => {
+      void sniffStartTls(socket)
+        .then(async (first) => {
+          if (first.kind !== 'starttls') return;
+          const secure = await acceptTls(socket, { context: serverContext(client), timeoutMs: 2000 });
+          secure.on('data', (d: Buffer) => got.push(d));
+        })
+        .catch(() => undefined);
+    };
+    const raw = await dial();
+    await expect(
+      startTlsClient(raw, { peer: 'p', timeoutMs: 2000, verify: seederVerifier('p', server.fingerprint) }),
+    ).rejects.toBeInstanceOf(FingerprintMismatchError);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(Buffer.concat(got).length).toBe(0);
+    expect(raw.destroyed).toBe(true);
+  });
+
+  it('reports a server that does not speak TLS, with its answer', async () => {
+    onConnection = (socket) => socket.once('data', () => socket.write("error: unknown command 'STARTTLS'\n"));
+    const raw = await dial();
+    const err = await startTlsClient(raw, { peer: 'old', timeoutMs: 2000, verify: () => undefined }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StartTlsRefusedError);
+    expect((err as StartTlsRefusedError).answer).toBe("error: unknown command 'STARTTLS'");
+  });
+
+  it('refuses an answer with bytes behind it (injected before TLS)', async () => {
+    onConnection = (socket) => socket.once('data', () => socket.write(`${STARTTLS_REPLY}\nOK 0 forged\n`));
+    const raw = await dial();
+    await expect(startTlsClient(raw, { peer: 'x', timeoutMs: 2000, verify: () => undefined })).rejects.toThrow(
+      'sent bytes after OK 0 STARTTLS',
+    );
+  });
+
+  it('hands a plain connection back with its first bytes, and flags bytes sent behind STARTTLS', async () => {
+    let sniffed = echoServer(false);
+    let raw = await dial();
+    raw.write('login alice pw\n');
+    expect(await sniffed).toEqual({ kind: 'plain', head: Buffer.from('login alice pw\n'), ended: false });
+    raw.destroy();
+
+    sniffed = echoServer(false);
+    raw = await dial();
+    raw.write('STARTTLS\nlogin alice pw\n');
+    expect(await sniffed).toEqual({ kind: 'injected' });
+    raw.destroy();
+
+    sniffed = echoServer(false);
+    raw = await dial();
+    raw.end('STA');
+    expect(await sniffed).toEqual({ kind: 'plain', head: Buffer.from('STA'), ended: true });
+  });
+
+  it('takes a STARTTLS line that arrives a byte at a time, and one ending in CRLF', async () => {
+    for (const line of ['STARTTLS\n', 'STARTTLS\r\n']) {
+      const sniffed = echoServer(false);
+      const raw = await dial();
+      for (const byte of line) {
+        raw.write(byte);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(await sniffed).toEqual({ kind: 'starttls' });
+      raw.destroy();
+    }
+  });
+});
