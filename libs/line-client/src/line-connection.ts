@@ -8,7 +8,9 @@ import {
   Reply,
   ReplyAssembler,
 } from '@app/protocol';
+import { Identity, startTlsClient, StartTlsRefusedError } from '@app/tls';
 import { connect, Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 
 /** A reply line may carry every chunk hash of a large file. */
 export const MAX_REPLY_LINE_BYTES = 64 * 1024 * 1024;
@@ -36,6 +38,19 @@ export interface LineConnectionOptions {
    * request ids, continuation lines). Within `timeoutMs` too.
    */
   readonly hello?: boolean;
+  /**
+   * Upgrade to TLS first (`STARTTLS`, docs/PROTOCOL.md 8), within `timeoutMs`
+   * too: nothing else is sent, the HELLO included, until the server's
+   * certificate passed `verify`.
+   */
+  readonly tls?: LineTlsOptions;
+}
+
+export interface LineTlsOptions {
+  /** Presented when the server asks for a certificate (trackers learn a client's or a tracker's fingerprint). */
+  readonly identity?: Identity;
+  /** Throws (a FingerprintMismatchError) to refuse the server's certificate: the connection then fails with it. */
+  readonly verify: (fingerprint: string) => void;
 }
 
 /**
@@ -55,6 +70,26 @@ export class LineConnectError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Why STARTTLS failed, as a LineConnectError: a refusal when the server
+ * answered it with an `ERR` line (a limit), the error itself (a
+ * FingerprintMismatchError, kept as the cause) otherwise.
+ */
+function tlsFailure(err: Error): LineConnectError {
+  let refusal: ErrReply | undefined;
+  if (err instanceof StartTlsRefusedError && err.answer.startsWith('ERR ')) {
+    try {
+      const header = parseReplyHeader(err.answer);
+      if (!header.ok) refusal = header;
+    } catch {
+      // not a framed line after all
+    }
+  }
+  const wrapped = new LineConnectError(refusal ? `refused: ${refusal.code} ${refusal.message}` : err.message, refusal);
+  wrapped.cause = err;
+  return wrapped;
 }
 
 /** How the peer answered the HELLO. */
@@ -149,6 +184,22 @@ export class LineConnection {
       signal?.addEventListener('abort', onAbort);
       socket.once('error', fail);
       socket.once('connect', () => {
+        if (!options.tls) return opened(socket);
+        socket.removeListener('error', fail);
+        const peer = `${address.host}:${address.port}`;
+        startTlsClient(socket, { peer, timeoutMs: options.timeoutMs, signal, ...options.tls }).then(
+          (secure) => {
+            if (signal?.aborted) {
+              secure.destroy();
+              return fail(new LineConnectError('closed'));
+            }
+            secure.once('error', fail);
+            opened(secure);
+          },
+          (err: Error) => fail(tlsFailure(err)),
+        );
+      });
+      const opened = (socket: Socket) => {
         if (!options.hello) {
           cleanup();
           socket.removeListener('error', fail);
@@ -173,8 +224,13 @@ export class LineConnection {
           if (conn.greeting) failHello(new LineConnectError(`no answer to HELLO: ${error.message}`));
         });
         socket.write(`${HELLO_LINE}\n`);
-      });
+      };
     });
+  }
+
+  /** The TLS socket under this connection, when it was opened with `tls` (for keying material). */
+  get tls(): TLSSocket | undefined {
+    return this.socket instanceof TLSSocket ? this.socket : undefined;
   }
 
   /** The first line after the HELLO: `OK 0 p2p-share/2` opens the connection, anything else rejects it. */

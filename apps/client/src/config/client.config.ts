@@ -1,4 +1,4 @@
-import { HostPort, parseHostPort, parseTrackerInfo, tryParseDuration } from '@app/protocol';
+import { HostPort, parseHostPort, parseTrackerInfoEntries, tryParseDuration } from '@app/protocol';
 import { resolve } from 'node:path';
 
 export interface ClientConfig {
@@ -7,6 +7,8 @@ export interface ClientConfig {
   readonly trackerInfoFile: string;
   /** Trackers in file order; the client talks to the first one that answers. */
   readonly trackers: readonly HostPort[];
+  /** Per tracker, in file order: the certificate fingerprint the tracker info file pins for it, or undefined. */
+  readonly trackerPins?: readonly (string | undefined)[];
   /** Where downloads and seeding state will live (not created yet). */
   readonly dataDir: string;
   readonly connectTimeoutMs: number;
@@ -247,12 +249,14 @@ export function parseClientArgs(
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new ConfigError(`${trackerInfoFile}: cannot read tracker info file (${reason})`);
   }
-  const trackers = parseTrackerInfo(text, trackerInfoFile);
+  const entries = parseTrackerInfoEntries(text, trackerInfoFile);
+  const trackers = entries.map((entry) => entry.address);
   const dirHost = self.host.replace(/[^A-Za-z0-9.-]/g, '_');
   return {
     self,
     trackerInfoFile,
     trackers,
+    trackerPins: entries.map((entry) => entry.fingerprint),
     dataDir: resolve(dataDir ?? `data/client-${dirHost}-${self.port}`),
     connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     ...transfer,

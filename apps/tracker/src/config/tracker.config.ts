@@ -1,4 +1,4 @@
-import { HostPort, parseBytes, parseDuration, parseHostPort, parseTrackerInfo, tryParseDuration } from '@app/protocol';
+import { HostPort, parseBytes, parseDuration, parseHostPort, parseTrackerInfoEntries, tryParseDuration } from '@app/protocol';
 import { resolve } from 'node:path';
 import { TRACKER_LOG_LEVELS, TrackerLogLevel } from '../logging/tracker.logger';
 
@@ -8,6 +8,8 @@ export interface TrackerConfig {
   /** 1-based position of this tracker in the tracker_info file. */
   readonly trackerNumber: number;
   readonly trackers: readonly HostPort[];
+  /** Per tracker, in file order: the certificate fingerprint tracker_info.txt pins for it, or undefined. */
+  readonly trackerPins?: readonly (string | undefined)[];
   readonly self: HostPort;
   readonly dataDir: string;
   /** Where to reach other trackers for sync when it differs from tracker_info (`--peer-address N=IP:PORT`). */
@@ -35,6 +37,8 @@ export interface TrackerConfig {
   readonly logLevel?: TrackerLogLevel;
   /** `--log-format json|text` (or `TRACKER_LOG_FORMAT`); unset: JSON unless stdout and stderr are a terminal. */
   readonly logFormat?: 'json' | 'text';
+  /** `--require-tls`: plain-text logins (`login`, `resume`, `create_user` outside TLS) are refused. */
+  readonly requireTls?: boolean;
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -298,7 +302,8 @@ export function parseTrackerArgs(
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new ConfigError(`${infoFile}: cannot read tracker info file (${reason})`);
   }
-  const trackers = parseTrackerInfo(text, infoFile);
+  const entries = parseTrackerInfoEntries(text, infoFile);
+  const trackers = entries.map((entry) => entry.address);
   const trackerNumber = /^\d{1,4}$/.test(numberText) ? Number(numberText) : NaN;
   if (!(trackerNumber >= 1 && trackerNumber <= trackers.length)) {
     throw new ConfigError(
@@ -318,6 +323,7 @@ export function parseTrackerArgs(
   return {
     trackerNumber,
     trackers,
+    trackerPins: entries.map((entry) => entry.fingerprint),
     self: trackers[trackerNumber - 1],
     dataDir: resolve(dataDir ?? `data/tracker-${trackerNumber}`),
     peerAddresses,

@@ -10,6 +10,14 @@ export interface LineSecurity {
   sealReply(reply: Reply): ReplyPiece[];
 }
 
+/** What TLS gives a connection that began with `STARTTLS` (docs/PROTOCOL.md 8). */
+export interface ConnectionTls {
+  /** `sha256:<hex>` of the certificate the peer presented; undefined when it presented none. */
+  readonly peerFingerprint: string | undefined;
+  /** RFC 5705 keying material of this TLS session (channel binding of the sync handshake). */
+  exportKeyingMaterial(length: number, label: string): Buffer;
+}
+
 /**
  * One TCP connection to the tracker. It is the session: the logged-in user
  * belongs to the connection, never to a port number the peer claims.
@@ -30,6 +38,8 @@ export class PeerContext extends BaseRpcContext<[]> {
    * continuation lines). Seeders registered over it are listed in that form.
    */
   extended = false;
+  /** Set when the connection began with `STARTTLS`: everything after it travels inside TLS. */
+  tls: ConnectionTls | undefined;
   private readonly closeListeners: (() => void)[] = [];
 
   constructor(
