@@ -24,6 +24,7 @@ describe('parseClientArgs', () => {
         { host: '127.0.0.1', port: 7000 },
         { host: '127.0.0.1', port: 7001 },
       ],
+      trackerPins: [undefined, undefined],
       dataDir: resolve('data/client-127.0.0.1-7001'),
       connectTimeoutMs: 2000,
       partialSeeding: true,

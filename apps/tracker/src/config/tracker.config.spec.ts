@@ -44,6 +44,7 @@ describe(parseTrackerArgs.name, () => {
         { host: '127.0.0.1', port: 7002 },
         { host: '10.0.0.5', port: 7003 },
       ],
+      trackerPins: [undefined, undefined, undefined],
       self: { host: '127.0.0.1', port: 7002 },
       dataDir: resolve('data/tracker-2'),
       peerAddresses: new Map(),
