@@ -1,3 +1,5 @@
+import { loadOrCreateIdentity } from '@app/tls';
+import { TRACKER_IDENTITY } from './common/identity.tokens';
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
@@ -27,9 +29,13 @@ export class TrackerModule {
       ],
       providers: [
         { provide: TRACKER_CONFIG, useValue: config },
+        {
+          provide: TRACKER_IDENTITY,
+          useFactory: () => loadOrCreateIdentity(config.dataDir, `p2p-share tracker ${config.trackerNumber}`),
+        },
         { provide: APP_FILTER, useClass: PassThroughExceptionFilter },
       ],
-      exports: [TRACKER_CONFIG],
+      exports: [TRACKER_CONFIG, TRACKER_IDENTITY],
     };
   }
 }

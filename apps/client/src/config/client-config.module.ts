@@ -1,8 +1,9 @@
 import { Module } from '@nestjs/common';
 import { ClientConfigService } from './client-config.service';
+import { ClientIdentityService } from './client-identity.service';
 
 @Module({
-  providers: [ClientConfigService],
-  exports: [ClientConfigService],
+  providers: [ClientConfigService, ClientIdentityService],
+  exports: [ClientConfigService, ClientIdentityService],
 })
 export class ClientConfigModule {}
