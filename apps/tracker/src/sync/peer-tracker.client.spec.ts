@@ -14,6 +14,7 @@ import {
   syncTestingProviders,
   TEST_CLUSTER_KEY,
 } from '../testing/sync-testing';
+import { testIdentity } from '../testing/test-identity';
 import { PassThroughExceptionFilter } from '../transport/pass-through.filter';
 import { TextLineServer } from '../transport/text-line.server';
 import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient, presenceLine } from './peer-tracker.client';
@@ -51,7 +52,7 @@ async function listener(key: Buffer): Promise<{ app: INestMicroservice; sync: Sy
     .overrideProvider(CLUSTER_KEY)
     .useValue(key)
     .compile();
-  const server = new TextLineServer({ host: '127.0.0.1', port: 0 });
+  const server = new TextLineServer({ host: '127.0.0.1', port: 0, identity: testIdentity('p2p-share tracker 2') });
   const app = moduleRef.createNestMicroservice({ strategy: server, logger: false });
   await app.listen();
   return { app, sync: moduleRef.get(SyncService), port: server.address().port };
