@@ -262,6 +262,21 @@ describe(PeerTrackerClient.name, () => {
     expect(firstWarning()).toMatch(/does not speak TLS .*it speaks no sync over TLS/);
   });
 
+  it('says why when the listener refuses STARTTLS for a limit, and backs off', async () => {
+    const fake = new FakeListener((_line, socket) =>
+      socket.end('ERR TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1\n'),
+    );
+    const port = await fake.listen();
+    cleanup.push(() => fake.close());
+    const one = dialer(port);
+    void one.link.start();
+    await until(() => logger.warn.mock.calls.length >= 2, 'two refused tries');
+    expect(firstWarning()).toMatch(
+      /no link with tracker 2 .*: refused: TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1; next try in 50 ms$/,
+    );
+    expect(new Set(fake.received)).toEqual(new Set(['STARTTLS']));
+  });
+
   it('does not hold start-up for a listener that never answers, drops it after the deadline and backs off', async () => {
     const fake = new FakeListener(undefined);
     const port = await fake.listen();

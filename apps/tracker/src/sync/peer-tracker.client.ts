@@ -15,7 +15,7 @@ import {
   SYNC_MARKER,
   SyncCmd,
 } from '@app/protocol';
-import { LineConnection } from '@app/line-client';
+import { LineConnectError, LineConnection } from '@app/line-client';
 import { FingerprintMismatchError, Identity, StartTlsRefusedError, TlsHandshakeError } from '@app/tls';
 import { Logger } from '@nestjs/common';
 import { MAX_SYNC_LINE_BYTES } from '../config/tracker.config';
@@ -73,6 +73,8 @@ class HandshakeError extends Error {}
 
 /** Why opening a link failed at TLS (the peer took the connection), or undefined when nobody listened there. */
 function tlsFailure(err: unknown): Error | undefined {
+  // a limit of the peer's (answered in clear to STARTTLS): it is there, and said why
+  if (err instanceof LineConnectError && err.refusal) return new HandshakeError(err.message);
   const cause = err instanceof Error ? err.cause : undefined;
   if (cause instanceof FingerprintMismatchError || cause instanceof TlsHandshakeError) return cause;
   if (cause instanceof StartTlsRefusedError) {
@@ -248,6 +250,7 @@ export class PeerTrackerClient {
         const failure = attempt.timedOut ?? tlsFailure(err);
         if (failure && !this.stopped) delay = this.handshakeFailed(failure);
       }
+      if (conn && this.stopped) conn.close(); // stopped while it was being opened
       if (conn && !this.stopped) {
         this.conn = conn;
         attempt.opened(conn);
