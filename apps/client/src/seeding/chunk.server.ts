@@ -706,6 +706,8 @@ export class ChunkServer implements OnApplicationShutdown {
     const feed = new HaveFeed(socket, state, this.options.haveCoalesceMs ?? DEFAULT_HAVE_COALESCE_MS);
     socket.once('close', () => feed.stop());
     let pumping = false;
+    /** Bytes or the end came while the loop ran. */
+    let again = false;
     let ended = false;
 
     const loop = async (): Promise<void> => {
@@ -755,8 +757,13 @@ export class ChunkServer implements OnApplicationShutdown {
     };
 
     const pump = (): void => {
-      if (pumping) return;
+      if (pumping) {
+        // the loop may be past its last look at the decoder (waiting for the last reply to drain): look again after
+        again = true;
+        return;
+      }
       pumping = true;
+      again = false;
       const run = (async () => {
         try {
           await loop();
@@ -767,7 +774,10 @@ export class ChunkServer implements OnApplicationShutdown {
           socket.destroy();
         } finally {
           pumping = false;
-          if (!socket.destroyed) {
+          if (again && !socket.destroyed && !state.closing && state.form !== 'seed') {
+            // requests that came while it finished: not left waiting for bytes that will not come
+            pump();
+          } else if (!socket.destroyed) {
             if (ended)
               socket.end(); // the peer half-closed: all it asked has been answered
             else if (socket.isPaused()) socket.resume();
