@@ -17,7 +17,7 @@ import { Controller, Inject } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { DomainError } from '../common/domain.error';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
-import { PeerContext } from '../transport/peer.context';
+import { ConnectionTls, PeerContext } from '../transport/peer.context';
 import type { SyncPayload } from '../transport/text-line.server';
 import {
   checkSyncProof,
@@ -25,6 +25,7 @@ import {
   newNonce,
   NONCE_PATTERN,
   syncProof,
+  syncEkm,
   SyncLinkSecurity,
 } from './sync-link.security';
 import { SyncService } from './sync.service';
@@ -61,6 +62,7 @@ export class SyncController {
   /** `sync_hello <n> <nonce>`: answers with this tracker's nonce and its proof over both; the caller proves next. */
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Hello}`)
   hello(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
+    const tls = this.requireTls(ctx);
     const [numberText, dialerNonce] = argsOf(p, 2, '<tracker_number> <nonce>');
     const n = Number(numberText);
     if (!Number.isInteger(n) || n < 1 || n > this.config.trackers.length || n === this.config.trackerNumber) {
@@ -68,9 +70,13 @@ export class SyncController {
     }
     if (!NONCE_PATTERN.test(dialerNonce)) throw new DomainError(ErrorCode.BadArguments, 'a nonce is 64 hex digits');
     if (ctx.trackerNumber !== undefined) throw new SyncRefusedError('this link is authenticated already');
+    const pin = this.config.trackerPins?.[n - 1];
+    if (pin !== undefined && tls.peerFingerprint !== pin) {
+      throw new SyncRefusedError(`the certificate of tracker ${n} is not the one tracker_info.txt pins`);
+    }
     const listenerNonce = newNonce();
     ctx.challenge = { dialerNonce, listenerNonce, trackerNumber: n };
-    return okReply('prove it', [listenerNonce, syncProof(this.key, 'listener', this.parties(ctx.challenge))]);
+    return okReply('prove it', [listenerNonce, syncProof(this.key, 'listener', this.parties(ctx.challenge, tls))]);
   }
 
   /** `sync_auth <proof>`: the caller proved the key; from the reply on, every line of the link carries a MAC. */
@@ -80,7 +86,7 @@ export class SyncController {
     const challenge = ctx.challenge;
     ctx.challenge = undefined;
     if (!challenge) throw new SyncRefusedError(`say ${SyncCmd.Hello} first`);
-    const parties = this.parties(challenge);
+    const parties = this.parties(challenge, this.requireTls(ctx));
     if (!checkSyncProof(this.key, 'dialer', parties, proof)) {
       throw new SyncRefusedError('wrong proof: this tracker does not hold the network key');
     }
@@ -90,12 +96,19 @@ export class SyncController {
     return okReply(`welcome, tracker ${ctx.trackerNumber}`, [formatVersionVector(this.sync.versionVector())]);
   }
 
-  private parties(c: NonNullable<PeerContext['challenge']>): LinkParties {
+  /** Sync links run inside TLS only: their proofs are bound to the TLS session (docs/PROTOCOL.md 6.1). */
+  private requireTls(ctx: PeerContext): ConnectionTls {
+    if (!ctx.tls) throw new SyncRefusedError('sync links need TLS: send STARTTLS first');
+    return ctx.tls;
+  }
+
+  private parties(c: NonNullable<PeerContext['challenge']>, tls: ConnectionTls): LinkParties {
     return {
       dialer: c.trackerNumber,
       listener: this.config.trackerNumber,
       dialerNonce: c.dialerNonce,
       listenerNonce: c.listenerNonce,
+      ekm: syncEkm(tls),
     };
   }
 

@@ -14,8 +14,10 @@ import {
   VersionVector,
 } from '@app/protocol';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
+import type { Identity } from '@app/tls';
 import { createHash } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
+import { TRACKER_IDENTITY } from '../common/identity.tokens';
 import { currentRequestId } from '../common/request-context';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { SnapshotRow } from '../storage/snapshot-row';
@@ -152,6 +154,8 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(TRACKER_CONFIG) private readonly config: TrackerConfig,
     @Inject(CLUSTER_KEY) private readonly key: Buffer,
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** Presented on the links this tracker dials (unit tests may run without one). */
+    @Optional() @Inject(TRACKER_IDENTITY) private readonly identity?: Identity,
   ) {
     this.loadPositions();
   }
@@ -548,7 +552,8 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
       if (n === trackerNumber) return;
       this.peerDownSince(n);
       const target = peerAddresses.get(n) ?? address;
-      this.peers.push(new PeerTrackerClient(n, target, this, this.key, this.logger, this.options.link));
+      const tls = { identity: this.identity, pin: this.config.trackerPins?.[i] };
+      this.peers.push(new PeerTrackerClient(n, target, this, this.key, this.logger, tls, this.options.link));
     });
     if (this.peers.length === 0) {
       this.readyResolve();
