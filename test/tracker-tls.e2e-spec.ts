@@ -71,6 +71,58 @@ describe('tracker over TLS', () => {
     expect(await secure.request('login carol pw-c')).toEqual(['logged in as carol']);
   });
 
+  it('lists a seeder registered over TLS with its certificate fingerprint, one registered in plain with -', async () => {
+    const h = 'a'.repeat(40);
+    const dave = await tls({ identity: member, hello: true });
+    expect(await dave.request('create_user dave pw-d')).toEqual(['OK 0 user dave created']);
+    expect((await dave.request('login dave pw-d', 3))[0]).toBe('OK 2 logged in as dave');
+    expect((await dave.request('create_group tg'))[0]).toMatch(/^OK 0 /);
+    const erin = await plain(true);
+    expect(await erin.request('create_user erin pw-e')).toEqual(['OK 0 user erin created']);
+    expect((await erin.request('login erin pw-e', 3))[0]).toBe('OK 2 logged in as erin');
+    expect((await erin.request('join_group tg'))[0]).toMatch(/^OK 0 /);
+    expect((await dave.request('accept_request tg erin'))[0]).toMatch(/^OK 0 /);
+    expect((await dave.request(`upload_file tg /d/f.bin 10 ${h} ${h} 7001`))[0]).toMatch(/^OK 0 shared/);
+    expect((await erin.request(`upload_file tg /e/g.bin 10 ${'b'.repeat(40)} ${'b'.repeat(40)} 7002`))[0]).toMatch(
+      /^OK 0 shared/,
+    );
+    const [head, ...body] = await erin.request('download_file tg f.bin', 16);
+    expect(head).toMatch(/^OK 15 f\.bin: 10 bytes, 1 online seeder$/);
+    expect(body).toContain('seeders:dave');
+    expect(body).toContain(`seeder_fingerprints:${member.fingerprint}`);
+    expect(body).toContain('partial_seeder_fingerprints:');
+    const plainSeeded = await dave.request('download_file tg g.bin', 16);
+    expect(plainSeeded).toContain('seeders:erin');
+    expect(plainSeeded).toContain('seeder_fingerprints:-');
+    // a seed-form member sees exactly the seven seed lines, no fingerprint
+    const frank = await plain();
+    expect(await frank.request('create_user frank pw-f')).toEqual(['user frank created']);
+    expect(await frank.request('login frank pw-f')).toEqual(['logged in as frank']);
+    await frank.request('join_group tg');
+    expect((await dave.request('accept_request tg frank'))[0]).toMatch(/^OK 0 /);
+    frank.write('download_file tg f.bin\nlist_groups\n');
+    const seven = await frank.readLines(7);
+    expect(seven.map((l) => l.slice(0, l.indexOf(':')))).toEqual([
+      'file_name',
+      'file_size',
+      'file_hash',
+      'chunk_hashes',
+      'seeders',
+      'seeder_ports',
+      'seeder_file_paths',
+    ]);
+    expect(seven.slice(0, 6)).toEqual([
+      'file_name:f.bin',
+      'file_size:10',
+      `file_hash:${h}`,
+      `chunk_hashes:${h}`,
+      'seeders:dave',
+      'seeder_ports:7001',
+    ]);
+    // the next line is already the answer to list_groups: nothing followed the seven
+    expect((await frank.readLines(1))[0]).not.toMatch(/^(seeder|partial)/);
+  });
+
   it('with --require-tls: a plain login, resume or create_user is refused with the exact line; over TLS they work', async () => {
     await tracker!.stop();
     const before = printFingerprint();
