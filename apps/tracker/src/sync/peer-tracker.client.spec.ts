@@ -417,4 +417,14 @@ describe(presenceLine.name, () => {
       presenceLine({ on: false, entry: { userId: 'dave', groupId: 'team', fileName: 'my report.txt', partial: true } }),
     ).toBe('123456789 presence_partial_unset dave team "my report.txt"');
   });
+
+  it("ends a set line with the seeder's fingerprint when it has one", () => {
+    const fingerprint = `sha256:${'c'.repeat(64)}`;
+    expect(presenceLine({ on: true, entry: { ...entry, fingerprint } })).toBe(
+      `123456789 presence_set dave 127.0.0.1:7004 team "my report.txt" "/home/dave/my report.txt" p2p-share/2 ${fingerprint}`,
+    );
+    expect(presenceLine({ on: true, entry: { ...entry, filePath: '', partial: true, fingerprint } })).toBe(
+      `123456789 presence_partial_set dave 127.0.0.1:7004 team "my report.txt" ${fingerprint}`,
+    );
+  });
 });

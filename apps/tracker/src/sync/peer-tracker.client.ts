@@ -491,7 +491,15 @@ export function presenceLine(change: PresenceChange): string {
   const e = change.entry;
   if (e.partial) {
     return change.on
-      ? joinArgs([SYNC_MARKER, SyncCmd.PresencePartialSet, e.userId, change.entry.address, e.groupId, e.fileName])
+      ? joinArgs([
+          SYNC_MARKER,
+          SyncCmd.PresencePartialSet,
+          e.userId,
+          change.entry.address,
+          e.groupId,
+          e.fileName,
+          ...(change.entry.fingerprint ? [change.entry.fingerprint] : []),
+        ])
       : joinArgs([SYNC_MARKER, SyncCmd.PresencePartialUnset, e.userId, e.groupId, e.fileName]);
   }
   return change.on
@@ -504,6 +512,7 @@ export function presenceLine(change: PresenceChange): string {
         e.fileName,
         change.entry.filePath,
         change.entry.form,
+        ...(change.entry.fingerprint ? [change.entry.fingerprint] : []),
       ])
     : joinArgs([SYNC_MARKER, SyncCmd.PresenceUnset, e.userId, e.groupId, e.fileName]);
 }

@@ -330,6 +330,21 @@ describe(SyncController.name, () => {
       ctx.trackerNumber = 2;
     });
 
+    it("takes a seeder's fingerprint as the optional last word of presence_set, and refuses one that is not", () => {
+      const fingerprint = `sha256:${'d'.repeat(64)}`;
+      const args = ['bob', '10.0.0.2:7002', 'g1', 'f.bin', '/b/f.bin', 'p2p-share/2'] as const;
+      controller.presenceSet(payload(SyncCmd.PresenceSet, ...args, fingerprint), ctx);
+      expect(files.download('alice', 'g1', 'f.bin').seeders.map((s) => s.fingerprint)).toEqual([fingerprint]);
+      controller.presenceSet(payload(SyncCmd.PresenceSet, ...args), ctx); // an older tracker's line
+      expect(files.download('alice', 'g1', 'f.bin').seeders.map((s) => s.fingerprint)).toEqual([undefined]);
+      expect(() => controller.presenceSet(payload(SyncCmd.PresenceSet, ...args, 'sha256:zz'), ctx)).toThrow(
+        "bad seeder fingerprint 'sha256:zz'",
+      );
+      expect(() => controller.presenceSet(payload(SyncCmd.PresenceSet, ...args, fingerprint, 'x'), ctx)).toThrow(
+        /^usage: /,
+      );
+    });
+
     it('lists the seeders a tracker says are online at its clients, in their form, until it takes them back', () => {
       expect(whereFrom()).toEqual([]);
       expect(controller.presenceReset(ctx)).toEqual(okReply(''));

@@ -9,6 +9,7 @@ import {
   OkReply,
   parseHostPort,
   parseVersionVector,
+  isFingerprint,
   SeederForm,
   SYNC_MARKER,
   SyncCmd,
@@ -41,11 +42,18 @@ class SyncRefusedError extends DomainError {
   }
 }
 
-const argsOf = (p: SyncPayload, count: number, usage: string): readonly string[] => {
-  if (p.args.length !== count)
+const argsOf = (p: SyncPayload, count: number, usage: string, optional = 0): readonly string[] => {
+  if (p.args.length < count || p.args.length > count + optional)
     throw new DomainError(ErrorCode.BadArguments, `usage: ${SYNC_MARKER} ${p.name} ${usage}`);
   return p.args;
 };
+
+/** A presence line's optional fingerprint: `sha256:<64 hex>` or nothing. */
+function checkFingerprint(fingerprint: string | undefined): void {
+  if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
+    throw new DomainError(ErrorCode.BadArguments, `bad seeder fingerprint '${fingerprint.slice(0, 80)}'`);
+  }
+}
 
 /** The other trackers' side of replication: handshake, catch-up, changes, presence, digest. */
 @Controller()
@@ -173,18 +181,21 @@ export class SyncController {
 
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresenceSet}`)
   presenceSet(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
-    const [userId, address, groupId, fileName, filePath, form] = argsOf(
+    // the fingerprint is new: a line without it (an older tracker) is a seeder with none
+    const [userId, address, groupId, fileName, filePath, form, fingerprint] = argsOf(
       p,
       6,
-      '<user> <ip:port> <group> <file> <path> <p2p-share/2|seed>',
+      '<user> <ip:port> <group> <file> <path> <p2p-share/2|seed> [sha256:<fingerprint>]',
+      1,
     );
     if (!parseHostPort(address)) throw new DomainError(ErrorCode.BadArguments, `bad address ${address}`);
     if (form !== SeederForm.Extended && form !== SeederForm.Seed) {
       throw new DomainError(ErrorCode.BadArguments, `unknown seeder protocol '${form.slice(0, 40)}'`);
     }
+    checkFingerprint(fingerprint);
     this.sync.remotePresence(ctx.trackerNumber!, {
       on: true,
-      entry: { userId, address, groupId, fileName, filePath, form },
+      entry: { userId, address, groupId, fileName, filePath, form, ...(fingerprint && { fingerprint }) },
     });
     return okReply('');
   }
@@ -199,11 +210,20 @@ export class SyncController {
   /** A member downloading the file on the sending tracker serves the chunks it holds at `address` (our form). */
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresencePartialSet}`)
   presencePartialSet(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
-    const [userId, address, groupId, fileName] = argsOf(p, 4, '<user> <ip:port> <group> <file>');
+    const [userId, address, groupId, fileName, fingerprint] = argsOf(
+      p,
+      4,
+      '<user> <ip:port> <group> <file> [sha256:<fingerprint>]',
+      1,
+    );
     if (!parseHostPort(address)) throw new DomainError(ErrorCode.BadArguments, `bad address ${address}`);
+    checkFingerprint(fingerprint);
     this.sync.remotePresence(ctx.trackerNumber!, {
       on: true,
-      entry: { userId, address, groupId, fileName, filePath: '', form: SeederForm.Extended, partial: true },
+      entry: {
+        ...{ userId, address, groupId, fileName, filePath: '', form: SeederForm.Extended, partial: true },
+        ...(fingerprint && { fingerprint }),
+      },
     });
     return okReply('');
   }

@@ -71,6 +71,11 @@ export interface PresenceEntry {
   /** How the seeder speaks: the form of the connection its session registered the file over. */
   readonly form: SeederForm;
   /**
+   * `sha256:<hex>` of the TLS client certificate of the connection the seeder registered or announced over;
+   * absent when that connection was plain (or seed form). Sent as the last word of the presence line.
+   */
+  readonly fingerprint?: string;
+  /**
    * True for a member downloading the file that serves the chunks it holds (`partial_seeder`): always of our form,
    * with no path (`filePath` is ''); sent as `presence_partial_set`/`presence_partial_unset`.
    */
@@ -78,7 +83,7 @@ export interface PresenceEntry {
 }
 export type PresenceChange =
   | { readonly on: true; readonly entry: PresenceEntry }
-  | { readonly on: false; readonly entry: Omit<PresenceEntry, 'address' | 'filePath' | 'form'> };
+  | { readonly on: false; readonly entry: Omit<PresenceEntry, 'address' | 'filePath' | 'form' | 'fingerprint'> };
 
 /** One peer tracker's link as `SyncService.peerLinks()` reports it. */
 export interface PeerLinkState {
