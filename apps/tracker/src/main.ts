@@ -1,4 +1,5 @@
 import { formatHostPort, TrackerInfoError } from '@app/protocol';
+import { Identity, IdentityError, loadOrCreateIdentity } from '@app/tls';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions } from '@nestjs/microservices';
@@ -78,6 +79,17 @@ function readConfig(): TrackerConfig {
   }
 }
 
+/** The tracker's TLS identity, made in its data directory on first start; one that cannot be used stops it. */
+function identityOf(config: TrackerConfig): Identity {
+  try {
+    return loadOrCreateIdentity(config.dataDir, `p2p-share tracker ${config.trackerNumber}`);
+  } catch (err) {
+    if (!(err instanceof IdentityError)) throw err;
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exit(2);
+  }
+}
+
 /** A database written by a newer version is refused before anything opens it (StorageModule checks again). */
 function checkSchema(config: TrackerConfig): void {
   try {
@@ -92,6 +104,7 @@ function checkSchema(config: TrackerConfig): void {
 async function bootstrap(): Promise<void> {
   const config = readConfig();
   checkSchema(config);
+  const identity = identityOf(config);
   const trackerLogger = new TrackerLogger(
     config.logLevel ?? 'info',
     logFormatFor(
@@ -113,7 +126,13 @@ async function bootstrap(): Promise<void> {
       host: config.self.host,
       connections: () => policy.usage.connections,
     });
-  const server = new TextLineServer({ host: config.self.host, port: config.self.port, policy, observer: metrics });
+  const server = new TextLineServer({
+    host: config.self.host,
+    port: config.self.port,
+    policy,
+    observer: metrics,
+    identity,
+  });
   const tracker = TrackerModule.forRoot(config, metricsModule ? [metricsModule] : []);
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(tracker, {
     strategy: server,

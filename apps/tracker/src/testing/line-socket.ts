@@ -1,4 +1,5 @@
 import { HELLO_LINE, HELLO_REPLY } from '@app/protocol';
+import { Identity, startTlsClient } from '@app/tls';
 import { connect, Socket } from 'node:net';
 
 /**
@@ -37,6 +38,39 @@ export class LineSocket {
         resolve(new LineSocket(socket));
       });
     });
+    if (options.hello === false) return conn;
+    const [reply] = await conn.request(HELLO_LINE);
+    if (reply !== HELLO_REPLY) {
+      conn.destroy();
+      throw new Error(`HELLO answered with ${JSON.stringify(reply)}`);
+    }
+    return conn;
+  }
+
+  /**
+   * Connects and upgrades to TLS with `STARTTLS` (presenting `identity` when
+   * given), then, unless `{ hello: false }`, sends the HELLO inside TLS.
+   * `verify` sees the tracker's fingerprint (default: anything is taken).
+   */
+  static async openTls(
+    port: number,
+    options: { identity?: Identity; hello?: boolean; verify?: (fingerprint: string) => void } = {},
+  ): Promise<LineSocket> {
+    const raw = await new Promise<Socket>((resolve, reject) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+    });
+    const tls = await startTlsClient(raw, {
+      peer: `127.0.0.1:${port}`,
+      timeoutMs: 5000,
+      identity: options.identity,
+      verify: options.verify ?? (() => undefined),
+    });
+    const conn = new LineSocket(tls);
     if (options.hello === false) return conn;
     const [reply] = await conn.request(HELLO_LINE);
     if (reply !== HELLO_REPLY) {

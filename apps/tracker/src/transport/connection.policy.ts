@@ -1,4 +1,14 @@
-import { errReply, ErrorCode, ErrReply, formOfFirstBytes, HELLO_START, ReplyForm, SYNC_MARKER } from '@app/protocol';
+import {
+  errReply,
+  ErrorCode,
+  ErrReply,
+  formOfFirstBytes,
+  HELLO_START,
+  ReplyForm,
+  STARTTLS_START,
+  STARTTLS_START_CRLF,
+  SYNC_MARKER,
+} from '@app/protocol';
 import { TrackerLimits } from '../config/tracker.config';
 
 /** The limits the transport enforces; the rest of `TrackerLimits` is the login's business. */
@@ -239,9 +249,10 @@ const READ_AHEAD_BYTES = 1024 * 1024;
 
 /**
  * First bytes that mean the peer reads framed replies: the HELLO that selects
- * the extended form, and a sync line (always answered framed).
+ * the extended form, a sync line (always answered framed), and `STARTTLS`
+ * (only our peers send it; a refusal to it is one `ERR` line, in clear).
  */
-const FRAMED_STARTS = [HELLO_START, Buffer.from(`${SYNC_MARKER} `, 'latin1')];
+const FRAMED_STARTS = [HELLO_START, Buffer.from(`${SYNC_MARKER} `, 'latin1'), STARTTLS_START, STARTTLS_START_CRLF];
 /** Bytes of a refused connection read to learn its form: enough for the longest framed start. */
 export const FORM_PROBE_BYTES = Math.max(...FRAMED_STARTS.map((b) => b.length));
 

@@ -16,6 +16,7 @@ import { GROUP_STORE } from '../groups/groups.tokens';
 import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { LineSocket } from '../testing/line-socket';
 import { waitUntil } from '../testing/wait-until';
+import { testIdentity } from '../testing/test-identity';
 import { syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
 import { checkSyncProof, LinkParties, newNonce, syncProof, SyncLinkSecurity } from '../sync/sync-link.security';
 import { SyncController } from '../sync/sync.controller';
@@ -116,12 +117,20 @@ interface Harness {
   port: number;
 }
 
+/** Every server of these tests has an identity: plain connections go through the STARTTLS sniffing as in a tracker. */
+const identity = testIdentity('text-line test tracker');
+
 async function startTracker(metadata: ModuleMetadata, policy?: ConnectionPolicy): Promise<Harness> {
   const moduleRef = await Test.createTestingModule({
     ...metadata,
     providers: [...(metadata.providers ?? []), { provide: APP_FILTER, useClass: PassThroughExceptionFilter }],
   }).compile();
-  const server = new TextLineServer({ host: '127.0.0.1', port: 0, policy });
+  const server = new TextLineServer({
+    host: '127.0.0.1',
+    port: 0,
+    policy,
+    identity,
+  });
   const app = moduleRef.createNestMicroservice({ strategy: server, logger: false });
   await app.listen();
   return { app, server, port: server.address().port };

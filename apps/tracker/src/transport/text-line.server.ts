@@ -23,6 +23,7 @@ import {
   SYNC_MARKER,
   isSyncCommand,
   REQUEST_ID,
+  STARTTLS,
   SyncCmd,
   tokenize,
   withContinuation,
@@ -30,6 +31,8 @@ import {
 import { Logger } from '@nestjs/common';
 import { CustomTransportStrategy, MessageHandler, Server } from '@nestjs/microservices';
 import { AddressInfo, createServer, Server as NetServer, Socket } from 'node:net';
+import { SecureContext, TLSSocket } from 'node:tls';
+import { acceptTls, Identity, peerFingerprint, serverContext, sniffStartTls } from '@app/tls';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { DomainError } from '../common/domain.error';
 import { RepeatThrottle } from '../logging/repeat-throttle';
@@ -47,7 +50,16 @@ export interface TextLineServerOptions {
   readonly policy?: ConnectionPolicy;
   /** Told of each refusal the transport answers itself (metrics). */
   readonly observer?: { refused(code: string): void };
+  /**
+   * The tracker's TLS identity: a connection whose first line is `STARTTLS`
+   * continues inside TLS with it (docs/PROTOCOL.md 8). Without one, `STARTTLS`
+   * is a command like any other (an unknown one).
+   */
+  readonly identity?: Identity;
 }
+
+/** Longest TLS handshake waited for after `OK 0 STARTTLS`. */
+const MAX_HANDSHAKE_MS = 10_000;
 
 /** Lines from an authenticated tracker carry whole hash lists: as long as the longest op any tracker commits. */
 const TRACKER_MAX_LINE_BYTES = MAX_SYNC_LINE_BYTES;
@@ -109,6 +121,8 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
   /** How to close each admitted connection with a refusal (the idle sweep uses it). */
   private readonly shutters = new Map<ConnectionSlot, (refusal: Refusal) => void>();
   private sweeper: NodeJS.Timeout | undefined;
+  /** Made from the identity on the first `STARTTLS`, then shared by every TLS connection. */
+  private tlsContext: SecureContext | undefined;
   /** One line per limit and address every 10 s at most: an attack on a limit does not flood the log. */
   private readonly limitLog = new RepeatThrottle(1);
   /** Of other errors, 20 lines per code and address every 10 s at most (a client looping on an error, a fuzzer). */
@@ -172,17 +186,108 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
     return this.unwrap<NetServer>().address() as AddressInfo;
   }
 
-  private accept(socket: Socket): void {
-    const ctx = new PeerContext(this.nextConnectionId++, `${socket.remoteAddress}:${socket.remotePort}`);
-    this.sockets.add(socket);
-    socket.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
-    const slot = this.policy.admit(socket.remoteAddress, ctx);
+  private accept(raw: Socket): void {
+    const ctx = new PeerContext(this.nextConnectionId++, `${raw.remoteAddress}:${raw.remotePort}`);
+    this.sockets.add(raw);
+    raw.on('error', (err) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
+    const slot = this.policy.admit(raw.remoteAddress, ctx);
     if (!(slot instanceof ConnectionSlot)) {
       this.options.observer?.refused(slot.reply.code);
       this.logAnswer(slot.reply, ctx);
-      socket.on('close', () => this.sockets.delete(socket));
-      shutUnread(socket, slot); // in the form its first bytes ask for
+      raw.on('close', () => this.sockets.delete(raw));
+      shutUnread(raw, slot); // in the form its first bytes ask for (a STARTTLS is answered in clear, framed)
       return;
+    }
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.sockets.delete(raw);
+      this.shutters.delete(slot);
+      slot.release();
+      ctx.closed();
+      void this.handleEvent(
+        TransportEvent.PeerClosed,
+        { pattern: TransportEvent.PeerClosed, data: undefined },
+        ctx,
+      ).catch((err: unknown) => this.logger.error(`close handler failed: ${String(err)}`));
+    };
+    raw.once('close', release);
+    const identity = this.options.identity;
+    if (!identity) {
+      this.serve(raw, ctx, slot, release);
+      return;
+    }
+    // registered before the first bytes are read: a peer that sends nothing is closed by the idle sweep as today
+    let opening = true;
+    this.shutters.set(slot, (refusal) => {
+      if (!opening) return;
+      opening = false;
+      this.options.observer?.refused(refusal.reply.code);
+      this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress} closed: ${refusal.reply.code}`);
+      shut(raw, refusal, 'seed');
+    });
+    void sniffStartTls(raw).then(async (first) => {
+      if (!opening || raw.destroyed) return;
+      if (first.kind === 'plain') {
+        opening = false;
+        this.serve(raw, ctx, slot, release, first.head, first.ended);
+        return;
+      }
+      if (first.kind === 'injected') {
+        // bytes behind STARTTLS came in clear before TLS: they could be anyone's
+        this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress}: bytes after STARTTLS, closed`);
+        opening = false;
+        raw.destroy();
+        return;
+      }
+      slot.touch();
+      // a stalled handshake is cut silently: nothing can be written in clear into it
+      this.shutters.set(slot, () => raw.destroy());
+      try {
+        const tls = await acceptTls(raw, {
+          context: (this.tlsContext ??= serverContext(identity)),
+          requestCert: true,
+          timeoutMs: this.handshakeTimeoutMs(),
+        });
+        opening = false;
+        tls.once('close', release);
+        ctx.tls = {
+          peerFingerprint: peerFingerprint(tls),
+          // no context (RFC 5705): Node takes an absent context, its types do not say so
+          exportKeyingMaterial: (length, label) =>
+            tls.exportKeyingMaterial(length, label, undefined as unknown as Buffer),
+        };
+        this.serve(tls, ctx, slot, release);
+      } catch (err) {
+        opening = false;
+        this.logger.debug(`connection ${ctx.connectionId} from ${ctx.remoteAddress}: ${(err as Error).message}`);
+        raw.destroy();
+      }
+    });
+  }
+
+  /** At most 10 s for the TLS handshake, and never longer than a connection may stay silent before login. */
+  private handshakeTimeoutMs(): number {
+    const idle = this.policy.limits.idleTimeoutLoginMs;
+    return idle > 0 ? Math.min(MAX_HANDSHAKE_MS, idle) : MAX_HANDSHAKE_MS;
+  }
+
+  /**
+   * Serves one admitted connection on `socket` (the TCP socket, or the TLS
+   * socket once a `STARTTLS` was accepted): `head` are bytes already read
+   * from it, `ended` that the peer has half-closed meanwhile.
+   */
+  private serve(
+    socket: Socket,
+    ctx: PeerContext,
+    slot: ConnectionSlot,
+    release: () => void,
+    head?: Buffer,
+    headEnded = false,
+  ): void {
+    if (socket instanceof TLSSocket) {
+      socket.on('error', (err: Error) => this.logger.debug(`connection ${ctx.connectionId} error: ${err.message}`));
     }
     const decoder = new FrameDecoder(slot.maxLineBytes(TRACKER_MAX_LINE_BYTES));
     let pumping = false;
@@ -347,28 +452,22 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       }
     };
 
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       if (closing) return;
       decoder.push(chunk);
       if (decoder.bufferedBytes >= slot.readAheadBytes(decoder.maxLineBytes)) socket.pause();
       void pump();
-    });
-    socket.on('end', () => {
+    };
+    const onEnd = () => {
       ended = true;
       if (decoder.bufferedBytes > 0) decoder.push(Buffer.from('\n')); // a last line without its newline still counts
       void pump();
-    });
-    socket.on('close', () => {
-      this.sockets.delete(socket);
-      this.shutters.delete(slot);
-      slot.release();
-      ctx.closed();
-      void this.handleEvent(
-        TransportEvent.PeerClosed,
-        { pattern: TransportEvent.PeerClosed, data: undefined },
-        ctx,
-      ).catch((err: unknown) => this.logger.error(`close handler failed: ${String(err)}`));
-    });
+    };
+    socket.on('data', onData).on('end', onEnd).once('close', release);
+    // the bytes read to see whether the connection asked for TLS are its first bytes
+    if (head && head.length > 0) onData(head);
+    if (headEnded) onEnd();
+    else if (decoder.bufferedBytes < slot.readAheadBytes(decoder.maxLineBytes)) socket.resume();
   }
 
   /** A tracker link's line without its MAC; undefined (and the link closed) when the MAC is missing or wrong. */
@@ -443,6 +542,7 @@ export class TextLineServer extends Server implements CustomTransportStrategy {
       const [name, ...args] = tokens;
       if (name === SYNC_MARKER) return this.parseSync(args, ctx);
       if (name === HELLO && ctx.extended) return errReply(ErrorCode.BadSyntax, 'HELLO is only the first line');
+      if (name === STARTTLS && ctx.extended) return errReply(ErrorCode.BadSyntax, 'STARTTLS is only the first line');
       return { pattern: name, payload: commandFromTokens(name, args), requestId };
     } catch (err) {
       return this.toErrorReply(err);
