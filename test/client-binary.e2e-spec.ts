@@ -31,11 +31,20 @@ describe('client binary: --help, --version, environment', () => {
     const run = runClient(['--help']);
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/^Usage: client \[options\] <address> <tracker_info_file>/);
-    for (const flag of ['--data-dir', '--upload-limit', '--log-level', '--version', '--help']) {
+    for (const flag of [
+      '--data-dir',
+      '--upload-limit',
+      '--log-level',
+      '--no-tls',
+      '--print-fingerprint',
+      '--version',
+      '--help',
+    ]) {
       expect(run.stdout).toContain(flag);
     }
     expect(run.stdout).toMatch(/P2P_DATA_DIR/);
     expect(run.stdout).toMatch(/P2P_LOG_LEVEL/);
+    expect(run.stdout).toMatch(/P2P_NO_TLS/);
     expect(run.stderr).toBe('');
   });
 

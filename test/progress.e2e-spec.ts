@@ -25,7 +25,7 @@ const DURATION = String.raw`(?:\d+\.\d s|\d+ s|\d+m \d+s)`;
 // peers connected: none yet in the first moment of the download (its seeder is being connected to), then alice
 const RUNNING_ROW = new RegExp(
   String.raw`^\[D\] \[team\] prog\.bin (\d+\.\d)% ${SIZE} of 8\.0 MiB, ${RATE}, (?:0 peers|1 peer)(?:, ETA (${DURATION}))?` +
-    String.raw`(?:; from alice \d+)?$`,
+    String.raw`(?:; from alice \d+(?: over TLS)?)?$`,
 );
 const COMPLETE_ROW = new RegExp(
   String.raw`^\[C\] \[team\] prog\.bin -> \S+prog\.bin: 8\.0 MiB in \d+\.\d s \(${RATE}\)$`,

@@ -1,5 +1,6 @@
+import { fingerprintOf } from '@app/tls';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomFile } from './support/files';
 import {
@@ -32,6 +33,7 @@ describe('client settings and status', () => {
   let tracker: Proc;
   const procs: Proc[] = [];
   let trackerPort: number;
+  let trackerFingerprint: string;
 
   async function client(name: string, extra: string[] = []): Promise<ClientPeer> {
     const peer = startClientIn(net.dir, net.infoFile, name, await freePort(), extra);
@@ -63,6 +65,7 @@ describe('client settings and status', () => {
     net = await trackerNetwork(1);
     trackerPort = net.ports[0];
     tracker = await startTrackerReady(net.infoFile, 1, join(net.dir, 'tracker'));
+    trackerFingerprint = fingerprintOf(readFileSync(join(net.dir, 'tracker', 'identity.crt'), 'utf8'));
   });
 
   afterAll(async () => {
@@ -79,6 +82,8 @@ describe('client settings and status', () => {
     expect(before).toEqual({
       user: 'not logged in',
       tracker: `127.0.0.1:${trackerPort}`,
+      'tracker traffic': `tls, tracker certificate ${trackerFingerprint}`,
+      'your fingerprint': fingerprintOf(readFileSync(join(alice.dir, '.state', 'identity.crt'), 'utf8')),
       'serving chunks on': `127.0.0.1:${alice.port}`,
       'upload limit': 'none',
       'download limit': 'none',

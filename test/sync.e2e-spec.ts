@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CuttableProxy } from './support/proxy';
 import { Proc, RawConn, removeDir, startTracker, trackerNetwork } from './support/processes';
-import { eventually, must, stateDigest } from './support/sync';
+import { eventually, must, stateDigest, tlsConnection } from './support/sync';
 
 const code = (r: Reply) => (r.ok ? 'OK' : r.code);
 const hash = (i: number) => i.toString(16).padStart(40, '0');
@@ -276,10 +276,16 @@ describe('tracker sync', () => {
   it('refuses sync lines from a peer without the network key', async () => {
     const { start, open, net } = await network(2);
     await start(1);
-    const c = await open(1);
-    must(await c.request(`123456789 sync_hello 2 ${'d'.repeat(64)}`));
-    expect(code(await c.request(`123456789 sync_auth ${'0'.repeat(64)}`))).toBe('FORBIDDEN');
-    expect(code(await c.request('123456789 sync_digest'))).toBe('FORBIDDEN');
+    const plain = await open(1);
+    expect(code(await plain.request(`123456789 sync_hello 2 ${'d'.repeat(64)}`))).toBe('FORBIDDEN');
+    const c = await tlsConnection(net.ports[0]);
+    try {
+      must(await c.request(`123456789 sync_hello 2 ${'d'.repeat(64)}`));
+      expect(code(await c.request(`123456789 sync_auth ${'0'.repeat(64)}`))).toBe('FORBIDDEN');
+      expect(code(await c.request('123456789 sync_digest'))).toBe('FORBIDDEN');
+    } finally {
+      c.close();
+    }
     writeFileSync(join(net.dir, 'unused'), '');
   });
 });

@@ -1,23 +1,57 @@
 import { readFileSync } from 'node:fs';
 import { Reply } from '@app/protocol';
-import { checkSyncProof, newNonce, syncProof, SyncLinkSecurity } from '../../apps/tracker/src/sync/sync-link.security';
-import { RawConn } from './processes';
+import { LineConnection } from '@app/line-client';
+import { createSelfSigned, fingerprintOf, Identity } from '@app/tls';
+import {
+  checkSyncProof,
+  newNonce,
+  syncEkm,
+  syncProof,
+  SyncLinkSecurity,
+} from '../../apps/tracker/src/sync/sync-link.security';
 
-/** A raw connection that did a tracker's handshake (with the network key): its requests are sealed, replies checked. */
+/** An identity of no tracker, made once per test process: what a test presents where no pin asks for another. */
+let throwaway: Identity | undefined;
+export function throwawayIdentity(): Identity {
+  if (!throwaway) {
+    const made = createSelfSigned('p2p-share test');
+    throwaway = { ...made, fingerprint: fingerprintOf(made.certPem), keyFile: '', certFile: '', created: true };
+  }
+  return throwaway;
+}
+
+/**
+ * A connection to the tracker on `port` inside TLS (STARTTLS first, docs/PROTOCOL.md 8), presenting `identity`
+ * (a tracker's, loaded from its data directory, where tracker_info.txt pins it). Takes any server certificate.
+ */
+export function tlsConnection(port: number, identity: Identity = throwawayIdentity()): Promise<LineConnection> {
+  return LineConnection.open({ host: '127.0.0.1', port }, { timeoutMs: 10_000, tls: { identity, verify: () => {} } });
+}
+
+/** A connection inside TLS that did a tracker's handshake (with the network key): requests sealed, replies checked. */
 export class SyncPeer {
   private constructor(
-    readonly conn: RawConn,
+    readonly conn: LineConnection,
     readonly link: SyncLinkSecurity,
   ) {}
 
-  /** Dials the tracker on `port` (tracker `listener` of the file) claiming to be tracker `claimAs`. */
-  static async open(port: number, keyFile: string, claimAs: number, listener: number): Promise<SyncPeer> {
+  /**
+   * Dials the tracker on `port` (tracker `listener` of the file) claiming to be tracker `claimAs`, presenting
+   * `identity` in TLS.
+   */
+  static async open(
+    port: number,
+    keyFile: string,
+    claimAs: number,
+    listener: number,
+    identity?: Identity,
+  ): Promise<SyncPeer> {
     const key = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'hex');
-    const conn = await RawConn.open(port);
+    const conn = await tlsConnection(port, identity);
     try {
       const dialerNonce = newNonce();
       const [listenerNonce, proof] = must(await conn.request(`123456789 sync_hello ${claimAs} ${dialerNonce}`));
-      const parties = { dialer: claimAs, listener, dialerNonce, listenerNonce };
+      const parties = { dialer: claimAs, listener, dialerNonce, listenerNonce, ekm: syncEkm(conn.tls!) };
       if (!checkSyncProof(key, 'listener', parties, proof)) throw new Error('the tracker did not prove the key');
       const link = SyncLinkSecurity.create(key, 'dialer', parties);
       link.openReply(await conn.request(`123456789 sync_auth ${syncProof(key, 'dialer', parties)}`));

@@ -67,15 +67,26 @@ function fileNameRefusal(name: string): string | undefined {
   return undefined;
 }
 
-/** The four `partial_seeder*` lines for these partial seeders, the last (their capabilities) as `partialPathsProblem` checks it. */
-function partialLines(partial: readonly { user: string; address: { host: string; port: number } }[]): string[] {
+/**
+ * The four `partial_seeder*` lines for these partial seeders (their capabilities, `PARTIAL_PATHS`, as
+ * `partialPathsProblem` checks them), then the two fingerprint lines: the model's connections are plain (no
+ * STARTTLS), so no seeder of theirs has a fingerprint.
+ */
+function partialLines(
+  seeders: readonly unknown[],
+  partial: readonly { user: string; address: { host: string; port: number } }[],
+): string[] {
   return [
     `partial_seeders:${partial.map((x) => x.user).join(',')}`,
     `partial_seeder_hosts:${partial.map((x) => x.address.host).join(',')}`,
     `partial_seeder_ports:${partial.map((x) => x.address.port).join(',')}`,
-    'partial_seeder_file_paths:',
+    PARTIAL_PATHS,
+    `seeder_fingerprints:${seeders.map(() => '-').join(',')}`,
+    `partial_seeder_fingerprints:${partial.map(() => '-').join(',')}`,
   ];
 }
+
+const PARTIAL_PATHS = 'partial_seeder_file_paths:';
 
 /** The `partial_seeder_file_paths:` line: one opaque capability per partial seeder; a problem or ''. */
 function partialPathsProblem(line: string, count: number): string {
@@ -856,7 +867,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
             `seeder_hosts:${seeders.map((x) => x.address.host).join(',')}`,
             // the model's connections begin with HELLO p2p-share/2: every seeder is one of ours
             `seeder_protocols:${seeders.map(() => 'p2p-share/2').join(',')}`,
-            ...partialLines(partial),
+            ...partialLines(seeders, partial),
           ];
           return ok((lines) => {
             if (lines.length !== want.length) return `${lines.length} lines instead of ${want.length}`;
@@ -869,7 +880,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
                     )
                   : `line 6 is '${lines[6]}'`;
                 if (problem) return problem;
-              } else if (i === want.length - 1) {
+              } else if (want[i] === PARTIAL_PATHS) {
                 const problem = partialPathsProblem(lines[i], partial.length);
                 if (problem) return problem;
               } else if (lines[i] !== want[i]) return `line ${i} is '${lines[i]}' instead of '${want[i]}'`;
@@ -973,7 +984,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
             'seeder_file_paths:',
             `seeder_hosts:${seeders.map((x) => x.address.host).join(',')}`,
             `seeder_protocols:${seeders.map(() => 'p2p-share/2').join(',')}`,
-            ...partialLines(partial),
+            ...partialLines(seeders, partial),
           ];
           return ok((lines) => {
             if (lines.length !== want.length) return `${lines.length} lines instead of ${want.length}`;
@@ -986,7 +997,7 @@ function build(m: TrackerModel, s: StepSpec, rid: string): { line: string; extra
                         seeders.map((x) => x.path),
                       )
                     : `line 3 is '${lines[3]}'`
-                  : i === want.length - 1
+                  : want[i] === PARTIAL_PATHS
                     ? partialPathsProblem(lines[i], partial.length)
                     : lines[i] !== want[i]
                       ? `line ${i} is '${lines[i]}' instead of '${want[i]}'`

@@ -103,6 +103,10 @@ function checkSchema(config: TrackerConfig): void {
 
 async function bootstrap(): Promise<void> {
   const config = readConfig();
+  if (config.printFingerprint) {
+    process.stdout.write(`${identityOf(config).fingerprint}\n`);
+    process.exit(0);
+  }
   checkSchema(config);
   const identity = identityOf(config);
   const trackerLogger = new TrackerLogger(
@@ -159,6 +163,12 @@ async function bootstrap(): Promise<void> {
     dataDir: config.dataDir,
     peers,
     logLevel: config.logLevel ?? 'info',
+  });
+  logger.log({
+    message: `identity ${identity.fingerprint} (certificate ${identity.certFile}${identity.created ? ', made now' : ''}); pin it in tracker_info.txt as: ${formatHostPort(config.self)} ${identity.fingerprint}`,
+    fingerprint: identity.fingerprint,
+    certFile: identity.certFile,
+    ...(config.requireTls && { requireTls: true }),
   });
 }
 

@@ -44,6 +44,8 @@ export interface LineConnectionOptions {
    * certificate passed `verify`.
    */
   readonly tls?: LineTlsOptions;
+  /** Called once the TCP connection is up, before STARTTLS and the HELLO (a deadline for what follows starts here). */
+  readonly onConnect?: () => void;
 }
 
 export interface LineTlsOptions {
@@ -184,6 +186,7 @@ export class LineConnection {
       signal?.addEventListener('abort', onAbort);
       socket.once('error', fail);
       socket.once('connect', () => {
+        options.onConnect?.();
         if (!options.tls) return opened(socket);
         socket.removeListener('error', fail);
         const peer = `${address.host}:${address.port}`;

@@ -45,8 +45,16 @@ export const ErrorCode = {
   NotHeld: 'NOT_HELD',
   /** Tracker sync: the asker lacks changes the other tracker holds only in its snapshot (`sync_snapshot` first). */
   SnapshotNeeded: 'SNAPSHOT_NEEDED',
+  /** A tracker run with `--require-tls` refuses `login`, `resume` and `create_user` outside TLS (docs/PROTOCOL.md 8). */
+  TlsRequired: 'TLS_REQUIRED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * The refusal of a login outside TLS by a tracker run with `--require-tls`:
+ * `ERR TLS_REQUIRED <this>` in the extended form, `error: <this>` in the seed form.
+ */
+export const TLS_REQUIRED_MESSAGE = 'this tracker requires TLS: connect with STARTTLS (docs/PROTOCOL.md 8)';
 
 /** Anything that could not be turned into a well-formed protocol value. */
 export class ProtocolError extends Error {

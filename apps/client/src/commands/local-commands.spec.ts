@@ -712,7 +712,7 @@ describe('file commands', () => {
           totalBytes: 32 * MIB,
           speed: 1.5 * MIB,
           seeders: [
-            seederProgress('bob', { state: 'active', chunks: 5 }),
+            seederProgress('bob', { state: 'active', chunks: 5, tls: true }),
             seederProgress('carol', { state: 'active', partial: true, chunks: 3 }),
             seederProgress('dave', { state: 'retrying' }),
             seederProgress('erin', { state: 'dropped' }),
@@ -756,7 +756,7 @@ describe('file commands', () => {
       ];
       await show();
       expect(out.lines).toEqual([
-        '[D] [g1] movie.mkv 12.3% 4.0 MiB of 32.0 MiB, 1.5 MiB/s, 2 peers (1 partial), ETA 19 s; from bob 5, carol 3',
+        '[D] [g1] movie.mkv 12.3% 4.0 MiB of 32.0 MiB, 1.5 MiB/s, 2 peers (1 partial), ETA 19 s; from bob 5 over TLS, carol 3',
         '[D] [g1] big.iso 100.0% 2.0 GiB of 2.0 GiB, 0 B/s, 1 peer, verifying',
         '[D] [g1] solo.bin 40.0% 400.0 KiB of 1000.0 KiB, 0 B/s, 0 peers, ' +
           'waiting for a seeder (bob busy, retry in 2 s; gives up in 9m 40s without progress)',

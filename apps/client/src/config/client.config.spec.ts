@@ -256,6 +256,18 @@ describe('parseClientArgs', () => {
       expect(parseClientArgs(args, { logLevel: 'warn' }, readFile, { P2P_LOG_LEVEL: 'debug' }).logLevel).toBe('warn');
     });
 
+    it('speaks TLS to trackers unless --no-tls or P2P_NO_TLS says plain text', () => {
+      expect(parseClientArgs(args, {}, readFile).noTls).toBeUndefined();
+      expect(parseClientArgs(args, { tls: true }, readFile).noTls).toBeUndefined();
+      expect(parseClientArgs(args, { tls: false }, readFile).noTls).toBe(true);
+      expect(parseClientArgs(args, {}, readFile, { P2P_NO_TLS: '1' }).noTls).toBe(true);
+      expect(parseClientArgs(args, {}, readFile, { P2P_NO_TLS: 'off' }).noTls).toBeUndefined();
+      expect(parseClientArgs(args, {}, readFile, { P2P_NO_TLS: ' ' }).noTls).toBeUndefined();
+      expect(() => parseClientArgs(args, {}, readFile, { P2P_NO_TLS: 'maybe' })).toThrow(
+        /^P2P_NO_TLS 'maybe' is not 1 or 0/,
+      );
+    });
+
     it('rejects a bad log level, naming where it came from', () => {
       expect(() => parseClientArgs(args, { logLevel: 'loud' }, readFile)).toThrow(/^--log-level 'loud' is not one of/);
       expect(() => parseClientArgs(args, {}, readFile, { P2P_LOG_LEVEL: 'loud' })).toThrow(

@@ -28,6 +28,8 @@ export interface ClientConfig {
   readonly metricsPort?: number;
   /** What the client logs on stderr (`--log-level`, `P2P_LOG_LEVEL`); `off`, the default, logs nothing. */
   readonly logLevel?: ClientLogLevel;
+  /** `--no-tls` or P2P_NO_TLS=1: tracker connections in plain text, without STARTTLS (undefined: TLS). */
+  readonly noTls?: boolean;
 }
 
 /** Log levels the client takes, quietest first; `info` is Nest's `log`. */
@@ -64,6 +66,10 @@ export interface ClientOptions {
   readonly stallTimeout?: string;
   readonly metricsPort?: string;
   readonly logLevel?: string;
+  /** false with `--no-tls` (commander's negated flag; true or undefined otherwise). */
+  readonly tls?: boolean;
+  /** true with `--print-fingerprint`: print this client's fingerprint and exit. */
+  readonly printFingerprint?: boolean;
 }
 
 export const CLIENT_USAGE =
@@ -71,7 +77,8 @@ export const CLIENT_USAGE =
   ' [--no-partial-seeding]' +
   ' [--max-peer-conns N] [--max-peer-conns-per-ip N]' +
   ' [--peer-request-timeout TIME] [--peer-line-timeout TIME] [--peer-idle-timeout TIME] [--capability-skew TIME]' +
-  ' [--stall-timeout TIME] [--metrics-port PORT] [--log-level LEVEL] [--help] [--version]';
+  ' [--stall-timeout TIME] [--metrics-port PORT] [--log-level LEVEL] [--no-tls] [--print-fingerprint]' +
+  ' [--help] [--version]';
 
 /** The environment equivalent of `--metrics-port` (the flag wins). */
 export const ENV_METRICS_PORT = 'P2P_METRICS_PORT';
@@ -158,6 +165,20 @@ export const ENV_DOWNLOAD_LIMIT = 'P2P_DOWNLOAD_LIMIT';
 export const ENV_PARTIAL_SEEDING = 'P2P_PARTIAL_SEEDING';
 export const ENV_DATA_DIR = 'P2P_DATA_DIR';
 export const ENV_LOG_LEVEL = 'P2P_LOG_LEVEL';
+export const ENV_NO_TLS = 'P2P_NO_TLS';
+
+/** The one line the client prints at start with `--no-tls`. */
+export const NO_TLS_WARNING = 'warning: --no-tls: passwords, tokens and file bytes cross the network in clear';
+
+/** `--no-tls`, else P2P_NO_TLS (`1`, `true`, `yes` or `on`: plain; `0`, `false`, `no`, `off` or empty: TLS). */
+function noTlsOf(flag: boolean | undefined, env: ClientEnv): boolean {
+  if (flag) return true;
+  const text = env[ENV_NO_TLS]?.trim().toLowerCase();
+  if (!text) return false;
+  if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+  if (['0', 'false', 'no', 'off'].includes(text)) return false;
+  throw new ConfigError(`${ENV_NO_TLS} '${env[ENV_NO_TLS]}' is not 1 or 0; ${CLIENT_USAGE}`);
+}
 
 /** The log level from `--log-level`, else `P2P_LOG_LEVEL`, else off; throws ConfigError naming a bad value's source. */
 export function logLevelOf(flagText: string | undefined, env: ClientEnv): ClientLogLevel {
@@ -242,6 +263,7 @@ export function parseClientArgs(
     );
   }
   const metricsPort = parseMetricsPort(options, env);
+  const noTls = noTlsOf(options.tls === false, env);
   let text: string;
   try {
     text = readFile(trackerInfoFile);
@@ -265,5 +287,6 @@ export function parseClientArgs(
     ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
     ...(metricsPort === undefined ? {} : { metricsPort }),
     logLevel,
+    ...(noTls ? { noTls } : {}),
   };
 }

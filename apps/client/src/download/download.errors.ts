@@ -8,9 +8,11 @@
  * - `refused`: the seeder answered `ERR <code> <message>` for this one request;
  * - `failed`: a seed-form seeder's connection for one chunk ended before all of
  *   its bytes came, or sent nothing for the inactivity timeout (the seed form's
- *   only way to refuse is to close without a byte).
+ *   only way to refuse is to close without a byte);
+ * - `identity`: over TLS, the seeder presented a certificate other than the one
+ *   its tracker lists (nothing was sent to it past the handshake).
  */
-export type PeerErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol' | 'refused' | 'failed';
+export type PeerErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol' | 'refused' | 'failed' | 'identity';
 
 export class PeerError extends Error {
   override readonly name = 'PeerError';

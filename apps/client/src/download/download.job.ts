@@ -114,6 +114,11 @@ export interface DownloadJobOptions {
    * fetched, and the whole-file SHA-1 is then taken from disk). Default: a new `.part` (`PartFile.create`).
    */
   readonly openPart?: () => Promise<{ part: PartFile; present: readonly number[] }>;
+  /**
+   * Something the user should hear of once, as it happens: a seeder whose certificate is not the one its tracker
+   * lists (it is dropped for this download; the text is the error's message).
+   */
+  readonly onNotice?: (text: string) => void;
   /** Chunk `index` is verified and written into the `.part` (not yet synced). */
   readonly onChunkWritten?: (index: number) => void;
   /** The `.part` is open (made, or found and checked), holding the chunks `present`, before any seeder is asked. */
@@ -150,6 +155,8 @@ export interface SeederProgress {
   readonly retryReason?: string;
   /** Why it was dropped. */
   readonly reason?: string;
+  /** Its current connection runs over TLS, its certificate the one the tracker lists. */
+  readonly tls?: boolean;
 }
 
 export interface DownloadProgress {
@@ -269,6 +276,8 @@ interface Seeder {
    * connection per chunk, raw bytes.
    */
   seedForm: boolean;
+  /** The certificate fingerprint the tracker lists for it (the latest listing): spoken to over TLS; none: in clear. */
+  fingerprint?: string;
   /** The current connection (seed form: the connections, one per chunk); a new one after each retry. */
   conn: ChunkLink;
   /**
@@ -532,6 +541,7 @@ export class DownloadJob {
         retries: s.retries,
         retryReason: s.retryReason,
         reason: s.reason,
+        tls: s.conn instanceof PeerConnection && s.conn.tls,
       })),
     };
   }
@@ -717,6 +727,12 @@ export class DownloadJob {
       .connect(host, port, {
         connectTimeoutMs: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         inactivityTimeoutMs: this.options.inactivityTimeoutMs ?? DEFAULT_INACTIVITY_TIMEOUT_MS,
+        // seed-form seeders never speak TLS (one per chunk, in clear)
+        ...(!seeder.seedForm &&
+          seeder.fingerprint && {
+            fingerprint: seeder.fingerprint,
+            label: `${seeder.info.userId} at ${formatHostPort(seeder.info.address)}`,
+          }),
       })
       .then(
         (form: PeerForm) => {
@@ -807,6 +823,7 @@ export class DownloadJob {
       capability: info.capability,
       denials: 0,
       seedForm,
+      ...(info.fingerprint && { fingerprint: info.fingerprint }),
       partial,
       sizer: new PipelineSizer({
         chunkSize: this.plan.chunkSize,
@@ -833,6 +850,11 @@ export class DownloadJob {
   /** The seeder's connection failed with `err`: try it again later if that is worth it, else drop it. */
   private lose(seeder: Seeder, err: unknown): void {
     const what = describeLoss(err, seeder.lastRefusal);
+    if (err instanceof PeerError && err.kind === 'identity') {
+      // not the seeder its tracker lists: dropped for this download, never retried nor taken back
+      if (seeder.state !== 'dropped' && !this.transferOver) this.options.onNotice?.(err.message);
+      return this.drop(seeder, what);
+    }
     if (worthRetrying(err)) this.retryLater(seeder, what, isBusy(err, seeder.lastRefusal));
     // one that went silent may be back on a new connection, should the tracker still list it
     else this.drop(seeder, what, err instanceof PeerError && err.kind === 'timeout');
@@ -970,7 +992,11 @@ export class DownloadJob {
       this.renewals++;
       for (const s of this.seeders) {
         const same = fresh.find((f) => sameSeeder(f, s.info));
-        if (same) s.capability = same.capability;
+        if (same) {
+          s.capability = same.capability;
+          // taken on the next connection: the tracker knows the certificate it registered with last
+          s.fingerprint = same.fingerprint;
+        }
       }
       for (const info of fresh) this.adopt(info);
       this.scheduleRenewal(this.now());
@@ -1008,6 +1034,7 @@ export class DownloadJob {
     if (known) {
       seeder = known;
       seeder.capability = info.capability;
+      seeder.fingerprint = info.fingerprint;
       seeder.state = 'connecting';
       seeder.revivable = false;
       seeder.retries++;
@@ -1358,5 +1385,7 @@ function describeLoss(err: unknown, lastRefusal: string | undefined): string {
       return `refused (${err.code ?? 'ERR'})`;
     case 'failed':
       return `failed a chunk (${err.message})`;
+    case 'identity':
+      return 'presented a certificate other than the one its tracker lists';
   }
 }

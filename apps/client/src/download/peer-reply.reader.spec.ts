@@ -81,6 +81,32 @@ class Harness {
 const chunk = (index: number, body: Buffer) => Buffer.concat([Buffer.from(`CHUNK ${index} ${body.length}\n`), body]);
 
 describe(PeerReplyReader.name, () => {
+  it('takes data events (a TLS socket) cut anywhere: lines, bodies copied into their pool buffers, in order', () => {
+    const bodies = [randomBytes(700), randomBytes(1), randomBytes(1024)];
+    const stream = Buffer.concat([
+      chunk(0, bodies[0]),
+      Buffer.from('ERR NOT_HELD chunk 5 is not here\n'),
+      chunk(1, bodies[1]),
+      chunk(2, bodies[2]),
+    ]);
+    for (const size of [1, 7, 100, 5000]) {
+      const h = new Harness();
+      for (let at = 0; at < stream.length; at += size) h.reader.onData(stream.subarray(at, at + size));
+      expect(h.events).toEqual([
+        { type: 'line', line: 'CHUNK 0 700' },
+        { type: 'body', body: bodies[0] },
+        { type: 'line', line: 'ERR NOT_HELD chunk 5 is not here' },
+        { type: 'line', line: 'CHUNK 1 1' },
+        { type: 'body', body: bodies[1] },
+        { type: 'line', line: 'CHUNK 2 1024' },
+        { type: 'body', body: bodies[2] },
+      ]);
+      // each body is the pool's buffer the reader was given
+      expect(h.bodies).toEqual(h.targets);
+      h.bodies.forEach((b, i) => expect(b).toBe(h.targets[i]));
+    }
+  });
+
   it('reads a body split across many tiny reads straight into its buffer', () => {
     const body = randomBytes(1000);
     const h = new Harness().feed(chunk(3, body), [1, 2, 3]);

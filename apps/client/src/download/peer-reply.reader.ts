@@ -80,9 +80,22 @@ export class PeerReplyReader {
     return target;
   }
 
+  /**
+   * Bytes of a stream that cannot read in place (a TLS socket's `data` events): body bytes are copied once into
+   * the body being received, lines go through the decoder (which may keep `chunk`: it is the caller's no more).
+   */
+  onData(chunk: Buffer): void {
+    if (this.stopped || chunk.length === 0) return;
+    this.consume(chunk, chunk.length, false);
+  }
+
   /** `n` bytes read into the scratch buffer, which the next read overwrites: nothing may keep it. */
   private fromScratch(n: number): void {
-    const bytes = this.scratch;
+    this.consume(this.scratch, n, true);
+  }
+
+  /** The first `n` bytes of `bytes`, in stream order; `reused`: `bytes` is overwritten afterwards (copy lines out). */
+  private consume(bytes: Buffer, n: number, reused: boolean): void {
     let at = 0;
     while (at < n && !this.stopped) {
       const target = this.target;
@@ -97,7 +110,8 @@ export class PeerReplyReader {
       // a line: feed the decoder up to its newline only, so a body that follows is copied directly
       const newline = bytes.subarray(0, n).indexOf(NEWLINE, at);
       const end = newline < 0 ? n : newline + 1;
-      this.decoder.push(Buffer.from(bytes.subarray(at, end)));
+      const line = bytes.subarray(at, end);
+      this.decoder.push(reused ? Buffer.from(line) : line);
       at = end;
       for (let frame = this.decoder.next(); frame && !this.stopped; frame = this.decoder.next()) {
         if (frame.type === 'overflow') this.sink.overflow(frame.limit);

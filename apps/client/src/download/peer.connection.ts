@@ -12,6 +12,7 @@ import {
   parseHaveLine,
   parseReplyHeader,
 } from '@app/protocol';
+import { FingerprintMismatchError, seederVerifier, StartTlsRefusedError, startTlsClient } from '@app/tls';
 import * as net from 'node:net';
 import { ChunkBufferPool } from './chunk-buffer.pool';
 import { PeerError } from './download.errors';
@@ -30,6 +31,14 @@ export interface PeerConnectOptions {
   readonly connectTimeoutMs?: number;
   /** With requests outstanding, this long without a byte from the seeder fails them all and closes. */
   readonly inactivityTimeoutMs?: number;
+  /**
+   * The fingerprint the tracker lists for the seeder: the connection then starts with `STARTTLS`, the seeder's
+   * certificate must be exactly this one (else it fails with an `identity` error, nothing sent past the handshake),
+   * and the HELLO and everything after it go inside TLS. Without it, plain text as before.
+   */
+  readonly fingerprint?: string;
+  /** Who the seeder is, for messages (`alice at 127.0.0.1:7001`); default its address. */
+  readonly label?: string;
 }
 
 /**
@@ -93,6 +102,10 @@ type Pending = PendingChunk | PendingBitfield;
  */
 export class PeerConnection implements ChunkLink {
   private socket: net.Socket | undefined;
+  /** Under TLS, the TCP connection it runs over (destroyed with it). */
+  private raw: net.Socket | undefined;
+  /** Connected over TLS (the seeder's certificate checked). */
+  private secure = false;
   /** The answer to the HELLO being waited for. */
   private greeting: { resolve: (form: PeerForm) => void; reject: (err: PeerError) => void } | undefined;
   private readonly pool: ChunkBufferPool;
@@ -134,6 +147,11 @@ export class PeerConnection implements ChunkLink {
     return this.pending.length;
   }
 
+  /** True once connected over TLS, the seeder's certificate being the one listed. */
+  get tls(): boolean {
+    return this.secure;
+  }
+
   get isOpen(): boolean {
     return this.socket !== undefined && this.closedBy === undefined;
   }
@@ -153,42 +171,20 @@ export class PeerConnection implements ChunkLink {
     this.peer = formatHostPort({ host, port });
     this.inactivityTimeoutMs = options.inactivityTimeoutMs ?? DEFAULT_INACTIVITY_TIMEOUT_MS;
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({
-        host,
-        port,
-        // each read lands where `reader` says: in the body being received, or in its scratch buffer
-        onread: {
-          buffer: () => this.reader.nextBuffer(),
-          callback: (n: number, buf: Uint8Array) => {
-            this.lastActivity = Date.now();
-            this.reader.onRead(buf, n);
-            return true;
-          },
-        },
-      });
-      const fail = (message: string): void => {
-        clearTimeout(timer);
-        s.destroy();
-        reject(new PeerError('connect', `cannot connect to ${this.peer}: ${message}`));
-      };
-      const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
-      s.once('error', (err) => fail(err.message));
-      s.once('connect', () => {
-        clearTimeout(timer);
-        s.removeAllListeners('error');
-        resolve(s);
-      });
-    });
+    const socket = options.fingerprint
+      ? await this.connectTls(host, port, timeoutMs, options.fingerprint, options.label ?? this.peer)
+      : await this.connectTcp(host, port, timeoutMs, true);
     const closedMeanwhile = this.closedBy as PeerError | undefined;
     if (closedMeanwhile) {
       socket.destroy();
+      this.raw?.destroy();
       throw closedMeanwhile;
     }
     this.socket = socket;
     socket.setNoDelay(true);
     // a seed-form seeder may close or reset on a line it does not know: that too says it speaks the seed form
-    const lost = (err: PeerError) => (this.greeting ? this.greeted('seed') : this.abort(err));
+    // (not inside TLS: a seeder that speaks TLS is one of ours, and answers the HELLO)
+    const lost = (err: PeerError) => (this.greeting && !this.secure ? this.greeted('seed') : this.abort(err));
     socket.on('error', (err) => lost(new PeerError('closed', `connection to ${this.peer} failed: ${err.message}`)));
     socket.on('end', () => lost(new PeerError('closed', `${this.peer} closed the connection`)));
     socket.on('close', () => lost(new PeerError('closed', `${this.peer} closed the connection`)));
@@ -203,10 +199,112 @@ export class PeerConnection implements ChunkLink {
     });
   }
 
+  /**
+   * A TCP connection to the seeder. `inPlace`: each read lands where `reader` says (in the body being received, or
+   * in its scratch buffer), with no copy; else the socket reads as usual (for TLS, which reads it itself).
+   */
+  private connectTcp(host: string, port: number, timeoutMs: number, inPlace: boolean): Promise<net.Socket> {
+    return new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({
+        host,
+        port,
+        ...(inPlace && {
+          onread: {
+            buffer: () => this.reader.nextBuffer(),
+            callback: (n: number, buf: Uint8Array) => {
+              this.lastActivity = Date.now();
+              this.reader.onRead(buf, n);
+              return true;
+            },
+          },
+        }),
+      });
+      const fail = (message: string): void => {
+        clearTimeout(timer);
+        s.destroy();
+        reject(new PeerError('connect', `cannot connect to ${this.peer}: ${message}`));
+      };
+      const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
+      s.once('error', (err) => fail(err.message));
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+    });
+  }
+
+  /**
+   * A TCP connection upgraded with `STARTTLS`, the seeder's certificate checked against `fingerprint` before
+   * anything is sent inside; its bytes are then copied once from each `data` event into the body being received (a
+   * TLS socket cannot read in place). Rejects with a `PeerError`: `identity` for another certificate, `connect` for
+   * an `ERR` answer to `STARTTLS` (with its code, e.g. BUSY), a handshake that fails or a close instead of an answer,
+   * `protocol` for any other answer (it was listed as speaking TLS).
+   */
+  private async connectTls(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    fingerprint: string,
+    label: string,
+  ): Promise<net.Socket> {
+    const startedAt = performance.now();
+    const raw = await this.connectTcp(host, port, timeoutMs, false);
+    this.raw = raw;
+    let tls: net.Socket;
+    try {
+      tls = await startTlsClient(raw, {
+        peer: label,
+        timeoutMs: Math.max(1, timeoutMs - (performance.now() - startedAt)),
+        verify: seederVerifier(label, fingerprint),
+      });
+    } catch (err) {
+      raw.destroy();
+      throw this.tlsFailure(err);
+    }
+    this.secure = true;
+    tls.on('data', (chunk: Buffer) => {
+      this.lastActivity = Date.now();
+      this.reader.onData(chunk);
+    });
+    return tls;
+  }
+
+  /** Why `STARTTLS` with the seeder failed, as a PeerError. */
+  private tlsFailure(err: unknown): PeerError {
+    if (err instanceof FingerprintMismatchError) return new PeerError('identity', err.message);
+    if (err instanceof StartTlsRefusedError) {
+      if (err.answer === '') return new PeerError('connect', `${this.peer} closed the connection instead of TLS`);
+      if (err.answer.startsWith('ERR ')) {
+        try {
+          const reply = parseReplyHeader(err.answer);
+          if (!reply.ok) {
+            const why = `${reply.code} ${excerpt(reply.message, MAX_SHOWN_MESSAGE)}`;
+            return new PeerError('connect', `${this.peer} refused the connection: ${why}`, reply.code);
+          }
+        } catch {
+          // not a reply line: below
+        }
+      }
+      return new PeerError(
+        'protocol',
+        `${this.peer} is listed as speaking TLS but answered STARTTLS with "${excerpt(err.answer, MAX_SHOWN_EXCERPT)}"`,
+      );
+    }
+    return new PeerError(
+      'connect',
+      `cannot connect to ${this.peer}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+
   /** The HELLO is answered (`extended`) or will not be (`seed`: the connection is closed). */
   private greeted(form: PeerForm): void {
     const greeting = this.greeting;
     if (!greeting) return;
+    if (form === 'seed' && this.secure) {
+      // inside TLS only one of ours answers, and it answers the HELLO: anything else is not our seeder
+      return this.protocolError('did not answer our HELLO inside TLS');
+    }
     this.greeting = undefined;
     if (form === 'seed') this.abort(new PeerError('closed', `${this.peer} speaks only the seed form`));
     else this.helloRoundTripMs = performance.now() - this.helloSentAt;
@@ -345,6 +443,7 @@ export class PeerConnection implements ChunkLink {
     this.disarmTimer();
     // destroying the socket closes its handle at once: no read lands in the body after this
     this.socket?.destroy();
+    this.raw?.destroy();
     const body = this.reader.stop();
     if (body) this.pool.release(body);
     const pending = this.pending.splice(0);

@@ -84,6 +84,8 @@ export class DownloadManager {
       renewCapabilities: renew,
       swarm,
       downloadPacer: this.settings.downloadPacer,
+      // e.g. a seeder that is not who its tracker lists: said once, as it happens
+      onNotice: (text) => this.out.error(`${text} (downloading ${metadata.fileName})`),
       onPartOpened: (partPath, present) => {
         if (swarm && this.settings.partialSeeding) this.startServing(base, partPath, present);
       },

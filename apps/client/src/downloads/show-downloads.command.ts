@@ -34,7 +34,10 @@ export class ShowDownloadsCommand implements LocalCommand {
       } else {
         const phase = p.verifying ? ', verifying' : p.waiting ? `, ${p.waiting}` : '';
         const resumed = p.resumedChunks ? ` (resumed ${p.resumedChunks} of ${p.chunkCount} chunks)` : '';
-        const sources = p.seeders.filter((s) => s.chunks > 0).map((s) => `${s.userId} ${s.chunks}`);
+        // `over TLS`: its connection is encrypted, the seeder's certificate the one its tracker lists
+        const sources = p.seeders
+          .filter((s) => s.chunks > 0)
+          .map((s) => `${s.userId} ${s.chunks}${s.tls ? ' over TLS' : ''}`);
         const from = sources.length > 0 ? `; from ${sources.join(', ')}` : '';
         this.out.line(`[D] ${head} ${runningFigures(p)}${phase}${resumed}${from}`);
       }

@@ -49,12 +49,18 @@ import {
   parsePeerRequest,
   PeerRequest,
   ProtocolError,
+  STARTTLS,
+  STARTTLS_START,
+  STARTTLS_START_CRLF,
 } from '@app/protocol';
+import { acceptTls, serverContext, sniffStartTls } from '@app/tls';
 import { Inject, Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import { closeSync, fstatSync, openSync, read } from 'node:fs';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
+import { SecureContext, TLSSocket } from 'node:tls';
 import { Observable, Subject } from 'rxjs';
 import { RatePacer } from '../common/rate-pacer';
+import { ClientIdentityService } from '../config/client-identity.service';
 import { CapabilityVerifier } from './capability.verifier';
 import { PartialShare, PartialShares } from './partial-shares';
 import { ChunkServerListenError } from './seeding.errors';
@@ -185,18 +191,29 @@ class HaveFeed {
 /** What the chunk server knows of one connection's form. */
 interface ConnectionForm {
   form: Form;
-  /** Its first bytes (up to `HELLO_START.length`), while the form is unknown. */
+  /** Its first bytes (up to `FIRST_BYTES_KEPT`), while the form is unknown. */
   head: Buffer;
   /** Being turned away: no request is answered any more. */
   closing: boolean;
+  /** Where its requests are read and answered: the TCP socket, or the TLS socket once it asked for TLS. */
+  socket: Socket;
+  /** It sent `STARTTLS` and the TLS handshake has not finished yet. */
+  handshaking: boolean;
 }
 
-/** The form a connection's first bytes announce (undefined while they may still become `HELLO `). */
-const formOf = (head: Buffer, final = false) => formOfFirstBytes(head, [HELLO_START], final);
+/**
+ * First bytes that are answered in the extended form when the connection is refused: a HELLO, or `STARTTLS`
+ * (a peer that asked for TLS is one of ours: it gets the `ERR` line, in clear, then the close).
+ */
+const FRAMED_STARTS = [HELLO_START, STARTTLS_START, STARTTLS_START_CRLF];
+const FIRST_BYTES_KEPT = Math.max(...FRAMED_STARTS.map((b) => b.length));
+
+/** The form a connection's first bytes announce (undefined while they may still become `HELLO ` or `STARTTLS`). */
+const formOf = (head: Buffer, final = false) => formOfFirstBytes(head, FRAMED_STARTS, final);
 
 function keepHead(state: ConnectionForm, bytes: Buffer): void {
-  if (state.head.length >= HELLO_START.length) return;
-  const take = bytes.subarray(0, HELLO_START.length - state.head.length);
+  if (state.head.length >= FIRST_BYTES_KEPT) return;
+  const take = bytes.subarray(0, FIRST_BYTES_KEPT - state.head.length);
   state.head = Buffer.concat([state.head, take]);
 }
 
@@ -276,7 +293,7 @@ function refuseOnFirstLine(socket: Socket, reply: ErrReply, head: Buffer = Buffe
     refuse(socket, form === 'extended' ? reply : undefined);
   };
   const onData = (bytes: Buffer) => {
-    if (seen.length < HELLO_START.length) seen = Buffer.concat([seen, bytes.subarray(0, HELLO_START.length)]);
+    if (seen.length < FIRST_BYTES_KEPT) seen = Buffer.concat([seen, bytes.subarray(0, FIRST_BYTES_KEPT)]);
     const form = formOf(seen);
     if (form) decide(form);
   };
@@ -335,6 +352,8 @@ export class ChunkServer implements OnApplicationShutdown {
   /** Free chunk-sized buffers: a chunk is read into one and it comes back once the socket has sent it. */
   private readonly freeBuffers: Buffer[] = [];
   private readonly reported = new WeakSet<SharedFile>();
+  /** The TLS settings with the client's identity, made on the first `STARTTLS` and kept. */
+  private tlsContext: SecureContext | undefined;
 
   /** Shares found changed or gone while serving them, each entry once; the app should stop sharing them. */
   readonly shareChanged$: Observable<SharedFile> = this.changed.asObservable();
@@ -344,6 +363,8 @@ export class ChunkServer implements OnApplicationShutdown {
     @Inject(ShareRegistry) private readonly registry: ShareRegistry,
     @Inject(CapabilityVerifier) private readonly capabilities: CapabilityVerifier,
     @Optional() @Inject(PartialShares) partials?: PartialShares,
+    /** The client's identity, presented to peers that ask for TLS; without it `STARTTLS` is not understood here. */
+    @Optional() @Inject(ClientIdentityService) private readonly identity?: Pick<ClientIdentityService, 'get'>,
   ) {
     this.maxLineBytes = options.maxLineBytes ?? DEFAULT_PEER_MAX_LINE_BYTES;
     this.partials = partials ?? new PartialShares();
@@ -598,18 +619,29 @@ export class ChunkServer implements OnApplicationShutdown {
     }
   }
 
-  private accept(socket: Socket): void {
+  /** Tracks a socket (TCP, or TLS over it) until it closes: `stop` destroys it, the pacer forgets it. */
+  private track(socket: Socket): void {
     this.sockets.add(socket);
     socket.on('error', (err) => this.logger.debug(`peer connection error: ${err.message}`));
     socket.on('close', () => {
       this.sockets.delete(socket);
       this.pacer.cancel(socket);
     });
-    const state: ConnectionForm = { form: 'unknown', head: Buffer.alloc(0), closing: false };
+  }
+
+  private accept(socket: Socket): void {
+    this.track(socket);
+    const state: ConnectionForm = {
+      form: 'unknown',
+      head: Buffer.alloc(0),
+      closing: false,
+      socket,
+      handshaking: false,
+    };
     const admission = this.policy.admit(socket.remoteAddress, {
-      // bytes the kernel took: they grow as the peer reads
-      sentBytes: () => socket.bytesWritten - socket.writableLength,
-      expire: (reply) => expire(socket, state, reply),
+      // bytes the kernel took: they grow as the peer reads (counted on the TLS socket once there is one)
+      sentBytes: () => state.socket.bytesWritten - state.socket.writableLength,
+      expire: (reply) => expire(state, reply),
     });
     if (!admission.ok) return refuseOnFirstLine(socket, admission.reply);
     const { watch } = admission;
@@ -618,16 +650,65 @@ export class ChunkServer implements OnApplicationShutdown {
       watch.release();
       this.watches.delete(watch);
     });
-    this.serve(socket, watch, state);
+    socket.setNoDelay(true);
+    if (!this.identity) return this.serve(socket, watch, state);
+    void sniffStartTls(socket).then(
+      (first) => {
+        if (state.closing || socket.destroyed) return; // turned away meanwhile: that path has the socket
+        if (first.kind === 'injected') return void socket.destroy(); // bytes in clear after STARTTLS: not one more
+        if (first.kind === 'starttls') return this.upgrade(socket, watch, state);
+        this.serve(socket, watch, state, first.head, first.ended);
+      },
+      (err: unknown) => {
+        this.logger.error(`reading a connection's first bytes failed: ${String(err)}`);
+        socket.destroy();
+      },
+    );
   }
 
-  private serve(socket: Socket, watch: ConnectionWatch, state: ConnectionForm): void {
+  /**
+   * Answers `STARTTLS` and runs the handshake, presenting the client's identity and asking for no certificate; then
+   * serves the connection inside TLS as a new one (its first line decides its form). A handshake that fails or does
+   * not end in time closes the connection (the request timeout closes it too, as for a peer that sends nothing).
+   */
+  private upgrade(socket: Socket, watch: ConnectionWatch, state: ConnectionForm): void {
+    let context: SecureContext;
+    try {
+      context = this.tlsContext ??= serverContext(this.identity!.get());
+    } catch (err) {
+      this.logger.error(`cannot serve TLS: ${err instanceof Error ? err.message : String(err)}`);
+      return void socket.destroy();
+    }
+    state.handshaking = true;
+    const timeoutMs = seederLimits(this.options).requestTimeoutMs || DEFAULT_SEEDER_LIMITS.requestTimeoutMs;
+    acceptTls(socket, { context, timeoutMs }).then(
+      (tls: TLSSocket) => {
+        state.handshaking = false;
+        if (state.closing || socket.destroyed) return void tls.destroy();
+        this.track(tls);
+        tls.once('close', () => socket.destroy());
+        state.socket = tls;
+        this.serve(tls, watch, state);
+      },
+      (err: unknown) => {
+        state.handshaking = false;
+        this.logger.debug(`TLS with a peer failed: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    );
+  }
+
+  /**
+   * Reads and answers the requests of a connection (`head`: its first bytes, already read; `ended`: the peer ended
+   * its side meanwhile).
+   */
+  private serve(socket: Socket, watch: ConnectionWatch, state: ConnectionForm, head?: Buffer, ended0 = false): void {
     const decoder = new FrameDecoder(this.maxLineBytes);
     const feed = new HaveFeed(socket, state, this.options.haveCoalesceMs ?? DEFAULT_HAVE_COALESCE_MS);
     socket.once('close', () => feed.stop());
     let pumping = false;
+    /** Bytes or the end came while the loop ran. */
+    let again = false;
     let ended = false;
-    socket.setNoDelay(true);
 
     const loop = async (): Promise<void> => {
       // the next chunk is read from disk while the previous one is still going out: at most two per connection
@@ -676,8 +757,13 @@ export class ChunkServer implements OnApplicationShutdown {
     };
 
     const pump = (): void => {
-      if (pumping) return;
+      if (pumping) {
+        // the loop may be past its last look at the decoder (waiting for the last reply to drain): look again after
+        again = true;
+        return;
+      }
       pumping = true;
+      again = false;
       const run = (async () => {
         try {
           await loop();
@@ -688,7 +774,10 @@ export class ChunkServer implements OnApplicationShutdown {
           socket.destroy();
         } finally {
           pumping = false;
-          if (!socket.destroyed) {
+          if (again && !socket.destroyed && !state.closing && state.form !== 'seed') {
+            // requests that came while it finished: not left waiting for bytes that will not come
+            pump();
+          } else if (!socket.destroyed) {
             if (ended)
               socket.end(); // the peer half-closed: all it asked has been answered
             else if (socket.isPaused()) socket.resume();
@@ -699,17 +788,22 @@ export class ChunkServer implements OnApplicationShutdown {
       void run.finally(() => this.pumps.delete(run));
     };
 
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       watch.received(chunk);
       if (state.form === 'unknown') keepHead(state, chunk);
       decoder.push(chunk);
       if (decoder.bufferedBytes >= PAUSE_BYTES) socket.pause();
       pump();
-    });
-    socket.on('end', () => {
+    };
+    const onEnd = () => {
       ended = true;
       pump();
-    });
+    };
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    if (head && head.length > 0) onData(head);
+    if (ended0) onEnd();
+    else if (head && !socket.destroyed && decoder.bufferedBytes < PAUSE_BYTES) socket.resume(); // sniffStartTls left it paused
   }
 
   /**
@@ -783,6 +877,9 @@ export class ChunkServer implements OnApplicationShutdown {
     if (frame.line.startsWith(HELLO_WORD) || frame.line === HELLO) {
       return errReply(ErrorCode.BadSyntax, 'HELLO is only the first line');
     }
+    if (form === 'extended' && frame.line.trim() === STARTTLS) {
+      return errReply(ErrorCode.BadSyntax, 'STARTTLS is only the first line');
+    }
     let request: PeerRequest;
     try {
       // the seed form knows GET_CHUNK only
@@ -807,9 +904,10 @@ export class ChunkServer implements OnApplicationShutdown {
  * room, is refused as at admission (by its first line); an expired one, or a
  * seed-form one, is closed without a byte.
  */
-function expire(socket: Socket, state: ConnectionForm, reply: ErrReply): void {
-  const form = state.form;
+function expire(state: ConnectionForm, reply: ErrReply): void {
+  const { form, socket } = state;
   state.closing = true;
+  if (state.handshaking) return void socket.destroy(); // no line can go out in the middle of a TLS handshake
   if (form === 'extended') return refuse(socket, reply);
   if (form === 'unknown' && reply.code !== ErrorCode.IdleTimeout) return refuseOnFirstLine(socket, reply, state.head);
   refuse(socket);

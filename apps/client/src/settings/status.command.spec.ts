@@ -8,15 +8,19 @@ import { OUTPUT } from '../output/output.port';
 import { ChunkServer } from '../seeding/chunk.server';
 import { PartialShares } from '../seeding/partial-shares';
 import { ShareRegistry } from '../seeding/share.registry';
-import { clientConfig } from '../testing/client-config.factory';
+import { clientConfig, clientIdentityFor } from '../testing/client-config.factory';
 import { CollectingOutput } from '../testing/collecting.output';
-import { TrackerClient } from '../tracker/tracker.client';
+import { TrackerClient, TrackerLinkSecurity } from '../tracker/tracker.client';
+import { ClientIdentityService } from '../config/client-identity.service';
 import { StatusCommand } from './status.command';
 import { TransferSettings } from './transfer-settings.service';
 import { UploadRate } from './upload-rate';
 
 type Entry = { job: { progress: Partial<DownloadProgress> } };
 const download = (state: DownloadProgress['state'], speed: number): Entry => ({ job: { progress: { state, speed } } });
+
+const TRACKER_FP = `sha256:${'ab'.repeat(32)}`;
+const clientIdentity = clientIdentityFor();
 
 describe(StatusCommand.name, () => {
   let out: CollectingOutput;
@@ -25,6 +29,7 @@ describe(StatusCommand.name, () => {
   let settings: TransferSettings;
   let tracker: {
     tracker: { host: string; port: number } | undefined;
+    security: TrackerLinkSecurity | undefined;
     trackerStates: jest.Mock<{ tracker: { host: string; port: number }; inUse: boolean; lastFailure?: string }[]>;
   };
   let partials: { list: jest.Mock<unknown[]> };
@@ -42,6 +47,7 @@ describe(StatusCommand.name, () => {
     out = new CollectingOutput();
     tracker = {
       tracker: { host: '127.0.0.1', port: 7000 },
+      security: { kind: 'tls', fingerprint: TRACKER_FP },
       trackerStates: jest.fn(() => [{ tracker: { host: '127.0.0.1', port: 7000 }, inUse: true }]),
     };
     partials = { list: jest.fn(() => []) };
@@ -74,6 +80,7 @@ describe(StatusCommand.name, () => {
         { provide: PartialShares, useValue: partials },
         { provide: UploadRate, useValue: uploadRate },
         { provide: OUTPUT, useValue: out },
+        { provide: ClientIdentityService, useValue: clientIdentity },
       ],
     }).compile();
     command = moduleRef.get(StatusCommand);
@@ -88,6 +95,8 @@ describe(StatusCommand.name, () => {
       'user: not logged in',
       'tracker: 127.0.0.1:7000',
       'tracker 1: 127.0.0.1:7000 (in use)',
+      `tracker traffic: tls, tracker certificate ${TRACKER_FP}`,
+      `your fingerprint: ${clientIdentity.get().fingerprint}`,
       'serving chunks on: 127.0.0.1:7001',
       'upload limit: none',
       'download limit: none',
@@ -125,6 +134,8 @@ describe(StatusCommand.name, () => {
       'user: alice',
       'tracker: 127.0.0.1:7000',
       'tracker 1: 127.0.0.1:7000 (in use)',
+      `tracker traffic: tls, tracker certificate ${TRACKER_FP}`,
+      `your fingerprint: ${clientIdentity.get().fingerprint}`,
       'serving chunks on: 127.0.0.1:7001',
       'upload limit: 5.0 MiB/s',
       'download limit: 500.0 KiB/s',
@@ -146,6 +157,7 @@ describe(StatusCommand.name, () => {
     session.loggedIn('bob');
     registry.list.mockReturnValue([{}]);
     tracker.tracker = undefined;
+    tracker.security = undefined;
     server.address.mockReturnValue(undefined);
     downloads.downloads = [download('downloading', 0)];
 
@@ -154,11 +166,21 @@ describe(StatusCommand.name, () => {
     expect(out.lines).toEqual(
       expect.arrayContaining([
         'tracker: not connected',
+        'tracker traffic: tls (not connected)',
         'serving chunks on: not listening (127.0.0.1:7001 when started)',
         'downloads: 1 running, 0 B/s combined',
         'seeding: 1 file',
       ]),
     );
+  });
+
+  it('says when tracker traffic is plain text (--no-tls)', async () => {
+    tracker.security = { kind: 'plain' };
+
+    await command.run();
+
+    expect(out.lines).toContain('tracker traffic: plain (--no-tls)');
+    expect(out.lines.filter((l) => l.startsWith('tracker traffic:'))).toHaveLength(1);
   });
 
   it('lists every tracker of the file: the one in use, one that failed when last tried, one not tried', async () => {
@@ -210,10 +232,7 @@ describe(StatusCommand.name, () => {
 
     await command.run();
 
-    expect(out.lines.slice(1, 4)).toEqual([
-      'tracker: [::1]:7000',
-      'tracker 1: [::1]:7000 (in use)',
-      'serving chunks on: [::1]:7001',
-    ]);
+    expect(out.lines.slice(1, 3)).toEqual(['tracker: [::1]:7000', 'tracker 1: [::1]:7000 (in use)']);
+    expect(out.lines).toContain('serving chunks on: [::1]:7001');
   });
 });

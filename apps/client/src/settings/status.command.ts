@@ -1,6 +1,7 @@
 import { formatHostPort } from '@app/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { ClientConfigService } from '../config/client-config.service';
+import { ClientIdentityService } from '../config/client-identity.service';
 import { ClientSession } from '../session/client-session';
 import { DownloadManager } from '../downloads/download.manager';
 import { formatBytes, formatRate } from '../common/units';
@@ -18,7 +19,8 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 /**
  * `status`: this client at a glance, one plain `name: value` line each: who is logged in, the tracker in use and
- * every tracker of the tracker info file (in use, or why the last try failed), where chunks are served, the
+ * every tracker of the tracker info file (in use, or why the last try failed), whether tracker traffic is encrypted
+ * (and the certificate of the tracker in use), this client's fingerprint, where chunks are served, the
  * transfer settings, the running downloads, the current download and upload rates, each file seeded (full shares
  * and downloads in progress) with the bytes uploaded of it, and the peers being served.
  */
@@ -39,6 +41,7 @@ export class StatusCommand implements LocalCommand {
     private readonly partials: PartialShares,
     private readonly uploadRate: UploadRate,
     @Inject(OUTPUT) private readonly out: OutputPort,
+    private readonly identity: ClientIdentityService,
   ) {}
 
   run(): Promise<void> {
@@ -55,6 +58,17 @@ export class StatusCommand implements LocalCommand {
       const state = inUse ? 'in use' : lastFailure !== undefined ? `last try failed: ${lastFailure}` : 'standby';
       this.out.line(`tracker ${i + 1}: ${formatHostPort(t)} (${state})`);
     });
+    const security = this.tracker.security;
+    this.out.line(
+      `tracker traffic: ${
+        security?.kind === 'tls'
+          ? `tls, tracker certificate ${security.fingerprint}`
+          : security?.kind === 'plain' || this.config.get().noTls
+            ? 'plain (--no-tls)'
+            : 'tls (not connected)'
+      }`,
+    );
+    this.out.line(`your fingerprint: ${this.identity.get().fingerprint}`);
     this.out.line(
       listening
         ? `serving chunks on: ${formatHostPort({ host: listening.address, port: listening.port })}`

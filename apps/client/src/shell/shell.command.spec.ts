@@ -1,6 +1,7 @@
 import { COMMAND_SPECS, CommandName, errReply, okReply, Reply, usage } from '@app/protocol';
+import { fingerprintOf, IDENTITY_CERT_FILE, IDENTITY_KEY_FILE } from '@app/tls';
 import { Test, TestingModule } from '@nestjs/testing';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { ClientModule } from '../client.module';
 import { DownloadManager } from '../downloads/download.manager';
 import { StartupError } from '../client.errors';
+import { ClientOptions, NO_TLS_WARNING } from '../config/client.config';
 import { OUTPUT } from '../output/output.port';
 import { eventually } from '../seeding/testing/seeding.fixtures';
 import { CollectingOutput } from '../testing/collecting.output';
@@ -77,6 +79,10 @@ describe(ShellCommand.name, () => {
     interactive?: boolean;
     args?: string[];
     downloads?: unknown;
+    /** Flags besides `--data-dir`. */
+    flags?: ClientOptions;
+    /** The data directory (default: a new one per run). */
+    dataDir?: string;
     /** Looks into the module after the run, before it closes. */
     inspect?: (moduleRef: TestingModule) => void;
   }
@@ -104,10 +110,14 @@ describe(ShellCommand.name, () => {
     const moduleRef = await builder.compile();
     // every run seeds from its own free port and keeps its state in its own folder, never in ./data
     const args = options.args ?? [`127.0.0.1:${await freePort()}`, infoFile];
-    await moduleRef.get(ShellCommand).run(args, { dataDir: join(dir, `data-${++runs}`) });
+    const dataDir = options.dataDir ?? join(dir, `data-${++runs}`);
+    await moduleRef.get(ShellCommand).run(args, { dataDir, ...options.flags });
     options.inspect?.(moduleRef);
     await moduleRef.close();
-    return { lines: out.lines, tracker, echoed: () => echoed };
+    // every start prints the client's fingerprint first (and the --no-tls warning before it): `startup`
+    const shown = out.lines.findIndex((line) => /^your fingerprint: sha256:[0-9a-f]{64}$/.test(line));
+    const startup = out.lines.slice(0, shown + 1);
+    return { lines: out.lines.slice(shown + 1), startup, tracker, echoed: () => echoed, dataDir };
   }
 
   it('forwards tracker commands in input order, one at a time, re-encoded', async () => {
@@ -403,6 +413,46 @@ describe(ShellCommand.name, () => {
         expect(tracker.connect).not.toHaveBeenCalled();
       },
     );
+
+    it("prints this client's fingerprint, the one of the certificate made in its data directory", async () => {
+      const { startup, dataDir } = await runShell('');
+      const made = fingerprintOf(readFileSync(join(dataDir, IDENTITY_CERT_FILE), 'utf8'));
+      expect(startup).toEqual([`your fingerprint: ${made}`]);
+      expect(statSync(join(dataDir, IDENTITY_KEY_FILE)).mode & 0o777).toBe(0o600);
+
+      const again = await runShell('', { dataDir });
+      expect(again.startup).toEqual([`your fingerprint: ${made}`]);
+    });
+
+    it('warns once, before anything else, that --no-tls sends everything in clear', async () => {
+      const { startup } = await runShell('', { flags: { tls: false } });
+      expect(startup).toEqual([NO_TLS_WARNING, expect.stringMatching(/^your fingerprint: sha256:/)]);
+    });
+
+    it('prints only the fingerprint with --print-fingerprint, making the identity, and connects to nothing', async () => {
+      const tracker = fakeTracker();
+      const dataDir = join(dir, `data-${++runs}`);
+      const { startup, lines, echoed } = await runShell('logout\n', {
+        tracker,
+        dataDir,
+        flags: { printFingerprint: true },
+      });
+      expect(echoed()).toBe(`${fingerprintOf(readFileSync(join(dataDir, IDENTITY_CERT_FILE), 'utf8'))}\n`);
+      expect([...startup, ...lines]).toEqual([]);
+      expect(tracker.connect).not.toHaveBeenCalled();
+      expect(tracker.request).not.toHaveBeenCalled();
+    });
+
+    it('fails with exit status 2, naming the file, on half an identity', async () => {
+      const dataDir = join(dir, `data-${++runs}`);
+      mkdirSync(dataDir);
+      writeFileSync(join(dataDir, IDENTITY_KEY_FILE), 'not a key\n', { mode: 0o600 });
+      const tracker = fakeTracker();
+      const run = runShell('logout\n', { tracker, dataDir });
+      await expect(run).rejects.toMatchObject({ exitCode: 2 });
+      await expect(run).rejects.toThrow(`${join(dataDir, IDENTITY_CERT_FILE)} does not`);
+      expect(tracker.connect).not.toHaveBeenCalled();
+    });
 
     it('fails with exit status 1 when no tracker answers', async () => {
       const tracker = fakeTracker();

@@ -1,18 +1,22 @@
+import { IdentityError } from '@app/tls';
 import { Inject } from '@nestjs/common';
 import { CommandRunner, Option, RootCommand } from 'nest-commander';
 import { join } from 'node:path';
 import * as readline from 'node:readline';
 import { Writable } from 'node:stream';
-import { EXIT_FAILURE, EXIT_INTERRUPTED, StartupError } from '../client.errors';
+import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, StartupError } from '../client.errors';
 import {
   ClientOptions,
   ENV_DATA_DIR,
   ENV_DOWNLOAD_LIMIT,
   ENV_LOG_LEVEL,
+  ENV_NO_TLS,
   ENV_PARTIAL_SEEDING,
   ENV_UPLOAD_LIMIT,
+  NO_TLS_WARNING,
 } from '../config/client.config';
 import { ClientConfigService } from '../config/client-config.service';
+import { ClientIdentityService } from '../config/client-identity.service';
 import { DownloadManager } from '../downloads/download.manager';
 import { SharingService } from '../seeding/sharing.service';
 import { LiveTerminalOutput } from '../output/live-terminal.output';
@@ -53,6 +57,7 @@ export class ShellCommand extends CommandRunner {
     @Inject(SHELL_IO) private readonly io: ShellIo,
     @Inject(OUTPUT) private readonly out: OutputPort,
     private readonly names: KnownNames,
+    private readonly identity: ClientIdentityService,
   ) {
     super();
   }
@@ -160,8 +165,39 @@ export class ShellCommand extends CommandRunner {
     return value;
   }
 
+  @Option({
+    flags: '--no-tls',
+    description:
+      `talk to trackers in plain text, for trackers that speak no TLS: passwords, tokens and file bytes cross the ` +
+      `network in clear (env ${ENV_NO_TLS}=1)`,
+  })
+  parseNoTls(): boolean {
+    return false;
+  }
+
+  @Option({
+    flags: '--print-fingerprint',
+    description: "print this client's certificate fingerprint (made in the data directory if missing) and exit",
+  })
+  parsePrintFingerprint(): boolean {
+    return true;
+  }
+
   async run(params: string[], options: ClientOptions = {}): Promise<void> {
-    this.config.load(params, options);
+    const config = this.config.load(params, options);
+    let fingerprint: string;
+    try {
+      fingerprint = this.identity.get().fingerprint;
+    } catch (err) {
+      if (err instanceof IdentityError) throw new StartupError(err.message, EXIT_USAGE);
+      throw err;
+    }
+    if (options.printFingerprint) {
+      this.io.output.write(`${fingerprint}\n`);
+      return;
+    }
+    if (config.noTls) this.out.line(NO_TLS_WARNING);
+    this.out.line(`your fingerprint: ${fingerprint}`);
     process.on('SIGINT', this.interrupt);
     try {
       await this.runShell();

@@ -1,7 +1,13 @@
 import { ErrorCode, errReply, formatHostPort, formatReply, HELLO_LINE, okReply } from '@app/protocol';
-import { configServiceFor } from '../testing/client-config.factory';
+import { KNOWN_TRACKERS_FILE } from '@app/tls';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClientConfig } from '../config/client.config';
+import { clientIdentityFor, configServiceFor } from '../testing/client-config.factory';
 import { CollectingOutput } from '../testing/collecting.output';
-import { closedPort, FakeTrackerServer, writeInParts } from '../testing/fake-tracker.server';
+import { closedPort, FakeTrackerServer, fakeTrackerIdentity, writeInParts } from '../testing/fake-tracker.server';
 import { FakeTrackerNetwork, Script } from './testing/fake-tracker-network';
 import { TrackerClient } from './tracker.client';
 import {
@@ -26,6 +32,10 @@ const until = async (check: () => boolean) => {
 /** Short enough for tests; the failover window still spans a few passes over the list. */
 const FAST: Partial<TrackerTimings> = { replyTimeoutMs: 1000, failoverWindowMs: 400, retryPauseMs: 50 };
 
+/** The certificate every fake tracker of this spec presents (and the clients pin), and the clients' own. */
+const TRACKER_ID = fakeTrackerIdentity();
+const IDENTITY = clientIdentityFor();
+
 describe(TrackerClient.name, () => {
   const servers: FakeTrackerServer[] = [];
   const clients: TrackerClient[] = [];
@@ -34,12 +44,23 @@ describe(TrackerClient.name, () => {
   beforeEach(() => (out = new CollectingOutput()));
 
   const start = async (handler: ConstructorParameters<typeof FakeTrackerServer>[0]) => {
-    const server = await new FakeTrackerServer(handler).start();
+    const server = await new FakeTrackerServer(handler, true, { identity: TRACKER_ID }).start();
     servers.push(server);
     return server;
   };
-  const clientFor = (trackers: { host: string; port: number }[], timings: Partial<TrackerTimings> = FAST) => {
-    const client = new TrackerClient(configServiceFor(trackers), out, timings);
+  /** A client of `trackers`, each pinned to the identity the fakes of this spec present unless `config` says. */
+  const clientFor = (
+    trackers: { host: string; port: number }[],
+    timings: Partial<TrackerTimings> = FAST,
+    config: Partial<ClientConfig> = {},
+  ) => {
+    const pins = trackers.map(() => TRACKER_ID.fingerprint);
+    const client = new TrackerClient(
+      configServiceFor(trackers, { trackerPins: pins, ...config }),
+      out,
+      IDENTITY,
+      timings,
+    );
     clients.push(client);
     return client;
   };
@@ -205,6 +226,7 @@ describe(TrackerClient.name, () => {
       const refusing = new FakeTrackerServer(
         (line, socket) => void socket.end('ERR TOO_MANY_CONNECTIONS at most 8 connections from 127.0.0.1\n'),
         false,
+        { identity: TRACKER_ID },
       );
       await refusing.start();
       servers.push(refusing);
@@ -223,6 +245,7 @@ describe(TrackerClient.name, () => {
       const seedOnly = new FakeTrackerServer(
         (line, socket) => void socket.write("error: unknown command 'HELLO'\n"),
         false,
+        { identity: TRACKER_ID },
       );
       await seedOnly.start();
       servers.push(seedOnly);
@@ -320,7 +343,7 @@ describe(TrackerClient.name, () => {
 
     /** Starts `count` trackers of one network and a client logged in on the first. */
     async function loggedIn(count: number, script?: Script, timings: Partial<TrackerTimings> = FAST) {
-      network = await new FakeTrackerNetwork().start(count, script);
+      network = await new FakeTrackerNetwork(TRACKER_ID).start(count, script);
       tracker = clientFor(network.addresses, timings);
       resumed = jest.fn();
       lost = jest.fn();
@@ -379,7 +402,7 @@ describe(TrackerClient.name, () => {
     });
 
     it('wraps around the list to the first tracker', async () => {
-      network = await new FakeTrackerNetwork().start(3, ({ tracker: n, line }) =>
+      network = await new FakeTrackerNetwork(TRACKER_ID).start(3, ({ tracker: n, line }) =>
         n === 3 && line === 'list_groups' ? 'die' : undefined,
       );
       await network.trackers[0].stop();
@@ -610,6 +633,150 @@ describe(TrackerClient.name, () => {
       expect(network.seenBy(2).map((r) => r.line)).toEqual(['list_groups']);
       expect(resumed).not.toHaveBeenCalled();
       expect(out.lines).toEqual([`tracker ${name(1)} went away; now using ${name(2)}`]);
+    });
+  });
+
+  describe('TLS', () => {
+    let dataDir: string;
+    beforeEach(() => (dataDir = mkdtempSync(join(tmpdir(), 'p2p-tracker-client-'))));
+    afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+    const knownFile = () => join(dataDir, KNOWN_TRACKERS_FILE);
+    const serve = (line: string, socket: Socket) => socket.write(echo(line));
+    const fake = async (options: ConstructorParameters<typeof FakeTrackerServer>[2], port = 0) => {
+      const server = await new FakeTrackerServer(serve, true, options).start(port);
+      servers.push(server);
+      return server;
+    };
+
+    it('sends STARTTLS first, presents its certificate and takes a tracker whose certificate is its pin', async () => {
+      const server = await start(serve);
+      const tracker = clientFor([server.address]);
+
+      await expect(tracker.request('hi')).resolves.toEqual(okReply('got hi'));
+      expect(server.tls.startTls).toBe(1);
+      expect(server.tls.clientFingerprints).toEqual([IDENTITY.get().fingerprint]);
+      expect(server.hellos).toBe(1);
+      expect(tracker.security).toEqual({ kind: 'tls', fingerprint: TRACKER_ID.fingerprint });
+      expect(out.lines).toEqual([]);
+      expect(existsSync(knownFile())).toBe(false);
+    });
+
+    it('sends nothing past the handshake to a tracker with another certificate at a pinned address, and says why', async () => {
+      const impostor = await fake({});
+      const tracker = clientFor([impostor.address], FAST, { dataDir });
+
+      const first = tracker.request('login alice s3cret');
+      await expect(first).rejects.toThrow(TrackerUnreachableError);
+      await expect(first).rejects.toThrow(
+        `no tracker reachable (tried ${formatHostPort(impostor.address)}); ${formatHostPort(impostor.address)} ` +
+          `presented certificate ${impostor.identity.fingerprint}, not the ${TRACKER_ID.fingerprint} pinned for it`,
+      );
+      await expect(tracker.request('login alice s3cret')).rejects.toThrow(TrackerUnreachableError);
+
+      expect(impostor.tls.startTls).toBe(2);
+      expect(impostor.tls.tlsBytes).toBe(0);
+      expect(impostor.hellos).toBe(0);
+      expect(impostor.received).toEqual([]);
+      // told once for the streak, loudly, with both fingerprints
+      expect(out.lines).toEqual([
+        `WARNING: tracker ${formatHostPort(impostor.address)} presented certificate ${impostor.identity.fingerprint}, ` +
+          `but tracker_info.txt pins ${TRACKER_ID.fingerprint}. Nothing was sent to it: someone may be posing as ` +
+          `this tracker. If the tracker really has a new identity, put its new fingerprint in tracker_info.txt.`,
+      ]);
+      expect(tracker.trackerStates()[0].lastFailure).toBe(
+        `certificate mismatch: ${impostor.identity.fingerprint}, expected ${TRACKER_ID.fingerprint}`,
+      );
+      expect(existsSync(knownFile())).toBe(false);
+    });
+
+    it('passes over a tracker that fails its pin to the next one in the file', async () => {
+      const impostor = await fake({});
+      const server = await start(serve);
+      const tracker = clientFor([impostor.address, server.address]);
+
+      await expect(tracker.request('hi')).resolves.toEqual(okReply('got hi'));
+      expect(tracker.tracker).toEqual(server.address);
+      expect(impostor.tls.tlsBytes).toBe(0);
+      expect(out.lines).toHaveLength(1);
+      expect(out.lines[0]).toMatch(/^WARNING: tracker 127\.0\.0\.1:\d+ presented certificate sha256:/);
+    });
+
+    it('trusts an unpinned tracker on first use, keeps it, and refuses a changed one later', async () => {
+      const first = await fake({});
+      const name = formatHostPort(first.address);
+      const trusting = clientFor([first.address], FAST, { dataDir, trackerPins: [undefined] });
+
+      await expect(trusting.request('hi')).resolves.toEqual(okReply('got hi'));
+      await expect(trusting.request('hi again')).resolves.toEqual(okReply('got hi again'));
+      expect(out.lines).toEqual([
+        `trusting tracker ${name} on first use: ${first.identity.fingerprint} (kept in ${knownFile()})`,
+      ]);
+      expect(readFileSync(knownFile(), 'utf8')).toContain(`${name} ${first.identity.fingerprint}\n`);
+      expect(statSync(knownFile()).mode & 0o777).toBe(0o600);
+
+      // the same tracker again, from a new client: known, nothing said
+      trusting.close();
+      const again = clientFor([first.address], FAST, { dataDir, trackerPins: [undefined] });
+      await expect(again.request('hi')).resolves.toEqual(okReply('got hi'));
+      expect(out.lines).toHaveLength(1);
+      again.close();
+
+      // another key at that address
+      const { port } = first.address;
+      await first.stop();
+      servers.splice(servers.indexOf(first), 1);
+      const changed = await fake({}, port);
+      const later = clientFor([changed.address], FAST, { dataDir, trackerPins: [undefined] });
+      await expect(later.request('login alice s3cret')).rejects.toThrow(
+        `${name} presented certificate ${changed.identity.fingerprint}, not the ${first.identity.fingerprint} ` +
+          `trusted for it before`,
+      );
+      expect(changed.tls.startTls).toBe(1);
+      expect(changed.tls.tlsBytes).toBe(0);
+      expect(changed.received).toEqual([]);
+      expect(out.lines.slice(1)).toEqual([
+        `WARNING: tracker ${name} presented a different certificate (${changed.identity.fingerprint}) from the one ` +
+          `it had when first seen (${first.identity.fingerprint}, kept in ${knownFile()}). Nothing was sent to it: ` +
+          `someone may be posing as this tracker. If the tracker really has a new identity, remove its line from ` +
+          `${knownFile()} or pin the new fingerprint in the tracker info file.`,
+      ]);
+      expect(readFileSync(knownFile(), 'utf8')).toContain(`${name} ${first.identity.fingerprint}\n`);
+    });
+
+    it('passes over a tracker that speaks no TLS, saying so and naming --no-tls', async () => {
+      const plainOnly = new FakeTrackerServer(
+        (line, socket) => void socket.write(`error: unknown command '${line}'\n`),
+        false,
+        { tls: false },
+      );
+      await plainOnly.start();
+      servers.push(plainOnly);
+      const name = formatHostPort(plainOnly.address);
+
+      await expect(clientFor([plainOnly.address]).request('x')).rejects.toThrow(
+        `no tracker reachable (tried ${name}); ${name} does not speak TLS (start the client with --no-tls to use it anyway)`,
+      );
+      expect(plainOnly.received).toEqual(['STARTTLS']);
+
+      const server = await start(serve);
+      const tracker = clientFor([plainOnly.address, server.address]);
+      await expect(tracker.request('hi')).resolves.toEqual(okReply('got hi'));
+      expect(tracker.trackerStates()[0].lastFailure).toBe(
+        'does not speak TLS (start the client with --no-tls to use it anyway)',
+      );
+    });
+
+    it('speaks plain text with --no-tls', async () => {
+      const server = await start(serve);
+      const tracker = clientFor([server.address], FAST, { noTls: true, dataDir });
+
+      await expect(tracker.request('hi')).resolves.toEqual(okReply('got hi'));
+      expect(server.tls.startTls).toBe(0);
+      expect(server.hellos).toBe(1);
+      expect(server.received.map(withoutId)).toEqual(['hi']);
+      expect(tracker.security).toEqual({ kind: 'plain' });
+      expect(existsSync(knownFile())).toBe(false);
     });
   });
 });

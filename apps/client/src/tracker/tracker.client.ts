@@ -1,8 +1,18 @@
 import { LineConnectError, LineConnection, LineConnectionEnd, MAX_REPLY_LINE_BYTES } from '@app/line-client';
 import { ErrorCode, errReply, formatHostPort, HostPort, joinArgs, okReply, Reply } from '@app/protocol';
+import {
+  FingerprintMismatchError,
+  KNOWN_TRACKERS_FILE,
+  KnownTrackers,
+  StartTlsRefusedError,
+  TlsHandshakeError,
+  trackerVerifier,
+} from '@app/tls';
 import { Inject, Injectable, OnModuleDestroy, Optional } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { ClientConfigService } from '../config/client-config.service';
+import { ClientIdentityService } from '../config/client-identity.service';
 import { OUTPUT, OutputPort } from '../output/output.port';
 import {
   TrackerConnectionLostError,
@@ -22,6 +32,13 @@ export interface TrackerState {
   /** Why the last attempt to connect to it failed, when it did (cleared once it answers). */
   readonly lastFailure?: string;
 }
+
+/**
+ * How the connection to the tracker in use is protected: `tls` with the
+ * fingerprint of the certificate it presented (checked against its pin or
+ * known_trackers), or `plain` (`--no-tls`).
+ */
+export type TrackerLinkSecurity = { readonly kind: 'tls'; readonly fingerprint: string } | { readonly kind: 'plain' };
 
 /** Called with the tracker now in use; must not throw, may send requests (they queue up). */
 export type TrackerListener = (tracker: HostPort) => void;
@@ -56,6 +73,8 @@ interface Connection {
   readonly index: number;
   readonly tracker: HostPort;
   readonly line: LineConnection;
+  /** The fingerprint of the tracker's certificate; undefined on a plain (`--no-tls`) connection. */
+  readonly fingerprint: string | undefined;
   pending: Pending | undefined;
   dead: boolean;
 }
@@ -103,10 +122,18 @@ export class TrackerClient implements OnModuleDestroy {
   private waiting = 0;
   /** Per position in the tracker info file: why the last connection attempt failed. */
   private readonly failures = new Map<number, string>();
+  /**
+   * Per position in the tracker info file: why its TLS failed (a certificate other than the one expected, no
+   * STARTTLS), kept until it connects again, so an error about finding no tracker still says why.
+   */
+  private readonly tlsTrouble = new Map<number, string>();
+  /** Per position: the fingerprint whose mismatch the user was already told about (told once per streak). */
+  private readonly mismatchTold = new Map<number, string>();
 
   constructor(
     private readonly config: ClientConfigService,
     @Inject(OUTPUT) private readonly out: OutputPort,
+    private readonly identity: ClientIdentityService,
     @Optional() @Inject(TRACKER_TIMINGS) timings?: Partial<TrackerTimings>,
   ) {
     this.timings = { ...DEFAULT_TRACKER_TIMINGS, ...timings };
@@ -115,6 +142,13 @@ export class TrackerClient implements OnModuleDestroy {
   /** The tracker currently connected to, if any. */
   get tracker(): HostPort | undefined {
     return this.conn?.tracker;
+  }
+
+  /** How the connection to the tracker in use is protected; undefined when not connected. */
+  get security(): TrackerLinkSecurity | undefined {
+    if (!this.conn) return undefined;
+    const { fingerprint } = this.conn;
+    return fingerprint === undefined ? { kind: 'plain' } : { kind: 'tls', fingerprint };
   }
 
   /** Every tracker of the tracker info file in file order: which one is in use, which failed when last tried. */
@@ -255,35 +289,89 @@ export class TrackerClient implements OnModuleDestroy {
       }
       await pause(Math.min(this.timings.retryPauseMs, left), signal);
     }
-    if (from === undefined) throw new TrackerUnreachableError(trackers, this.lastRefusal);
+    if (from === undefined) throw new TrackerUnreachableError(trackers, this.whyNone());
     this.gaveUp = true;
-    throw new TrackerFailoverError(trackers);
+    throw new TrackerFailoverError(trackers, this.whyNone());
+  }
+
+  /** What made the trackers unusable beyond being down: TLS trouble in file order, then the last refusal. */
+  private whyNone(): string | undefined {
+    const reasons = [...this.tlsTrouble].sort(([a], [b]) => a - b).map(([, why]) => why);
+    if (this.lastRefusal !== undefined) reasons.push(this.lastRefusal);
+    return reasons.length > 0 ? reasons.join('; ') : undefined;
   }
 
   private async openOne(index: number, signal: AbortSignal): Promise<Connection | undefined> {
-    const { trackers, connectTimeoutMs } = this.config.get();
+    const { trackers, connectTimeoutMs, noTls } = this.config.get();
+    const tracker = trackers[index];
+    let fingerprint: string | undefined;
     try {
-      // every tracker connection speaks the extended form: framed replies, request ids, continuation lines
-      const line = await LineConnection.open(trackers[index], {
+      // every tracker connection speaks the extended form: framed replies, request ids, continuation lines; and,
+      // unless --no-tls, inside TLS with the tracker's certificate checked before the HELLO
+      const line = await LineConnection.open(tracker, {
         timeoutMs: connectTimeoutMs,
         signal,
         maxReplyLineBytes: MAX_REPLY_LINE_BYTES,
         keepAliveMs: 30_000,
         hello: true,
+        ...(noTls ? {} : { tls: this.tlsFor(index, (checked) => (fingerprint = checked)) }),
       });
       this.lastRefusal = undefined;
       this.failures.delete(index);
-      return this.attach(index, trackers[index], line);
+      this.tlsTrouble.delete(index);
+      this.mismatchTold.delete(index);
+      return this.attach(index, tracker, line, fingerprint);
     } catch (err) {
-      // a refusal (TOO_MANY_CONNECTIONS) is the answer to the HELLO: that tracker is passed over like one that is down
+      const name = formatHostPort(tracker);
+      const cause = err instanceof Error ? err.cause : undefined;
       if (err instanceof LineConnectError && err.refusal) {
-        this.lastRefusal = `${formatHostPort(trackers[index])} refused: ${err.refusal.message}`;
+        // a refusal (TOO_MANY_CONNECTIONS) answers STARTTLS or the HELLO: passed over like a tracker that is down
+        this.lastRefusal = `${name} refused: ${err.refusal.message}`;
         this.failures.set(index, `refused: ${err.refusal.message}`);
+      } else if (cause instanceof FingerprintMismatchError) {
+        // loud, once per streak: nothing was sent to it, and the next tracker is tried
+        if (this.mismatchTold.get(index) !== cause.actual) {
+          this.mismatchTold.set(index, cause.actual);
+          this.out.line(cause.message.startsWith('WARNING') ? cause.message : `WARNING: ${cause.message}`);
+        }
+        const why = `${name} presented certificate ${cause.actual}, not the ${cause.expected} ${
+          cause.source === 'pinned' ? 'pinned for it' : 'trusted for it before'
+        }`;
+        this.tlsTrouble.set(index, why);
+        this.failures.set(index, `certificate mismatch: ${cause.actual}, expected ${cause.expected}`);
+      } else if (cause instanceof StartTlsRefusedError) {
+        const why = `${name} does not speak TLS (start the client with --no-tls to use it anyway)`;
+        this.tlsTrouble.set(index, why);
+        this.failures.set(index, 'does not speak TLS (start the client with --no-tls to use it anyway)');
+      } else if (cause instanceof TlsHandshakeError) {
+        this.tlsTrouble.set(index, `${name}: ${cause.message}`);
+        this.failures.set(index, cause.message);
       } else {
         this.failures.set(index, failureText(err));
       }
       return undefined;
     }
+  }
+
+  /**
+   * The TLS options for the tracker at `index`: our identity (the tracker records its fingerprint for our seeds)
+   * and the check of its certificate against its pin in the tracker info file, else against known_trackers
+   * (trusting, and saying so once, the first fingerprint seen). `checked` hears the fingerprint that passed.
+   */
+  private tlsFor(index: number, checked: (fingerprint: string) => void) {
+    const { trackers, trackerPins, trackerInfoFile, dataDir } = this.config.get();
+    const name = formatHostPort(trackers[index]);
+    const known = new KnownTrackers(join(dataDir, KNOWN_TRACKERS_FILE));
+    const verify = trackerVerifier(name, trackerPins?.[index], known, trackerInfoFile, (fingerprint) =>
+      this.out.line(`trusting tracker ${name} on first use: ${fingerprint} (kept in ${known.file})`),
+    );
+    return {
+      identity: this.identity.get(),
+      verify: (fingerprint: string) => {
+        verify(fingerprint);
+        checked(fingerprint);
+      },
+    };
   }
 
   /** Takes the session up on a new connection, if there is one to take up. */
@@ -377,8 +465,8 @@ export class TrackerClient implements OnModuleDestroy {
     }, pending.timeoutMs);
   }
 
-  private attach(index: number, tracker: HostPort, line: LineConnection): Connection {
-    const conn: Connection = { index, tracker, line, pending: undefined, dead: false };
+  private attach(index: number, tracker: HostPort, line: LineConnection, fingerprint?: string): Connection {
+    const conn: Connection = { index, tracker, line, fingerprint, pending: undefined, dead: false };
     line.onData(() => {
       if (conn.pending) this.arm(conn, conn.pending);
     });

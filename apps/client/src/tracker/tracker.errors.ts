@@ -3,7 +3,10 @@ import { formatHostPort, HostPort } from '@app/protocol';
 /** No tracker in the file accepted a connection (at start-up, before any tracker was in use). */
 export class TrackerUnreachableError extends Error {
   override readonly name = 'TrackerUnreachableError';
-  /** `refusal`: why the last tracker that answered turned the connection down (e.g. too many connections). */
+  /**
+   * `refusal`: why trackers that answered were unusable: a certificate other than the one expected, no TLS, or the
+   * refusal of the last one that turned the connection down (e.g. too many connections).
+   */
   constructor(
     readonly tried: readonly HostPort[],
     refusal?: string,
@@ -26,8 +29,14 @@ export class TrackerConnectionLostError extends Error {
 /** The tracker in use went away and no tracker in the file answered during the failover window. */
 export class TrackerFailoverError extends Error {
   override readonly name = 'TrackerFailoverError';
-  constructor(readonly tried: readonly HostPort[]) {
-    super(`lost connection to every tracker (tried ${tried.map(formatHostPort).join(', ')})`);
+  /** `reason`: what made a tracker that answered unusable (a certificate other than its pin, no TLS). */
+  constructor(
+    readonly tried: readonly HostPort[],
+    reason?: string,
+  ) {
+    super(
+      `lost connection to every tracker (tried ${tried.map(formatHostPort).join(', ')})${reason ? `; ${reason}` : ''}`,
+    );
   }
 }
 

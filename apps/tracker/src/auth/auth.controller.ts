@@ -1,11 +1,12 @@
 import { Cmd, CreateUserCmd, LoginCmd, okReply, OkReply, ResumeCmd } from '@app/protocol';
-import { Controller, Logger } from '@nestjs/common';
+import { Controller, Logger, UseGuards } from '@nestjs/common';
 import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { CapabilitySigner } from '../capability/capability.signer';
 import { Replicated } from '../sync/replicated.decorator';
 import { PeerContext } from '../transport/peer.context';
 import { TransportEvent } from '../transport/transport.events';
 import { AuthService } from './auth.service';
+import { RequireTlsGuard } from './require-tls.guard';
 
 @Controller()
 export class AuthController {
@@ -17,6 +18,7 @@ export class AuthController {
   ) {}
 
   @MessagePattern(Cmd.CreateUser)
+  @UseGuards(RequireTlsGuard)
   @Replicated()
   async createUser(@Payload() cmd: CreateUserCmd, @Ctx() ctx: PeerContext): Promise<OkReply> {
     await this.auth.createUser(cmd.userId, cmd.password, ctx.remoteHost);
@@ -26,6 +28,7 @@ export class AuthController {
 
   /** The reply carries the session token and the public key capabilities are signed with (the same on every tracker). */
   @MessagePattern(Cmd.Login)
+  @UseGuards(RequireTlsGuard)
   @Replicated()
   async login(@Payload() cmd: LoginCmd, @Ctx() ctx: PeerContext): Promise<OkReply> {
     const token = await this.auth.login(ctx, cmd.userId, cmd.password);
@@ -39,6 +42,7 @@ export class AuthController {
   }
 
   @MessagePattern(Cmd.Resume)
+  @UseGuards(RequireTlsGuard)
   resume(@Payload() cmd: ResumeCmd, @Ctx() ctx: PeerContext): OkReply {
     const userId = this.auth.resume(ctx, cmd.sessionToken);
     this.logger.log({ message: `${userId} resumed a session`, user: userId, address: ctx.remoteAddress });

@@ -1,4 +1,4 @@
-import { ErrorCode } from '@app/protocol';
+import { ErrorCode, TLS_REQUIRED_MESSAGE } from '@app/protocol';
 import { DomainError } from '../common/domain.error';
 
 export class UserExistsError extends DomainError {
@@ -36,5 +36,11 @@ export class UnknownSessionError extends DomainError {
 export class SessionExpiredError extends DomainError {
   constructor() {
     super(ErrorCode.SessionExpired, 'that session has expired; log in again');
+  }
+}
+/** `login`, `resume` or `create_user` on a connection that did not begin with STARTTLS, under `--require-tls`. */
+export class TlsRequiredError extends DomainError {
+  constructor() {
+    super(ErrorCode.TlsRequired, TLS_REQUIRED_MESSAGE);
   }
 }

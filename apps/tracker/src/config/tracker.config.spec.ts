@@ -83,6 +83,40 @@ describe(parseTrackerArgs.name, () => {
     );
   });
 
+  describe('--require-tls and --print-fingerprint', () => {
+    const parse = (argv: string[], env: Record<string, string> = {}) =>
+      parseTrackerArgs(['info.txt', '1', ...argv], files(), env);
+
+    it('are off by default and absent from the config', () => {
+      const config = parse([]);
+      expect(config.requireTls).toBeUndefined();
+      expect(config.printFingerprint).toBeUndefined();
+    });
+
+    it('turn on with their flags', () => {
+      expect(parse(['--require-tls']).requireTls).toBe(true);
+      expect(parse(['--print-fingerprint']).printFingerprint).toBe(true);
+    });
+
+    it.each([
+      ['1', true],
+      ['true', true],
+      ['YES', true],
+      ['0', undefined],
+      ['false', undefined],
+      ['', undefined],
+    ])('reads TRACKER_REQUIRE_TLS=%s', (text, expected) => {
+      expect(parse([], { TRACKER_REQUIRE_TLS: text }).requireTls).toBe(expected);
+    });
+
+    it('lets the flag win over TRACKER_REQUIRE_TLS=0, and refuses a value it cannot read', () => {
+      expect(parse(['--require-tls'], { TRACKER_REQUIRE_TLS: '0' }).requireTls).toBe(true);
+      expect(() => parse([], { TRACKER_REQUIRE_TLS: 'maybe' })).toThrow(
+        new ConfigError("TRACKER_REQUIRE_TLS must be 1, true or yes (or 0, false, no), not 'maybe'"),
+      );
+    });
+  });
+
   describe('--capability-ttl', () => {
     it.each([
       ['500ms', 500],

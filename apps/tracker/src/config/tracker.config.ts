@@ -1,4 +1,11 @@
-import { HostPort, parseBytes, parseDuration, parseHostPort, parseTrackerInfoEntries, tryParseDuration } from '@app/protocol';
+import {
+  HostPort,
+  parseBytes,
+  parseDuration,
+  parseHostPort,
+  parseTrackerInfoEntries,
+  tryParseDuration,
+} from '@app/protocol';
 import { resolve } from 'node:path';
 import { TRACKER_LOG_LEVELS, TrackerLogLevel } from '../logging/tracker.logger';
 
@@ -39,6 +46,8 @@ export interface TrackerConfig {
   readonly logFormat?: 'json' | 'text';
   /** `--require-tls`: plain-text logins (`login`, `resume`, `create_user` outside TLS) are refused. */
   readonly requireTls?: boolean;
+  /** `--print-fingerprint`: print the identity's fingerprint (making the identity if missing) and exit. */
+  readonly printFingerprint?: boolean;
 }
 
 /** Connection, buffering and login limits; README "Limits" says what happens past each. */
@@ -133,7 +142,17 @@ export const TRACKER_USAGE =
   ' [--max-line BYTES] [--max-buffered BYTES] [--max-pending BYTES] [--max-upload-line BYTES] [--max-scrypt N] [--max-scrypt-queue N]' +
   ' [--max-scrypt-per-ip N] [--login-backoff-after N] [--login-backoff-max DURATION]' +
   ' [--session-idle DURATION] [--session-max-age DURATION] [--capability-ttl DURATION] [--compact-after N] [--compact-offline-after DURATION]' +
-  ' [--http-port PORT]';
+  ' [--http-port PORT] [--require-tls] [--print-fingerprint]';
+
+/** The environment equivalent of `--require-tls`: `1`, `true` or `yes` (`0`, `false`, `no` or empty: off). */
+export const ENV_REQUIRE_TLS = 'TRACKER_REQUIRE_TLS';
+
+function parseSwitch(text: string, source: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (['1', 'true', 'yes'].includes(value)) return true;
+  if (['', '0', 'false', 'no'].includes(value)) return false;
+  throw new ConfigError(`${source} must be 1, true or yes (or 0, false, no), not '${text}'`);
+}
 
 /** The environment equivalent of `--http-port` (the flag wins). */
 export const ENV_HTTP_PORT = 'TRACKER_HTTP_PORT';
@@ -166,6 +185,9 @@ Options (a flag wins over its environment variable):
   --session-idle, --session-max-age, --capability-ttl DURATION (30s, 5m, 2h, 7d)
   --compact-after N, --compact-offline-after DURATION
   --http-port PORT           serve /healthz and /metrics on this port (default none)  env TRACKER_HTTP_PORT
+  --require-tls              refuse login, resume and create_user outside TLS          env TRACKER_REQUIRE_TLS=1
+  --print-fingerprint        print this tracker's certificate fingerprint (sha256:...), making its identity
+                             in the data dir if missing, and exit
   --max-conns-per-ip N, --max-conns N, --idle-timeout-login DURATION, --idle-timeout DURATION,
   --max-line BYTES, --max-buffered BYTES, --max-pending BYTES, --max-upload-line BYTES, --max-scrypt N,
   --max-scrypt-queue N, --max-scrypt-per-ip N, --login-backoff-after N, --login-backoff-max DURATION
@@ -173,8 +195,9 @@ Options (a flag wins over its environment variable):
   -V, --version              print the version and exit
 
 Logs: one line per event on stdout (errors on stderr); JSON lines unless both are a terminal; no colour
-with NO_COLOR set. Exit status: 0 for --help and --version, 2 for bad arguments, 1 when it cannot start
-(port taken, newer database); on SIGINT or SIGTERM it closes cleanly and ends by that signal (130, 143).`;
+with NO_COLOR set. Exit status: 0 for --help, --version and --print-fingerprint, 2 for bad arguments or an
+unusable identity (identity.key readable by others, half an identity), 1 when it cannot start (port taken,
+newer database); on SIGINT or SIGTERM it closes cleanly and ends by that signal (130, 143).`;
 
 /** `--help`/`-h` or `--version`/`-V` anywhere in argv (the first one wins); undefined when neither. */
 export function infoRequest(argv: readonly string[]): 'help' | 'version' | undefined {
@@ -217,6 +240,8 @@ export function parseTrackerArgs(
   let capabilityTtlMs = DEFAULT_CAPABILITY_TTL_MS;
   let compactAfterOps: number | undefined;
   let compactOfflineAfterMs: number | undefined;
+  let requireTls = parseSwitch(env[ENV_REQUIRE_TLS] ?? '', ENV_REQUIRE_TLS);
+  let printFingerprint = false;
   let httpPort = env[ENV_HTTP_PORT]?.trim() ? parseHttpPort(env[ENV_HTTP_PORT]?.trim(), ENV_HTTP_PORT) : undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -272,6 +297,10 @@ export function parseTrackerArgs(
       if (logFormat !== 'json' && logFormat !== 'text') {
         throw new ConfigError(`--log-format needs json or text; ${TRACKER_USAGE}`);
       }
+    } else if (arg === '--require-tls') {
+      requireTls = true;
+    } else if (arg === '--print-fingerprint') {
+      printFingerprint = true;
     } else if (arg === '--data-dir') {
       dataDir = argv[++i];
       if (!dataDir) throw new ConfigError(`--data-dir needs a directory; ${TRACKER_USAGE}`);
@@ -337,6 +366,8 @@ export function parseTrackerArgs(
     ...(httpPort !== undefined && { httpPort }),
     logLevel,
     ...(logFormat !== undefined && { logFormat }),
+    ...(requireTls && { requireTls }),
+    ...(printFingerprint && { printFingerprint }),
   };
 }
 

@@ -309,6 +309,8 @@ describe(FilesController.name, () => {
         'partial_seeder_hosts:',
         'partial_seeder_ports:',
         'partial_seeder_file_paths:',
+        'seeder_fingerprints:-,-',
+        'partial_seeder_fingerprints:',
       ]);
       expect(reply.lines[3]).toBeInstanceOf(DigestsLine); // written in pieces, never built whole
     });
@@ -415,6 +417,8 @@ describe(FilesController.name, () => {
         'partial_seeder_hosts',
         'partial_seeder_ports',
         'partial_seeder_file_paths',
+        'seeder_fingerprints',
+        'partial_seeder_fingerprints',
       ]);
       const lists = parseSeederLists(reply.lines);
       expect(lists.fileHash).toBe(sha1('report'));

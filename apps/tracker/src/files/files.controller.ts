@@ -155,6 +155,8 @@ export class FilesController {
       connectionId: ctx.connectionId,
       address: this.seederAddress.resolve(myPort, ctx.remoteAddress),
       seedForm: !ctx.extended,
+      // the certificate this member's client presented on this connection: downloaders accept only it from its seeder
+      ...(ctx.extended && ctx.tls?.peerFingerprint && { fingerprint: ctx.tls.peerFingerprint }),
     };
   }
 }

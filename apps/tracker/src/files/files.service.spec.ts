@@ -423,6 +423,8 @@ describe(FilesService.name, () => {
         'partial_seeder_hosts:',
         'partial_seeder_ports:',
         'partial_seeder_file_paths:',
+        'seeder_fingerprints:-',
+        'partial_seeder_fingerprints:',
       ]);
       expect(lines[6]).toMatch(/^seeder_file_paths:[A-Za-z0-9_-]{100,}$/);
       expect(lines.join('\n')).not.toContain('/a/');
@@ -520,6 +522,8 @@ describe(FilesService.name, () => {
         'partial_seeder_hosts:',
         'partial_seeder_ports:',
         'partial_seeder_file_paths:',
+        'seeder_fingerprints:',
+        'partial_seeder_fingerprints:',
       ]);
     });
 

@@ -247,13 +247,24 @@ export class FilesService {
         seeders.push({ userId: s.userId, address: online.address, capability: s.filePath, seedForm: true });
         continue;
       }
-      seeders.push({ userId: s.userId, address: online.address, capability: capability(s.userId) });
+      seeders.push({
+        userId: s.userId,
+        address: online.address,
+        capability: capability(s.userId),
+        ...(online.fingerprint && { fingerprint: online.fingerprint }),
+      });
     }
     const full = new Set(seeders.map((s) => s.userId));
     const partialSeeders = this.presence
       .partialSeeders(groupId, fileName)
       .filter((p) => !full.has(p.userId) && p.userId !== userId)
-      .map((p) => ({ userId: p.userId, address: p.address, capability: capability(p.userId), partial: true }));
+      .map((p) => ({
+        userId: p.userId,
+        address: p.address,
+        capability: capability(p.userId),
+        partial: true,
+        ...(p.fingerprint && { fingerprint: p.fingerprint }),
+      }));
     return { seeders, partialSeeders };
   }
 

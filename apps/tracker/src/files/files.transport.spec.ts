@@ -103,9 +103,9 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `"big file.bin" size=${1500 * CHUNK_SIZE} seeders=1`,
     ]);
-    const [head, ...body] = await bob.request('download_file g1 "big file.bin" /tmp/out', 14);
+    const [head, ...body] = await bob.request('download_file g1 "big file.bin" /tmp/out', 16);
     expect(head).toBe(
-      `OK 13 big file.bin: ${1500 * CHUNK_SIZE} bytes, 1 online seeder`.replace('big file.bin', '"big file.bin"'),
+      `OK 15 big file.bin: ${1500 * CHUNK_SIZE} bytes, 1 online seeder`.replace('big file.bin', '"big file.bin"'),
     );
     const meta = parseFileMetadata(body);
     expect(meta).toEqual({
@@ -166,7 +166,7 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `f.bin size=${2 * CHUNK_SIZE} seeders=1`,
     ]);
-    const [, ...body] = await bob.request('download_file g1 f.bin', 14);
+    const [, ...body] = await bob.request('download_file g1 f.bin', 16);
     expect(parseFileMetadata(body).seeders.map((s) => s.userId)).toEqual(['bob']);
 
     expect(await bob.request('leave_group g1')).toEqual(['OK 0 left group g1']);
@@ -198,8 +198,8 @@ describe('files over the wire', () => {
       'OK 1 1 file in group g1',
       `f.bin size=${3 * CHUNK_SIZE} seeders=0`,
     ]);
-    const [head, ...body] = await conn.request('download_file g1 f.bin', 14);
-    expect(head).toBe(`OK 13 f.bin: ${3 * CHUNK_SIZE} bytes, 0 online seeders`);
+    const [head, ...body] = await conn.request('download_file g1 f.bin', 16);
+    expect(head).toBe(`OK 15 f.bin: ${3 * CHUNK_SIZE} bytes, 0 online seeders`);
     expect(parseFileMetadata(body).chunkHashes).toEqual(chunkList(3, '/a/f.bin'));
   });
 
@@ -287,8 +287,8 @@ describe('files over the wire', () => {
     raw.resume();
     raw.write('download_file g1 huge.iso\n');
     await received;
-    const [head, ...body] = chunks.join('').split('\n').slice(0, 14);
-    expect(head).toBe(`OK 13 huge.iso: ${200_000 * CHUNK_SIZE} bytes, 1 online seeder`);
+    const [head, ...body] = chunks.join('').split('\n').slice(0, 16);
+    expect(head).toBe(`OK 15 huge.iso: ${200_000 * CHUNK_SIZE} bytes, 1 online seeder`);
     expect(parseFileMetadata(body).chunkHashes).toHaveLength(200_000);
   }, 30_000);
 
@@ -306,13 +306,15 @@ describe('files over the wire', () => {
     expect(await bob.request('partial_seeder g1 f.bin 7654')).toEqual([
       'OK 0 serving the chunks you hold of f.bin in group g1',
     ]);
-    const [head, ...body] = await alice.request('download_file g1 f.bin', 14);
-    expect(head).toBe(`OK 13 f.bin: ${2 * CHUNK_SIZE} bytes, 1 online seeder`);
+    const [head, ...body] = await alice.request('download_file g1 f.bin', 16);
+    expect(head).toBe(`OK 15 f.bin: ${2 * CHUNK_SIZE} bytes, 1 online seeder`);
     expect(body.slice(9)).toEqual([
       'partial_seeders:bob',
       'partial_seeder_hosts:127.0.0.1',
       'partial_seeder_ports:7654',
       expect.stringMatching(/^partial_seeder_file_paths:[A-Za-z0-9_-]{100,}$/),
+      'seeder_fingerprints:-', // both came over plain connections
+      'partial_seeder_fingerprints:-',
     ]);
 
     const seven = await carol.request('download_file g1 f.bin', 7);
@@ -339,7 +341,7 @@ describe('files over the wire', () => {
     bob.destroy(); // the partial seeder's session ends with its connection
     await waitUntil(
       async () =>
-        (await alice.request('list_seeders g1 f.bin', 11))[0] === 'OK 10 f.bin: 1 online seeder, 0 partial seeders',
+        (await alice.request('list_seeders g1 f.bin', 13))[0] === 'OK 12 f.bin: 1 online seeder, 0 partial seeders',
       'bob gone from the partial seeders',
     );
   });

@@ -53,6 +53,48 @@ describe(PresenceService.name, () => {
 
   const partialUsers = (g = 'g1', f = 'f') => presence.partialSeeders(g, f).map((p) => p.userId);
 
+  describe('fingerprints', () => {
+    const fpA = `sha256:${'a'.repeat(64)}`;
+    const fpB = `sha256:${'b'.repeat(64)}`;
+    const withFp = (a: Announcer, fingerprint: string): Announcer => ({ ...a, fingerprint });
+
+    it('keeps the fingerprint of the announcing connection with a full and a partial seeder, and pushes it', () => {
+      presence.announceFull(withFp(as('alice', 1, 7001), fpA), 'g1', 'f', '/a/f');
+      presence.announcePartial(withFp(as('bob', 2, 7002), fpB), 'g1', 'f');
+      presence.announceFull(as('carol', 3, 7003), 'g1', 'f', '/c/f'); // a plain connection: none
+      expect(presence.fullSeeder('g1', 'f', 'alice')).toEqual({ address: at(7001), seedForm: false, fingerprint: fpA });
+      expect(presence.fullSeeder('g1', 'f', 'carol')).toEqual({ address: at(7003), seedForm: false });
+      expect(presence.partialSeeders('g1', 'f')).toEqual([{ userId: 'bob', address: at(7002), fingerprint: fpB }]);
+      expect(sync.pushed.map((c) => (c.on ? c.entry.fingerprint : 'off'))).toEqual([fpA, fpB, undefined]);
+      expect(sync.localPresence().map((e) => e.fingerprint)).toEqual([fpA, undefined, fpB]);
+    });
+
+    it('gives a seed-form seeder none, and takes the one of the connection that announced last', () => {
+      presence.announceFull(withFp(as('alice', 1, 7001, true), fpA), 'g1', 'f', '/a/f');
+      expect(presence.fullSeeder('g1', 'f', 'alice')).toEqual({ address: at(7001), seedForm: true });
+      presence.announceFull(withFp(as('alice', 2, 7001), fpB), 'g1', 'f', '/a/f'); // after a resume elsewhere
+      expect(presence.fullSeeder('g1', 'f', 'alice')?.fingerprint).toBe(fpB);
+    });
+
+    it("lists other trackers' seeders with the fingerprint their presence line carried, or none", () => {
+      const entry = { address: '10.0.0.1:7001', groupId: 'g1', fileName: 'f', filePath: '/a/f' };
+      sync.fromTracker(2, {
+        on: true,
+        entry: { ...entry, userId: 'alice', form: SeederForm.Extended, fingerprint: fpA },
+      });
+      sync.fromTracker(2, { on: true, entry: { ...entry, userId: 'bob', form: SeederForm.Extended } });
+      sync.fromTracker(2, { on: true, entry: { ...entry, userId: 'old', form: SeederForm.Seed, fingerprint: fpB } });
+      sync.fromTracker(2, {
+        on: true,
+        entry: { ...entry, userId: 'dan', filePath: '', form: SeederForm.Extended, partial: true, fingerprint: fpB },
+      });
+      expect(presence.fullSeeder('g1', 'f', 'alice')?.fingerprint).toBe(fpA);
+      expect(presence.fullSeeder('g1', 'f', 'bob')?.fingerprint).toBeUndefined();
+      expect(presence.fullSeeder('g1', 'f', 'old')?.fingerprint).toBeUndefined();
+      expect(presence.partialSeeders('g1', 'f')).toEqual([{ userId: 'dan', address: at(7001), fingerprint: fpB }]);
+    });
+  });
+
   describe('full seeders', () => {
     it('knows where and in which form an announcer serves a file, and counts it', () => {
       presence.announceFull(as('alice', 1, 7001), 'g1', 'f', '/a/f');

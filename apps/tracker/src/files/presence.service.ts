@@ -9,18 +9,22 @@ export interface Announcer {
   readonly address: HostPort;
   /** True when the session's connection speaks the seed form (no HELLO): the client then serves paths, not capabilities. */
   readonly seedForm?: boolean;
+  /** The fingerprint of the TLS client certificate of the announcing connection; none over a plain one. */
+  readonly fingerprint?: string;
 }
 
-/** Where an online full seeder serves a file, and in which form. */
+/** Where an online full seeder serves a file, in which form, and the certificate it presented (if any). */
 export interface OnlineSeeder {
   readonly address: HostPort;
   readonly seedForm: boolean;
+  readonly fingerprint?: string;
 }
 
 /** A member downloading a file that serves the chunks it holds so far (always of this project's form). */
 export interface PartialPresence {
   readonly userId: string;
   readonly address: HostPort;
+  readonly fingerprint?: string;
 }
 
 /** One announcement of this tracker's sessions, as the files module checks it after a replay. */
@@ -59,6 +63,8 @@ interface AnnouncingSession {
   address: HostPort;
   /** The form of the session's connection: a seed-form seeder is listed with its path and as `seed`. */
   seedForm: boolean;
+  /** The fingerprint of the announcing connection's client certificate, as last announced on this session. */
+  fingerprint: string | undefined;
   /** Keys (`fileKey`) of the files this session seeds whole, with the path each was registered with. */
   readonly files: Map<string, string>;
   /** Keys of the files this session downloads and serves in part. */
@@ -88,7 +94,7 @@ export class PresenceService {
 
   /** Presence reported by other trackers: tracker -> fileKey -> userId -> where and what. */
   private readonly remote = new Map<number, ByFile<RemoteSeeder>>();
-  private readonly remotePartial = new Map<number, ByFile<HostPort>>();
+  private readonly remotePartial = new Map<number, ByFile<Omit<PartialPresence, 'userId'>>>();
 
   constructor(private readonly sync: SyncService) {
     sync.addPresenceSource(() => this.localEntries());
@@ -112,6 +118,7 @@ export class PresenceService {
         fileName,
         filePath,
         form: formOf(session),
+        ...(session.fingerprint && { fingerprint: session.fingerprint }),
       },
     });
   }
@@ -123,7 +130,7 @@ export class PresenceService {
     session.partial.add(key);
     const previous = this.claim(this.partial, key, by);
     if (previous !== undefined) this.sessions.get(previous)?.partial.delete(key);
-    this.sync.presenceChanged({ on: true, entry: partialEntry(by.userId, by.address, groupId, fileName) });
+    this.sync.presenceChanged({ on: true, entry: partialEntry(by.userId, session, groupId, fileName) });
   }
 
   /** The user no longer seeds the whole file here (`stop_share`, left the group, gone after a replay). */
@@ -197,10 +204,10 @@ export class PresenceService {
     const key = fileKey(groupId, fileName);
     const connectionId = this.online.get(key)?.get(userId);
     const session = connectionId === undefined ? undefined : this.sessions.get(connectionId);
-    if (session) return { address: session.address, seedForm: session.seedForm };
+    if (session) return onlineSeeder(session);
     for (const byFile of this.remote.values()) {
       const seeder = byFile.get(key)?.get(userId);
-      if (seeder) return { address: seeder.address, seedForm: seeder.seedForm };
+      if (seeder) return onlineSeeder(seeder);
     }
     return undefined;
   }
@@ -216,17 +223,20 @@ export class PresenceService {
   /** The partial seeders of the file, on any tracker, once each (this tracker's session first), by user id. */
   partialSeeders(groupId: string, fileName: string): PartialPresence[] {
     const key = fileKey(groupId, fileName);
-    const found = new Map<string, HostPort>();
+    const found = new Map<string, Omit<PartialPresence, 'userId'>>();
     for (const [userId, connectionId] of this.partial.get(key) ?? []) {
       const session = this.sessions.get(connectionId);
-      if (session) found.set(userId, session.address);
+      if (session) {
+        found.set(userId, {
+          address: session.address,
+          ...(session.fingerprint && { fingerprint: session.fingerprint }),
+        });
+      }
     }
     for (const byFile of this.remotePartial.values()) {
-      for (const [userId, address] of byFile.get(key) ?? []) if (!found.has(userId)) found.set(userId, address);
+      for (const [userId, where] of byFile.get(key) ?? []) if (!found.has(userId)) found.set(userId, where);
     }
-    return [...found]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([userId, address]) => ({ userId, address }));
+    return [...found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([userId, where]) => ({ userId, ...where }));
   }
 
   /** Whole files announced by this tracker's sessions. */
@@ -258,11 +268,20 @@ export class PresenceService {
     let session = this.sessions.get(by.connectionId);
     if (!session || session.userId !== by.userId) {
       if (session) this.sessionEnded(by.connectionId);
-      session = { userId: by.userId, address: by.address, seedForm: false, files: new Map(), partial: new Set() };
+      session = {
+        userId: by.userId,
+        address: by.address,
+        seedForm: false,
+        fingerprint: undefined,
+        files: new Map(),
+        partial: new Set(),
+      };
       this.sessions.set(by.connectionId, session);
     }
     session.address = by.address;
     session.seedForm = by.seedForm === true;
+    // a seed-form seeder is always spoken to in clear: it has no fingerprint to check
+    session.fingerprint = session.seedForm ? undefined : by.fingerprint;
     return session;
   }
 
@@ -299,14 +318,23 @@ export class PresenceService {
         if (!session) continue;
         const filePath = session.files.get(key) ?? '';
         const address = formatHostPort(session.address);
-        entries.push({ userId, address, groupId, fileName, filePath, form: formOf(session) });
+        const fingerprint = session.fingerprint;
+        entries.push({
+          userId,
+          address,
+          groupId,
+          fileName,
+          filePath,
+          form: formOf(session),
+          ...(fingerprint && { fingerprint }),
+        });
       }
     }
     for (const [key, users] of this.partial) {
       const [groupId, fileName] = splitKey(key);
       for (const [userId, connectionId] of users) {
         const session = this.sessions.get(connectionId);
-        if (session) entries.push(partialEntry(userId, session.address, groupId, fileName));
+        if (session) entries.push(partialEntry(userId, session, groupId, fileName));
       }
     }
     return entries;
@@ -333,25 +361,40 @@ export class PresenceService {
     if (!address) return;
     let users = byFile.get(key);
     if (!users) byFile.set(key, (users = new Map<string, unknown>()));
+    const on = change.entry;
+    const seedForm = !on.partial && on.form === SeederForm.Seed;
+    const fingerprint = seedForm ? undefined : on.fingerprint;
     users.set(
-      entry.userId,
-      change.entry.partial
-        ? address
-        : { address, filePath: change.entry.filePath, seedForm: change.entry.form === SeederForm.Seed },
+      on.userId,
+      on.partial
+        ? { address, ...(fingerprint && { fingerprint }) }
+        : { address, filePath: on.filePath, seedForm, ...(fingerprint && { fingerprint }) },
     );
   }
 }
 
 const formOf = (session: AnnouncingSession): SeederForm => (session.seedForm ? SeederForm.Seed : SeederForm.Extended);
 
-const partialEntry = (userId: string, address: HostPort, groupId: string, fileName: string): PresenceEntry => ({
+const partialEntry = (
+  userId: string,
+  session: Pick<AnnouncingSession, 'address' | 'fingerprint'>,
+  groupId: string,
+  fileName: string,
+): PresenceEntry => ({
   userId,
-  address: formatHostPort(address),
+  address: formatHostPort(session.address),
   groupId,
   fileName,
   filePath: '',
   form: SeederForm.Extended,
+  ...(session.fingerprint && { fingerprint: session.fingerprint }),
   partial: true,
+});
+
+const onlineSeeder = (s: { address: HostPort; seedForm: boolean; fingerprint?: string }): OnlineSeeder => ({
+  address: s.address,
+  seedForm: s.seedForm,
+  ...(s.fingerprint && { fingerprint: s.fingerprint }),
 });
 
 function announcements(map: Map<string, Map<string, number>>): LocalAnnouncement[] {

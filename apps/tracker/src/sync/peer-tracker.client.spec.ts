@@ -2,7 +2,11 @@ import { OpKind, SeederForm } from '@app/protocol';
 import { INestMicroservice, Logger } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
+import { acceptTls, Identity, loadOrCreateIdentity, peerFingerprint, serverContext, sniffStartTls } from '@app/tls';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   inMemoryStores,
   keyValueState,
@@ -10,6 +14,7 @@ import {
   syncTestingProviders,
   TEST_CLUSTER_KEY,
 } from '../testing/sync-testing';
+import { testIdentity } from '../testing/test-identity';
 import { PassThroughExceptionFilter } from '../transport/pass-through.filter';
 import { TextLineServer } from '../transport/text-line.server';
 import { DEFAULT_LINK_TIMINGS, PeerLinkTimings, PeerTrackerClient, presenceLine } from './peer-tracker.client';
@@ -47,36 +52,60 @@ async function listener(key: Buffer): Promise<{ app: INestMicroservice; sync: Sy
     .overrideProvider(CLUSTER_KEY)
     .useValue(key)
     .compile();
-  const server = new TextLineServer({ host: '127.0.0.1', port: 0 });
+  const server = new TextLineServer({ host: '127.0.0.1', port: 0, identity: testIdentity('p2p-share tracker 2') });
   const app = moduleRef.createNestMicroservice({ strategy: server, logger: false });
   await app.listen();
   return { app, sync: moduleRef.get(SyncService), port: server.address().port };
 }
 
-/** A process at a tracker's address that does not hold the key: records what it was sent, answers as told. */
+/**
+ * A process at a tracker's address that does not hold the key: records what it was sent, answers as told. With
+ * an identity it takes STARTTLS (asking for the dialer's certificate, kept in `clientFingerprints`) and records
+ * and answers the lines inside TLS; without one it speaks plain text only.
+ */
 class FakeListener {
   readonly received: string[] = [];
   readonly connectedAt: number[] = [];
   readonly sockets: Socket[] = [];
+  readonly clientFingerprints: (string | undefined)[] = [];
   closed = 0;
   private readonly server: Server;
 
-  constructor(answer: ((line: string, socket: Socket) => void) | undefined) {
+  constructor(
+    answer: ((line: string, socket: Socket) => void) | undefined,
+    private readonly identity?: Identity,
+  ) {
     this.server = createServer((socket) => {
       this.connectedAt.push(Date.now());
       this.sockets.push(socket);
       socket.on('close', () => this.closed++);
       socket.on('error', () => undefined);
-      let buffer = '';
-      socket.setEncoding('utf8').on('data', (text: string) => {
-        buffer += text;
-        const lines = buffer.split('\n');
-        buffer = lines.pop()!;
-        for (const line of lines) {
-          this.received.push(line);
-          answer?.(line, socket);
-        }
+      if (!this.identity) return this.readLines(socket, answer);
+      void sniffStartTls(socket).then(async (first) => {
+        if (first.kind !== 'starttls') return socket.destroy();
+        const secure = await acceptTls(socket, {
+          context: serverContext(this.identity!),
+          requestCert: true,
+          timeoutMs: 2000,
+        }).catch(() => undefined);
+        if (!secure) return;
+        this.clientFingerprints.push(peerFingerprint(secure));
+        secure.on('error', () => undefined);
+        this.readLines(secure, answer);
       });
+    });
+  }
+
+  private readLines(socket: Socket, answer: ((line: string, socket: Socket) => void) | undefined): void {
+    let buffer = '';
+    socket.setEncoding('utf8').on('data', (text: string) => {
+      buffer += text;
+      const lines = buffer.split('\n');
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        this.received.push(line);
+        answer?.(line, socket);
+      }
     });
   }
 
@@ -95,8 +124,22 @@ class FakeListener {
 describe(PeerTrackerClient.name, () => {
   const cleanup: (() => Promise<unknown>)[] = [];
   let logger: { log: jest.Mock; warn: jest.Mock };
+  let dir: string;
+  /** Tracker 1's identity (the dialer's), and two others a listener may present. */
+  let mine: Identity;
+  let theirs: Identity;
+  let impostor: Identity;
   /** The message of the first warning logged (an event with fields: its `message`). */
   const firstWarning = (): string => (logger.warn.mock.calls as [{ message: string }][])[0][0].message;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'peer-link-'));
+    mine = loadOrCreateIdentity(join(dir, '1'), 'p2p-share tracker 1');
+    theirs = loadOrCreateIdentity(join(dir, '2'), 'p2p-share tracker 2');
+    impostor = loadOrCreateIdentity(join(dir, 'x'), 'p2p-share tracker 2');
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   beforeEach(() => {
     logger = { log: jest.fn(), warn: jest.fn() };
@@ -106,13 +149,33 @@ describe(PeerTrackerClient.name, () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  /** Tracker 1's link to tracker 2 at `port`, dialing with `key`. */
-  function dialer(port: number, key = TEST_CLUSTER_KEY, timings = FAST) {
+  /** Tracker 1's link to tracker 2 at `port`, dialing with `key`, presenting `mine`, pinning `pin` when given. */
+  function dialer(port: number, key = TEST_CLUSTER_KEY, timings = FAST, pin?: string) {
     const { log, work } = inMemoryStores();
     const sync = new SyncService(log, work, trackerConfig({ trackerNumber: 1, trackerCount: 2 }), key);
-    const link = new PeerTrackerClient(2, { host: '127.0.0.1', port }, sync, key, logger as unknown as Logger, timings);
+    const tls = { identity: mine, pin };
+    const link = new PeerTrackerClient(
+      2,
+      { host: '127.0.0.1', port },
+      sync,
+      key,
+      logger as unknown as Logger,
+      tls,
+      timings,
+    );
     cleanup.push(() => link.stop());
     return { sync, link };
+  }
+
+  /** A fake at tracker 2's address, over TLS with `identity`, answering like a tracker with a made-up proof. */
+  async function keylessListener(identity: Identity) {
+    const fake = new FakeListener((line, socket) => {
+      if (line.includes('sync_hello')) socket.write(`OK 2 prove it\n${'a'.repeat(64)}\n${'b'.repeat(64)}\n`);
+      else socket.write('OK 1 welcome, tracker 1\n1:99\n');
+    }, identity);
+    const port = await fake.listen();
+    cleanup.push(() => fake.close());
+    return { fake, port };
   }
 
   it('links two trackers that hold the key, then pushes changes over the sealed link', async () => {
@@ -146,14 +209,8 @@ describe(PeerTrackerClient.name, () => {
     },
   );
 
-  it('sends a keyless listener nothing but its hello, and does not count it as linked', async () => {
-    const fake = new FakeListener((line, socket) => {
-      // answers like a tracker, with a made-up nonce and proof
-      if (line.includes('sync_hello')) socket.write(`OK 2 prove it\n${'a'.repeat(64)}\n${'b'.repeat(64)}\n`);
-      else socket.write('OK 1 welcome, tracker 1\n1:99\n');
-    });
-    const port = await fake.listen();
-    cleanup.push(() => fake.close());
+  it('sends a keyless listener nothing but STARTTLS and its hello, presenting its own certificate', async () => {
+    const { fake, port } = await keylessListener(theirs);
     const one = dialer(port);
     one.sync.commit({ kind: 'create_group', groupId: 'g1', actor: 'alice' });
     await one.link.start();
@@ -162,6 +219,62 @@ describe(PeerTrackerClient.name, () => {
     expect(one.link.connected).toBe(false);
     expect(fake.connectedAt.length).toBeGreaterThanOrEqual(3);
     for (const line of fake.received) expect(line).toMatch(/^123456789 sync_hello 1 [0-9a-f]{64}$/);
+    expect(new Set(fake.clientFingerprints)).toEqual(new Set([mine.fingerprint]));
+  });
+
+  it('takes the pinned certificate, and sends a listener presenting another one nothing inside TLS', async () => {
+    const pinned = await keylessListener(theirs);
+    const good = dialer(pinned.port, TEST_CLUSTER_KEY, FAST, theirs.fingerprint);
+    void good.link.start();
+    await until(() => pinned.fake.received.length >= 1, 'a hello to the pinned listener');
+    await good.link.stop();
+
+    logger.warn.mockClear();
+    const { fake, port } = await keylessListener(impostor);
+    const one = dialer(port, TEST_CLUSTER_KEY, FAST, theirs.fingerprint);
+    one.sync.commit({ kind: 'create_group', groupId: 'g1', actor: 'alice' });
+    void one.link.start();
+    await until(() => logger.warn.mock.calls.length >= 3, 'three refused tries');
+    expect(one.link.connected).toBe(false);
+    expect(fake.received).toEqual([]);
+    const warning = firstWarning();
+    expect(warning).toContain('no link with tracker 2');
+    expect(warning).toContain(`presented the certificate ${impostor.fingerprint}, not ${theirs.fingerprint}`);
+    expect(warning).toContain('tracker_info.txt');
+    expect((logger.warn.mock.calls as [object][])[0][0]).toMatchObject({
+      expected: theirs.fingerprint,
+      presented: impostor.fingerprint,
+    });
+    // refused tries back off as failed handshakes do
+    expect(warning).toMatch(/next try in 50 ms$/);
+    expect((logger.warn.mock.calls as [{ message: string }][])[1][0].message).toMatch(/next try in 100 ms$/);
+  });
+
+  it('passes over a listener that does not speak TLS, saying so, and sends it nothing but STARTTLS', async () => {
+    const fake = new FakeListener((line, socket) => socket.write(`error: unknown command '${line}'\n`));
+    const port = await fake.listen();
+    cleanup.push(() => fake.close());
+    const one = dialer(port);
+    void one.link.start();
+    await until(() => logger.warn.mock.calls.length >= 2, 'two refused tries');
+    expect(one.link.connected).toBe(false);
+    expect(new Set(fake.received)).toEqual(new Set(['STARTTLS']));
+    expect(firstWarning()).toMatch(/does not speak TLS .*it speaks no sync over TLS/);
+  });
+
+  it('says why when the listener refuses STARTTLS for a limit, and backs off', async () => {
+    const fake = new FakeListener((_line, socket) =>
+      socket.end('ERR TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1\n'),
+    );
+    const port = await fake.listen();
+    cleanup.push(() => fake.close());
+    const one = dialer(port);
+    void one.link.start();
+    await until(() => logger.warn.mock.calls.length >= 2, 'two refused tries');
+    expect(firstWarning()).toMatch(
+      /no link with tracker 2 .*: refused: TOO_MANY_CONNECTIONS at most 1 connections from 127.0.0.1; next try in 50 ms$/,
+    );
+    expect(new Set(fake.received)).toEqual(new Set(['STARTTLS']));
   });
 
   it('does not hold start-up for a listener that never answers, drops it after the deadline and backs off', async () => {
@@ -176,10 +289,22 @@ describe(PeerTrackerClient.name, () => {
     await until(() => fake.connectedAt.length >= 5, 'five tries', 10_000);
     expect(fake.closed).toBeGreaterThanOrEqual(4);
     expect(firstWarning()).toMatch(/no handshake within 300 ms/);
+    expect(new Set(fake.received)).toEqual(new Set(['STARTTLS']));
     // timers never fire early: each wait after a failed handshake is at least the backoff step
     const gaps = fake.connectedAt.slice(1).map((t, i) => t - fake.connectedAt[i]);
     const backoff = [50, 100, 200, 200];
     gaps.slice(0, 4).forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(FAST.handshakeTimeoutMs + backoff[i] - 5));
+  });
+
+  it('drops a listener that stalls inside TLS after the same deadline', async () => {
+    const fake = new FakeListener(undefined, theirs);
+    const port = await fake.listen();
+    cleanup.push(() => fake.close());
+    const one = dialer(port);
+    void one.link.start();
+    await until(() => logger.warn.mock.calls.length >= 1, 'a failed try');
+    expect(firstWarning()).toMatch(/no handshake within 300 ms/);
+    expect(fake.received[0]).toMatch(/^123456789 sync_hello 1 /);
   });
 
   it('dials again at once when the peer proves the key on a link of its own (retryNow)', async () => {
@@ -291,5 +416,15 @@ describe(presenceLine.name, () => {
     expect(
       presenceLine({ on: false, entry: { userId: 'dave', groupId: 'team', fileName: 'my report.txt', partial: true } }),
     ).toBe('123456789 presence_partial_unset dave team "my report.txt"');
+  });
+
+  it("ends a set line with the seeder's fingerprint when it has one", () => {
+    const fingerprint = `sha256:${'c'.repeat(64)}`;
+    expect(presenceLine({ on: true, entry: { ...entry, fingerprint } })).toBe(
+      `123456789 presence_set dave 127.0.0.1:7004 team "my report.txt" "/home/dave/my report.txt" p2p-share/2 ${fingerprint}`,
+    );
+    expect(presenceLine({ on: true, entry: { ...entry, filePath: '', partial: true, fingerprint } })).toBe(
+      `123456789 presence_partial_set dave 127.0.0.1:7004 team "my report.txt" ${fingerprint}`,
+    );
   });
 });

@@ -15,7 +15,8 @@ import {
   SYNC_MARKER,
   SyncCmd,
 } from '@app/protocol';
-import { LineConnection } from '@app/line-client';
+import { LineConnectError, LineConnection } from '@app/line-client';
+import { FingerprintMismatchError, Identity, StartTlsRefusedError, TlsHandshakeError } from '@app/tls';
 import { Logger } from '@nestjs/common';
 import { MAX_SYNC_LINE_BYTES } from '../config/tracker.config';
 import {
@@ -24,6 +25,7 @@ import {
   newNonce,
   NONCE_PATTERN,
   syncProof,
+  syncEkm,
   SyncLinkError,
   SyncLinkSecurity,
 } from './sync-link.security';
@@ -53,6 +55,14 @@ export const DEFAULT_LINK_TIMINGS: PeerLinkTimings = {
   maxRetryMs: 30_000,
 };
 
+/** What the dialer presents and expects in the TLS under a link. */
+export interface PeerLinkTls {
+  /** This tracker's identity, presented to the listener (which checks it against its pin of this tracker). */
+  readonly identity?: Identity;
+  /** The listener's fingerprint pinned in tracker_info.txt; without one any certificate is taken. */
+  readonly pin?: string;
+}
+
 const expectOk = (reply: Reply, what: string): readonly string[] => {
   if (!reply.ok) throw new Error(`${what}: ${reply.code} ${reply.message}`);
   return reply.lines;
@@ -60,6 +70,71 @@ const expectOk = (reply: Reply, what: string): readonly string[] => {
 
 /** The handshake did not complete: the peer answered wrongly, too late, or not as a key holder. */
 class HandshakeError extends Error {}
+
+/** Why opening a link failed at TLS (the peer took the connection), or undefined when nobody listened there. */
+function tlsFailure(err: unknown): Error | undefined {
+  // a limit of the peer's (answered in clear to STARTTLS): it is there, and said why
+  if (err instanceof LineConnectError && err.refusal) return new HandshakeError(err.message);
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (cause instanceof FingerprintMismatchError || cause instanceof TlsHandshakeError) return cause;
+  if (cause instanceof StartTlsRefusedError) {
+    return new HandshakeError(cause.answer === '' ? cause.message : `${cause.message}: it speaks no sync over TLS`);
+  }
+  return undefined;
+}
+
+/**
+ * The timers of one try at a link: the TCP connect must succeed within
+ * `connectTimeoutMs`; from then on TLS and the handshake must be done within
+ * `handshakeTimeoutMs`, and start-up waits `startupHandshakeWaitMs` at most.
+ * A timer that fires while the connection is being opened aborts it (`signal`);
+ * once opened, it closes the connection with the reason.
+ */
+class LinkAttempt {
+  private readonly abort = new AbortController();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private conn: LineConnection | undefined;
+  /** Set when the handshake deadline passed before the connection was open. */
+  timedOut: HandshakeError | undefined;
+
+  constructor(
+    private readonly timings: PeerLinkTimings,
+    private readonly startupWaitOver: () => void,
+  ) {
+    this.timers.push(setTimeout(() => this.abort.abort(), timings.connectTimeoutMs));
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  /** The TCP connection is up: the connect timer stops, the handshake deadline starts. */
+  connected(): void {
+    this.clear();
+    const late = new HandshakeError(`no handshake within ${this.timings.handshakeTimeoutMs} ms`);
+    this.timers.push(
+      setTimeout(this.startupWaitOver, this.timings.startupHandshakeWaitMs),
+      setTimeout(() => {
+        if (this.conn) return this.conn.close(late);
+        this.timedOut = late;
+        this.abort.abort();
+      }, this.timings.handshakeTimeoutMs),
+    );
+  }
+
+  opened(conn: LineConnection): void {
+    this.conn = conn;
+  }
+
+  /** The handshake is over (done or failed): no timer fires any more. */
+  end(): void {
+    this.clear();
+  }
+
+  private clear(): void {
+    this.timers.splice(0).forEach(clearTimeout);
+  }
+}
 
 /**
  * This tracker's link to one other tracker: connects (again and again while it
@@ -87,6 +162,7 @@ export class PeerTrackerClient {
     private readonly sync: SyncService,
     private readonly key: Buffer,
     private readonly logger: Logger,
+    private readonly tls: PeerLinkTls = {},
     private readonly timings: PeerLinkTimings = DEFAULT_LINK_TIMINGS,
   ) {
     this.firstRound = new Promise((r) => (this.firstRoundDone = r));
@@ -155,25 +231,35 @@ export class PeerTrackerClient {
   private async run(): Promise<void> {
     while (!this.stopped) {
       let delay = this.timings.retryMs;
+      const attempt = new LinkAttempt(this.timings, () => this.firstRoundDone());
       let conn: LineConnection | undefined;
       try {
         conn = await LineConnection.open(this.address, {
-          timeoutMs: this.timings.connectTimeoutMs,
+          // the attempt's own timers decide (connect, then the handshake deadline); this one is a backstop
+          timeoutMs: this.timings.connectTimeoutMs + this.timings.handshakeTimeoutMs + 1000,
+          signal: attempt.signal,
+          onConnect: () => attempt.connected(),
           keepAliveMs: 5000,
           // a catch-up reply carries ops, each as long as the longest op a tracker commits
           maxReplyLineBytes: MAX_SYNC_LINE_BYTES,
+          tls: { identity: this.tls.identity, verify: (fingerprint) => this.verifyListener(fingerprint) },
         });
-      } catch {
-        // nobody listens there (yet): try again soon, nothing was sent
+      } catch (err) {
+        // nobody listens there (yet): try again soon, nothing was sent. A peer that took the connection but
+        // failed TLS (or the certificate check, or took too long) failed the handshake: warn and back off.
+        const failure = attempt.timedOut ?? tlsFailure(err);
+        if (failure && !this.stopped) delay = this.handshakeFailed(failure);
       }
+      if (conn && this.stopped) conn.close(); // stopped while it was being opened
       if (conn && !this.stopped) {
         this.conn = conn;
+        attempt.opened(conn);
         conn.onClose(() => {
           this.sync.peerProgress();
           this.wake();
         });
         try {
-          await this.handshake(conn);
+          await this.handshake(conn, attempt);
           this.failedHandshakes = 0;
           this.sync.peerProgress();
           await this.fetchMissing(conn);
@@ -198,15 +284,7 @@ export class PeerTrackerClient {
               reason,
             });
           } else if (err instanceof HandshakeError) {
-            this.failedHandshakes++;
-            delay = Math.min(this.timings.maxRetryMs, this.timings.retryMs * 2 ** (this.failedHandshakes - 1));
-            this.logger.warn({
-              message: `no link with tracker ${this.number} at ${formatHostPort(this.address)}: ${reason}; next try in ${delay} ms`,
-              peer: this.number,
-              address: formatHostPort(this.address),
-              link: 'refused',
-              reason,
-            });
+            delay = this.handshakeFailed(err);
           }
         } finally {
           conn.close();
@@ -215,23 +293,58 @@ export class PeerTrackerClient {
           this.sync.peerProgress();
         }
       }
+      attempt.end();
       this.firstRoundDone();
       if (!this.stopped) await this.retrySleep(delay);
     }
   }
 
+  /** Logs a failed handshake; returns the backoff before the next try. */
+  private handshakeFailed(err: Error): number {
+    this.failedHandshakes++;
+    const delay = Math.min(this.timings.maxRetryMs, this.timings.retryMs * 2 ** (this.failedHandshakes - 1));
+    const reason = err.message;
+    this.logger.warn({
+      message: `no link with tracker ${this.number} at ${formatHostPort(this.address)}: ${reason}; next try in ${delay} ms`,
+      peer: this.number,
+      address: formatHostPort(this.address),
+      link: 'refused',
+      reason,
+      ...(err instanceof FingerprintMismatchError && { expected: err.expected, presented: err.actual }),
+    });
+    return delay;
+  }
+
   /**
-   * Mutual challenge-response. The peer proves the key over this tracker's
-   * nonce before this tracker sends anything but its hello; only then does
-   * this tracker prove it, and only then do version vectors and presence flow.
+   * The listener's certificate, checked before anything is sent inside TLS: when tracker_info.txt pins this
+   * tracker, only that certificate will do. Without a pin any certificate will: the proofs, bound to this TLS
+   * session, show the peer holds the network key.
    */
-  private async handshake(conn: LineConnection): Promise<void> {
-    const startupWait = setTimeout(() => this.firstRoundDone(), this.timings.startupHandshakeWaitMs);
-    const deadline = setTimeout(
-      () => conn.close(new HandshakeError(`no handshake within ${this.timings.handshakeTimeoutMs} ms`)),
-      this.timings.handshakeTimeoutMs,
+  private verifyListener(fingerprint: string): void {
+    const pin = this.tls.pin;
+    if (pin === undefined || fingerprint === pin) return;
+    const address = formatHostPort(this.address);
+    throw new FingerprintMismatchError(
+      `tracker ${this.number} at ${address} presented the certificate ${fingerprint}, not ${pin} that ` +
+        `tracker_info.txt pins for it: nothing was sent to it (if tracker ${this.number} really has a new ` +
+        `identity, pin its new fingerprint in tracker_info.txt)`,
+      address,
+      pin,
+      fingerprint,
+      'pinned',
     );
+  }
+
+  /**
+   * Mutual challenge-response inside TLS, bound to the TLS session. The peer
+   * proves the key over this tracker's nonce before this tracker sends
+   * anything but its hello; only then does this tracker prove it, and only
+   * then do version vectors and presence flow.
+   */
+  private async handshake(conn: LineConnection, attempt: LinkAttempt): Promise<void> {
     try {
+      const tls = conn.tls;
+      if (!tls) throw new HandshakeError('the link is not inside TLS');
       const me = this.sync.trackerNumber;
       const dialerNonce = newNonce();
       const hello = await conn.request(`${SYNC_MARKER} ${SyncCmd.Hello} ${me} ${dialerNonce}`);
@@ -240,7 +353,7 @@ export class PeerTrackerClient {
       if (hello.lines.length !== 2 || !NONCE_PATTERN.test(listenerNonce)) {
         throw new HandshakeError('the peer does not speak this handshake');
       }
-      const parties: LinkParties = { dialer: me, listener: this.number, dialerNonce, listenerNonce };
+      const parties: LinkParties = { dialer: me, listener: this.number, dialerNonce, listenerNonce, ekm: syncEkm(tls) };
       if (!checkSyncProof(this.key, 'listener', parties, proof)) {
         throw new HandshakeError('wrong proof: the peer does not hold the network key');
       }
@@ -257,8 +370,7 @@ export class PeerTrackerClient {
       if (cause instanceof SyncLinkError || !conn.closed) throw new HandshakeError(cause.message);
       throw cause; // the peer hung up: as if nobody listened there
     } finally {
-      clearTimeout(deadline);
-      clearTimeout(startupWait);
+      attempt.end();
     }
     this.presenceQueue = [];
     this.up = true;
@@ -379,7 +491,15 @@ export function presenceLine(change: PresenceChange): string {
   const e = change.entry;
   if (e.partial) {
     return change.on
-      ? joinArgs([SYNC_MARKER, SyncCmd.PresencePartialSet, e.userId, change.entry.address, e.groupId, e.fileName])
+      ? joinArgs([
+          SYNC_MARKER,
+          SyncCmd.PresencePartialSet,
+          e.userId,
+          change.entry.address,
+          e.groupId,
+          e.fileName,
+          ...(change.entry.fingerprint ? [change.entry.fingerprint] : []),
+        ])
       : joinArgs([SYNC_MARKER, SyncCmd.PresencePartialUnset, e.userId, e.groupId, e.fileName]);
   }
   return change.on
@@ -392,6 +512,7 @@ export function presenceLine(change: PresenceChange): string {
         e.fileName,
         change.entry.filePath,
         change.entry.form,
+        ...(change.entry.fingerprint ? [change.entry.fingerprint] : []),
       ])
     : joinArgs([SYNC_MARKER, SyncCmd.PresenceUnset, e.userId, e.groupId, e.fileName]);
 }

@@ -1,9 +1,11 @@
 import { errReply, formatReply, Frame, okReply, Reply, ReplyAssembler } from '@app/protocol';
 import {
   checkSyncProof,
+  deriveLinkKey,
   LinkParties,
   newNonce,
   syncProof,
+  syncEkm,
   SyncLinkError,
   SyncLinkSecurity,
 } from './sync-link.security';
@@ -13,7 +15,14 @@ const OTHER_KEY = Buffer.alloc(32, 8);
 const line = (text: string): Frame => ({ type: 'line', line: text });
 
 function parties(overrides: Partial<LinkParties> = {}): LinkParties {
-  return { dialer: 1, listener: 2, dialerNonce: 'a'.repeat(64), listenerNonce: 'b'.repeat(64), ...overrides };
+  return {
+    dialer: 1,
+    listener: 2,
+    dialerNonce: 'a'.repeat(64),
+    listenerNonce: 'b'.repeat(64),
+    ekm: Buffer.alloc(32, 0x33),
+    ...overrides,
+  };
 }
 
 /** Both ends of one link. */
@@ -54,12 +63,40 @@ describe(SyncLinkSecurity.name, () => {
         (p: LinkParties) => syncProof(KEY, 'listener', { ...p, listenerNonce: newNonce() }),
       ],
       ['for another tracker', (p: LinkParties) => syncProof(KEY, 'listener', { ...p, dialer: 3 })],
+      [
+        'for another TLS session (a relay)',
+        (p: LinkParties) => syncProof(KEY, 'listener', { ...p, ekm: Buffer.alloc(32, 0x34) }),
+      ],
       ['in uppercase', (p: LinkParties) => syncProof(KEY, 'listener', p).toUpperCase()],
       ['cut short', (p: LinkParties) => syncProof(KEY, 'listener', p).slice(0, 62)],
       ['empty', () => ''],
     ])('refuses a listener proof %s', (_what, make) => {
       const p = parties();
       expect(checkSyncProof(KEY, 'listener', p, make(p))).toBe(false);
+    });
+
+    it('matches the test vector of docs/PROTOCOL.md 6.1 (v3: bound to the TLS session)', () => {
+      // the inputs of 6.2's vector (tracker 2 dials tracker 1), with 32 bytes of 0x33 as the keying material
+      const key = Buffer.from('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex');
+      const p: LinkParties = {
+        dialer: 2,
+        listener: 1,
+        dialerNonce: '11'.repeat(32),
+        listenerNonce: '22'.repeat(32),
+        ekm: Buffer.alloc(32, 0x33),
+      };
+      expect(syncProof(key, 'listener', p)).toBe('fc79d6a8aa67ebbcf5464a782257ae79f8dfb2c9392a5d640d3055d3a3875153');
+      expect(syncProof(key, 'dialer', p)).toBe('5e7284fcf591808bf123c92df90d4f49ad2c8e9fd6a51dbb51082b318d30b0e7');
+      // the link key (and so every MAC of 6.2) does not depend on the session
+      expect(deriveLinkKey(key, p).toString('hex')).toBe(
+        '7d3cd2d9f072bb4a67ed816e23e680bf2ab62c9750ed5edbb33376c9fea10ea6',
+      );
+    });
+
+    it('takes 32 bytes of keying material under its own exporter label, without context', () => {
+      const exportKeyingMaterial = jest.fn((length: number) => Buffer.alloc(length, 1));
+      expect(syncEkm({ exportKeyingMaterial })).toEqual(Buffer.alloc(32, 1));
+      expect(exportKeyingMaterial.mock.calls).toEqual([[32, 'EXPORTER-p2p-share-sync']]);
     });
 
     it('gives fresh 32-byte nonces', () => {

@@ -2,22 +2,26 @@ import { Frame, Reply, replyPieces, ReplyPiece } from '@app/protocol';
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * Tracker-to-tracker links: mutual challenge-response, then a MAC on every line.
+ * Tracker-to-tracker links: TLS (the dialer sends STARTTLS, docs/PROTOCOL.md 8),
+ * then a mutual challenge-response bound to the TLS session, then a MAC on every line.
  *
  * Handshake (the dialer is tracker D, the listener tracker L; nonces are 32
- * random bytes in lowercase hex):
+ * random bytes in lowercase hex; ekm is 32 bytes of keying material of the TLS
+ * session, RFC 5705/8446 exporter with label `EXPORTER-p2p-share-sync` and no
+ * context, so a relay that terminates TLS on both sides gets other keying
+ * material on each side and cannot pass the proofs on):
  *
  *     D: 123456789 sync_hello <D> <nonce_D>
  *     L: OK 2 prove it  /  <nonce_L>  /  <proof_L>
  *     D: 123456789 sync_auth <proof_D>          (only once proof_L checked out)
  *     L: OK 1 ~<mac> welcome, tracker <D>  /  <version vector>   (first sealed reply)
  *
- *     proof_L = HMAC-SHA256(key, "p2p-share sync v2 listener <D> <L> <nonce_D> <nonce_L>")
- *     proof_D = HMAC-SHA256(key, "p2p-share sync v2 dialer <D> <L> <nonce_D> <nonce_L>")
+ *     proof_L = HMAC-SHA256(key, "p2p-share sync v3 listener <D> <L> <nonce_D> <nonce_L> <hex(ekm)>")
+ *     proof_D = HMAC-SHA256(key, "p2p-share sync v3 dialer <D> <L> <nonce_D> <nonce_L> <hex(ekm)>")
  *
- * Both proofs name both trackers in the same order (dialer first) and both
- * nonces, and say which side made them, so neither can be replayed on another
- * link nor reflected back at the tracker that made it.
+ * Both proofs name both trackers in the same order (dialer first), both
+ * nonces and the TLS session, and say which side made them, so neither can be
+ * replayed on another link nor reflected back at the tracker that made it.
  *
  * After the handshake both sides derive the link key
  *
@@ -36,7 +40,10 @@ import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
  * and body lines, each ending in `\n`. A missing or wrong MAC, a line out of
  * sequence or an over-long line ends the link.
  */
-export const SYNC_PROOF_LABEL = 'p2p-share sync v2';
+export const SYNC_PROOF_LABEL = 'p2p-share sync v3';
+/** The TLS exporter label of the keying material the proofs are bound to (no context). */
+export const SYNC_EKM_LABEL = 'EXPORTER-p2p-share-sync';
+export const SYNC_EKM_BYTES = 32;
 export const SYNC_LINK_INFO = 'p2p-share sync link';
 export const NONCE_BYTES = 32;
 export const NONCE_PATTERN = /^[0-9a-f]{64}$/;
@@ -47,13 +54,23 @@ const REPLY = 0x3c;
 /** ` ~` + 64 hex. */
 const REQUEST_TAG_LENGTH = 66;
 
-/** Who is who on one link: the dialer's and the listener's tracker numbers and nonces. */
+/** Who is who on one link: the dialer's and the listener's tracker numbers and nonces, and its TLS session. */
 export interface LinkParties {
   readonly dialer: number;
   readonly listener: number;
   readonly dialerNonce: string;
   readonly listenerNonce: string;
+  /** SYNC_EKM_BYTES of keying material exported from the link's TLS session (`syncEkm`). */
+  readonly ekm: Buffer;
 }
+
+/** What exports keying material: a TLSSocket, or the transport's `ConnectionTls`. */
+export interface KeyingMaterialSource {
+  exportKeyingMaterial(length: number, label: string, context?: Buffer): Buffer;
+}
+
+/** The keying material of a link's TLS session that its proofs are bound to. */
+export const syncEkm = (tls: KeyingMaterialSource): Buffer => tls.exportKeyingMaterial(SYNC_EKM_BYTES, SYNC_EKM_LABEL);
 
 export type LinkRole = 'dialer' | 'listener';
 
@@ -66,7 +83,9 @@ export const newNonce = (): string => randomBytes(NONCE_BYTES).toString('hex');
 /** The proof `role` sends on the link between `p.dialer` and `p.listener`. */
 export function syncProof(key: Buffer, role: LinkRole, p: LinkParties): string {
   return createHmac('sha256', key)
-    .update(`${SYNC_PROOF_LABEL} ${role} ${p.dialer} ${p.listener} ${p.dialerNonce} ${p.listenerNonce}`)
+    .update(
+      `${SYNC_PROOF_LABEL} ${role} ${p.dialer} ${p.listener} ${p.dialerNonce} ${p.listenerNonce} ${p.ekm.toString('hex')}`,
+    )
     .digest('hex');
 }
 

@@ -12,7 +12,12 @@ import { Test } from '@nestjs/testing';
 import { DomainError } from '../common/domain.error';
 import { stampedOp } from '../testing/factories';
 import { peerContext } from '../testing/fake-session';
-import { inMemoryServiceProviders, syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
+import {
+  inMemoryServiceProviders,
+  syncTestingProviders,
+  TEST_CLUSTER_KEY,
+  tlsPeerContext,
+} from '../testing/sync-testing';
 import { FilesService } from '../files/files.service';
 import { GroupsService } from '../groups/groups.service';
 import { PeerContext } from '../transport/peer.context';
@@ -57,7 +62,7 @@ describe(SyncController.name, () => {
     sync = moduleRef.get(SyncService);
     files = moduleRef.get(FilesService);
     groups = moduleRef.get(GroupsService);
-    ctx = peerContext();
+    ctx = tlsPeerContext();
   });
 
   const DIALER_NONCE = 'd'.repeat(64);
@@ -68,7 +73,8 @@ describe(SyncController.name, () => {
     expect(reply.ok).toBe(true);
     expect(reply.lines).toHaveLength(2);
     const [listenerNonce, proof] = reply.lines;
-    return { parties: { dialer: Number(n), listener: 1, dialerNonce, listenerNonce }, proof };
+    const ekm = on.tls!.exportKeyingMaterial(32, 'EXPORTER-p2p-share-sync');
+    return { parties: { dialer: Number(n), listener: 1, dialerNonce, listenerNonce, ekm }, proof };
   }
 
   const dialerProof = (parties: LinkParties, key = TEST_CLUSTER_KEY) => syncProof(key, 'dialer', parties);
@@ -95,6 +101,29 @@ describe(SyncController.name, () => {
       expect(ctx.link!.openRequest({ type: 'line', line: dialer.sealRequest(line) })).toBe(line);
       const stranger = SyncLinkSecurity.create(TEST_CLUSTER_KEY, 'dialer', { ...parties, dialerNonce: 'e'.repeat(64) });
       expect(() => ctx.link!.openRequest({ type: 'line', line: stranger.sealRequest(line) })).toThrow(/bad MAC/);
+    });
+
+    it('refuses hello and auth on a connection that did not begin with STARTTLS', () => {
+      const plain = peerContext();
+      const hi = refusal(() => controller.hello(payload(SyncCmd.Hello, '2', DIALER_NONCE), plain), ErrorCode.Forbidden);
+      expect(hi.message).toBe('sync links need TLS: send STARTTLS first');
+      expect(plain.challenge).toBeUndefined();
+      const auth = refusal(() => controller.auth(payload(SyncCmd.Auth, 'f'.repeat(64)), plain), ErrorCode.Forbidden);
+      expect(auth.message).toBe(`say ${SyncCmd.Hello} first`);
+      expect(plain.trackerNumber).toBeUndefined();
+      // the TLS check comes before any other: a plain connection learns nothing from its arguments
+      expect(refusal(() => controller.hello(payload(SyncCmd.Hello), plain), ErrorCode.Forbidden).message).toBe(
+        'sync links need TLS: send STARTTLS first',
+      );
+    });
+
+    it('binds the proofs to the TLS session: a proof made for another session (a relay) is refused', () => {
+      const { parties, proof } = hello(2);
+      const relayed = { ...parties, ekm: Buffer.alloc(32, 0x44) };
+      expect(checkSyncProof(TEST_CLUSTER_KEY, 'listener', relayed, proof)).toBe(false);
+      const err = refusal(() => controller.auth(payload(SyncCmd.Auth, dialerProof(relayed)), ctx), ErrorCode.Forbidden);
+      expect(err.message).toMatch(/wrong proof/);
+      expect(ctx.trackerNumber).toBeUndefined();
     });
 
     it('gives a fresh nonce each time', () => {
@@ -127,7 +156,13 @@ describe(SyncController.name, () => {
     });
 
     it('refuses auth without hello', () => {
-      const parties = { dialer: 2, listener: 1, dialerNonce: DIALER_NONCE, listenerNonce: 'ab'.repeat(32) };
+      const parties = {
+        dialer: 2,
+        listener: 1,
+        dialerNonce: DIALER_NONCE,
+        listenerNonce: 'ab'.repeat(32),
+        ekm: Buffer.alloc(32, 0x33),
+      };
       const err = refusal(() => controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), ctx), ErrorCode.Forbidden);
       expect(err.message).toContain(SyncCmd.Hello);
       expect(ctx.trackerNumber).toBeUndefined();
@@ -141,7 +176,7 @@ describe(SyncController.name, () => {
     });
 
     it('keeps each connection’s challenge to itself', () => {
-      const other = peerContext();
+      const other = tlsPeerContext();
       const { parties } = hello(2, other);
       refusal(() => controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), ctx), ErrorCode.Forbidden);
       controller.auth(payload(SyncCmd.Auth, dialerProof(parties)), other);
@@ -295,6 +330,21 @@ describe(SyncController.name, () => {
       ctx.trackerNumber = 2;
     });
 
+    it("takes a seeder's fingerprint as the optional last word of presence_set, and refuses one that is not", () => {
+      const fingerprint = `sha256:${'d'.repeat(64)}`;
+      const args = ['bob', '10.0.0.2:7002', 'g1', 'f.bin', '/b/f.bin', 'p2p-share/2'] as const;
+      controller.presenceSet(payload(SyncCmd.PresenceSet, ...args, fingerprint), ctx);
+      expect(files.download('alice', 'g1', 'f.bin').seeders.map((s) => s.fingerprint)).toEqual([fingerprint]);
+      controller.presenceSet(payload(SyncCmd.PresenceSet, ...args), ctx); // an older tracker's line
+      expect(files.download('alice', 'g1', 'f.bin').seeders.map((s) => s.fingerprint)).toEqual([undefined]);
+      expect(() => controller.presenceSet(payload(SyncCmd.PresenceSet, ...args, 'sha256:zz'), ctx)).toThrow(
+        "bad seeder fingerprint 'sha256:zz'",
+      );
+      expect(() => controller.presenceSet(payload(SyncCmd.PresenceSet, ...args, fingerprint, 'x'), ctx)).toThrow(
+        /^usage: /,
+      );
+    });
+
     it('lists the seeders a tracker says are online at its clients, in their form, until it takes them back', () => {
       expect(whereFrom()).toEqual([]);
       expect(controller.presenceReset(ctx)).toEqual(okReply(''));
@@ -379,5 +429,42 @@ describe(SyncController.name, () => {
       newer.closed();
       expect(whereFrom()).toEqual([]);
     });
+  });
+});
+
+describe(`${SyncController.name} with tracker_info.txt pins`, () => {
+  const PIN_2 = `sha256:${'2'.repeat(64)}`;
+  const OTHER = `sha256:${'9'.repeat(64)}`;
+  let controller: SyncController;
+
+  beforeEach(async () => {
+    // tracker 1 of 3; tracker_info.txt pins tracker 2 only
+    const moduleRef = await Test.createTestingModule({
+      controllers: [SyncController],
+      providers: [
+        ...syncTestingProviders({ trackerNumber: 1, trackerCount: 3, trackerPins: [undefined, PIN_2, undefined] }),
+        ...inMemoryServiceProviders(),
+      ],
+    }).compile();
+    controller = moduleRef.get(SyncController);
+  });
+
+  const helloAs = (n: number, ctx: PeerContext) => () =>
+    controller.hello(payload(SyncCmd.Hello, String(n), 'd'.repeat(64)), ctx);
+
+  it.each([
+    ['another certificate', OTHER],
+    ['no certificate', undefined],
+  ])('refuses hello from tracker 2 presenting %s', (_what, fingerprint) => {
+    const ctx = tlsPeerContext(fingerprint);
+    const err = refusal(helloAs(2, ctx), ErrorCode.Forbidden);
+    expect(err.message).toBe('the certificate of tracker 2 is not the one tracker_info.txt pins');
+    expect(ctx.challenge).toBeUndefined();
+  });
+
+  it('answers tracker 2 presenting its pinned certificate, and tracker 3 (not pinned) presenting any', () => {
+    expect(helloAs(2, tlsPeerContext(PIN_2))().ok).toBe(true);
+    expect(helloAs(3, tlsPeerContext(OTHER))().ok).toBe(true);
+    expect(helloAs(3, tlsPeerContext(undefined))().ok).toBe(true);
   });
 });

@@ -9,6 +9,7 @@ import {
   OkReply,
   parseHostPort,
   parseVersionVector,
+  isFingerprint,
   SeederForm,
   SYNC_MARKER,
   SyncCmd,
@@ -17,7 +18,7 @@ import { Controller, Inject } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { DomainError } from '../common/domain.error';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
-import { PeerContext } from '../transport/peer.context';
+import { ConnectionTls, PeerContext } from '../transport/peer.context';
 import type { SyncPayload } from '../transport/text-line.server';
 import {
   checkSyncProof,
@@ -25,6 +26,7 @@ import {
   newNonce,
   NONCE_PATTERN,
   syncProof,
+  syncEkm,
   SyncLinkSecurity,
 } from './sync-link.security';
 import { SyncService } from './sync.service';
@@ -40,11 +42,18 @@ class SyncRefusedError extends DomainError {
   }
 }
 
-const argsOf = (p: SyncPayload, count: number, usage: string): readonly string[] => {
-  if (p.args.length !== count)
+const argsOf = (p: SyncPayload, count: number, usage: string, optional = 0): readonly string[] => {
+  if (p.args.length < count || p.args.length > count + optional)
     throw new DomainError(ErrorCode.BadArguments, `usage: ${SYNC_MARKER} ${p.name} ${usage}`);
   return p.args;
 };
+
+/** A presence line's optional fingerprint: `sha256:<64 hex>` or nothing. */
+function checkFingerprint(fingerprint: string | undefined): void {
+  if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
+    throw new DomainError(ErrorCode.BadArguments, `bad seeder fingerprint '${fingerprint.slice(0, 80)}'`);
+  }
+}
 
 /** The other trackers' side of replication: handshake, catch-up, changes, presence, digest. */
 @Controller()
@@ -61,6 +70,7 @@ export class SyncController {
   /** `sync_hello <n> <nonce>`: answers with this tracker's nonce and its proof over both; the caller proves next. */
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.Hello}`)
   hello(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
+    const tls = this.requireTls(ctx);
     const [numberText, dialerNonce] = argsOf(p, 2, '<tracker_number> <nonce>');
     const n = Number(numberText);
     if (!Number.isInteger(n) || n < 1 || n > this.config.trackers.length || n === this.config.trackerNumber) {
@@ -68,9 +78,13 @@ export class SyncController {
     }
     if (!NONCE_PATTERN.test(dialerNonce)) throw new DomainError(ErrorCode.BadArguments, 'a nonce is 64 hex digits');
     if (ctx.trackerNumber !== undefined) throw new SyncRefusedError('this link is authenticated already');
+    const pin = this.config.trackerPins?.[n - 1];
+    if (pin !== undefined && tls.peerFingerprint !== pin) {
+      throw new SyncRefusedError(`the certificate of tracker ${n} is not the one tracker_info.txt pins`);
+    }
     const listenerNonce = newNonce();
     ctx.challenge = { dialerNonce, listenerNonce, trackerNumber: n };
-    return okReply('prove it', [listenerNonce, syncProof(this.key, 'listener', this.parties(ctx.challenge))]);
+    return okReply('prove it', [listenerNonce, syncProof(this.key, 'listener', this.parties(ctx.challenge, tls))]);
   }
 
   /** `sync_auth <proof>`: the caller proved the key; from the reply on, every line of the link carries a MAC. */
@@ -80,7 +94,7 @@ export class SyncController {
     const challenge = ctx.challenge;
     ctx.challenge = undefined;
     if (!challenge) throw new SyncRefusedError(`say ${SyncCmd.Hello} first`);
-    const parties = this.parties(challenge);
+    const parties = this.parties(challenge, this.requireTls(ctx));
     if (!checkSyncProof(this.key, 'dialer', parties, proof)) {
       throw new SyncRefusedError('wrong proof: this tracker does not hold the network key');
     }
@@ -90,12 +104,19 @@ export class SyncController {
     return okReply(`welcome, tracker ${ctx.trackerNumber}`, [formatVersionVector(this.sync.versionVector())]);
   }
 
-  private parties(c: NonNullable<PeerContext['challenge']>): LinkParties {
+  /** Sync links run inside TLS only: their proofs are bound to the TLS session (docs/PROTOCOL.md 6.1). */
+  private requireTls(ctx: PeerContext): ConnectionTls {
+    if (!ctx.tls) throw new SyncRefusedError('sync links need TLS: send STARTTLS first');
+    return ctx.tls;
+  }
+
+  private parties(c: NonNullable<PeerContext['challenge']>, tls: ConnectionTls): LinkParties {
     return {
       dialer: c.trackerNumber,
       listener: this.config.trackerNumber,
       dialerNonce: c.dialerNonce,
       listenerNonce: c.listenerNonce,
+      ekm: syncEkm(tls),
     };
   }
 
@@ -160,18 +181,21 @@ export class SyncController {
 
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresenceSet}`)
   presenceSet(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
-    const [userId, address, groupId, fileName, filePath, form] = argsOf(
+    // the fingerprint is new: a line without it (an older tracker) is a seeder with none
+    const [userId, address, groupId, fileName, filePath, form, fingerprint] = argsOf(
       p,
       6,
-      '<user> <ip:port> <group> <file> <path> <p2p-share/2|seed>',
+      '<user> <ip:port> <group> <file> <path> <p2p-share/2|seed> [sha256:<fingerprint>]',
+      1,
     );
     if (!parseHostPort(address)) throw new DomainError(ErrorCode.BadArguments, `bad address ${address}`);
     if (form !== SeederForm.Extended && form !== SeederForm.Seed) {
       throw new DomainError(ErrorCode.BadArguments, `unknown seeder protocol '${form.slice(0, 40)}'`);
     }
+    checkFingerprint(fingerprint);
     this.sync.remotePresence(ctx.trackerNumber!, {
       on: true,
-      entry: { userId, address, groupId, fileName, filePath, form },
+      entry: { userId, address, groupId, fileName, filePath, form, ...(fingerprint && { fingerprint }) },
     });
     return okReply('');
   }
@@ -186,11 +210,20 @@ export class SyncController {
   /** A member downloading the file on the sending tracker serves the chunks it holds at `address` (our form). */
   @MessagePattern(`${SYNC_MARKER} ${SyncCmd.PresencePartialSet}`)
   presencePartialSet(@Payload() p: SyncPayload, @Ctx() ctx: PeerContext): OkReply {
-    const [userId, address, groupId, fileName] = argsOf(p, 4, '<user> <ip:port> <group> <file>');
+    const [userId, address, groupId, fileName, fingerprint] = argsOf(
+      p,
+      4,
+      '<user> <ip:port> <group> <file> [sha256:<fingerprint>]',
+      1,
+    );
     if (!parseHostPort(address)) throw new DomainError(ErrorCode.BadArguments, `bad address ${address}`);
+    checkFingerprint(fingerprint);
     this.sync.remotePresence(ctx.trackerNumber!, {
       on: true,
-      entry: { userId, address, groupId, fileName, filePath: '', form: SeederForm.Extended, partial: true },
+      entry: {
+        ...{ userId, address, groupId, fileName, filePath: '', form: SeederForm.Extended, partial: true },
+        ...(fingerprint && { fingerprint }),
+      },
     });
     return okReply('');
   }

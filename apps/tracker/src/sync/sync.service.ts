@@ -14,8 +14,10 @@ import {
   VersionVector,
 } from '@app/protocol';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, Optional } from '@nestjs/common';
+import type { Identity } from '@app/tls';
 import { createHash } from 'node:crypto';
 import { Clock, CLOCK, systemClock } from '../common/clock';
+import { TRACKER_IDENTITY } from '../common/identity.tokens';
 import { currentRequestId } from '../common/request-context';
 import { TRACKER_CONFIG, TrackerConfig } from '../config/tracker.config';
 import { SnapshotRow } from '../storage/snapshot-row';
@@ -69,6 +71,11 @@ export interface PresenceEntry {
   /** How the seeder speaks: the form of the connection its session registered the file over. */
   readonly form: SeederForm;
   /**
+   * `sha256:<hex>` of the TLS client certificate of the connection the seeder registered or announced over;
+   * absent when that connection was plain (or seed form). Sent as the last word of the presence line.
+   */
+  readonly fingerprint?: string;
+  /**
    * True for a member downloading the file that serves the chunks it holds (`partial_seeder`): always of our form,
    * with no path (`filePath` is ''); sent as `presence_partial_set`/`presence_partial_unset`.
    */
@@ -76,7 +83,7 @@ export interface PresenceEntry {
 }
 export type PresenceChange =
   | { readonly on: true; readonly entry: PresenceEntry }
-  | { readonly on: false; readonly entry: Omit<PresenceEntry, 'address' | 'filePath' | 'form'> };
+  | { readonly on: false; readonly entry: Omit<PresenceEntry, 'address' | 'filePath' | 'form' | 'fingerprint'> };
 
 /** One peer tracker's link as `SyncService.peerLinks()` reports it. */
 export interface PeerLinkState {
@@ -152,6 +159,8 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(TRACKER_CONFIG) private readonly config: TrackerConfig,
     @Inject(CLUSTER_KEY) private readonly key: Buffer,
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** Presented on the links this tracker dials (unit tests may run without one). */
+    @Optional() @Inject(TRACKER_IDENTITY) private readonly identity?: Identity,
   ) {
     this.loadPositions();
   }
@@ -548,7 +557,8 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
       if (n === trackerNumber) return;
       this.peerDownSince(n);
       const target = peerAddresses.get(n) ?? address;
-      this.peers.push(new PeerTrackerClient(n, target, this, this.key, this.logger, this.options.link));
+      const tls = { identity: this.identity, pin: this.config.trackerPins?.[i] };
+      this.peers.push(new PeerTrackerClient(n, target, this, this.key, this.logger, tls, this.options.link));
     });
     if (this.peers.length === 0) {
       this.readyResolve();

@@ -26,6 +26,8 @@ import { InMemoryUnitOfWork } from '../storage/in-memory-unit-of-work';
 import { UNIT_OF_WORK, UnitOfWork } from '../storage/unit-of-work';
 import { SyncService } from '../sync/sync.service';
 import { CLUSTER_KEY, OPLOG_STORE } from '../sync/sync.tokens';
+import { ConnectionTls, PeerContext } from '../transport/peer.context';
+import { peerContext } from './fake-session';
 
 /** The network key every test tracker shares. */
 export const TEST_CLUSTER_KEY = Buffer.alloc(32, 7);
@@ -177,4 +179,19 @@ export function keyValueState(sync: SyncService): Map<string, string> {
     },
   });
   return values;
+}
+
+/**
+ * What the transport gives a connection that began with STARTTLS, for unit tests: the fingerprint the peer
+ * presented, and keying material of `ekmByte` repeated (two contexts with different bytes are two TLS sessions).
+ */
+export function fakeTls(peerFingerprint?: string, ekmByte = 0x33): ConnectionTls {
+  return { peerFingerprint, exportKeyingMaterial: (length) => Buffer.alloc(length, ekmByte) };
+}
+
+/** A transport context inside TLS (see `fakeTls`). */
+export function tlsPeerContext(peerFingerprint?: string, ekmByte = 0x33): PeerContext {
+  const ctx = peerContext();
+  ctx.tls = fakeTls(peerFingerprint, ekmByte);
+  return ctx;
 }

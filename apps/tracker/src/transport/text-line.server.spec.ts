@@ -17,8 +17,16 @@ import { InMemoryGroupStore } from '../groups/in-memory-group.store';
 import { LineSocket } from '../testing/line-socket';
 import { waitUntil } from '../testing/wait-until';
 import { testIdentity } from '../testing/test-identity';
+import { TLSSocket } from 'node:tls';
 import { syncTestingProviders, TEST_CLUSTER_KEY } from '../testing/sync-testing';
-import { checkSyncProof, LinkParties, newNonce, syncProof, SyncLinkSecurity } from '../sync/sync-link.security';
+import {
+  checkSyncProof,
+  LinkParties,
+  newNonce,
+  syncEkm,
+  syncProof,
+  SyncLinkSecurity,
+} from '../sync/sync-link.security';
 import { SyncController } from '../sync/sync.controller';
 import { SyncService } from '../sync/sync.service';
 import { PassThroughExceptionFilter } from './pass-through.filter';
@@ -908,12 +916,20 @@ describe(TextLineServer.name, () => {
         ]);
       });
 
+      /** A connection inside TLS, as a tracker's link (no HELLO): sync links need TLS. */
+      const openTls = async () => {
+        const s = await LineSocket.openTls(harness.port, { hello: false });
+        sockets.push(s);
+        return s;
+      };
+
       /** Does the dialer's half of the handshake as tracker 2; returns the dialer's end of the link. */
       async function handshake(peer: LineSocket): Promise<SyncLinkSecurity> {
         const dialerNonce = newNonce();
         const [head, listenerNonce, proof] = await peer.request(`${SYNC_MARKER} ${SyncCmd.Hello} 2 ${dialerNonce}`, 3);
         expect(head).toBe('OK 2 prove it');
-        const parties: LinkParties = { dialer: 2, listener: 1, dialerNonce, listenerNonce };
+        const ekm = syncEkm(peer.socket as TLSSocket);
+        const parties: LinkParties = { dialer: 2, listener: 1, dialerNonce, listenerNonce, ekm };
         expect(checkSyncProof(TEST_CLUSTER_KEY, 'listener', parties, proof)).toBe(true);
         const link = SyncLinkSecurity.create(TEST_CLUSTER_KEY, 'dialer', parties);
         const welcome = await peer.request(
@@ -933,7 +949,7 @@ describe(TextLineServer.name, () => {
       }
 
       it('lets a tracker with the key in, then takes its sealed changes and answers the digest, sealed', async () => {
-        const peer = await open();
+        const peer = await openTls();
         const link = await handshake(peer);
         const ask = async (line: string, n = 1) => opened(link, await peer.request(link.sealRequest(line), n));
         expect(await ask(`${SYNC_MARKER} create_user bob plain$x - 2/1/1/1700000000000/-`)).toEqual(okReply('applied'));
@@ -961,7 +977,7 @@ describe(TextLineServer.name, () => {
           },
         ],
       ])('closes the link on a line %s and applies nothing', async (_what, forge) => {
-        const peer = await open();
+        const peer = await openTls();
         const link = await handshake(peer);
         peer.write(`${forge(link, `${SYNC_MARKER} create_user eve plain$x - 2/1/1/1700000000000/-`)}\n`);
         await expect(peer.readLines(1)).rejects.toThrow(/connection closed/);

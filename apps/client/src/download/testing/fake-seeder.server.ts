@@ -11,6 +11,7 @@ import {
   parseGetChunk,
   parsePeerRequest,
 } from '@app/protocol';
+import { acceptTls, Identity, serverContext, sniffStartTls } from '@app/tls';
 import * as net from 'node:net';
 
 /** What the fake seeder does with one request. */
@@ -67,6 +68,11 @@ export interface FakeSeederOptions {
   readonly noBitfield?: boolean;
   /** Extended form: sends its answers at about this many bytes per second (all connections together). */
   readonly bytesPerSecond?: number;
+  /**
+   * Speaks TLS only, presenting this identity: a connection must start with `STARTTLS` (any other is closed), and
+   * is then served inside TLS.
+   */
+  readonly identity?: Identity;
 }
 
 /** What the seed-form fake sends to a line it does not know, with `onUnknown: 'junk'`. */
@@ -81,6 +87,8 @@ export class FakeSeeder {
   connections = 0;
   /** `HELLO p2p-share/2` lines received as first lines. */
   hellos = 0;
+  /** Connections upgraded with STARTTLS (handshake done). */
+  tlsConnections = 0;
   /** Seed form: requests received and not yet answered now, and the most there were at once. */
   private unanswered = 0;
   peakUnanswered = 0;
@@ -174,6 +182,23 @@ export class FakeSeeder {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
+    if (this.options.identity) return void this.upgrade(socket, this.options.identity);
+    this.serve(socket);
+  }
+
+  private async upgrade(socket: net.Socket, identity: Identity): Promise<void> {
+    const first = await sniffStartTls(socket);
+    if (first.kind !== 'starttls') return void socket.destroy();
+    const tls = await acceptTls(socket, { context: serverContext(identity), timeoutMs: 5_000 }).catch(() => undefined);
+    if (!tls) return;
+    this.tlsConnections++;
+    this.sockets.add(tls);
+    tls.on('close', () => this.sockets.delete(tls));
+    tls.on('error', () => undefined);
+    this.serve(tls);
+  }
+
+  private serve(socket: net.Socket): void {
     const seed = this.options.form === 'seed';
     if (this.options.busy || this.connections <= (this.options.busyConnections ?? 0)) {
       if (seed) socket.end();

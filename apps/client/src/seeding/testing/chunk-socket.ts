@@ -1,4 +1,5 @@
 import { FrameDecoder, HELLO_LINE, HELLO_REPLY, parseChunkHeader, parseReplyHeader } from '@app/protocol';
+import { seederVerifier, startTlsClient } from '@app/tls';
 import { connect, Socket } from 'node:net';
 
 /** One answer of a seeder, as a downloader reads it. */
@@ -86,6 +87,32 @@ export class ChunkSocket {
         resolve(new ChunkSocket(socket, form));
       });
     });
+  }
+
+  /** A raw TCP connection to the chunk server, nothing sent yet. */
+  static dial(port: number, host = '127.0.0.1'): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port, host, allowHalfOpen: true });
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+    });
+  }
+
+  /**
+   * A connection upgraded with `STARTTLS` (the seeder's certificate must be `fingerprint`), then spoken to inside
+   * TLS in `form` as `open` does in clear.
+   */
+  static async openTls(port: number, fingerprint: string, form: ChunkSocketForm = 'extended'): Promise<ChunkSocket> {
+    const raw = await ChunkSocket.dial(port);
+    const tls = await startTlsClient(raw, {
+      peer: 'the test seeder',
+      timeoutMs: 5000,
+      verify: seederVerifier('the test seeder', fingerprint),
+    });
+    return new ChunkSocket(tls, form);
   }
 
   write(data: string | Buffer): void {

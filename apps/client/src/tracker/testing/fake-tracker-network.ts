@@ -1,6 +1,13 @@
 import { errReply, formatReply, HELLO_LINE, HELLO_REPLY, okReply, Reply, tokenize } from '@app/protocol';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
+import {
+  FakeTlsStats,
+  fakeTrackerContext,
+  FakeTrackerIdentity,
+  fakeTrackerIdentity,
+  startTlsIfAsked,
+} from '../../testing/fake-tracker.server';
 
 /** A request as a fake tracker saw it: its id (without `#`), the line after the id, who sent it. */
 export interface SeenRequest {
@@ -40,6 +47,9 @@ export class FakeTrackerNetwork {
   readonly trackers: FakeNetworkTracker[] = [];
   private waiters: { test: () => boolean; resolve: () => void }[] = [];
 
+  /** `identity`: the certificate every tracker of this network presents after STARTTLS. */
+  constructor(readonly identity: FakeTrackerIdentity = fakeTrackerIdentity()) {}
+
   /** Starts `count` trackers; `script` may take over any request. */
   async start(count: number, script: Script = () => undefined): Promise<this> {
     for (let i = 0; i < count; i++) {
@@ -78,7 +88,9 @@ export class FakeNetworkTracker {
   connections = 0;
   /** Connections whose first line was `HELLO p2p-share/2` (answered, not recorded as a request). */
   hellos = 0;
-  private readonly server = net.createServer((socket) => this.accept(socket));
+  readonly tls = new FakeTlsStats();
+  private readonly context;
+  private readonly server = net.createServer((socket) => void this.accept(socket));
   private readonly sockets = new Set<net.Socket>();
   private listening = false;
   private port = 0;
@@ -87,7 +99,9 @@ export class FakeNetworkTracker {
     private readonly network: FakeTrackerNetwork,
     readonly number: number,
     private readonly script: Script,
-  ) {}
+  ) {
+    this.context = fakeTrackerContext(network.identity);
+  }
 
   get address(): { host: string; port: number } {
     return { host: '127.0.0.1', port: this.port };
@@ -115,16 +129,22 @@ export class FakeNetworkTracker {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private accept(socket: net.Socket): void {
+  private async accept(plain: net.Socket): Promise<void> {
     this.connections++;
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => undefined);
+    this.sockets.add(plain);
+    plain.on('close', () => this.sockets.delete(plain));
+    plain.on('error', () => undefined);
+    const opened = await startTlsIfAsked(plain, this.context, this.tls, (secure) => {
+      this.sockets.add(secure);
+      secure.on('close', () => this.sockets.delete(secure));
+    });
+    if (!opened) return;
+    const { socket, head } = opened;
     const state: { user: string | undefined; token: string | undefined } = { user: undefined, token: undefined };
     let buffered = '';
     let chain = Promise.resolve();
     let first = true;
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
       for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
         const raw = buffered.slice(0, at);
@@ -138,7 +158,10 @@ export class FakeNetworkTracker {
         first = false;
         chain = chain.then(() => this.handle(raw, socket, state));
       }
-    });
+    };
+    if (head && head.length > 0) onData(head);
+    socket.on('data', onData);
+    socket.resume();
   }
 
   private async handle(
