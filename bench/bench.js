@@ -25,7 +25,11 @@
 //   BENCH_SWARM_N=8               downloaders of the swarm, all at once from one seeder (quick: 4)
 //   BENCH_SWARM_MB=128            the swarm's file, MiB (quick: 16)
 //   BENCH_SWARM_RATE=8            every swarm client's upload cap, MB/s (10^6 bytes a second)
-//   BENCH_SECTIONS=download,upload,tracker,scale,swarm
+//   BENCH_TLS_MB=256              the file of the tls section, downloaded over TLS and in clear (quick: 32)
+//   BENCH_TLS_ROUNDS=3            rounds of the tls section's two downloads, interleaved (quick: 1)
+//   BENCH_TLS_CONNS=50            tracker connections of each kind (in clear, over TLS) in the tls section
+//   BENCH_TLS_SECONDS=3           length of each of its four closed-loop windows
+//   BENCH_SECTIONS=download,upload,tracker,scale,swarm,tls
 //   BENCH_CPU_PROF=<dir>          run the clients and trackers with --cpu-prof into <dir>
 //   BENCH_RESULTS=<dir>           where results go (default bench/results)
 //   BENCH_TMP=<dir>               where the run's work dir goes (default the system's temp dir)
@@ -46,6 +50,7 @@ const SECTIONS = [
   require('./sections/tracker'),
   require('./sections/scale'),
   require('./sections/swarm'),
+  require('./sections/tls'),
 ];
 
 const ALL = SECTIONS.map((s) => s.name).join(',');
