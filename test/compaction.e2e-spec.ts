@@ -155,8 +155,21 @@ describe('op log compaction between real trackers', () => {
     must(await b.request('login bob pb'));
     for (let i = 0; i < 30; i++) {
       must(await a.request(`create_group g${i}`));
+      await eventually(
+        async () => must(await b.request('list_groups')).some((line) => line.startsWith(`g${i} `)),
+        10_000,
+        `g${i} reaching tracker 2`,
+      );
       must(await b.request(`join_group g${i}`));
-      if (i % 2 === 0) must(await a.request(`accept_request g${i} bob`));
+      if (i % 2 === 0) {
+        // a write is answered once the other tracker holds it, or after the replication wait on a loaded machine
+        await eventually(
+          async () => must(await a.request(`list_requests g${i}`)).includes('bob'),
+          10_000,
+          `bob's request for g${i} reaching tracker 1`,
+        );
+        must(await a.request(`accept_request g${i} bob`));
+      }
     }
     must(await a.request(`upload_file g0 "/data/a report.pdf" 10 ${hash(1)} ${hash(2)} 127.0.0.1:7001`));
     return { a, b };

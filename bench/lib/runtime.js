@@ -161,11 +161,14 @@ async function parallel(items, width, work) {
   return results;
 }
 
-/** create_user for everyone; the first creates `group`, the others join and are accepted. */
-async function setupGroup(port, group, users) {
+/**
+ * create_user for everyone (unless `existing`: a second group for the same users); the first creates `group`, the
+ * others join and are accepted.
+ */
+async function setupGroup(port, group, users, { existing = false } = {}) {
   const conns = await connectAll(port, users.length);
   await parallel(users, 8, async (u, i) => {
-    await conns[i].ok(`create_user ${u} ${PASSWORD}`);
+    if (!existing) await conns[i].ok(`create_user ${u} ${PASSWORD}`);
     await conns[i].ok(`login ${u} ${PASSWORD}`);
   });
   await conns[0].ok(`create_group ${group}`);

@@ -65,7 +65,7 @@ async function run({ cfg, results }) {
   const hash = sha1sumOf(file).hash;
   const users = ['seedtls', 'seedplain', 'probe', ...MODES.map((m) => `dl${m.name}`)];
   await setupGroup(port, 'tlsbench', users);
-  await setupGroup2(port, 'plainbench', users);
+  await setupGroup(port, 'plainbench', users, { existing: true });
 
   const seeders = {};
   for (const m of MODES) {
@@ -128,20 +128,6 @@ async function run({ cfg, results }) {
   say(`  tracker requests over TLS: ${pctOf(results.tls.requests.ratio)} of plain`);
   await stopServer(tracker);
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** The group `group` for `users` that setupGroup already made users of (their create_user is not repeated). */
-async function setupGroup2(port, group, users) {
-  const conns = await Promise.all(users.map(() => LineClient.connect('127.0.0.1', port)));
-  await parallel(users, 8, (u, i) => conns[i].ok(`login ${u} ${PASSWORD}`));
-  await conns[0].ok(`create_group ${group}`);
-  await Promise.all(conns.slice(1).map((c) => c.ok(`join_group ${group}`)));
-  await pipeline(
-    conns[0],
-    users.slice(1).map((u) => `accept_request ${group} ${u}`),
-  );
-  conns.forEach((c) => c.close());
-  await sleep(100);
 }
 
 /** One download of big.bin by a new client of `mode` from the seeder of that mode, timed from the request. */

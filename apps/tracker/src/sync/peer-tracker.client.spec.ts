@@ -191,6 +191,23 @@ describe(PeerTrackerClient.name, () => {
     expect(logger.warn).not.toHaveBeenCalled();
   });
 
+  it("keeps what it knows of the peer current through status, so a compaction of the peer's own changes does not make it look behind", async () => {
+    const two = await listener(TEST_CLUSTER_KEY);
+    cleanup.push(() => two.app.close());
+    const one = dialer(two.port);
+    await one.link.start();
+    // tracker 2 makes changes after the link is up; they reach tracker 1 the way they would over tracker 2's link
+    for (const groupId of ['g1', 'g2', 'g3']) two.sync.commit({ kind: 'create_group', groupId, actor: 'bob' });
+    one.sync.receiveAll(two.sync.opsAfter(new Map(), 10));
+    expect(one.link.ackedSeq(2)).toBe(0);
+    const status = await one.link.status();
+    expect(status).toEqual(new Map([[2, 3]]));
+    expect(one.link.ackedSeq(2)).toBe(3);
+    expect(one.sync.compactWith(new Map([[2, status]])).compacted).toBe(true);
+    // a write on tracker 1 now waits for tracker 2 instead of passing it over as a peer that needs the snapshot
+    expect(one.link.awaitingSnapshot).toBe(false);
+  });
+
   it.each([
     ['the dialer', OTHER_KEY, TEST_CLUSTER_KEY],
     ['the listener', TEST_CLUSTER_KEY, OTHER_KEY],

@@ -210,13 +210,22 @@ export class PeerTrackerClient {
     w?.();
   }
 
-  /** What the peer holds now (its version vector), asked over the link; undefined while the link is down. */
+  /**
+   * What the peer holds now (its version vector), asked over the link; undefined while the link is down. The
+   * answer also brings what this link knows of the peer up to date: changes it received from others (its own
+   * included) are otherwise known only from the link's hello, and a compaction cut past that stale picture would
+   * make the peer look as if it needed the snapshot, and writes would stop waiting for it.
+   */
   async status(): Promise<Map<number, number> | undefined> {
     const conn = this.conn;
     if (!this.connected || !conn) return undefined;
     try {
       const reply = await conn.request(`${SYNC_MARKER} ${SyncCmd.Status}`);
-      return parseVersionVector(expectOk(reply, 'status')[0] ?? '');
+      const held = parseVersionVector(expectOk(reply, 'status')[0] ?? '');
+      if (this.conn === conn) {
+        for (const [origin, seq] of held) this.peerVV.set(origin, Math.max(this.peerVV.get(origin) ?? 0, seq));
+      }
+      return held;
     } catch {
       return undefined;
     }
