@@ -10,6 +10,7 @@ import {
   RecordingRelay,
   sideOf,
   TLS_APPLICATION_DATA,
+  TLS_HANDSHAKE,
   tlsRecords,
   windowsOf,
 } from './support/capture';
@@ -134,11 +135,18 @@ class FakeTracker {
 }
 
 /**
- * Checks that one captured side of a connection is `STARTTLS` (or its answer) and then nothing but TLS records,
- * among them application data; returns the number of application data records.
+ * Checks that one captured side of a connection is `STARTTLS` (or its answer) and then nothing but TLS records
+ * (`direct`: TLS records from the first byte, a handshake first), among them application data; returns the number
+ * of application data records.
  */
-function expectTlsOnly(c: CapturedConnection, direction: 'up' | 'down'): number {
-  const records = tlsRecords(afterStartTls(sideOf(c, direction), direction));
+function expectTlsOnly(
+  c: CapturedConnection,
+  direction: 'up' | 'down',
+  opening: 'starttls' | 'direct' = 'starttls',
+): number {
+  const side = sideOf(c, direction);
+  const records = tlsRecords(opening === 'direct' ? side : afterStartTls(side, direction));
+  if (opening === 'direct') expect(records[0].type).toBe(TLS_HANDSHAKE);
   const data = records.filter((r) => r.type === TLS_APPLICATION_DATA).length;
   expect(data).toBeGreaterThan(0);
   return data;
@@ -351,12 +359,12 @@ describe('TLS end to end', () => {
       const data = readFileSync(original);
       expect(readFileSync(join(bob.dir, 'copy.bin')).equals(data)).toBe(true);
 
-      // the download went through the seeder relay, over TLS in both directions
+      // the download went through the seeder relay, over TLS in both directions from the first byte
       expect(seederRelay.connections.length).toBeGreaterThan(0);
       expect(seederRelay.bytes('down').length).toBeGreaterThanOrEqual(FILE_BYTES);
       for (const c of seederRelay.connections.filter((c) => c.up.length > 0)) {
-        expectTlsOnly(c, 'up');
-        expectTlsOnly(c, 'down');
+        expectTlsOnly(c, 'up', 'direct');
+        expectTlsOnly(c, 'down', 'direct');
       }
       // every tracker session of both clients: STARTTLS, then TLS records only
       const trackerSessions = [...aliceTrackerRelay.connections, ...bobTrackerRelay.connections];

@@ -1,5 +1,5 @@
 // TLS against plain text in the same run: one download from a seeder listed with a fingerprint (both clients over
-// TLS, the downloader speaking STARTTLS to the seeder) beside the same download from a seeder listed without one (both
+// TLS, the downloader opening TLS with the seeder) beside the same download from a seeder listed without one (both
 // clients with --no-tls: in clear), interleaved rounds, medians; then the tracker section's request mix over
 // LineConnections opened with and without `tls`, interleaved closed-loop windows.
 const { readFileSync, rmSync, writeFileSync } = require('node:fs');
@@ -268,7 +268,7 @@ function markdown(results) {
       `${rounds === 1 ? '' : 's'}, interleaved)`,
     '',
     'TLS: seeder and downloader without flags; the seeder shared the file over TLS, so the tracker lists it with its ' +
-      'fingerprint and the downloader speaks STARTTLS to it (TLS 1.3, AES-128-GCM) and checks that certificate. ' +
+      'fingerprint and the downloader opens TLS with it from the first byte (TLS 1.3, AES-128-GCM) and checks that certificate. ' +
       'Plain: both clients with `--no-tls`, the seeder listed with `-`, the chunks in clear. After one unmeasured ' +
       'download of each kind, every timed download starts cold (see the download section).',
     '',

@@ -118,6 +118,8 @@ export interface TlsRecord {
   readonly length: number;
 }
 
+/** A handshake record (type 22), the first of a connection in TLS from its first byte. */
+export const TLS_HANDSHAKE = 0x16;
 /** TLS 1.3 application data records are sent as type 23 (0x17), legacy version 3.3. */
 export const TLS_APPLICATION_DATA = 0x17;
 

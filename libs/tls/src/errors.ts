@@ -33,7 +33,19 @@ export class StartTlsRefusedError extends Error {
   }
 }
 
-/** The TLS handshake failed or did not finish in time. */
+/** The TLS handshake failed or did not finish in time (`timedOut`). */
 export class TlsHandshakeError extends Error {
   override readonly name = 'TlsHandshakeError';
+
+  constructor(
+    message: string,
+    readonly timedOut = false,
+  ) {
+    super(message);
+  }
+}
+
+/** No TCP connection was made for TLS: refused, unreachable, or none within the time allowed. */
+export class TlsConnectError extends Error {
+  override readonly name = 'TlsConnectError';
 }

@@ -3,9 +3,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { AddressInfo, connect, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FingerprintMismatchError, StartTlsRefusedError } from './errors';
+import { FingerprintMismatchError, StartTlsRefusedError, TlsConnectError, TlsHandshakeError } from './errors';
 import { Identity, loadOrCreateIdentity } from './identity';
-import { acceptTls, FirstBytes, peerFingerprint, serverContext, sniffStartTls, startTlsClient } from './starttls';
+import {
+  acceptTls,
+  connectTls,
+  FirstBytes,
+  peerFingerprint,
+  serverContext,
+  sniffStartTls,
+  startTlsClient,
+  TLS_HANDSHAKE_RECORD,
+} from './starttls';
 import { seederVerifier } from './known-trackers';
 
 describe('STARTTLS', () => {
@@ -139,5 +148,144 @@ describe('STARTTLS', () => {
       expect(await sniffed).toEqual({ kind: 'starttls' });
       raw.destroy();
     }
+  });
+
+  describe('TLS from the first byte', () => {
+    /** A server that takes the handshake as the first bytes (or STARTTLS) and echoes lines with the client's fingerprint. */
+    function directServer(): Promise<FirstBytes> {
+      return new Promise((resolve) => {
+        onConnection = (socket) => {
+          void sniffStartTls(socket, { directTls: true })
+            .then(async (first) => {
+              resolve(first);
+              if (first.kind !== 'tls' && first.kind !== 'starttls') return socket.destroy();
+              const head = first.kind === 'tls' ? first.head : undefined;
+              const context = serverContext(server);
+              const secure = await acceptTls(socket, { context, requestCert: true, timeoutMs: 2000, head });
+              secure.on('data', (d: Buffer) => secure.write(`${peerFingerprint(secure) ?? 'none'} ${d.toString()}`));
+            })
+            .catch(() => undefined);
+        };
+      });
+    }
+
+    it('connects, checks the server by fingerprint, and reads into the buffers the caller names', async () => {
+      const sniffed = directServer();
+      const seen: string[] = [];
+      const target = Buffer.alloc(256);
+      let filled = 0;
+      let reads = 0;
+      const secure = await connectTls({
+        host: '127.0.0.1',
+        port,
+        peer: 'test',
+        timeoutMs: 2000,
+        identity: client,
+        verify: (fp) => seen.push(fp),
+        onread: {
+          buffer: () => target.subarray(filled),
+          callback: (n) => {
+            filled += n;
+            reads++;
+            return true;
+          },
+        },
+      });
+      const first = await sniffed;
+      expect(first.kind).toBe('tls');
+      expect(first.kind === 'tls' && first.head[0]).toBe(TLS_HANDSHAKE_RECORD);
+      expect(seen).toEqual([server.fingerprint]);
+      expect(secure.getProtocol()).toBe('TLSv1.3');
+      secure.write('HELLO p2p-share/2\n');
+      const expected = `${client.fingerprint} HELLO p2p-share/2\n`;
+      while (filled < expected.length) await new Promise((r) => setTimeout(r, 5));
+      expect(target.toString('utf8', 0, filled)).toBe(expected);
+      expect(reads).toBeGreaterThan(0);
+      secure.destroy();
+    });
+
+    it('sends nothing inside TLS to a server whose certificate is not the one expected', async () => {
+      const got: Buffer[] = [];
+      onConnection = (socket) => {
+        void sniffStartTls(socket, { directTls: true })
+          .then(async (first) => {
+            if (first.kind !== 'tls') return;
+            const secure = await acceptTls(socket, {
+              context: serverContext(client),
+              timeoutMs: 2000,
+              head: first.head,
+            });
+            secure.on('data', (d: Buffer) => got.push(d));
+          })
+          .catch(() => undefined);
+      };
+      await expect(
+        connectTls({
+          host: '127.0.0.1',
+          port,
+          peer: 'p',
+          timeoutMs: 2000,
+          verify: seederVerifier('p', server.fingerprint),
+        }),
+      ).rejects.toBeInstanceOf(FingerprintMismatchError);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(Buffer.concat(got).length).toBe(0);
+    });
+
+    it('reads the handshake as plain bytes where the server does not take it', async () => {
+      const sniffed = echoServer(false);
+      const err = await connectTls({
+        host: '127.0.0.1',
+        port,
+        peer: 'old',
+        timeoutMs: 2000,
+        verify: () => undefined,
+      }).catch((e: unknown) => e);
+      const first = await sniffed;
+      expect(first.kind).toBe('plain');
+      expect(first.kind === 'plain' && first.head[0]).toBe(TLS_HANDSHAKE_RECORD);
+      // the server closed it: a handshake that failed, not one that ran out of time
+      expect(err).toBeInstanceOf(TlsHandshakeError);
+      expect((err as TlsHandshakeError).timedOut).toBe(false);
+    });
+
+    it('tells a handshake answered with a line in clear, one with no answer in time, and no connection apart', async () => {
+      onConnection = (socket) => socket.resume().end('ERR BUSY too many connections; try later\n');
+      const busy = await connectTls({
+        host: '127.0.0.1',
+        port,
+        peer: 'b',
+        timeoutMs: 2000,
+        verify: () => undefined,
+      }).catch((e: unknown) => e);
+      expect(busy).toBeInstanceOf(TlsHandshakeError);
+      expect((busy as TlsHandshakeError).timedOut).toBe(false);
+
+      onConnection = (socket) => void socket.resume(); // reads and never answers
+      const silent = await connectTls({
+        host: '127.0.0.1',
+        port,
+        peer: 's',
+        timeoutMs: 200,
+        verify: () => undefined,
+      }).catch((e: unknown) => e);
+      expect(silent).toBeInstanceOf(TlsHandshakeError);
+      expect((silent as TlsHandshakeError).timedOut).toBe(true);
+      expect((silent as Error).message).toBe('TLS with s: no handshake within 200 ms');
+
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const unused = (closed.address() as AddressInfo).port;
+      await new Promise((resolve) => closed.close(resolve));
+      const refused = await connectTls({
+        host: '127.0.0.1',
+        port: unused,
+        peer: 'gone',
+        timeoutMs: 2000,
+        verify: () => undefined,
+      }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(TlsConnectError);
+      expect((refused as Error).message).toMatch(/^cannot connect to gone: .*ECONNREFUSED/);
+    });
   });
 });

@@ -14,7 +14,8 @@ import { PeerConnection } from './peer.connection';
 type Mode = 'tls' | 'busy' | 'close' | 'unknown';
 
 /**
- * A seeder that takes one connection: in `tls` mode it answers `STARTTLS`, handshakes with `identity`, then reads
+ * A seeder that takes connections one at a time: in `tls` mode it takes a TLS handshake from the first byte (unless
+ * `direct` is false, as a seeder that knows only `STARTTLS`) or answers `STARTTLS`, handshakes with `identity`, then reads
  * lines inside TLS (`lines`), answering the HELLO and each `GET_CHUNK <i> <cap>` with `CHUNK <i> <len>` and the
  * bytes of `chunks[i]`, the replies of several requests written as one buffer cut at odd places.
  */
@@ -23,6 +24,8 @@ class TlsSeeder {
   /** Bytes received inside TLS. */
   received = 0;
   first: string | undefined;
+  /** What each connection opened with, in order (`tls`: the handshake itself, `starttls`, `plain`). */
+  readonly firsts: string[] = [];
   /** The connection is over (after the handshake, or during it). */
   closed = false;
   private readonly server = net.createServer((s) => void this.accept(s));
@@ -33,6 +36,7 @@ class TlsSeeder {
     private readonly identity: Identity,
     private readonly mode: Mode,
     private readonly chunks: Buffer[] = [],
+    private readonly direct = true,
   ) {}
 
   get port(): number {
@@ -59,14 +63,18 @@ class TlsSeeder {
 
   private async accept(raw: net.Socket): Promise<void> {
     raw.on('error', () => undefined);
-    const first = await sniffStartTls(raw);
+    const first = await sniffStartTls(raw, { directTls: this.direct });
     this.first = first.kind;
+    this.firsts.push(first.kind);
     this.wake();
-    if (first.kind !== 'starttls') return void raw.destroy();
+    if (first.kind !== 'starttls' && first.kind !== 'tls') return void raw.destroy();
     if (this.mode === 'busy') return void raw.end('ERR BUSY too many connections; try later\n');
     if (this.mode === 'close') return void raw.destroy();
     if (this.mode === 'unknown') return void raw.end('error: unknown command STARTTLS\n');
-    const tls = await acceptTls(raw, { context: serverContext(this.identity), timeoutMs: 5000 }).catch(() => undefined);
+    const head = first.kind === 'tls' ? first.head : undefined;
+    const tls = await acceptTls(raw, { context: serverContext(this.identity), timeoutMs: 5000, head }).catch(
+      () => undefined,
+    );
     if (!tls) {
       this.closed = true;
       return this.wake();
@@ -112,8 +120,8 @@ describe(`${PeerConnection.name} over TLS`, () => {
   const seeders: TlsSeeder[] = [];
   const conns: PeerConnection[] = [];
 
-  const seeder = async (mode: Mode, identity = seederId, chunks: Buffer[] = []) => {
-    const s = await new TlsSeeder(identity, mode, chunks).start();
+  const seeder = async (mode: Mode, identity = seederId, chunks: Buffer[] = [], direct = true) => {
+    const s = await new TlsSeeder(identity, mode, chunks, direct).start();
     seeders.push(s);
     return s;
   };
@@ -154,6 +162,21 @@ describe(`${PeerConnection.name} over TLS`, () => {
     for (const b of got) pool.release(b);
     expect(pool.freeCount).toBe(3);
     expect(s.lines).toEqual([HELLO_LINE, 'GET_CHUNK 2 cap', 'GET_CHUNK 0 cap', 'GET_CHUNK 1 cap']);
+    // one connection, TLS from its first byte: no STARTTLS line
+    expect(s.firsts).toEqual(['tls']);
+  });
+
+  it('upgrades with STARTTLS when a seeder does not take the handshake as the first bytes', async () => {
+    const chunks = [randomBytes(30_000), randomBytes(20_000), randomBytes(10_000)];
+    const s = await seeder('tls', seederId, chunks, false);
+    const c = connection();
+    expect(await connect(c, s.port)).toBe('extended');
+    expect(c.tls).toBe(true);
+    const got = await Promise.all([c.fetch(1, 'cap', 20_000), c.fetch(0, 'cap', 30_000), c.fetch(2, 'cap', 10_000)]);
+    expect(got.map((b, i) => b.equals(chunks[[1, 0, 2][i]]))).toEqual([true, true, true]);
+    // the handshake read as plain bytes and closed, then STARTTLS on a second connection; never a line in clear
+    expect(s.firsts).toEqual(['plain', 'starttls']);
+    expect(s.lines).toEqual([HELLO_LINE, 'GET_CHUNK 1 cap', 'GET_CHUNK 0 cap', 'GET_CHUNK 2 cap']);
   });
 
   it('refuses a seeder with another certificate: an identity error, nothing sent inside TLS', async () => {
@@ -168,25 +191,55 @@ describe(`${PeerConnection.name} over TLS`, () => {
     await s.until(() => s.closed);
     expect(s.received).toBe(0);
     expect(c.isOpen).toBe(false);
+    // and no second try with STARTTLS: the certificate is the answer
+    expect(s.firsts).toEqual(['tls']);
+  });
+
+  it('does not try STARTTLS after a handshake that gets no answer in time', async () => {
+    const silent = net.createServer((socket) => socket.on('error', () => undefined).resume());
+    let accepted = 0;
+    silent.on('connection', () => accepted++);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const c = connection();
+      const err = (await c
+        .connect('127.0.0.1', (silent.address() as net.AddressInfo).port, {
+          connectTimeoutMs: 300,
+          fingerprint: seederId.fingerprint,
+        })
+        .catch((e: unknown) => e)) as PeerError;
+      expect(err).toBeInstanceOf(PeerError);
+      expect(err.kind).toBe('connect');
+      expect(err.message).toMatch(/no handshake within 300 ms/);
+      expect(accepted).toBe(1);
+    } finally {
+      await new Promise<void>((resolve) => {
+        silent.close(() => resolve());
+        for (const c of conns) c.close();
+      });
+    }
   });
 
   it('takes an ERR answer to STARTTLS as a refusal of the connection, with its code', async () => {
-    const s = await seeder('busy');
+    const s = await seeder('busy', seederId, [], false);
     const err = (await connect(connection(), s.port).catch((e: unknown) => e)) as PeerError;
     expect({ kind: err.kind, code: err.code }).toEqual({ kind: 'connect', code: 'BUSY' });
     expect(err.message).toMatch(/refused the connection: BUSY too many connections/);
   });
 
   it('fails a seeder listed with a fingerprint that does not speak TLS, never falling back to clear text', async () => {
-    const s = await seeder('unknown');
+    const s = await seeder('unknown', seederId, [], false);
     const err = (await connect(connection(), s.port).catch((e: unknown) => e)) as PeerError;
     expect(err.kind).toBe('protocol');
     expect(err.message).toMatch(/listed as speaking TLS but answered STARTTLS with "error: unknown command/);
-    const closing = await seeder('close');
+    const closing = await seeder('close', seederId, [], false);
     const closed = (await connect(connection(), closing.port).catch((e: unknown) => e)) as PeerError;
     expect(closed.kind).toBe('connect');
     expect(closed.message).toMatch(/closed the connection instead of TLS/);
-    expect([s.first, closing.first]).toEqual(['starttls', 'starttls']);
+    expect([s.firsts, closing.firsts]).toEqual([
+      ['plain', 'starttls'],
+      ['plain', 'starttls'],
+    ]);
   });
 
   it('speaks in clear, with no STARTTLS, to a seeder listed without a fingerprint', async () => {

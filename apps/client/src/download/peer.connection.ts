@@ -12,7 +12,15 @@ import {
   parseHaveLine,
   parseReplyHeader,
 } from '@app/protocol';
-import { FingerprintMismatchError, seederVerifier, StartTlsRefusedError, startTlsClient } from '@app/tls';
+import {
+  connectTls,
+  FingerprintMismatchError,
+  seederVerifier,
+  StartTlsRefusedError,
+  startTlsClient,
+  TlsConnectError,
+  TlsHandshakeError,
+} from '@app/tls';
 import * as net from 'node:net';
 import { ChunkBufferPool } from './chunk-buffer.pool';
 import { PeerError } from './download.errors';
@@ -90,8 +98,9 @@ type Pending = PendingChunk | PendingBitfield;
  *
  * Bodies are read by the socket straight into a buffer from `pool` (give
  * it back with `pool.release` when done), with no copy and no other
- * allocation; header and `ERR` lines go through a small reused scratch
- * buffer (see `PeerReplyReader`).
+ * allocation (over TLS, one copy: from the decrypted record into the body);
+ * header and `ERR` lines go through a small reused scratch buffer (see
+ * `PeerReplyReader`).
  *
  * `bitfield` asks for the seeder's have-list (in its place among the
  * requests); from its answer on, the `HAVE` lines the seeder pushes between
@@ -172,7 +181,7 @@ export class PeerConnection implements ChunkLink {
     this.inactivityTimeoutMs = options.inactivityTimeoutMs ?? DEFAULT_INACTIVITY_TIMEOUT_MS;
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const socket = options.fingerprint
-      ? await this.connectTls(host, port, timeoutMs, options.fingerprint, options.label ?? this.peer)
+      ? await this.connectSecure(host, port, timeoutMs, options.fingerprint, options.label ?? this.peer)
       : await this.connectTcp(host, port, timeoutMs, true);
     const closedMeanwhile = this.closedBy as PeerError | undefined;
     if (closedMeanwhile) {
@@ -201,24 +210,11 @@ export class PeerConnection implements ChunkLink {
 
   /**
    * A TCP connection to the seeder. `inPlace`: each read lands where `reader` says (in the body being received, or
-   * in its scratch buffer), with no copy; else the socket reads as usual (for TLS, which reads it itself).
+   * in its scratch buffer), with no copy; else the socket reads as usual (a connection STARTTLS upgrades).
    */
   private connectTcp(host: string, port: number, timeoutMs: number, inPlace: boolean): Promise<net.Socket> {
     return new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({
-        host,
-        port,
-        ...(inPlace && {
-          onread: {
-            buffer: () => this.reader.nextBuffer(),
-            callback: (n: number, buf: Uint8Array) => {
-              this.lastActivity = Date.now();
-              this.reader.onRead(buf, n);
-              return true;
-            },
-          },
-        }),
-      });
+      const s = net.connect({ host, port, ...(inPlace && { onread: this.inPlace() }) });
       const fail = (message: string): void => {
         clearTimeout(timer);
         s.destroy();
@@ -234,18 +230,67 @@ export class PeerConnection implements ChunkLink {
     });
   }
 
+  /** Reads that land where `reader` says: in the unfilled rest of the body being received, else its scratch buffer. */
+  private inPlace(): net.OnReadOpts {
+    return {
+      buffer: () => this.reader.nextBuffer(),
+      callback: (n: number, buf: Uint8Array) => {
+        this.lastActivity = Date.now();
+        this.reader.onRead(buf, n);
+        return true;
+      },
+    };
+  }
+
   /**
-   * A TCP connection upgraded with `STARTTLS`, the seeder's certificate checked against `fingerprint` before
-   * anything is sent inside; its bytes are then copied once from each `data` event into the body being received (a
-   * TLS socket cannot read in place). Rejects with a `PeerError`: `identity` for another certificate, `connect` for
-   * an `ERR` answer to `STARTTLS` (with its code, e.g. BUSY), a handshake that fails or a close instead of an answer,
-   * `protocol` for any other answer (it was listed as speaking TLS).
+   * A TLS connection to the seeder, its certificate checked against `fingerprint` before anything is sent inside.
+   * First with the handshake from the first byte, decrypted bytes landing in place (copied once, from the TLS
+   * record into the body being received); should the seeder not take that handshake (an older seeder of ours, or
+   * one refusing the connection with a line in clear), once more with `STARTTLS`, whose answer says why.
+   * Rejects with a `PeerError`: `identity` for another certificate, `connect` when no connection is made, the
+   * handshake fails or times out, or the seeder refuses (with its code, e.g. BUSY), `protocol` for an answer to
+   * `STARTTLS` that is none (it was listed as speaking TLS).
    */
-  private async connectTls(
+  private async connectSecure(
     host: string,
     port: number,
     timeoutMs: number,
     fingerprint: string,
+    label: string,
+  ): Promise<net.Socket> {
+    const startedAt = performance.now();
+    const verify = seederVerifier(label, fingerprint);
+    try {
+      const tls = await connectTls({
+        host,
+        port,
+        peer: label,
+        timeoutMs,
+        verify,
+        onread: this.inPlace(),
+        onSocket: (s) => (this.raw = s),
+      });
+      this.raw = undefined;
+      this.secure = true;
+      return tls;
+    } catch (err) {
+      this.raw = undefined;
+      if (this.closedBy) throw this.closedBy;
+      if (!(err instanceof TlsHandshakeError) || err.timedOut) throw this.tlsFailure(err);
+    }
+    return this.connectStartTls(host, port, Math.max(1, timeoutMs - (performance.now() - startedAt)), verify, label);
+  }
+
+  /**
+   * A TCP connection upgraded with `STARTTLS`, the seeder's certificate checked with `verify` before anything is
+   * sent inside; its bytes are then copied once from each `data` event into the body being received (a socket
+   * upgraded in place cannot read into the caller's buffers). Rejects as `connectSecure`.
+   */
+  private async connectStartTls(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    verify: (fingerprint: string) => void,
     label: string,
   ): Promise<net.Socket> {
     const startedAt = performance.now();
@@ -256,7 +301,7 @@ export class PeerConnection implements ChunkLink {
       tls = await startTlsClient(raw, {
         peer: label,
         timeoutMs: Math.max(1, timeoutMs - (performance.now() - startedAt)),
-        verify: seederVerifier(label, fingerprint),
+        verify,
       });
     } catch (err) {
       raw.destroy();
@@ -270,7 +315,7 @@ export class PeerConnection implements ChunkLink {
     return tls;
   }
 
-  /** Why `STARTTLS` with the seeder failed, as a PeerError. */
+  /** Why TLS with the seeder failed, as a PeerError. */
   private tlsFailure(err: unknown): PeerError {
     if (err instanceof FingerprintMismatchError) return new PeerError('identity', err.message);
     if (err instanceof StartTlsRefusedError) {
@@ -291,6 +336,7 @@ export class PeerConnection implements ChunkLink {
         `${this.peer} is listed as speaking TLS but answered STARTTLS with "${excerpt(err.answer, MAX_SHOWN_EXCERPT)}"`,
       );
     }
+    if (err instanceof TlsConnectError) return new PeerError('connect', err.message);
     return new PeerError(
       'connect',
       `cannot connect to ${this.peer}: ${err instanceof Error ? err.message : String(err)}`,

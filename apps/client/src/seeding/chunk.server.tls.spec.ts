@@ -67,6 +67,11 @@ describe(`${ChunkServer.name} over TLS`, () => {
     sockets.push(s);
     return s;
   };
+  const direct = async (form: 'extended' | 'seed' = 'extended') => {
+    const s = await ChunkSocket.openDirectTls(port, identity.fingerprint, form);
+    sockets.push(s);
+    return s;
+  };
   const plain = async (form: 'extended' | 'seed' = 'extended') => {
     const s = await ChunkSocket.open(port, '127.0.0.1', undefined, form);
     sockets.push(s);
@@ -121,6 +126,19 @@ describe(`${ChunkServer.name} over TLS`, () => {
     // STARTTLS again, inside: only the first line of a connection may ask for it
     s.send('STARTTLS');
     expect(await s.readOne()).toEqual({ kind: 'err', code: 'BAD_SYNTAX', message: 'STARTTLS is only the first line' });
+  });
+
+  it('serves a connection that opens with the TLS handshake itself as one upgraded with STARTTLS, both forms', async () => {
+    const s = await direct();
+    s.send(get(1, bigCap), formatBitfieldRequest(bigCap), get(2, bigCap));
+    const [c1, bits, c2] = await s.read(3);
+    expectChunk(c1, 1, chunkOf(big, 1));
+    expect(bits).toEqual({ kind: 'bitfield', line: 'BITFIELD 3 4A' });
+    expectChunk(c2, 2, chunkOf(big, 2));
+    const seed = await direct('seed');
+    seed.send(get(0, bigCap));
+    expect((await seed.readAllUntilClosed()).equals(chunkOf(big, 0))).toBe(true);
+    expect(server.uploadedBytes).toBe(chunkOf(big, 1).length + chunkOf(big, 2).length + CHUNK_SIZE);
   });
 
   it("tells a partial seeder's HAVE lines inside TLS, between whole replies", async () => {
@@ -198,6 +216,12 @@ describe(`${ChunkServer.name} over TLS`, () => {
     half.once('data', () => half.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])));
     expect((await gotHalf).toString('latin1')).toBe(`${STARTTLS_REPLY}\n`);
     await eventually(() => server.connectionCount === 0, 'the slot frees up again');
+    // and half a ClientHello as the first bytes, with no STARTTLS: closed without a byte
+    const bare = await dial();
+    const gotBare = collectUntilClosed(bare);
+    bare.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+    expect((await gotBare).length).toBe(0);
+    await eventually(() => server.connectionCount === 0, 'the slot frees up a third time');
     const s = await tls();
     s.send(get(2, bigCap));
     expectChunk(await s.readOne(), 2, chunkOf(big, 2));

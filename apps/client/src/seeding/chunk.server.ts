@@ -652,11 +652,13 @@ export class ChunkServer implements OnApplicationShutdown {
     });
     socket.setNoDelay(true);
     if (!this.identity) return this.serve(socket, watch, state);
-    void sniffStartTls(socket).then(
+    // a downloader of ours opens with the TLS handshake itself; STARTTLS is served too
+    void sniffStartTls(socket, { directTls: true }).then(
       (first) => {
         if (state.closing || socket.destroyed) return; // turned away meanwhile: that path has the socket
         if (first.kind === 'injected') return void socket.destroy(); // bytes in clear after STARTTLS: not one more
         if (first.kind === 'starttls') return this.upgrade(socket, watch, state);
+        if (first.kind === 'tls') return this.upgrade(socket, watch, state, first.head);
         this.serve(socket, watch, state, first.head, first.ended);
       },
       (err: unknown) => {
@@ -667,11 +669,12 @@ export class ChunkServer implements OnApplicationShutdown {
   }
 
   /**
-   * Answers `STARTTLS` and runs the handshake, presenting the client's identity and asking for no certificate; then
-   * serves the connection inside TLS as a new one (its first line decides its form). A handshake that fails or does
-   * not end in time closes the connection (the request timeout closes it too, as for a peer that sends nothing).
+   * Answers `STARTTLS` (or, given `head`, takes the handshake the peer opened with) and runs the handshake,
+   * presenting the client's identity and asking for no certificate; then serves the connection inside TLS as a new
+   * one (its first line decides its form). A handshake that fails or does not end in time closes the connection (the
+   * request timeout closes it too, as for a peer that sends nothing).
    */
-  private upgrade(socket: Socket, watch: ConnectionWatch, state: ConnectionForm): void {
+  private upgrade(socket: Socket, watch: ConnectionWatch, state: ConnectionForm, head?: Buffer): void {
     let context: SecureContext;
     try {
       context = this.tlsContext ??= serverContext(this.identity!.get());
@@ -681,7 +684,7 @@ export class ChunkServer implements OnApplicationShutdown {
     }
     state.handshaking = true;
     const timeoutMs = seederLimits(this.options).requestTimeoutMs || DEFAULT_SEEDER_LIMITS.requestTimeoutMs;
-    acceptTls(socket, { context, timeoutMs }).then(
+    acceptTls(socket, { context, timeoutMs, head }).then(
       (tls: TLSSocket) => {
         state.handshaking = false;
         if (state.closing || socket.destroyed) return void tls.destroy();

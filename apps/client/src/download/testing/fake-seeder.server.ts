@@ -69,10 +69,12 @@ export interface FakeSeederOptions {
   /** Extended form: sends its answers at about this many bytes per second (all connections together). */
   readonly bytesPerSecond?: number;
   /**
-   * Speaks TLS only, presenting this identity: a connection must start with `STARTTLS` (any other is closed), and
-   * is then served inside TLS.
+   * Speaks TLS only, presenting this identity: a connection must start with the TLS handshake or with `STARTTLS`
+   * (any other is closed), and is then served inside TLS.
    */
   readonly identity?: Identity;
+  /** With `identity`: takes only `STARTTLS`, closing a connection that opens with the handshake itself. */
+  readonly startTlsOnly?: boolean;
 }
 
 /** What the seed-form fake sends to a line it does not know, with `onUnknown: 'junk'`. */
@@ -87,8 +89,9 @@ export class FakeSeeder {
   connections = 0;
   /** `HELLO p2p-share/2` lines received as first lines. */
   hellos = 0;
-  /** Connections upgraded with STARTTLS (handshake done). */
+  /** Connections over TLS (handshake done), and those of them upgraded with STARTTLS. */
   tlsConnections = 0;
+  startTlsConnections = 0;
   /** Seed form: requests received and not yet answered now, and the most there were at once. */
   private unanswered = 0;
   peakUnanswered = 0;
@@ -187,11 +190,15 @@ export class FakeSeeder {
   }
 
   private async upgrade(socket: net.Socket, identity: Identity): Promise<void> {
-    const first = await sniffStartTls(socket);
-    if (first.kind !== 'starttls') return void socket.destroy();
-    const tls = await acceptTls(socket, { context: serverContext(identity), timeoutMs: 5_000 }).catch(() => undefined);
+    const first = await sniffStartTls(socket, { directTls: !this.options.startTlsOnly });
+    if (first.kind !== 'starttls' && first.kind !== 'tls') return void socket.destroy();
+    const head = first.kind === 'tls' ? first.head : undefined;
+    const tls = await acceptTls(socket, { context: serverContext(identity), timeoutMs: 5_000, head }).catch(
+      () => undefined,
+    );
     if (!tls) return;
     this.tlsConnections++;
+    if (!head) this.startTlsConnections++;
     this.sockets.add(tls);
     tls.on('close', () => this.sockets.delete(tls));
     tls.on('error', () => undefined);

@@ -1,5 +1,5 @@
 import { FrameDecoder, HELLO_LINE, HELLO_REPLY, parseChunkHeader, parseReplyHeader } from '@app/protocol';
-import { seederVerifier, startTlsClient } from '@app/tls';
+import { connectTls, seederVerifier, startTlsClient } from '@app/tls';
 import { connect, Socket } from 'node:net';
 
 /** One answer of a seeder, as a downloader reads it. */
@@ -108,6 +108,22 @@ export class ChunkSocket {
   static async openTls(port: number, fingerprint: string, form: ChunkSocketForm = 'extended'): Promise<ChunkSocket> {
     const raw = await ChunkSocket.dial(port);
     const tls = await startTlsClient(raw, {
+      peer: 'the test seeder',
+      timeoutMs: 5000,
+      verify: seederVerifier('the test seeder', fingerprint),
+    });
+    return new ChunkSocket(tls, form);
+  }
+
+  /** A connection that opens with the TLS handshake itself (no `STARTTLS` line), then as `openTls`. */
+  static async openDirectTls(
+    port: number,
+    fingerprint: string,
+    form: ChunkSocketForm = 'extended',
+  ): Promise<ChunkSocket> {
+    const tls = await connectTls({
+      host: '127.0.0.1',
+      port,
       peer: 'the test seeder',
       timeoutMs: 5000,
       verify: seederVerifier('the test seeder', fingerprint),
