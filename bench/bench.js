@@ -26,7 +26,7 @@
 //   BENCH_SWARM_MB=128            the swarm's file, MiB (quick: 16)
 //   BENCH_SWARM_RATE=8            every swarm client's upload cap, MB/s (10^6 bytes a second)
 //   BENCH_TLS_MB=256              the file of the tls section, downloaded over TLS and in clear (quick: 32)
-//   BENCH_TLS_ROUNDS=3            rounds of the tls section's two downloads, interleaved (quick: 1)
+//   BENCH_TLS_ROUNDS=5            rounds of the tls section's two downloads, interleaved (quick: 1)
 //   BENCH_TLS_CONNS=50            tracker connections of each kind (in clear, over TLS) in the tls section
 //   BENCH_TLS_SECONDS=3           length of each of its four closed-loop windows
 //   BENCH_SECTIONS=download,upload,tracker,scale,swarm,tls

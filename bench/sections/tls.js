@@ -33,7 +33,7 @@ const { fmt, mb, median, minMax, pctOf, summarize } = require('../lib/numbers');
 
 const config = {
   tlsFileMb: num('BENCH_TLS_MB', 256, 32),
-  tlsRounds: Math.max(1, num('BENCH_TLS_ROUNDS', 3, 1)),
+  tlsRounds: Math.max(1, num('BENCH_TLS_ROUNDS', 5, 1)),
   tlsConns: num('BENCH_TLS_CONNS', 50, 20),
   tlsLoadSeconds: num('BENCH_TLS_SECONDS', 3, 2),
 };
