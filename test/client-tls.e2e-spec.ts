@@ -1,6 +1,6 @@
 import { fingerprintOf } from '@app/tls';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CLIENT_MAIN,
@@ -88,6 +88,20 @@ describe('client TLS: identity, trust on first use, --no-tls', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/logged in as bea/);
     expect(again.stdout).not.toContain('trusting tracker');
+  }, 60_000);
+
+  it('stops with one error line and status 2 when its data directory cannot hold an identity', async () => {
+    const blocker = join(net.dir, 'a-file');
+    writeFileSync(blocker, 'in the way\n');
+    const dataDir = join(blocker, 'state');
+    const r = spawnSync(process.execPath, [CLIENT_MAIN, '127.0.0.1:1', net.infoFile, '--data-dir', dataDir], {
+      input: '',
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 2, stdout: '' });
+    expect(r.stderr).toMatch(new RegExp(`^error: cannot keep an identity in ${dataDir}: ENOTDIR[^\n]*\n$`));
+    expect(readFileSync(blocker, 'utf8')).toBe('in the way\n');
   }, 60_000);
 
   it('--no-tls warns once at start and talks to the tracker in plain text', async () => {

@@ -1,5 +1,6 @@
 import { Identity, loadOrCreateIdentity } from '@app/tls';
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LineSocket } from '../apps/tracker/src/testing/line-socket';
 import { Proc, removeDir, startTrackerReady, TRACKER_MAIN, trackerNetwork } from './support/processes';
@@ -59,6 +60,19 @@ describe('tracker over TLS', () => {
     conns.push(c);
     expect(seen).toEqual([printed]);
     expect(printFingerprint()).toBe(printed);
+  });
+
+  it('stops with one error line and status 2 when its data directory cannot hold an identity', () => {
+    const blocker = join(net.dir, 'a-file');
+    writeFileSync(blocker, 'in the way\n');
+    const bad = join(blocker, 'data');
+    const r = spawnSync(process.execPath, [TRACKER_MAIN, net.infoFile, '1', '--data-dir', bad], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^error: cannot use the data directory ${bad}: ENOTDIR[^\\n]*\\n$`));
+    expect(readFileSync(blocker, 'utf8')).toBe('in the way\n');
   });
 
   it('without --require-tls: a seed-form client logs in in plain text as before, and over TLS too', async () => {

@@ -95,9 +95,14 @@ function checkSchema(config: TrackerConfig): void {
   try {
     assertKnownSchema(storedSchemaVersion(join(config.dataDir, 'tracker.db')));
   } catch (err) {
-    if (!(err instanceof NewerSchemaError)) throw err;
-    process.stderr.write(`error: ${err.message}\n`);
-    process.exit(1);
+    if (err instanceof NewerSchemaError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(1);
+    }
+    // a data directory that cannot be read: one line, not a stack trace
+    if ((err as NodeJS.ErrnoException).code === undefined) throw err;
+    process.stderr.write(`error: cannot use the data directory ${config.dataDir}: ${(err as Error).message}\n`);
+    process.exit(2);
   }
 }
 

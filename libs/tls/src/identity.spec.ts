@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fingerprintOf, IDENTITY_CERT_FILE, IDENTITY_KEY_FILE, IdentityError, loadOrCreateIdentity } from './identity';
@@ -39,6 +39,21 @@ describe('loadOrCreateIdentity', () => {
     chmodSync(made.keyFile, 0o644);
     expect(() => loadOrCreateIdentity(dir, 'c')).toThrow(IdentityError);
     expect(() => loadOrCreateIdentity(dir, 'c')).toThrow(`chmod 600 ${made.keyFile}`);
+  });
+
+  it('says which directory it cannot keep an identity in, and leaves nothing behind', () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const err = (() => {
+      try {
+        loadOrCreateIdentity(join(file, 'data'), 'client');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(IdentityError);
+    expect((err as Error).message).toMatch(new RegExp(`^cannot keep an identity in ${join(file, 'data')}: ENOTDIR`));
+    expect(readdirSync(dir)).toEqual(['a-file']);
   });
 
   it('refuses half an identity instead of silently making a new one', () => {

@@ -58,6 +58,18 @@ export function fingerprintOf(cert: Buffer | string): string {
  * silently replaced.
  */
 export function loadOrCreateIdentity(dir: string, commonName: string): Identity {
+  try {
+    return loadOrCreate(dir, commonName);
+  } catch (err) {
+    if (err instanceof IdentityError) throw err;
+    // a directory that cannot be made, read or written (a file in the way, no permission, a full disk)
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined) throw err;
+    throw new IdentityError(`cannot keep an identity in ${dir}: ${(err as Error).message}`);
+  }
+}
+
+function loadOrCreate(dir: string, commonName: string): Identity {
   const keyFile = join(dir, IDENTITY_KEY_FILE);
   const certFile = join(dir, IDENTITY_CERT_FILE);
   const hasKey = exists(keyFile);
