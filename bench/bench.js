@@ -28,7 +28,7 @@
 //   BENCH_TLS_MB=256              the file of the tls section, downloaded over TLS and in clear (quick: 32)
 //   BENCH_TLS_ROUNDS=5            rounds of the tls section's two downloads, interleaved (quick: 1)
 //   BENCH_TLS_CONNS=50            tracker connections of each kind (in clear, over TLS) in the tls section
-//   BENCH_TLS_SECONDS=3           length of each of its four closed-loop windows
+//   BENCH_TLS_SECONDS=3           length of each of its eight closed-loop windows
 //   BENCH_SECTIONS=download,upload,tracker,scale,swarm,tls
 //   BENCH_CPU_PROF=<dir>          run the clients and trackers with --cpu-prof into <dir>
 //   BENCH_RESULTS=<dir>           where results go (default bench/results)

@@ -169,6 +169,10 @@ describe('STARTTLS', () => {
       });
     }
 
+    /** What `connectTls` to port `to` rejects with (no certificate is checked: only failures matter here). */
+    const failureOf = (peer: string, timeoutMs = 2000, to = port) =>
+      connectTls({ host: '127.0.0.1', port: to, peer, timeoutMs, verify: () => undefined }).catch((e: unknown) => e);
+
     it('connects, checks the server by fingerprint, and reads into the buffers the caller names', async () => {
       const sniffed = directServer();
       const seen: string[] = [];
@@ -234,13 +238,7 @@ describe('STARTTLS', () => {
 
     it('reads the handshake as plain bytes where the server does not take it', async () => {
       const sniffed = echoServer(false);
-      const err = await connectTls({
-        host: '127.0.0.1',
-        port,
-        peer: 'old',
-        timeoutMs: 2000,
-        verify: () => undefined,
-      }).catch((e: unknown) => e);
+      const err = await failureOf('old');
       const first = await sniffed;
       expect(first.kind).toBe('plain');
       expect(first.kind === 'plain' && first.head[0]).toBe(TLS_HANDSHAKE_RECORD);
@@ -251,24 +249,12 @@ describe('STARTTLS', () => {
 
     it('tells a handshake answered with a line in clear, one with no answer in time, and no connection apart', async () => {
       onConnection = (socket) => socket.resume().end('ERR BUSY too many connections; try later\n');
-      const busy = await connectTls({
-        host: '127.0.0.1',
-        port,
-        peer: 'b',
-        timeoutMs: 2000,
-        verify: () => undefined,
-      }).catch((e: unknown) => e);
+      const busy = await failureOf('b');
       expect(busy).toBeInstanceOf(TlsHandshakeError);
       expect((busy as TlsHandshakeError).timedOut).toBe(false);
 
       onConnection = (socket) => void socket.resume(); // reads and never answers
-      const silent = await connectTls({
-        host: '127.0.0.1',
-        port,
-        peer: 's',
-        timeoutMs: 200,
-        verify: () => undefined,
-      }).catch((e: unknown) => e);
+      const silent = await failureOf('s', 200);
       expect(silent).toBeInstanceOf(TlsHandshakeError);
       expect((silent as TlsHandshakeError).timedOut).toBe(true);
       expect((silent as Error).message).toBe('TLS with s: no handshake within 200 ms');
@@ -277,13 +263,7 @@ describe('STARTTLS', () => {
       await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
       const unused = (closed.address() as AddressInfo).port;
       await new Promise((resolve) => closed.close(resolve));
-      const refused = await connectTls({
-        host: '127.0.0.1',
-        port: unused,
-        peer: 'gone',
-        timeoutMs: 2000,
-        verify: () => undefined,
-      }).catch((e: unknown) => e);
+      const refused = await failureOf('gone', 2000, unused);
       expect(refused).toBeInstanceOf(TlsConnectError);
       expect((refused as Error).message).toMatch(/^cannot connect to gone: .*ECONNREFUSED/);
     });

@@ -73,8 +73,6 @@ export interface FakeSeederOptions {
    * (any other is closed), and is then served inside TLS.
    */
   readonly identity?: Identity;
-  /** With `identity`: takes only `STARTTLS`, closing a connection that opens with the handshake itself. */
-  readonly startTlsOnly?: boolean;
 }
 
 /** What the seed-form fake sends to a line it does not know, with `onUnknown: 'junk'`. */
@@ -89,9 +87,8 @@ export class FakeSeeder {
   connections = 0;
   /** `HELLO p2p-share/2` lines received as first lines. */
   hellos = 0;
-  /** Connections over TLS (handshake done), and those of them upgraded with STARTTLS. */
+  /** Connections over TLS (handshake done). */
   tlsConnections = 0;
-  startTlsConnections = 0;
   /** Seed form: requests received and not yet answered now, and the most there were at once. */
   private unanswered = 0;
   peakUnanswered = 0;
@@ -190,7 +187,7 @@ export class FakeSeeder {
   }
 
   private async upgrade(socket: net.Socket, identity: Identity): Promise<void> {
-    const first = await sniffStartTls(socket, { directTls: !this.options.startTlsOnly });
+    const first = await sniffStartTls(socket, { directTls: true });
     if (first.kind !== 'starttls' && first.kind !== 'tls') return void socket.destroy();
     const head = first.kind === 'tls' ? first.head : undefined;
     const tls = await acceptTls(socket, { context: serverContext(identity), timeoutMs: 5_000, head }).catch(
@@ -198,7 +195,6 @@ export class FakeSeeder {
     );
     if (!tls) return;
     this.tlsConnections++;
-    if (!head) this.startTlsConnections++;
     this.sockets.add(tls);
     tls.on('close', () => this.sockets.delete(tls));
     tls.on('error', () => undefined);
